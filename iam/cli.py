@@ -1,0 +1,30 @@
+"""`bootstrap-account`: create an account's roles, keys, buckets and registry group, planned first."""
+
+from __future__ import annotations
+
+import click
+
+from promote.clikit import ToolkitCommand, environment_options, output_option
+
+
+@click.command(cls=ToolkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@environment_options
+@click.option("--account", "account_kind", required=True, type=click.Choice(["dev", "prod", "registry"]),
+              help="Which account to bootstrap: the environment's own (dev or prod) or the registry.")
+@click.option("--plan", "mode", flag_value="plan", default=True,
+              help="Show what would be created, changed or left alone, and write nothing (default).")
+@click.option("--apply", "mode", flag_value="apply", help="Execute the plan.")
+@output_option
+def main(env, profile, account_kind, mode, output):
+    """Bootstrap one AWS account for the MLOps toolkit: run once per account by an admin.
+
+    \b
+    dev       KMS key (prod may decrypt), SageMaker execution role, Lambda role, data bucket
+    prod      the same, plus cross-account-jenkins-role, EventBridge role, Terraform state
+    registry  artifacts bucket and policy, model package group and policy, approver role
+
+    Re-running --apply on a bootstrapped account changes nothing and says so.
+    """
+    from iam.bootstrap import run_bootstrap
+    run_bootstrap(env, account_kind, mode=mode, output=output, profile=profile)
+

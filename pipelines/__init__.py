@@ -1,0 +1,1 @@
+"""SageMaker pipeline definitions (train, train-with-HPO, inference) and their step scripts."""

@@ -1,0 +1,1 @@
+"""Promotion: cross-account sessions, the central registry, pipeline upsert, Terraform, approvals."""

@@ -1,0 +1,81 @@
+"""`promote`: approve or reject versions in the central registry, show status and lineage, apply infra."""
+
+from __future__ import annotations
+
+import click
+
+from promote.clikit import ToolkitGroup, environment_options, output_option
+from promote.errors import NotImplementedYet
+
+
+@click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Move model versions through the central registry and deploy the prod infrastructure.
+
+    Approvals act as the approver role in the registry account and are refused when the approver
+    registered the version (separation of duties). Every decision is recorded on the version.
+    """
+
+
+@main.command("list")
+@environment_options
+@output_option
+def list_versions(env, profile, output):
+    """List the versions in the environment's model package group, newest first."""
+    raise NotImplementedYet("promote list")
+
+
+@main.command()
+@environment_options
+@output_option
+def status(env, profile, output):
+    """Versions with status, metrics, who registered/approved them, and where they run."""
+    raise NotImplementedYet("promote status")
+
+
+@main.command()
+@environment_options
+@click.option("--version", "version", required=True, type=int, help="Model package version number.")
+@click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
+@output_option
+def approve(env, profile, version, reason, output):
+    """Approve a version as the approver role (refused for the principal that registered it)."""
+    raise NotImplementedYet("promote approve")
+
+
+@main.command()
+@environment_options
+@click.option("--version", "version", required=True, type=int, help="Model package version number.")
+@click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
+@output_option
+def reject(env, profile, version, reason, output):
+    """Reject a version as the approver role."""
+    raise NotImplementedYet("promote reject")
+
+
+@main.command()
+@environment_options
+@click.option("--version", "version", required=True, type=int, help="Model package version number.")
+@output_option
+def lineage(env, profile, version, output):
+    """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
+    raise NotImplementedYet("promote lineage")
+
+
+@main.command()
+@environment_options
+@click.option("--version", "version", required=True, type=int, help="Model package version number.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
+def report(env, profile, version, out_dir):
+    """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
+    raise NotImplementedYet("promote report")
+
+
+@main.command()
+@environment_options
+@click.option("--plan", "mode", flag_value="plan", default=True, help="Show and save the plan (default).")
+@click.option("--apply", "mode", flag_value="apply", help="Apply mlops-infra/ (schedule, retrain rule, SNS).")
+@click.option("--destroy", "mode", flag_value="destroy", help="Destroy what mlops-infra/ created.")
+def infra(env, profile, mode):
+    """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment."""
+    raise NotImplementedYet(f"promote infra --{mode}")

@@ -1,0 +1,91 @@
+"""What every console command shares: environment options, one-line errors at the edge, output.
+
+Commands stay thin (parse, call a library function, render). Only click is imported here: a
+command's `--help` must not pay for boto3 or the SageMaker SDK.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from promote.errors import ToolkitError
+
+
+class _ErrorEdge:
+    """Renders toolkit failures as one line on stderr with the right exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ToolkitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            line = _client_error_line(exc)
+            if line is None:
+                raise
+            click.echo(f"error: {line}", err=True)
+            ctx.exit(1)
+
+
+class ToolkitGroup(_ErrorEdge, click.Group):
+    """A command group with the toolkit's error edge."""
+
+
+class ToolkitCommand(_ErrorEdge, click.Command):
+    """A single command with the toolkit's error edge."""
+
+
+def _client_error_line(exc) -> str | None:
+    """botocore's ClientError as one line, without importing botocore when it was never used."""
+    botocore_exceptions = sys.modules.get("botocore.exceptions")
+    if botocore_exceptions is None:
+        return None
+    if isinstance(exc, botocore_exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return f"{exc.operation_name} failed: {err.get('Code', '?')}: {err.get('Message', '')}"
+    if isinstance(exc, (botocore_exceptions.EndpointConnectionError, botocore_exceptions.NoCredentialsError)):
+        return str(exc)
+    return None
+
+
+def environment_options(func):
+    """--env, --env-dir, --backend and --profile, loaded into an Environment passed as `env`."""
+    @click.option("--env", "env_name", required=True, metavar="ENV",
+                  help="Environment name (a file in environments/) or a path to its YAML file.")
+    @click.option("--env-dir", type=click.Path(file_okay=False), default=None,
+                  help="Directory of environment files (default: $MLOPS_ENV_DIR or ./environments).")
+    @click.option("--backend", type=click.Choice(["sandbox", "aws"]), default=None,
+                  help="Override the environment's backend: the embedded sandbox or real AWS.")
+    @click.option("--profile", default=None,
+                  help="AWS profile to act as (on the sandbox: an account label such as registry).")
+    @functools.wraps(func)
+    def wrapper(*args, env_name, env_dir, backend, profile, **kwargs):
+        from promote.config import load_environment
+        env = load_environment(env_name, env_dir=env_dir, backend=backend)
+        return func(*args, env=env, profile=profile, **kwargs)
+    return wrapper
+
+
+def output_option(func):
+    return click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="text for people, json for machines.")(func)
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A plain aligned text table."""
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,460 @@
+"""Environment files (environments/<name>.yaml): loading, validation, and the names derived from them.
+
+Every command reads one environment. A bad file fails with one line naming the file, the field and
+the value (ConfigError, exit code 2) before anything touches AWS or the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promote.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("sandbox", "aws")
+KINDS = ("dev", "prod")
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user)/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_KMS_ALIAS = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((.+)\)$")
+_DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.+|[^:]+\.csv)$")
+
+
+@dataclass(frozen=True)
+class Roles:
+    execution: str
+    lambda_: str
+    events: str
+    jenkins: str
+    approver: str
+
+
+@dataclass(frozen=True)
+class Jenkins:
+    principal_arn: str
+    external_id: str
+
+    @property
+    def account_id(self) -> str:
+        return self.principal_arn.split(":")[4]
+
+
+@dataclass(frozen=True)
+class Buckets:
+    artifacts: str
+    registry: str
+    terraform_state: str
+
+
+@dataclass(frozen=True)
+class HpoRange:
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    values: tuple = ()
+
+
+@dataclass(frozen=True)
+class Training:
+    dataset: str = "builtin:breast-cancer"
+    target: str = "diagnosis"
+    features: tuple | str = "all"
+    categorical: tuple = ()
+    missing_values: tuple = ("?",)
+    instance_type: str = "ml.m5.large"
+    auc_threshold: float = 0.9
+    champion_tolerance: float = 0.02
+    hyperparameters: dict = field(default_factory=lambda: {"max_depth": 4, "eta": 0.2, "num_round": 60})
+    hpo_max_jobs: int = 4
+    hpo_max_parallel_jobs: int = 2
+    hpo_ranges: tuple = (
+        HpoRange("max_depth", "integer", 2, 6),
+        HpoRange("eta", "continuous", 0.05, 0.5),
+    )
+
+
+@dataclass(frozen=True)
+class Inference:
+    input: str = "builtin:breast-cancer-batch"
+    instance_type: str = "ml.m5.large"
+    drift_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One validated environment file. Names (ARNs, role names) are derived here and nowhere else."""
+
+    name: str
+    kind: str
+    backend: str
+    region: str
+    project: str
+    accounts: dict
+    account: str
+    roles: Roles
+    jenkins: Jenkins
+    buckets: Buckets
+    terraform_lock_table: str
+    kms_key_alias: str
+    model_package_group: str
+    pipelines: dict
+    schedule: str
+    notification_emails: tuple
+    training: Training
+    inference: Inference
+    source: Path
+
+    @property
+    def account_id(self) -> str:
+        return self.accounts[self.account]
+
+    @property
+    def registry_account_id(self) -> str:
+        return self.accounts["registry"]
+
+    @property
+    def workload_accounts(self) -> dict:
+        """Accounts on the promotion path that train or serve (every account but the registry)."""
+        return {k: v for k, v in self.accounts.items() if k != "registry"}
+
+    @property
+    def partition(self) -> str:
+        return "aws-us-gov" if "-gov-" in self.region else "aws"
+
+    def role_arn(self, role: str, account_id: str | None = None) -> str:
+        """ARN of one of the environment's roles (`execution`, `lambda`, `events`, `jenkins`, `approver`)."""
+        name = getattr(self.roles, "lambda_" if role == "lambda" else role)
+        if account_id is None:
+            account_id = self.registry_account_id if role == "approver" else self.account_id
+        return f"arn:{self.partition}:iam::{account_id}:role/{name}"
+
+    @property
+    def model_package_group_arn(self) -> str:
+        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.registry_account_id}:"
+                f"model-package-group/{self.model_package_group}")
+
+    def pipeline_arn(self, which: str) -> str:
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:pipeline/{self.pipelines[which]}"
+
+    @property
+    def sandbox_accounts(self) -> dict:
+        """Every account this environment touches, with a label: what the sandbox must pre-seed."""
+        accounts = dict(self.accounts)
+        accounts.setdefault("jenkins", self.jenkins.account_id)
+        return accounts
+
+
+def environments_dir(env_dir: str | os.PathLike | None = None) -> Path:
+    """Where environment files live: --env-dir, $MLOPS_ENV_DIR, ./environments, or the repository's."""
+    if env_dir:
+        return Path(env_dir)
+    if os.environ.get("MLOPS_ENV_DIR"):
+        return Path(os.environ["MLOPS_ENV_DIR"])
+    local = Path.cwd() / "environments"
+    return local if local.is_dir() else REPO_ROOT / "environments"
+
+
+def environment_path(name_or_path: str, env_dir=None) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    directory = environments_dir(env_dir)
+    path = directory / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise ConfigError(f"no environment '{name_or_path}' in {directory} (known: {', '.join(known) or 'none'})",
+                          field="--env")
+    return path
+
+
+def list_environments(env_dir=None) -> list[str]:
+    return sorted(p.stem for p in environments_dir(env_dir).glob("*.yaml"))
+
+
+def load_environment(name_or_path: str, env_dir=None, backend: str | None = None) -> Environment:
+    """Load and validate one environment. `backend` (from --backend) overrides the file's value."""
+    path = environment_path(name_or_path, env_dir)
+    display = _display_path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", source=display) from None
+    return parse_environment(text, display, path, backend=backend)
+
+
+def parse_environment(text: str, display: str, path: Path | None = None, backend: str | None = None) -> Environment:
+    import yaml  # only commands that read config pay for it
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "document"
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})", source=display) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of fields at the top level", source=display)
+    env = _Validator(data, display).environment(path or Path(display))
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"'{backend}' is not one of {', '.join(BACKENDS)}", field="--backend")
+        env = _replace(env, backend=backend)
+    return env
+
+
+def _replace(env: Environment, **changes) -> Environment:
+    from dataclasses import replace
+    return replace(env, **changes)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+_TOP_LEVEL = {"environment", "kind", "backend", "region", "project", "accounts", "account", "roles", "jenkins",
+              "buckets", "terraform", "kms", "model_package_group", "pipelines", "schedule", "notifications",
+              "training", "inference"}
+
+
+class _Validator:
+    """Walks the parsed YAML; each check names the dotted field path and the offending value."""
+
+    def __init__(self, data: dict, source: str):
+        self.data = data
+        self.source = source
+
+    def fail(self, field_path: str, message: str):
+        raise ConfigError(message, source=self.source, field=field_path)
+
+    def section(self, data: dict, path: str, allowed: set, required: set) -> dict:
+        if not isinstance(data, dict):
+            self.fail(path, f"expected a mapping, got {_show(data)}")
+        for key in data:
+            if key not in allowed:
+                self.fail(f"{path}.{key}" if path else str(key),
+                          f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+        for key in sorted(required):
+            if data.get(key) is None:
+                self.fail(f"{path}.{key}" if path else key, "required field is missing")
+        return data
+
+    def match(self, value, path: str, pattern: re.Pattern, what: str) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            self.fail(path, f"{_show(value)} is not {what}")
+        return value
+
+    def number(self, value, path: str, low: float, high: float, integer=False):
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not (low <= value <= high):
+            kind = "a whole number" if integer else "a number"
+            self.fail(path, f"{_show(value)} is not {kind} between {low} and {high}")
+        return value
+
+    def string_list(self, value, path: str, pattern: re.Pattern | None = None, what: str = "") -> tuple:
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list, got {_show(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or (pattern and not pattern.match(item)):
+                self.fail(f"{path}[{i}]", f"{_show(item)} is not {what or 'a string'}")
+        return tuple(value)
+
+    def account_id(self, value, path: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.fail(path, f"{value} must be quoted: account ids are 12-digit strings (a number loses leading zeros)")
+        return self.match(value, path, _ACCOUNT_ID, "a 12-digit AWS account id")
+
+    def environment(self, path: Path) -> Environment:
+        d = self.section(self.data, "", _TOP_LEVEL, _TOP_LEVEL - {"training", "inference", "notifications"})
+        name = self.match(d["environment"], "environment", _ENV_NAME, "an environment name (lowercase, digits, -)")
+        if path.stem != name and path.suffix in (".yaml", ".yml"):
+            self.fail("environment", f"'{name}' does not match the file name '{path.name}'")
+        kind = d["kind"]
+        if kind not in KINDS:
+            self.fail("kind", f"{_show(kind)} is not one of {', '.join(KINDS)}")
+        backend = d["backend"]
+        if backend not in BACKENDS:
+            self.fail("backend", f"{_show(backend)} is not one of {', '.join(BACKENDS)}")
+        region = self.match(d["region"], "region", _REGION, "an AWS region name like eu-west-1")
+        project = self.match(d["project"], "project", _PROJECT, "a project name (3-32 lowercase letters, digits, -)")
+
+        accounts = self.section(d["accounts"], "accounts", set(d["accounts"]) if isinstance(d["accounts"], dict)
+                                else set(), {"registry"})
+        for label, value in accounts.items():
+            self.match(label, f"accounts.{label}", _ENV_NAME, "an account label (lowercase, digits, -)")
+            self.account_id(value, f"accounts.{label}")
+        account = d["account"]
+        if account not in accounts or account == "registry":
+            choices = ", ".join(k for k in accounts if k != "registry")
+            self.fail("account", f"{_show(account)} is not a workload account in 'accounts' (one of: {choices})")
+        if accounts[account] == accounts["registry"]:
+            self.fail("accounts.registry", f"'{accounts['registry']}' is the same account as accounts.{account}: "
+                                           "the registry must be a separate account")
+
+        r = self.section(d["roles"], "roles", {"execution", "lambda", "events", "jenkins", "approver"},
+                         {"execution", "lambda", "events", "jenkins", "approver"})
+        roles = Roles(**{("lambda_" if k == "lambda" else k): self.match(v, f"roles.{k}", _ROLE_NAME, "an IAM role name")
+                         for k, v in r.items()})
+
+        j = self.section(d["jenkins"], "jenkins", {"principal_arn", "external_id"}, {"principal_arn", "external_id"})
+        jenkins = Jenkins(
+            principal_arn=self.match(j["principal_arn"], "jenkins.principal_arn", _PRINCIPAL_ARN,
+                                     "an IAM role or user ARN (arn:aws:iam::123456789012:role/NAME)"),
+            external_id=self.match(j["external_id"], "jenkins.external_id", _EXTERNAL_ID,
+                                   "an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)"))
+
+        b = self.section(d["buckets"], "buckets", {"artifacts", "registry", "terraform_state"},
+                         {"artifacts", "registry", "terraform_state"})
+        buckets = Buckets(**{k: self.match(v, f"buckets.{k}", _BUCKET, "a valid S3 bucket name") for k, v in b.items()})
+        if len({buckets.artifacts, buckets.registry, buckets.terraform_state}) < 3:
+            self.fail("buckets", "artifacts, registry and terraform_state must be three different buckets")
+
+        t = self.section(d["terraform"], "terraform", {"lock_table"}, {"lock_table"})
+        lock_table = self.match(t["lock_table"], "terraform.lock_table", _TABLE, "a DynamoDB table name")
+        k = self.section(d["kms"], "kms", {"key_alias"}, {"key_alias"})
+        key_alias = self.match(k["key_alias"], "kms.key_alias", _KMS_ALIAS,
+                               "a customer-managed KMS alias (alias/NAME, not alias/aws/...)")
+        group = self.match(d["model_package_group"], "model_package_group", _SAGEMAKER_NAME,
+                           "a model package group name (letters, digits, -; at most 63)")
+        p = self.section(d["pipelines"], "pipelines", {"train", "hpo", "inference"}, {"train", "hpo", "inference"})
+        pipelines = {k: self.match(v, f"pipelines.{k}", _SAGEMAKER_NAME,
+                                   "a pipeline name (letters, digits, -; at most 63)") for k, v in p.items()}
+        if len(set(pipelines.values())) < 3:
+            self.fail("pipelines", "train, hpo and inference must have three different names")
+        schedule = self._schedule(d["schedule"])
+
+        n = self.section(d.get("notifications") or {}, "notifications", {"emails"}, set())
+        emails = self.string_list(n.get("emails", []), "notifications.emails", _EMAIL, "an email address")
+
+        return Environment(
+            name=name, kind=kind, backend=backend, region=region, project=project, accounts=dict(accounts),
+            account=account, roles=roles, jenkins=jenkins, buckets=buckets, terraform_lock_table=lock_table,
+            kms_key_alias=key_alias, model_package_group=group, pipelines=pipelines, schedule=schedule,
+            notification_emails=emails, training=self._training(d.get("training") or {}),
+            inference=self._inference(d.get("inference") or {}), source=path)
+
+    def _schedule(self, value) -> str:
+        if not isinstance(value, str):
+            self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
+        rate = _RATE.match(value)
+        if rate:
+            count, unit = int(rate.group(1)), rate.group(2)
+            if count == 0 or (count == 1) != (not unit.endswith("s")):
+                self.fail("schedule", f"{_show(value)} is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1")
+            return value
+        cron = _CRON.match(value)
+        if not cron:
+            self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            self.fail("schedule", f"{_show(value)} has {len(fields)} fields; EventBridge cron needs 6 "
+                                  "(minutes hours day-of-month month day-of-week year)")
+        if "?" not in (fields[2], fields[4]):
+            self.fail("schedule", f"{_show(value)}: one of day-of-month or day-of-week must be '?'")
+        allowed = re.compile(r"^[0-9A-Za-z*?,/#L W-]+$")
+        for part in fields:
+            if not allowed.match(part):
+                self.fail("schedule", f"{_show(value)}: field '{part}' has characters cron does not accept")
+        return value
+
+    def _training(self, data) -> Training:
+        allowed = {"dataset", "target", "features", "categorical", "missing_values", "instance_type",
+                   "auc_threshold", "champion_tolerance", "hyperparameters", "hpo"}
+        t = self.section(data, "training", allowed, set())
+        default = Training()
+        values: dict[str, Any] = {}
+        if "dataset" in t:
+            values["dataset"] = self.match(t["dataset"], "training.dataset", _DATASET,
+                                           "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)")
+        if "target" in t:
+            values["target"] = self.match(t["target"], "training.target", re.compile(r"^\S.{0,127}$"), "a column name")
+        if "features" in t:
+            values["features"] = ("all" if t["features"] == "all"
+                                  else self.string_list(t["features"], "training.features", None, "a column name"))
+        for key in ("categorical", "missing_values"):
+            if key in t:
+                values[key] = self.string_list(t[key], f"training.{key}")
+        if "instance_type" in t:
+            values["instance_type"] = self.match(t["instance_type"], "training.instance_type", _INSTANCE_TYPE,
+                                                 "a SageMaker instance type like ml.m5.large")
+        for key in ("auc_threshold", "champion_tolerance"):
+            if key in t:
+                values[key] = float(self.number(t[key], f"training.{key}", 0, 1))
+        if "hyperparameters" in t:
+            hp = t["hyperparameters"]
+            if not isinstance(hp, dict):
+                self.fail("training.hyperparameters", f"expected a mapping, got {_show(hp)}")
+            for key, value in hp.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    self.fail(f"training.hyperparameters.{key}", f"{_show(value)} is not a number or string")
+            values["hyperparameters"] = dict(hp)
+        if "hpo" in t:
+            values.update(self._hpo(t["hpo"], default))
+        return Training(**{**default.__dict__, **values})
+
+    def _hpo(self, data, default: Training) -> dict:
+        h = self.section(data, "training.hpo", {"max_jobs", "max_parallel_jobs", "ranges"}, set())
+        max_jobs = self.number(h.get("max_jobs", default.hpo_max_jobs), "training.hpo.max_jobs", 1, 100, integer=True)
+        parallel = self.number(h.get("max_parallel_jobs", default.hpo_max_parallel_jobs),
+                               "training.hpo.max_parallel_jobs", 1, max_jobs, integer=True)
+        ranges = default.hpo_ranges
+        if "ranges" in h:
+            if not isinstance(h["ranges"], dict) or not h["ranges"]:
+                self.fail("training.hpo.ranges", f"expected a non-empty mapping, got {_show(h['ranges'])}")
+            parsed = []
+            for name, spec in h["ranges"].items():
+                path = f"training.hpo.ranges.{name}"
+                s = self.section(spec, path, {"type", "min", "max", "values"}, {"type"})
+                if s["type"] in ("integer", "continuous"):
+                    integer = s["type"] == "integer"
+                    if "min" not in s or "max" not in s:
+                        self.fail(path, f"a {s['type']} range needs min and max")
+                    low = self.number(s["min"], f"{path}.min", -1e12, 1e12, integer)
+                    high = self.number(s["max"], f"{path}.max", -1e12, 1e12, integer)
+                    if low >= high:
+                        self.fail(path, f"min {low} must be below max {high}")
+                    parsed.append(HpoRange(name, s["type"], low, high))
+                elif s["type"] == "categorical":
+                    parsed.append(HpoRange(name, "categorical", values=self.string_list(s.get("values"),
+                                                                                        f"{path}.values")))
+                else:
+                    self.fail(f"{path}.type", f"{_show(s['type'])} is not one of integer, continuous, categorical")
+            ranges = tuple(parsed)
+        return {"hpo_max_jobs": max_jobs, "hpo_max_parallel_jobs": parallel, "hpo_ranges": ranges}
+
+    def _inference(self, data) -> Inference:
+        i = self.section(data, "inference", {"input", "instance_type", "drift_threshold"}, set())
+        default = Inference()
+        return Inference(
+            input=self.match(i.get("input", default.input), "inference.input", _DATASET,
+                             "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)"),
+            instance_type=self.match(i.get("instance_type", default.instance_type), "inference.instance_type",
+                                     _INSTANCE_TYPE, "a SageMaker instance type like ml.m5.large"),
+            drift_threshold=float(self.number(i.get("drift_threshold", default.drift_threshold),
+                                              "inference.drift_threshold", 0.0001, 10)))
+
+
+def _show(value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    return repr(value)

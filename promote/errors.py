@@ -1,0 +1,49 @@
+"""Failures a user can act on, each rendered once at the CLI edge as one line.
+
+Exit code 2 means the input was wrong (config, arguments); 1 means an operation failed.
+"""
+
+
+class ToolkitError(Exception):
+    """Base class: `str(error)` is the one line shown to the user."""
+
+    exit_code = 1
+
+
+class ConfigError(ToolkitError):
+    """An environment file or a command-line value is invalid: names the file, field and value."""
+
+    exit_code = 2
+
+    def __init__(self, message, *, source=None, field=None):
+        self.source = source
+        self.field = field
+        prefix = ": ".join(str(p) for p in (source, field) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class AccessDenied(ToolkitError):
+    """AWS (or the sandbox) refused a call; names the principal and the action when known."""
+
+
+class SandboxError(ToolkitError):
+    """The embedded sandbox could not be started, reached or stopped."""
+
+
+class NotImplementedYet(ToolkitError):
+    """A command path that exists in the CLI but is not built yet says so instead of pretending."""
+
+    def __init__(self, what):
+        super().__init__(f"{what} is not implemented yet")
+
+
+class NoApprovedModel(ToolkitError):
+    """The registry holds no Approved package in the group the environment names."""
+
+
+class DriftDetected(ToolkitError):
+    """The data-drift check found violations against the approved model's baseline."""
+
+
+class PipelineFailed(ToolkitError):
+    """A pipeline execution ended Failed or Stopped."""

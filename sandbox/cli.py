@@ -1,0 +1,100 @@
+"""`sandbox`: start, stop, inspect and reset the embedded multi-account AWS."""
+
+from __future__ import annotations
+
+import click
+
+from promote.clikit import ToolkitGroup, emit_json, output_option, table
+
+
+@click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """The embedded multi-account AWS on 127.0.0.1 (moto plus the cross-account behaviour it lacks).
+
+    State lives as long as the server and survives `down`/`up` (snapshotted to $MLOPS_SANDBOX_HOME,
+    default ~/.mlops-sandbox). Commands whose environment says `backend: sandbox` start it on demand.
+    """
+
+
+def _accounts_of_environments(env_dir):
+    from promote.config import list_environments, load_environment
+    accounts = {}
+    for name in list_environments(env_dir):
+        for label, account_id in load_environment(name, env_dir=env_dir).sandbox_accounts.items():
+            accounts.setdefault(label, account_id)
+    return accounts
+
+
+@main.command()
+@click.option("--env-dir", type=click.Path(file_okay=False), default=None,
+              help="Seed the accounts named by these environment files (default: ./environments).")
+@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
+@output_option
+def up(env_dir, port, output):
+    """Start the sandbox (or reuse the running one) and seed the environments' accounts."""
+    from sandbox import client
+    status = client.up(_accounts_of_environments(env_dir), port=port)
+    _show(status, output)
+
+
+@main.command()
+@click.option("--discard", is_flag=True, help="Do not snapshot: the next `up` starts empty.")
+def down(discard):
+    """Stop the sandbox, keeping its state for the next `up` unless --discard."""
+    from sandbox import client
+    if discard:
+        client.forget_snapshot()
+    stopped = client.down(save=not discard)
+    click.echo(("sandbox stopped" + (", state discarded" if discard else ", state saved"))
+               if stopped else "no sandbox was running")
+
+
+@main.command()
+@output_option
+def status(output):
+    """Show the endpoint and, per account, its id and admin credentials (exit 1 if not running)."""
+    from sandbox import client
+    current = client.running()
+    if current is None:
+        if output == "json":
+            emit_json({"running": False})
+        else:
+            click.echo("no sandbox is running (start it with `sandbox up`)")
+        raise SystemExit(1)
+    _show(current, output)
+
+
+@main.command()
+def reset():
+    """Empty every account (keeping the seeded admins): a clean slate without a restart."""
+    from sandbox import client
+    client.reset()
+    click.echo("sandbox reset: all accounts are empty")
+
+
+@main.command()
+def patches():
+    """List the AWS behaviours the sandbox adds to moto, one line each."""
+    from sandbox.patches import load
+    for p in load().values():
+        click.echo(f"{p.name:<32} {p.adds}")
+
+
+@main.command()
+@click.option("--env-dir", type=click.Path(file_okay=False), default=None)
+def demo(env_dir):
+    """The main job on the sandbox: the promotion story, narrated, ending with a summary."""
+    from sandbox.story import run_story
+    raise SystemExit(run_story(env_dir=env_dir))
+
+
+def _show(status, output):
+    if output == "json":
+        emit_json({"running": True, **status})
+        return
+    click.echo(f"sandbox running at {status['endpoint']} (pid {status['pid']})")
+    rows = [{"label": a["label"], "account": a["account_id"],
+             "access key": a["credentials"]["aws_access_key_id"]} for a in status["accounts"]]
+    click.echo(table(rows, ["label", "account", "access key"]))
+    click.echo("point boto3/AWS CLI/Terraform at it: endpoint_url above, region as in the environment, "
+               "and an account's keys (`sandbox status --output json` prints the secrets)")

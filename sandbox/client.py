@@ -1,0 +1,211 @@
+"""Control of the sandbox server from other processes: up, down, status, reset, and the backend the
+toolkit uses to reach it (endpoint + per-account admin credentials).
+
+The server is found through `server.json` in the sandbox home ($MLOPS_SANDBOX_HOME, default
+~/.mlops-sandbox). Starting is serialised with a file lock so two commands never start two servers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from promote.errors import SandboxError
+
+START_TIMEOUT = 30.0
+
+
+def home() -> Path:
+    path = Path(os.environ.get("MLOPS_SANDBOX_HOME") or Path.home() / ".mlops-sandbox")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@contextmanager
+def _start_lock(directory: Path):
+    with open(directory / "start.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _request(endpoint: str, name: str, body: dict | None = None, method: str = "POST", timeout: float = 30.0) -> dict:
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    req = urllib.request.Request(f"{endpoint}/_sandbox/{name}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except ValueError:
+            pass
+        raise SandboxError(f"sandbox {name} failed: {detail}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        raise SandboxError(f"sandbox at {endpoint} did not answer {name}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while the process runs; a zombie (exited, not yet reaped by whoever started it) is gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+    except OSError:
+        return True
+
+
+def running(directory: Path | None = None) -> dict | None:
+    """The live server's status, or None when no server answers (a stale server.json is removed)."""
+    directory = directory or home()
+    info_path = directory / "server.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not _pid_alive(int(info.get("pid", -1))):
+        info_path.unlink(missing_ok=True)
+        return None
+    try:
+        return _request(info["endpoint"], "status", method="GET", timeout=5)
+    except SandboxError:
+        return None
+
+
+def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
+    """Start the server unless one runs; ensure `accounts` ({label: id}) are seeded. Returns status."""
+    directory = home()
+    with _start_lock(directory):
+        status = running(directory)
+        if status is None:
+            status = _spawn(directory, port)
+    if accounts:
+        missing = {label: a for label, a in accounts.items()
+                   if a not in {acc["account_id"] for acc in status["accounts"]}}
+        if missing:
+            status = _request(status["endpoint"], "accounts", {"accounts": missing})
+    return status
+
+
+def _spawn(directory: Path, port: int) -> dict:
+    log = open(directory / "server.log", "ab")
+    env = dict(os.environ)
+    # the package must import in the child however this one was started (installed, or from a checkout)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--home", str(directory), "--port", str(port)],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                            env=env, cwd=str(directory))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (directory / "server.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise SandboxError(f"sandbox server exited at start (code {proc.returncode}): "
+                               f"{tail[0] if tail else 'no output'}; see {directory / 'server.log'}")
+        status = running(directory)
+        if status is not None:
+            return status
+        time.sleep(0.05)
+    proc.kill()
+    raise SandboxError(f"sandbox server did not answer within {START_TIMEOUT:.0f}s; see {directory / 'server.log'}")
+
+
+def down(save: bool = True, timeout: float = 20.0) -> bool:
+    """Stop the server, snapshotting its state unless save=False. Returns False if none was running."""
+    directory = home()
+    status = running(directory)
+    if status is None:
+        return False
+    pid = status["pid"]
+    try:
+        _request(status["endpoint"], "shutdown", {"save": save}, timeout=10)
+    except SandboxError:
+        pass
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        os.kill(pid, 15)
+        time.sleep(1)
+        if _pid_alive(pid):
+            os.kill(pid, 9)
+    (directory / "server.json").unlink(missing_ok=True)
+    return True
+
+
+def reset() -> dict:
+    status = running()
+    if status is None:
+        raise SandboxError("no sandbox is running (start it with `sandbox up`)")
+    return _request(status["endpoint"], "reset")
+
+
+def call(name: str, body: dict | None = None) -> dict:
+    """Call a sandbox route (`/_sandbox/<name>`) on the running server."""
+    status = running()
+    if status is None:
+        raise SandboxError("no sandbox is running (start it with `sandbox up`)")
+    return _request(status["endpoint"], name, body)
+
+
+def forget_snapshot() -> None:
+    (home() / "state.pkl").unlink(missing_ok=True)
+
+
+class SandboxBackend:
+    """The toolkit's view of the sandbox: an endpoint and admin credentials per account."""
+
+    name = "sandbox"
+
+    def __init__(self, status: dict, identity: str | None = None):
+        self.endpoint_url = status["endpoint"]
+        self.credentials = {a["account_id"]: a["credentials"] for a in status["accounts"]}
+        self.labels = {a["label"]: a["account_id"] for a in status["accounts"]}
+        self.identity = identity
+
+    @classmethod
+    def for_environment(cls, env, identity: str | None = None) -> "SandboxBackend":
+        return cls(up(env.sandbox_accounts), identity)
+
+    def base_session(self, region: str, account_id: str | None = None):
+        """The caller acting in `account_id`. MLOPS_SANDBOX_CREDENTIALS=env uses AWS_* variables
+        instead (as a Jenkins `withAWS` block sets them); an identity label (--profile) picks one
+        account's admin whatever the target."""
+        import boto3
+        if os.environ.get("MLOPS_SANDBOX_CREDENTIALS") == "env":
+            return boto3.Session(region_name=region)
+        if self.identity:
+            if self.identity not in self.labels:
+                from promote.errors import ConfigError
+                raise ConfigError(f"'{self.identity}' is not a sandbox account (one of: {', '.join(self.labels)})",
+                                  field="--profile")
+            account_id = self.labels[self.identity]
+        creds = self.credentials.get(account_id)
+        if creds is None:
+            raise SandboxError(f"account {account_id} is not seeded in the sandbox")
+        return boto3.Session(region_name=region, **creds)
+
+    def botocore_config(self, region: str):
+        from botocore.config import Config
+        # Loopback never throttles; an unimplemented call should fail at once, not retry for 10 s.
+        return Config(region_name=region, retries={"mode": "standard", "max_attempts": 1},
+                      connect_timeout=5, read_timeout=300)

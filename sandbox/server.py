@@ -1,0 +1,224 @@
+"""The sandbox server process: moto on 127.0.0.1 with the sandbox patches, seeded accounts and snapshots.
+
+Started detached by `sandbox up` (sandbox.client). It binds a free loopback port, writes
+`server.json` in the sandbox home, and serves until `POST /_sandbox/shutdown` or SIGTERM, both of
+which snapshot the state so the next `sandbox up` resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+ADMIN_USER = "sandbox-admin"
+# The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
+ADMIN_POLICY = {"Version": "2012-10-17",
+                "Statement": [{"Sid": "SandboxAccountAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+ROUTES: dict = {}
+
+
+def route(name: str, methods=("POST",)):
+    """Register a handler for `/_sandbox/<name>`: handler(server, body: dict) -> (status, dict)."""
+    def register(func):
+        ROUTES[name] = (func, methods)
+        return func
+    return register
+
+
+def admin_credentials(account_id: str) -> dict:
+    """Deterministic admin keys per account, so clients keep working across `sandbox reset`."""
+    return {"aws_access_key_id": f"AKIA{account_id}SBX0",
+            "aws_secret_access_key": f"sandbox-admin-secret-{account_id}"}
+
+
+class SandboxServer:
+    """One process, one moto, many accounts."""
+
+    def __init__(self, home: Path, port: int = 0):
+        self.home = home
+        self.port = port
+        self.accounts: dict[str, str] = {}     # account id -> label (dev, prod, registry, jenkins...)
+        self.started = time.time()
+        self.lock = threading.RLock()
+        self.httpd = None
+        self.extra: dict = {}                  # state patches keep across restarts, by patch name
+
+    # -- state ----------------------------------------------------------------------------------
+    def seed_account(self, account_id: str, label: str) -> None:
+        from moto.iam.models import iam_backends
+        from moto.iam.models import AccessKey
+
+        with self.lock:
+            iam = iam_backends[account_id]["aws"]
+            if ADMIN_USER not in iam.users:
+                iam.create_user("us-east-1", ADMIN_USER)
+                iam.put_user_policy(ADMIN_USER, "sandbox-account-admin", json.dumps(ADMIN_POLICY))
+            user = iam.users[ADMIN_USER]
+            creds = admin_credentials(account_id)
+            if not any(k.access_key_id == creds["aws_access_key_id"] for k in user.access_keys):
+                key = AccessKey(ADMIN_USER, prefix="AKIA", account_id=account_id)
+                key.access_key_id = creds["aws_access_key_id"]
+                key.secret_access_key = creds["aws_secret_access_key"]
+                user.access_keys.append(key)
+                iam.access_keys[key.access_key_id] = key
+            self.accounts[account_id] = self.accounts.get(account_id) or label
+
+    def reset(self) -> None:
+        from moto.moto_api._internal.models import moto_api_backend
+        with self.lock:
+            moto_api_backend.reset()
+            self.extra.clear()
+            for hook in RESET_HOOKS:
+                hook(self)
+            for account_id, label in list(self.accounts.items()):
+                self.seed_account(account_id, label)
+
+    def snapshot_path(self) -> Path:
+        return self.home / "state.pkl"
+
+    def save(self) -> None:
+        from sandbox.patches import snapshot
+        with self.lock:
+            skipped = snapshot.dump(self.snapshot_path(), {"accounts": self.accounts, "extra": self.extra})
+        for line in skipped:
+            print(f"snapshot: skipped {line}", file=sys.stderr)
+
+    def load(self) -> None:
+        from sandbox.patches import snapshot
+        if self.snapshot_path().exists():
+            saved = snapshot.restore(self.snapshot_path())
+            self.accounts.update(saved.get("accounts", {}))
+            self.extra.update(saved.get("extra", {}))
+
+    def status(self) -> dict:
+        return {
+            "endpoint": f"http://127.0.0.1:{self.port}",
+            "pid": os.getpid(),
+            "started": self.started,
+            "accounts": [{"account_id": a, "label": label, "credentials": admin_credentials(a)}
+                         for a, label in sorted(self.accounts.items(), key=lambda kv: kv[1])],
+        }
+
+    # -- serving --------------------------------------------------------------------------------
+    def wsgi(self):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        for wrap in MIDDLEWARES:
+            moto_app = wrap(moto_app, self)
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith("/_sandbox/"):
+                return moto_app(environ, start_response)
+            name = path[len("/_sandbox/"):].strip("/")
+            handler = ROUTES.get(name)
+            if handler is None or environ["REQUEST_METHOD"] not in handler[1]:
+                return _respond(start_response, 404, {"error": f"no sandbox route {environ['REQUEST_METHOD']} {path}"})
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+                status, payload = handler[0](self, body)
+            except Exception as exc:  # a sandbox bug must answer, not hang the client
+                status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+            return _respond(start_response, status, payload)
+        return app
+
+    def serve(self) -> None:
+        from werkzeug.serving import make_server
+
+        from sandbox import patches
+        patches.apply_all()
+        self.load()
+        self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True)
+        self.port = self.httpd.server_port
+        _write_json(self.home / "server.json", self.status())
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self.stop, daemon=True).start())
+        self.httpd.serve_forever()
+
+    def stop(self, save: bool = True) -> None:
+        if save:
+            self.save()
+        try:
+            (self.home / "server.json").unlink()
+        except FileNotFoundError:
+            pass
+        self.httpd.shutdown()
+
+
+# Hooks other sandbox modules add: MIDDLEWARES wrap moto's WSGI app (wrap(app, server) -> app);
+# RESET_HOOKS run on `sandbox reset` before accounts are re-seeded.
+MIDDLEWARES: list = []
+RESET_HOOKS: list = []
+
+
+def _respond(start_response, status: int, payload: dict):
+    body = json.dumps(payload, default=str).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}.get(status, "")
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@route("status", methods=("GET", "POST"))
+def _status(server, body):
+    return 200, server.status()
+
+
+@route("accounts")
+def _accounts(server, body):
+    """Ensure accounts exist: {"accounts": {"label": "123456789012", ...}}."""
+    for label, account_id in (body.get("accounts") or {}).items():
+        if not (isinstance(account_id, str) and len(account_id) == 12 and account_id.isdigit()):
+            return 400, {"error": f"not a 12-digit account id: {account_id!r}"}
+        server.seed_account(account_id, label)
+    _write_json(server.home / "server.json", server.status())
+    return 200, server.status()
+
+
+@route("reset")
+def _reset(server, body):
+    server.reset()
+    return 200, server.status()
+
+
+@route("shutdown")
+def _shutdown(server, body):
+    threading.Thread(target=server.stop, kwargs={"save": body.get("save", True)}, daemon=True).start()
+    return 200, {"stopping": True}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run the sandbox server in the foreground.")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.home.mkdir(parents=True, exist_ok=True)
+    _load_extensions()
+    SandboxServer(args.home, args.port).serve()
+    return 0
+
+
+def _load_extensions() -> None:
+    # Modules that add routes, middlewares and reset hooks register them on import.
+    import importlib
+    for module in EXTENSIONS:
+        importlib.import_module(module)
+
+
+EXTENSIONS: tuple = ()
+
+if __name__ == "__main__":
+    sys.exit(main())

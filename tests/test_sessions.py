@@ -1,0 +1,77 @@
+"""Cross-account sessions against the sandbox: who acts, in which account, cached, chained like Jenkins."""
+
+import os
+
+import pytest
+
+from promote.session import Sessions, session_name
+
+
+def test_session_names_carry_the_jenkins_build_tag(monkeypatch):
+    monkeypatch.setenv("BUILD_TAG", "jenkins-mlops-deploy-42")
+    assert session_name("deploy-prod") == "jenkins-mlops-deploy-42@deploy-prod"
+
+
+def test_session_names_fit_what_sts_accepts(monkeypatch):
+    monkeypatch.setenv("BUILD_TAG", "jenkins/folder with space/" + "x" * 80)
+    name = session_name("deploy-prod")
+    assert len(name) == 64
+    assert all(c.isalnum() or c in "_+=,.@-" for c in name)
+
+
+def test_base_session_acts_in_the_environment_account(sessions, prod_env):
+    s = sessions(prod_env)
+    assert s.caller_account() == "222222222222"
+    assert s.workload() is s.base()
+
+
+def _create_role(sessions_obj, account_id, name, trust):
+    import json
+    iam = sessions_obj.client("iam", sessions_obj.in_account(account_id))
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def test_assumed_role_sessions_are_cached_and_act_in_the_target_account(sessions, prod_env):
+    s = sessions(prod_env)
+    _create_role(s, "333333333333", "mlops-demo-approver", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+                       "Action": "sts:AssumeRole"}]})
+    approver = s.as_role("approver", purpose="approve")
+    assert s.as_role("approver", purpose="approve") is approver
+    identity = s.client("sts", approver).get_caller_identity()
+    assert identity["Account"] == "333333333333"
+    assert identity["Arn"].startswith("arn:aws:sts::333333333333:assumed-role/mlops-demo-approver/")
+
+
+def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod_env, monkeypatch):
+    """A caller from the Jenkins account (as `withAWS` leaves in AWS_* variables) reaches prod via
+    cross-account-jenkins-role, with the ExternalId and a session name carrying the build."""
+    import boto3
+    from sandbox.server import admin_credentials
+
+    s = sessions(prod_env)
+    _create_role(s, "222222222222", "cross-account-jenkins-role", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": prod_env.jenkins.principal_arn},
+                       "Action": "sts:AssumeRole",
+                       "Condition": {"StringEquals": {"sts:ExternalId": prod_env.jenkins.external_id}}}]})
+    jenkins = admin_credentials("444444444444")
+    monkeypatch.setenv("MLOPS_SANDBOX_CREDENTIALS", "env")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", jenkins["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", jenkins["aws_secret_access_key"])
+    monkeypatch.setenv("BUILD_TAG", "jenkins-mlops-7")
+
+    chained = sessions(prod_env)
+    assert chained.caller_account() == "444444444444"
+    identity = chained.client("sts", chained.workload()).get_caller_identity()
+    assert identity["Account"] == "222222222222"
+    assert identity["Arn"] == ("arn:aws:sts::222222222222:assumed-role/cross-account-jenkins-role/"
+                               "jenkins-mlops-7@deploy-prod")
+    assert chained.workload() is chained.workload()
+
+
+def test_unknown_profile_label_is_a_config_error(sessions, prod_env):
+    from promote.errors import ConfigError
+    with pytest.raises(ConfigError, match="--profile: 'staging' is not a sandbox account"):
+        sessions(prod_env, profile="staging").base()
