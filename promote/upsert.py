@@ -1,7 +1,424 @@
-"""Pipeline upsert across accounts: plan create/update/unchanged, apply, start, follow."""
+"""Pipeline upsert across accounts: plan create/update/unchanged per pipeline, apply, start, follow.
 
-from promote.errors import NotImplementedYet
+Shaped like a deploy planner: `desired_pipelines()` turns PipelineSpecs into plain data, `plan()` diffs
+that against what DescribePipeline returned (pure, no AWS), `apply()` executes the plan. An unchanged
+pipeline costs exactly one read (DescribePipeline) and no write, where the SDK's `Pipeline.upsert()`
+writes a new version on every run.
+
+What counts as a change: the normalised definition (its parameters included), the execution role, and
+the pipeline's identity tags (project, environment, --tag values). Their fingerprint travels in the
+pipeline description, which DescribePipeline returns, so comparing tags needs no ListTags. The build
+tags (git commit, build tag/URL) say which build last *changed* the pipeline; a new build of the same
+definition is not a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from promote.errors import AccessDenied, ConfigError
+
+MANAGED_BY = "run-pipeline"
+_FINGERPRINT_MARK = "spec-sha256="
 
 
-def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None):
-    raise NotImplementedYet("run-pipeline upsert")
+# -- desired state as data ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DesiredPipeline:
+    key: str                    # train / hpo / inference
+    name: str
+    definition: str             # normalised JSON
+    role_arn: str
+    description: str            # carries the fingerprint
+    identity_tags: dict         # compared: project, environment, --tag values
+    parameters: dict            # name -> default
+    spec: object = field(compare=False, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return _fingerprint(self.description)
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    key: str
+    name: str
+    action: str                 # create / update / unchanged
+    changes: tuple = ()
+    desired: DesiredPipeline | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict:
+        return {"pipeline": self.key, "name": self.name, "action": self.action, "changes": list(self.changes)}
+
+
+def normalise_definition(text: str) -> str:
+    """Canonical JSON of a pipeline definition: key order, whitespace and parameter order do not matter."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"pipeline definition is not valid JSON: {exc}", field="definition") from None
+    if isinstance(data, dict) and isinstance(data.get("Parameters"), list):
+        data["Parameters"] = sorted(data["Parameters"], key=lambda p: str(p.get("Name")))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def identity_tags(env, extra_tags: dict | None = None) -> dict:
+    tags = {"project": env.project, "environment": env.name}
+    for key, value in (extra_tags or {}).items():
+        if key in tags or key in BUILD_TAG_KEYS:
+            raise ConfigError(f"'{key}' is set by run-pipeline itself", field="--tag")
+        tags[key] = value
+    return tags
+
+
+BUILD_TAG_KEYS = ("git-commit", "build", "build-url")
+
+
+def build_tags(repo_root=None) -> dict:
+    """Which build changed the pipeline: Jenkins' variables when present, else the local checkout."""
+    commit = os.environ.get("GIT_COMMIT") or _git_commit(repo_root)
+    tags = {"git-commit": commit or "unknown", "build": os.environ.get("BUILD_TAG") or "local"}
+    if os.environ.get("BUILD_URL"):
+        tags["build-url"] = os.environ["BUILD_URL"][:256]
+    return tags
+
+
+def _git_commit(repo_root=None) -> str | None:
+    from promote.config import REPO_ROOT
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root or REPO_ROOT, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def desired_pipelines(env, specs: dict, extra_tags: dict | None = None) -> list[DesiredPipeline]:
+    """PipelineSpecs (pipelines.definitions.build_pipelines) as the desired state to compare."""
+    tags = identity_tags(env, extra_tags)
+    desired = []
+    for key, spec in specs.items():
+        definition = normalise_definition(spec.definition)
+        digest = hashlib.sha256(json.dumps(
+            {"definition": definition, "role": spec.role_arn, "tags": tags}, sort_keys=True).encode()).hexdigest()
+        description = (f"{env.project} {key} pipeline for {env.name}, managed by {MANAGED_BY} "
+                       f"({_FINGERPRINT_MARK}{digest})")
+        desired.append(DesiredPipeline(key=key, name=spec.name, definition=definition, role_arn=spec.role_arn,
+                                       description=description, identity_tags=tags,
+                                       parameters=dict(spec.parameters), spec=spec))
+    return desired
+
+
+# -- the planner (pure) ---------------------------------------------------------------------------
+def plan(desired: list[DesiredPipeline], deployed: dict) -> list[PipelinePlan]:
+    """Diff desired pipelines against DescribePipeline answers ({name: response or None if absent})."""
+    result = []
+    for want in desired:
+        have = deployed.get(want.name)
+        if have is None:
+            result.append(PipelinePlan(want.key, want.name, "create", ("new pipeline",), want))
+            continue
+        changes = list(definition_changes(have.get("PipelineDefinition") or "{}", want.definition))
+        if have.get("RoleArn") != want.role_arn:
+            changes.append(f"role {have.get('RoleArn')} -> {want.role_arn}")
+        if not changes and _fingerprint(have.get("PipelineDescription")) != want.fingerprint:
+            changes.append("tags or description")
+        result.append(PipelinePlan(want.key, want.name, "update" if changes else "unchanged", tuple(changes), want))
+    return result
+
+
+def _fingerprint(description: str | None) -> str | None:
+    if description and _FINGERPRINT_MARK in description:
+        return description.rsplit(_FINGERPRINT_MARK, 1)[1].rstrip(")").strip()
+    return None
+
+
+def definition_changes(deployed_text: str, desired_normalised: str) -> list[str]:
+    """What differs, in words a reviewer reads in the Jenkins log: steps and parameters by name."""
+    try:
+        old = json.loads(normalise_definition(deployed_text))
+    except ConfigError:
+        return ["definition (deployed one is not JSON)"]
+    new = json.loads(desired_normalised)
+    if old == new:
+        return []
+    changes = []
+    old_params = {p.get("Name"): p for p in old.get("Parameters", [])}
+    new_params = {p.get("Name"): p for p in new.get("Parameters", [])}
+    for name in sorted(set(old_params) | set(new_params), key=str):
+        if name not in old_params:
+            changes.append(f"parameter {name} added")
+        elif name not in new_params:
+            changes.append(f"parameter {name} removed")
+        elif old_params[name] != new_params[name]:
+            changes.append(f"parameter {name}: {old_params[name].get('DefaultValue')!r} -> "
+                           f"{new_params[name].get('DefaultValue')!r}")
+    old_steps = {s.get("Name"): s for s in _all_steps(old)}
+    new_steps = {s.get("Name"): s for s in _all_steps(new)}
+    for name in sorted(set(old_steps) | set(new_steps), key=str):
+        if name not in old_steps:
+            changes.append(f"step {name} added")
+        elif name not in new_steps:
+            changes.append(f"step {name} removed")
+        elif old_steps[name] != new_steps[name]:
+            changes.append(f"step {name} changed")
+    if not changes:
+        changes.append("definition")
+    return changes
+
+
+def _all_steps(definition: dict) -> list[dict]:
+    """Top-level steps and those nested in condition branches, each once."""
+    found, stack = [], list(definition.get("Steps", []))
+    while stack:
+        step = stack.pop(0)
+        if not isinstance(step, dict):
+            continue
+        found.append(step)
+        args = step.get("Arguments") if step.get("Type") == "Condition" else None
+        if isinstance(args, dict):
+            stack.extend(args.get("IfSteps", []) + args.get("ElseSteps", []))
+    return found
+
+
+# -- reading what is deployed ---------------------------------------------------------------------
+def describe_deployed(sagemaker, names) -> dict:
+    """One DescribePipeline per pipeline: the whole read budget of an unchanged pipeline."""
+    from botocore.exceptions import ClientError
+    deployed = {}
+    for name in names:
+        try:
+            deployed[name] = sagemaker.describe_pipeline(PipelineName=name)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                deployed[name] = None
+            else:
+                raise _access_denied(exc) or exc
+    return deployed
+
+
+def _is_not_found(exc) -> bool:
+    err = exc.response.get("Error", {})
+    code, message = err.get("Code", ""), err.get("Message", "").lower()
+    # AWS answers ResourceNotFound; some emulators a ValidationException "Could not find pipeline"
+    return code == "ResourceNotFound" or (code == "ValidationException" and
+                                          ("could not find" in message or "does not exist" in message))
+
+
+def _access_denied(exc) -> AccessDenied | None:
+    err = exc.response.get("Error", {})
+    if err.get("Code") in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return AccessDenied(f"{exc.operation_name} denied: {err.get('Message', '')}")
+    return None
+
+
+# -- applying the plan ----------------------------------------------------------------------------
+def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[dict]:
+    """Execute create/update instructions: code uploads, then Lambda functions, then the pipeline."""
+    from botocore.exceptions import ClientError
+    results = []
+    for p in plans:
+        if p.action == "unchanged":
+            results.append({**p.as_dict(), "arn": None})
+            continue
+        try:
+            _put_uploads(clients["s3"], p.desired.spec, env)
+            _ensure_lambdas(clients["lambda"], p.desired.spec)
+            arn = _write_pipeline(clients["sagemaker"], p, build)
+        except ClientError as exc:
+            raise _access_denied(exc) or exc
+        results.append({**p.as_dict(), "arn": arn})
+    return results
+
+
+def _put_uploads(s3, spec, env) -> None:
+    for upload in getattr(spec, "uploads", ()) or ():
+        bucket, _, key = upload.s3_uri[len("s3://"):].partition("/")
+        # content-addressed keys: re-putting the same bytes is harmless, and only happens on change
+        s3.put_object(Bucket=bucket, Key=key, Body=upload.body, ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId=env.kms_key_alias)
+
+
+def lambda_code_sha256(zip_bytes: bytes) -> str:
+    """Lambda's own CodeSha256: base64 of the zip's SHA-256 digest."""
+    import base64
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+
+def _ensure_lambdas(lam, spec) -> None:
+    from botocore.exceptions import ClientError
+    for fn in getattr(spec, "lambda_functions", ()) or ():
+        try:
+            current = lam.get_function_configuration(FunctionName=fn.name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            lam.create_function(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler, Runtime=fn.runtime,
+                                Code={"ZipFile": fn.zip_bytes}, Timeout=60, Publish=False,
+                                Description=f"managed by {MANAGED_BY}")
+            continue
+        config_changed = (current.get("Role"), current.get("Handler"), current.get("Runtime")) != \
+                         (fn.role_arn, fn.handler, fn.runtime)
+        if config_changed:
+            lam.update_function_configuration(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler,
+                                              Runtime=fn.runtime)
+        if current.get("CodeSha256") != lambda_code_sha256(fn.zip_bytes):
+            if config_changed:
+                # AWS refuses a code update while the configuration update is still in progress
+                lam.get_waiter("function_updated_v2").wait(FunctionName=fn.name)
+            lam.update_function_code(FunctionName=fn.name, ZipFile=fn.zip_bytes)
+
+
+def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
+    want = p.desired
+    tags = {**want.identity_tags, **build}
+    if p.action == "create":
+        return sm.create_pipeline(PipelineName=want.name, PipelineDefinition=want.spec.definition,
+                                  PipelineDescription=want.description, RoleArn=want.role_arn,
+                                  Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["PipelineArn"]
+    arn = sm.update_pipeline(PipelineName=want.name, PipelineDefinition=want.spec.definition,
+                             PipelineDescription=want.description, RoleArn=want.role_arn)["PipelineArn"]
+    current = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+    stale = [k for k, v in tags.items() if k in current and current[k] != v]
+    if stale:
+        # delete first: AddTags overwrites on AWS, but an emulator may keep both values
+        sm.delete_tags(ResourceArn=arn, TagKeys=stale)
+    fresh = {k: v for k, v in tags.items() if current.get(k) != v}
+    if fresh:
+        sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in fresh.items()])
+    return arn
+
+
+# -- starting executions --------------------------------------------------------------------------
+def split_parameters(desired: list[DesiredPipeline], params: dict) -> dict:
+    """--param values per pipeline: each must be a parameter of at least one of the pipelines."""
+    known = set().union(*(d.parameters for d in desired)) if desired else set()
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"'{unknown[0]}' is not a parameter of {', '.join(d.name for d in desired)} "
+                          f"(known: {', '.join(sorted(known)) or 'none'})", field="--param")
+    return {d.name: {k: v for k, v in params.items() if k in d.parameters} for d in desired}
+
+
+def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, build: dict) -> list[dict]:
+    from botocore.exceptions import ClientError
+    per_pipeline = split_parameters(desired, params)
+    started = []
+    for d in desired:
+        kwargs = {"PipelineName": d.name,
+                  "PipelineExecutionDescription": f"started by {MANAGED_BY} ({build.get('build', 'local')})"}
+        values = per_pipeline[d.name]
+        if values:
+            kwargs["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in values.items()]
+        try:
+            arn = sagemaker.start_pipeline_execution(**kwargs)["PipelineExecutionArn"]
+        except ClientError as exc:
+            raise _access_denied(exc) or exc
+        started.append({"pipeline": d.key, "name": d.name, "execution_arn": arn, "parameters": values})
+    return started
+
+
+# -- the whole operation --------------------------------------------------------------------------
+@dataclass
+class UpsertResult:
+    environment: str
+    account_id: str
+    plans: list
+    applied: list
+    executions: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"environment": self.environment, "account_id": self.account_id,
+                "plan": [p.as_dict() for p in self.plans],
+                "pipelines": self.applied, "executions": self.executions}
+
+
+def upsert(env, specs: dict, sessions, *, extra_tags: dict | None = None, start: bool = False,
+           params: dict | None = None, build: dict | None = None) -> UpsertResult:
+    """Plan and apply the pipelines of `specs` in the environment's account, optionally start them."""
+    desired = desired_pipelines(env, specs, extra_tags)
+    if params and not start:
+        raise ConfigError("--param only applies with --start or --wait", field="--param")
+    if start:
+        split_parameters(desired, params or {})  # bad input fails before anything is written
+    workload = sessions.workload()
+    sm = sessions.client("sagemaker", workload)
+    plans = plan(desired, describe_deployed(sm, [d.name for d in desired]))
+    build = build if build is not None else build_tags()
+    clients = {"sagemaker": sm}
+    if any(p.action != "unchanged" for p in plans):
+        clients["s3"] = sessions.client("s3", workload)
+        clients["lambda"] = sessions.client("lambda", workload)
+    applied = apply(plans, clients, env, build)
+    result = UpsertResult(env.name, env.account_id, plans, applied)
+    if start:
+        result.executions = start_executions(sm, desired, params or {}, build)
+    return result
+
+
+def _selected(which: str) -> tuple:
+    return ("train", "hpo", "inference") if which in (None, "all") else (which,)
+
+
+def render_plan(result: UpsertResult) -> str:
+    lines = [f"Pipelines in {result.environment} (account {result.account_id}):"]
+    for p in result.plans:
+        lines.append(f"  {p.action:<9}  {p.name}")
+        if p.action == "update":
+            lines.extend(f"             - {c}" for c in p.changes)
+    counts = {a: sum(p.action == a for p in result.plans) for a in ("create", "update", "unchanged")}
+    lines.append(f"{counts['create']} created, {counts['update']} updated, {counts['unchanged']} unchanged")
+    for e in result.executions:
+        lines.append(f"started {e['name']}: {e['execution_arn']}")
+    return "\n".join(lines)
+
+
+def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None, out=None):
+    """`run-pipeline` without a subcommand: the CLI calls this and exits with its failures."""
+    import click
+    from pipelines.definitions import build_pipelines
+    from promote.clikit import emit_json
+
+    specs = build_pipelines(env, which=_selected(which))
+    if dry_run:
+        definitions = {k: json.loads(s.definition) for k, s in specs.items()}
+        if output == "json":
+            emit_json({"environment": env.name, "definitions": definitions})
+        else:
+            click.echo(json.dumps(definitions, indent=2, sort_keys=True))
+        return None
+    from promote.session import Sessions
+    sessions = Sessions(env, profile=profile)
+    result = upsert(env, specs, sessions, extra_tags=tags, start=start or wait, params=params)
+    if output == "json":
+        emit_json(result.as_dict()) if not wait else None
+    else:
+        click.echo(render_plan(result))
+    if wait and result.executions:
+        statuses = _follow(sessions, result.executions, quiet=output == "json")
+        for execution in result.executions:
+            execution["status"] = statuses[execution["execution_arn"]]
+        if output == "json":
+            emit_json(result.as_dict())
+        failed = [e for e in result.executions if e["status"] != "Succeeded"]
+        if failed:
+            from promote.errors import PipelineFailed
+            raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
+    return result
+
+
+def _follow(sessions, executions: list, quiet: bool) -> dict:
+    """Follow each execution with the shared progress display; returns {execution arn: final status}."""
+    from promote.progress import follow_execution
+    sm = sessions.client("sagemaker")
+    out = open(os.devnull, "w") if quiet else sys.stdout
+    try:
+        return {e["execution_arn"]: follow_execution(sm, e["execution_arn"], out=out) for e in executions}
+    finally:
+        if quiet:
+            out.close()
