@@ -9,7 +9,8 @@ from promote.clikit import ToolkitCommand, environment_options, output_option
 
 @click.command(cls=ToolkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @environment_options
-@click.option("--account", "account_kind", required=True, type=click.Choice(["dev", "prod", "registry"]),
+# Not a click.Choice: a wrong value must fail as one line (exit 2) like every other bad input.
+@click.option("--account", "account_kind", required=True, metavar="dev|prod|registry",
               help="Which account to bootstrap: the environment's own (dev or prod) or the registry.")
 @click.option("--plan", "mode", flag_value="plan", default=True,
               help="Show what would be created, changed or left alone, and write nothing (default).")
@@ -24,6 +25,8 @@ def main(env, profile, account_kind, mode, output):
     registry  artifacts bucket and policy, model package group and policy, approver role
 
     Re-running --apply on a bootstrapped account changes nothing and says so.
+    --output json prints the plan and every policy document (iam/policies/ holds the
+    same documents for review).
     """
     from iam.bootstrap import run_bootstrap
     run_bootstrap(env, account_kind, mode=mode, output=output, profile=profile)

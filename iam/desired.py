@@ -1,0 +1,185 @@
+"""The desired state of one account, as plain data: which keys, roles, buckets, tables and groups exist
+and with which documents. Pure: built from the environment, no AWS call.
+
+Resources are listed in the order they must be created: roles before the key whose policy names
+them (AWS rejects a policy naming a principal that does not exist), the key before the role
+policies, buckets and table that name the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iam import policies
+from promote.errors import ConfigError
+
+ACCOUNT_KINDS = ("dev", "prod", "registry")
+MANAGED_BY = "bootstrap-account"
+
+
+@dataclass(frozen=True)
+class KmsKey:
+    alias: str
+    description: str
+    policy: dict
+    tags: dict
+    kind = "kms-key"
+
+    @property
+    def name(self) -> str:
+        return self.alias
+
+    @property
+    def arn_variable(self) -> str:
+        return policies.key_arn_ref(self.alias)
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role and its trust policy; its permissions are a separate RolePolicies entry so the role can
+    exist before the key its permissions name."""
+
+    name: str
+    description: str
+    trust_policy: dict
+    tags: dict
+    kind = "iam-role"
+
+
+@dataclass(frozen=True)
+class RolePolicies:
+    """The complete set of a role's inline policies; anything else attached to it is removed."""
+
+    role: str
+    policies: dict
+    kind = "iam-role-policies"
+
+    @property
+    def name(self) -> str:
+        return self.role
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    kms_key: str                # a key ARN or its placeholder
+    policy: dict
+    region: str
+    tags: dict
+    versioning: bool = True
+    kind = "s3-bucket"
+
+
+@dataclass(frozen=True)
+class LockTable:
+    name: str
+    kms_key: str
+    tags: dict
+    kind = "dynamodb-table"
+
+
+@dataclass(frozen=True)
+class ModelPackageGroup:
+    name: str
+    description: str
+    policy: dict
+    tags: dict
+    kind = "model-package-group"
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Everything `bootstrap-account` manages in one account."""
+
+    account_kind: str
+    account_id: str
+    region: str
+    resources: tuple = field(default_factory=tuple)
+
+    def documents(self) -> dict[str, dict]:
+        """Every policy document by a reviewable file name (what iam/policies/<kind>/ holds)."""
+        docs: dict[str, dict] = {}
+        for r in self.resources:
+            if isinstance(r, KmsKey):
+                docs[f"kms-key-policy.{r.alias.removeprefix('alias/')}.json"] = r.policy
+            elif isinstance(r, Role):
+                docs[f"role.{r.name}.trust.json"] = r.trust_policy
+            elif isinstance(r, RolePolicies):
+                for name, doc in r.policies.items():
+                    docs[f"role.{r.role}.{name}.json"] = doc
+            elif isinstance(r, Bucket):
+                docs[f"bucket-policy.{r.name}.json"] = r.policy
+            elif isinstance(r, ModelPackageGroup):
+                docs[f"model-package-group-policy.{r.name}.json"] = r.policy
+        return docs
+
+
+def check_account_kind(env, account_kind: str) -> str:
+    """The account id `account_kind` means for this environment, or a one-line ConfigError."""
+    if account_kind not in ACCOUNT_KINDS:
+        raise ConfigError(f"'{account_kind}' is not one of {', '.join(ACCOUNT_KINDS)}", field="--account")
+    for label, account_id in env.workload_accounts.items():
+        if account_id == env.registry_account_id:
+            raise ConfigError(f"'{account_id}' is the same account as accounts.{label}: "
+                              "the registry must be a separate account", source=str(env.source),
+                              field="accounts.registry")
+    if account_kind == "registry":
+        return env.registry_account_id
+    if account_kind != env.kind:
+        raise ConfigError(f"'{account_kind}': environment '{env.name}' describes a {env.kind} account; "
+                          f"use an environment of kind {account_kind} to bootstrap that account",
+                          field="--account")
+    return env.account_id
+
+
+def desired_state(env, account_kind: str) -> AccountState:
+    account_id = check_account_kind(env, account_kind)
+    tags = {"project": env.project, "managed-by": MANAGED_BY}
+    if account_kind == "registry":
+        return _registry(env, account_id, tags)
+    return _workload(env, account_id, tags)
+
+
+def _workload(env, account_id: str, tags: dict) -> AccountState:
+    key = KmsKey(env.kms_key_alias, f"{env.project} {env.name}: pipeline data and model artefacts",
+                 policies.workload_key_policy(env), tags)
+    roles = [
+        (Role(env.roles.execution, f"{env.project}: SageMaker pipelines and their jobs",
+              policies.trust("sagemaker.amazonaws.com"), tags), policies.execution_role_policies(env)),
+        (Role(env.roles.lambda_, f"{env.project}: the latest-approved-model Lambda step",
+              policies.trust("lambda.amazonaws.com"), tags), policies.lambda_role_policies(env)),
+    ]
+    if env.kind == "prod":
+        roles += [
+            (Role(env.roles.jenkins, f"{env.project}: Jenkins deploys pipelines and mlops-infra",
+                  policies.jenkins_trust(env), tags), policies.jenkins_role_policies(env)),
+            (Role(env.roles.events, f"{env.project}: EventBridge starts the project's pipelines",
+                  policies.trust("events.amazonaws.com"), tags), policies.events_role_policies(env)),
+        ]
+    resources: list = [role for role, _ in roles]
+    resources.append(key)
+    resources += [RolePolicies(role.name, docs) for role, docs in roles]
+    resources.append(Bucket(env.buckets.artifacts, key.arn_variable,
+                            policies.data_bucket_policy(env, env.buckets.artifacts), env.region, tags))
+    if env.kind == "prod":
+        resources.append(Bucket(env.buckets.terraform_state, key.arn_variable,
+                                policies.data_bucket_policy(env, env.buckets.terraform_state), env.region, tags))
+        resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
+    return AccountState(env.kind, account_id, env.region, tuple(resources))
+
+
+def _registry(env, account_id: str, tags: dict) -> AccountState:
+    # The registry key encrypts what the registry account itself writes (bucket default); artefacts
+    # from workload accounts stay under the key of the account that trained them.
+    key = KmsKey(policies.registry_key_alias(env), f"{env.project} registry: bucket default encryption",
+                 policies.registry_key_policy(env), tags)
+    approver = Role(env.roles.approver, f"{env.project}: approves or rejects model package versions",
+                    policies.trust(aws=policies.Arns(env).root(account_id)), tags)
+    return AccountState("registry", account_id, env.region, (
+        approver,
+        key,
+        RolePolicies(approver.name, policies.approver_role_policies(env)),
+        Bucket(env.buckets.registry, key.arn_variable, policies.registry_bucket_policy(env), env.region, tags),
+        ModelPackageGroup(env.model_package_group, f"{env.project}: model versions promoted from dev to prod",
+                          policies.model_package_group_policy(env), tags),
+    ))

@@ -1,0 +1,365 @@
+"""Every policy document the bootstrap creates, as data built from the environment.
+
+Trust policies, identity policies, key policies, bucket policies and the model package group's
+resource policy are plain dicts built here and nowhere else; `${kms-key-arn:ALIAS}` stands for a key
+whose ARN AWS only knows once the key exists (the executor substitutes it). Each statement that
+keeps `"Resource": "*"` says why in `STAR_RESOURCE_JUSTIFIED`: the API has no resource to scope to.
+"""
+
+from __future__ import annotations
+
+VERSION = "2012-10-17"
+
+# Actions AWS only authorises against "*" (they name no resource); the linter test accepts exactly these.
+STAR_RESOURCE_JUSTIFIED = {
+    "ecr:GetAuthorizationToken": "returns a registry login token; ECR defines no resource for it",
+    "cloudwatch:PutMetricData": "metrics have no ARN; scoped by the cloudwatch:namespace condition instead",
+    "sagemaker:ListModelPackages": "List* calls in SageMaker take no resource; the group policy scopes them",
+    "sagemaker:ListModelPackageGroups": "List* calls in SageMaker take no resource",
+}
+
+
+def key_arn_ref(alias: str) -> str:
+    """Placeholder for the ARN of the key behind `alias`, resolved when the key exists."""
+    return f"${{kms-key-arn:{alias}}}"
+
+
+def document(*statements: dict) -> dict:
+    return {"Version": VERSION, "Statement": [s for s in statements if s]}
+
+
+def statement(sid: str, actions, resources=None, *, effect: str = "Allow", principal=None,
+              condition: dict | None = None) -> dict:
+    """One statement with a stable key order, so reviewed JSON and diffs read the same every time."""
+    out: dict = {"Sid": sid, "Effect": effect}
+    if principal is not None:
+        out["Principal"] = principal
+    out["Action"] = sorted(actions) if isinstance(actions, (list, tuple, set)) else actions
+    if resources is not None:
+        out["Resource"] = list(resources) if isinstance(resources, (list, tuple)) else resources
+    if condition:
+        out["Condition"] = condition
+    return out
+
+
+def trust(service: str | None = None, *, aws=None, condition: dict | None = None) -> dict:
+    principal = {"Service": service} if service else {"AWS": aws}
+    return document(statement("Trust", "sts:AssumeRole", principal=principal, condition=condition))
+
+
+class Arns:
+    """ARNs of the environment's resources in any of its accounts."""
+
+    def __init__(self, env):
+        self.env = env
+        self.p = env.partition
+        self.region = env.region
+
+    def root(self, account_id: str) -> str:
+        return f"arn:{self.p}:iam::{account_id}:root"
+
+    def role(self, name: str, account_id: str) -> str:
+        return f"arn:{self.p}:iam::{account_id}:role/{name}"
+
+    def bucket(self, name: str) -> str:
+        return f"arn:{self.p}:s3:::{name}"
+
+    def objects(self, name: str, prefix: str = "") -> str:
+        return f"arn:{self.p}:s3:::{name}/{prefix}*"
+
+    def sagemaker(self, account_id: str, resource: str) -> str:
+        return f"arn:{self.p}:sagemaker:{self.region}:{account_id}:{resource}"
+
+    def kms_keys(self, account_id: str) -> str:
+        return f"arn:{self.p}:kms:{self.region}:{account_id}:key/*"
+
+    def table(self, account_id: str, name: str) -> str:
+        return f"arn:{self.p}:dynamodb:{self.region}:{account_id}:table/{name}"
+
+    def group_and_packages(self) -> list[str]:
+        registry, group = self.env.registry_account_id, self.env.model_package_group
+        return [self.sagemaker(registry, f"model-package-group/{group}"),
+                self.sagemaker(registry, f"model-package/{group}/*")]
+
+    def pipelines(self, account_id: str) -> list[str]:
+        return [self.sagemaker(account_id, f"pipeline/{name}") for name in self.env.pipelines.values()]
+
+
+KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
+           "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+KEY_READ = ["kms:Decrypt", "kms:DescribeKey"]
+
+
+def promotion_neighbours(env, label: str) -> tuple[list[str], list[str]]:
+    """(upstream, downstream) workload account labels of `label` on the promotion path, in file order:
+    a model trained upstream (dev) is read downstream (prod), never the other way round."""
+    labels = list(env.workload_accounts)
+    i = labels.index(label)
+    return labels[:i], labels[i + 1:]
+
+
+def registry_prefix(label: str) -> str:
+    """Where a workload account writes model artefacts in the registry bucket."""
+    return f"{label}/"
+
+
+# -- KMS key policies -------------------------------------------------------------------------------
+
+def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) -> dict:
+    """Root delegation (so IAM policies in the account decide), named users, and other accounts that
+    may only decrypt: their own IAM policies must still allow it, as AWS evaluates both sides."""
+    arns = Arns(env)
+    return document(
+        statement("EnableIamPolicies", "kms:*", "*", principal={"AWS": arns.root(account_id)}),
+        statement("AccountRolesUseKey", KEY_USE, "*", principal={"AWS": users}) if users else None,
+        statement("OtherAccountsDecrypt", KEY_READ, "*",
+                  principal={"AWS": [arns.root(a) for a in readers]}) if readers else None,
+    )
+
+
+def workload_key_policy(env) -> dict:
+    arns = Arns(env)
+    upstream, downstream = promotion_neighbours(env, env.account)
+    users = [arns.role(env.roles.execution, env.account_id)]
+    if env.kind == "prod":
+        users.append(arns.role(env.roles.jenkins, env.account_id))
+    readers = [env.accounts[label] for label in downstream] + [env.registry_account_id]
+    return key_policy(env, env.account_id, users=users, readers=readers)
+
+
+def registry_key_alias(env) -> str:
+    return f"alias/{env.project}-registry"
+
+
+def registry_key_policy(env) -> dict:
+    arns = Arns(env)
+    return key_policy(env, env.registry_account_id,
+                      users=[arns.role(env.roles.approver, env.registry_account_id)], readers=[])
+
+
+# -- bucket policies --------------------------------------------------------------------------------
+
+def _secure_transport_only(arns: Arns, bucket: str) -> dict:
+    return statement("DenyInsecureTransport", "s3:*", [arns.bucket(bucket), arns.objects(bucket)],
+                     effect="Deny", principal="*", condition={"Bool": {"aws:SecureTransport": "false"}})
+
+
+def data_bucket_policy(env, bucket: str) -> dict:
+    """An account's own bucket: TLS only, and no put may ask for anything but SSE-KMS. A put without
+    the header gets the bucket's default SSE-KMS key, so nothing lands unencrypted either way."""
+    arns = Arns(env)
+    return document(
+        _secure_transport_only(arns, bucket),
+        statement("DenyNonKmsEncryption", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
+                  condition={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
+    )
+
+
+def registry_bucket_policy(env) -> dict:
+    """Each workload execution role reads and writes under its own prefix and reads upstream prefixes.
+    Writers come from other accounts, so they must name their own key: a put without SSE-KMS headers
+    would fall back to the registry's key, which the reading accounts cannot use."""
+    arns = Arns(env)
+    bucket = env.buckets.registry
+    statements = []
+    for label, account_id in env.workload_accounts.items():
+        upstream, _ = promotion_neighbours(env, label)
+        role = {"AWS": arns.role(env.roles.execution, account_id)}
+        sid = label.title().replace("-", "")
+        statements.append(statement(f"{sid}ReadWriteOwnPrefix", ["s3:GetObject", "s3:PutObject"],
+                                    arns.objects(bucket, registry_prefix(label)), principal=role))
+        if upstream:
+            statements.append(statement(f"{sid}ReadUpstreamPrefixes", "s3:GetObject",
+                                        [arns.objects(bucket, registry_prefix(u)) for u in upstream],
+                                        principal=role))
+        statements.append(statement(f"{sid}ListItsPrefixes", "s3:ListBucket", arns.bucket(bucket), principal=role,
+                                    condition={"StringLike": {"s3:prefix": [
+                                        f"{registry_prefix(p)}*" for p in [label, *upstream]]}}))
+    return document(
+        *statements,
+        _secure_transport_only(arns, bucket),
+        statement("DenyUnencryptedPuts", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
+                  condition={"Null": {"s3:x-amz-server-side-encryption": "true"}}),
+        statement("DenyNonKmsEncryption", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
+                  condition={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
+    )
+
+
+# -- model package group --------------------------------------------------------------------------
+
+REGISTER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"]
+LOOKUP_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+                  "sagemaker:ListModelPackages"]
+
+
+def model_package_group_policy(env) -> dict:
+    """Workload accounts register and read; nobody outside the registry account changes a package:
+    approval is the approver role's, which its own (same-account) IAM policy grants."""
+    arns = Arns(env)
+    executions = [arns.role(env.roles.execution, a) for a in env.workload_accounts.values()]
+    lookups = [arns.role(env.roles.lambda_, a) for a in env.workload_accounts.values()]
+    resources = arns.group_and_packages()
+    return document(
+        statement("WorkloadExecutionRolesRegister", REGISTER_ACTIONS, resources, principal={"AWS": executions}),
+        statement("InferenceLambdaLooksUpApproved", LOOKUP_ACTIONS, resources, principal={"AWS": lookups}),
+        statement("NoApprovalFromWorkloadAccounts", ["sagemaker:UpdateModelPackage"], resources, effect="Deny",
+                  principal={"AWS": executions + lookups}),
+    )
+
+
+# -- identity policies ----------------------------------------------------------------------------
+
+def _name_prefixed(arns: Arns, account_id: str, env) -> list[str]:
+    # SageMaker Pipelines names the jobs it launches "pipelines-<execution>-<step>-..."; jobs the
+    # toolkit starts itself carry the project prefix.
+    kinds = ["processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model"]
+    return [arns.sagemaker(account_id, f"{kind}/{prefix}*") for kind in kinds
+            for prefix in (f"{env.project}-", "pipelines-")]
+
+
+def execution_role_policies(env) -> dict[str, dict]:
+    arns = Arns(env)
+    account_id, label = env.account_id, env.account
+    upstream, _ = promotion_neighbours(env, label)
+    key = key_arn_ref(env.kms_key_alias)
+    data, registry = env.buckets.artifacts, env.buckets.registry
+    own_prefix = registry_prefix(label)
+    read_prefixes = [own_prefix] + [registry_prefix(u) for u in upstream]
+    region = env.region
+    data_access = document(
+        statement("DataBucketObjects", ["s3:GetObject", "s3:PutObject"], arns.objects(data)),
+        statement("DataBucketList", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(data)),
+        statement("RegistryArtifactsOwnPrefix", ["s3:GetObject", "s3:PutObject"], arns.objects(registry, own_prefix)),
+        statement("RegistryArtifactsUpstreamRead", "s3:GetObject",
+                  [arns.objects(registry, registry_prefix(u)) for u in upstream]) if upstream else None,
+        statement("RegistryArtifactsList", "s3:ListBucket", arns.bucket(registry),
+                  condition={"StringLike": {"s3:prefix": [f"{p}*" for p in read_prefixes]}}),
+        statement("OwnKey", KEY_USE, key),
+        statement("OwnKeyGrantsForSageMakerVolumes", "kms:CreateGrant", key,
+                  condition={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        # Models trained upstream are encrypted with the upstream account's key; that key's policy
+        # names this account, so only keys that chose to share with us are usable.
+        statement("UpstreamKeysDecrypt", KEY_READ, [arns.kms_keys(env.accounts[u]) for u in upstream])
+        if upstream else None,
+    )
+    sagemaker = document(
+        statement("PipelineJobs", [
+            "sagemaker:AddTags", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel",
+            "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:CreateTransformJob",
+            "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeModel",
+            "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob", "sagemaker:DescribeTransformJob",
+            "sagemaker:ListTrainingJobsForHyperParameterTuningJob", "sagemaker:StopHyperParameterTuningJob",
+            "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob", "sagemaker:StopTransformJob",
+        ], _name_prefixed(arns, account_id, env)),
+        statement("RegisterInCentralRegistry", REGISTER_ACTIONS[:-1], arns.group_and_packages()),
+        statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
+        statement("InvokeInferenceStepLambda", "lambda:InvokeFunction",
+                  f"arn:{arns.p}:lambda:{region}:{account_id}:function:{env.project}-*"),
+        statement("PassOnlyItselfToSageMaker", "iam:PassRole", arns.role(env.roles.execution, account_id),
+                  condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+    )
+    runtime = document(
+        statement("PullSageMakerImages", ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                                          "ecr:GetDownloadUrlForLayer"],
+                  f"arn:{arns.p}:ecr:{region}:*:repository/sagemaker-*"),
+        statement("EcrLogin", "ecr:GetAuthorizationToken", "*"),
+        statement("JobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                              "logs:PutLogEvents"],
+                  [f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*",
+                   f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*:log-stream:*"]),
+        statement("JobMetrics", "cloudwatch:PutMetricData", "*",
+                  condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+    )
+    return {"data-and-keys": data_access, "sagemaker-pipeline-steps": sagemaker, "runtime": runtime}
+
+
+def lambda_role_policies(env) -> dict[str, dict]:
+    arns = Arns(env)
+    logs = f"arn:{arns.p}:logs:{env.region}:{env.account_id}:log-group:/aws/lambda/{env.project}-*"
+    return {"latest-approved-model": document(
+        statement("DescribeRegistryPackages", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
+        statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
+        statement("FunctionLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                  [logs, f"{logs}:log-stream:*"]),
+    )}
+
+
+def events_role_policies(env) -> dict[str, dict]:
+    arns = Arns(env)
+    return {"start-project-pipelines": document(
+        statement("StartProjectPipelines", "sagemaker:StartPipelineExecution", arns.pipelines(env.account_id)))}
+
+
+def jenkins_trust(env) -> dict:
+    return trust(aws=env.jenkins.principal_arn,
+                 condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}})
+
+
+def jenkins_role_policies(env) -> dict[str, dict]:
+    """What a deploy from Jenkins does in this account: upsert the pipelines (code, Lambda, pipeline),
+    and apply mlops-infra/ (rules, topics, its own roles) with Terraform state in S3 + DynamoDB."""
+    arns = Arns(env)
+    account_id, region, project = env.account_id, env.region, env.project
+    key = key_arn_ref(env.kms_key_alias)
+    pipelines_arns = [arns.sagemaker(account_id, f"pipeline/{project}-*"),
+                      arns.sagemaker(account_id, f"pipeline/{project}-*/execution/*")]
+    function = f"arn:{arns.p}:lambda:{region}:{account_id}:function:{project}-*"
+    state_bucket = env.buckets.terraform_state
+    deploy_pipelines = document(
+        statement("UpsertProjectPipelines", [
+            "sagemaker:AddTags", "sagemaker:CreatePipeline", "sagemaker:DescribePipeline",
+            "sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+            "sagemaker:ListPipelineExecutions", "sagemaker:ListTags", "sagemaker:StartPipelineExecution",
+            "sagemaker:StopPipelineExecution", "sagemaker:UpdatePipeline"], pipelines_arns),
+        statement("PassExecutionRoleToSageMaker", "iam:PassRole", arns.role(env.roles.execution, account_id),
+                  condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        statement("PassLambdaRoleToLambda", "iam:PassRole", arns.role(env.roles.lambda_, account_id),
+                  condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
+        statement("PassEventsRoleToEventBridge", "iam:PassRole", arns.role(env.roles.events, account_id),
+                  condition={"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
+        statement("InferenceStepLambda", [
+            "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+            "lambda:TagResource", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"], function),
+        statement("PutPipelineCode", ["s3:GetObject", "s3:PutObject"], arns.objects(env.buckets.artifacts)),
+        statement("ListPipelineCode", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(env.buckets.artifacts)),
+        statement("EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                  key),
+    )
+    infra_prefix = f"{project}-"
+    deploy_infra = document(
+        statement("ProjectRules", [
+            "events:DeleteRule", "events:DescribeRule", "events:DisableRule", "events:EnableRule",
+            "events:ListTagsForResource", "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+            "events:RemoveTargets", "events:TagResource", "events:UntagResource"],
+            f"arn:{arns.p}:events:{region}:{account_id}:rule/{infra_prefix}*"),
+        statement("ProjectTopics", [
+            "sns:CreateTopic", "sns:DeleteTopic", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes",
+            "sns:ListSubscriptionsByTopic", "sns:ListTagsForResource", "sns:SetTopicAttributes", "sns:Subscribe",
+            "sns:TagResource", "sns:Unsubscribe", "sns:UntagResource"],
+            f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*"),
+        statement("ReadProjectRoles", ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"],
+                  arns.role(f"{infra_prefix}*", account_id)),
+        statement("TerraformStateList", "s3:ListBucket", arns.bucket(state_bucket)),
+        statement("TerraformStateObjects", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                  arns.objects(state_bucket)),
+        statement("TerraformLock", ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
+                                    "dynamodb:PutItem"], arns.table(account_id, env.terraform_lock_table)),
+    )
+    return {"deploy-pipelines": deploy_pipelines, "deploy-infra": deploy_infra}
+
+
+def approver_role_policies(env) -> dict[str, dict]:
+    arns = Arns(env)
+    registry = env.buckets.registry
+    keys = [key_arn_ref(registry_key_alias(env))] + [arns.kms_keys(a) for a in env.workload_accounts.values()]
+    return {"approve-model-packages": document(
+        statement("ApproveGroupPackages", ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+                                           "sagemaker:UpdateModelPackage"], arns.group_and_packages()),
+        statement("ListPackages", ["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], "*"),
+        statement("ReadArtifactsForReports", "s3:GetObject", arns.objects(registry)),
+        statement("ListArtifacts", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(registry)),
+        # Reports read artefacts encrypted with the key of the account that trained them; those keys'
+        # policies name the registry account, the only keys in these accounts that do.
+        statement("DecryptArtifacts", KEY_READ, keys),
+    )}
