@@ -47,8 +47,7 @@ def test_assumed_role_sessions_are_cached_and_act_in_the_target_account(sessions
 def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod_env, monkeypatch):
     """A caller from the Jenkins account (as `withAWS` leaves in AWS_* variables) reaches prod via
     cross-account-jenkins-role, with the ExternalId and a session name carrying the build."""
-    import boto3
-    from sandbox.server import admin_credentials
+    import json
 
     s = sessions(prod_env)
     _create_role(s, "222222222222", "cross-account-jenkins-role", {
@@ -56,10 +55,22 @@ def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": prod_env.jenkins.principal_arn},
                        "Action": "sts:AssumeRole",
                        "Condition": {"StringEquals": {"sts:ExternalId": prod_env.jenkins.external_id}}}]})
-    jenkins = admin_credentials("444444444444")
+    # the trust policy names the agent's role, so the caller must be that role (as on a real Jenkins
+    # agent), not the Jenkins account's admin: the sandbox enforces trust policies like AWS
+    admin = s.in_account("444444444444")
+    _create_role(s, "444444444444", "jenkins-agent", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"},
+                       "Action": "sts:AssumeRole"}]})
+    s.client("iam", admin).put_role_policy(RoleName="jenkins-agent", PolicyName="deploy", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role"}]}))
+    jenkins = s.client("sts", admin).assume_role(RoleArn=prod_env.jenkins.principal_arn,
+                                                 RoleSessionName="jenkins-agent")["Credentials"]
     monkeypatch.setenv("MLOPS_SANDBOX_CREDENTIALS", "env")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", jenkins["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", jenkins["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", jenkins["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", jenkins["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", jenkins["SessionToken"])
     monkeypatch.setenv("BUILD_TAG", "jenkins-mlops-7")
 
     chained = sessions(prod_env)

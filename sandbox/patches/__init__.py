@@ -14,6 +14,7 @@ from typing import Callable
 # Modules that register patches, in the order they apply.
 PATCH_MODULES = (
     "sandbox.patches.snapshot",
+    "sandbox.patches.enforcement",
 )
 
 
