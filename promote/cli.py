@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitGroup, environment_options, output_option
+from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
 from promote.errors import NotImplementedYet
 
 
@@ -17,12 +17,30 @@ def main():
     """
 
 
+def _sessions(env, profile):
+    from promote.session import Sessions
+    return Sessions(env, profile=profile)
+
+
+def _decide(env, profile, version, decision, reason, output):
+    from promote import registry
+    result = registry.decide(env, _sessions(env, profile), version, decision, reason)
+    if output == "json":
+        emit_json(result)
+    elif result["changed"]:
+        click.echo(f"version {version} {result['status']}: {result['approval_description']}")
+    else:
+        click.echo(f"version {version} is already {result['status']}: nothing to do")
+
+
 @main.command("list")
 @environment_options
 @output_option
 def list_versions(env, profile, output):
     """List the versions in the environment's model package group, newest first."""
-    raise NotImplementedYet("promote list")
+    from promote import registry
+    rows = registry.list_versions(env, _sessions(env, profile))
+    emit_json(rows) if output == "json" else click.echo(registry.render_versions(rows))
 
 
 @main.command()
@@ -30,7 +48,9 @@ def list_versions(env, profile, output):
 @output_option
 def status(env, profile, output):
     """Versions with status, metrics, who registered/approved them, and where they run."""
-    raise NotImplementedYet("promote status")
+    from promote import registry
+    rows = registry.status(env, _sessions(env, profile))
+    emit_json(rows) if output == "json" else click.echo(registry.render_status(env, rows))
 
 
 @main.command()
@@ -40,7 +60,7 @@ def status(env, profile, output):
 @output_option
 def approve(env, profile, version, reason, output):
     """Approve a version as the approver role (refused for the principal that registered it)."""
-    raise NotImplementedYet("promote approve")
+    _decide(env, profile, version, "approve", reason, output)
 
 
 @main.command()
@@ -49,8 +69,8 @@ def approve(env, profile, version, reason, output):
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
 def reject(env, profile, version, reason, output):
-    """Reject a version as the approver role."""
-    raise NotImplementedYet("promote reject")
+    """Reject a version as the approver role (refused for the principal that registered it)."""
+    _decide(env, profile, version, "reject", reason, output)
 
 
 @main.command()
@@ -59,7 +79,9 @@ def reject(env, profile, version, reason, output):
 @output_option
 def lineage(env, profile, version, output):
     """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
-    raise NotImplementedYet("promote lineage")
+    from promote import registry
+    info = registry.lineage(env, _sessions(env, profile), version)
+    emit_json(info) if output == "json" else click.echo(registry.render_lineage(info))
 
 
 @main.command()
@@ -68,7 +90,10 @@ def lineage(env, profile, version, output):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
 def report(env, profile, version, out_dir):
     """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
-    raise NotImplementedYet("promote report")
+    from promote.report import write_report
+    written = write_report(env, _sessions(env, profile), version, out_dir)
+    for path in written.values():
+        click.echo(path)
 
 
 @main.command()

@@ -1,0 +1,469 @@
+"""The central model registry as the approver sees it: versions, approvals with an audit trail, lineage.
+
+Every operation acts as the environment's approver role in the registry account and reaches the
+group by its ARN. An approval or rejection is refused when the approver is the principal that
+registered the version (separation of duties), and is recorded on the version itself: in
+ApprovalDescription and as `decision:<n>` entries in CustomerMetadataProperties (who, when, why,
+which build). Where a version runs is recorded the same way, as `deployed:<env>` entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from promote.errors import AccessDenied, ConfigError, ToolkitError
+
+DECISIONS = {"approve": "Approved", "reject": "Rejected"}
+_METADATA_VALUE_MAX = 256
+_APPROVAL_DESCRIPTION_MAX = 1024
+
+
+class SeparationOfDuties(ToolkitError):
+    """The approver registered the version it is asked to approve or reject."""
+
+
+class VersionNotFound(ToolkitError):
+    """No such version in the environment's model package group."""
+
+    exit_code = 2
+
+
+def package_arn(env, version: int) -> str:
+    """A version's ARN, derived from the group ARN (the package lives in the registry account)."""
+    group_arn = env.model_package_group_arn
+    return group_arn.replace(":model-package-group/", ":model-package/") + f"/{int(version)}"
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def metadata(package: dict, *names: str) -> str | None:
+    """A CustomerMetadataProperties value under any of the spellings pipelines use (git-commit, GitCommit...)."""
+    props = {_key(k): v for k, v in (package.get("CustomerMetadataProperties") or {}).items()}
+    for name in names:
+        if _key(name) in props:
+            return props[_key(name)]
+    return None
+
+
+def person(principal: str | None) -> str | None:
+    """Who acted, from an assumed-role ARN's session name (`<who>@<purpose>`) or a plain name/ARN."""
+    if not principal:
+        return None
+    if ":assumed-role/" in principal:
+        principal = principal.rsplit("/", 1)[1]
+    return principal.split("@", 1)[0].lower()
+
+
+def registered_by(package: dict) -> str | None:
+    """The principal that registered a version: SageMaker's CreatedBy, else what the pipeline recorded."""
+    created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
+    return (metadata(package, "registered-by", "registered_by", "RegisteredBy", "created-by", "started-by")
+            or created.get("Arn"))
+
+
+def _registering_principals(package: dict) -> set:
+    created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
+    found = {created.get("Arn"), metadata(package, "registered-by", "registered_by", "RegisteredBy", "created-by",
+                                          "started-by")}
+    return {p for p in found if p}
+
+
+def check_separation_of_duties(package: dict, approver_arn: str) -> None:
+    """Refuse when the approver (same role session, or same person) registered the version."""
+    for principal in _registering_principals(package):
+        if principal == approver_arn or person(principal) == person(approver_arn):
+            raise SeparationOfDuties(
+                f"{person(approver_arn)} registered {package['ModelPackageArn']} ({principal}) and may not "
+                "also decide on it: ask another approver")
+
+
+# -- reading the registry -------------------------------------------------------------------------
+@dataclass
+class Registry:
+    """The environment's model package group, reached by ARN as the approver role."""
+
+    env: object
+    sessions: object
+    purpose: str = "registry-read"
+    _session: object = field(default=None, repr=False)
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = self.sessions.as_role("approver", purpose=self.purpose)
+        return self._session
+
+    @property
+    def sagemaker(self):
+        return self.sessions.client("sagemaker", self.session)
+
+    @property
+    def s3(self):
+        return self.sessions.client("s3", self.session)
+
+    def identity(self) -> str:
+        return self.sessions.client("sts", self.session).get_caller_identity()["Arn"]
+
+    def summaries(self) -> list[dict]:
+        """Every version of the group, newest first (ListModelPackages by group ARN, all pages)."""
+        sm, summaries, token = self.sagemaker, [], None
+        while True:
+            kwargs = {"ModelPackageGroupName": self.env.model_package_group_arn, "SortBy": "CreationTime",
+                      "SortOrder": "Descending", "MaxResults": 100}
+            if token:
+                kwargs["NextToken"] = token
+            page = _call(sm.list_model_packages, **kwargs)
+            summaries.extend(page.get("ModelPackageSummaryList", []))
+            token = page.get("NextToken")
+            if not token:
+                return sorted(summaries, key=version_of, reverse=True)
+
+    def describe(self, version: int) -> dict:
+        from botocore.exceptions import ClientError
+        arn = package_arn(self.env, version)
+        try:
+            return self.sagemaker.describe_model_package(ModelPackageName=arn)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            if err.get("Code") in ("ValidationException", "ResourceNotFound") and (
+                    "not found" in err.get("Message", "").lower() or "does not exist" in err.get("Message", "").lower()):
+                raise VersionNotFound(f"--version: no version {version} in {self.env.model_package_group_arn}") \
+                    from None
+            raise _denied(exc) or exc
+
+    def read_json(self, s3_uri: str | None) -> dict | None:
+        """An S3 JSON document the pipeline registered (evaluation report, baseline); None if absent."""
+        if not s3_uri or not s3_uri.startswith("s3://"):
+            return None
+        from botocore.exceptions import ClientError
+        bucket, _, key = s3_uri[5:].partition("/")
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                return None
+            raise _denied(exc) or exc
+        return json.loads(body)
+
+    def metrics(self, package: dict) -> "Metrics":
+        uri = ((((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {})
+               .get("S3Uri"))
+        return Metrics.from_report(self.read_json(uri), uri)
+
+    def champion(self, exclude_version: int | None = None) -> dict | None:
+        """The newest Approved version other than `exclude_version`: what runs in prod today."""
+        for summary in self.summaries():
+            if summary.get("ModelApprovalStatus") == "Approved" and version_of(summary) != exclude_version:
+                return self.describe(version_of(summary))
+        return None
+
+
+def version_of(package: dict) -> int:
+    return int(package.get("ModelPackageVersion") or package["ModelPackageArn"].rsplit("/", 1)[1])
+
+
+def _call(func, **kwargs):
+    from botocore.exceptions import ClientError
+    try:
+        return func(**kwargs)
+    except ClientError as exc:
+        raise _denied(exc) or exc
+
+
+def _denied(exc) -> AccessDenied | None:
+    err = exc.response.get("Error", {})
+    if err.get("Code") in ("AccessDenied", "AccessDeniedException"):
+        return AccessDenied(f"{exc.operation_name} denied: {err.get('Message', '')}")
+    return None
+
+
+# -- metrics from the evaluation report -----------------------------------------------------------
+@dataclass
+class Metrics:
+    """Binary-classification metrics of one version, from its registered evaluation report."""
+
+    source: str | None = None
+    values: dict = field(default_factory=dict)        # auc, accuracy, precision, recall, f1
+    confusion_matrix: list | None = None               # [[tn, fp], [fn, tp]]
+    roc: tuple | None = None                           # (fpr list, tpr list)
+
+    NAMES = ("auc", "accuracy", "precision", "recall", "f1")
+
+    @classmethod
+    def from_report(cls, doc: dict | None, source: str | None = None) -> "Metrics":
+        """Reads SageMaker's model-quality layout ({"binary_classification_metrics": {"auc": {"value": ..}}})
+        and the flat one ({"auc": .., "roc": {"fpr": [..], "tpr": [..]}}) alike."""
+        if not doc:
+            return cls(source)
+        body = doc.get("binary_classification_metrics") or doc.get("metrics") or doc
+        values = {}
+        aliases = {"auc": ("auc", "roc_auc"), "accuracy": ("accuracy",), "precision": ("precision",),
+                   "recall": ("recall",), "f1": ("f1", "f1_score", "f1score")}
+        for name, keys in aliases.items():
+            for key in keys:
+                if key in body:
+                    value = body[key]
+                    value = value.get("value") if isinstance(value, dict) else value
+                    if isinstance(value, (int, float)):
+                        values[name] = float(value)
+                        break
+        return cls(source, values, _confusion(body), _roc(body))
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, **self.values, "confusion_matrix": self.confusion_matrix,
+                "roc_points": len(self.roc[0]) if self.roc else 0}
+
+
+def _confusion(body: dict) -> list | None:
+    cm = body.get("confusion_matrix")
+    if isinstance(cm, list) and len(cm) == 2 and all(isinstance(r, list) and len(r) == 2 for r in cm):
+        return [[int(v) for v in row] for row in cm]
+    if isinstance(cm, dict):
+        # SageMaker's layout: {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}} (actual -> predicted)
+        try:
+            return [[int(cm[a][p]) for p in ("0", "1")] for a in ("0", "1")]
+        except (KeyError, TypeError, ValueError):
+            pass
+        keys = {k.lower(): v for k, v in cm.items()}
+        if {"tn", "fp", "fn", "tp"} <= set(keys):
+            return [[int(keys["tn"]), int(keys["fp"])], [int(keys["fn"]), int(keys["tp"])]]
+    return None
+
+
+def _roc(body: dict):
+    for key in ("receiver_operating_characteristic_curve", "roc_curve", "roc"):
+        curve = body.get(key)
+        if isinstance(curve, dict):
+            fpr = curve.get("false_positive_rates") or curve.get("fpr")
+            tpr = curve.get("true_positive_rates") or curve.get("tpr")
+            if isinstance(fpr, list) and isinstance(tpr, list) and len(fpr) == len(tpr) and fpr:
+                return [float(v) for v in fpr], [float(v) for v in tpr]
+        if isinstance(curve, list) and curve and isinstance(curve[0], (list, tuple, dict)):
+            points = [(p["fpr"], p["tpr"]) if isinstance(p, dict) else (p[0], p[1]) for p in curve]
+            return [float(p[0]) for p in points], [float(p[1]) for p in points]
+    return None
+
+
+# -- decisions: approve / reject with an audit trail ----------------------------------------------
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _build() -> str:
+    return os.environ.get("BUILD_URL") or os.environ.get("BUILD_TAG") or "local"
+
+
+def decisions(package: dict) -> list[dict]:
+    """The version's recorded approvals/rejections, oldest first."""
+    found = []
+    for key, value in (package.get("CustomerMetadataProperties") or {}).items():
+        if key.startswith("decision:") and key[len("decision:"):].isdigit():
+            try:
+                entry = json.loads(value)
+            except ValueError:
+                entry = {"note": value}
+            found.append((int(key.split(":")[1]), entry))
+    return [entry for _, entry in sorted(found, key=lambda kv: kv[0])]
+
+
+def deployments(package: dict) -> dict:
+    """{environment: where/when} from the version's `deployed:<env>` entries."""
+    return {k.split(":", 1)[1]: v for k, v in (package.get("CustomerMetadataProperties") or {}).items()
+            if k.startswith("deployed:")}
+
+
+def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
+    """Approve or reject `version` as the approver role; returns what was recorded."""
+    if decision not in DECISIONS:
+        raise ConfigError(f"'{decision}' is not one of {', '.join(DECISIONS)}", field="decision")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ConfigError("a reason is required: it is recorded on the version", field="--reason")
+    if len(reason) > 900:
+        raise ConfigError(f"{len(reason)} characters is too long (at most 900: it must fit ApprovalDescription)",
+                          field="--reason")
+    registry = Registry(env, sessions, purpose=f"{decision}-v{version}")
+    package = registry.describe(version)
+    status = DECISIONS[decision]
+    approver = registry.identity()
+    if package.get("ModelApprovalStatus") == status:
+        return {"version": version, "arn": package["ModelPackageArn"], "status": status, "changed": False,
+                "decision": (decisions(package) or [None])[-1]}
+    check_separation_of_duties(package, approver)
+
+    at, build = _now(), _build()
+    who = person(approver)
+    entry = {"status": status, "by": who, "principal": approver, "at": at, "build": build, "reason": reason}
+    number = len(decisions(package)) + 1
+    properties = dict(package.get("CustomerMetadataProperties") or {})
+    properties[f"decision:{number}"] = _fit_json(entry)
+    description = f"{status} by {who} at {at} (build {build}): {reason}"[:_APPROVAL_DESCRIPTION_MAX]
+    _call(registry.sagemaker.update_model_package, ModelPackageArn=package["ModelPackageArn"],
+          ModelApprovalStatus=status, ApprovalDescription=description, CustomerMetadataProperties=properties)
+    return {"version": version, "arn": package["ModelPackageArn"], "status": status, "changed": True,
+            "decision": entry, "approval_description": description}
+
+
+def _fit_json(entry: dict) -> str:
+    """The decision as JSON within the 256 characters a metadata value may hold (reason shortened)."""
+    text = json.dumps(entry, separators=(",", ":"))
+    if len(text) <= _METADATA_VALUE_MAX:
+        return text
+    slim = {k: v for k, v in entry.items() if k != "principal"}
+    overflow = len(json.dumps(slim, separators=(",", ":"))) - _METADATA_VALUE_MAX
+    if overflow > 0:
+        slim["reason"] = slim["reason"][:max(0, len(slim["reason"]) - overflow - 1)] + "…"
+    return json.dumps(slim, separators=(",", ":"), ensure_ascii=False)[:_METADATA_VALUE_MAX]
+
+
+def record_deployment(sagemaker, package: dict, environment: str, where: str) -> None:
+    """Record on the version that `environment` runs it (`deployed:<env>` = "<time> <where>").
+
+    Call with a client allowed sagemaker:UpdateModelPackage on the group's packages. All properties are
+    sent, so the record is the same whether the service merges or replaces them.
+    """
+    properties = dict(package.get("CustomerMetadataProperties") or {})
+    properties[f"deployed:{environment}"] = f"{_now()} {where}"[:_METADATA_VALUE_MAX]
+    _call(sagemaker.update_model_package, ModelPackageArn=package["ModelPackageArn"],
+          CustomerMetadataProperties=properties)
+
+
+# -- views: list, status, lineage -----------------------------------------------------------------
+def _iso(value) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return str(value or "")
+
+
+def list_versions(env, sessions) -> list[dict]:
+    registry = Registry(env, sessions)
+    return [{"version": version_of(s), "status": s.get("ModelApprovalStatus", ""),
+             "created": _iso(s.get("CreationTime")), "arn": s["ModelPackageArn"]} for s in registry.summaries()]
+
+
+def status(env, sessions) -> list[dict]:
+    """Each version with its metrics, who registered and decided on it, and where it runs."""
+    registry = Registry(env, sessions)
+    rows = []
+    for summary in registry.summaries():
+        package = registry.describe(version_of(summary))
+        metrics = registry.metrics(package)
+        last = (decisions(package) or [{}])[-1]
+        rows.append({"version": version_of(package), "status": package.get("ModelApprovalStatus", ""),
+                     "created": _iso(package.get("CreationTime")), "registered_by": registered_by(package) or "",
+                     "decided_by": last.get("by", ""), "decided_at": last.get("at", ""),
+                     "metrics": metrics.values, "deployed": deployments(package),
+                     "arn": package["ModelPackageArn"]})
+    return rows
+
+
+def lineage(env, sessions, version: int, registry: Registry | None = None) -> dict:
+    """Where a version came from and where it went: data, code, run, metrics, baseline, decisions, use."""
+    registry = registry or Registry(env, sessions, purpose=f"lineage-v{version}")
+    package = registry.describe(version)
+    meta_props = package.get("MetadataProperties") or {}
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    baselines = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    statistics_uri = (baselines.get("Statistics") or {}).get("S3Uri")
+    constraints_uri = (baselines.get("Constraints") or {}).get("S3Uri")
+    metrics = registry.metrics(package)
+    return {
+        "version": version_of(package),
+        "arn": package["ModelPackageArn"],
+        "group_arn": env.model_package_group_arn,
+        "status": package.get("ModelApprovalStatus", ""),
+        "approval_description": package.get("ApprovalDescription", ""),
+        "created": _iso(package.get("CreationTime")),
+        "registered_by": registered_by(package),
+        "dataset": {"uri": metadata(package, "dataset-uri", "dataset_uri", "dataset", "DatasetUri"),
+                    "sha256": metadata(package, "dataset-sha256", "dataset_sha256", "dataset-hash",
+                                       "dataset_hash", "DatasetSha256")},
+        "git_commit": meta_props.get("CommitId") or metadata(package, "git-commit", "git_commit", "GitCommit"),
+        "repository": meta_props.get("Repository"),
+        "build": metadata(package, "build", "build-id", "build_id", "build-url", "build_url"),
+        "pipeline_execution": meta_props.get("GeneratedBy") or metadata(
+            package, "pipeline-execution", "pipeline-execution-arn", "pipeline_execution_arn", "execution-arn"),
+        "hyperparameters": _maybe_json(metadata(package, "hyperparameters")),
+        "model_data_url": containers[0].get("ModelDataUrl"),
+        "image": containers[0].get("Image"),
+        "metrics": metrics.as_dict(),
+        "baseline": {"statistics_uri": statistics_uri, "constraints_uri": constraints_uri,
+                     **baseline_summary(registry.read_json(statistics_uri), registry.read_json(constraints_uri))},
+        "decisions": decisions(package),
+        "deployed": deployments(package),
+    }
+
+
+def _maybe_json(value):
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
+def baseline_summary(statistics: dict | None, constraints: dict | None) -> dict:
+    """The drift baseline at a glance: rows, features and per-feature statistics (Model Monitor schema)."""
+    summary = {"item_count": None, "features": []}
+    if statistics:
+        summary["item_count"] = (statistics.get("dataset") or {}).get("item_count")
+        for feature in statistics.get("features", []):
+            numbers = feature.get("numerical_statistics") or {}
+            common = numbers.get("common") or (feature.get("string_statistics") or {}).get("common") or {}
+            summary["features"].append({
+                "name": feature.get("name"), "type": feature.get("inferred_type"),
+                "mean": numbers.get("mean"), "std_dev": numbers.get("std_dev"),
+                "min": numbers.get("min"), "max": numbers.get("max"), "missing": common.get("num_missing")})
+    if constraints:
+        summary["constraints"] = len(constraints.get("features", []))
+        summary["monitoring_config"] = constraints.get("monitoring_config") or {}
+    return summary
+
+
+# -- rendering for people -------------------------------------------------------------------------
+def render_versions(rows: list[dict]) -> str:
+    from promote.clikit import table
+    return table(rows, ["version", "status", "created"]) if rows else "no versions registered yet"
+
+
+def render_status(env, rows: list[dict]) -> str:
+    from promote.clikit import table
+    if not rows:
+        return f"no versions in {env.model_package_group_arn}"
+    flat = [{"version": r["version"], "status": r["status"], "created": r["created"],
+             "auc": _fmt(r["metrics"].get("auc")), "f1": _fmt(r["metrics"].get("f1")),
+             "registered by": r["registered_by"], "decided by": r["decided_by"],
+             "runs in": ", ".join(sorted(r["deployed"])) or "-"} for r in rows]
+    return (f"{env.model_package_group_arn}\n"
+            + table(flat, ["version", "status", "created", "auc", "f1", "registered by", "decided by", "runs in"]))
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def render_lineage(info: dict) -> str:
+    lines = [f"version {info['version']}  {info['status']}  {info['arn']}",
+             f"  registered    {info['created']} by {info['registered_by'] or 'unknown'}",
+             f"  dataset       {info['dataset']['uri'] or '-'}  sha256 {info['dataset']['sha256'] or '-'}",
+             f"  git commit    {info['git_commit'] or '-'}",
+             f"  build         {info['build'] or '-'}",
+             f"  pipeline run  {info['pipeline_execution'] or '-'}",
+             f"  model data    {info['model_data_url'] or '-'}"]
+    metrics = {k: v for k, v in info["metrics"].items() if k in Metrics.NAMES}
+    lines.append("  metrics       " + (", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "-"))
+    base = info["baseline"]
+    lines.append(f"  baseline      {base['statistics_uri'] or '-'} ({len(base['features'])} features, "
+                 f"{base['item_count'] if base['item_count'] is not None else '?'} rows)")
+    lines.append("  decisions     " + ("" if info["decisions"] else "none"))
+    for d in info["decisions"]:
+        lines.append(f"    {d.get('status')} by {d.get('by')} at {d.get('at')} (build {d.get('build')}): "
+                     f"{d.get('reason', '')}")
+    lines.append("  runs in       " + (", ".join(f"{k} ({v})" for k, v in sorted(info["deployed"].items()))
+                                       or "nowhere yet"))
+    return "\n".join(lines)
