@@ -1,0 +1,125 @@
+"""Datasets the pipelines read: the built-in sample data and where any dataset lands in S3.
+
+`builtin:breast-cancer` is scikit-learn's bundled Wisconsin diagnostic breast-cancer data (a real,
+offline dataset, benign/malignant like the mammography use case), split deterministically into a
+training part (with the `diagnosis` target, 1 = malignant) and an inference batch without the
+target; `builtin:breast-cancer-batch-drifted` is that batch with some features shifted, which must
+trip the drift check. Built from the installed scikit-learn on demand, byte-for-byte reproducible.
+
+    python -m pipelines.datasets write DIR     # the three CSV files, to look at or to run steps on
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.specs import CodeUpload
+
+TARGET = "diagnosis"
+BATCH_FRACTION = 0.2
+SPLIT_SEED = 20240601
+# Shifted by 1.5 baseline standard deviations (scaled, so values stay positive like the real measurements).
+DRIFTED_FEATURES = ("mean_radius", "mean_texture", "worst_area", "mean_smoothness")
+DRIFT_SHIFT_STDS = 1.5
+BUILTINS = ("breast-cancer", "breast-cancer-batch", "breast-cancer-batch-drifted")
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where a pipeline reads a dataset from, and the upload that must put it there first (if any)."""
+
+    s3_uri: str
+    upload: CodeUpload | None = None
+
+
+def _parts():
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [n.replace(" ", "_") for n in data.feature_names]
+    order = np.random.RandomState(SPLIT_SEED).permutation(len(data.target))
+    n_batch = int(round(len(order) * BATCH_FRACTION))
+    batch_idx, train_idx = np.sort(order[:n_batch]), np.sort(order[n_batch:])
+    # scikit-learn codes malignant as 0; the mammography convention (and ours) is 1 = the finding.
+    diagnosis = 1 - data.target
+    return data.data, diagnosis, names, train_idx, batch_idx
+
+
+def _csv(header, rows) -> bytes:
+    lines = [",".join(header)]
+    lines += [",".join(_number(v) for v in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _number(value) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(round(value, 6))
+
+
+def builtin_csv(name: str) -> bytes:
+    """The CSV bytes of one built-in dataset (header row; target column only in the training part)."""
+    if name not in BUILTINS:
+        from promote.errors import ConfigError
+        raise ConfigError(f"'builtin:{name}' is not a built-in dataset (known: "
+                          f"{', '.join('builtin:' + b for b in BUILTINS)})", field="dataset")
+    import numpy as np
+
+    features, diagnosis, names, train_idx, batch_idx = _parts()
+    if name == "breast-cancer":
+        rows = np.column_stack([features[train_idx], diagnosis[train_idx]])
+        return _csv([*names, TARGET], rows)
+    batch = features[batch_idx].copy()
+    if name == "breast-cancer-batch-drifted":
+        std = features[train_idx].std(axis=0)
+        mean = features[train_idx].mean(axis=0)
+        for feature in DRIFTED_FEATURES:
+            j = names.index(feature)
+            batch[:, j] = batch[:, j] * (1 + DRIFT_SHIFT_STDS * std[j] / mean[j])
+    return _csv(names, batch)
+
+
+def locate(env, spec: str, purpose: str) -> DatasetLocation:
+    """The S3 URI a pipeline parameter defaults to for `spec` (builtin:NAME, s3://... or a local .csv).
+
+    Built-in and local datasets are uploaded content-addressed to the artifacts bucket, so a changed
+    file is a new URI (and a changed definition) while an unchanged one costs nothing on re-runs.
+    """
+    if spec.startswith("s3://"):
+        return DatasetLocation(spec)
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        body, filename = builtin_csv(name), f"{name}.csv"
+    else:
+        path = Path(spec)
+        if not path.is_absolute() and env.source is not None and not path.exists():
+            path = Path(env.source).parent / path
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            from promote.errors import ConfigError
+            raise ConfigError(f"cannot read '{spec}': {exc.strerror}", source=str(env.source), field=purpose) from None
+        name, filename = path.stem, path.name
+    digest = hashlib.sha256(body).hexdigest()
+    uri = f"s3://{env.buckets.artifacts}/datasets/{name}/{digest[:16]}/{filename}"
+    return DatasetLocation(uri, CodeUpload(uri, body))
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2 or argv[0] != "write":
+        print("usage: python -m pipelines.datasets write DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BUILTINS:
+        (out / f"{name}.csv").write_bytes(builtin_csv(name))
+        print(out / f"{name}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lambda handler of the inference pipeline (shipped as a zip by the upsert)."""

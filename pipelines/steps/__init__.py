@@ -1,0 +1,1 @@
+"""Step scripts: plain argparse programs run in SageMaker containers and locally (see each file)."""

@@ -1,0 +1,163 @@
+"""Evaluate step: score the trained model on the held-out test split and write the evaluation report
+(AUC from predicted probabilities, precision/recall/F1/accuracy at 0.5, confusion matrix, ROC points)
+plus the decision inputs the pipeline's condition reads: the AUC threshold and, when an approved
+champion exists in the registry, the champion's AUC minus the tolerance.
+
+    python pipelines/steps/evaluate.py --model out/model --test out/test --output out/evaluation \
+        --auc-threshold 0.9 [--champion-auc 0.95 --champion-tolerance 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tabular import DataError, fail, write_json  # noqa: E402
+
+REPORT = "evaluation.json"
+MAX_ROC_POINTS = 101
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="/opt/ml/processing/model", help="model.tar.gz, or a directory holding it "
+                                                                         "or its extracted files")
+    p.add_argument("--test", default="/opt/ml/processing/test")
+    p.add_argument("--output", default="/opt/ml/processing/evaluation")
+    p.add_argument("--auc-threshold", type=float, default=0.9)
+    p.add_argument("--champion-tolerance", type=float, default=0.02)
+    p.add_argument("--champion-auc", type=float, default=None, help="skip the registry lookup: the champion's AUC")
+    p.add_argument("--model-package-group-arn", default="",
+                   help="look up the latest Approved package here and read its AUC (the champion)")
+    p.add_argument("--failure-file", default="/opt/ml/output/message")
+    return p.parse_args(argv)
+
+
+def load_model(path: str):
+    """The booster from model.tar.gz (as SageMaker writes it) or from an already extracted directory."""
+    import xgboost as xgb
+
+    from train import MODEL_FILE
+
+    archive = path if os.path.isfile(path) else os.path.join(path, "model.tar.gz")
+    if os.path.isfile(archive):
+        directory = tempfile.mkdtemp(prefix="model-")
+        with tarfile.open(archive) as tar:
+            tar.extractall(directory, filter="data")
+    else:
+        directory = path
+    model_file = os.path.join(directory, MODEL_FILE)
+    if not os.path.exists(model_file):
+        raise DataError(f"no {MODEL_FILE} in the model artefact at {path}")
+    booster = xgb.Booster()
+    booster.load_model(model_file)
+    return booster
+
+
+def binary_classification_metrics(labels, probabilities) -> dict:
+    """Model-quality metrics in the schema SageMaker's ModelMetrics/Model Monitor use for binary classifiers."""
+    import numpy as np
+    from sklearn import metrics
+
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        raise DataError("the test split holds a single class: AUC is undefined")
+    predicted = (np.asarray(probabilities) >= 0.5).astype(int)
+    tn, fp, fn, tp = metrics.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    fpr, tpr, thresholds = metrics.roc_curve(labels, probabilities)
+    if len(fpr) > MAX_ROC_POINTS:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, MAX_ROC_POINTS).round().astype(int))
+        fpr, tpr, thresholds = fpr[keep], tpr[keep], thresholds[keep]
+
+    def value(v):
+        return {"value": float(v), "standard_deviation": "NaN"}
+
+    return {
+        "auc": value(metrics.roc_auc_score(labels, probabilities)),
+        "accuracy": value(metrics.accuracy_score(labels, predicted)),
+        "precision": value(metrics.precision_score(labels, predicted, zero_division=0)),
+        "recall": value(metrics.recall_score(labels, predicted, zero_division=0)),
+        "f1": value(metrics.f1_score(labels, predicted, zero_division=0)),
+        "confusion_matrix": {"0": {"0": int(tn), "1": int(fp)}, "1": {"0": int(fn), "1": int(tp)}},
+        "receiver_operating_characteristic_curve": {
+            "false_positive_rates": [float(x) for x in fpr], "true_positive_rates": [float(x) for x in tpr],
+            "thresholds": [float(min(x, 1.0)) for x in thresholds]},
+    }
+
+
+def champion_auc(group_arn: str) -> tuple[float | None, str | None]:
+    """AUC of the latest Approved package in the group (from its registered evaluation report), if any."""
+    import boto3
+
+    sagemaker = boto3.client("sagemaker")
+    try:
+        found = sagemaker.list_model_packages(ModelPackageGroupName=group_arn, ModelApprovalStatus="Approved",
+                                              SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+        if not found["ModelPackageSummaryList"]:
+            return None, None
+        arn = found["ModelPackageSummaryList"][0]["ModelPackageArn"]
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+        uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+        if not uri:
+            raise DataError(f"champion {arn} has no ModelMetrics.ModelQuality.Statistics to compare with")
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return float(json.loads(body)["binary_classification_metrics"]["auc"]["value"]), arn
+    except DataError:
+        raise
+    except Exception as exc:  # botocore errors: one line naming what could not be read
+        raise DataError(f"cannot read the champion of {group_arn}: {exc}") from None
+
+
+def decide(auc: float, threshold: float, champion: float | None, tolerance: float) -> dict:
+    """What the pipeline's condition will check, with a message naming each metric that missed its threshold."""
+    champion_minimum = (champion - tolerance) if champion is not None else 0.0
+    missed = []
+    if auc < threshold:
+        missed.append(f"auc {auc:.4f} is below AucThreshold {threshold:.4f}")
+    if champion is not None and auc < champion_minimum:
+        missed.append(f"auc {auc:.4f} is below the champion's auc {champion:.4f} minus ChampionTolerance "
+                      f"{tolerance:.4f} (= {champion_minimum:.4f})")
+    return {"passed": not missed, "auc_threshold": threshold, "champion_auc": champion,
+            "champion_tolerance": tolerance, "champion_minimum_auc": champion_minimum,
+            "message": "; ".join(missed) if missed else f"auc {auc:.4f} meets every threshold"}
+
+
+def run(args) -> dict:
+    import xgboost as xgb
+
+    from train import load_split
+
+    booster = load_model(args.model)
+    labels, features, names = load_split(args.test)
+    probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
+    metrics = binary_classification_metrics(labels, probabilities)
+    champion, champion_arn = args.champion_auc, None
+    if champion is None and args.model_package_group_arn:
+        champion, champion_arn = champion_auc(args.model_package_group_arn)
+    decision = decide(metrics["auc"]["value"], args.auc_threshold, champion, args.champion_tolerance)
+    decision["champion_model_package_arn"] = champion_arn
+    report = {"binary_classification_metrics": metrics, "decision": decision, "test_rows": int(len(labels))}
+    write_json(args.output, REPORT, report)
+    return report
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        report = run(args)
+    except DataError as exc:
+        fail(str(exc), args.failure_file)
+    print(json.dumps({"auc": report["binary_classification_metrics"]["auc"]["value"],
+                      "decision": report["decision"]["message"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
