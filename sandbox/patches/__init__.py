@@ -15,6 +15,7 @@ from typing import Callable
 PATCH_MODULES = (
     "sandbox.patches.snapshot",
     "sandbox.patches.enforcement",
+    "sandbox.patches.model_registry",
 )
 
 

@@ -162,3 +162,113 @@ def test_identity_policy_scoped_to_a_name_prefix_is_enforced_on_the_resource_arn
     sns.publish(TopicArn=topic, Message="drift")
     nobody = aws.role(PROD, "nobody", [])
     assert error_code(nobody.client("sns").publish, TopicArn=topic, Message="x") == "AuthorizationError"
+
+
+# -- SageMaker model registry across accounts ---------------------------------------------------------
+REGISTER = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+            "sagemaker:ListModelPackages"]
+INFERENCE = {"Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                             "ModelDataUrl": f"s3://{ARTIFACTS}/dev/model.tar.gz"}],
+             "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+
+
+def _group(aws, statements):
+    sm = aws.admin(REGISTRY, "sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    sm.put_model_package_group_policy(ModelPackageGroupName=GROUP, ResourcePolicy=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    return sm
+
+
+def _grant(sid, principals, actions):
+    return {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principals}, "Action": actions,
+            "Resource": [GROUP_ARN, PACKAGES]}
+
+
+def _execution_role(aws, account):
+    return aws.role(account, "mlops-demo-sagemaker-execution", [allow(REGISTER, [GROUP_ARN, PACKAGES])])
+
+
+def _register(session):
+    return session.client("sagemaker").create_model_package(
+        ModelPackageGroupName=GROUP_ARN, InferenceSpecification=INFERENCE,
+        CustomerMetadataProperties={"auc": "0.97", "git_commit": "abc123"})["ModelPackageArn"]
+
+
+@pytest.mark.parametrize("granted", [[DEV], [DEV, PROD]])
+def test_group_policy_missing_prod_means_prod_cannot_register(aws, granted):
+    """CreateModelPackage with another account's group ARN needs the group's resource policy to allow
+    the caller; the package is then created in the registry account. AWS:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-version.html (cross-account) and
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PutModelPackageGroupPolicy.html"""
+    sm = _group(aws, [_grant("Register", [f"arn:aws:iam::{a}:role/mlops-demo-sagemaker-execution" for a in granted],
+                             REGISTER)])
+    prod = _execution_role(aws, PROD)
+    if PROD not in granted:
+        assert error_code(_register, prod) == "AccessDeniedException"
+        assert sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"] == []
+    else:
+        arn = _register(prod)
+        assert arn == f"arn:aws:sagemaker:{REGION}:{REGISTRY}:model-package/{GROUP}/1"
+        described = sm.describe_model_package(ModelPackageName=arn)
+        assert described["ModelApprovalStatus"] == "PendingManualApproval"   # AWS's default, moto omitted it
+        assert described["CustomerMetadataProperties"]["auc"] == "0.97"
+
+
+@pytest.mark.parametrize("granted", [[PROD], [PROD, DEV]])
+def test_group_policy_missing_dev_means_dev_cannot_list(aws, granted):
+    """ListModelPackages / DescribeModelPackageGroup on another account's group ARN are allowed only by
+    its resource policy (moto silently listed the caller's own account and returned []). AWS:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-version.html"""
+    _group(aws, [_grant("Read", [f"arn:aws:iam::{a}:root" for a in granted], REGISTER)])
+    _register(_execution_role(aws, PROD))
+    dev = aws.role(DEV, "data-scientist", [allow(REGISTER, [GROUP_ARN, PACKAGES])])
+    sm = dev.client("sagemaker")
+    if DEV not in granted:
+        assert error_code(sm.list_model_packages, ModelPackageGroupName=GROUP_ARN) == "AccessDeniedException"
+        assert error_code(sm.describe_model_package_group, ModelPackageGroupName=GROUP_ARN) == "AccessDeniedException"
+    else:
+        listed = sm.list_model_packages(ModelPackageGroupName=GROUP_ARN)["ModelPackageSummaryList"]
+        assert [p["ModelPackageArn"].split(":")[4] for p in listed] == [REGISTRY]
+        assert sm.describe_model_package_group(ModelPackageGroupName=GROUP_ARN)["ModelPackageGroupArn"] == GROUP_ARN
+
+
+@pytest.mark.parametrize("approver_in_policy", [False, True])
+def test_approver_absent_from_group_policy_cannot_approve(aws, approver_in_policy):
+    """The approver role holds no IAM permission of its own here: only the group policy can grant it
+    UpdateModelPackage (a same-account resource policy naming the role suffices, AWS evaluation logic:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html). An
+    approval-only update must keep CustomerMetadataProperties (moto wiped them) and store the
+    ApprovalDescription (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html)."""
+    approver_arn = f"arn:aws:iam::{REGISTRY}:role/mlops-demo-approver"
+    named = approver_arn if approver_in_policy else f"arn:aws:iam::{REGISTRY}:role/mlops-demo-reviewer"
+    _group(aws, [_grant("Register", [f"arn:aws:iam::{DEV}:root"], REGISTER),
+                 _grant("Approve", [named], ["sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackage"])])
+    arn = _register(_execution_role(aws, DEV))
+    approver = aws.role(REGISTRY, "mlops-demo-approver", [])
+    approve = lambda: approver.client("sagemaker").update_model_package(  # noqa: E731
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="AUC 0.97 > 0.9, reviewed by jane")
+    if not approver_in_policy:
+        assert error_code(approve) == "AccessDeniedException"
+        return
+    approve()
+    described = aws.admin(REGISTRY, "sagemaker").describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["ApprovalDescription"] == "AUC 0.97 > 0.9, reviewed by jane"
+    assert described["CustomerMetadataProperties"] == {"auc": "0.97", "git_commit": "abc123"}
+
+
+def test_explicit_deny_in_group_policy_stops_workload_accounts_approving(aws):
+    """An explicit Deny in the resource policy beats the workload role's own Allow: the dev execution
+    role can register and read, but approving its own model is AccessDenied. AWS:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html#policy-eval-denyallow"""
+    dev_role = f"arn:aws:iam::{DEV}:role/mlops-demo-sagemaker-execution"
+    _group(aws, [_grant("Register", [dev_role], REGISTER + ["sagemaker:UpdateModelPackage"]),
+                 {"Sid": "NoSelfApproval", "Effect": "Deny", "Principal": {"AWS": [dev_role]},
+                  "Action": "sagemaker:UpdateModelPackage", "Resource": [GROUP_ARN, PACKAGES]}])
+    dev = aws.role(DEV, "mlops-demo-sagemaker-execution", [allow(REGISTER + ["sagemaker:UpdateModelPackage"], "*")])
+    arn = _register(dev)
+    sm = dev.client("sagemaker")
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelPackageGroupName"] == GROUP
+    assert error_code(sm.update_model_package, ModelPackageArn=arn, ModelApprovalStatus="Approved") == "AccessDeniedException"
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
