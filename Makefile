@@ -4,12 +4,19 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+# Test-only tools outside the venv (checkov's pins clash with ours): Groovy from Debian, npm-groovy-lint
+# (15.2.2: newer releases need Node >= 22) in a project-local npm prefix, checkov in its own venv.
+TOOLS        = .tools
+GROOVY_LINT  = $(TOOLS)/npm/node_modules/.bin/npm-groovy-lint
+CHECKOV      = $(TOOLS)/checkov/bin/checkov
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install tools groovy clean bench
 
 demo: install  ## run the whole promotion story on the embedded sandbox
 	$(BIN)/sandbox demo
 
-test: install  ## run the test suite (what CI runs)
+test: install tools  ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 install: $(STAMP)
@@ -20,8 +27,21 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+tools: groovy $(GROOVY_LINT) $(CHECKOV)  ## what the Terraform and Jenkinsfile tests run (idempotent)
+
+groovy:
+	@command -v groovy >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends groovy >/dev/null; }
+
+$(GROOVY_LINT):
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/npm npm-groovy-lint@15.2.2
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+
 bench: install
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(TOOLS) .terraform-work

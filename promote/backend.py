@@ -28,6 +28,10 @@ class AwsBackend:
         return Config(region_name=region, retries={"mode": "adaptive", "max_attempts": 10},
                       connect_timeout=10, read_timeout=70)
 
+    def terraform_overrides(self):
+        """Nothing to add: Terraform reaches AWS with its defaults (registry providers, real endpoints)."""
+        return None
+
 
 def backend_for(env, profile: str | None = None):
     """The backend an environment names (after any --backend override)."""

@@ -101,6 +101,26 @@ def report(env, profile, version, out_dir):
 @click.option("--plan", "mode", flag_value="plan", default=True, help="Show and save the plan (default).")
 @click.option("--apply", "mode", flag_value="apply", help="Apply mlops-infra/ (schedule, retrain rule, SNS).")
 @click.option("--destroy", "mode", flag_value="destroy", help="Destroy what mlops-infra/ created.")
-def infra(env, profile, mode):
-    """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment."""
-    raise NotImplementedYet(f"promote infra --{mode}")
+@output_option
+def infra(env, profile, mode, output):
+    """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
+
+    \b
+    Creates in the environment's account: the inference schedule (EventBridge rule starting the
+    inference pipeline), retraining (inference Failed -> start the train pipeline, notify), train
+    Failed and "new version pending approval" notifications, and the SNS topic with its own KMS key.
+    Variables come from environments/ENV.yaml (terraform.tfvars.json is generated, never edited);
+    state is in the environment's state bucket, locked with its DynamoDB table. The plan is shown and
+    saved in .terraform-work/ENV/ (plan.tfplan, plan.txt; $MLOPS_TERRAFORM_WORKDIR moves it).
+    --apply applies exactly the plan it shows; re-running it with nothing changed applies nothing.
+
+    \b
+    promote infra --env prod --plan
+    promote infra --env prod --apply
+    """
+    from promote.infra import run_infra
+    from promote.session import Sessions
+    echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
+    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo)
+    if output == "json":
+        emit_json(result.as_dict())

@@ -209,3 +209,8 @@ class SandboxBackend:
         # Loopback never throttles; an unimplemented call should fail at once, not retry for 10 s.
         return Config(region_name=region, retries={"mode": "standard", "max_attempts": 1},
                       connect_timeout=5, read_timeout=300)
+
+    def terraform_overrides(self):
+        """Endpoints, an offline provider mirror and the S3 backend settings that aim Terraform here."""
+        from sandbox.terraform import terraform_overrides
+        return terraform_overrides(self.endpoint_url)

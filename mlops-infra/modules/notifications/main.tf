@@ -1,0 +1,128 @@
+# The notification topic, encrypted with its own customer-managed key. EventBridge can publish to an
+# encrypted topic only when the key policy lets events.amazonaws.com use the key: the AWS-managed
+# alias/aws/sns key cannot be granted, and deliveries to a topic using it are dropped silently.
+
+terraform {
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+    }
+  }
+}
+
+variable "name" {
+  description = "Topic name; the key alias is alias/<name>."
+  type        = string
+}
+
+variable "account_id" {
+  description = "Account that owns the key and the topic."
+  type        = string
+}
+
+variable "emails" {
+  description = "Email addresses subscribed to the topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "publisher_rule_arns" {
+  description = "EventBridge rules allowed to publish to the topic."
+  type        = list(string)
+}
+
+data "aws_partition" "current" {}
+
+locals {
+  account_root = "arn:${data.aws_partition.current.partition}:iam::${var.account_id}:root"
+}
+
+data "aws_iam_policy_document" "key" {
+  # A key policy is attached to its key, so "*" as the resource means only this key:
+  #checkov:skip=CKV_AWS_109:resource "*" in a key policy is the key itself, not every resource
+  #checkov:skip=CKV_AWS_111:resource "*" in a key policy is the key itself, not every resource
+  #checkov:skip=CKV_AWS_356:resource "*" in a key policy is the key itself, not every resource
+  statement {
+    sid       = "AccountAdministersTheKey"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy "*" means this key
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root]
+    }
+  }
+
+  statement {
+    sid       = "EventBridgePublishesToTheEncryptedTopic"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"] # in a key policy "*" means this key
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_kms_key" "topic" {
+  description             = "Encrypts the ${var.name} SNS topic; EventBridge may use it to publish."
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "topic" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.topic.key_id
+}
+
+resource "aws_sns_topic" "this" {
+  name              = var.name
+  kms_master_key_id = aws_kms_key.topic.arn
+}
+
+data "aws_iam_policy_document" "topic" {
+  statement {
+    sid       = "AccountManagesTheTopic"
+    actions   = ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:Publish"]
+    resources = [aws_sns_topic.this.arn]
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root]
+    }
+  }
+
+  statement {
+    sid       = "ProjectRulesPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.this.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = var.publisher_rule_arns
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "this" {
+  arn    = aws_sns_topic.this.arn
+  policy = data.aws_iam_policy_document.topic.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each  = toset(var.emails)
+  topic_arn = aws_sns_topic.this.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+output "topic_arn" {
+  value = aws_sns_topic.this.arn
+}
+
+output "key_arn" {
+  value = aws_kms_key.topic.arn
+}

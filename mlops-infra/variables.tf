@@ -1,0 +1,79 @@
+# Every value is generated from environments/<env>.yaml by `promote infra` (terraform.tfvars.json in its
+# working directory): keep no hand-written tfvars.
+
+variable "region" {
+  description = "AWS region of the workload account."
+  type        = string
+}
+
+variable "project" {
+  description = "Project name: prefix of every resource name."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod, ...)."
+  type        = string
+}
+
+variable "account_id" {
+  description = "The workload account this configuration is applied in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "The account_id must be a 12-digit AWS account id."
+  }
+}
+
+variable "registry_account_id" {
+  description = "The central model registry account: its model package events are forwarded to this account's default bus."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.registry_account_id))
+    error_message = "The registry_account_id must be a 12-digit AWS account id."
+  }
+}
+
+variable "model_package_group_name" {
+  description = "Model package group in the registry account whose new versions approvers are told about."
+  type        = string
+}
+
+variable "inference_pipeline_arn" {
+  description = "The batch inference pipeline started on the schedule."
+  type        = string
+}
+
+variable "train_pipeline_arn" {
+  description = "The training pipeline started when inference fails (drift)."
+  type        = string
+}
+
+variable "events_role_arn" {
+  description = "Role EventBridge assumes to start the pipelines (created by bootstrap-account)."
+  type        = string
+}
+
+variable "schedule_expression" {
+  description = "When batch inference runs: cron(...) or rate(...)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.schedule_expression))
+    error_message = "The schedule_expression must be cron(...) or rate(...)."
+  }
+}
+
+variable "notification_emails" {
+  description = "Addresses subscribed (by email) to the notification topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags on every resource."
+  type        = map(string)
+  default     = {}
+}
