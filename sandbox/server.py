@@ -218,7 +218,12 @@ def _load_extensions() -> None:
         importlib.import_module(module)
 
 
-EXTENSIONS: tuple = ()
+EXTENSIONS: tuple = (
+    "sandbox.executions",
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the importable module, not __main__: extensions register their ROUTES, MIDDLEWARES and
+    # RESET_HOOKS on `sandbox.server`, which would otherwise be a second, unused copy of this module.
+    from sandbox import server as _server
+    sys.exit(_server.main())

@@ -1,0 +1,560 @@
+"""One runner per SageMaker Pipelines step type. Each acts as the pipeline's execution role against
+the sandbox endpoint (so a permission the role lacks fails the step as on AWS), runs scripts as
+subprocesses with container paths mapped to a per-step directory, and returns the step's
+properties (what `Get: Steps.X...` reads) and its metadata (what ListPipelineExecutionSteps shows).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.engine import expressions, runtime
+
+ENGINE_DIR = Path(__file__).resolve().parent
+CONTAINER_ROOT = "/opt/ml/"
+
+
+class StepFailed(Exception):
+    """The step failed; the message is its FailureReason."""
+
+
+class StepStopped(Exception):
+    """StopPipelineExecution interrupted the step."""
+
+
+@dataclass
+class StepResult:
+    properties: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """What a step runner knows about the execution it belongs to."""
+    account: str
+    region: str
+    execution_id: str
+    execution_arn: str
+    pipeline_name: str
+    role_arn: str
+    workdir: Path
+    expr: expressions.Context
+    stop: threading.Event
+    step_name: str = ""
+    _creds: dict = field(default_factory=dict)
+
+    def credentials(self, role_arn: str | None = None, service: str = "sagemaker.amazonaws.com") -> dict:
+        role_arn = role_arn or self.role_arn
+        key = (role_arn, service)
+        if key not in self._creds:
+            try:
+                self._creds[key] = runtime.role_credentials(
+                    role_arn, service, f"SageMaker-{self.execution_id}", self.region)
+            except runtime.RoleNotAssumable as exc:
+                raise StepFailed(f"ClientError: {exc}") from None
+        return self._creds[key]
+
+    def client(self, service: str, creds: dict | None = None):
+        return runtime.client(service, creds or self.credentials(), self.region)
+
+    def job_name(self, suffix_len: int = 10) -> str:
+        """AWS names a pipeline's jobs pipelines-<execution id>-<step>-<random>, at most 63 characters."""
+        rand = "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=suffix_len))
+        step = re.sub(r"[^A-Za-z0-9-]", "-", self.step_name)
+        room = 63 - len(f"pipelines-{self.execution_id}--{rand}")
+        return f"pipelines-{self.execution_id}-{step[:max(room, 1)]}-{rand}"
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+    def step_dir(self, *parts) -> Path:
+        path = self.workdir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run_process(self, argv: list[str], *, env: dict, cwd: Path, timeout: float, log_group: str,
+                    log_stream: str) -> str:
+        """Run a step's program; its combined output goes to the step's log stream. Returns the output."""
+        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stdout.read(8192), b"")),
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        stopped = timed_out = False
+        while proc.poll() is None:
+            if self.stop.is_set():
+                stopped = True
+            elif time.monotonic() > deadline:
+                timed_out = True
+            if stopped or timed_out:
+                proc.kill()
+                break
+            time.sleep(0.05)
+        proc.wait()
+        reader.join(timeout=5)
+        output = b"".join(chunks).decode(errors="replace")
+        runtime.write_log(self.account, self.region, log_group, log_stream, output)
+        if stopped:
+            raise StepStopped()
+        if timed_out:
+            raise StepFailed(f"ClientError: the job exceeded MaxRuntimeInSeconds ({timeout:.0f}s)")
+        if proc.returncode != 0:
+            raise StepFailed(f"AlgorithmError: {_last_error_line(output)} (exit code {proc.returncode}; "
+                             f"see log stream {log_group}/{log_stream})")
+        return output
+
+
+def _last_error_line(output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _client_error(exc) -> StepFailed:
+    err = exc.response.get("Error", {})
+    if not err.get("Code"):  # a query-protocol error body on a REST service: botocore files it elsewhere
+        err = (exc.response.get("Errors") or {}).get("Error") or {
+            "Code": {403: "AccessDenied", 404: "NotFound"}.get(
+                exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"), "Unknown"), "Message": ""}
+    return StepFailed(f"ClientError: An error occurred ({err.get('Code')}) when calling the "
+                      f"{exc.operation_name} operation: {err.get('Message')}")
+
+
+def _call(func, **kwargs):
+    from botocore.exceptions import ClientError
+    try:
+        return func(**{k: v for k, v in kwargs.items() if v is not None})
+    except ClientError as exc:
+        raise _client_error(exc) from None
+
+
+def _record_job(func, **kwargs):
+    """Create the job's record in the sandbox as the role (a denied permission fails the step);
+    moto validating a field differently from AWS must not."""
+    from botocore.exceptions import ClientError, ParamValidationError
+    try:
+        return func(**{k: v for k, v in kwargs.items() if v is not None})
+    except ClientError as exc:
+        failure = _client_error(exc)
+        if "AccessDenied" in str(failure):
+            raise failure from None
+    except ParamValidationError:
+        pass
+    return None
+
+
+def map_container_paths(value, root: Path):
+    if isinstance(value, str) and value.startswith(CONTAINER_ROOT):
+        return str(root) + value
+    if isinstance(value, list):
+        return [map_container_paths(v, root) for v in value]
+    if isinstance(value, dict):
+        return {k: map_container_paths(v, root) for k, v in value.items()}
+    return value
+
+
+def _python(argv: list[str]) -> list[str]:
+    # a container's python3 is the sandbox's own interpreter here
+    if argv and Path(argv[0]).name in ("python", "python3"):
+        return [sys.executable, *argv[1:]]
+    return argv
+
+
+def _s3(ctx: StepContext, creds=None):
+    return ctx.client("s3", creds)
+
+
+def _step_timeout(args: dict, default: float = 3600) -> float:
+    return float((args.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or default)
+
+
+# -- Processing -----------------------------------------------------------------------------------
+def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    from botocore.exceptions import ClientError
+    app = args.get("AppSpecification") or {}
+    entrypoint = app.get("ContainerEntrypoint")
+    if not entrypoint:
+        raise StepFailed(f"the sandbox runs Processing steps through their ContainerEntrypoint "
+                         f"(e.g. python3 script.py); image {app.get('ImageUri')} has none")
+    name = ctx.job_name()
+    sm = ctx.client("sagemaker")
+    _record_job(sm.create_processing_job, ProcessingJobName=name, RoleArn=args.get("RoleArn") or ctx.role_arn,
+                AppSpecification=app, ProcessingInputs=args.get("ProcessingInputs"),
+                ProcessingOutputConfig=args.get("ProcessingOutputConfig"),
+                ProcessingResources=args.get("ProcessingResources"), StoppingCondition=args.get("StoppingCondition"),
+                Environment=args.get("Environment"))
+    job_creds = ctx.credentials(args.get("RoleArn") or ctx.role_arn)
+    s3 = _s3(ctx, job_creds)
+    root = ctx.step_dir("container")
+    for item in args.get("ProcessingInputs") or []:
+        source = item.get("S3Input")
+        if not source:
+            raise StepFailed(f"input {item.get('InputName')}: only S3Input inputs run in the sandbox")
+        try:
+            runtime.download(s3, source["S3Uri"], Path(map_container_paths(source["LocalPath"], root)))
+        except ClientError as exc:
+            raise _client_error(exc) from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise StepFailed(f"ClientError: input {item.get('InputName')}: {exc}") from None
+    outputs = (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    for out in outputs:
+        Path(map_container_paths(out["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
+    argv = _python(map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root))
+    env = runtime.process_env(job_creds, ctx.region)
+    env.update({k: str(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()})
+    ctx.run_process(argv, env=env, cwd=root, timeout=_step_timeout(args),
+                    log_group="/aws/sagemaker/ProcessingJobs", log_stream=f"{name}/algo-1")
+    kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
+    for out in outputs:
+        try:
+            runtime.upload_dir(s3, Path(map_container_paths(out["S3Output"]["LocalPath"], root)),
+                               out["S3Output"]["S3Uri"], kms)
+        except ClientError as exc:
+            raise _client_error(exc) from None
+    properties = dict(args, ProcessingJobName=name, ProcessingJobArn=ctx.arn("processing-job", name),
+                      ProcessingJobStatus="Completed")
+    files = {}
+    for pf in step.get("PropertyFiles") or []:
+        out = next((o for o in outputs if o.get("OutputName") == pf.get("OutputName")), None)
+        if out is None:
+            raise StepFailed(f"property file {pf.get('PropertyFileName')}: no output named {pf.get('OutputName')}")
+        path = Path(map_container_paths(out["S3Output"]["LocalPath"], root)) / pf["FilePath"]
+        try:
+            files[pf["PropertyFileName"]] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StepFailed(f"property file {pf['PropertyFileName']}: cannot read {pf['FilePath']} "
+                             f"from output {pf['OutputName']}: {exc}") from None
+    properties["PropertyFiles"] = files
+    return StepResult(properties, {"ProcessingJob": {"Arn": properties["ProcessingJobArn"]}})
+
+
+# -- Training (script mode) -----------------------------------------------------------------------
+def _decode_hp(value):
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -> dict:
+    """Run one script-mode training job; returns its DescribeTrainingJob-like properties."""
+    from botocore.exceptions import ClientError
+    hps = {k: _decode_hp(v) for k, v in (hyperparameters or {}).items()}
+    program, submit_dir = hps.get("sagemaker_program"), hps.get("sagemaker_submit_directory")
+    algo = args.get("AlgorithmSpecification") or {}
+    if not program or not submit_dir:
+        raise StepFailed(f"the sandbox runs script-mode training only (sagemaker_program and "
+                         f"sagemaker_submit_directory hyperparameters); image {algo.get('TrainingImage')} "
+                         f"has no entry point")
+    role = args.get("RoleArn") or ctx.role_arn
+    creds = ctx.credentials(role)
+    s3 = _s3(ctx, creds)
+    root = ctx.step_dir(name)
+    code_dir, model_dir = root / "code", root / "opt/ml/model"
+    output_dir = root / "opt/ml/output/data"
+    for d in (code_dir, model_dir, output_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    try:
+        if str(submit_dir).startswith("s3://"):
+            bucket, key = runtime.split_s3(submit_dir)
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                tar.extractall(code_dir, filter="data")
+        channels = {}
+        for channel in args.get("InputDataConfig") or []:
+            cname = channel["ChannelName"]
+            target = root / "opt/ml/input/data" / cname
+            runtime.download(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+            channels[cname] = target
+    except ClientError as exc:
+        raise _client_error(exc) from None
+    except (FileNotFoundError, ValueError, tarfile.TarError) as exc:
+        raise StepFailed(f"ClientError: {exc}") from None
+    user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
+    env = runtime.process_env(creds, ctx.region)
+    env.update({f"SM_CHANNEL_{c.upper()}": str(p) for c, p in channels.items()})
+    env.update({f"SM_HP_{k.upper()}": v if isinstance(v, str) else json.dumps(v) for k, v in user_hps.items()})
+    env.update({"SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DATA_DIR": str(output_dir),
+                "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(user_hps),
+                "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"]), "SM_NUM_CPUS": "1",
+                "SM_NUM_GPUS": "0", "SM_MODULE_DIR": str(submit_dir), "SM_USER_ENTRY_POINT": program,
+                "TRAINING_JOB_NAME": name, "PYTHONPATH": str(code_dir)})
+    argv = [sys.executable, str(code_dir / program)]
+    for k, v in user_hps.items():
+        argv += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
+    output = ctx.run_process(argv, env=env, cwd=code_dir, timeout=_step_timeout(args),
+                             log_group="/aws/sagemaker/TrainingJobs", log_stream=f"{name}/algo-1")
+    metrics = []
+    for definition in algo.get("MetricDefinitions") or []:
+        found = re.findall(definition["Regex"], output)
+        if found:
+            value = found[-1][0] if isinstance(found[-1], tuple) else found[-1]
+            try:
+                metrics.append({"MetricName": definition["Name"], "Value": float(value),
+                                "Timestamp": time.time()})
+            except ValueError:
+                pass
+    out_cfg = args.get("OutputDataConfig") or {}
+    artifact = f"{out_cfg['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
+    tarball = root / "model.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
+    try:
+        runtime.upload_file(s3, tarball, artifact, out_cfg.get("KmsKeyId"))
+    except ClientError as exc:
+        raise _client_error(exc) from None
+    return {"TrainingJobName": name, "TrainingJobArn": ctx.arn("training-job", name),
+            "TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": artifact},
+            "FinalMetricDataList": metrics, "HyperParameters": hyperparameters,
+            "AlgorithmSpecification": algo, "OutputDataConfig": out_cfg, "RoleArn": role}
+
+
+def run_training(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    name = ctx.job_name()
+    _record_job(ctx.client("sagemaker").create_training_job, TrainingJobName=name,
+                AlgorithmSpecification=args.get("AlgorithmSpecification"), RoleArn=args.get("RoleArn") or ctx.role_arn,
+                HyperParameters=args.get("HyperParameters"), InputDataConfig=args.get("InputDataConfig"),
+                OutputDataConfig=args.get("OutputDataConfig"), ResourceConfig=args.get("ResourceConfig"),
+                StoppingCondition=args.get("StoppingCondition"))
+    props = train_once(args, ctx, name, args.get("HyperParameters") or {})
+    return StepResult(dict(args, **props), {"TrainingJob": {"Arn": props["TrainingJobArn"]}})
+
+
+# -- Tuning ---------------------------------------------------------------------------------------
+def _candidates(ranges: dict, count: int, strategy: str, seed: str) -> list[dict]:
+    rng = random.Random(seed)
+    cont = ranges.get("ContinuousParameterRanges") or []
+    ints = ranges.get("IntegerParameterRanges") or []
+    cats = ranges.get("CategoricalParameterRanges") or []
+    if strategy == "Grid":
+        axes = [[(c["Name"], v) for v in c["Values"]] for c in cats]
+        axes += [[(r["Name"], str(v)) for v in range(int(r["MinValue"]), int(r["MaxValue"]) + 1)] for r in ints]
+        return [dict(combo) for combo in itertools.islice(itertools.product(*axes), count)]
+    out = []
+    for _ in range(count):
+        hp = {}
+        for r in cont:
+            lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+            if r.get("ScalingType") == "Logarithmic" and lo > 0:
+                import math
+                hp[r["Name"]] = str(round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 6))
+            else:
+                hp[r["Name"]] = str(round(rng.uniform(lo, hi), 6))
+        for r in ints:
+            hp[r["Name"]] = str(rng.randint(int(r["MinValue"]), int(r["MaxValue"])))
+        for c in cats:
+            hp[c["Name"]] = json.dumps(rng.choice(c["Values"]))
+        out.append(hp)
+    return out
+
+
+def run_tuning(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    config = args.get("HyperParameterTuningJobConfig") or {}
+    definition = args.get("TrainingJobDefinition") or {}
+    objective = config.get("HyperParameterTuningJobObjective") or {}
+    metric, maximize = objective.get("MetricName"), objective.get("Type", "Maximize") == "Maximize"
+    limit = int((config.get("ResourceLimits") or {}).get("MaxNumberOfTrainingJobs") or 1)
+    tuning_name = f"{ctx.execution_id}-{ctx.step_name[:10]}-{uuid.uuid4().hex[:6]}"[:32]
+    _record_job(ctx.client("sagemaker").create_hyper_parameter_tuning_job, HyperParameterTuningJobName=tuning_name,
+                HyperParameterTuningJobConfig=config, TrainingJobDefinition=definition)
+    static = definition.get("StaticHyperParameters") or {}
+    job_args = dict(definition, AlgorithmSpecification=definition.get("AlgorithmSpecification") or {})
+    summaries = []
+    for index, hp in enumerate(_candidates(config.get("ParameterRanges") or {}, limit,
+                                           config.get("Strategy", "Bayesian"), ctx.execution_id), start=1):
+        name = f"{tuning_name}-{index:03d}-{uuid.uuid4().hex[:8]}"
+        props = train_once(job_args, ctx, name, {**static, **hp})
+        value = next((m["Value"] for m in props["FinalMetricDataList"] if m["MetricName"] == metric), None)
+        if value is None:
+            raise StepFailed(f"training job {name} emitted no value for the objective metric {metric} "
+                             f"(check the MetricDefinitions regex)")
+        summaries.append({"TrainingJobName": name, "TrainingJobArn": props["TrainingJobArn"],
+                          "TrainingJobStatus": "Completed", "TunedHyperParameters": hp,
+                          "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": metric, "Value": value,
+                                                                          "Type": objective.get("Type")},
+                          "ModelArtifacts": props["ModelArtifacts"]})
+    summaries.sort(key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"], reverse=maximize)
+    arn = ctx.arn("hyper-parameter-tuning-job", tuning_name)
+    properties = dict(args, HyperParameterTuningJobName=tuning_name, HyperParameterTuningJobArn=arn,
+                      BestTrainingJob=summaries[0], TrainingJobSummaries=summaries)
+    return StepResult(properties, {"TuningJob": {"Arn": arn}})
+
+
+# -- Model, RegisterModel -------------------------------------------------------------------------
+def run_model(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    name = ctx.job_name()
+    kwargs = {k: v for k, v in args.items() if k != "ModelName"}
+    kwargs.setdefault("ExecutionRoleArn", ctx.role_arn)
+    response = _call(ctx.client("sagemaker").create_model, ModelName=name, **kwargs)
+    arn = response.get("ModelArn") or ctx.arn("model", name)
+    return StepResult(dict(args, ModelName=name, ModelArn=arn), {"Model": {"Arn": arn}})
+
+
+def run_register(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    response = _call(ctx.client("sagemaker").create_model_package, **args)
+    arn = response["ModelPackageArn"]
+    return StepResult(dict(args, ModelPackageArn=arn), {"RegisterModel": {"Arn": arn}})
+
+
+# -- Transform ------------------------------------------------------------------------------------
+def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    from botocore.exceptions import ClientError
+    name = ctx.job_name()
+    sm = ctx.client("sagemaker")
+    try:
+        model = sm.describe_model(ModelName=args["ModelName"])
+    except ClientError as exc:
+        raise _client_error(exc) from None
+    _record_job(sm.create_transform_job, TransformJobName=name, ModelName=args.get("ModelName"),
+                TransformInput=args.get("TransformInput"), TransformOutput=args.get("TransformOutput"),
+                TransformResources=args.get("TransformResources"), Environment=args.get("Environment"))
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    environment = {**(container.get("Environment") or {}), **(args.get("Environment") or {})}
+    program, submit_dir = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
+    if not program or not submit_dir:
+        raise StepFailed(f"model {args['ModelName']}: the sandbox runs transforms through an inference script "
+                         f"(SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY in the container environment)")
+    creds = ctx.credentials(model.get("ExecutionRoleArn") or ctx.role_arn)
+    s3 = _s3(ctx, creds)
+    root = ctx.step_dir("transform")
+    code_dir, model_dir, input_dir, output_dir = (root / d for d in ("code", "model", "input", "output"))
+    for d in (code_dir, model_dir, output_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    try:
+        for uri, target in ((submit_dir, code_dir), (container.get("ModelDataUrl"), model_dir)):
+            if not uri:
+                continue
+            bucket, key = runtime.split_s3(uri)
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                tar.extractall(target, filter="data")
+        source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        runtime.download(s3, source, input_dir)
+    except ClientError as exc:
+        raise _client_error(exc) from None
+    except (FileNotFoundError, ValueError, KeyError, tarfile.TarError) as exc:
+        raise StepFailed(f"ClientError: {exc}") from None
+    env = runtime.process_env(creds, ctx.region)
+    env.update({k: str(v) for k, v in environment.items()})
+    env["PYTHONPATH"] = str(code_dir)
+    out_cfg = args.get("TransformOutput") or {}
+    argv = [sys.executable, str(ENGINE_DIR / "transform_runner.py"), str(code_dir), program, str(model_dir),
+            str(input_dir), str(output_dir), args["TransformInput"].get("ContentType") or "text/csv",
+            out_cfg.get("Accept") or args["TransformInput"].get("ContentType") or "text/csv"]
+    ctx.run_process(argv, env=env, cwd=code_dir, timeout=3600, log_group="/aws/sagemaker/TransformJobs",
+                    log_stream=f"{name}/algo-1")
+    try:
+        runtime.upload_dir(s3, output_dir, out_cfg["S3OutputPath"], out_cfg.get("KmsKeyId"))
+    except ClientError as exc:
+        raise _client_error(exc) from None
+    arn = ctx.arn("transform-job", name)
+    return StepResult(dict(args, TransformJobName=name, TransformJobArn=arn, TransformJobStatus="Completed"),
+                      {"TransformJob": {"Arn": arn}})
+
+
+# -- Lambda ---------------------------------------------------------------------------------------
+def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    from moto.awslambda.models import lambda_backends
+    function_arn = step.get("FunctionArn") or args.get("FunctionArn")
+    parts = function_arn.split(":")
+    account, region = (parts[4], parts[3]) if function_arn.startswith("arn:") else (ctx.account, ctx.region)
+    try:
+        function = lambda_backends[account][region].get_function(function_arn)
+    except Exception:
+        raise StepFailed(f"ClientError: Function not found: {function_arn}") from None
+    creds = ctx.credentials(function.role, service="lambda.amazonaws.com")
+    root = ctx.step_dir("lambda")
+    (root / "code.zip").write_bytes(function.code_bytes)
+    (root / "event.json").write_text(json.dumps(args))
+    env = runtime.process_env(creds, region)
+    env.update((function.environment_vars or {}) if hasattr(function, "environment_vars") else {})
+    env.update({"AWS_LAMBDA_FUNCTION_NAME": function.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"})
+    stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+    argv = [sys.executable, str(ENGINE_DIR / "lambda_runner.py"), str(root / "code.zip"), function.handler,
+            str(root / "event.json"), str(root / "result.json")]
+    try:
+        ctx.run_process(argv, env=env, cwd=root, timeout=float(function.timeout or 60),
+                        log_group=f"/aws/lambda/{function.function_name}", log_stream=stream)
+    except StepFailed:
+        result = _read_json(root / "result.json")
+        if result and "errorMessage" in result:
+            raise StepFailed(f"{result.get('errorType', 'Error')}: {result['errorMessage']}") from None
+        raise
+    result = _read_json(root / "result.json")
+    if not isinstance(result, dict):
+        result = {}
+    outputs = {}
+    for out in step.get("OutputParameters") or []:
+        key = out["OutputName"]
+        if key not in result:
+            raise StepFailed(f"the Lambda function's response has no output parameter '{key}' "
+                             f"(it returned keys: {', '.join(sorted(result)) or 'none'})")
+        outputs[key] = result[key]
+    metadata = {"Lambda": {"Arn": function.function_arn,
+                           "OutputParameters": [{"Name": k, "Value": _as_text(v)} for k, v in outputs.items()]}}
+    return StepResult({"OutputParameters": outputs, "FunctionArn": function.function_arn}, metadata)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _as_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# -- Condition, Fail ------------------------------------------------------------------------------
+def run_condition(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    raw = step.get("Arguments") or {}
+    try:
+        outcome = all(expressions.condition(c, ctx.expr) for c in raw.get("Conditions") or [])
+    except expressions.EvaluationError as exc:
+        raise StepFailed(str(exc)) from None
+    return StepResult({"Outcome": outcome}, {"Condition": {"Outcome": "True" if outcome else "False"}})
+
+
+def run_fail(step: dict, args: dict, ctx: StepContext) -> StepResult:
+    message = args.get("ErrorMessage")
+    message = message if isinstance(message, str) else json.dumps(message)
+    raise StepFailed(message or "Fail step reached")
+
+
+RUNNERS = {
+    "Processing": run_processing,
+    "Training": run_training,
+    "Tuning": run_tuning,
+    "Model": run_model,
+    "CreateModel": run_model,
+    "RegisterModel": run_register,
+    "Transform": run_transform,
+    "Lambda": run_lambda,
+    "Condition": run_condition,
+    "Fail": run_fail,
+}
+
+# Arguments evaluated lazily by the runner itself (a Condition's branches are steps, not values).
+RAW_ARGUMENTS = {"Condition"}
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,217 @@
+"""SageMaker pipeline executions that really run: status lifecycle (Executing -> Succeeded / Failed /
+Stopped), ListPipelineExecutionSteps, StopPipelineExecution, RetryPipelineExecution, pipelines
+addressed by ARN, and StartPipelineExecution handing the stored definition to the step engine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from sandbox.patches import patch
+from sandbox.server import MIDDLEWARES, RESET_HOOKS
+
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+_started_here: set[str] = set()   # executions this server process runs; others were cut by a restart
+
+
+def _pipeline_name(name_or_arn: str) -> str:
+    if isinstance(name_or_arn, str) and name_or_arn.startswith("arn:") and ":pipeline/" in name_or_arn:
+        return name_or_arn.split(":pipeline/", 1)[1].split("/")[0]
+    return name_or_arn
+
+
+def _validation(message: str):
+    from moto.sagemaker.exceptions import ValidationError
+    return ValidationError(message=message)
+
+
+def _interrupted(record) -> None:
+    # a snapshot restores executions whose worker threads died with the previous server process
+    if record.pipeline_execution_status in ("Executing", "Stopping") and record.arn not in _started_here:
+        record.pipeline_execution_status = "Failed"
+        record.pipeline_execution_failure_reason = "the sandbox server stopped while this execution ran"
+        for step in getattr(record, "sandbox_steps", []):
+            if step.get("StepStatus") in ("Starting", "Executing", "Stopping"):
+                step["StepStatus"] = "Failed"
+                step["FailureReason"] = "the sandbox server stopped while this step ran"
+
+
+@patch("pipeline-executions",
+       adds="pipeline executions run their definition (Executing -> Succeeded/Failed/Stopped); list steps, stop, "
+            "retry; pipelines by ARN")
+def patch_pipeline_executions():
+    import moto.sagemaker.models as models
+    import moto.sagemaker.utils as utils
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    from sandbox.engine import executor, expressions
+
+    by_name = utils.get_pipeline_from_name
+
+    def get_pipeline_from_name(pipelines, pipeline_name):
+        return by_name(pipelines, _pipeline_name(pipeline_name))
+    models.get_pipeline_from_name = get_pipeline_from_name
+    utils.get_pipeline_from_name = get_pipeline_from_name
+
+    backend_cls = models.SageMakerModelBackend
+    original_start = backend_cls.start_pipeline_execution
+    original_describe = backend_cls.describe_pipeline_execution
+    original_list = backend_cls.list_pipeline_executions
+
+    def start_pipeline_execution(self, pipeline_name, display_name, parameters, description,
+                                 parallelism_configuration, client_request_token):
+        pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
+        definition = pipeline.pipeline_definition
+        try:
+            definition = json.loads(definition) if isinstance(definition, str) else dict(definition)
+            values = expressions.resolve_parameters(definition.get("Parameters") or [], parameters)
+        except ValueError as exc:
+            raise _validation(f"Pipeline definition is not valid JSON: {exc}") from None
+        except expressions.EvaluationError as exc:
+            raise _validation(str(exc)) from None
+        result = original_start(self, pipeline.pipeline_name, display_name, parameters, description,
+                                parallelism_configuration, client_request_token)
+        record = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
+        record.pipeline_execution_status = "Executing"
+        record.sandbox_steps = []
+        record.sandbox_properties = {}
+        record.sandbox_run_args = dict(pipeline_arn=pipeline.arn, pipeline_name=pipeline.pipeline_name,
+                                       role_arn=pipeline.role_arn, definition=definition, parameters=values,
+                                       account=self.account_id, region=self.region_name)
+        _launch(record)
+        return result
+
+    def _launch(record):
+        _started_here.add(record.arn)
+        executor.ENGINE.start(executor.ExecutionRun(executor.ENGINE, record, **record.sandbox_run_args))
+
+    def _record(self, arn):
+        record = utils.get_pipeline_execution_from_arn(self.pipelines, arn)
+        with executor.LOCK:
+            if not hasattr(record, "sandbox_steps"):
+                record.sandbox_steps = []
+            _interrupted(record)
+        return record
+
+    def describe_pipeline_execution(self, arn):
+        record = _record(self, arn)
+        with executor.LOCK:
+            response = original_describe(self, arn)
+            response["PipelineExecutionStatus"] = record.pipeline_execution_status
+            response["LastModifiedTime"] = record.last_modified_time
+            if record.pipeline_execution_failure_reason:
+                response["FailureReason"] = record.pipeline_execution_failure_reason
+            else:
+                response.pop("FailureReason", None)
+        return response
+
+    def list_pipeline_executions(self, pipeline_name):
+        pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
+        response = original_list(self, pipeline.pipeline_name)
+        for summary in response["PipelineExecutionSummaries"]:
+            _record(self, summary["PipelineExecutionArn"])
+            record = pipeline.pipeline_executions[summary["PipelineExecutionArn"]]
+            summary["PipelineExecutionStatus"] = record.pipeline_execution_status
+            if record.pipeline_execution_failure_reason:
+                summary["PipelineExecutionFailureReason"] = record.pipeline_execution_failure_reason
+            else:
+                summary.pop("PipelineExecutionFailureReason", None)
+        response["PipelineExecutionSummaries"].sort(key=lambda s: s["StartTime"], reverse=True)
+        return response
+
+    def list_pipeline_execution_steps(self, arn, sort_order=None, next_token=None, max_results=None):
+        record = _record(self, arn)
+        with executor.LOCK:
+            items = [json.loads(json.dumps(_api_step(s), default=_keep)) for s in record.sandbox_steps]
+            for item, step in zip(items, record.sandbox_steps):
+                item["StartTime"] = step["StartTime"]
+                if step.get("EndTime"):
+                    item["EndTime"] = step["EndTime"]
+        items.sort(key=lambda s: s["StartTime"], reverse=(sort_order or "Descending") == "Descending")
+        start = int(next_token or 0)
+        size = int(max_results or 50)
+        page = items[start:start + size]
+        response = {"PipelineExecutionSteps": page}
+        if start + size < len(items):
+            response["NextToken"] = str(start + size)
+        return response
+
+    def stop_pipeline_execution(self, arn, client_request_token=None):
+        record = _record(self, arn)
+        with executor.LOCK:
+            if record.pipeline_execution_status in TERMINAL:
+                raise _validation(f"Pipeline execution with ARN {arn} is in status "
+                                  f"{record.pipeline_execution_status} and cannot be stopped.")
+            record.pipeline_execution_status = "Stopping"
+            for step in record.sandbox_steps:
+                if step.get("StepStatus") == "Executing":
+                    step["StepStatus"] = "Stopping"
+        executor.ENGINE.stop(arn)
+        return {"PipelineExecutionArn": arn}
+
+    def retry_pipeline_execution(self, arn, client_request_token=None, parallelism_configuration=None):
+        record = _record(self, arn)
+        with executor.LOCK:
+            if record.pipeline_execution_status != "Failed":
+                raise _validation(f"Pipeline execution with ARN {arn} is in status "
+                                  f"{record.pipeline_execution_status}; only a Failed execution can be retried.")
+            if not hasattr(record, "sandbox_run_args"):
+                raise _validation(f"Pipeline execution with ARN {arn} cannot be retried.")
+            record.sandbox_steps = [s for s in record.sandbox_steps if s.get("StepStatus") == "Succeeded"]
+            record.pipeline_execution_status = "Executing"
+            record.pipeline_execution_failure_reason = None
+            if parallelism_configuration:
+                record.parallelism_configuration = parallelism_configuration
+        _launch(record)
+        return {"PipelineExecutionArn": arn}
+
+    backend_cls.start_pipeline_execution = start_pipeline_execution
+    backend_cls.describe_pipeline_execution = describe_pipeline_execution
+    backend_cls.list_pipeline_executions = list_pipeline_executions
+    backend_cls.list_pipeline_execution_steps = list_pipeline_execution_steps
+    backend_cls.stop_pipeline_execution = stop_pipeline_execution
+    backend_cls.retry_pipeline_execution = retry_pipeline_execution
+
+    def r_list_steps(self):
+        return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(
+            self._get_param("PipelineExecutionArn"), self._get_param("SortOrder"),
+            self._get_param("NextToken"), self._get_param("MaxResults")))
+
+    def r_stop(self):
+        return ActionResult(self.sagemaker_backend.stop_pipeline_execution(
+            self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken")))
+
+    def r_retry(self):
+        return ActionResult(self.sagemaker_backend.retry_pipeline_execution(
+            self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken"),
+            self._get_param("ParallelismConfiguration")))
+
+    SageMakerResponse.list_pipeline_execution_steps = r_list_steps
+    SageMakerResponse.stop_pipeline_execution = r_stop
+    SageMakerResponse.retry_pipeline_execution = r_retry
+
+
+def _api_step(step: dict) -> dict:
+    return {k: v for k, v in step.items() if v not in (None, "") or k == "StepStatus"}
+
+
+def _keep(value):
+    return str(value)
+
+
+def _attach_engine(app, server):
+    from sandbox.engine import runtime
+    runtime.attach(server)
+    return app
+
+
+def _reset_engine(server):
+    from sandbox.engine import executor, runtime
+    executor.ENGINE.stop_all()
+    _started_here.clear()
+    shutil.rmtree(runtime.work_root(), ignore_errors=True)
+
+
+MIDDLEWARES.append(_attach_engine)
+RESET_HOOKS.append(_reset_engine)
