@@ -16,6 +16,7 @@ PATCH_MODULES = (
     "sandbox.patches.snapshot",
     "sandbox.patches.enforcement",
     "sandbox.patches.model_registry",
+    "sandbox.patches.kms_keys",
     "sandbox.executions",
 )
 

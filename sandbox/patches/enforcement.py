@@ -57,6 +57,7 @@ class Target:
     missing: bool = False              # resource named in another account that does not exist
     extra_actions: list = field(default_factory=list)   # also required, e.g. sts:TagSession with Tags
     after: Callable | None = None      # further checks once allowed (S3 -> KMS on the caller's behalf)
+    action: str | None = None          # the IAM action when it differs from the API's name
 
 
 @dataclass
@@ -496,6 +497,8 @@ def authenticate_and_authorize(response, iam_request_cls, resource: str = "*") -
         else:
             target = resolve(response, api_action, caller, region, resource)
         state.owner_account = target.owner_account
+        if target.action:
+            action = state.action = target.action
         context = base_context(caller, region, target.owner_account)
         context.update(target.context)
         decide(caller, action, target, context)

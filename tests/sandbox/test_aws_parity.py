@@ -272,3 +272,91 @@ def test_explicit_deny_in_group_policy_stops_workload_accounts_approving(aws):
     assert sm.describe_model_package(ModelPackageName=arn)["ModelPackageGroupName"] == GROUP
     assert error_code(sm.update_model_package, ModelPackageArn=arn, ModelApprovalStatus="Approved") == "AccessDeniedException"
     assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+# -- KMS across accounts ------------------------------------------------------------------------------
+def _key_policy(*statements, root_delegation=True, account=DEV):
+    base = [{"Sid": "EnableIamPolicies", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"}] if root_delegation else []
+    return json.dumps({"Version": "2012-10-17", "Statement": base + list(statements)})
+
+
+def _dev_key(aws, *statements, root_delegation=True):
+    kms = aws.admin(DEV, "kms")
+    policy = _key_policy(*statements, root_delegation=root_delegation)
+    if not root_delegation:
+        # AWS refuses a policy that would lock the creator out unless told to skip that check
+        return kms.create_key(Policy=policy, BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]["Arn"]
+    return kms.create_key(Policy=policy)["KeyMetadata"]["Arn"]
+
+
+PROD_READS = {"Sid": "ProdDecrypts", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
+              "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+
+
+@pytest.mark.parametrize("key_grants_prod", [False, True])
+def test_dev_key_policy_missing_prod_means_prod_cannot_decrypt(aws, key_grants_prod):
+    """A key ARN from another account resolves to that account's key (moto answered NotFound); using
+    it needs the key policy to allow the caller's account AND the caller's IAM policy. AWS:
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
+    key_arn = _dev_key(aws, *([PROD_READS] if key_grants_prod else []))
+    blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"model weights key")["CiphertextBlob"]
+    prod = aws.role(PROD, "mlops-demo-sagemaker-execution", [allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*")])
+    kms = prod.client("kms")
+    if not key_grants_prod:
+        assert error_code(kms.decrypt, CiphertextBlob=blob) == "AccessDeniedException"
+        assert error_code(kms.describe_key, KeyId=key_arn) == "AccessDeniedException"
+    else:
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"model weights key"
+        assert kms.describe_key(KeyId=key_arn)["KeyMetadata"]["Arn"] == key_arn
+        assert error_code(kms.encrypt, KeyId=key_arn, Plaintext=b"x") == "AccessDeniedException"  # only decrypt granted
+
+
+def test_key_policy_grant_to_another_account_still_needs_that_accounts_iam_policy(aws):
+    """Cross-account key use is evaluated on both sides: the dev key policy trusts the prod account,
+    but a prod role whose own policy does not allow kms:Decrypt is refused. AWS:
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html#cross-account-give-permission"""
+    key_arn = _dev_key(aws, PROD_READS)
+    blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"secret")["CiphertextBlob"]
+    no_kms = aws.role(PROD, "reporting", [allow("s3:ListAllMyBuckets")])
+    assert error_code(no_kms.client("kms").decrypt, CiphertextBlob=blob, KeyId=key_arn) == "AccessDeniedException"
+    aws.admin(PROD, "iam").put_role_policy(RoleName="reporting", PolicyName="kms", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [allow("kms:Decrypt", key_arn)]}))
+    assert no_kms.client("kms").decrypt(CiphertextBlob=blob, KeyId=key_arn)["Plaintext"] == b"secret"
+
+
+@pytest.mark.parametrize("root_delegation", [False, True])
+def test_iam_policy_alone_cannot_use_a_key_whose_policy_does_not_delegate_to_the_account(aws, root_delegation):
+    """Unlike other resources, a KMS key is governed by its key policy: without the account-root
+    statement, IAM policies in the same account grant nothing. AWS:
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam"""
+    trainer_arn = f"arn:aws:iam::{DEV}:role/trainer"
+    key_arn = _dev_key(aws, {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"},
+                             "Action": "kms:*", "Resource": "*"}, root_delegation=root_delegation)
+    trainer = aws.role(DEV, "trainer", [allow(["kms:Encrypt", "kms:GenerateDataKey"], key_arn)])
+    kms = trainer.client("kms")
+    if not root_delegation:
+        assert error_code(kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256") == "AccessDeniedException"
+        # naming the role in the key policy is enough on its own, in the key's account
+        aws.admin(DEV, "kms").put_key_policy(KeyId=key_arn, PolicyName="default", Policy=_key_policy(
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": trainer_arn}, "Action": "kms:GenerateDataKey", "Resource": "*"},
+            root_delegation=False), BypassPolicyLockoutSafetyCheck=True)
+    assert len(kms.generate_data_key(KeyId=key_arn, KeySpec="AES_256")["Plaintext"]) == 32
+
+
+def test_disabled_and_pending_deletion_keys_refuse_to_work(aws):
+    """Cryptographic operations on a disabled key fail with DisabledException, on a key pending
+    deletion with KMSInvalidStateException; re-enabling restores them. AWS:
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html"""
+    kms = aws.admin(DEV, "kms")
+    key_arn = _dev_key(aws)
+    blob = kms.encrypt(KeyId=key_arn, Plaintext=b"x")["CiphertextBlob"]
+    kms.disable_key(KeyId=key_arn)
+    assert error_code(kms.encrypt, KeyId=key_arn, Plaintext=b"x") == "DisabledException"
+    assert error_code(kms.decrypt, CiphertextBlob=blob) == "DisabledException"
+    assert kms.describe_key(KeyId=key_arn)["KeyMetadata"]["KeyState"] == "Disabled"   # still describable
+    kms.enable_key(KeyId=key_arn)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    kms.schedule_key_deletion(KeyId=key_arn, PendingWindowInDays=7)
+    assert error_code(kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256") == "KMSInvalidStateException"

@@ -1,0 +1,165 @@
+"""KMS across accounts: key ARNs resolve in the owning account, key policies decide, key state matters.
+
+AWS: https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
+(the key policy must allow the other account AND its IAM policy must allow the caller),
+https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html (a root-principal grant
+delegates to IAM), https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html (a disabled
+key refuses cryptographic operations with DisabledException, a key pending deletion with
+KMSInvalidStateException). `use_key()` is the same check for services (S3) acting on a caller's behalf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.patches import patch
+from sandbox.patches.enforcement import (AccessDeniedBy, Caller, Target, arn_account, check, current,
+                                         param, resolver)
+
+CRYPTO = {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+          "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac",
+          "VerifyMac"}
+
+
+@dataclass
+class KeyRef:
+    account_id: str
+    key: object | None           # moto's Key, or None when it does not exist
+    arn: str
+
+
+def _backend(account_id: str, region: str):
+    from moto.kms.models import kms_backends
+    return kms_backends[account_id][region]
+
+
+def resolve_key(ref: str, default_account: str, region: str) -> KeyRef:
+    """A key id, key ARN, alias name or alias ARN, resolved in the account it names (else `default_account`)."""
+    account = arn_account(ref, default_account)
+    if ref.startswith("arn:"):
+        region = ref.split(":")[3] or region
+    backend = _backend(account, region)
+    if ref.startswith("alias/") or ":alias/" in ref:
+        alias = "alias/" + ref.split(":alias/")[1] if ref.startswith("arn:") else ref
+        key_id = backend.get_key_id_from_alias(alias)
+    else:
+        key_id = ref.split(":key/")[1] if ref.startswith("arn:") else ref
+    key = backend.keys.get(key_id) if key_id else None
+    arn = key.arn if key is not None else (ref if ref.startswith("arn:") else
+                                           f"arn:aws:kms:{region}:{account}:{ref if ref.startswith('alias/') else 'key/' + ref}")
+    return KeyRef(account, key, arn)
+
+
+def key_for_ciphertext(blob: bytes, caller_account: str, region: str) -> KeyRef | None:
+    """The key a moto ciphertext was made with, in whichever account owns it (the blob names the key,
+    as AWS's ciphertext metadata does)."""
+    from moto.kms.models import kms_backends
+    from moto.kms.utils import _deserialize_ciphertext_blob
+    try:
+        key_id = _deserialize_ciphertext_blob(blob).key_id
+    except Exception:
+        return None
+    accounts = [caller_account] + [a for a in list(kms_backends.keys()) if a != caller_account]
+    for account in accounts:
+        regions = kms_backends[account]
+        backend = dict.get(regions, region)
+        if backend is not None and key_id in backend.keys:
+            return KeyRef(account, backend.keys[key_id], backend.keys[key_id].arn)
+    return None
+
+
+def refuse_unusable(key) -> None:
+    """Raise AWS's key-state error for a key that cannot encrypt or decrypt now."""
+    from moto.core.exceptions import JsonRESTError
+    if key.key_state == "Disabled":
+        raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+    if key.key_state == "PendingDeletion":
+        raise JsonRESTError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
+
+
+def _context(caller_account: str, encryption_context: dict | None, via: str | None) -> dict:
+    ctx = {"kms:CallerAccount": caller_account}
+    if via:
+        ctx["kms:ViaService"] = via
+    for k, v in (encryption_context or {}).items():
+        ctx[f"kms:EncryptionContext:{k}"] = v
+    if encryption_context:
+        ctx["kms:EncryptionContextKeys"] = list(encryption_context)
+    return ctx
+
+
+def key_target(ref: KeyRef, caller: Caller, encryption_context=None, via=None) -> Target:
+    return Target([ref.arn], ref.account_id, policy=ref.key.policy, policy_kind="key",
+                  context=_context(caller.account_id, encryption_context, via))
+
+
+def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, encryption_context=None) -> None:
+    """A service using `ref` on the caller's behalf (S3 SSE-KMS): key state, key policy, IAM policy."""
+    if ref.key is None:
+        raise AccessDeniedBy(caller, action, ref.arn, "because the key does not exist or is not accessible")
+    check(caller, action, key_target(ref, caller, encryption_context, via), region)
+    refuse_unusable(ref.key)
+
+
+@resolver("kms")
+def _kms(response, action, caller, region, default_resource) -> Target:
+    acct = caller.account_id
+    if action in ("CreateKey", "ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants"):
+        return Target(["*"], acct, policy_kind="none")
+    if action in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
+        alias = param(response, "AliasName", "")
+        return Target([f"arn:aws:kms:{region}:{acct}:{alias}"], acct, policy_kind="none")
+    encryption_context = param(response, "EncryptionContext") or param(response, "SourceEncryptionContext")
+    key_ref = param(response, "KeyId") or param(response, "TargetKeyId")
+    if action in ("Decrypt", "ReEncrypt") and not (action == "Decrypt" and key_ref):
+        ref = key_for_ciphertext(param(response, "CiphertextBlob") or b"", acct, region)
+        if ref is None:
+            return Target(["*"], acct, policy_kind="none")  # moto answers InvalidCiphertextException
+    elif key_ref:
+        ref = resolve_key(key_ref, acct, region)
+    else:
+        return Target(["*"], acct, policy_kind="none")
+    if ref.key is None:
+        # moto answers NotFoundException from the account the ARN names
+        target = Target([ref.arn], acct, policy_kind="none")
+        target.after = lambda c, state: setattr(state, "owner_account", ref.account_id)
+        return target
+    target = key_target(ref, caller, encryption_context)
+    if action == "ReEncrypt":
+        target.action = "kms:ReEncryptFrom"
+    destination = param(response, "DestinationKeyId")
+
+    def after(c, state):
+        if action == "ReEncrypt" and destination:
+            dest = resolve_key(destination, acct, region)
+            if dest.key is not None:
+                check(c, "kms:ReEncryptTo", key_target(dest, c, param(response, "DestinationEncryptionContext")), region)
+                refuse_unusable(dest.key)
+        if action in CRYPTO:
+            refuse_unusable(ref.key)
+    target.after = after
+    return target
+
+
+def _owner_backend(self):
+    state = current()
+    account = state.owner_account if state and state.owner_account else self.current_account
+    return _backend(account, self.region)
+
+
+@patch("kms-cross-account", adds="KMS key ARNs from other accounts resolve there; key policies (root "
+                                 "delegation, principals, conditions) decide; disabled/pending keys refuse")
+def patch_kms():
+    from moto.kms.models import KmsBackend
+    from moto.kms.responses import KmsResponse
+    KmsResponse.kms_backend = property(_owner_backend)
+    # AWS takes a key ARN wherever it takes a key id; moto's state changes only took ids
+    for name in ("disable_key", "enable_key", "schedule_key_deletion", "cancel_key_deletion"):
+        setattr(KmsBackend, name, _accepting_arns(getattr(KmsBackend, name)))
+
+
+def _accepting_arns(method):
+    def wrapper(self, key_id, *args, **kwargs):
+        return method(self, self.get_key_id(key_id), *args, **kwargs)
+    wrapper.__name__ = method.__name__
+    return wrapper
