@@ -17,6 +17,7 @@ PATCH_MODULES = (
     "sandbox.patches.enforcement",
     "sandbox.patches.model_registry",
     "sandbox.patches.kms_keys",
+    "sandbox.patches.s3_encryption",
     "sandbox.executions",
 )
 

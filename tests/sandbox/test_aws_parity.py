@@ -360,3 +360,170 @@ def test_disabled_and_pending_deletion_keys_refuse_to_work(aws):
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
     kms.schedule_key_deletion(KeyId=key_arn, PendingWindowInDays=7)
     assert error_code(kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256") == "KMSInvalidStateException"
+
+
+# -- S3: bucket policies and SSE-KMS ------------------------------------------------------------------
+DEV_BUCKET = "mlops-demo-dev-artifacts"
+PROD_EXECUTION = f"arn:aws:iam::{PROD}:role/mlops-demo-sagemaker-execution"
+
+
+def _bucket(aws, account, name, statements=(), key_arn=None):
+    s3 = aws.admin(account, "s3")
+    s3.create_bucket(Bucket=name)
+    if key_arn:
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}}]})
+    if statements:
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+    return s3
+
+
+def _read_grant(principal, bucket=DEV_BUCKET):
+    return {"Sid": "ProdReadsModels", "Effect": "Allow", "Principal": {"AWS": principal},
+            "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/models/*"}
+
+
+def _prod_reader(aws, extra=()):
+    return aws.role(PROD, "mlops-demo-sagemaker-execution", [
+        allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/*"),
+        allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*"), *extra])
+
+
+@pytest.mark.parametrize("key_grants_prod", [False, True])
+def test_dev_key_policy_missing_prod_means_prod_cannot_read_the_model_artifact(aws, key_grants_prod):
+    """An object written under bucket-default SSE-KMS records its key; reading it needs kms:Decrypt on
+    that key for the reader, so prod fails exactly when the dev key policy does not grant prod, even
+    though the bucket policy lets it read (moto stored plaintext readable by anyone). AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html and
+    https://repost.aws/knowledge-center/cross-account-access-denied-error-s3 (KMS-encrypted objects)."""
+    key_arn = _dev_key(aws, *([PROD_READS] if key_grants_prod else []))
+    s3 = _bucket(aws, DEV, DEV_BUCKET, [_read_grant(PROD_EXECUTION)], key_arn=key_arn)
+    s3.put_object(Bucket=DEV_BUCKET, Key="models/1/model.tar.gz", Body=b"weights")
+    head = s3.head_object(Bucket=DEV_BUCKET, Key="models/1/model.tar.gz")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_arn)
+    prod = _prod_reader(aws).client("s3")
+    if not key_grants_prod:
+        assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/1/model.tar.gz") == "AccessDenied"
+    else:
+        assert prod.get_object(Bucket=DEV_BUCKET, Key="models/1/model.tar.gz")["Body"].read() == b"weights"
+
+
+@pytest.mark.parametrize("bucket_grants_prod", [False, True])
+def test_cross_account_read_needs_the_bucket_policy_as_well_as_the_readers_policy(aws, bucket_grants_prod):
+    """Across accounts S3 needs both the bucket policy and the caller's identity policy to allow
+    (a bucket policy granting only the dev role leaves prod out). AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-walkthroughs-managing-access-example2.html"""
+    grantee = PROD_EXECUTION if bucket_grants_prod else f"arn:aws:iam::{DEV}:role/mlops-demo-sagemaker-execution"
+    s3 = _bucket(aws, DEV, DEV_BUCKET, [_read_grant(grantee)])
+    s3.put_object(Bucket=DEV_BUCKET, Key="models/baseline.json", Body=b"{}")
+    prod = _prod_reader(aws).client("s3")
+    if bucket_grants_prod:
+        assert prod.get_object(Bucket=DEV_BUCKET, Key="models/baseline.json")["Body"].read() == b"{}"
+        assert error_code(prod.put_object, Bucket=DEV_BUCKET, Key="models/x", Body=b"x") == "AccessDenied"
+    else:
+        assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/baseline.json") == "AccessDenied"
+
+
+DENY_UNENCRYPTED = {"Sid": "DenyUnencryptedPuts", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
+                    "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}
+
+
+def test_bucket_policy_denying_unencrypted_puts(aws):
+    """A Deny on s3:PutObject unless `s3:x-amz-server-side-encryption` is aws:kms refuses a plain put
+    and accepts one asking for SSE-KMS; the object records the full key ARN even when the request named
+    an alias. AWS: https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms"""
+    kms = aws.admin(REGISTRY, "kms")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/mlops-demo-registry", TargetKeyId=key_arn)
+    _bucket(aws, REGISTRY, ARTIFACTS, [DENY_UNENCRYPTED])
+    writer = aws.role(REGISTRY, "publisher", [allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"),
+                                              allow("kms:GenerateDataKey", key_arn)]).client("s3")
+    assert error_code(writer.put_object, Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w") == "AccessDenied"
+    writer.put_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w", ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId="alias/mlops-demo-registry")
+    head = aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz")
+    assert head["SSEKMSKeyId"] == key_arn
+
+
+def test_bucket_policy_pinning_the_kms_key_refuses_another_key(aws):
+    """`s3:x-amz-server-side-encryption-aws-kms-key-id` pins puts to the registry key: prod encrypting
+    with its own key is refused, with the registry key accepted (and that needs GenerateDataKey granted
+    to prod by the registry key policy). AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-policies.html (SSE-KMS key condition)."""
+    registry_key = aws.admin(REGISTRY, "kms").create_key(Policy=_key_policy(
+        {"Effect": "Allow", "Principal": {"AWS": PROD_EXECUTION}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"},
+        account=REGISTRY))["KeyMetadata"]["Arn"]
+    prod_key = aws.admin(PROD, "kms").create_key()["KeyMetadata"]["Arn"]
+    _bucket(aws, REGISTRY, ARTIFACTS, [
+        {"Sid": "ProdWrites", "Effect": "Allow", "Principal": {"AWS": PROD_EXECUTION}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{ARTIFACTS}/prod/*"},
+        {"Sid": "OnlyRegistryKey", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
+         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": registry_key}}}])
+    prod = aws.role(PROD, "mlops-demo-sagemaker-execution", [
+        allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/prod/*"),
+        allow(["kms:GenerateDataKey", "kms:Decrypt"], [prod_key, registry_key])]).client("s3")
+    put = lambda key: prod.put_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w",  # noqa: E731
+                                      ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    assert error_code(put, prod_key) == "AccessDenied"
+    put(registry_key)
+    assert aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz")["SSEKMSKeyId"] == registry_key
+
+
+@pytest.mark.parametrize("secure_transport, allowed", [("true", False), ("false", True)])
+def test_tls_only_bucket_policy_with_the_condition_inverted_locks_everyone_out(aws, secure_transport, allowed):
+    """The TLS-only guard is `Deny ... Bool aws:SecureTransport false`; inverting it to "true" denies
+    every (HTTPS) request. The sandbox stands in for AWS's HTTPS endpoints, so its requests count as
+    TLS. AWS: https://repost.aws/knowledge-center/s3-bucket-policy-for-config-rule"""
+    s3 = _bucket(aws, DEV, DEV_BUCKET, [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                          "Resource": [f"arn:aws:s3:::{DEV_BUCKET}", f"arn:aws:s3:::{DEV_BUCKET}/*"],
+                                          "Condition": {"Bool": {"aws:SecureTransport": secure_transport}}}])
+    if allowed:
+        s3.put_object(Bucket=DEV_BUCKET, Key="data.csv", Body=b"a,b")
+        assert s3.get_object(Bucket=DEV_BUCKET, Key="data.csv")["Body"].read() == b"a,b"
+    else:
+        assert error_code(s3.put_object, Bucket=DEV_BUCKET, Key="data.csv", Body=b"a,b") == "AccessDenied"
+
+
+def test_key_policy_granting_decrypt_only_via_s3_refuses_direct_decrypt(aws):
+    """`kms:ViaService` limits a grant to use through a service: prod may decrypt the dev key's data
+    when S3 reads an object for it, not by calling kms:Decrypt itself. AWS:
+    https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service"""
+    key_arn = _dev_key(aws, {"Sid": "ProdViaS3", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
+                             "Action": "kms:Decrypt", "Resource": "*",
+                             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}})
+    s3 = _bucket(aws, DEV, DEV_BUCKET, [_read_grant(PROD_EXECUTION)], key_arn=key_arn)
+    s3.put_object(Bucket=DEV_BUCKET, Key="models/m.tar.gz", Body=b"weights")
+    blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"x")["CiphertextBlob"]
+    prod = _prod_reader(aws)
+    assert prod.client("s3").get_object(Bucket=DEV_BUCKET, Key="models/m.tar.gz")["Body"].read() == b"weights"
+    assert error_code(prod.client("kms").decrypt, CiphertextBlob=blob) == "AccessDeniedException"
+
+
+def test_reading_an_object_whose_key_was_disabled_fails_with_kms_disabled(aws):
+    """S3 surfaces KMS's key state: GetObject of an SSE-KMS object under a disabled key fails with
+    KMS.DisabledException until the key is enabled again. AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html (KMS.DisabledException)."""
+    key_arn = _dev_key(aws)
+    s3 = _bucket(aws, DEV, DEV_BUCKET, key_arn=key_arn)
+    s3.put_object(Bucket=DEV_BUCKET, Key="models/m.tar.gz", Body=b"weights")
+    aws.admin(DEV, "kms").disable_key(KeyId=key_arn)
+    assert error_code(s3.get_object, Bucket=DEV_BUCKET, Key="models/m.tar.gz") == "KMS.DisabledException"
+    aws.admin(DEV, "kms").enable_key(KeyId=key_arn)
+    assert s3.get_object(Bucket=DEV_BUCKET, Key="models/m.tar.gz")["Body"].read() == b"weights"
+
+
+@pytest.mark.parametrize("accounts, allowed", [([DEV], False), ([DEV, PROD], True)])
+def test_bucket_policy_with_principal_account_condition(aws, accounts, allowed):
+    """`Principal: "*"` narrowed by `aws:PrincipalAccount` admits only the listed accounts. AWS:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalaccount"""
+    s3 = _bucket(aws, DEV, DEV_BUCKET, [{"Sid": "OrgAccounts", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                          "Resource": f"arn:aws:s3:::{DEV_BUCKET}/*",
+                                          "Condition": {"StringEquals": {"aws:PrincipalAccount": accounts}}}])
+    s3.put_object(Bucket=DEV_BUCKET, Key="models/card.json", Body=b"{}")
+    prod = _prod_reader(aws).client("s3")
+    if allowed:
+        assert prod.get_object(Bucket=DEV_BUCKET, Key="models/card.json")["Body"].read() == b"{}"
+    else:
+        assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/card.json") == "AccessDenied"
