@@ -81,6 +81,64 @@ def patches():
 
 
 @main.command()
+@click.option("--to", "to_time", metavar="TIME", default=None,
+              help="Advance the clock to this UTC time (ISO, e.g. 2026-01-02T06:00:00Z).")
+@click.option("--by", "by_duration", metavar="DURATION", default=None,
+              help="Advance the clock by this much (e.g. 90s, 15m, 6h, 1d, 2w).")
+@output_option
+def tick(to_time, by_duration, output):
+    """Advance the sandbox clock and fire the EventBridge schedules that fall due.
+
+    Schedules (cron()/rate()) fire only when the clock moves, once per occurrence, so a test or a
+    demo decides when the nightly inference runs. Without options, fires what is due now.
+    """
+    from promote.errors import ConfigError
+    from sandbox import client
+    if to_time and by_duration:
+        raise ConfigError("give --to or --by, not both", field="--to/--by")
+    body = {k: v for k, v in (("to", to_time), ("by", by_duration)) if v}
+    try:
+        result = client.call("tick", body)
+    except Exception as exc:
+        if "not a duration" in str(exc) or "not an ISO time" in str(exc) or "only moves forward" in str(exc):
+            raise ConfigError(str(exc).split("failed: ", 1)[-1], field="--to" if to_time else "--by") from None
+        raise
+    if output == "json":
+        emit_json(result)
+        return
+    click.echo(f"sandbox clock: {result['now']}")
+    for firing in result["fired"]:
+        for d in firing["deliveries"]:
+            outcome = d["status"] + (f": {d['reason']}" if d.get("reason") else "")
+            started = (d.get("result") or {}).get("PipelineExecutionArn")
+            click.echo(f"  {firing['time']}  {d['rule']} -> {d['target_arn']}  {outcome}"
+                       + (f" ({started})" if started else ""))
+    if not result["fired"]:
+        click.echo("  no schedule fell due")
+    for s in result.get("skipped", []):
+        click.echo(f"  skipped {s['rule']}: {s['reason']}")
+
+
+@main.command()
+@click.option("--failed", is_flag=True, help="Only deliveries that failed.")
+@output_option
+def events(failed, output):
+    """EventBridge deliveries the sandbox made: to which target, and why any failed.
+
+    AWS drops a failed delivery silently (only the FailedInvocations metric counts it); here each is
+    listed with its reason (topic policy, target role, key policy...).
+    """
+    from sandbox import client
+    records = client.call("events", {"status": "failed"} if failed else {})["deliveries"]
+    if output == "json":
+        emit_json(records)
+        return
+    rows = [{"time": r["time"], "rule": r["rule"], "target": r["target_arn"], "status": r["status"],
+             "detail": r.get("reason") or next(iter((r.get("result") or {}).values()), "")} for r in records]
+    click.echo(table(rows, ["time", "rule", "target", "status", "detail"]) if rows else "no deliveries")
+
+
+@main.command()
 @click.option("--env-dir", type=click.Path(file_okay=False), default=None)
 def demo(env_dir):
     """The main job on the sandbox: the promotion story, narrated, ending with a summary."""

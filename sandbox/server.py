@@ -220,6 +220,8 @@ def _load_extensions() -> None:
 
 EXTENSIONS: tuple = (
     "sandbox.executions",
+    "sandbox.events",
+    "sandbox.clock",
 )
 
 if __name__ == "__main__":

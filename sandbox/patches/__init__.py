@@ -19,6 +19,7 @@ PATCH_MODULES = (
     "sandbox.patches.kms_keys",
     "sandbox.patches.s3_encryption",
     "sandbox.executions",
+    "sandbox.events",
 )
 
 

@@ -1,0 +1,296 @@
+"""EventBridge delivery as AWS does it: rules with SNS topic targets publish (when the topic policy
+lets events.amazonaws.com publish and, for an encrypted topic, the key lets it encrypt), rules with
+SageMaker pipeline targets start the pipeline as the target's role (which must allow
+sagemaker:StartPipelineExecution), input transformers / Input / InputPath shape what is sent,
+scheduled rules never match events, disabled rules deliver nothing, and TestEventPattern answers.
+
+AWS drops a failed delivery silently (only the FailedInvocations metric counts it); the sandbox
+records every delivery, failed or not, readable through `sandbox events` and /_sandbox/events.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import traceback
+import uuid
+from datetime import datetime, timezone
+
+from sandbox.patches import patch
+from sandbox.server import RESET_HOOKS, route
+
+MAX_RECORDS = 1000
+_lock = threading.Lock()
+_local: dict = {}
+
+
+def deliveries() -> list:
+    from sandbox.engine import runtime
+    srv = runtime.server()
+    holder = srv.extra if srv is not None else _local
+    return holder.setdefault("event-deliveries", [])
+
+
+def _record(rule, target, event, status: str, reason: str | None = None, result: dict | None = None) -> dict:
+    entry = {"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+             "account": rule.account_id, "region": rule.region_name, "rule": rule.name, "rule_arn": rule.arn,
+             "target_id": target.get("Id"), "target_arn": target.get("Arn"), "event_id": event.get("id"),
+             "detail_type": event.get("detail-type"), "status": status}
+    if reason:
+        entry["reason"] = reason
+    if result:
+        entry["result"] = result
+    with _lock:
+        records = deliveries()
+        records.append(entry)
+        del records[:-MAX_RECORDS]
+    return entry
+
+
+# -- what a target receives -----------------------------------------------------------------------
+def payload(target: dict, event: dict) -> str:
+    """The text a target receives: constant Input, an InputPath selection, an InputTransformer's
+    output (verbatim: a quoted-string template keeps its quotes, as on AWS), or the event as JSON."""
+    if target.get("Input") is not None:
+        return target["Input"]
+    if target.get("InputPath"):
+        from jsonpath_ng.ext import parse
+        found = parse(target["InputPath"]).find(event)
+        return json.dumps(found[0].value if found else None)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return _transform(transformer, event)
+    return json.dumps({k: v for k, v in event.items() if not k.startswith("_")})
+
+
+def _transform(transformer: dict, event: dict):
+    from jsonpath_ng.ext import parse
+    template = transformer.get("InputTemplate", "")
+    values = {}
+    for name, path in (transformer.get("InputPathsMap") or {}).items():
+        found = parse(path).find(event)
+        values[name] = found[0].value if found else None
+    values["aws.events.event.json"] = event
+    values["aws.events.rule-arn"] = event.get("_rule_arn")
+    out, text = [], template
+    # a placeholder inside quotes takes the raw text; outside quotes, the value's JSON
+    i = 0
+    while i < len(text):
+        if text[i] == "<":
+            end = text.find(">", i)
+            name = text[i + 1:end] if end > 0 else None
+            if name in values:
+                inside_quotes = _inside_quotes(text, i)
+                value = values[name]
+                if inside_quotes:
+                    out.append(value if isinstance(value, str) else json.dumps(value)
+                               if value is not None else "")
+                else:
+                    out.append(json.dumps(value) if value is not None else "null")
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _inside_quotes(text: str, index: int) -> bool:
+    quotes, escaped = 0, False
+    for ch in text[:index]:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quotes += 1
+    return quotes % 2 == 1
+
+
+# -- delivery -------------------------------------------------------------------------------------
+def deliver(rule, target: dict, event: dict) -> dict:
+    """Deliver one event to one target of `rule`; returns the delivery record."""
+    arn = target.get("Arn", "")
+    try:
+        body = payload(target, dict(event, _rule_arn=rule.arn) if target.get("InputTransformer") else event)
+    except Exception as exc:
+        return _record(rule, target, event, "failed", f"input transformation failed: {exc}")
+    service = arn.split(":")[2] if arn.count(":") >= 5 else ""
+    if service == "sns":
+        return _deliver_sns(rule, target, event, body)
+    if service == "sagemaker" and ":pipeline/" in arn:
+        return _deliver_pipeline(rule, target, event)
+    return _deliver_other(rule, target, event)
+
+
+def _deliver_sns(rule, target, event, body) -> dict:
+    from moto.sns.models import sns_backends
+    from sandbox import iam_policy
+    arn = target["Arn"]
+    _, _, _, region, account, _ = arn.split(":", 5)
+    topic = sns_backends[account][region].topics.get(arn)
+    if topic is None:
+        return _record(rule, target, event, "failed", f"topic {arn} does not exist")
+    events_principal = iam_policy.Principal(account_id="", arn="events.amazonaws.com",
+                                            service="events.amazonaws.com")
+    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
+    decision = iam_policy.evaluate([topic.policy], "sns:Publish", arn, context, principal=events_principal)
+    if decision.denied or not decision.allowed:
+        return _record(rule, target, event, "failed",
+                       f"the access policy of topic {arn} does not allow events.amazonaws.com to sns:Publish "
+                       f"(for rule {rule.arn})")
+    problem = _topic_key_problem(topic, events_principal, context)
+    if problem:
+        return _record(rule, target, event, "failed", problem)
+    message_id = sns_backends[account][region].publish(body, arn=arn)
+    return _record(rule, target, event, "delivered", result={"MessageId": message_id})
+
+
+def _topic_key_problem(topic, principal, context) -> str | None:
+    """An encrypted topic needs its key to let EventBridge encrypt; the AWS-managed alias/aws/sns cannot."""
+    key_ref = getattr(topic, "kms_master_key_id", "")
+    if not key_ref:
+        return None
+    if key_ref.endswith("alias/aws/sns"):
+        return (f"topic {topic.arn} is encrypted with the AWS managed key alias/aws/sns, whose policy cannot "
+                f"grant events.amazonaws.com kms:GenerateDataKey: use a customer managed key")
+    from moto.kms.models import kms_backends
+    from sandbox import iam_policy
+    account, region = topic.arn.split(":")[4], topic.arn.split(":")[3]
+    if key_ref.startswith("arn:"):
+        account, region = key_ref.split(":")[4], key_ref.split(":")[3]
+    backend = kms_backends[account][region]
+    ref = key_ref.split(":", 5)[-1] if key_ref.startswith("arn:") else key_ref
+    key_id = backend.get_key_id_from_alias(ref) if ref.startswith("alias/") else ref.replace("key/", "")
+    key = backend.keys.get(key_id) if key_id else None
+    if key is None:
+        return f"topic {topic.arn}: KMS key {key_ref} does not exist"
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        decision = iam_policy.evaluate([key.policy], action, key.arn, context, principal=principal)
+        if decision.denied or not decision.allowed:
+            return (f"topic {topic.arn} is encrypted with {key.arn}, whose key policy does not allow "
+                    f"events.amazonaws.com to {action}")
+    return None
+
+
+def _deliver_pipeline(rule, target, event) -> dict:
+    from botocore.exceptions import ClientError
+    from sandbox.engine import runtime
+    role_arn = target.get("RoleArn")
+    if not role_arn:
+        return _record(rule, target, event, "failed", "a SageMaker pipeline target needs a RoleArn")
+    try:
+        creds = runtime.role_credentials(role_arn, "events.amazonaws.com", f"EventBridge-{rule.name}"[:64],
+                                         rule.region_name)
+    except runtime.RoleNotAssumable as exc:
+        return _record(rule, target, event, "failed", str(exc))
+    parameters = (target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or []
+    try:
+        response = runtime.client("sagemaker", creds, rule.region_name).start_pipeline_execution(
+            PipelineName=target["Arn"], PipelineParameters=parameters,
+            PipelineExecutionDescription=f"started by EventBridge rule {rule.name}")
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        return _record(rule, target, event, "failed",
+                       f"{err.get('Code')}: {err.get('Message')} (as {role_arn})")
+    return _record(rule, target, event, "delivered",
+                   result={"PipelineExecutionArn": response["PipelineExecutionArn"]})
+
+
+def _deliver_other(rule, target, event) -> dict:
+    # SQS, Logs, other buses...: moto's own delivery, one target at a time
+    single = copy.copy(rule)
+    single.targets = [target]
+    try:
+        _original["send_to_targets"](single, event)
+    except NotImplementedError:
+        return _record(rule, target, event, "failed", f"target {target.get('Arn')} is not supported by the sandbox")
+    except Exception as exc:
+        return _record(rule, target, event, "failed", f"{type(exc).__name__}: {exc}")
+    return _record(rule, target, event, "delivered")
+
+
+_original: dict = {}
+
+
+def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:
+    """A rule's reaction to an event on its bus (replaces moto's Rule.send_to_targets)."""
+    if rule.state != "ENABLED" or rule.scheduled_expression:
+        return  # scheduled rules are fired by the clock, never by events
+    if not rule.event_pattern.matches_event(event):
+        return
+    for target in list(rule.targets):
+        try:
+            deliver(rule, target, event)
+        except Exception as exc:  # one broken target must not stop the others, nor fail PutEvents
+            traceback.print_exc()
+            _record(rule, target, event, "failed", f"sandbox error: {type(exc).__name__}: {exc}")
+
+
+def fire_scheduled(rule, at: datetime) -> list[dict]:
+    """The "Scheduled Event" AWS sends a scheduled rule's targets at `at`."""
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": rule.account_id, "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": rule.region_name,
+             "resources": [rule.arn], "detail": {}}
+    return [deliver(rule, target, event) for target in list(rule.targets)]
+
+
+def emit(account: str, region: str, *, source: str, detail_type: str, detail: dict,
+         resources: list | None = None, bus: str = "default") -> dict:
+    """Put an AWS service event (e.g. aws.sagemaker) on an account's bus; rules react as on AWS."""
+    from moto.events.models import events_backends
+    from sandbox import clock
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
+             "account": account, "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+             "resources": list(resources or []), "detail": detail}
+    backend = events_backends[account][region]
+    event_bus = backend.event_buses.get(bus)
+    for rule in list(event_bus.rules.values()) if event_bus else []:
+        send_to_targets(rule, copy.deepcopy(event))
+    return event
+
+
+@patch("eventbridge-delivery",
+       adds="EventBridge rules publish to SNS (topic policy and key checked) and start SageMaker pipelines "
+            "(target role checked); input transformers; scheduled rules ignore events; deliveries recorded")
+def patch_eventbridge():
+    from moto.events.models import EventPattern, EventsBackend, Rule
+    from moto.events.responses import EventsHandler
+
+    _original["send_to_targets"] = Rule.send_to_targets
+    Rule.send_to_targets = send_to_targets
+
+    original_put_rule = EventsBackend.put_rule
+
+    def put_rule(self, name, *args, **kwargs):
+        rule = original_put_rule(self, name, *args, **kwargs)
+        if rule.scheduled_expression:
+            from sandbox import clock
+            clock.observe(clock.now())
+        return rule
+    EventsBackend.put_rule = put_rule
+
+    def test_event_pattern(self):
+        try:
+            event = json.loads(self._get_param("Event"))
+            result = EventPattern.load(self._get_param("EventPattern")).matches_event(event)
+        except (TypeError, ValueError) as exc:
+            from moto.events.exceptions import InvalidEventPatternException
+            raise InvalidEventPatternException(str(exc)) from None
+        return json.dumps({"Result": bool(result)})
+    EventsHandler.test_event_pattern = test_event_pattern
+
+
+@route("events", methods=("GET", "POST"))
+def _events(server, body):
+    records = list(deliveries())
+    if body.get("status"):
+        records = [r for r in records if r["status"] == body["status"]]
+    return 200, {"deliveries": records}
+
+
+def _reset(server):
+    server.extra.pop("event-deliveries", None)
+
+
+RESET_HOOKS.append(_reset)
