@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitGroup, environment_options, output_option
+from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
 from promote.errors import ConfigError, NotImplementedYet
 
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
@@ -55,6 +55,11 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
     from promote.config import load_environment
     env = load_environment(env_name, env_dir=env_dir, backend=backend)
     parsed_params, parsed_tags = parse_params(params), parse_params(tags)
+    if dry_run:
+        # Building definitions is pure: no AWS call, no sandbox; what is printed is what would be upserted.
+        from pipelines.definitions import build_pipelines, dry_run_document
+        emit_json(dry_run_document(build_pipelines(env, which)))
+        return
     from promote.upsert import run
     run(env, which=which, dry_run=dry_run, start=start or wait, wait=wait, params=parsed_params,
         tags=parsed_tags, output=output, profile=profile)
@@ -66,8 +71,15 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), default="-", show_default=True,
               help="File to write the definition JSON to (- for stdout).")
 def definition(env, profile, which, out_file):
-    """Write one pipeline's definition JSON, as it would be upserted."""
-    raise NotImplementedYet("run-pipeline definition")
+    """Write one pipeline's definition JSON, as it would be upserted (no AWS call)."""
+    from pipelines.definitions import build_pipelines, definition_text
+    text = definition_text(build_pipelines(env, which)[which])
+    if out_file == "-":
+        click.echo(text)
+    else:
+        with open(out_file, "w") as handle:
+            handle.write(text + "\n")
+        click.echo(f"wrote {out_file}", err=True)
 
 
 @main.command()
