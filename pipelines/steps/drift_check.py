@@ -26,7 +26,8 @@ SUMMARY = "drift_check.json"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input", default="/opt/ml/processing/input/data", help="batch CSV (with header) or its directory")
     p.add_argument("--baseline-statistics", default="/opt/ml/processing/baseline/statistics")
     p.add_argument("--baseline-constraints", default="/opt/ml/processing/baseline/constraints")

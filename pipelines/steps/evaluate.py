@@ -25,7 +25,8 @@ MAX_ROC_POINTS = 101
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="/opt/ml/processing/model", help="model.tar.gz, or a directory holding it "
                                                                          "or its extracted files")
     p.add_argument("--test", default="/opt/ml/processing/test")

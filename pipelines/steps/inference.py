@@ -107,7 +107,8 @@ def transform_file(model: LoadedModel, input_path: str, output_path: str) -> int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model-dir", default="/opt/ml/model")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)

@@ -22,7 +22,8 @@ MIN_ROWS_PER_CLASS = 5
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input", default="/opt/ml/processing/input/data", help="CSV file or directory holding one")
     p.add_argument("--dataset-uri", default="", help="where the input came from (recorded in the report)")
     p.add_argument("--target", default="diagnosis", help="binary target column")

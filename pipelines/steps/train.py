@@ -39,7 +39,8 @@ def _hyperparameter_defaults() -> dict:
 def parse_args(argv=None):
     env = os.environ.get
     hp = _hyperparameter_defaults()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train", default=env("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument("--validation", default=env("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"))
     p.add_argument("--model-dir", "--model_dir", dest="model_dir", default=env("SM_MODEL_DIR", "/opt/ml/model"))

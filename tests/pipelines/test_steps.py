@@ -1,0 +1,253 @@
+"""The step scripts as programs on small data: what each writes, in the formats the pipeline relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipelines.datasets import DRIFTED_FEATURES
+from tests.pipelines.conftest import STEPS
+
+
+def read(path):
+    return json.loads(path.read_text())
+
+
+def test_preprocess_writes_splits_baseline_and_report(preprocessed, sample_data):
+    report = read(preprocessed / "report" / "preprocess.json")
+    source = sample_data / "breast-cancer.csv"
+    assert report["dataset"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert report["dataset"]["uri"] == "s3://bucket/breast-cancer.csv"
+    assert sum(report["splits"].values()) == report["dataset"]["rows"] == 455
+
+    encoded = report["features"]["encoded"]
+    for split in ("train", "validation", "test"):
+        lines = (preprocessed / split / f"{split}.csv").read_text().splitlines()
+        assert lines[0].split(",") == ["label", *encoded]
+        assert len(lines) - 1 == report["splits"][split]
+        labels = {line.split(",", 1)[0] for line in lines[1:]}
+        assert labels == {"0", "1"}, f"{split} split must hold both classes"
+    assert (preprocessed / "train" / "preprocessing.json").exists()
+
+    statistics = read(preprocessed / "baseline" / "statistics.json")
+    constraints = read(preprocessed / "baseline" / "constraints.json")
+    assert statistics["dataset"]["item_count"] == report["splits"]["train"]
+    assert [f["name"] for f in statistics["features"]] == report["features"]["numeric"]
+    radius = next(f for f in statistics["features"] if f["name"] == "mean_radius")
+    assert radius["inferred_type"] == "Fractional"
+    numbers = radius["numerical_statistics"]
+    assert numbers["common"] == {"num_present": report["splits"]["train"], "num_missing": 0}
+    assert numbers["min"] <= numbers["mean"] <= numbers["max"] and numbers["std_dev"] > 0
+    buckets = numbers["distribution"]["kll"]["buckets"]
+    assert sum(b["count"] for b in buckets) == report["splits"]["train"]
+    assert all(a["upper_bound"] == b["lower_bound"] for a, b in zip(buckets, buckets[1:]))
+    assert constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] == "Enabled"
+    first = constraints["features"][0]
+    assert first["completeness"] == 1.0 and first["num_constraints"] == {"is_non_negative": True}
+
+
+def test_preprocess_encodes_categories_and_missing_markers(steps, tmp_path):
+    rows = ["size,colour,outcome"] + [f"{i % 7 + (0.5 if i % 3 else 0)},{['red', 'blue', '?'][i % 3]},{i % 2}"
+                                      for i in range(60)]
+    rows[5] = "?,red,1"
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    argv = ["--input", str(tmp_path / "in.csv"), "--target", "outcome", "--categorical", "colour"]
+    for d in ("train", "validation", "test", "baseline", "report"):
+        argv += [f"--{d}-dir", str(tmp_path / d)]
+    assert steps.preprocess.main(argv) == 0
+    header = (tmp_path / "train" / "train.csv").read_text().splitlines()[0]
+    assert header == "label,size,colour=blue,colour=red"
+    statistics = read(tmp_path / "baseline" / "statistics.json")
+    colour = next(f for f in statistics["features"] if f["name"] == "colour")
+    assert colour["inferred_type"] == "String"
+    assert {b["value"] for b in colour["string_statistics"]["distribution"]["categorical"]["buckets"]} == {"red", "blue"}
+    constraints = {c["name"]: c for c in read(tmp_path / "baseline" / "constraints.json")["features"]}
+    assert constraints["colour"]["completeness"] < 1.0
+    assert constraints["colour"]["string_constraints"]["domains"] == ["blue", "red"]
+    train_values = np.loadtxt(tmp_path / "train" / "train.csv", delimiter=",", skiprows=1)
+    assert not np.isnan(train_values).any(), "missing values are imputed"
+
+
+def test_train_produces_a_loadable_model_and_logs_the_tuning_metric(trained, preprocessed):
+    import xgboost as xgb
+
+    from pipelines.definitions import METRIC_DEFINITIONS
+
+    model_dir, stdout = trained
+    booster = xgb.Booster()
+    booster.load_model(str(model_dir / "xgboost-model.json"))
+    _, features, names = load_test_split(preprocessed)
+    probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
+    assert probabilities.shape == (len(features),) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    validation = next(m for m in METRIC_DEFINITIONS if m["Name"] == "validation:auc")
+    found = re.findall(validation["Regex"], stdout)
+    assert found and 0.5 < float(found[-1]) <= 1.0
+    assert (model_dir / "preprocessing.json").exists()
+
+
+def load_test_split(preprocessed):
+    data = np.loadtxt(preprocessed / "test" / "test.csv", delimiter=",", skiprows=1, dtype=np.float32)
+    names = (preprocessed / "test" / "test.csv").read_text().splitlines()[0].split(",")[1:]
+    return data[:, 0], data[:, 1:], names
+
+
+def test_evaluate_auc_equals_scikit_learn_on_the_same_probabilities(steps, model_tarball, trained, preprocessed,
+                                                                      tmp_path):
+    import xgboost as xgb
+    from sklearn.metrics import confusion_matrix, precision_score, roc_auc_score
+
+    argv = ["--model", str(model_tarball), "--test", str(preprocessed / "test"), "--output", str(tmp_path),
+            "--auc-threshold", "0.5"]
+    assert steps.evaluate.main(argv) == 0
+    report = read(tmp_path / "evaluation.json")
+    metrics = report["binary_classification_metrics"]
+
+    labels, features, names = load_test_split(preprocessed)
+    booster = xgb.Booster()
+    booster.load_model(str(trained[0] / "xgboost-model.json"))
+    probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
+    assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(labels, probabilities), abs=1e-12)
+    # AUC from probabilities differs from AUC of rounded labels (the reference sample's mistake).
+    assert metrics["auc"]["value"] != pytest.approx(roc_auc_score(labels, probabilities >= 0.5), abs=1e-9)
+    predicted = probabilities >= 0.5
+    assert metrics["precision"]["value"] == pytest.approx(precision_score(labels, predicted))
+    (tn, fp), (fn, tp) = confusion_matrix(labels, predicted)
+    assert metrics["confusion_matrix"] == {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}}
+    roc = metrics["receiver_operating_characteristic_curve"]
+    assert roc["false_positive_rates"][0] == 0.0 and roc["true_positive_rates"][-1] == 1.0
+    assert report["decision"] == {**report["decision"], "passed": True, "champion_minimum_auc": 0.0}
+
+
+def test_evaluate_names_each_threshold_the_model_missed(steps, model_tarball, preprocessed, tmp_path):
+    argv = ["--model", str(model_tarball), "--test", str(preprocessed / "test"), "--output", str(tmp_path),
+            "--auc-threshold", "0.9999", "--champion-auc", "0.9999", "--champion-tolerance", "0.0001"]
+    assert steps.evaluate.main(argv) == 0
+    decision = read(tmp_path / "evaluation.json")["decision"]
+    auc = read(tmp_path / "evaluation.json")["binary_classification_metrics"]["auc"]["value"]
+    assert decision["passed"] is False
+    assert decision["champion_minimum_auc"] == pytest.approx(0.9998)
+    assert decision["message"] == (f"auc {auc:.4f} is below AucThreshold 0.9999; auc {auc:.4f} is below the "
+                                   "champion's auc 0.9999 minus ChampionTolerance 0.0001 (= 0.9998)")
+
+
+def drift(steps, sample_data, preprocessed, batch, out, *extra):
+    argv = ["--input", str(batch), "--baseline-statistics", str(preprocessed / "baseline"),
+            "--baseline-constraints", str(preprocessed / "baseline"), "--output", str(out),
+            "--drift-threshold", "0.25", *extra]
+    assert steps.drift_check.main(argv) == 0
+    return read(out / "drift_check.json"), read(out / "constraint_violations.json")
+
+
+def test_drift_check_passes_the_clean_batch(steps, sample_data, preprocessed, tmp_path):
+    summary, violations = drift(steps, sample_data, preprocessed, sample_data / "breast-cancer-batch.csv", tmp_path)
+    assert summary["violation_count"] == 0 and violations == {"violations": []}
+    assert summary["rows"] == 114 and len(summary["distances"]) == 30
+    assert (tmp_path / "statistics.json").exists()
+
+
+def test_drift_check_flags_exactly_the_shifted_features(steps, sample_data, preprocessed, tmp_path):
+    summary, violations = drift(steps, sample_data, preprocessed, sample_data / "breast-cancer-batch-drifted.csv",
+                                tmp_path, "--model-version", "3")
+    assert summary["drifted_features"] == sorted(DRIFTED_FEATURES)
+    assert {v["constraint_check_type"] for v in violations["violations"]} == {"baseline_drift_check"}
+    assert all(set(v) == {"feature_name", "constraint_check_type", "description"} for v in violations["violations"])
+    assert summary["message"].startswith("4 violation(s) in 4 feature(s) against the baseline of model version 3")
+
+
+def test_drift_check_reports_structural_violations(steps, sample_data, preprocessed, tmp_path):
+    lines = (sample_data / "breast-cancer-batch.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("worst_symmetry")
+    rows = [[v for i, v in enumerate(line.split(",")) if i != drop] + ["x"] for line in lines]
+    rows[0][-1] = "patient_id"
+    texture = header.index("mean_texture")
+    rows[3][texture] = "abc"  # not a number
+    rows[4][header.index("mean_area")] = "?"  # missing
+    rows[5][header.index("mean_radius")] = "-1"
+    (tmp_path / "batch.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    _, violations = drift(steps, sample_data, preprocessed, tmp_path / "batch.csv", tmp_path / "out")
+    found = {(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]}
+    assert {("worst_symmetry", "missing_column_check"), ("patient_id", "extra_column_check"),
+            ("mean_texture", "data_type_check"), ("mean_area", "completeness_check"),
+            ("mean_radius", "non_negative_check")} <= found
+
+
+def test_drift_check_result_does_not_depend_on_chunk_size(steps, sample_data, preprocessed, tmp_path):
+    batch = sample_data / "breast-cancer-batch-drifted.csv"
+    whole, _ = drift(steps, sample_data, preprocessed, batch, tmp_path / "one")
+    chunked, _ = drift(steps, sample_data, preprocessed, batch, tmp_path / "many", "--chunk-rows", "7")
+    assert chunked["distances"] == whole["distances"] and chunked["violation_count"] == whole["violation_count"]
+
+
+def test_inference_handler_scores_with_and_without_header(steps, trained, sample_data, monkeypatch):
+    monkeypatch.setenv("MODEL_VERSION", "7")
+    handler = steps.inference
+    model = handler.model_fn(str(trained[0]))
+    body = (sample_data / "breast-cancer-batch.csv").read_bytes()
+    with_header = handler.output_fn(handler.predict_fn(handler.input_fn(body, "text/csv"), model), "text/csv")
+    headerless = body.split(b"\n", 1)[1]
+    without = handler.output_fn(handler.predict_fn(handler.input_fn(headerless, "text/csv"), model), "text/csv")
+    assert with_header == without
+    lines = with_header.splitlines()
+    assert len(lines) == 114
+    probability, label, version = lines[0].split(",")
+    assert 0 <= float(probability) <= 1 and label == str(int(float(probability) >= 0.5)) and version == "7"
+    with pytest.raises(ValueError, match="unsupported content type application/json"):
+        handler.input_fn(body, "application/json")
+
+
+MALFORMED = [
+    ("empty file", b"", [], "input file data.csv is empty"),
+    ("header only", b"a,b,diagnosis\n", [], "input file data.csv has a header but no data rows"),
+    ("target missing", b"a,b\n1,2\n", [], "target column 'diagnosis' not found in data.csv (columns: a, b)"),
+    ("target has gaps", b"a,diagnosis\n1,1\n2,\n3,0\n", [],
+     "target column 'diagnosis' has 1 missing value(s) (line 3)"),
+    ("single class", b"a,diagnosis\n" + b"".join(b"%d,1\n" % i for i in range(30)), [],
+     "target column 'diagnosis' has a single class (1): binary classification needs two"),
+    ("three classes", b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, i % 3) for i in range(30)), [],
+     "target column 'diagnosis' has 3 classes (0, 1, 2): binary classification needs exactly two"),
+    ("non-numeric feature", b"a,b,diagnosis\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(20))
+     + b"7,seven,1\n", [],
+     "column 'b' is not numeric: value 'seven' on line 22 (list it under training.categorical if it is a category)"),
+    ("too few of one class", b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, int(i < 3)) for i in range(40)), [],
+     "target column 'diagnosis' has only 3 row(s) of one class: need at least 5 per class to split "
+     "train/validation/test"),
+    ("feature not in file", b"a,diagnosis\n1,0\n", ["--features", "a,c"], "feature column 'c' not found in data.csv"),
+    ("duplicate column", b"a,a,diagnosis\n1,2,0\n", [], "duplicate column name 'a' in data.csv"),
+    ("column all missing", b"a,b,diagnosis\n" + b"".join(b"%d,?,%d\n" % (i, i % 2) for i in range(20)), [],
+     "column 'b' has no values (every row is missing)"),
+    ("categorical not a feature", b"a,diagnosis\n1,0\n", ["--categorical", "colour"],
+     "categorical column 'colour' is not one of the feature columns"),
+]
+
+
+@pytest.mark.parametrize("content, extra, message", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_data_fails_preprocessing_with_one_line(steps, tmp_path, capsys, content, extra, message):
+    (tmp_path / "data.csv").write_bytes(content)
+    argv = ["--input", str(tmp_path / "data.csv"), "--failure-file", str(tmp_path / "message"), *extra]
+    for d in ("train", "validation", "test", "baseline", "report"):
+        argv += [f"--{d}-dir", str(tmp_path / d)]
+    with pytest.raises(SystemExit) as exit_info:
+        steps.preprocess.main(argv)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert (tmp_path / "message").read_text() == message
+    assert not (tmp_path / "baseline").exists() and not (tmp_path / "train").exists()
+
+
+def test_scripts_are_programs_with_container_path_defaults(sample_data, tmp_path):
+    help_text = subprocess.run([sys.executable, str(STEPS / "preprocess.py"), "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "/opt/ml/processing/input/data" in help_text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = subprocess.run([sys.executable, str(STEPS / "preprocess.py"), "--input", str(bad),
+                             "--train-dir", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "error: target column 'diagnosis' not found in bad.csv (columns: a, b)\n"
