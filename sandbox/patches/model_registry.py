@@ -77,6 +77,9 @@ def _sagemaker(response, action, caller, region, default_resource) -> Target:
             if value.startswith("arn:"):
                 return Target([value], arn_account(value, acct), policy_kind="none")
             return Target([_arn(region, acct, kind, value.lower())], acct, policy_kind="none")
+    tagged = param(response, "ResourceArn")       # AddTags / ListTags / DeleteTags
+    if tagged:
+        return Target([tagged], arn_account(tagged, acct), policy_kind="none")
     execution = param(response, "PipelineExecutionArn")
     if execution:
         return Target([execution], arn_account(execution, acct), policy_kind="none")

@@ -527,3 +527,26 @@ def test_bucket_policy_with_principal_account_condition(aws, accounts, allowed):
         assert prod.get_object(Bucket=DEV_BUCKET, Key="models/card.json")["Body"].read() == b"{}"
     else:
         assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/card.json") == "AccessDenied"
+
+
+@pytest.mark.parametrize("passed_to, allowed", [(None, False), ("lambda.amazonaws.com", False),
+                                                ("sagemaker.amazonaws.com", True)])
+def test_deploy_role_needs_pass_role_on_the_execution_role_to_upsert_a_pipeline(aws, passed_to, allowed):
+    """CreatePipeline hands the execution role to SageMaker, which needs iam:PassRole on that role
+    (commonly limited by `iam:PassedToService`); without it AccessDeniedException. AWS:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html and
+    https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-pass-role"""
+    execution = f"arn:aws:iam::{PROD}:role/mlops-demo-sagemaker-execution"
+    statements = [allow(["sagemaker:CreatePipeline", "sagemaker:DescribePipeline"],
+                        f"arn:aws:sagemaker:{REGION}:{PROD}:pipeline/mlops-demo-*")]
+    if passed_to:
+        statements.append(allow("iam:PassRole", execution, Condition={"StringEquals": {"iam:PassedToService": passed_to}}))
+    deployer = aws.role(PROD, "cross-account-jenkins-role", statements).client("sagemaker")
+    create = lambda: deployer.create_pipeline(  # noqa: E731
+        PipelineName="mlops-demo-train", RoleArn=execution, ClientRequestToken="parity-create-pipeline-0000000001",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}))
+    if allowed:
+        create()
+        assert deployer.describe_pipeline(PipelineName="mlops-demo-train")["RoleArn"] == execution
+    else:
+        assert error_code(create) == "AccessDeniedException"
