@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
-from promote.errors import ConfigError, NotImplementedYet
+from promote.errors import ConfigError
 
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
@@ -87,5 +87,12 @@ def definition(env, profile, which, out_file):
 @click.argument("execution")
 @click.option("--step", default=None, help="Only this step's log.")
 def logs(env, profile, execution, step):
-    """Show the logs of a pipeline execution's steps."""
-    raise NotImplementedYet("run-pipeline logs")
+    """Show the logs of a pipeline execution's steps (CloudWatch Logs of its jobs and Lambda).
+
+    EXECUTION is the execution ARN that `--start` printed; the environment says which account to read.
+    """
+    if not (execution.startswith("arn:") and "/execution/" in execution):
+        raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
+    from promote.logs import show_execution_logs
+    from promote.session import Sessions
+    click.echo(show_execution_logs(Sessions(env, profile=profile), execution, step))

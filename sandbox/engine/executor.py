@@ -162,13 +162,14 @@ class ExecutionRun:
             result = step_types.RUNNERS[kind](step, args, ctx)
             props, metadata = result.properties, result.metadata
         except step_types.StepStopped:
-            status = "Stopped"
+            status, metadata = "Stopped", ctx.metadata
         except (step_types.StepFailed, expressions.EvaluationError) as exc:
-            status, reason = "Failed", str(exc)
+            status, reason, metadata = "Failed", str(exc), ctx.metadata
             if kind == "Fail":
                 metadata = {"Fail": {"ErrorMessage": reason}}
         except Exception as exc:  # an engine bug fails the step, visibly, instead of hanging the execution
-            status, reason = "Failed", f"InternalError: sandbox engine: {type(exc).__name__}: {exc}"
+            status, reason, metadata = "Failed", f"InternalError: sandbox engine: {type(exc).__name__}: {exc}", \
+                ctx.metadata
             traceback.print_exc()
         if self.stop.is_set() and status == "Succeeded" and kind not in ("Condition", "Fail"):
             status = "Stopped"

@@ -54,6 +54,7 @@ class StepContext:
     expr: expressions.Context
     stop: threading.Event
     step_name: str = ""
+    metadata: dict = field(default_factory=dict)   # known before the step ends, kept if it fails
     _creds: dict = field(default_factory=dict)
 
     def credentials(self, role_arn: str | None = None, service: str = "sagemaker.amazonaws.com") -> dict:
@@ -191,6 +192,7 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         raise StepFailed(f"the sandbox runs Processing steps through their ContainerEntrypoint "
                          f"(e.g. python3 script.py); image {app.get('ImageUri')} has none")
     name = ctx.job_name()
+    ctx.metadata["ProcessingJob"] = {"Arn": ctx.arn("processing-job", name)}
     sm = ctx.client("sagemaker")
     _record_job(sm.create_processing_job, ProcessingJobName=name, RoleArn=args.get("RoleArn") or ctx.role_arn,
                 AppSpecification=app, ProcessingInputs=args.get("ProcessingInputs"),
@@ -328,6 +330,7 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
 
 def run_training(step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
+    ctx.metadata["TrainingJob"] = {"Arn": ctx.arn("training-job", name)}
     _record_job(ctx.client("sagemaker").create_training_job, TrainingJobName=name,
                 AlgorithmSpecification=args.get("AlgorithmSpecification"), RoleArn=args.get("RoleArn") or ctx.role_arn,
                 HyperParameters=args.get("HyperParameters"), InputDataConfig=args.get("InputDataConfig"),
@@ -372,6 +375,7 @@ def run_tuning(step: dict, args: dict, ctx: StepContext) -> StepResult:
     metric, maximize = objective.get("MetricName"), objective.get("Type", "Maximize") == "Maximize"
     limit = int((config.get("ResourceLimits") or {}).get("MaxNumberOfTrainingJobs") or 1)
     tuning_name = f"{ctx.execution_id}-{ctx.step_name[:10]}-{uuid.uuid4().hex[:6]}"[:32]
+    ctx.metadata["TuningJob"] = {"Arn": ctx.arn("hyper-parameter-tuning-job", tuning_name)}
     _record_job(ctx.client("sagemaker").create_hyper_parameter_tuning_job, HyperParameterTuningJobName=tuning_name,
                 HyperParameterTuningJobConfig=config, TrainingJobDefinition=definition)
     static = definition.get("StaticHyperParameters") or {}
@@ -417,6 +421,7 @@ def run_register(step: dict, args: dict, ctx: StepContext) -> StepResult:
 def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
     from botocore.exceptions import ClientError
     name = ctx.job_name()
+    ctx.metadata["TransformJob"] = {"Arn": ctx.arn("transform-job", name)}
     sm = ctx.client("sagemaker")
     try:
         model = sm.describe_model(ModelName=args["ModelName"])
@@ -479,6 +484,7 @@ def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
         function = lambda_backends[account][region].get_function(function_arn)
     except Exception:
         raise StepFailed(f"ClientError: Function not found: {function_arn}") from None
+    ctx.metadata["Lambda"] = {"Arn": function.function_arn}
     creds = ctx.credentials(function.role, service="lambda.amazonaws.com")
     root = ctx.step_dir("lambda")
     (root / "code.zip").write_bytes(function.code_bytes)

@@ -1,0 +1,130 @@
+"""Following a pipeline execution: a live table of its steps (status, duration) while it runs, a
+summary when it ends and, on failure, the failing step's reason and last log lines. Built only on
+DescribePipelineExecution, ListPipelineExecutionSteps and CloudWatch Logs, so it serves real AWS
+and the sandbox alike."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+LOG_TAIL = 20
+
+
+def _clients(sessions_or_client, logs_client=None):
+    if hasattr(sessions_or_client, "client") and hasattr(sessions_or_client, "workload"):
+        return sessions_or_client.client("sagemaker"), logs_client or sessions_or_client.client("logs")
+    return sessions_or_client, logs_client
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _elapsed(start, end=None) -> float | None:
+    if start is None:
+        return None
+    return ((end or datetime.now(timezone.utc)) - start).total_seconds()
+
+
+def _detail(step: dict) -> str:
+    if step.get("FailureReason"):
+        return step["FailureReason"]
+    metadata = step.get("Metadata") or {}
+    for kind, value in metadata.items():
+        if isinstance(value, dict) and value.get("Arn"):
+            return f"{kind}: {value['Arn'].rsplit('/', 1)[-1] if kind != 'RegisterModel' else value['Arn']}"
+        if kind == "Condition":
+            return f"outcome {value.get('Outcome')}"
+    return ""
+
+
+def step_rows(steps: list[dict]) -> list[dict]:
+    return [{"step": s["StepName"], "status": s.get("StepStatus", ""),
+             "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"))), "detail": _detail(s)}
+            for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=timezone.utc))]
+
+
+def render_table(rows: list[dict], width: int = 120) -> str:
+    from promote.clikit import table
+    clipped = [dict(r, detail=(r["detail"][:70] + "...") if len(r["detail"]) > 73 else r["detail"]) for r in rows]
+    return table(clipped, ["step", "status", "duration", "detail"]) if rows else "(no step started yet)"
+
+
+def follow_execution(sessions_or_client, execution_arn: str, out=None, poll: float = 2.0,
+                     logs_client=None, timeout: float | None = None, tail: int = LOG_TAIL) -> str:
+    """Follow `execution_arn` until it ends; returns the final status (Succeeded/Failed/Stopped).
+
+    `sessions_or_client` is a promote.session.Sessions (clients of its workload account) or a
+    SageMaker client (then pass `logs_client` to show log lines of a failed step). On a terminal
+    `out` the table redraws in place; otherwise each step status change prints one line.
+    """
+    from promote.logs import execution_steps
+    sagemaker, logs = _clients(sessions_or_client, logs_client)
+    out = out or sys.stdout
+    live = hasattr(out, "isatty") and out.isatty()
+    seen: dict[str, str] = {}
+    drawn = 0
+    deadline = time.monotonic() + timeout if timeout else None
+    out.write(f"following {execution_arn}\n")
+    while True:
+        described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        status = described["PipelineExecutionStatus"]
+        steps = execution_steps(sagemaker, execution_arn)
+        rows = step_rows(steps)
+        if live:
+            text = render_table(rows) + f"\nexecution: {status}  {duration(_elapsed(described.get('CreationTime')))}"
+            out.write(f"\x1b[{drawn}F\x1b[J" if drawn else "")
+            out.write(text + "\n")
+            drawn = text.count("\n") + 1
+        else:
+            for row in rows:
+                if seen.get(row["step"]) != row["status"]:
+                    seen[row["step"]] = row["status"]
+                    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+                    out.write(f"{stamp}  {row['step']:<24} {row['status']:<10} {row['duration']:>7}  "
+                              f"{row['detail'][:100]}\n")
+        out.flush()
+        if status in TERMINAL:
+            break
+        if deadline and time.monotonic() > deadline:
+            out.write(f"still {status} after {duration(timeout)}; stopped following (the execution goes on)\n")
+            return status
+        time.sleep(poll)
+    _summary(out, described, steps, sagemaker, logs, tail, live)
+    return status
+
+
+def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
+    status = described["PipelineExecutionStatus"]
+    took = _elapsed(described.get("CreationTime"), described.get("LastModifiedTime"))
+    if not live:
+        out.write("\n" + render_table(step_rows(steps)) + "\n")
+    out.write(f"\nexecution {status} in {duration(took)}: {described['PipelineExecutionArn']}\n")
+    if status == "Succeeded":
+        return
+    if described.get("FailureReason"):
+        out.write(f"reason: {described['FailureReason']}\n")
+    for step in [s for s in steps if s.get("StepStatus") == "Failed"]:
+        out.write(f"\nstep {step['StepName']} failed: {step.get('FailureReason', 'no reason given')}\n")
+        if logs is None:
+            continue
+        from promote.logs import step_logs
+        try:
+            [log] = step_logs(sagemaker, logs, described["PipelineExecutionArn"], step["StepName"], tail=tail)
+        except Exception as exc:  # logs are a courtesy here: their absence must not hide the failure
+            out.write(f"  (logs unavailable: {exc})\n")
+            continue
+        if log.lines:
+            out.write(f"last {len(log.lines)} log lines ({log.group}):\n")
+            out.write("".join(f"  | {line}\n" for line in log.lines))
+    out.flush()

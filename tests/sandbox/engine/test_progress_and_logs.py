@@ -1,0 +1,67 @@
+"""Following an execution and reading its logs through plain DescribePipelineExecution,
+ListPipelineExecutionSteps and CloudWatch Logs, as `run-pipeline --wait` and `run-pipeline logs` do."""
+
+import io
+
+import pytest
+
+from promote.progress import follow_execution
+from tests.conftest import run_cli
+from tests.sandbox.engine.conftest import BUCKET, processing_step
+
+PREPARE = "print('reading batch'); print('rows: 120')"
+DRIFT = """
+import sys
+for i in range(30):
+    print(f'feature_{i}: ok')
+print('feature_31: mean shifted by 4.2 sd', flush=True)
+sys.exit('DataDriftDetected: 1 of 32 features drifted beyond 0.25')
+"""
+
+
+@pytest.fixture
+def drifted(account):
+    prepare = account.put_script("prepare.py", PREPARE)
+    drift = account.put_script("drift.py", DRIFT)
+    definition = {"Steps": [processing_step("Prepare", prepare, "prepare.py"),
+                            processing_step("DriftCheck", drift, "drift.py", depends_on=["Prepare"])]}
+    return account.start("inference", definition)
+
+
+def test_follow_prints_step_changes_and_on_failure_the_reason_and_last_log_lines(account, drifted):
+    out = io.StringIO()
+    status = follow_execution(account.client("sagemaker"), drifted, out=out, poll=0.2,
+                              logs_client=account.client("logs"), tail=5)
+    text = out.getvalue()
+    assert status == "Failed"
+    assert "Prepare" in text and "Succeeded" in text
+    assert "step DriftCheck failed: AlgorithmError: DataDriftDetected: 1 of 32 features drifted beyond 0.25" in text
+    tail = [line for line in text.splitlines() if line.startswith("  | ")]
+    assert len(tail) == 5
+    assert tail[-2] == "  | feature_31: mean shifted by 4.2 sd"
+    assert "feature_0: ok" not in text  # only the last lines
+
+
+def test_follow_a_green_execution_ends_with_its_summary(account):
+    ok = account.put_script("prepare.py", PREPARE)
+    arn = account.start("quick", {"Steps": [processing_step("Prepare", ok, "prepare.py")]})
+    out = io.StringIO()
+    assert follow_execution(account.client("sagemaker"), arn, out=out, poll=0.2) == "Succeeded"
+    summary = out.getvalue().split("\n\n", 1)[1]
+    assert "STEP" in summary and "Prepare" in summary and "ProcessingJob: pipelines-" in summary
+    assert f"execution Succeeded in " in summary and arn in summary
+
+
+def test_run_pipeline_logs_shows_each_step_or_one(account, drifted):
+    account.wait(drifted)
+    result = run_cli("run-pipeline", "logs", drifted, "--env", "dev")
+    assert result.returncode == 0, result.stderr
+    assert "== Prepare (Succeeded)  /aws/sagemaker/ProcessingJobs/pipelines-" in result.stdout
+    assert "rows: 120" in result.stdout and "DataDriftDetected" in result.stdout
+
+    one = run_cli("run-pipeline", "logs", drifted, "--env", "dev", "--step", "DriftCheck")
+    assert "rows: 120" not in one.stdout and "feature_31: mean shifted" in one.stdout
+
+    wrong = run_cli("run-pipeline", "logs", drifted, "--env", "dev", "--step", "Drift")
+    assert wrong.returncode == 2
+    assert "no step named 'Drift' (steps: Prepare, DriftCheck)" in wrong.stderr
