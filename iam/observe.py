@@ -7,6 +7,7 @@ Describe / List / Head calls happen here.
 from __future__ import annotations
 
 import json
+import threading
 
 from iam.desired import Bucket, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from promote.errors import ToolkitError
@@ -29,6 +30,7 @@ class Clients:
         self.reads = 0
         self.writes = 0
         self.operations: list[str] = []
+        self._lock = threading.Lock()
 
     def __call__(self, service: str):
         if service not in self._clients:
@@ -38,11 +40,12 @@ class Clients:
         return self._clients[service]
 
     def _count(self, model, **_):
-        self.operations.append(model.name)
-        if is_write(model.name):
-            self.writes += 1
-        else:
-            self.reads += 1
+        with self._lock:
+            self.operations.append(model.name)
+            if is_write(model.name):
+                self.writes += 1
+            else:
+                self.reads += 1
 
 
 def is_write(operation: str) -> bool:
@@ -59,12 +62,23 @@ def _doc(value) -> dict | None:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def observe(state, clients: Clients) -> dict:
-    """{(kind, name): observed dict} for every resource of the desired `state`."""
+def observe(state, clients: Clients, workers: int = 6) -> dict:
+    """{(kind, name): observed dict} for every resource of the desired `state`.
+
+    Resources are described concurrently (reads are independent and each costs a round trip); a
+    role's inline policies are read once the role is known to exist."""
+    from concurrent.futures import ThreadPoolExecutor
+
     observed: dict = {}
-    for resource in state.resources:
-        reader = _READERS[type(resource)]
-        observed[(resource.kind, resource.name)] = reader(resource, clients, observed)
+    first = [r for r in state.resources if not isinstance(r, RolePolicies)]
+    second = [r for r in state.resources if isinstance(r, RolePolicies)]
+    for service in {_SERVICES[type(r)] for r in state.resources}:
+        clients(service)  # create clients up front: creation is not thread-safe, calls are
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for batch in (first, second):
+            results = pool.map(lambda r: _READERS[type(r)](r, clients, observed), batch)
+            for resource, result in zip(batch, list(results)):
+                observed[(resource.kind, resource.name)] = result
     return observed
 
 
@@ -208,5 +222,7 @@ def _group(resource: ModelPackageGroup, clients, observed) -> dict:
             "description": group.get("ModelPackageGroupDescription", "")}
 
 
+_SERVICES = {KmsKey: "kms", Role: "iam", RolePolicies: "iam", Bucket: "s3", LockTable: "dynamodb",
+             ModelPackageGroup: "sagemaker"}
 _READERS = {KmsKey: _key, Role: _role, RolePolicies: _role_policies, Bucket: _bucket, LockTable: _table,
             ModelPackageGroup: _group}

@@ -113,7 +113,6 @@ class Row:
 
 # Known sandbox gaps (strict xfail: the row starts failing the day the sandbox catches up, so the mark
 # gets removed); the policies themselves are what AWS needs.
-DYNAMODB_RESOURCES = "sandbox authorizes DynamoDB against '*', not the table ARN"
 
 
 def _get(principal, key):
@@ -189,13 +188,21 @@ ROWS = [
     Row("cross-account-jenkins-role", "sagemaker:UpdatePipeline", "another project's pipeline", False,
         lambda w: _jenkins_client(w, "sagemaker").update_pipeline(
             PipelineName="other-project-train", PipelineDefinition=EMPTY_PIPELINE)),
+    Row("cross-account-jenkins-role", "sagemaker:CreatePipeline + iam:PassRole", "execution role to SageMaker", True,
+        lambda w: _jenkins_client(w, "sagemaker").create_pipeline(
+            PipelineName="mlops-demo-adhoc", PipelineDefinition=EMPTY_PIPELINE,
+            RoleArn=w.envs["prod"].role_arn("execution"))),
+    Row("cross-account-jenkins-role", "sagemaker:CreatePipeline + iam:PassRole", "EventBridge role to SageMaker",
+        False, lambda w: _jenkins_client(w, "sagemaker").create_pipeline(
+            PipelineName="mlops-demo-adhoc-2", PipelineDefinition=EMPTY_PIPELINE,
+            RoleArn=w.envs["prod"].role_arn("events"))),
     Row("cross-account-jenkins-role", "s3:PutObject", "prod artifacts bucket code/ with SSE-KMS", True,
         lambda w: _jenkins_client(w, "s3").put_object(
             Bucket="mlops-demo-prod-artifacts", Key="code/abc/sourcedir.tar.gz", Body=b"code",
             ServerSideEncryption="aws:kms", SSEKMSKeyId=w.prod_key)),
     Row("cross-account-jenkins-role", "dynamodb:PutItem", "Terraform lock table", True,
         lambda w: _jenkins_client(w, "dynamodb").put_item(
-            TableName="mlops-demo-prod-tflock", Item={"LockID": {"S": "mlops-infra/prod"}}), DYNAMODB_RESOURCES),
+            TableName="mlops-demo-prod-tflock", Item={"LockID": {"S": "mlops-infra/prod"}})),
     Row("cross-account-jenkins-role", "iam:PutRolePolicy", "the execution role (escalation)", False,
         lambda w: _jenkins_client(w, "iam").put_role_policy(
             RoleName="mlops-demo-sagemaker-execution", PolicyName="more",
