@@ -550,3 +550,24 @@ def test_deploy_role_needs_pass_role_on_the_execution_role_to_upsert_a_pipeline(
         assert deployer.describe_pipeline(PipelineName="mlops-demo-train")["RoleArn"] == execution
     else:
         assert error_code(create) == "AccessDeniedException"
+
+
+def test_group_policies_and_object_keys_survive_a_sandbox_restart(tmp_path, monkeypatch):
+    """`sandbox down` / `sandbox up` keeps what the fidelity patches added: a model package group's
+    resource policy, an object's SSE-KMS key, and enforcement itself (AWS state outlives a laptop)."""
+    from sandbox import client
+    monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
+    try:
+        aws = Accounts(client.up({"dev": DEV, "registry": REGISTRY}))
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [_grant("Read", [f"arn:aws:iam::{PROD}:root"], REGISTER)]})
+        aws.admin(REGISTRY, "sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+        aws.admin(REGISTRY, "sagemaker").put_model_package_group_policy(ModelPackageGroupName=GROUP, ResourcePolicy=policy)
+        key_arn = aws.admin(REGISTRY, "kms").create_key()["KeyMetadata"]["Arn"]
+        _bucket(aws, REGISTRY, ARTIFACTS, key_arn=key_arn).put_object(Bucket=ARTIFACTS, Key="m", Body=b"w")
+        assert client.down()
+        aws = Accounts(client.up())
+        assert aws.admin(REGISTRY, "sagemaker").get_model_package_group_policy(ModelPackageGroupName=GROUP)["ResourcePolicy"] == policy
+        assert aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="m")["SSEKMSKeyId"] == key_arn
+        assert error_code(aws.admin(DEV, "sagemaker").list_model_packages, ModelPackageGroupName=GROUP_ARN) == "AccessDeniedException"
+    finally:
+        client.down(save=False)
