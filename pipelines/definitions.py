@@ -204,11 +204,25 @@ class _Builder:
         pipeline = Pipeline(name=self.pipeline_name, parameters=self.parameters, steps=steps,
                             sagemaker_session=self.session, pipeline_experiment_config=None)
         document = _substitute(json.loads(pipeline.definition()), ROLE_PLACEHOLDER, {"Get": f"Parameters.{self.role.name}"})
+        _drop_build_time_job_names(document, self.pipeline_name)
         definition = json.dumps(document, sort_keys=True, separators=(",", ":"))
         defaults = {p.name: p.default_value for p in self.parameters}
         return PipelineSpec(name=self.pipeline_name, definition=definition, parameters=defaults,
                             role_arn=self.env.role_arn("execution"), uploads=list(self.code.uploads),
                             lambda_functions=[], description=description)
+
+
+def _drop_build_time_job_names(node, pipeline_name: str) -> None:
+    """The SDK stamps the build's clock into a tuning job's `sagemaker_job_name` hyperparameter; the same
+    code must give the same definition, so it becomes the pipeline's name (SageMaker names the jobs)."""
+    if isinstance(node, dict):
+        if "sagemaker_job_name" in node:
+            node["sagemaker_job_name"] = json.dumps(pipeline_name)
+        for value in node.values():
+            _drop_build_time_job_names(value, pipeline_name)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_build_time_job_names(value, pipeline_name)
 
 
 def _substitute(node, literal: str, replacement):
