@@ -33,6 +33,8 @@ setup(
     extras_require={
         "test": [
             "pytest>=8,<10",
+            # lints every policy document bootstrap-account generates (tests/iam)
+            "parliament>=1.6,<2",
         ],
     },
     entry_points={
