@@ -121,13 +121,13 @@ def evaluate(expr, ctx: Context):
             return get(value, ctx)
         if key in ("Std:Join", "Join"):
             values = evaluate(value.get("Values", []), ctx)
-            return str(value.get("On", "")).join(_text(v) for v in values)
+            return str(value.get("On", "")).join(text(v) for v in values)
         if key in ("Std:JsonGet", "JsonGet"):
             return json_get(value, ctx)
     return {k: evaluate(v, ctx) for k, v in expr.items()}
 
 
-def _text(value) -> str:
+def text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):

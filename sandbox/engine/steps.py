@@ -215,9 +215,11 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
     outputs = (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []
     for out in outputs:
         Path(map_container_paths(out["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
-    argv = _python(map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root))
+    # SageMaker passes every container argument as a string, parameters of type Float included
+    argv = _python([expressions.text(a) for a in
+                    map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root)])
     env = runtime.process_env(job_creds, ctx.region)
-    env.update({k: str(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()})
+    env.update({k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()})
     ctx.run_process(argv, env=env, cwd=root, timeout=_step_timeout(args),
                     log_group="/aws/sagemaker/ProcessingJobs", log_stream=f"{name}/algo-1")
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
