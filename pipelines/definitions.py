@@ -172,7 +172,7 @@ class _Builder:
         """s3://<bucket parameter>/<env>/<pipeline>/<execution id>/<parts>: one place per run and step."""
         from sagemaker.workflow.execution_variables import ExecutionVariables
         from sagemaker.workflow.functions import Join
-        return Join(on="/", values=["s3:/", bucket, self.env.name, self.pipeline_name,
+        return Join(on="/", values=["s3:/", bucket, self.env.account, self.pipeline_name,
                                     ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
 
     def processor(self, script: str):
@@ -191,7 +191,7 @@ class _Builder:
     def estimator(self, hyperparameters: dict, instance_type):
         from sagemaker.xgboost import XGBoost
         from sagemaker.workflow.functions import Join
-        output = Join(on="/", values=["s3:/", self.registry_bucket, self.env.name, self.pipeline_name, "models"])
+        output = Join(on="/", values=["s3:/", self.registry_bucket, self.env.account, self.pipeline_name, "models"])
         return XGBoost(entry_point="train.py", source_dir=self.code.sourcedir, framework_version=XGBOOST_VERSION,
                        role=self.role, instance_count=1, instance_type=instance_type, output_path=output,
                        code_location=self.code.sourcedir.rsplit("/", 1)[0], output_kms_key=self.kms,
@@ -316,7 +316,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                                     random_seed=42)
         fit = TuningStep(name="Tune", step_args=tuner.fit(inputs=channels))
         model_data = fit.get_top_model_s3_uri(top_k=0, s3_bucket=b.registry_bucket,
-                                              prefix=f"{env.name}/{b.pipeline_name}/models")
+                                              prefix=f"{env.account}/{b.pipeline_name}/models")
         hyperparameter_record = {
             "hyperparameters": Join(on="", values=["tuned by ", fit.properties.HyperParameterTuningJobName,
                                                    "; best job ",

@@ -1,0 +1,80 @@
+"""The inference pipeline's Lambda handler against the sandbox registry: it resolves the latest
+Approved package at run time and refuses, with the group's ARN in the message, when there is none."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.pipelines.conftest import REPO
+
+
+def load_handler():
+    spec = importlib.util.spec_from_file_location("latest_approved_lambda",
+                                                  REPO / "pipelines" / "inference" / "latest_approved.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def registry(sandbox, dev_env, monkeypatch):
+    """A model package group in the registry account; the Lambda's boto3 acts there as the runtime would."""
+    from sandbox.client import SandboxBackend
+
+    backend = SandboxBackend(sandbox)
+    creds = backend.credentials[dev_env.registry_account_id]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
+    if creds.get("aws_session_token"):
+        monkeypatch.setenv("AWS_SESSION_TOKEN", creds["aws_session_token"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", backend.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", dev_env.region)
+    session = backend.base_session(dev_env.region, dev_env.registry_account_id)
+    client = session.client("sagemaker", endpoint_url=backend.endpoint_url,
+                            config=backend.botocore_config(dev_env.region))
+    client.create_model_package_group(ModelPackageGroupName=dev_env.model_package_group)
+    return client
+
+
+def register(client, env, version_tag, status, baselines=True):
+    bucket = env.buckets.registry
+    args = dict(
+        ModelPackageGroupName=env.model_package_group, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{
+            "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+            "ModelDataUrl": f"s3://{bucket}/dev/models/{version_tag}/output/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+    if baselines:
+        args["DriftCheckBaselines"] = {"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/{version_tag}/statistics.json"},
+            "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/{version_tag}/constraints.json"}}}
+    return client.create_model_package(**args)["ModelPackageArn"]
+
+
+def test_no_approved_package_fails_the_step_naming_the_group(registry, dev_env):
+    handler = load_handler()
+    register(registry, dev_env, "candidate", "PendingManualApproval")
+    with pytest.raises(handler.NoApprovedModel) as failure:
+        handler.handler({"model_package_group_arn": dev_env.model_package_group_arn})
+    assert str(failure.value).startswith(f"no approved model in {dev_env.model_package_group_arn}")
+
+
+def test_latest_approved_package_is_resolved_at_run_time(registry, dev_env):
+    handler = load_handler()
+    register(registry, dev_env, "v1", "Approved")
+    second = register(registry, dev_env, "v2", "Approved")
+    register(registry, dev_env, "v3", "PendingManualApproval")
+    found = handler.handler({"model_package_group_arn": dev_env.model_package_group_arn})
+    assert found["model_package_arn"] == second
+    assert found["model_version"] == "2"
+    assert found["model_data_url"].endswith("/v2/output/model.tar.gz")
+    assert found["baseline_statistics_uri"].endswith("/v2/statistics.json")
+    assert found["baseline_constraints_uri"].endswith("/v2/constraints.json")
+    assert found["image_uri"].endswith("sagemaker-xgboost:1.7-1")
+    assert all(isinstance(v, str) for v in found.values()), "Lambda step outputs are declared as String"
+
+    register(registry, dev_env, "v4", "Approved", baselines=False)
+    with pytest.raises(handler.IncompleteModelPackage, match="has no DriftCheckBaselines.ModelDataQuality"):
+        handler.handler({"model_package_group_arn": dev_env.model_package_group_arn})
