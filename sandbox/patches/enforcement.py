@@ -94,38 +94,53 @@ def _iam(account_id: str):
 
 def identify(response) -> Caller:
     """The caller of a signed request, with a checked signature (moto's credentials, AWS's rules)."""
-    from moto.core.exceptions import InvalidClientTokenIdError, SignatureDoesNotMatchError
+    from moto.core.exceptions import SignatureDoesNotMatchError
 
     headers = response.headers
     authorization = headers.get("Authorization", "")
     if not authorization:
-        return Caller(Principal(account_id="", arn="anonymous", anonymous=True), kind="anonymous")
+        return _presigned_caller(response)
     scope = _between(authorization, "Credential=", ",").split("/")
-    key_id = scope[0]
-    account_id = response.current_account
+    caller, secret, token = _caller_for_key(response.current_account, scope[0], headers.get("X-Amz-Security-Token"))
+    if _signature(response, scope, scope[0], secret, token) != _between(authorization, "Signature=", ","):
+        raise SignatureDoesNotMatchError()
+    return caller
+
+
+def _presigned_caller(response) -> Caller:
+    # a presigned URL carries its credentials in the query; moto's S3 layer checks its signature
+    from moto.iam.models import get_account_id_from
+    query = getattr(response, "querystring", {}) or {}
+    key_id = ((query.get("X-Amz-Credential") or [""])[0].split("/")[0]          # SigV4
+              or (query.get("AWSAccessKeyId") or [""])[0])                       # SigV2
+    if not key_id:
+        return Caller(Principal(account_id="", arn="anonymous", anonymous=True), kind="anonymous")
+    token = (query.get("X-Amz-Security-Token") or [None])[0]
+    return _caller_for_key(get_account_id_from(key_id), key_id, token)[0]
+
+
+def _caller_for_key(account_id: str, key_id: str, token: str | None) -> tuple[Caller, str, str | None]:
+    from moto.core.exceptions import InvalidClientTokenIdError
+
     iam = _iam(account_id)
     access_key = iam.access_keys.get(key_id)
     if access_key is None:
         raise InvalidClientTokenIdError()
     if access_key.role_arn:
         assumed = _assumed_role(account_id, key_id)
-        if assumed is None or headers.get("X-Amz-Security-Token") != assumed.session_token:
+        if assumed is None or token != assumed.session_token:
             raise InvalidClientTokenIdError()
-        secret, token = assumed.secret_access_key, assumed.session_token
         role = _role_by_arn(account_id, assumed.role_arn)
         principal = Principal(account_id=account_id, arn=assumed.arn,
                               principal_arn=role.arn if role else assumed.role_arn)
         caller = Caller(principal, policies=_role_policies(role) if role else [],
                         session_policy=assumed.policy or None, kind="role")
-    else:
-        secret, token = access_key.secret_access_key, None
-        user = iam.users.get(access_key.user_name)
-        user_arn = user.arn if user else f"arn:aws:iam::{account_id}:user/{access_key.user_name}"
-        caller = Caller(Principal(account_id=account_id, arn=user_arn, principal_arn=user_arn),
-                        policies=_user_policies(iam, user) if user else [], kind="user")
-    if _signature(response, scope, key_id, secret, token) != _between(authorization, "Signature=", ","):
-        raise SignatureDoesNotMatchError()
-    return caller
+        return caller, assumed.secret_access_key, assumed.session_token
+    user = iam.users.get(access_key.user_name)
+    user_arn = user.arn if user else f"arn:aws:iam::{account_id}:user/{access_key.user_name}"
+    caller = Caller(Principal(account_id=account_id, arn=user_arn, principal_arn=user_arn),
+                    policies=_user_policies(iam, user) if user else [], kind="user")
+    return caller, access_key.secret_access_key, None
 
 
 def _assumed_role(account_id: str, key_id: str):
