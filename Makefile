@@ -11,7 +11,7 @@ GROOVY_LINT  = $(TOOLS)/npm/node_modules/.bin/npm-groovy-lint
 CHECKOV      = $(TOOLS)/checkov/bin/checkov
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install tools groovy clean bench
+.PHONY: demo test lint install tools groovy clean bench
 
 demo: install  ## run the whole promotion story on the embedded sandbox
 	$(BIN)/sandbox demo
@@ -26,6 +26,10 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+lint: install  ## static checks the Jenkinsfile runs before the tests: Terraform formatting, Python syntax
+	$(BIN)/terraform fmt -check -recursive mlops-infra
+	$(BIN)/python -m compileall -q promote pipelines iam sandbox
 
 tools: groovy $(GROOVY_LINT) $(CHECKOV)  ## what the Terraform and Jenkinsfile tests run (idempotent)
 

@@ -101,8 +101,13 @@ def report(env, profile, version, out_dir):
 @click.option("--plan", "mode", flag_value="plan", default=True, help="Show and save the plan (default).")
 @click.option("--apply", "mode", flag_value="apply", help="Apply mlops-infra/ (schedule, retrain rule, SNS).")
 @click.option("--destroy", "mode", flag_value="destroy", help="Destroy what mlops-infra/ created.")
+@click.option("--check", "mode", flag_value="check",
+              help="Only validate the environment (and --account-id) and show the generated variables.")
+@click.option("--account-id", default=None, metavar="ID",
+              help="The account the caller means to deploy to (Jenkins: prodAccount); refused unless it is "
+                   "the environment's.")
 @output_option
-def infra(env, profile, mode, output):
+def infra(env, profile, mode, account_id, output):
     """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
 
     \b
@@ -118,7 +123,17 @@ def infra(env, profile, mode, output):
     promote infra --env prod --plan
     promote infra --env prod --apply
     """
-    from promote.infra import run_infra
+    from promote.infra import check_target_account, deploy_target, run_infra
+    check_target_account(env, account_id)
+    if mode == "check":
+        target = deploy_target(env)
+        if output == "json":
+            emit_json(target)
+        else:
+            click.echo(f"{env.name}: account {target['account_id']} ({env.region}), deployed through "
+                       f"{target['jenkins_role_arn']}; Terraform variables:")
+            emit_json(target["terraform_vars"])
+        return
     from promote.session import Sessions
     echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
     result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo)

@@ -43,6 +43,28 @@ def terraform_vars(env) -> dict:
     }
 
 
+def check_target_account(env, account_id: str | None) -> None:
+    """The account a caller (Jenkins' prodAccount) says it deploys to must be the environment's."""
+    import re
+    from promote.errors import ConfigError
+
+    if account_id is None:
+        return
+    if not re.fullmatch(r"\d{12}", account_id):
+        raise ConfigError(f"{account_id!r} is not a 12-digit AWS account id", field="--account-id")
+    if account_id != env.account_id:
+        raise ConfigError(f"{account_id} is not the account of environment '{env.name}' "
+                          f"({env.account_id}, accounts.{env.account} in {env.source.name})", field="--account-id")
+
+
+def deploy_target(env) -> dict:
+    """What a deployer needs to reach the environment (`promote infra --check`): no secret in it."""
+    return {"environment": env.name, "account_id": env.account_id, "region": env.region,
+            "jenkins_role": env.roles.jenkins, "jenkins_role_arn": env.role_arn("jenkins"),
+            "external_id": env.jenkins.external_id, "terraform_vars": terraform_vars(env),
+            "state": state_backend_config(env)}
+
+
 def state_backend_config(env) -> dict:
     """Remote state in the bootstrap's bucket, locked with its DynamoDB table, encrypted with the env key."""
     return {
@@ -66,7 +88,9 @@ def check_state_storage(env, sessions) -> None:
     session = sessions.workload()
     fix = f"run `bootstrap-account --env {env.name} --account {env.account} --apply` first"
     try:
-        sessions.client("s3", session).head_bucket(Bucket=env.buckets.terraform_state)
+        # ListObjectsV2 needs s3:ListBucket, as Terraform's S3 backend does; nothing more is asked for
+        sessions.client("s3", session).list_objects_v2(Bucket=env.buckets.terraform_state, MaxKeys=1,
+                                                       Prefix=state_backend_config(env)["key"])
     except ClientError as exc:
         if exc.response["Error"].get("Code") in ("404", "NoSuchBucket"):
             raise StateStorageMissing(f"Terraform state bucket '{env.buckets.terraform_state}' (buckets.terraform_state) "
