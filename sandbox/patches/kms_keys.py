@@ -104,7 +104,11 @@ def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, 
 @resolver("kms")
 def _kms(response, action, caller, region, default_resource) -> Target:
     acct = caller.account_id
-    if action in ("CreateKey", "ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants"):
+    if action == "CreateKey":
+        target = Target(["*"], acct, policy_kind="none")
+        target.after = lambda c, state: _refuse_lockout(response, c, f"arn:aws:kms:{region}:{acct}:key/new", region)
+        return target
+    if action in ("ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants"):
         return Target(["*"], acct, policy_kind="none")
     if action in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
         alias = param(response, "AliasName", "")
@@ -125,6 +129,9 @@ def _kms(response, action, caller, region, default_resource) -> Target:
         target.after = lambda c, state: setattr(state, "owner_account", ref.account_id)
         return target
     target = key_target(ref, caller, encryption_context)
+    if action == "PutKeyPolicy":
+        target.after = lambda c, state: _refuse_lockout(response, c, ref.arn, region)
+        return target
     if action == "ReEncrypt":
         target.action = "kms:ReEncryptFrom"
     destination = param(response, "DestinationKeyId")
@@ -139,6 +146,21 @@ def _kms(response, action, caller, region, default_resource) -> Target:
             refuse_unusable(ref.key)
     target.after = after
     return target
+
+
+def _refuse_lockout(response, caller: Caller, key_arn: str, region: str) -> None:
+    """AWS refuses a key policy that would not let its author change it again, unless told to bypass
+    the check (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-bypass-policy-lockout-safety-check)."""
+    from moto.core.exceptions import JsonRESTError
+    policy = param(response, "Policy")
+    if not policy or param(response, "BypassPolicyLockoutSafetyCheck"):
+        return
+    try:
+        check(caller, "kms:PutKeyPolicy", Target([key_arn], caller.account_id, policy=policy, policy_kind="key",
+                                                 context=_context(caller.account_id, None, None)), region)
+    except AccessDeniedBy:
+        raise JsonRESTError("MalformedPolicyDocumentException",
+                            "The new key policy will not allow you to update the key policy in the future.") from None
 
 
 def _owner_backend(self):

@@ -345,6 +345,24 @@ def test_iam_policy_alone_cannot_use_a_key_whose_policy_does_not_delegate_to_the
     assert len(kms.generate_data_key(KeyId=key_arn, KeySpec="AES_256")["Plaintext"]) == 32
 
 
+@pytest.mark.parametrize("root_delegation", [False, True])
+def test_key_policy_that_locks_its_author_out_is_refused(aws, root_delegation):
+    """CreateKey/PutKeyPolicy refuse a policy under which the caller could never change the key policy
+    again (a policy naming only the prod account, no root statement): MalformedPolicyDocumentException,
+    unless BypassPolicyLockoutSafetyCheck. AWS:
+    https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html (BypassPolicyLockoutSafetyCheck)"""
+    kms = aws.admin(DEV, "kms")
+    policy = _key_policy(PROD_READS, root_delegation=root_delegation)
+    if root_delegation:
+        key_arn = kms.create_key(Policy=policy)["KeyMetadata"]["Arn"]
+        kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=policy)
+    else:
+        assert error_code(kms.create_key, Policy=policy) == "MalformedPolicyDocumentException"
+        key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+        assert error_code(kms.put_key_policy, KeyId=key_arn, PolicyName="default", Policy=policy) == \
+            "MalformedPolicyDocumentException"
+
+
 def test_disabled_and_pending_deletion_keys_refuse_to_work(aws):
     """Cryptographic operations on a disabled key fail with DisabledException, on a key pending
     deletion with KMSInvalidStateException; re-enabling restores them. AWS:
