@@ -69,7 +69,11 @@ def _s3(response, action, caller, region, default_resource) -> Target:
     policy = bucket.policy.decode() if isinstance(bucket.policy, bytes) else bucket.policy
     target = Target([default_resource], owner, policy=policy, context=ctx, action=iam_action)
     if key_name and iam_action == "s3:PutObject":
-        target.after = lambda c, state: _check_write_key(c, state, bucket, owner, headers, region)
+        def after(c, state):
+            if headers.get("x-amz-copy-source"):
+                _check_copy_source(c, headers["x-amz-copy-source"], region)
+            _check_write_key(c, state, bucket, owner, headers, region)
+        target.after = after
     elif key_name and iam_action in ("s3:GetObject", "s3:GetObjectVersion") and response.method == "GET":
         target.after = lambda c, state: _check_read_key(c, bucket, owner, key_name, response, region)
     return target
@@ -92,8 +96,27 @@ def _check_write_key(caller, state, bucket, owner, headers, region):
     state.extra["kms_key_arn"] = ref.arn
 
 
+def _check_copy_source(caller, source: str, region: str) -> None:
+    """CopyObject reads its source: s3:GetObject on it (bucket policy included) and kms:Decrypt on its key."""
+    from urllib.parse import unquote
+    from sandbox.patches.enforcement import base_context, decide
+    path, _, query = unquote(source).lstrip("/").partition("?")
+    bucket_name, _, key_name = path.partition("/")
+    bucket, owner = _bucket(bucket_name)
+    if bucket is None:
+        return  # moto answers NoSuchBucket
+    policy = bucket.policy.decode() if isinstance(bucket.policy, bytes) else bucket.policy
+    target = Target([f"arn:aws:s3:::{bucket_name}/{key_name}"], owner, policy=policy)
+    decide(caller, "s3:GetObject", target, base_context(caller, region, owner))
+    version = query.split("versionId=", 1)[1] if "versionId=" in query else None
+    _check_object_key(caller, bucket, owner, key_name, version, region)
+
+
 def _check_read_key(caller, bucket, owner, key_name, response, region):
-    version = response.querystring.get("versionId", [None])[0]
+    _check_object_key(caller, bucket, owner, key_name, response.querystring.get("versionId", [None])[0], region)
+
+
+def _check_object_key(caller, bucket, owner, key_name, version, region):
     versions = bucket.keys.getlist(key_name, []) if hasattr(bucket.keys, "getlist") else []
     obj = next((v for v in versions if v.version_id == version), None) if version else bucket.keys.get(key_name)
     if obj is None or getattr(obj, "encryption", None) not in ("aws:kms", "aws:kms:dsse"):

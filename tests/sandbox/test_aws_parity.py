@@ -589,3 +589,31 @@ def test_group_policies_and_object_keys_survive_a_sandbox_restart(tmp_path, monk
         assert error_code(aws.admin(DEV, "sagemaker").list_model_packages, ModelPackageGroupName=GROUP_ARN) == "AccessDeniedException"
     finally:
         client.down(save=False)
+
+
+@pytest.mark.parametrize("key_grants_registry", [False, True])
+def test_copying_a_dev_encrypted_artifact_into_the_registry_needs_decrypt_on_the_dev_key(aws, key_grants_registry):
+    """CopyObject reads its source: the copier needs s3:GetObject on it and kms:Decrypt on the source
+    object's key, then GenerateDataKey on the destination's key. A registry publisher copying a model
+    trained in dev fails when the dev key policy leaves the registry account out. AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html and
+    https://repost.aws/knowledge-center/s3-troubleshoot-copy-between-buckets"""
+    publisher_arn = f"arn:aws:iam::{REGISTRY}:role/publisher"
+    grant = {"Sid": "RegistryDecrypts", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"},
+             "Action": "kms:Decrypt", "Resource": "*"}
+    dev_key = _dev_key(aws, *([grant] if key_grants_registry else []))
+    _bucket(aws, DEV, DEV_BUCKET, [_read_grant(publisher_arn)], key_arn=dev_key).put_object(
+        Bucket=DEV_BUCKET, Key="models/1/model.tar.gz", Body=b"weights")
+    registry_key = aws.admin(REGISTRY, "kms").create_key()["KeyMetadata"]["Arn"]
+    _bucket(aws, REGISTRY, ARTIFACTS, key_arn=registry_key)
+    publisher = aws.role(REGISTRY, "publisher", [
+        allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/models/*"), allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"),
+        allow("kms:Decrypt", dev_key), allow("kms:GenerateDataKey", registry_key)]).client("s3")
+    copy = lambda: publisher.copy_object(Bucket=ARTIFACTS, Key="dev/1/model.tar.gz",  # noqa: E731
+                                         CopySource={"Bucket": DEV_BUCKET, "Key": "models/1/model.tar.gz"})
+    if not key_grants_registry:
+        assert error_code(copy) == "AccessDenied"
+        return
+    copy()
+    head = aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="dev/1/model.tar.gz")
+    assert head["SSEKMSKeyId"] == registry_key
