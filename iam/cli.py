@@ -20,8 +20,10 @@ def main(env, profile, account_kind, mode, output):
     """Bootstrap one AWS account for the MLOps toolkit: run once per account by an admin.
 
     \b
-    dev       KMS key (prod may decrypt), SageMaker execution role, Lambda role, data bucket
-    prod      the same, plus cross-account-jenkins-role, EventBridge role, Terraform state
+    dev       KMS key (prod and the registry may decrypt), SageMaker execution role,
+              Lambda role, cross-account-jenkins-role, EventBridge role, data bucket,
+              Terraform state bucket and lock table
+    prod      the same shape with its own key
     registry  artifacts bucket and policy, model package group and policy, approver role
 
     Re-running --apply on a bootstrapped account changes nothing and says so.

@@ -148,23 +148,21 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
               policies.trust("sagemaker.amazonaws.com"), tags), policies.execution_role_policies(env)),
         (Role(env.roles.lambda_, f"{env.project}: the latest-approved-model Lambda step",
               policies.trust("lambda.amazonaws.com"), tags), policies.lambda_role_policies(env)),
+        # dev is deployed like prod (Jenkins ENV=dev, its own schedule and retrain rule), so it gets the
+        # same deploy role, EventBridge role and Terraform state
+        (Role(env.roles.jenkins, f"{env.project}: Jenkins deploys pipelines and mlops-infra",
+              policies.jenkins_trust(env), tags), policies.jenkins_role_policies(env)),
+        (Role(env.roles.events, f"{env.project}: EventBridge starts the project's pipelines",
+              policies.trust("events.amazonaws.com"), tags), policies.events_role_policies(env)),
     ]
-    if env.kind == "prod":
-        roles += [
-            (Role(env.roles.jenkins, f"{env.project}: Jenkins deploys pipelines and mlops-infra",
-                  policies.jenkins_trust(env), tags), policies.jenkins_role_policies(env)),
-            (Role(env.roles.events, f"{env.project}: EventBridge starts the project's pipelines",
-                  policies.trust("events.amazonaws.com"), tags), policies.events_role_policies(env)),
-        ]
     resources: list = [role for role, _ in roles]
     resources.append(key)
     resources += [RolePolicies(role.name, docs) for role, docs in roles]
     resources.append(Bucket(env.buckets.artifacts, key.arn_variable,
                             policies.data_bucket_policy(env, env.buckets.artifacts), env.region, tags))
-    if env.kind == "prod":
-        resources.append(Bucket(env.buckets.terraform_state, key.arn_variable,
-                                policies.data_bucket_policy(env, env.buckets.terraform_state), env.region, tags))
-        resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
+    resources.append(Bucket(env.buckets.terraform_state, key.arn_variable,
+                            policies.data_bucket_policy(env, env.buckets.terraform_state), env.region, tags))
+    resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
     return AccountState(env.kind, account_id, env.region, tuple(resources))
 
 

@@ -19,6 +19,11 @@ STAR_RESOURCE_JUSTIFIED = {
     "sns:GetSubscriptionAttributes": "SNS authorises subscription calls against no resource (Terraform reads "
                                      "the email subscriptions it creates)",
     "sns:Unsubscribe": "SNS authorises subscription calls against no resource (Terraform removes subscriptions)",
+    "kms:CreateKey": "a key that does not exist yet has no ARN; Terraform creates the notification topic's key",
+    "kms:ListAliases": "ListAliases takes no resource; Terraform reads the topic key's alias with it",
+    "events:PutPermission": "authorised against no resource (IAM reference as parliament ships it); opens the "
+                            "default bus to the registry account",
+    "events:RemovePermission": "authorised against no resource, like PutPermission",
 }
 
 # Findings of the `parliament` linter we accept, each with the reason; tests/iam fail on any other
@@ -41,8 +46,8 @@ LINT_ACCEPTED = [
     ("role.*-sagemaker-execution.runtime.json", "CREDENTIALS_EXPOSURE",
      "ecr:GetAuthorizationToken: SageMaker pulls the framework images with the execution role"),
     ("role.cross-account-jenkins-role.deploy-infra.json", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "sns:CreateTopic/SetTopicAttributes on the project's topics: Terraform sets the topic policy that lets "
-     "EventBridge publish"),
+     "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key: Terraform sets the "
+     "policies that let EventBridge publish; the bootstrap's key is denied explicitly"),
 ]
 
 
@@ -147,9 +152,7 @@ def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) ->
 def workload_key_policy(env) -> dict:
     arns = Arns(env)
     upstream, downstream = promotion_neighbours(env, env.account)
-    users = [arns.role(env.roles.execution, env.account_id)]
-    if env.kind == "prod":
-        users.append(arns.role(env.roles.jenkins, env.account_id))
+    users = [arns.role(env.roles.execution, env.account_id), arns.role(env.roles.jenkins, env.account_id)]
     readers = [env.accounts[label] for label in downstream] + [env.registry_account_id]
     return key_policy(env, env.account_id, users=users, readers=readers)
 
@@ -353,21 +356,38 @@ def jenkins_role_policies(env) -> dict[str, dict]:
         statement("EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
                   key),
     )
-    infra_prefix = f"{project}-"
+    # mlops-infra/ names everything it creates <project>-<environment>-...; the bootstrap's own key alias
+    # (alias/<project>-<environment>) does not match, so Terraform cannot re-point it.
+    infra_prefix = f"{project}-{env.name}-"
+    keys = f"arn:{arns.p}:kms:{region}:{account_id}:key/*"
     deploy_infra = document(
         statement("ProjectRules", [
             "events:DeleteRule", "events:DescribeRule", "events:DisableRule", "events:EnableRule",
             "events:ListTagsForResource", "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
             "events:RemoveTargets", "events:TagResource", "events:UntagResource"],
             f"arn:{arns.p}:events:{region}:{account_id}:rule/{infra_prefix}*"),
+        statement("DefaultBus", "events:DescribeEventBus", f"arn:{arns.p}:events:{region}:{account_id}:event-bus/default"),
+        # lets the registry account forward model package events to this account's default bus
+        statement("RegistryForwardsModelEvents", ["events:PutPermission", "events:RemovePermission"], "*"),
         statement("ProjectTopics", [
             "sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
             "sns:ListTagsForResource", "sns:SetTopicAttributes", "sns:Subscribe", "sns:TagResource",
             "sns:UntagResource"],
             f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*"),
         statement("TopicSubscriptions", ["sns:GetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
-        statement("ReadProjectRoles", ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"],
-                  arns.role(f"{infra_prefix}*", account_id)),
+        # the notification topic's own key (EventBridge cannot publish to a topic under the AWS key)
+        statement("CreateTopicKey", "kms:CreateKey", "*"),
+        statement("ManageTopicKey", [
+            "kms:DescribeKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:TagResource",
+            "kms:UntagResource", "kms:UpdateKeyDescription"], keys),
+        statement("TopicKeyAlias", ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+                  [f"arn:{arns.p}:kms:{region}:{account_id}:alias/{infra_prefix}*", keys]),
+        statement("ListKeyAliases", "kms:ListAliases", "*"),
+        statement("HandsOffTheBootstrapKey", [
+            "kms:CreateAlias", "kms:DeleteAlias", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
+            "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
+            "kms:UpdateKeyDescription"], key, effect="Deny"),
         statement("TerraformStateList", "s3:ListBucket", arns.bucket(state_bucket)),
         statement("TerraformStateObjects", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
                   arns.objects(state_bucket)),

@@ -203,6 +203,16 @@ ROWS = [
     Row("cross-account-jenkins-role", "dynamodb:PutItem", "Terraform lock table", True,
         lambda w: _jenkins_client(w, "dynamodb").put_item(
             TableName="mlops-demo-prod-tflock", Item={"LockID": {"S": "mlops-infra/prod"}})),
+    Row("cross-account-jenkins-role", "events:PutRule", "the project's schedule rule", True,
+        lambda w: _jenkins_client(w, "events").put_rule(
+            Name="mlops-demo-prod-inference-schedule", ScheduleExpression="cron(0 6 * * ? *)")),
+    Row("cross-account-jenkins-role", "events:PutRule", "a rule outside the project's prefix", False,
+        lambda w: _jenkins_client(w, "events").put_rule(Name="other-team-rule", ScheduleExpression="rate(1 day)")),
+    Row("cross-account-jenkins-role", "kms:PutKeyPolicy", "the bootstrap's own key", False,
+        lambda w: _jenkins_client(w, "kms").put_key_policy(
+            KeyId=w.prod_key, PolicyName="default", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"}, "Action": "kms:*",
+                 "Resource": "*"}]}))),
     Row("cross-account-jenkins-role", "iam:PutRolePolicy", "the execution role (escalation)", False,
         lambda w: _jenkins_client(w, "iam").put_role_policy(
             RoleName="mlops-demo-sagemaker-execution", PolicyName="more",
