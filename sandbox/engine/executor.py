@@ -48,7 +48,7 @@ def flatten(definition: dict) -> dict:
 
 
 def dependencies(step: dict, gate) -> set[str]:
-    deps = set(step.get("DependsOn") or [])
+    deps = set(step.get("DependsOn") or []) | expressions.references(step.get("FunctionArn"))
     args = step.get("Arguments") or {}
     if step.get("Type") == "Condition":
         deps |= expressions.references(args.get("Conditions"))

@@ -479,7 +479,12 @@ def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
 # -- Lambda ---------------------------------------------------------------------------------------
 def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
     from moto.awslambda.models import lambda_backends
-    function_arn = step.get("FunctionArn") or args.get("FunctionArn")
+    try:  # the SDK writes a parameterised function ARN as an expression
+        function_arn = expressions.evaluate(step.get("FunctionArn"), ctx.expr)
+    except expressions.EvaluationError as exc:
+        raise StepFailed(str(exc)) from None
+    if not isinstance(function_arn, str) or not function_arn:
+        raise StepFailed("the Lambda step names no FunctionArn")
     parts = function_arn.split(":")
     account, region = (parts[4], parts[3]) if function_arn.startswith("arn:") else (ctx.account, ctx.region)
     try:

@@ -1,0 +1,129 @@
+"""The real pipelines (pipelines/definitions.py) executed by the sandbox engine in the bootstrapped
+accounts: train registers cross-account; inference fails clearly without an approved model; a
+drifted batch fails with DataDriftDetected and the retrain rule starts training.
+
+One bootstrapped sandbox for the module (building the definitions and bootstrapping cost seconds);
+the tests run in file order and build on each other like the story does."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import BIN, REPO
+
+DEV, REGISTRY = "111111111111", "333333333333"
+
+
+class Story:
+    def __init__(self, env, sessions, specs):
+        self.env, self.sessions, self.specs = env, sessions, specs
+        self.sm = sessions.client("sagemaker")
+
+    def start(self, which, **params):
+        kwargs = {"PipelineParameters": [{"Name": k, "Value": v} for k, v in params.items()]} if params else {}
+        return self.sm.start_pipeline_execution(PipelineName=self.specs[which].name, **kwargs)["PipelineExecutionArn"]
+
+    def wait(self, arn, timeout=240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = self.sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            if described["PipelineExecutionStatus"] not in ("Executing", "Stopping"):
+                steps = self.sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+                return described["PipelineExecutionStatus"], {s["StepName"]: s for s in steps}
+            time.sleep(0.25)
+        raise AssertionError(f"{arn} still running after {timeout}s")
+
+    def registry(self):
+        return self.sessions.client("sagemaker", self.sessions.in_account(REGISTRY))
+
+
+def upsert(sessions, env, spec):
+    """What the upsert does before a pipeline exists: code and data uploads, the Lambda, the pipeline."""
+    s3, lam, sm = sessions.client("s3"), sessions.client("lambda"), sessions.client("sagemaker")
+    for upload in spec.uploads:
+        s3.put_object(Bucket=upload.bucket, Key=upload.key, Body=upload.body,
+                      ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias)
+    for fn in spec.lambda_functions:
+        lam.create_function(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler, Runtime=fn.runtime,
+                            Code={"ZipFile": fn.zip_bytes}, Timeout=fn.timeout,
+                            Environment={"Variables": dict(fn.environment)})
+    sm.create_pipeline(PipelineName=spec.name, PipelineDefinition=spec.definition, RoleArn=spec.role_arn)
+
+
+@pytest.fixture(scope="module")
+def story(sandbox_server):
+    from pipelines.definitions import build_pipelines
+    from promote.config import load_environment
+    from promote.session import Sessions
+    from sandbox import client
+    client.reset()
+    env = load_environment("dev", env_dir=REPO / "environments")
+    for account in ("dev", "registry"):
+        done = subprocess.run([str(BIN / "bootstrap-account"), "--env", "dev", "--account", account, "--apply"],
+                              capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+    specs = build_pipelines(env, ("train", "inference"))
+    sessions = Sessions(env)
+    for spec in specs.values():
+        upsert(sessions, env, spec)
+    return Story(env, sessions, specs)
+
+
+def test_inference_without_an_approved_model_fails_at_the_lambda_step_saying_so(story):
+    status, steps = story.wait(story.start("inference"))
+    assert status == "Failed"
+    assert set(steps) == {"LatestApprovedModel"}
+    reason = steps["LatestApprovedModel"]["FailureReason"]
+    assert "no approved model" in reason.lower() and story.env.model_package_group_arn in reason
+
+
+def test_train_runs_green_in_dev_and_registers_in_the_registry_account(story):
+    arn = story.start("train")
+    status, steps = story.wait(arn)
+    assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    [register] = [s for s in steps.values() if "RegisterModel" in s.get("Metadata", {})]
+    package_arn = register["Metadata"]["RegisterModel"]["Arn"]
+    assert package_arn.startswith(f"arn:aws:sagemaker:us-east-1:{REGISTRY}:model-package/")
+    package = story.registry().describe_model_package(ModelPackageName=package_arn)
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert arn in json.dumps(package.get("CustomerMetadataProperties", {}))
+
+
+def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_training(story):
+    from pipelines.datasets import builtin_csv
+    registry = story.registry()
+    [package] = registry.list_model_packages(ModelPackageGroupName=story.env.model_package_group_arn)[
+        "ModelPackageSummaryList"]
+    registry.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
+
+    dev_sm, events = story.sm, story.sessions.client("events")
+    role = story.env.role_arn("events")
+    train_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{story.specs['train'].name}"
+    inference_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{story.specs['inference'].name}"
+    events.put_rule(Name="retrain-on-inference-failure", EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "resources": [inference_arn], "detail": {"currentPipelineExecutionStatus": ["Failed"]}}))
+    events.put_targets(Rule="retrain-on-inference-failure",
+                       Targets=[{"Id": "train", "Arn": train_arn, "RoleArn": role}])
+    before = {s["PipelineExecutionArn"] for s in dev_sm.list_pipeline_executions(
+        PipelineName=story.specs["train"].name)["PipelineExecutionSummaries"]}
+
+    s3 = story.sessions.client("s3")
+    key = "datasets/drifted/breast-cancer-batch-drifted.csv"
+    s3.put_object(Bucket=story.env.buckets.artifacts, Key=key, Body=builtin_csv("breast-cancer-batch-drifted"),
+                  ServerSideEncryption="aws:kms", SSEKMSKeyId=story.env.kms_key_alias)
+    status, steps = story.wait(story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}"))
+    assert status == "Failed"
+    assert steps["LatestApprovedModel"]["StepStatus"] == "Succeeded"
+    assert steps["DataDriftDetected"]["FailureReason"].startswith("DataDriftDetected: ")
+
+    deadline, started = time.monotonic() + 10, []
+    while not started and time.monotonic() < deadline:  # events are delivered after the status changes
+        after = dev_sm.list_pipeline_executions(PipelineName=story.specs["train"].name)["PipelineExecutionSummaries"]
+        started = [s for s in after if s["PipelineExecutionArn"] not in before]
+        time.sleep(0.2)
+    from sandbox import client
+    assert len(started) == 1, f"the retrain rule did not start the train pipeline: {client.call('events', {})}"
+    dev_sm.stop_pipeline_execution(PipelineExecutionArn=started[0]["PipelineExecutionArn"])  # not needed further
