@@ -136,11 +136,18 @@ class FeatureTransform:
         """The model's input matrix (float32, encoded_columns order) for a frame with the raw columns."""
         n = len(frame)
         out = np.empty((n, len(self.encoded_columns)), dtype=np.float32)
-        for i, c in enumerate(self.numeric):
-            column = frame[c]
-            values = column.to_numpy(dtype=np.float64, na_value=np.nan) if column.dtype.kind in "biuf" \
-                else numeric_column(column, c).to_numpy()
-            out[:, i] = np.where(np.isnan(values), self.medians[c], values)
+        if self.numeric:
+            if all(frame[c].dtype.kind in "biuf" for c in self.numeric):
+                block = frame[self.numeric].to_numpy(dtype=np.float32, na_value=np.nan)
+                if not block.flags.writeable:
+                    block = block.copy()
+            else:
+                block = np.column_stack([numeric_column(frame[c], c).to_numpy() for c in self.numeric])
+            missing = np.isnan(block)
+            if missing.any():
+                medians = np.array([self.medians[c] for c in self.numeric], dtype=np.float32)
+                block[missing] = medians[np.nonzero(missing)[1]]
+            out[:, :len(self.numeric)] = block
         j = len(self.numeric)
         for c in self.categorical:
             values = frame[c].astype("string").fillna(self.modes[c]).to_numpy(dtype=object)
