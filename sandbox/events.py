@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 
 from sandbox.patches import patch
-from sandbox.server import RESET_HOOKS, route
+from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
 
 MAX_RECORDS = 1000
 _lock = threading.Lock()
@@ -279,6 +279,53 @@ def patch_eventbridge():
             raise InvalidEventPatternException(str(exc)) from None
         return json.dumps({"Result": bool(result)})
     EventsHandler.test_event_pattern = test_event_pattern
+
+
+# -- SageMaker model registry events ---------------------------------------------------------------
+PACKAGE_CALLS = ("SageMaker.CreateModelPackage", "SageMaker.UpdateModelPackage")
+
+
+def model_package_state_change(package_arn: str) -> dict | None:
+    """The "SageMaker Model Package State Change" event AWS puts on the package's (owning) account bus."""
+    from moto.sagemaker.models import sagemaker_backends
+    _, _, _, region, account, _ = package_arn.split(":", 5)
+    backend = sagemaker_backends[account][region]
+    package = next((p for p in list(backend.model_packages.values()) if p.arn == package_arn), None)
+    if package is None:
+        return None
+    described = package.gen_response_object()
+    detail = {k: v for k, v in json.loads(json.dumps(described, default=str)).items()
+              if v not in (None, "", [], {}) and k not in ("Tags", "ClientToken", "Arn")}
+    detail.setdefault("ModelApprovalStatus", "PendingManualApproval")
+    detail["ModelPackageArn"] = package_arn
+    return emit(account, region, source="aws.sagemaker", detail_type="SageMaker Model Package State Change",
+                resources=[package_arn], detail=detail)
+
+
+def _model_package_events(app, server):
+    """Emit the state-change event after a successful CreateModelPackage / UpdateModelPackage,
+    whoever registered or approved it (pipeline step, `promote approve`, console-like calls)."""
+    def wrapped(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET") not in PACKAGE_CALLS:
+            return app(environ, start_response)
+        seen = {}
+
+        def capture(status, headers, exc_info=None):
+            seen["status"] = status
+            return start_response(status, headers, exc_info)
+        body = b"".join(app(environ, capture))
+        if seen.get("status", "").startswith("200"):
+            try:
+                arn = json.loads(body or b"{}").get("ModelPackageArn")
+                if arn:
+                    model_package_state_change(arn)
+            except Exception:  # the call succeeded; a failed notification must not turn it into an error
+                traceback.print_exc()
+        return [body]
+    return wrapped
+
+
+MIDDLEWARES.append(_model_package_events)
 
 
 @route("events", methods=("GET", "POST"))

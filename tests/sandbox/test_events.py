@@ -118,3 +118,24 @@ def test_test_event_pattern_answers(account, pattern, expected):
              "detail": {"currentPipelineExecutionStatus": "Failed"}}
     result = account.client("events").test_event_pattern(EventPattern=json.dumps(pattern), Event=json.dumps(event))
     assert result["Result"] is expected
+
+
+def test_a_new_model_version_pending_approval_notifies_the_approvers(account):
+    """The registry's "SageMaker Model Package State Change" event, as the approval rule expects it."""
+    topic, queue = topic_with_queue(account, "approvers")
+    events = account.client("events")
+    events.put_rule(Name="pending-approval", EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": ["models"], "ModelApprovalStatus": ["PendingManualApproval"]}}))
+    events.put_targets(Rule="pending-approval", Targets=[{"Id": "mail", "Arn": topic, "InputTransformer": {
+        "InputPathsMap": {"group": "$.detail.ModelPackageGroupName", "version": "$.detail.ModelPackageVersion"},
+        "InputTemplate": '"Model <group> version <version> is waiting for your approval"'}}])
+    sm = account.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="models")
+    package = sm.create_model_package(
+        ModelPackageGroupName="models", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+    assert received(account, queue, wait=1) == ['"Model models version 1 is waiting for your approval"']
+    sm.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
+    assert received(account, queue, wait=0.5) == []  # approved: the rule's pattern no longer matches
