@@ -6,16 +6,28 @@ finished by the next one.
 from __future__ import annotations
 
 import json
+import time
 
 from iam.planner import Json, Plan, resolve
+from promote.errors import ToolkitError
 
 SYMBOLS = {"create": "+", "update": "~", "unchanged": "="}
 
+# A role is visible to KMS, S3 and SageMaker policy validation only seconds after IAM created it
+# (eventual consistency): policies naming it are rejected as malformed until then.
+PRINCIPAL_NOT_YET_VISIBLE = {"MalformedPolicyDocumentException", "MalformedPolicy", "InvalidParameterValue"}
+
+
+class PolicyRejected(ToolkitError):
+    """AWS kept rejecting a policy document, typically because a principal it names does not exist."""
+
 
 class Executor:
-    def __init__(self, clients):
+    def __init__(self, clients, *, retry_for: float = 60.0, sleep=time.sleep):
         self.clients = clients
         self.variables: dict = {}
+        self.retry_for = retry_for
+        self.sleep = sleep
 
     def execute(self, plan: Plan) -> None:
         self.variables = dict(plan.variables)
@@ -24,8 +36,25 @@ class Executor:
                 self._call(call)
 
     def _call(self, call) -> None:
+        from botocore.exceptions import ClientError
         params = {k: self._param(v) for k, v in resolve(call.params, self.variables).items()}
-        response = getattr(self.clients(call.service), call.method)(**params)
+        deadline, delay = time.monotonic() + self.retry_for, 1.0
+        while True:
+            try:
+                response = getattr(self.clients(call.service), call.method)(**params)
+                break
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                if error.get("Code") not in PRINCIPAL_NOT_YET_VISIBLE or not any(isinstance(v, str) and
+                                                                                 '"Principal"' in v for v in params.values()):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise PolicyRejected(
+                        f"{call.describe()} was refused: {error.get('Message', error.get('Code'))}. If the policy "
+                        "names a role in another account, bootstrap that account first (dev, prod, then the "
+                        "registry)") from None
+                self.sleep(delay)
+                delay = min(delay * 2, 8.0)
         if call.store_as:
             value = response
             for step in call.store_path:

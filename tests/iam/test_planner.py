@@ -121,3 +121,41 @@ def test_bucket_without_versioning_and_with_the_wrong_key_is_repaired_in_place()
     assert [c.method for c in change.calls] == ["put_bucket_encryption", "put_bucket_versioning"]
     policy_call = [c for c in plan(PROD, {}).calls if c.method == "put_bucket_policy"][0]
     assert isinstance(policy_call.params["Policy"], Json)
+
+
+class _FlakyKms:
+    """Stands for AWS right after IAM created a role: policies naming it are refused for a while."""
+
+    def __init__(self, refusals):
+        self.refusals, self.calls = refusals, 0
+
+    def create_key(self, **params):
+        from botocore.exceptions import ClientError
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise ClientError({"Error": {"Code": "MalformedPolicyDocumentException",
+                                         "Message": "Policy contains a statement with one or more invalid principals."}},
+                              "CreateKey")
+        return {"KeyMetadata": {"Arn": KEY_ARN}}
+
+
+def _key_call():
+    return next(c for c in plan(PROD, {}).calls if c.method == "create_key")
+
+
+def test_executor_waits_for_a_new_role_to_become_visible_to_policy_validation():
+    from iam.executor import Executor
+    kms, slept = _FlakyKms(refusals=2), []
+    executor = Executor(lambda service: kms, sleep=slept.append)
+    executor._call(_key_call())
+    assert kms.calls == 3 and slept == [1.0, 2.0]
+    assert executor.variables["${kms-key-arn:alias/mlops-demo-prod}"] == KEY_ARN
+
+
+def test_executor_gives_up_with_the_order_to_bootstrap_in():
+    import pytest
+
+    from iam.executor import Executor, PolicyRejected
+    kms = _FlakyKms(refusals=100)
+    with pytest.raises(PolicyRejected, match=r"kms:create_key was refused: .*invalid principals.*dev, prod, then"):
+        Executor(lambda service: kms, retry_for=5, sleep=lambda s: None)._call(_key_call())
