@@ -107,7 +107,8 @@ def check_state_storage(env, sessions) -> None:
 
 def working_dir(env) -> Path:
     base = os.environ.get("MLOPS_TERRAFORM_WORKDIR")
-    return (Path(base) if base else Path.cwd() / ".terraform-work") / env.name
+    # absolute: terraform runs inside it, and paths handed to it must not be relative to the caller
+    return ((Path(base) if base else Path.cwd() / ".terraform-work") / env.name).resolve()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Fixtures for the Terraform tests: a private working directory and the state storage bootstrap makes."""
+"""Fixtures for the Terraform tests: a private working directory and bootstrapped accounts."""
 
 from __future__ import annotations
 
@@ -14,18 +14,12 @@ def terraform_workdir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def state_storage(sandbox, prod_env):
-    """What `bootstrap-account --account prod` provides for Terraform: the state bucket, the lock
-    table and the environment's KMS key alias, created here as the prod account's admin."""
+def bootstrapped_prod(sandbox, cli, prod_env):
+    """What an admin does once before `promote infra`: bootstrap the registry and prod accounts (state
+    bucket, lock table, KMS key, events role). Returns Sessions for prod, acting as its admin."""
     from promote.session import Sessions
 
-    sessions = Sessions(prod_env)
-    admin = sessions.in_account(prod_env.account_id)
-    s3, dynamodb, kms = (sessions.client(name, admin) for name in ("s3", "dynamodb", "kms"))
-    s3.create_bucket(Bucket=prod_env.buckets.terraform_state)
-    dynamodb.create_table(TableName=prod_env.terraform_lock_table, BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}])
-    key_id = kms.create_key(Description="prod data key")["KeyMetadata"]["KeyId"]
-    kms.create_alias(AliasName=prod_env.kms_key_alias, TargetKeyId=key_id)
-    return sessions
+    for account in ("registry", "prod"):
+        result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")
+        assert result.returncode == 0, result.stderr
+    return Sessions(prod_env)

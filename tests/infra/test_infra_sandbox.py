@@ -4,6 +4,7 @@ change nothing, and what it creates is what the schedule, retraining and notific
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,7 +17,7 @@ def _rules_and_targets(events):
     return rules, targets
 
 
-def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, state_storage, prod_env,
+def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, bootstrapped_prod, prod_env,
                                                                        terraform_workdir):
     result = cli("promote", "infra", "--env", "prod", "--apply")
     assert result.returncode == 0, result.stderr
@@ -26,7 +27,7 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, stat
     assert "aws_cloudwatch_event_rule" in (workdir / "plan.txt").read_text()
     assert (workdir / "plan.tfplan").stat().st_size > 0
 
-    sessions = state_storage
+    sessions = bootstrapped_prod
     prod = sessions.in_account(prod_env.account_id)
     events, sns, kms, s3, dynamodb = (sessions.client(n, prod) for n in ("events", "sns", "kms", "s3", "dynamodb"))
     rules, targets = _rules_and_targets(events)
@@ -88,6 +89,46 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, stat
     assert "nothing applied" in again.stderr
     assert report["outputs"]["topic_arn"] == topic_arn
 
+    _inference_failure_starts_training_and_notifies(sessions, prod_env, topic_arn)
+
+
+# A pipeline that fails at once (as inference does on drift) and one that succeeds at once: what the
+# rules react to, without running the real steps (the engine's own tests do that).
+_FAILS = {"Version": "2020-12-01", "Steps": [{"Name": "DriftCheck", "Type": "Fail",
+                                              "Arguments": {"ErrorMessage": "DataDriftDetected"}}]}
+_SUCCEEDS = {"Version": "2020-12-01", "Steps": [{"Name": "Noop", "Type": "Condition", "Arguments": {
+    "Conditions": [{"Type": "Equals", "LeftValue": "a", "RightValue": "b"}], "IfSteps": [], "ElseSteps": []}}]}
+
+
+def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
+    import time
+
+    prod = sessions.in_account(env.account_id)
+    sagemaker, sqs, sns = (sessions.client(n, prod) for n in ("sagemaker", "sqs", "sns"))
+    for which, definition in (("inference", _FAILS), ("train", _SUCCEEDS)):
+        sagemaker.create_pipeline(PipelineName=env.pipelines[which], RoleArn=env.role_arn("execution"),
+                                  PipelineDefinition=json.dumps(definition))
+    # an inbox on the topic, so the test reads what an email subscriber would get
+    inbox = sqs.create_queue(QueueName="ml-team-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+
+    failed = sagemaker.start_pipeline_execution(PipelineName=env.pipelines["inference"])["PipelineExecutionArn"]
+    deadline = time.monotonic() + 60
+    train_runs, messages = [], []
+    while time.monotonic() < deadline and not (train_runs and messages):
+        time.sleep(0.2)
+        train_runs = sagemaker.list_pipeline_executions(
+            PipelineName=env.pipelines["train"])["PipelineExecutionSummaries"]
+        messages += [m["Body"] for m in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])]
+    assert sagemaker.describe_pipeline_execution(PipelineExecutionArn=failed)["PipelineExecutionStatus"] == "Failed"
+    assert len(train_runs) == 1, "the retraining rule did not start the train pipeline"
+    # one human-readable line, quoted as an input transformer's string template makes it on AWS
+    [message] = messages
+    inference_arn = re.escape(env.pipeline_arn("inference"))
+    assert re.fullmatch(rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\): '
+                        r'retraining has been started\. A new model version will wait for approval\."', message), message
+
 
 def test_missing_state_bucket_fails_with_one_line_naming_it(cli, sandbox, terraform_workdir):
     result = cli("promote", "infra", "--env", "prod", "--plan")
@@ -98,16 +139,16 @@ def test_missing_state_bucket_fails_with_one_line_naming_it(cli, sandbox, terraf
     assert not (terraform_workdir / "prod").exists()
 
 
-def test_a_broken_terraform_run_fails_with_terraforms_first_error(state_storage, prod_env, terraform_workdir,
+def test_a_broken_terraform_run_fails_with_terraforms_first_error(bootstrapped_prod, prod_env, terraform_workdir,
                                                                   monkeypatch):
     from promote.infra import run_infra
     from promote.terraform import TerraformFailed
 
-    broken = {**__import__("promote.infra", fromlist=["terraform_vars"]).terraform_vars(prod_env),
-              "account_id": "not-an-account"}
+    from promote.infra import terraform_vars
+    broken = {**terraform_vars(prod_env), "account_id": "not-an-account"}
     monkeypatch.setattr("promote.infra.terraform_vars", lambda env: broken)
     with pytest.raises(TerraformFailed, match=r"terraform plan failed \(exit 1\): .*12-digit AWS account id"):
-        run_infra(prod_env, "plan", sessions=state_storage, echo=lambda line: None)
+        run_infra(prod_env, "plan", sessions=bootstrapped_prod, echo=lambda line: None)
 
 
 def _as_list(value):
