@@ -25,6 +25,9 @@ from promote.errors import AccessDenied, ConfigError
 
 MANAGED_BY = "run-pipeline"
 _FINGERPRINT_MARK = "spec-sha256="
+# Parameters whose defaults record which build produced the definition (pipelines/definitions.py).
+# Like the build tags they say who last *changed* the pipeline, so a new build alone is not a change.
+PROVENANCE_PARAMETERS = ("GitCommit", "BuildId", "BuildUrl")
 
 
 # -- desired state as data ------------------------------------------------------------------------
@@ -57,13 +60,19 @@ class PipelinePlan:
 
 
 def normalise_definition(text: str) -> str:
-    """Canonical JSON of a pipeline definition: key order, whitespace and parameter order do not matter."""
+    """Canonical JSON of a pipeline definition for comparison: key order, whitespace, parameter order and
+    the provenance parameters' defaults do not matter."""
     try:
         data = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"pipeline definition is not valid JSON: {exc}", field="definition") from None
     if isinstance(data, dict) and isinstance(data.get("Parameters"), list):
-        data["Parameters"] = sorted(data["Parameters"], key=lambda p: str(p.get("Name")))
+        parameters = []
+        for parameter in data["Parameters"]:
+            if isinstance(parameter, dict) and parameter.get("Name") in PROVENANCE_PARAMETERS:
+                parameter = {**parameter, "DefaultValue": None}
+            parameters.append(parameter)
+        data["Parameters"] = sorted(parameters, key=lambda p: str(p.get("Name")))
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -106,8 +115,8 @@ def desired_pipelines(env, specs: dict, extra_tags: dict | None = None) -> list[
         definition = normalise_definition(spec.definition)
         digest = hashlib.sha256(json.dumps(
             {"definition": definition, "role": spec.role_arn, "tags": tags}, sort_keys=True).encode()).hexdigest()
-        description = (f"{env.project} {key} pipeline for {env.name}, managed by {MANAGED_BY} "
-                       f"({_FINGERPRINT_MARK}{digest})")
+        purpose = getattr(spec, "description", "") or f"{env.project} {key} pipeline for {env.name}"
+        description = f"{purpose[:2900]} (managed by {MANAGED_BY}, {_FINGERPRINT_MARK}{digest})"
         desired.append(DesiredPipeline(key=key, name=spec.name, definition=definition, role_arn=spec.role_arn,
                                        description=description, identity_tags=tags,
                                        parameters=dict(spec.parameters), spec=spec))
@@ -258,20 +267,27 @@ def _ensure_lambdas(lam, spec) -> None:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-            lam.create_function(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler, Runtime=fn.runtime,
-                                Code={"ZipFile": fn.zip_bytes}, Timeout=60, Publish=False,
-                                Description=f"managed by {MANAGED_BY}")
+            lam.create_function(FunctionName=fn.name, Code={"ZipFile": fn.zip_bytes}, Publish=False,
+                                Description=f"managed by {MANAGED_BY}", **_lambda_configuration(fn))
             continue
-        config_changed = (current.get("Role"), current.get("Handler"), current.get("Runtime")) != \
-                         (fn.role_arn, fn.handler, fn.runtime)
+        wanted = _lambda_configuration(fn)
+        have = {"Role": current.get("Role"), "Handler": current.get("Handler"), "Runtime": current.get("Runtime"),
+                "Timeout": current.get("Timeout"),
+                "Environment": {"Variables": (current.get("Environment") or {}).get("Variables") or {}}}
+        config_changed = have != wanted
         if config_changed:
-            lam.update_function_configuration(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler,
-                                              Runtime=fn.runtime)
+            lam.update_function_configuration(FunctionName=fn.name, **wanted)
         if current.get("CodeSha256") != lambda_code_sha256(fn.zip_bytes):
             if config_changed:
                 # AWS refuses a code update while the configuration update is still in progress
                 lam.get_waiter("function_updated_v2").wait(FunctionName=fn.name)
             lam.update_function_code(FunctionName=fn.name, ZipFile=fn.zip_bytes)
+
+
+def _lambda_configuration(fn) -> dict:
+    return {"Role": fn.role_arn, "Handler": fn.handler, "Runtime": fn.runtime,
+            "Timeout": int(getattr(fn, "timeout", 60) or 60),
+            "Environment": {"Variables": dict(getattr(fn, "environment", None) or {})}}
 
 
 def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
@@ -312,7 +328,10 @@ def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, bu
     for d in desired:
         kwargs = {"PipelineName": d.name,
                   "PipelineExecutionDescription": f"started by {MANAGED_BY} ({build.get('build', 'local')})"}
-        values = per_pipeline[d.name]
+        # the execution records the build that started it, whatever build last changed the definition
+        provenance = {"GitCommit": build.get("git-commit"), "BuildId": build.get("build"),
+                      "BuildUrl": build.get("build-url")}
+        values = {**{k: v for k, v in provenance.items() if v and k in d.parameters}, **per_pipeline[d.name]}
         if values:
             kwargs["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in values.items()]
         try:
@@ -378,47 +397,34 @@ def render_plan(result: UpsertResult) -> str:
     return "\n".join(lines)
 
 
-def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None, out=None):
-    """`run-pipeline` without a subcommand: the CLI calls this and exits with its failures."""
+def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None):
+    """`run-pipeline` without a subcommand: the CLI calls this and renders its failures."""
     import click
     from pipelines.definitions import build_pipelines
     from promote.clikit import emit_json
-
-    specs = build_pipelines(env, which=_selected(which))
-    if dry_run:
-        definitions = {k: json.loads(s.definition) for k, s in specs.items()}
-        if output == "json":
-            emit_json({"environment": env.name, "definitions": definitions})
-        else:
-            click.echo(json.dumps(definitions, indent=2, sort_keys=True))
-        return None
     from promote.session import Sessions
+
+    if dry_run:
+        from pipelines.definitions import dry_run_document
+        emit_json(dry_run_document(build_pipelines(env, _selected(which))))
+        return None
     sessions = Sessions(env, profile=profile)
+    # reach the account before the (slow) definition build, so a refused role fails at once
+    sessions.workload()
+    specs = build_pipelines(env, _selected(which))
     result = upsert(env, specs, sessions, extra_tags=tags, start=start or wait, params=params)
-    if output == "json":
-        emit_json(result.as_dict()) if not wait else None
-    else:
+    if output != "json":
         click.echo(render_plan(result))
     if wait and result.executions:
-        statuses = _follow(sessions, result.executions, quiet=output == "json")
+        # with --output json stdout stays one JSON document; the live progress goes to stderr
+        progress = sys.stderr if output == "json" else sys.stdout
+        from promote.progress import follow_execution
         for execution in result.executions:
-            execution["status"] = statuses[execution["execution_arn"]]
-        if output == "json":
-            emit_json(result.as_dict())
-        failed = [e for e in result.executions if e["status"] != "Succeeded"]
-        if failed:
-            from promote.errors import PipelineFailed
-            raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
+            execution["status"] = follow_execution(sessions, execution["execution_arn"], out=progress)
+    if output == "json":
+        emit_json(result.as_dict())
+    failed = [e for e in result.executions if e.get("status") not in (None, "Succeeded")]
+    if failed:
+        from promote.errors import PipelineFailed
+        raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
     return result
-
-
-def _follow(sessions, executions: list, quiet: bool) -> dict:
-    """Follow each execution with the shared progress display; returns {execution arn: final status}."""
-    from promote.progress import follow_execution
-    sm = sessions.client("sagemaker")
-    out = open(os.devnull, "w") if quiet else sys.stdout
-    try:
-        return {e["execution_arn"]: follow_execution(sm, e["execution_arn"], out=out) for e in executions}
-    finally:
-        if quiet:
-            out.close()

@@ -151,9 +151,6 @@ CANDIDATE_REPORT = evaluation_report(0.981, [[138, 5], [4, 81]], [0.0, 0.02, 0.1
                                      0.942, 0.953, 0.947, 0.961)
 
 
-TEMPORARY_WILDCARD = ["*"]  # until the sandbox resolves sagemaker resource ARNs for IAM checks
-
-
 def approver_policy(env):
     group_arn = env.model_package_group_arn
     packages = group_arn.replace(":model-package-group/", ":model-package/") + "/*"
@@ -161,7 +158,7 @@ def approver_policy(env):
         {"Sid": "DecideOnVersions", "Effect": "Allow",
          "Action": ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage", "sagemaker:ListModelPackages",
                     "sagemaker:DescribeModelPackageGroup"],
-         "Resource": [group_arn, packages] + TEMPORARY_WILDCARD},
+         "Resource": [group_arn, packages]},
         {"Sid": "ReadReports", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"arn:aws:s3:::{env.buckets.registry}/*"]}]}
 

@@ -67,8 +67,6 @@ def test_rejecting_an_approved_version_keeps_both_decisions(registry_world, prod
     assert [(d["status"], d["by"]) for d in info["decisions"]] == [("Approved", "bob"), ("Rejected", "erin")]
 
 
-@pytest.mark.xfail(strict=True, reason="moto 5.2 drops ModelApprovalStatus on a metadata-only UpdateModelPackage; "
-                                        "AWS keeps it (sandbox registry patch pending)")
 def test_deployment_records_show_where_a_version_runs(registry_world, prod_env):
     version = registry_world.register(CANDIDATE_REPORT, status="Approved", registered_by="alice")
     package = registry_world.describe(version)

@@ -65,3 +65,17 @@ def test_normalisation_ignores_key_order_and_parameter_order():
     a = '{"Version": "2020-12-01", "Parameters": [{"Name": "B"}, {"Name": "A"}], "Steps": []}'
     b = '{"Steps": [], "Parameters": [{"Name": "A"}, {"Name": "B"}], "Version": "2020-12-01"}'
     assert normalise_definition(a) == normalise_definition(b)
+
+
+def test_provenance_parameter_defaults_are_not_a_change(prod_env):
+    """GitCommit/BuildId defaults differ on every build; the pipeline they describe does not."""
+    def with_provenance(commit):
+        specs = make_specs(prod_env)
+        for spec in specs.values():
+            definition = json.loads(spec.definition)
+            definition["Parameters"].append({"Name": "GitCommit", "Type": "String", "DefaultValue": commit})
+            spec.definition = json.dumps(definition)
+        return desired_pipelines(prod_env, specs)
+    old, new = with_provenance("aaaa111"), with_provenance("bbbb222")
+    deployed = {d.name: _deployed_as_aws_returns_it(d) for d in old}
+    assert {p.action for p in plan(new, deployed)} == {"unchanged"}
