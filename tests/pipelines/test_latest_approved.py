@@ -4,6 +4,7 @@ Approved package at run time and refuses, with the group's ARN in the message, w
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
@@ -78,3 +79,27 @@ def test_latest_approved_package_is_resolved_at_run_time(registry, dev_env):
     register(registry, dev_env, "v4", "Approved", baselines=False)
     with pytest.raises(handler.IncompleteModelPackage, match="has no DriftCheckBaselines.ModelDataQuality"):
         handler.handler({"model_package_group_arn": dev_env.model_package_group_arn})
+
+
+def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_env, steps, sandbox):
+    from sandbox.client import SandboxBackend
+
+    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (None, None)
+    backend = SandboxBackend(sandbox)
+    s3 = backend.base_session(dev_env.region, dev_env.registry_account_id).client(
+        "s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region))
+    bucket = dev_env.buckets.registry
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="dev/run-1/evaluation/evaluation.json",
+                  Body=json.dumps({"binary_classification_metrics": {"auc": {"value": 0.9612}}}).encode())
+    older = register(registry, dev_env, "v1", "Approved")
+    # The champion is the newest Approved version; its registered evaluation report holds its AUC.
+    with_metrics = registry.create_model_package(
+        ModelPackageGroupName=dev_env.model_package_group, ModelApprovalStatus="Approved",
+        InferenceSpecification=registry.describe_model_package(ModelPackageName=older)["InferenceSpecification"],
+        ModelMetrics={"ModelQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/run-1/evaluation/evaluation.json"}}})
+    register(registry, dev_env, "candidate", "PendingManualApproval")
+    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (0.9612, with_metrics["ModelPackageArn"])
+    decision = steps.evaluate.decide(0.95, 0.9, 0.9612, 0.01)
+    assert decision["passed"] is False and decision["champion_minimum_auc"] == pytest.approx(0.9512)
