@@ -61,3 +61,65 @@ def test_invalid_prod_account_stops_the_build_before_anything_is_deployed(groovy
     assert not [e for e in events if e["event"].startswith("withAWS")]
     [notify] = [e for e in events if e["event"] == "step" and e["step"] == "emailext"]
     assert "FAILED" in notify["args"]["subject"] and "ENV=prod" in notify["args"]["subject"]
+
+
+_KNOWN_SANDBOX_GAP = "not authorized to perform: events:DescribeEventBus on resource: *"
+
+
+@pytest.fixture
+def bootstrapped_prod(sandbox, cli):
+    """What admins do once before Jenkins can deploy: bootstrap the registry and prod accounts."""
+    for account in ("registry", "prod"):
+        result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(groovy, jenkins_agent,
+                                                                              bootstrapped_prod, prod_env,
+                                                                              tmp_path):
+    result, build = run_stub(groovy, tmp_path, agent_env=jenkins_agent,
+                             params={"ENV": "prod", "prodAccount": prod_env.account_id, "APPLY_INFRA": True,
+                                     "START_PIPELINES": False})
+    assert build is not None, result.stderr[-3000:]
+    events = build["events"]
+    failures = [e for e in events if e["event"] in ("stage-failed", "post-failed")]
+    failed_commands = [e for e in events if e["event"] == "sh" and e["exit"] != 0]
+    if any(_KNOWN_SANDBOX_GAP in line for e in failed_commands for line in e["stderr_tail"]):
+        # Only this exact failure is tolerated; any other one fails the test, and once the sandbox
+        # resolves the call to the bus ARN the whole test runs and must pass.
+        pytest.xfail("sandbox IAM enforcement evaluates events:DescribeEventBus against '*' instead of "
+                     "event-bus/default, so the Jenkins role's bus-scoped grant does not match")
+    assert result.returncode == 0 and build["result"] == "SUCCESS", (failures, failed_commands, result.stdout[-3000:])
+
+    passed = [e["stage"] for e in events if e["event"] == "stage-passed"]
+    assert passed == ["Install", "Check parameters", "Lint and tests", "Definitions and plan", "Approve prod",
+                      "Upsert pipelines", "Apply infra"]
+    assert {e["stage"]: e["reason"] for e in events if e["event"] == "stage-skipped"} == {
+        "Start pipelines": "when condition is false"}
+    # the build's own test run is the one thing not executed, and the log says so
+    [skipped] = [e for e in events if e["event"] == "sh-skipped"]
+    assert "make test" in skipped["script"] and "skipped by the stub" in skipped["reason"]
+    [approval] = [e for e in events if e["event"] == "input"]
+    assert approval["answer"] == "proceed" and approval["stage"] == "Approve prod"
+
+    jenkins_role = prod_env.role_arn("jenkins")
+    assumed = [e for e in events if e["event"] == "withAWS"]
+    assert {e["role_arn"] for e in assumed} == {jenkins_role}
+    assert {e["external_id"] for e in assumed} == {prod_env.jenkins.external_id}
+    deploying = [e for e in events if e["event"] == "sh" and e["stage"] in ("Upsert pipelines", "Apply infra")]
+    assert deploying and all(e["aws_role"] == jenkins_role and e["exit"] == 0 for e in deploying)
+
+    definitions = json.loads((REPO / "build" / "definitions.json").read_text())
+    assert len(definitions) == 3
+    assert "Plan:" in (REPO / "build" / "terraform" / "prod" / "plan.txt").read_text()
+    archived = [e["args"]["artifacts"] for e in events if e["event"] == "step" and e["step"] == "archiveArtifacts"]
+    assert any("plan.txt" in a and "definitions.json" in a for a in archived)
+
+    from promote.session import Sessions
+    sessions = Sessions(prod_env)
+    prod = sessions.in_account(prod_env.account_id)
+    pipelines = {p["PipelineName"] for p in sessions.client("sagemaker", prod).list_pipelines()["PipelineSummaries"]}
+    assert set(prod_env.pipelines.values()) <= pipelines
+    rules = {r["Name"] for r in sessions.client("events", prod).list_rules(NamePrefix="mlops-demo-prod-")["Rules"]}
+    assert "mlops-demo-prod-inference-schedule" in rules
