@@ -53,3 +53,29 @@ def test_hand_made_drift_is_shown_and_repaired(clean_sandbox, envs, module_sessi
     assert s3.get_bucket_versioning(Bucket=prod.buckets.terraform_state)["Status"] == "Enabled"
     assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
     assert bootstrap(prod, "prod", apply=True, sessions=s).writes == 0
+
+
+def test_a_key_pending_deletion_stops_the_bootstrap_until_someone_decides(clean_sandbox, envs, module_sessions):
+    from iam.bootstrap import bootstrap
+    from iam.observe import BootstrapConflict
+    dev, s = envs["dev"], module_sessions["dev"]
+    bootstrap(dev, "dev", apply=True, sessions=s)
+    kms = s.client("kms", s.in_account(dev.account_id))
+    key_id = kms.describe_key(KeyId=dev.kms_key_alias)["KeyMetadata"]["KeyId"]
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with pytest.raises(BootstrapConflict, match=r"alias/mlops-demo-dev\) is pending deletion: cancel the deletion"):
+        bootstrap(dev, "dev", apply=True, sessions=s)
+    # cancelling leaves the key disabled, as AWS does; the next apply re-enables it and nothing else
+    kms.cancel_key_deletion(KeyId=key_id)
+    repaired = bootstrap(dev, "dev", apply=True, sessions=s)
+    assert [(c.kind, c.action) for c in repaired.plan.changes if c.action != "unchanged"] == [("kms-key", "update")]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_a_bucket_name_owned_by_another_account_is_a_clear_conflict(sandbox, envs, module_sessions):
+    from iam.bootstrap import bootstrap
+    from iam.observe import BootstrapConflict
+    prod, s = envs["prod"], module_sessions["prod"]
+    s.client("s3", s.in_account("444444444444")).create_bucket(Bucket=prod.buckets.terraform_state)
+    with pytest.raises(BootstrapConflict, match="bucket mlops-demo-prod-tfstate exists but this account cannot"):
+        bootstrap(prod, "prod", apply=True, sessions=s)
