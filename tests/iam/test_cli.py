@@ -40,8 +40,10 @@ def _nothing_written(sessions, env):
     (["--account", "prod", "--apply"], ("prod", "principal_arn: arn:aws:iam::444444444444:role/jenkins-agent",
                                         "principal_arn: jenkins-agent"),
      "jenkins.principal_arn: 'jenkins-agent' is not an IAM role or user ARN"),
+    (["--env", "dev", "--account", "dev", "--profile", "registry", "--apply"], None,
+     "error: --profile: these credentials act in account 333333333333, not 111111111111"),
 ], ids=["unknown-account-kind", "kind-not-of-this-environment", "registry-is-prod", "registry-is-prod-from-dev",
-        "jenkins-principal-malformed"])
+        "jenkins-principal-malformed", "credentials-of-another-account"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, sandbox, sessions, dev_env, tmp_path, args, variant,
                                                          message):
     if variant:

@@ -64,19 +64,16 @@ def test_bootstrapped_account_plans_no_call():
 def test_policies_as_aws_returns_them_are_not_changes():
     """AWS hands back one-item lists as strings, booleans as strings, statements in its own order."""
     observed = bootstrapped(PROD)
-    bucket = observed[("s3-bucket", "mlops-demo-prod-artifacts")]
+    bucket_name = "mlops-demo-prod-artifacts"
+    bucket = observed[("s3-bucket", bucket_name)]
     reformatted = copy.deepcopy(bucket["policy"])
     reformatted["Statement"].reverse()
     for s in reformatted["Statement"]:
         if isinstance(s["Action"], list) and len(s["Action"]) == 1:
             s["Action"] = s["Action"][0]
     bucket["policy"] = reformatted
-    assert normalize(reformatted) == normalize(next(r.policy for r in PROD.resources if r.name == bucket_name()))
+    assert normalize(reformatted) == normalize(next(r.policy for r in PROD.resources if r.name == bucket_name))
     assert plan(PROD, observed).is_noop
-
-
-def bucket_name():
-    return "mlops-demo-prod-artifacts"
 
 
 def test_drifted_trust_policy_is_an_update_with_a_json_diff():
