@@ -79,10 +79,28 @@ def test_inference_without_an_approved_model_fails_at_the_lambda_step_saying_so(
     assert "no approved model" in reason.lower() and story.env.model_package_group_arn in reason
 
 
-def test_train_runs_green_in_dev_and_registers_in_the_registry_account(story):
+def test_train_fails_at_register_without_the_permission_then_retried_registers_cross_account(story):
+    """One training run serves two checks: the register step acts as the dev execution role (a role that
+    may not sagemaker:CreateModelPackage fails there with AccessDenied, as on AWS); once the permission
+    is back, RetryPipelineExecution re-runs only that step and version 1 lands in the registry account."""
+    iam = story.sessions.client("iam")
+    role_name = story.env.role_arn("execution").rsplit("/", 1)[1]
+    iam.put_role_policy(RoleName=role_name, PolicyName="test-no-register", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sagemaker:CreateModelPackage",
+                                                "Resource": "*"}]}))
     arn = story.start("train")
     status, steps = story.wait(arn)
+    assert status == "Failed"
+    [register] = [s for s in steps.values() if s["StepStatus"] == "Failed"]
+    assert register["StepName"].startswith("Register")
+    assert "AccessDenied" in register["FailureReason"] and "CreateModelPackage" in register["FailureReason"]
+    trained = {n: s["Metadata"] for n, s in steps.items() if s["StepStatus"] == "Succeeded"}
+
+    iam.delete_role_policy(RoleName=role_name, PolicyName="test-no-register")
+    story.sm.retry_pipeline_execution(PipelineExecutionArn=arn)
+    status, steps = story.wait(arn)
     assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    assert {n: s["Metadata"] for n, s in steps.items() if n in trained} == trained  # not run again
     [register] = [s for s in steps.values() if "RegisterModel" in s.get("Metadata", {})]
     package_arn = register["Metadata"]["RegisterModel"]["Arn"]
     assert package_arn.startswith(f"arn:aws:sagemaker:us-east-1:{REGISTRY}:model-package/")

@@ -191,6 +191,7 @@ def test_the_step_acts_as_the_execution_role_so_a_missing_permission_fails_it(ac
     account.client("iam").put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["sagemaker:CreateProcessingJob"], "Resource": "*"},
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN},
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
              "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]}))  # no s3:PutObject
     described, steps = account.run("no-put", gated_pipeline(double))
