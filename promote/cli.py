@@ -136,6 +136,7 @@ def infra(env, profile, mode, account_id, output):
         return
     from promote.session import Sessions
     echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
-    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo)
+    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo,
+                       want_outputs=(output == "json"))
     if output == "json":
         emit_json(result.as_dict())

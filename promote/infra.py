@@ -173,9 +173,10 @@ def terraform_environment(env, sessions, overrides, workdir: Path) -> dict:
     return variables
 
 
-def run_infra(env, mode: str, *, sessions=None, echo=print) -> InfraResult:
+def run_infra(env, mode: str, *, sessions=None, echo=print, want_outputs: bool = True) -> InfraResult:
     """plan: show and save the plan. apply: plan, then apply that saved plan. destroy: plan a destroy
-    and apply it. Re-running apply on an unchanged environment changes nothing and says so."""
+    and apply it. Re-running apply on an unchanged environment changes nothing and says so.
+    want_outputs=False skips reading the Terraform outputs after an apply (one provider start-up)."""
     from promote.session import Sessions
     from promote.terraform import TerraformCli
 
@@ -186,7 +187,7 @@ def run_infra(env, mode: str, *, sessions=None, echo=print) -> InfraResult:
     overrides = _overrides(sessions.backend)
     workdir = prepare_working_dir(env, overrides)
     tf = TerraformCli(workdir, env=_process_env(terraform_environment(env, sessions, overrides, workdir)))
-    tf.init({**state_backend_config(env), **(overrides.backend_config if overrides else {})})
+    _init_unless_current(tf, workdir, {**state_backend_config(env), **(overrides.backend_config if overrides else {})})
     plan = tf.plan(VARS_FILE, PLAN_FILE, destroy=(mode == "destroy"))
     (workdir / PLAN_TEXT).write_text(plan.text)
     echo(plan.text.rstrip())
@@ -200,8 +201,27 @@ def run_infra(env, mode: str, *, sessions=None, echo=print) -> InfraResult:
             applied = True
         else:
             echo(f"no changes: {env.name} infrastructure is up to date, nothing applied")
-    outputs = tf.output() if mode == "apply" else {}
+    outputs = tf.output() if mode == "apply" and want_outputs else {}
+    for name, value in sorted(outputs.items()):
+        echo(f"output {name} = {json.dumps(value, sort_keys=True)}")
     return InfraResult(mode, workdir, plan.has_changes, plan.text, applied, outputs)
+
+
+def _init_unless_current(tf, workdir: Path, backend_config: dict) -> None:
+    """`terraform init` only when the code, the backend settings or the CLI configuration changed
+    since the last successful one: init starts the provider and reads remote state, seconds each run."""
+    import hashlib
+    digest = hashlib.sha256(json.dumps(backend_config, sort_keys=True).encode())
+    for path in sorted(workdir.rglob("*")):
+        if path.suffix in (".tf", ".rc") and ".terraform" not in path.relative_to(workdir).parts:
+            digest.update(str(path.relative_to(workdir)).encode() + b"\0" + path.read_bytes())
+    marker = workdir / ".terraform" / "mlops-init.sha256"
+    current = digest.hexdigest()
+    if (workdir / ".terraform" / "terraform.tfstate").exists() and marker.exists() \
+            and marker.read_text() == current:
+        return
+    tf.init(backend_config)
+    marker.write_text(current)
 
 
 def _overrides(backend):

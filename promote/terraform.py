@@ -132,10 +132,10 @@ class TerraformCli:
 
     def plan(self, var_file: str, plan_file: str, *, destroy: bool = False) -> PlanResult:
         from python_terraform import IsFlagged, IsNotFlagged
-        code, _, _ = self.run("plan", ok_codes=(0, 2), input=False, var_file=var_file, out=plan_file,
-                              detailed_exitcode=IsFlagged, destroy=IsFlagged if destroy else IsNotFlagged)
-        text = self.show(plan_file)
-        return PlanResult(has_changes=(code == 2), plan_file=self.working_dir / plan_file, text=text)
+        code, out, _ = self.run("plan", ok_codes=(0, 2), input=False, var_file=var_file, out=plan_file,
+                                detailed_exitcode=IsFlagged, destroy=IsFlagged if destroy else IsNotFlagged)
+        # plan prints what `show` would (reading it back costs another provider start-up)
+        return PlanResult(has_changes=(code == 2), plan_file=self.working_dir / plan_file, text=_plan_text(out))
 
     def show(self, plan_file: str) -> str:
         _, out, _ = self.run("show", plan_file)
@@ -158,6 +158,19 @@ class TerraformCli:
         _, out, _ = self.run("fmt", str(directory), ok_codes=(0, 3), check=IsFlagged, recursive=IsFlagged,
                              list=True)
         return [line for line in out.splitlines() if line.strip()]
+
+
+def _plan_text(stdout: str) -> str:
+    """The reviewable part of `terraform plan` output: no per-resource refresh chatter, and not the
+    closing hint to run `terraform apply` (the toolkit applies the saved plan itself)."""
+    lines = []
+    for line in stdout.splitlines():
+        if line.startswith(("Saved the plan to:", "Note: You didn't use the -out option")) or set(line) == {"─"}:
+            break
+        if ": Refreshing state..." in line or line.startswith(("Acquiring state lock", "Releasing state lock")):
+            continue
+        lines.append(line)
+    return "\n".join(lines).strip("\n") + "\n"
 
 
 def _flag():
