@@ -197,18 +197,24 @@ def _all_steps(definition: dict) -> list[dict]:
 
 # -- reading what is deployed ---------------------------------------------------------------------
 def describe_deployed(sagemaker, names) -> dict:
-    """One DescribePipeline per pipeline: the whole read budget of an unchanged pipeline."""
+    """One DescribePipeline per pipeline, the whole read budget of an unchanged pipeline; the reads are
+    independent, so they overlap (boto3 clients are thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
     from botocore.exceptions import ClientError
-    deployed = {}
-    for name in names:
+
+    def describe(name):
         try:
-            deployed[name] = sagemaker.describe_pipeline(PipelineName=name)
+            return sagemaker.describe_pipeline(PipelineName=name)
         except ClientError as exc:
             if _is_not_found(exc):
-                deployed[name] = None
-            else:
-                raise _access_denied(exc) or exc
-    return deployed
+                return None
+            raise _access_denied(exc) or exc
+
+    names = list(names)
+    if len(names) < 2:
+        return {name: describe(name) for name in names}
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        return dict(zip(names, pool.map(describe, names)))
 
 
 def _is_not_found(exc) -> bool:
@@ -230,13 +236,13 @@ def _access_denied(exc) -> AccessDenied | None:
 def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[dict]:
     """Execute create/update instructions: code uploads, then Lambda functions, then the pipeline."""
     from botocore.exceptions import ClientError
-    results = []
+    results, uploaded = [], set()
     for p in plans:
         if p.action == "unchanged":
             results.append({**p.as_dict(), "arn": None})
             continue
         try:
-            _put_uploads(clients["s3"], p.desired.spec, env)
+            _put_uploads(clients["s3"], p.desired.spec, env, uploaded)
             _ensure_lambdas(clients["lambda"], p.desired.spec)
             arn = _write_pipeline(clients["sagemaker"], p, build)
         except ClientError as exc:
@@ -245,8 +251,11 @@ def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[di
     return results
 
 
-def _put_uploads(s3, spec, env) -> None:
+def _put_uploads(s3, spec, env, uploaded: set) -> None:
     for upload in getattr(spec, "uploads", ()) or ():
+        if upload.s3_uri in uploaded:
+            continue  # the pipelines of one project share their code bundle: put it once per run
+        uploaded.add(upload.s3_uri)
         bucket, _, key = upload.s3_uri[len("s3://"):].partition("/")
         # content-addressed keys: re-putting the same bytes is harmless, and only happens on change
         s3.put_object(Bucket=bucket, Key=key, Body=upload.body, ServerSideEncryption="aws:kms",
@@ -358,21 +367,27 @@ class UpsertResult:
 
 
 def upsert(env, specs: dict, sessions, *, extra_tags: dict | None = None, start: bool = False,
-           params: dict | None = None, build: dict | None = None) -> UpsertResult:
-    """Plan and apply the pipelines of `specs` in the environment's account, optionally start them."""
+           params: dict | None = None, build: dict | None = None, clients: dict | None = None) -> UpsertResult:
+    """Plan and apply the pipelines of `specs` in the environment's account, optionally start them.
+
+    `clients` ({"sagemaker": .., "s3": .., "lambda": ..}, filled in as needed) lets a caller promoting
+    many projects in one process reuse its clients: creating a boto3 client costs more than a call.
+    """
     desired = desired_pipelines(env, specs, extra_tags)
     if params and not start:
         raise ConfigError("--param only applies with --start or --wait", field="--param")
     if start:
         split_parameters(desired, params or {})  # bad input fails before anything is written
-    workload = sessions.workload()
-    sm = sessions.client("sagemaker", workload)
+    clients = clients if clients is not None else {}
+    if "sagemaker" not in clients:
+        clients["sagemaker"] = sessions.client("sagemaker", sessions.workload())
+    sm = clients["sagemaker"]
     plans = plan(desired, describe_deployed(sm, [d.name for d in desired]))
     build = build if build is not None else build_tags()
-    clients = {"sagemaker": sm}
     if any(p.action != "unchanged" for p in plans):
-        clients["s3"] = sessions.client("s3", workload)
-        clients["lambda"] = sessions.client("lambda", workload)
+        for service in ("s3", "lambda"):
+            if service not in clients:
+                clients[service] = sessions.client(service, sessions.workload())
     applied = apply(plans, clients, env, build)
     result = UpsertResult(env.name, env.account_id, plans, applied)
     if start:
