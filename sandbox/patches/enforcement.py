@@ -312,13 +312,6 @@ def resolver(service: str):
     return register
 
 
-def error_shape(service: str):
-    def register(func):
-        ERRORS[service] = func
-        return func
-    return register
-
-
 def param(response, name: str, default=None):
     try:
         value = response._get_param(name)
@@ -482,6 +475,7 @@ PASSED_ROLES = {
     ("sagemaker", "CreateTrainingJob"): ("RoleArn", "sagemaker.amazonaws.com"),
     ("sagemaker", "CreateProcessingJob"): ("RoleArn", "sagemaker.amazonaws.com"),
     ("sagemaker", "CreateModel"): ("ExecutionRoleArn", "sagemaker.amazonaws.com"),
+    ("sagemaker", "CreateHyperParameterTuningJob"): ("TrainingJobDefinition.RoleArn", "sagemaker.amazonaws.com"),
     ("lambda", "CreateFunction"): ("Role", "lambda.amazonaws.com"),
     ("lambda", "UpdateFunctionConfiguration"): ("Role", "lambda.amazonaws.com"),
     ("events", "PutTargets"): ("Targets[].RoleArn", "events.amazonaws.com"),
@@ -496,9 +490,12 @@ def passed_roles(response, service: str, api_action: str) -> list[tuple[str, str
     if path.endswith("[].RoleArn"):
         items = param(response, path.split("[]")[0]) or []
         arns = [t.get("RoleArn") for t in items if isinstance(t, dict)]
+    elif "." in path:
+        outer, inner = path.split(".", 1)
+        arns = [(param(response, outer) or {}).get(inner)]
     else:
         arns = [param(response, path)]
-    return [(arn, to_service) for arn in arns if arn]
+    return [(arn, to_service) for arn in arns if isinstance(arn, str) and arn]
 
 
 def check_pass_role(caller: Caller, role_arn: str, to_service: str, region: str) -> None:
