@@ -52,25 +52,33 @@ def metadata(package: dict, *names: str) -> str | None:
 
 
 def person(principal: str | None) -> str | None:
-    """Who acted, from an assumed-role ARN's session name (`<who>@<purpose>`) or a plain name/ARN."""
+    """Who acted: an assumed-role ARN's session name (`<who>@<purpose>`), a local run's `local:<who>`
+    build id, or the name itself."""
     if not principal:
         return None
     if ":assumed-role/" in principal:
         principal = principal.rsplit("/", 1)[1]
-    return principal.split("@", 1)[0].lower()
+    principal = principal.split("@", 1)[0]
+    if principal.startswith("local:"):
+        principal = principal[len("local:"):]
+    return principal.lower()
+
+
+# Who registered a version, as the train pipeline records it: an explicit record if any, else the
+# build that started the run (its BuildId parameter: Jenkins' BUILD_TAG or `local:<user>`, which
+# `run-pipeline --start` passes).
+_REGISTRANT_KEYS = ("registered-by", "registered_by", "RegisteredBy", "started-by", "build-id", "build_id")
 
 
 def registered_by(package: dict) -> str | None:
-    """The principal that registered a version: SageMaker's CreatedBy, else what the pipeline recorded."""
+    """The principal that registered a version: the pipeline's record, else SageMaker's CreatedBy."""
     created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
-    return (metadata(package, "registered-by", "registered_by", "RegisteredBy", "created-by", "started-by")
-            or created.get("Arn"))
+    return metadata(package, *_REGISTRANT_KEYS) or created.get("Arn")
 
 
 def _registering_principals(package: dict) -> set:
     created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
-    found = {created.get("Arn"), metadata(package, "registered-by", "registered_by", "RegisteredBy", "created-by",
-                                          "started-by")}
+    found = {created.get("Arn"), metadata(package, *_REGISTRANT_KEYS)}
     return {p for p in found if p}
 
 

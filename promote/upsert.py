@@ -91,10 +91,18 @@ BUILD_TAG_KEYS = ("git-commit", "build", "build-url")
 def build_tags(repo_root=None) -> dict:
     """Which build changed the pipeline: Jenkins' variables when present, else the local checkout."""
     commit = os.environ.get("GIT_COMMIT") or _git_commit(repo_root)
-    tags = {"git-commit": commit or "unknown", "build": os.environ.get("BUILD_TAG") or "local"}
+    # outside Jenkins the "build" is the person running it: the registry's separation of duties
+    # compares it with the approver
+    tags = {"git-commit": commit or "unknown", "build": os.environ.get("BUILD_TAG") or f"local:{_local_user()}"}
     if os.environ.get("BUILD_URL"):
         tags["build-url"] = os.environ["BUILD_URL"][:256]
     return tags
+
+
+def _local_user() -> str:
+    # spelled as in the role session names the approver's identity is compared by
+    from promote.session import _local_user as user, session_name
+    return session_name("x", user()).rsplit("@", 1)[0]
 
 
 def _git_commit(repo_root=None) -> str | None:

@@ -210,7 +210,7 @@ class RegistryWorld:
                 "Statistics": {"ContentType": "application/json", "S3Uri": stats_uri},
                 "Constraints": {"ContentType": "application/json", "S3Uri": constraints_uri}}},
             MetadataProperties={"CommitId": f"c0ffee{n}", "GeneratedBy": execution},
-            CustomerMetadataProperties={"registered-by": registered_by,
+            CustomerMetadataProperties={**({"registered-by": registered_by} if registered_by else {}),
                                         "dataset-uri": "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv",
                                         "dataset-sha256": "ab" * 32, "build": f"jenkins-mlops-{n}",
                                         **(extra_metadata or {})})

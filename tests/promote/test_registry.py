@@ -82,3 +82,22 @@ def test_unknown_version_names_the_group(registry_world, prod_env):
     with pytest.raises(registry.VersionNotFound, match="--version: no version 7 in arn:aws:sagemaker:us-east-1:"
                                                        "333333333333:model-package-group/mlops-demo-models"):
         registry.decide(prod_env, Sessions(prod_env, who="bob"), 7, "approve", "x")
+
+
+def test_the_build_that_started_the_training_may_not_approve_its_version(registry_world, prod_env, monkeypatch):
+    """Versions from the train pipeline carry the BuildId that started the run (Jenkins' BUILD_TAG, or
+    `local:<user>` from run-pipeline on a laptop): that person or build may not decide on them."""
+    version = registry_world.register(CANDIDATE_REPORT, registered_by=None, extra_metadata={"build_id": "local:alice"})
+    with pytest.raises(registry.SeparationOfDuties, match="alice registered"):
+        registry.decide(prod_env, Sessions(prod_env, who="alice"), version, "approve", "mine")
+    assert registry.decide(prod_env, Sessions(prod_env, who="bob"), version, "approve", "reviewed")["changed"]
+
+
+def test_local_runs_record_the_user_as_the_build(monkeypatch):
+    from promote.upsert import build_tags
+    monkeypatch.delenv("BUILD_TAG", raising=False)
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
+    assert build_tags()["build"] == "local:alice"
+    monkeypatch.setenv("BUILD_TAG", "jenkins-mlops-9")
+    assert build_tags()["build"] == "jenkins-mlops-9"
