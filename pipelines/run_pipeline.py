@@ -96,3 +96,24 @@ def logs(env, profile, execution, step):
     from promote.logs import show_execution_logs
     from promote.session import Sessions
     click.echo(show_execution_logs(Sessions(env, profile=profile), execution, step))
+
+
+@main.command()
+@environment_options
+@click.option("--pipeline", "which", type=click.Choice(PIPELINE_CHOICES[:-1]), required=True)
+@click.option("--execution", default=None, help="Execution ARN (default: the pipeline's most recent execution).")
+@click.option("--appear-timeout", default=60.0, show_default=True,
+              help="Seconds to wait for a first execution to appear (one a schedule or rule is starting).")
+def follow(env, profile, which, execution, appear_timeout):
+    """Follow an execution started elsewhere (a schedule, a retrain rule, a colleague) until it ends.
+
+    Exit 0 when it succeeds, 1 when it fails or stops (the failing step's reason and log tail shown).
+    """
+    from promote.errors import PipelineFailed
+    from promote.progress import follow_execution, latest_execution_arn
+    from promote.session import Sessions
+    sessions = Sessions(env, profile=profile)
+    arn = execution or latest_execution_arn(sessions.client("sagemaker"), env.pipelines[which], appear_timeout)
+    status = follow_execution(sessions, arn)
+    if status != "Succeeded":
+        raise PipelineFailed(f"{env.pipelines[which]} execution {status}: {arn}")

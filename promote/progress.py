@@ -128,3 +128,18 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
             out.write(f"last {len(log.lines)} log lines ({log.group}):\n")
             out.write("".join(f"  | {line}\n" for line in log.lines))
     out.flush()
+
+
+def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 0.0, poll: float = 0.5) -> str:
+    """The most recent execution of `pipeline_name`, waiting up to `appear_timeout` seconds for one."""
+    from promote.errors import PipelineFailed
+    deadline = time.monotonic() + appear_timeout
+    while True:
+        summaries = sagemaker.list_pipeline_executions(PipelineName=pipeline_name, SortBy="CreationTime",
+                                                       SortOrder="Descending", MaxResults=1)
+        found = summaries.get("PipelineExecutionSummaries", [])
+        if found:
+            return found[0]["PipelineExecutionArn"]
+        if time.monotonic() >= deadline:
+            raise PipelineFailed(f"{pipeline_name} has no execution (waited {appear_timeout:.0f}s)")
+        time.sleep(poll)

@@ -1,34 +1,191 @@
-"""The README's main job: the promotion story on the embedded sandbox, each part through the real CLI."""
+"""The README's main job: the whole promotion story on the embedded sandbox, each part through the real
+CLI commands a team would type (or Jenkins and EventBridge would run), narrated, ending with a summary.
+
+What is not the toolkit's to do (Jenkins' own agent identity, a drifted batch landing in the input
+bucket) the story does itself with plain boto3 against the sandbox, and says so.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 
+BIN = Path(sys.executable).parent
 
-def _run(title: str, argv: list[str]) -> tuple[int, float]:
-    click.secho(f"\n== {title}", bold=True)
-    click.echo(f"$ {' '.join(argv)}")
-    start = time.monotonic()
-    code = subprocess.call(argv)
-    return code, time.monotonic() - start
+
+class StoryFailed(Exception):
+    """A stage did not end as the story needs; the message says which and why."""
+
+
+@dataclass
+class Story:
+    env_dir: str | None
+    work: Path
+    stages: list = field(default_factory=list)        # (title, outcome, seconds)
+    artefacts: list = field(default_factory=list)     # (what, where)
+    jenkins_env: dict = field(default_factory=dict)
+
+    # -- running commands -----------------------------------------------------------------------
+    def cli(self, title: str, *argv: str, env: dict | None = None, expect: int = 0, capture: bool = False,
+            show: bool = True) -> subprocess.CompletedProcess:
+        command = [str(BIN / argv[0]), *argv[1:]]
+        if self.env_dir and argv[0] in ("bootstrap-account", "run-pipeline", "promote") and "--env" in argv:
+            command += ["--env-dir", self.env_dir]
+        shown = " ".join(argv)
+        click.secho(f"\n== {title}", bold=True)
+        click.echo(f"$ {shown}" + ("   # as Jenkins, via cross-account-jenkins-role" if env else ""))
+        start = time.monotonic()
+        result = subprocess.run(command, env={**os.environ, **(env or {})}, text=True,
+                                capture_output=capture or not show)
+        seconds = time.monotonic() - start
+        if capture and show and result.stdout:
+            click.echo(result.stdout.rstrip())
+        if result.returncode != expect:
+            if result.stderr and (capture or not show):
+                click.echo(result.stderr.rstrip(), err=True)
+            self.stages.append((title, f"FAILED ({result.returncode})", seconds))
+            raise StoryFailed(f"`{shown}` exited {result.returncode}, expected {expect}")
+        self.stages.append((title, "ok" if expect == 0 else f"ok (exit {expect}, as expected)", seconds))
+        return result
+
+    def step(self, title: str, func):
+        click.secho(f"\n== {title}", bold=True)
+        start = time.monotonic()
+        try:
+            value = func()
+        except Exception as exc:
+            self.stages.append((title, "FAILED", time.monotonic() - start))
+            raise StoryFailed(f"{title}: {exc}") from exc
+        self.stages.append((title, "ok", time.monotonic() - start))
+        return value
+
+
+def _sandbox_session(label: str, region: str):
+    import boto3
+
+    from sandbox import client
+    status = client.running()
+    account = next(a for a in status["accounts"] if a["label"] == label)
+    return boto3.Session(region_name=region, **account["credentials"]), status["endpoint"]
+
+
+def _jenkins_agent_credentials(env) -> dict:
+    """The Jenkins agent's own identity lives in the Jenkins account, outside the toolkit: create it in
+    the sandbox (a role that may only assume cross-account deploy roles) and return its credentials as
+    the AWS_* variables a `withAWS` block would leave behind, before the role switch."""
+    session, endpoint = _sandbox_session("jenkins", env.region)
+    iam = session.client("iam", endpoint_url=endpoint)
+    name = env.jenkins.principal_arn.split("/")[-1]
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{env.jenkins.account_id}:root"},
+        "Action": "sts:AssumeRole"}]}
+    may_deploy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Resource": [env.role_arn("jenkins", account) for account in env.workload_accounts.values()]}]}
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    iam.put_role_policy(RoleName=name, PolicyName="assume-deploy-roles", PolicyDocument=json.dumps(may_deploy))
+    creds = session.client("sts", endpoint_url=endpoint).assume_role(
+        RoleArn=env.jenkins.principal_arn, RoleSessionName="jenkins-agent")["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"], "MLOPS_SANDBOX_CREDENTIALS": "env",
+            "BUILD_TAG": "jenkins-mlops-demo-1"}
+
+
+def _drifted_batch_arrives(env) -> str:
+    """A new batch lands at the inference input, its features shifted: the world changed."""
+    from pipelines import datasets
+    session, endpoint = _sandbox_session(env.account, env.region)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    uri = datasets.locate(env, env.inference.input, "inference.input").s3_uri
+    bucket, key = uri[5:].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=datasets.builtin_csv("breast-cancer-batch-drifted"),
+                  ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias)
+    return uri
 
 
 def run_story(env_dir=None) -> int:
-    """Run each stage; stop at the first failure. Returns the exit code."""
-    stages = [("Start the sandbox and seed the accounts the environments name",
-               ["sandbox", "up"] + (["--env-dir", env_dir] if env_dir else [])),
-              ("The environments it serves", [sys.executable, "-m", "promote.environments_report"])]
-    results = []
-    for title, argv in stages:
-        code, seconds = _run(title, argv)
-        results.append((title, "ok" if code == 0 else f"failed ({code})", seconds))
-        if code != 0:
-            break
+    """Run every stage; stop at the first that fails. Returns the exit code."""
+    from promote.config import load_environment
+
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="mlops-story-"))
+    story = Story(env_dir=env_dir, work=work)
+    try:
+        dev = load_environment("dev", env_dir=env_dir)
+        prod = load_environment("prod", env_dir=env_dir)
+        _tell(story, dev, prod)
+    except StoryFailed as exc:
+        click.secho(f"\nthe story stopped: {exc}", fg="red", err=True)
+        _summary(story, started)
+        return 1
+    _summary(story, started)
+    return 0
+
+
+def _tell(story: Story, dev, prod) -> None:
+    story.cli("Start the sandbox: one AWS per account on 127.0.0.1", "sandbox", "up")
+    story.cli("Reset it, so the story starts from empty accounts", "sandbox", "reset")
+
+    story.cli("An admin bootstraps the dev account", "bootstrap-account", "--env", "dev", "--account", "dev", "--apply")
+    story.cli("An admin bootstraps the prod account", "bootstrap-account", "--env", "prod", "--account", "prod",
+              "--apply")
+    story.cli("An admin bootstraps the registry account", "bootstrap-account", "--env", "prod", "--account",
+              "registry", "--apply")
+    story.cli("Re-running a bootstrap changes nothing", "bootstrap-account", "--env", "prod", "--account",
+              "registry", "--apply")
+
+    story.cli("A data scientist trains in dev: the train pipeline runs step by step", "run-pipeline", "--env", "dev",
+              "--pipeline", "train", "--start", "--wait")
+    story.cli("Version 1 waits in the central registry", "promote", "status", "--env", "dev", capture=True)
+    report_dir = story.work / "reports"
+    story.cli("The approver reads the approval report", "promote", "report", "--env", "dev", "--version", "1",
+              "--out", str(report_dir))
+    story.artefacts.append(("approval report (HTML, Markdown, images)", str(report_dir)))
+    story.cli("The approver approves version 1 (as the approver role in the registry account)", "promote",
+              "approve", "--env", "dev", "--version", "1", "--reason", "AUC above threshold; report reviewed")
+
+    jenkins = story.step("Jenkins' agent identity (outside the toolkit) is set up in its own account",
+                         lambda: _jenkins_agent_credentials(prod))
+    story.cli("Jenkins promotes the pipelines to prod", "run-pipeline", "--env", "prod", env=jenkins)
+    story.cli("Jenkins applies mlops-infra/: schedule, retrain rule, notifications", "promote", "infra", "--env",
+              "prod", "--apply", env=jenkins)
+
+    story.cli(f"A day passes on the sandbox clock: the inference schedule ({prod.schedule}) fires",
+              "sandbox", "tick", "--by", "1d")
+    story.cli("Scheduled inference in prod runs with version 1", "run-pipeline", "follow", "--env", "prod",
+              "--pipeline", "inference")
+    story.artefacts.append(("predictions (with the model version)", f"s3://{prod.buckets.artifacts}/predictions/"))
+
+    uri = story.step("A drifted batch arrives at the inference input", lambda: _drifted_batch_arrives(prod))
+    story.artefacts.append(("drifted input batch", uri))
+    story.cli("Another day: the next scheduled run", "sandbox", "tick", "--by", "1d")
+    story.cli("Inference fails: DataDriftDetected", "run-pipeline", "follow", "--env", "prod", "--pipeline",
+              "inference", expect=1)
+    story.cli("The retrain rule started the train pipeline in prod", "run-pipeline", "follow", "--env", "prod",
+              "--pipeline", "train")
+    story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True)
+    story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events",
+              capture=True)
+    story.artefacts.append(("SNS notifications and rule deliveries", "`sandbox events`"))
+
+
+def _summary(story: Story, started: float) -> None:
     click.secho("\n== Summary", bold=True)
-    for title, outcome, seconds in results:
+    for title, outcome, seconds in story.stages:
         click.echo(f"{outcome:<12} {seconds:6.1f}s  {title}")
-    return 0 if all(r[1] == "ok" for r in results) else 1
+    click.echo(f"total {time.monotonic() - started:.1f}s")
+    if story.artefacts:
+        click.secho("\nArtefacts", bold=True)
+        for what, where in story.artefacts:
+            click.echo(f"  {what:<44} {where}")
