@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
-from promote.errors import NotImplementedYet
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
