@@ -216,25 +216,11 @@ def test_step_code_is_uploaded_content_addressed_with_what_the_definition_runs(d
     assert uploads[dataset].startswith(b"mean_radius,")
 
 
-def test_building_is_deterministic_and_follows_code_changes(dev_environment, dev_specs, monkeypatch, tmp_path):
+def test_building_is_deterministic_offline_and_follows_code_changes(dev_environment, dev_specs, monkeypatch,
+                                                                   tmp_path):
     import shutil
 
     import pipelines.definitions as definitions
-
-    rebuilt = build_pipelines(dev_environment, ("hpo", "inference"))
-    assert rebuilt["hpo"].definition == dev_specs["hpo"].definition
-    again = rebuilt["inference"]
-    assert again.definition == dev_specs["inference"].definition
-    changed = tmp_path / "steps"
-    shutil.copytree(STEPS_DIR, changed)
-    (changed / "drift_check.py").write_text((STEPS_DIR / "drift_check.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(definitions, "STEPS_DIR", changed)
-    edited = build_pipelines(dev_environment, "inference")["inference"]
-    assert edited.definition != again.definition
-    assert {u.s3_uri for u in edited.uploads}.isdisjoint({u.s3_uri for u in again.uploads if "/code/" in u.s3_uri})
-
-
-def test_building_calls_no_aws_and_opens_no_connection(dev_environment, monkeypatch):
     from pipelines.definitions import OfflineBuildError, offline_session
 
     attempts = []
@@ -245,11 +231,28 @@ def test_building_calls_no_aws_and_opens_no_connection(dev_environment, monkeypa
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", record)
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        attempts.append(host)  # offline, a name lookup fails before any connect: count it too
+        return real_lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # would be refused if anything tried
-    specs = build_pipelines(dev_environment, ("train", "inference"))
-    assert set(specs) == {"train", "inference"} and attempts == []
+    rebuilt = build_pipelines(dev_environment)
+    assert attempts == [], "building a definition opened a network connection (AWS call or SDK telemetry)"
+    assert {k: s.definition for k, s in rebuilt.items()} == {k: s.definition for k, s in dev_specs.items()}
     with pytest.raises(OfflineBuildError, match="ListPipelines"):
         offline_session(dev_environment).sagemaker_client.list_pipelines()
+
+    changed = tmp_path / "steps"
+    shutil.copytree(STEPS_DIR, changed)
+    (changed / "drift_check.py").write_text((STEPS_DIR / "drift_check.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(definitions, "STEPS_DIR", changed)
+    edited = build_pipelines(dev_environment, "inference")["inference"]
+    assert edited.definition != rebuilt["inference"].definition
+    code_uris = {u.s3_uri for u in rebuilt["inference"].uploads if "/code/" in u.s3_uri}
+    assert {u.s3_uri for u in edited.uploads}.isdisjoint(code_uris)
 
 
 def test_dry_run_prints_every_definition_without_aws(cli, tmp_path):
