@@ -188,13 +188,10 @@ class ExecutionRun:
 
     # -- reporting ------------------------------------------------------------------------------
     def _finish(self, status: str, reason: str | None) -> None:
+        # Rules react before the final status shows: whoever sees "Failed" can rely on the retrain
+        # rule having fired (on AWS the order is not observable; here it makes tests deterministic).
         with LOCK:
             previous = self.record.pipeline_execution_status
-            self.record.pipeline_execution_status = status
-            self.record.pipeline_execution_failure_reason = reason
-            self.record.last_modified_time = utcnow()
-            self.record.sandbox_end_time = utcnow()
-        self.engine.finished(self)
         detail = {"pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,
                   "pipelineExecutionArn": self.arn, "pipelineArn": self.pipeline_arn,
                   "executionStartTime": _iso(self.record.start_time), "executionEndTime": _iso(utcnow()),
@@ -203,6 +200,12 @@ class ExecutionRun:
             detail["executionFailureReason"] = reason
         _emit(self.account, self.region, "SageMaker Model Building Pipeline Execution Status Change",
               [self.pipeline_arn, self.arn], detail)
+        with LOCK:
+            self.record.pipeline_execution_status = status
+            self.record.pipeline_execution_failure_reason = reason
+            self.record.last_modified_time = utcnow()
+            self.record.sandbox_end_time = utcnow()
+        self.engine.finished(self)
 
     def started(self) -> None:
         detail = {"pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,

@@ -35,6 +35,11 @@ EXECUTION_POLICY = {"Version": "2012-10-17", "Statement": [
      "Resource": "*"}]}
 
 
+# A fresh boto3 Session re-reads each service model (the SageMaker one takes most of a second):
+# clients are made once per test session and reused, as the toolkit's Sessions do.
+_CLIENTS: dict = {}
+
+
 @dataclass
 class PipelineAccount:
     status: dict
@@ -44,8 +49,11 @@ class PipelineAccount:
         return boto3.Session(region_name=REGION, **creds)
 
     def client(self, service, account=ACCOUNT):
-        return self.session(account).client(service, endpoint_url=self.status["endpoint"],
-                                            config=Config(retries={"max_attempts": 1}))
+        key = (self.status["endpoint"], service, account)
+        if key not in _CLIENTS:
+            _CLIENTS[key] = self.session(account).client(service, endpoint_url=self.status["endpoint"],
+                                                         config=Config(retries={"max_attempts": 1}))
+        return _CLIENTS[key]
 
     def put(self, key: str, body: bytes | str) -> str:
         self.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body.encode() if isinstance(body, str) else body)
