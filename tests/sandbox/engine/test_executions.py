@@ -209,3 +209,35 @@ def test_a_role_that_does_not_trust_sagemaker_fails_the_step(account, double):
     described, steps = account.run("bad-trust", gated_pipeline(double), role_arn=role)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert "sagemaker.amazonaws.com is not trusted by" in steps["Double"]["FailureReason"]
+
+
+def test_executions_survive_a_restart_and_one_cut_short_says_so(tmp_path, monkeypatch):
+    """`sandbox down` / `up` keeps executions, their steps and the event deliveries; an execution that
+    was running when the server stopped ends Failed with that reason instead of running forever."""
+    from sandbox import client
+    from tests.conftest import run_cli
+    from tests.sandbox.engine.conftest import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
+    monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
+    try:
+        account = PipelineAccount(client.up({"dev": "111111111111"}))
+        account.client("s3").create_bucket(Bucket=BUCKET)
+        iam = account.client("iam")
+        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="t", PolicyDocument=json.dumps(EXECUTION_POLICY))
+        code = account.put_script("sleep.py", SLEEP)
+        quick = account.start("quick", {"Steps": [{"Name": "Noop", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}]}}]})
+        account.wait(quick)
+        long = account.start("long", {"Steps": [processing_step(
+            "Sleep", code, "sleep.py", arguments=["60", "/opt/ml/processing/output/out"],
+            outputs=[("out", f"s3://{BUCKET}/sleep")])]})
+        assert run_cli("sandbox", "down").returncode == 0
+        account = PipelineAccount(client.up({"dev": "111111111111"}))
+        sm = account.client("sagemaker")
+        assert sm.describe_pipeline_execution(PipelineExecutionArn=quick)["PipelineExecutionStatus"] == "Succeeded"
+        assert account.steps(quick)["Noop"]["Metadata"]["Condition"]["Outcome"] == "True"
+        cut = sm.describe_pipeline_execution(PipelineExecutionArn=long)
+        assert cut["PipelineExecutionStatus"] == "Failed"
+        assert cut["FailureReason"] == "the sandbox server stopped while this execution ran"
+    finally:
+        client.down(save=False)
