@@ -4,7 +4,6 @@ the execution, and status-change events put on the pipeline account's default bu
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -282,7 +281,3 @@ class Engine:
 
 
 ENGINE = Engine()
-
-
-def dumps(value) -> str:
-    return json.dumps(value, default=str)

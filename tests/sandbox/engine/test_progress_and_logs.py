@@ -65,3 +65,22 @@ def test_run_pipeline_logs_shows_each_step_or_one(account, drifted):
     wrong = run_cli("run-pipeline", "logs", drifted, "--env", "dev", "--step", "Drift")
     assert wrong.returncode == 2
     assert "no step named 'Drift' (steps: Prepare, DriftCheck)" in wrong.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_on_a_terminal_the_table_redraws_in_place(account):
+    pause = account.put_script("pause.py", "import time; time.sleep(1)")
+    arn = account.start("paused", {"Steps": [
+        processing_step("Pause", pause, "pause.py"),
+        {"Name": "Gate", "Type": "Condition", "DependsOn": ["Pause"], "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}]}}]})
+    out = Terminal()
+    assert follow_execution(account.client("sagemaker"), arn, out=out, poll=0.1) == "Succeeded"
+    text = out.getvalue()
+    frames = text.count("\nexecution: ")
+    assert frames > 2 and text.count("F\x1b[J") == frames - 1  # every frame after the first rewinds
+    assert "outcome False" in text.rsplit("STEP", 1)[1] and "execution Succeeded in" in text
