@@ -147,6 +147,8 @@ class FeatureTransform:
             if missing.any():
                 medians = np.array([self.medians[c] for c in self.numeric], dtype=np.float32)
                 block[missing] = medians[np.nonzero(missing)[1]]
+            if not self.categorical:
+                return np.ascontiguousarray(block)
             out[:, :len(self.numeric)] = block
         j = len(self.numeric)
         for c in self.categorical:

@@ -194,6 +194,11 @@ def test_inference_handler_scores_with_and_without_header(steps, trained, sample
     headerless = body.split(b"\n", 1)[1]
     without = handler.output_fn(handler.predict_fn(handler.input_fn(headerless, "text/csv"), model), "text/csv")
     assert with_header == without
+    import xgboost as xgb
+    frame = handler.input_fn(body, "text/csv")
+    expected = model.booster.predict(xgb.DMatrix(model.transform.matrix(frame),
+                                                 feature_names=model.transform.encoded_columns))
+    assert [round(float(p), 6) for p in expected] == [float(line.split(",")[0]) for line in with_header.splitlines()]
     lines = with_header.splitlines()
     assert len(lines) == 114
     probability, label, version = lines[0].split(",")
