@@ -60,6 +60,9 @@ def world(bootstrapped, envs, module_sessions):
     w.client("prod-execution", "s3").put_object(
         Bucket=w.registry_bucket, Key="prod/models/train-1/model.tar.gz", Body=b"prod model",
         ServerSideEncryption="aws:kms", SSEKMSKeyId=w.prod_key)
+    w.client("dev-execution", "s3").put_object(
+        Bucket=dev.buckets.artifacts, Key="datasets/train.csv", Body=b"a,b\n1,2\n",
+        ServerSideEncryption="aws:kms", SSEKMSKeyId=w.dev_key)
     w.package_arn = _register(w.client("dev-execution", "sagemaker"), w)
     for account, name, env in ((DEV, dev.pipelines["train"], dev), (PROD, prod.pipelines["inference"], prod),
                                (PROD, "other-project-train", prod)):
@@ -146,6 +149,11 @@ ROWS = [
         lambda w: w.client("dev-execution", "kms").describe_key(KeyId=w.prod_key)),
     Row("dev-execution", "s3:GetObject", "registry bucket prod/ (not upstream of dev)", False,
         _get("dev-execution", "prod/models/train-1/model.tar.gz")),
+    Row("dev-execution", "s3:GetObject", "dev data bucket", True,
+        lambda w: w.client("dev-execution", "s3").get_object(Bucket="mlops-demo-dev-artifacts", Key="datasets/train.csv")),
+    Row("prod-execution", "s3:GetObject", "dev data bucket (dev's training data)", False,
+        lambda w: w.client("prod-execution", "s3").get_object(Bucket="mlops-demo-dev-artifacts",
+                                                              Key="datasets/train.csv")),
     Row("dev-execution", "s3:PutObject", "registry bucket dev/ with SSE-KMS", True,
         _put("dev-execution", "dev/models/train-2/model.tar.gz")),
     Row("dev-execution", "s3:PutObject", "registry bucket prod/ (another account's prefix)", False,
