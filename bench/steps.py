@@ -169,7 +169,8 @@ def main() -> int:
             for step in ("preprocess", "train", "evaluate"):
                 f = figures[step]
                 print(f"{rows:>9}  {step:<10} {f['seconds']:>8.2f} {f['cpu_seconds']:>7.2f} {f['peak_mib']:>9.0f}")
-            print(f"{rows:>9}  {'total':<10} {sum(figures[s]['seconds'] for s in ('preprocess', 'train', 'evaluate')):>8.2f}"
+            chain_seconds = sum(figures[s]["seconds"] for s in ("preprocess", "train", "evaluate"))
+            print(f"{rows:>9}  {'total':<10} {chain_seconds:>8.2f}"
                   f"            (test AUC {figures['auc']:.4f})")
         small, large = min(sizes), max(sizes)
         baseline = chains[large]["out"] / "baseline"

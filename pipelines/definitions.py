@@ -203,7 +203,8 @@ class _Builder:
         from sagemaker.workflow.pipeline import Pipeline
         pipeline = Pipeline(name=self.pipeline_name, parameters=self.parameters, steps=steps,
                             sagemaker_session=self.session, pipeline_experiment_config=None)
-        document = _substitute(json.loads(pipeline.definition()), ROLE_PLACEHOLDER, {"Get": f"Parameters.{self.role.name}"})
+        document = _substitute(json.loads(pipeline.definition()), ROLE_PLACEHOLDER,
+                               {"Get": f"Parameters.{self.role.name}"})
         _drop_build_time_job_names(document, self.pipeline_name)
         definition = json.dumps(document, sort_keys=True, separators=(",", ":"))
         defaults = {p.name: p.default_value for p in self.parameters}
@@ -240,7 +241,7 @@ def _substitute(node, literal: str, replacement):
 def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineSpec:
     from sagemaker.inputs import TrainingInput
     from sagemaker.model import Model
-    from sagemaker.model_metrics import FileSource, MetricsSource, ModelMetrics  # noqa: F401
+    from sagemaker.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.drift_check_baselines import DriftCheckBaselines
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.workflow.condition_step import ConditionStep
@@ -417,7 +418,6 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.workflow.model_step import ModelStep
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.steps import ProcessingStep, TransformStep
-    from sagemaker.inputs import TransformInput
 
     from pipelines.datasets import locate
 

@@ -84,7 +84,8 @@ def train(args):
     if args.nthread:
         params["nthread"] = args.nthread
     history: dict = {}
-    booster = xgb.train(params, dtrain, num_boost_round=args.num_round, evals=[(dtrain, "train"), (dvalid, "validation")],
+    booster = xgb.train(params, dtrain, num_boost_round=args.num_round,
+                        evals=[(dtrain, "train"), (dvalid, "validation")],
                         evals_result=history, verbose_eval=max(1, args.num_round // 10))
     final = {f"{split}-auc": float(history[split]["auc"][-1]) for split in ("train", "validation")}
     # The last line is what the training job's MetricDefinitions (and the tuner's objective) read.
