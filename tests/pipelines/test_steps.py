@@ -256,3 +256,18 @@ def test_scripts_are_programs_with_container_path_defaults(sample_data, tmp_path
                              "--train-dir", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == "error: target column 'diagnosis' not found in bad.csv (columns: a, b)\n"
+
+
+def test_drift_check_flags_unseen_categories(steps, tmp_path):
+    rows = ["size,colour,outcome"] + [f"{i % 9},{['red', 'blue'][i % 2]},{(i // 2) % 2}" for i in range(80)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    argv = ["--input", str(tmp_path / "train.csv"), "--target", "outcome", "--categorical", "colour"]
+    for d in ("train", "validation", "test", "baseline", "report"):
+        argv += [f"--{d}-dir", str(tmp_path / d)]
+    assert steps.preprocess.main(argv) == 0
+    batch = ["size,colour"] + [f"{i % 9},{['red', 'blue', 'green'][i % 3]}" for i in range(30)]
+    (tmp_path / "batch.csv").write_text("\n".join(batch) + "\n")
+    summary, violations = drift(steps, None, tmp_path, tmp_path / "batch.csv", tmp_path / "drift")
+    [violation] = violations["violations"]
+    assert violation["feature_name"] == "colour" and violation["constraint_check_type"] == "categorical_values_check"
+    assert violation["description"].endswith("unseen: green")
