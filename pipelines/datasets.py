@@ -92,6 +92,10 @@ def locate(env, spec: str, purpose: str) -> DatasetLocation:
         return DatasetLocation(spec)
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
+        if name not in BUILTINS:
+            from promote.errors import ConfigError
+            raise ConfigError(f"'{spec}' is not a built-in dataset (known: "
+                              f"{', '.join('builtin:' + b for b in BUILTINS)})", source=_shown(env), field=purpose)
         body, filename = builtin_csv(name), f"{name}.csv"
     else:
         path = Path(spec)
@@ -101,11 +105,15 @@ def locate(env, spec: str, purpose: str) -> DatasetLocation:
             body = path.read_bytes()
         except OSError as exc:
             from promote.errors import ConfigError
-            raise ConfigError(f"cannot read '{spec}': {exc.strerror}", source=str(env.source), field=purpose) from None
+            raise ConfigError(f"cannot read '{spec}': {exc.strerror}", source=_shown(env), field=purpose) from None
         name, filename = path.stem, path.name
     digest = hashlib.sha256(body).hexdigest()
     uri = f"s3://{env.buckets.artifacts}/datasets/{name}/{digest[:16]}/{filename}"
     return DatasetLocation(uri, CodeUpload(uri, body))
+
+
+def _shown(env) -> str | None:
+    return str(env.source) if env.source is not None else None
 
 
 def main(argv=None) -> int:
