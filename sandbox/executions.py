@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 from sandbox.patches import patch
 from sandbox.server import MIDDLEWARES, RESET_HOOKS
@@ -83,6 +84,9 @@ def patch_pipeline_executions():
         return result
 
     def _launch(record):
+        from sandbox.engine import preload, runtime
+        if preload.enabled():  # warm the step-script zygote while the first steps set up, not on demand
+            threading.Thread(target=runtime.zygote, name="sandbox-preload", daemon=True).start()
         _started_here.add(record.arn)
         executor.ENGINE.start(executor.ExecutionRun(executor.ENGINE, record, **record.sandbox_run_args))
 

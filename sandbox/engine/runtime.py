@@ -13,6 +13,7 @@ from pathlib import Path
 REGION_DEFAULT = "us-east-1"
 _state = {"server": None}
 _lock = threading.Lock()
+_zygote_lock = threading.Lock()
 
 
 def attach(server) -> None:
@@ -37,6 +38,15 @@ def work_root() -> Path:
     path = base / "executions"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def zygote():
+    """The shared pre-forked Python for step scripts, or None when it cannot start."""
+    from sandbox.engine import preload
+    with _zygote_lock:
+        if "zygote" not in _state:
+            _state["zygote"] = preload.Zygote(work_root().parent / "preload")
+    return _state["zygote"] if _state["zygote"].ensure() else None
 
 
 class RoleNotAssumable(Exception):

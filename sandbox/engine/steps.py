@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.engine import expressions, runtime
+from sandbox.engine import expressions, preload, runtime
 
 ENGINE_DIR = Path(__file__).resolve().parent
 CONTAINER_ROOT = "/opt/ml/"
@@ -89,12 +89,15 @@ class StepContext:
     def run_process(self, argv: list[str], *, env: dict, cwd: Path, timeout: float, log_group: str,
                     log_stream: str) -> str:
         """Run a step's program; its combined output goes to the step's log stream. Returns the output."""
-        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        chunks: list[bytes] = []
-        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stdout.read(8192), b"")),
-                                  daemon=True)
-        reader.start()
+        zygote = runtime.zygote() if preload.enabled() and preload.runnable(argv) else None
+        log_path = self.step_dir() / f"output-{uuid.uuid4().hex[:8]}.log"
+        if zygote is not None:
+            proc = zygote.start(argv, env, str(cwd), str(log_path))
+        else:
+            log = open(log_path, "wb")
+            proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            log.close()
         deadline = time.monotonic() + timeout
         stopped = timed_out = False
         while proc.poll() is None:
@@ -105,10 +108,14 @@ class StepContext:
             if stopped or timed_out:
                 proc.kill()
                 break
-            time.sleep(0.05)
-        proc.wait()
-        reader.join(timeout=5)
-        output = b"".join(chunks).decode(errors="replace")
+            if zygote is None:
+                time.sleep(0.05)
+        if zygote is None:
+            proc.wait()
+        else:
+            while proc.poll(1.0) is None:
+                pass
+        output = log_path.read_bytes().decode(errors="replace")
         runtime.write_log(self.account, self.region, log_group, log_stream, output)
         if stopped:
             raise StepStopped()
