@@ -316,14 +316,8 @@ def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
                                   Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["PipelineArn"]
     arn = sm.update_pipeline(PipelineName=want.name, PipelineDefinition=want.spec.definition,
                              PipelineDescription=want.description, RoleArn=want.role_arn)["PipelineArn"]
-    current = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
-    stale = [k for k, v in tags.items() if k in current and current[k] != v]
-    if stale:
-        # delete first: AddTags overwrites on AWS, but an emulator may keep both values
-        sm.delete_tags(ResourceArn=arn, TagKeys=stale)
-    fresh = {k: v for k, v in tags.items() if current.get(k) != v}
-    if fresh:
-        sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in fresh.items()])
+    # AddTags updates the values of keys the pipeline already has; tags added by others are kept
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     return arn
 
 

@@ -18,6 +18,7 @@ PATCH_MODULES = (
     "sandbox.patches.model_registry",
     "sandbox.patches.kms_keys",
     "sandbox.patches.s3_encryption",
+    "sandbox.patches.sagemaker_tags",
     "sandbox.executions",
     "sandbox.events",
 )

@@ -126,3 +126,17 @@ def test_wait_follows_the_execution_and_fails_when_it_fails(bootstrapped, jenkin
     assert "following " + execution["execution_arn"] in result.stderr
     assert "no approved model" in result.stderr.lower()
     assert result.stderr.strip().splitlines()[-1] == "error: mlops-demo-inference ended Failed"
+
+
+def test_a_new_tag_updates_the_pipeline_under_the_jenkins_role(bootstrapped, jenkins, cli):
+    """The update path (UpdatePipeline, AddTags over existing keys) with the bootstrap's least privilege.
+    Runs last in this module: it changes the identity tags the tests above compare."""
+    result = cli("run-pipeline", "--env", "prod", "--pipeline", "train", "--tag", "cost-centre=ml-42", env=jenkins)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["  update     mlops-demo-train", "             - tags or description",
+                                              "0 created, 1 updated, 0 unchanged"]
+    from promote.session import Sessions
+    sm = Sessions(bootstrapped["prod"]).client("sagemaker")
+    arn = sm.describe_pipeline(PipelineName="mlops-demo-train")["PipelineArn"]
+    keys = sorted(t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"])
+    assert keys == ["build", "build-url", "cost-centre", "environment", "git-commit", "project"]
