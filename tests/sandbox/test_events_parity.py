@@ -4,6 +4,7 @@ moves); the sandbox fails the same deliveries and records why, so a test can see
 
 import json
 
+from tests.conftest import run_cli
 from tests.sandbox.engine.conftest import account  # noqa: F401  (fixture)
 from tests.sandbox.events_helpers import (create_quick_pipeline, deliveries, events_role, executions,
                                           received, topic_with_queue)
@@ -32,6 +33,8 @@ def test_sns_target_needs_a_topic_policy_that_lets_eventbridge_publish(account):
     [failed] = deliveries("failed")
     assert failed["target_arn"] == default_topic
     assert "does not allow events.amazonaws.com to sns:Publish" in failed["reason"]
+    shown = run_cli("sandbox", "events", "--failed")
+    assert shown.returncode == 0 and "default-policy" in shown.stdout and "grants-events" not in shown.stdout
 
 
 def test_pipeline_target_role_needs_start_pipeline_execution(account):
