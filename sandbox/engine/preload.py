@@ -44,7 +44,8 @@ class Zygote:
             env = dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
             root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-            self.proc = subprocess.Popen([sys.executable, "-m", "sandbox.engine.preload", self.socket_path],
+            self.proc = subprocess.Popen([sys.executable, "-m", "sandbox.engine.preload", self.socket_path,
+                                          str(os.getpid())],
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -154,7 +155,26 @@ def _serve(conn) -> None:
             pass
 
 
-def main(socket_path: str) -> int:
+def _watch_parent(parent: int) -> None:
+    """The sandbox server went away (even by SIGKILL, even while we imported): so does its zygote."""
+    def gone() -> bool:
+        if os.getppid() != parent:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    def watch():
+        while not gone():
+            time.sleep(1)
+        os._exit(0)
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def main(socket_path: str, parent: int) -> int:
+    _watch_parent(parent)
     import importlib
     for module in PRELOADED:
         try:
@@ -166,17 +186,10 @@ def main(socket_path: str) -> int:
     server.bind(tmp)
     server.listen(16)
     os.replace(tmp, socket_path)  # the path appears only once the zygote accepts
-    parent = os.getppid()
-
-    def orphaned():  # the sandbox server went away (even by SIGKILL): so does its zygote
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-    threading.Thread(target=orphaned, daemon=True).start()
     while True:
         conn, _ = server.accept()
         threading.Thread(target=_serve, args=(conn,), daemon=True).start()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))
