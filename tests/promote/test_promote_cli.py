@@ -30,6 +30,10 @@ def test_approve_refused_for_the_registrant_then_done_by_another_and_shown(regis
     v2 = lines[2].split()
     assert v2[:2] == ["2", "Approved"] and v2[3:] == ["0.9810", "0.9470", "alice", "bob", "-"]
 
+    listed = cli("promote", "list", "--env", "prod", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(v["version"], v["status"]) for v in json.loads(listed.stdout)] == [(2, "Approved"), (1, "Approved")]
+
     lineage = cli("promote", "lineage", "--env", "prod", "--version", "2", "--output", "json")
     assert lineage.returncode == 0, lineage.stderr
     info = json.loads(lineage.stdout)
