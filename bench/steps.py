@@ -117,9 +117,12 @@ def prediction_compare(model_dir: Path, batch: Path, report: str) -> None:
     started = time.perf_counter()
     frame = inference.input_fn(body, "text/csv")
     timings["parse_csv"] = time.perf_counter() - started
-    started = time.perf_counter()
-    prediction = inference.predict_fn(frame, model)
-    timings["predict_fn"] = time.perf_counter() - started
+    predict_runs = []
+    for _ in range(3):  # best of three, like the raw reference below
+        started = time.perf_counter()
+        prediction = inference.predict_fn(frame, model)
+        predict_runs.append(time.perf_counter() - started)
+    timings["predict_fn"] = min(predict_runs)
     started = time.perf_counter()
     text = inference.output_fn(prediction, "text/csv")
     timings["format_output"] = time.perf_counter() - started
