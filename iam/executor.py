@@ -29,11 +29,20 @@ class Executor:
         self.retry_for = retry_for
         self.sleep = sleep
 
-    def execute(self, plan: Plan) -> None:
+    def execute(self, plan: Plan, workers: int = 6) -> None:
+        """Run the plan wave by wave: the roles, then the key (its policy names them), then everything
+        that names the key. Within a wave resources are independent and run concurrently; each
+        resource's own calls keep their order."""
+        from concurrent.futures import ThreadPoolExecutor
         self.variables = dict(plan.variables)
-        for change in plan.changes:
-            for call in change.calls:
-                self._call(call)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for wave in waves(plan.changes):
+                # list() re-raises the first failure; the wave's other resources finish their calls
+                list(pool.map(self._run_change, wave))
+
+    def _run_change(self, change) -> None:
+        for call in change.calls:
+            self._call(call)
 
     def _call(self, call) -> None:
         from botocore.exceptions import ClientError
@@ -67,6 +76,22 @@ class Executor:
         if isinstance(value, str) and value.startswith("${"):
             raise RuntimeError(f"unresolved variable {value}: the plan orders its producer first")
         return value
+
+
+def waves(changes: list) -> list[list]:
+    """Consecutive changes grouped so that roles complete before anything else, and a KMS key is
+    alone in its wave: after the roles its policy names, before the resources that use its ARN."""
+    out: list[list] = []
+    previous = None
+    for change in changes:
+        if not change.calls:
+            continue
+        if previous is None or "kms-key" in (change.kind, previous.kind) or \
+                (previous.kind == "iam-role") != (change.kind == "iam-role"):
+            out.append([])
+        out[-1].append(change)
+        previous = change
+    return out
 
 
 class DisplayExecutor:

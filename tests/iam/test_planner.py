@@ -156,3 +156,14 @@ def test_executor_gives_up_with_the_order_to_bootstrap_in():
     kms = _FlakyKms(refusals=100)
     with pytest.raises(PolicyRejected, match=r"kms:create_key was refused: .*invalid principals.*dev, prod, then"):
         Executor(lambda service: kms, retry_for=5, sleep=lambda s: None)._call(_key_call())
+
+
+def test_executor_waves_put_roles_first_then_the_key_alone_then_its_users():
+    from iam.executor import waves
+    grouped = [[c.kind for c in wave] for wave in waves(plan(PROD, {}).changes)]
+    assert grouped == [["iam-role"] * 4, ["kms-key"], ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 +
+                       ["dynamodb-table"]]
+    observed = bootstrapped(PROD)
+    observed[("iam-role", "mlops-demo-events")] = {"exists": False}
+    observed[("iam-role-policies", "mlops-demo-events")] = {"policies": {}, "attached": []}
+    assert [[c.name for c in w] for w in waves(plan(PROD, observed).changes)] == [["mlops-demo-events"]] * 2
