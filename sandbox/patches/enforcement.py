@@ -115,7 +115,7 @@ def _presigned_caller(response) -> Caller:
               or (query.get("AWSAccessKeyId") or [""])[0])                       # SigV2
     if not key_id:
         return Caller(Principal(account_id="", arn="anonymous", anonymous=True), kind="anonymous")
-    token = (query.get("X-Amz-Security-Token") or [None])[0]
+    token = (query.get("X-Amz-Security-Token") or query.get("x-amz-security-token") or [None])[0]
     return _caller_for_key(get_account_id_from(key_id), key_id, token)[0]
 
 

@@ -617,3 +617,21 @@ def test_copying_a_dev_encrypted_artifact_into_the_registry_needs_decrypt_on_the
     copy()
     head = aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="dev/1/model.tar.gz")
     assert head["SSEKMSKeyId"] == registry_key
+
+
+def test_presigned_url_carries_the_signers_permissions(aws):
+    """A presigned URL acts as whoever signed it: one signed by a role allowed s3:GetObject opens the
+    report, one signed by a role without it is refused. AWS:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html (who can create one)."""
+    import urllib.error
+    import urllib.request
+    aws.admin(DEV, "s3").create_bucket(Bucket=DEV_BUCKET)
+    aws.admin(DEV, "s3").put_object(Bucket=DEV_BUCKET, Key="reports/approval.html", Body=b"<html/>")
+    reader = aws.role(DEV, "report-reader", [allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/reports/*")])
+    other = aws.role(DEV, "no-reports", [allow("s3:ListAllMyBuckets")])
+    params = {"Bucket": DEV_BUCKET, "Key": "reports/approval.html"}
+    with urllib.request.urlopen(reader.client("s3").generate_presigned_url("get_object", Params=params)) as resp:
+        assert resp.read() == b"<html/>"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(other.client("s3").generate_presigned_url("get_object", Params=params))
+    assert info.value.code == 403 and b"AccessDenied" in info.value.read()
