@@ -26,6 +26,7 @@ def main(env, profile, account_kind, mode, output):
     prod      the same shape with its own key
     registry  artifacts bucket and policy, model package group and policy, approver role
 
+    Order: dev, prod, then the registry (its policies name the workload roles).
     Re-running --apply on a bootstrapped account changes nothing and says so.
     --output json prints the plan and every policy document (iam/policies/ holds the
     same documents for review).
