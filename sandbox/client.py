@@ -8,6 +8,7 @@ The server is found through `server.json` in the sandbox home ($MLOPS_SANDBOX_HO
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import subprocess
@@ -53,7 +54,8 @@ def _request(endpoint: str, name: str, body: dict | None = None, method: str = "
         except ValueError:
             pass
         raise SandboxError(f"sandbox {name} failed: {detail}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+    except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+        # HTTPException covers IncompleteRead: a server that shuts down may close before its reply is flushed
         raise SandboxError(f"sandbox at {endpoint} did not answer {name}: {getattr(exc, 'reason', exc)}") from None
 
 
