@@ -55,35 +55,36 @@ def jenkins(jenkins_agent):
             "BUILD_URL": "https://jenkins.example.com/job/mlops-deploy/17/"}
 
 
-def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(bootstrapped, jenkins, cli,
-                                                                          monkeypatch):
+@pytest.fixture(scope="module")
+def prod_specs(bootstrapped):
     from pipelines.definitions import build_pipelines
+    return build_pipelines(bootstrapped["prod"])
+
+
+def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(bootstrapped, jenkins, prod_specs,
+                                                                          monkeypatch):
     from promote.session import Sessions
     from promote.upsert import upsert
 
-    first = cli("run-pipeline", "--env", "prod", "--output", "json", env=jenkins)
-    assert first.returncode == 0, first.stderr
-    report = json.loads(first.stdout)
-    assert [(p["name"], p["action"]) for p in report["plan"]] == [
-        ("mlops-demo-train", "create"), ("mlops-demo-train-hpo", "create"), ("mlops-demo-inference", "create")]
-    assert report["account_id"] == "222222222222" and report["executions"] == []
-
     prod = bootstrapped["prod"]
-    admin = Sessions(prod)
-    sm = admin.client("sagemaker")
-    arn = sm.describe_pipeline(PipelineName="mlops-demo-inference")["PipelineArn"]
-    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
-    assert tags["build"] == "jenkins-mlops-deploy-17" and tags["environment"] == "prod"
-    assert tags["build-url"] == "https://jenkins.example.com/job/mlops-deploy/17/"
-    assert admin.client("lambda").get_function_configuration(
-        FunctionName="mlops-demo-latest-approved-model")["Role"] == prod.role_arn("lambda")
-
     for key, value in jenkins.items():
         monkeypatch.setenv(key, value)
     chained = Sessions(prod)
     assert chained.caller_account() == JENKINS_ACCOUNT
+    first = upsert(prod, prod_specs, chained)
+    assert [(p.name, p.action) for p in first.plans] == [
+        ("mlops-demo-train", "create"), ("mlops-demo-train-hpo", "create"), ("mlops-demo-inference", "create")]
+
+    sm = chained.client("sagemaker")
+    arn = sm.describe_pipeline(PipelineName="mlops-demo-inference")["PipelineArn"]
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags["build"] == "jenkins-mlops-deploy-17" and tags["environment"] == "prod"
+    assert tags["build-url"] == "https://jenkins.example.com/job/mlops-deploy/17/"
+    assert chained.client("lambda").get_function_configuration(
+        FunctionName="mlops-demo-latest-approved-model")["Role"] == prod.role_arn("lambda")
+
     counter = CallCounter().attach(chained.workload())
-    again = upsert(prod, build_pipelines(prod), chained)
+    again = upsert(prod, prod_specs, chained)
     assert [p.action for p in again.plans] == ["unchanged"] * 3, [p.changes for p in again.plans]
     assert counter.calls == [("sagemaker", "DescribePipeline")] * 3
 
