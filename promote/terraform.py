@@ -165,11 +165,14 @@ def _plan_text(stdout: str) -> str:
     closing hint to run `terraform apply` (the toolkit applies the saved plan itself)."""
     lines = []
     for line in stdout.splitlines():
-        if line.startswith(("Saved the plan to:", "Note: You didn't use the -out option")) or set(line) == {"─"}:
+        if line.startswith(("Saved the plan to:", "Note: You didn't use the -out option")):
             break
         if ": Refreshing state..." in line or line.startswith(("Acquiring state lock", "Releasing state lock")):
             continue
-        lines.append(line)
+        if line and set(line) == {"─"}:
+            line = ""
+        if line or (lines and lines[-1]):
+            lines.append(line)
     return "\n".join(lines).strip("\n") + "\n"
 
 

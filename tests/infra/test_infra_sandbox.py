@@ -87,6 +87,7 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
     report = json.loads(again.stdout)
     assert report["has_changes"] is False and report["applied"] is False
     assert "nothing applied" in again.stderr
+    assert "No changes. Your infrastructure matches the configuration." in (workdir / "plan.txt").read_text()
     assert report["outputs"]["topic_arn"] == topic_arn
 
     _inference_failure_starts_training_and_notifies(sessions, prod_env, topic_arn)

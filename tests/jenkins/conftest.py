@@ -22,6 +22,8 @@ _JAVA_HOMES = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/default-java"
 
 def java_env() -> dict:
     env = dict(os.environ)
+    # short JVM runs: the C1 compiler alone and a serial GC halve npm-groovy-lint's CPU time
+    env["JAVA_TOOL_OPTIONS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     for home in _JAVA_HOMES:
         if Path(home, "bin", "java").exists():
             env["JAVA_HOME"] = home

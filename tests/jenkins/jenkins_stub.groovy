@@ -173,6 +173,7 @@ class Dsl {
         println "[stub] + ${script}"
         Map env = currentEnv()
         List envList = env.collect { k, v -> "${k}=${v}".toString() }
+        long started = System.currentTimeMillis()
         Process process = ['sh', '-e', '-c', script].execute(envList, workspace)
         StringBuffer out = new StringBuffer()
         StringBuffer err = new StringBuffer()
@@ -183,6 +184,7 @@ class Dsl {
         errThread.join()
         List tail = err.toString().readLines().findAll { it.trim() }
         rec.add([event: 'sh', script: script, exit: code, aws_role: env.MLOPS_STUB_ROLE ?: null,
+                 seconds: (System.currentTimeMillis() - started) / 1000.0,
                  stderr_tail: tail.size() > 5 ? tail[-5..-1] : tail])
         if (options.returnStatus) {
             return code

@@ -63,9 +63,6 @@ def test_invalid_prod_account_stops_the_build_before_anything_is_deployed(groovy
     assert "FAILED" in notify["args"]["subject"] and "ENV=prod" in notify["args"]["subject"]
 
 
-_KNOWN_SANDBOX_GAP = "not authorized to perform: events:DescribeEventBus on resource: *"
-
-
 @pytest.fixture
 def bootstrapped_prod(sandbox, cli):
     """What admins do once before Jenkins can deploy: bootstrap the registry and prod accounts."""
@@ -85,11 +82,6 @@ def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(g
     events = build["events"]
     failures = [e for e in events if e["event"] in ("stage-failed", "post-failed")]
     failed_commands = [e for e in events if e["event"] == "sh" and e["exit"] != 0]
-    if any(_KNOWN_SANDBOX_GAP in line for e in failed_commands for line in e["stderr_tail"]):
-        # Only this exact failure is tolerated; any other one fails the test, and once the sandbox
-        # resolves the call to the bus ARN the whole test runs and must pass.
-        pytest.xfail("sandbox IAM enforcement evaluates events:DescribeEventBus against '*' instead of "
-                     "event-bus/default, so the Jenkins role's bus-scoped grant does not match")
     assert result.returncode == 0 and build["result"] == "SUCCESS", (failures, failed_commands, result.stdout[-3000:])
 
     passed = [e["stage"] for e in events if e["event"] == "stage-passed"]
