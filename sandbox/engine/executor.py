@@ -86,6 +86,13 @@ class ExecutionRun:
     # -- the graph ------------------------------------------------------------------------------
     def run(self) -> None:
         try:
+            self._run()
+        except Exception as exc:  # an engine bug must end the execution visibly, never leave it Executing
+            traceback.print_exc()
+            self._finish("Failed", f"InternalError: sandbox engine: {type(exc).__name__}: {exc}")
+
+    def _run(self) -> None:
+        try:
             graph = flatten(self.definition)
             deps = {name: dependencies(step, gate) for name, (step, gate) in graph.items()}
             for name, needs in deps.items():
