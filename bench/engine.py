@@ -77,12 +77,17 @@ def main() -> int:
         sessions = Sessions(env)
         upsert(sessions, env, spec)
         sm, logs = sessions.client("sagemaker"), sessions.client("logs")
-        started = time.perf_counter()
-        arn = sm.start_pipeline_execution(PipelineName=spec.name)["PipelineExecutionArn"]
-        while sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing":
-            time.sleep(0.1)
-        execution = time.perf_counter() - started
-        status = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        def execute():
+            started = time.perf_counter()
+            arn = sm.start_pipeline_execution(PipelineName=spec.name)["PipelineExecutionArn"]
+            while sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing":
+                time.sleep(0.1)
+            status = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+            return arn, time.perf_counter() - started, status
+
+        # the first execution also waits for the step zygote to import the libraries (once per server)
+        _, first, first_status = execute()
+        arn, execution, status = execute()
 
         bare = bare_interpreter_seconds()
         rows, total_startup = [], 0.0
@@ -100,14 +105,15 @@ def main() -> int:
     print(f"  sandbox up                         {up:6.2f} s")
     print(f"  bootstrap dev + registry (CLI)     {bootstrap:6.2f} s")
     print(f"  build train definition (SDK)       {build:6.2f} s")
-    print(f"  train pipeline execution           {execution:6.2f} s  ({status}; goal < 20 s)")
+    print(f"  train pipeline, first execution    {first:6.2f} s  ({first_status}; includes the step zygote's imports)")
+    print(f"  train pipeline execution           {execution:6.2f} s  ({status}; goal < 20 s; the one detailed below)")
     print(f"\n  {'step':<24}{'wall s':>8}{'python start+imports s':>24}{'work s':>9}{'start share':>13}")
     for name, wall, startup in rows:
         share = f"{startup / wall:12.0%}" if wall > 0 and startup else f"{'-':>12}"
         print(f"  {name:<24}{wall:8.2f}{startup:24.2f}{max(wall - startup, 0):9.2f} {share}")
     print(f"\n  python start-up + imports: {total_startup:.2f} s of {execution:.2f} s "
           f"({total_startup / execution:.0%}); bare interpreter start {bare * 1000:.0f} ms per process")
-    return 0 if status == "Succeeded" else 1
+    return 0 if status == first_status == "Succeeded" else 1
 
 
 if __name__ == "__main__":
