@@ -88,6 +88,19 @@ class ModelPackageGroup:
 
 
 @dataclass(frozen=True)
+class EventRule:
+    """A rule on the account's default bus with its targets. The registry forwards its model package
+    state changes to the workload accounts' buses: AWS puts them only on the registry's own bus, where
+    the approval-notification rules that mlops-infra/ creates in prod would never see them."""
+    name: str
+    description: str
+    pattern: dict
+    targets: tuple               # ((target id, target ARN), ...)
+    tags: dict
+    kind = "events-rule"
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything `bootstrap-account` manages in one account."""
 
@@ -180,4 +193,16 @@ def _registry(env, account_id: str, tags: dict) -> AccountState:
         Bucket(env.buckets.registry, key.arn_variable, policies.registry_bucket_policy(env), env.region, tags),
         ModelPackageGroup(env.model_package_group, f"{env.project}: model versions promoted from dev to prod",
                           policies.model_package_group_policy(env), tags),
+        model_package_events_forwarding(env, tags),
     ))
+
+
+def model_package_events_forwarding(env, tags: dict) -> EventRule:
+    """Forward the group's package state changes (registered, approved, rejected) to every workload
+    account's default bus; each receiving bus must allow the registry account (mlops-infra/ does)."""
+    pattern = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
+               "detail": {"ModelPackageGroupName": [env.model_package_group]}}
+    targets = tuple((f"{label}-default-bus", f"arn:{env.partition}:events:{env.region}:{account}:event-bus/default")
+                    for label, account in sorted(env.workload_accounts.items()))
+    return EventRule(f"{env.project}-model-package-events", f"{env.project}: package state changes to workload "
+                     "accounts, where approvers are notified", pattern, targets, tags)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 
-from iam.desired import Bucket, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
+from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from promote.errors import ToolkitError
 
 BOOTSTRAP_ALIAS_TAG = "bootstrap-alias"
@@ -222,7 +222,21 @@ def _group(resource: ModelPackageGroup, clients, observed) -> dict:
             "description": group.get("ModelPackageGroupDescription", "")}
 
 
+def _event_rule(resource: EventRule, clients, observed) -> dict:
+    from botocore.exceptions import ClientError
+    events = clients("events")
+    try:
+        rule = events.describe_rule(Name=resource.name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        return {"exists": False}
+    targets = events.list_targets_by_rule(Rule=resource.name).get("Targets", [])
+    return {"exists": True, "pattern": json.loads(rule.get("EventPattern") or "{}"), "state": rule.get("State"),
+            "targets": sorted((t["Id"], t["Arn"]) for t in targets)}
+
+
 _SERVICES = {KmsKey: "kms", Role: "iam", RolePolicies: "iam", Bucket: "s3", LockTable: "dynamodb",
-             ModelPackageGroup: "sagemaker"}
+             ModelPackageGroup: "sagemaker", EventRule: "events"}
 _READERS = {KmsKey: _key, Role: _role, RolePolicies: _role_policies, Bucket: _bucket, LockTable: _table,
-            ModelPackageGroup: _group}
+            ModelPackageGroup: _group, EventRule: _event_rule}

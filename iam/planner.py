@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from iam.desired import Bucket, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
+from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from iam.observe import BOOTSTRAP_ALIAS_TAG
 
 PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
@@ -315,5 +315,34 @@ def _group(r: ModelPackageGroup, d: dict, o: dict) -> Change:
                   {"policy": json_diff(o.get("policy"), d["policy"], "group policy")}, [put])
 
 
+def _event_rule(r: EventRule, d: dict, o: dict) -> Change:
+    put_rule = APICall("events", "put_rule", {
+        "Name": r.name, "Description": r.description, "EventPattern": Json(d["pattern"]), "State": "ENABLED",
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())]})
+    desired_targets = sorted(tuple(t) for t in d["targets"])
+    put_targets = APICall("events", "put_targets", {
+        "Rule": r.name, "Targets": [{"Id": i, "Arn": arn} for i, arn in desired_targets]})
+    if not o.get("exists"):
+        return Change(r.kind, r.name, "create", ["rule does not exist"], {}, [put_rule, put_targets])
+    change = Change(r.kind, r.name, "unchanged")
+    if o.get("pattern") != d["pattern"] or o.get("state") != "ENABLED":
+        change.reasons.append("event pattern or state differs")
+        change.diffs["pattern"] = "\n".join(difflib.unified_diff(
+            json.dumps(o.get("pattern"), indent=2, sort_keys=True).splitlines(),
+            json.dumps(d["pattern"], indent=2, sort_keys=True).splitlines(),
+            "pattern (current)", "pattern (desired)", lineterm="", n=2))
+        change.calls.append(put_rule)
+    current = [tuple(t) for t in o.get("targets", [])]
+    if current != desired_targets:
+        change.reasons.append(f"targets {[a for _, a in current]} -> {[a for _, a in desired_targets]}")
+        stale = sorted({i for i, _ in current} - {i for i, _ in desired_targets})
+        if stale:
+            change.calls.append(APICall("events", "remove_targets", {"Rule": r.name, "Ids": stale}))
+        change.calls.append(put_targets)
+    if change.calls:
+        change.action = "update"
+    return change
+
+
 _PLANNERS = {KmsKey: _key, Role: _role, RolePolicies: _role_policies, Bucket: _bucket, LockTable: _table,
-             ModelPackageGroup: _group}
+             ModelPackageGroup: _group, EventRule: _event_rule}

@@ -244,10 +244,12 @@ def model_package_group_policy(env) -> dict:
 
 def _name_prefixed(arns: Arns, account_id: str, env) -> list[str]:
     # SageMaker Pipelines names the jobs it launches "pipelines-<execution>-<step>-..."; jobs the
-    # toolkit starts itself carry the project prefix.
-    kinds = ["processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model"]
+    # toolkit starts itself carry the project prefix. Tuning job names are capped at 32 characters, so
+    # a pipeline's tuning job carries neither prefix: any tuning job in this account (what it may train
+    # is still bounded by PassRole to this role only and by the data and key statements).
+    kinds = ["processing-job", "training-job", "transform-job", "model"]
     return [arns.sagemaker(account_id, f"{kind}/{prefix}*") for kind in kinds
-            for prefix in (f"{env.project}-", "pipelines-")]
+            for prefix in (f"{env.project}-", "pipelines-")] + [arns.sagemaker(account_id, "hyper-parameter-tuning-job/*")]
 
 
 def execution_role_policies(env) -> dict[str, dict]:
