@@ -150,7 +150,8 @@ def test_tuning_runs_the_candidates_and_ranks_them_by_the_objective(account, dat
         with tarfile.open(fileobj=io.BytesIO(account.read(f"s3://{BUCKET}/{key['Key']}"))) as tar:
             scales.append((json.load(tar.extractfile("model.json"))["scale"], f"s3://{BUCKET}/{key['Key']}"))
     assert len(scales) == 3
-    assert best_uri == max(scales)[1]  # the highest validation:auc is the highest scale
+    best_scale = next(scale for scale, uri in scales if uri == best_uri)
+    assert best_scale == max(scale for scale, _ in scales)  # the highest validation:auc is the highest scale
 
 
 LATEST = """
