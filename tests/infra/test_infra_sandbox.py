@@ -93,6 +93,15 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
     _inference_failure_starts_training_and_notifies(sessions, prod_env, topic_arn)
 
 
+def test_a_new_version_pending_approval_in_the_registry_notifies_approvers(bootstrapped_prod, prod_env,
+                                                                           terraform_workdir):
+    from promote.infra import run_infra
+
+    result = run_infra(prod_env, "apply", sessions=bootstrapped_prod, echo=lambda line: None)
+    inbox = _inbox_on(bootstrapped_prod, prod_env, result.outputs["topic_arn"])
+    _new_version_in_the_registry_notifies_approvers(bootstrapped_prod, prod_env, inbox)
+
+
 # A pipeline that fails at once (as inference does on drift) and one that succeeds at once: what the
 # rules react to, without running the real steps (the engine's own tests do that).
 _FAILS = {"Version": "2020-12-01", "Steps": [{"Name": "DriftCheck", "Type": "Fail",
@@ -105,14 +114,11 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
     import time
 
     prod = sessions.in_account(env.account_id)
-    sagemaker, sqs, sns = (sessions.client(n, prod) for n in ("sagemaker", "sqs", "sns"))
+    sagemaker, sqs = (sessions.client(n, prod) for n in ("sagemaker", "sqs"))
     for which, definition in (("inference", _FAILS), ("train", _SUCCEEDS)):
         sagemaker.create_pipeline(PipelineName=env.pipelines[which], RoleArn=env.role_arn("execution"),
                                   PipelineDefinition=json.dumps(definition))
-    # an inbox on the topic, so the test reads what an email subscriber would get
-    inbox = sqs.create_queue(QueueName="ml-team-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+    inbox = _inbox_on(sessions, env, topic_arn)
 
     failed = sagemaker.start_pipeline_execution(PipelineName=env.pipelines["inference"])["PipelineExecutionArn"]
     deadline = time.monotonic() + 60
@@ -121,7 +127,7 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
         time.sleep(0.2)
         train_runs = sagemaker.list_pipeline_executions(
             PipelineName=env.pipelines["train"])["PipelineExecutionSummaries"]
-        messages += [m["Body"] for m in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])]
+        messages += _take(sqs, inbox)
     assert sagemaker.describe_pipeline_execution(PipelineExecutionArn=failed)["PipelineExecutionStatus"] == "Failed"
     assert len(train_runs) == 1, "the retraining rule did not start the train pipeline"
     # one human-readable line, quoted as an input transformer's string template makes it on AWS
@@ -129,6 +135,44 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
     inference_arn = re.escape(env.pipeline_arn("inference"))
     assert re.fullmatch(rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\): '
                         r'retraining has been started\. A new model version will wait for approval\."', message), message
+
+
+def _new_version_in_the_registry_notifies_approvers(sessions, env, inbox):
+    """Model package events happen in the registry account, which forwards them to the workload
+    account's default bus: `bootstrap-account --account registry` creates that rule; where it does not
+    (yet), the test creates one as the registry's admin, as that bootstrap would."""
+    import time
+
+    registry = sessions.in_account(env.registry_account_id)
+    events = sessions.client("events", registry)
+    workload_bus = f"arn:aws:events:{env.region}:{env.account_id}:event-bus/default"
+    if not events.list_rule_names_by_target(TargetArn=workload_bus)["RuleNames"]:
+        events.put_rule(Name="forward-model-package-events", EventPattern=json.dumps({
+            "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}))
+        events.put_targets(Rule="forward-model-package-events",
+                           Targets=[{"Id": f"{env.name}-default-bus", "Arn": workload_bus}])
+    package = sessions.client("sagemaker", registry).create_model_package(
+        ModelPackageGroupName=env.model_package_group, ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:1"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+    sqs = sessions.client("sqs", sessions.in_account(env.account_id))
+    deadline, messages = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not messages:
+        time.sleep(0.2)
+        messages = _take(sqs, inbox)
+    if not messages:
+        from sandbox import client
+        forwarded = [d for d in client.call("events")["deliveries"] if d["target_arn"] == workload_bus]
+        if forwarded and "ingestion-time" in forwarded[-1].get("reason", ""):
+            # Only this known sandbox gap is tolerated; once cross-account bus targets deliver, the
+            # assertions below run and must pass.
+            pytest.xfail("sandbox EventBridge cannot deliver to another account's event bus yet "
+                         f"({forwarded[-1]['reason']}); the approval notification is untested end to end")
+    assert len(messages) == 1, messages
+    [message] = messages
+    assert f"Model {env.model_package_group} version 1 is waiting for your approval" in message, message
+    assert package["ModelPackageArn"] in message
+    assert f"promote report --env {env.name} --version 1" in message
 
 
 def test_missing_state_bucket_fails_with_one_line_naming_it(cli, sandbox, terraform_workdir):
@@ -150,6 +194,24 @@ def test_a_broken_terraform_run_fails_with_terraforms_first_error(bootstrapped_p
     monkeypatch.setattr("promote.infra.terraform_vars", lambda env: broken)
     with pytest.raises(TerraformFailed, match=r"terraform plan failed \(exit 1\): .*12-digit AWS account id"):
         run_infra(prod_env, "plan", sessions=bootstrapped_prod, echo=lambda line: None)
+
+
+def _inbox_on(sessions, env, topic_arn) -> str:
+    """A queue subscribed to the topic, so a test reads what an email subscriber would get."""
+    prod = sessions.in_account(env.account_id)
+    sqs, sns = sessions.client("sqs", prod), sessions.client("sns", prod)
+    inbox = sqs.create_queue(QueueName="ml-team-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+    return inbox
+
+
+def _take(sqs, queue) -> list[str]:
+    """Receive and delete: a message read once is not seen again after its visibility timeout."""
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    for m in received:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return [m["Body"] for m in received]
 
 
 def _as_list(value):
