@@ -19,6 +19,8 @@ from pathlib import Path
 import click
 
 BIN = Path(sys.executable).parent
+DATA_SCIENTIST = "dana"
+APPROVER = "alex"
 
 
 class StoryFailed(Exception):
@@ -35,15 +37,19 @@ class Story:
 
     # -- running commands -----------------------------------------------------------------------
     def cli(self, title: str, *argv: str, env: dict | None = None, expect: int = 0, capture: bool = False,
-            show: bool = True) -> subprocess.CompletedProcess:
+            show: bool = True, person: str | None = None) -> subprocess.CompletedProcess:
         command = [str(BIN / argv[0]), *argv[1:]]
         if self.env_dir and argv[0] in ("bootstrap-account", "run-pipeline", "promote") and "--env" in argv:
             command += ["--env-dir", self.env_dir]
         shown = " ".join(argv)
         click.secho(f"\n== {title}", bold=True)
-        click.echo(f"$ {shown}" + ("   # as Jenkins, via cross-account-jenkins-role" if env else ""))
+        who = "   # as Jenkins, via cross-account-jenkins-role" if env else f"   # as {person}" if person else ""
+        click.echo(f"$ {shown}{who}")
+        # Separation of duties compares people: the one who trained may not approve. Sessions are named
+        # after the local user (or Jenkins' BUILD_TAG), so each person of the story is a user name.
+        people = {"USER": person, "LOGNAME": person} if person else {}
         start = time.monotonic()
-        result = subprocess.run(command, env={**os.environ, **(env or {})}, text=True,
+        result = subprocess.run(command, env={**os.environ, **people, **(env or {})}, text=True,
                                 capture_output=capture or not show)
         seconds = time.monotonic() - start
         if capture and show and result.stdout:
@@ -146,14 +152,17 @@ def _tell(story: Story, dev, prod) -> None:
               "registry", "--apply")
 
     story.cli("A data scientist trains in dev: the train pipeline runs step by step", "run-pipeline", "--env", "dev",
-              "--pipeline", "train", "--start", "--wait")
+              "--pipeline", "train", "--start", "--wait", person=DATA_SCIENTIST)
     story.cli("Version 1 waits in the central registry", "promote", "status", "--env", "dev", capture=True)
     report_dir = story.work / "reports"
     story.cli("The approver reads the approval report", "promote", "report", "--env", "dev", "--version", "1",
-              "--out", str(report_dir))
+              "--out", str(report_dir), person=APPROVER)
     story.artefacts.append(("approval report (HTML, Markdown, images)", str(report_dir)))
+    story.cli(f"{DATA_SCIENTIST}, who trained it, may not approve it (separation of duties)", "promote", "approve",
+              "--env", "dev", "--version", "1", "--reason", "looks good to me", person=DATA_SCIENTIST, expect=1)
     story.cli("The approver approves version 1 (as the approver role in the registry account)", "promote",
-              "approve", "--env", "dev", "--version", "1", "--reason", "AUC above threshold; report reviewed")
+              "approve", "--env", "dev", "--version", "1", "--reason", "AUC above threshold; report reviewed",
+              person=APPROVER)
 
     jenkins = story.step("Jenkins' agent identity (outside the toolkit) is set up in its own account",
                          lambda: _jenkins_agent_credentials(prod))
