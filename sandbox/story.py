@@ -108,6 +108,13 @@ def _jenkins_agent_credentials(env) -> dict:
             "BUILD_TAG": "jenkins-mlops-demo-1"}
 
 
+def _objects(env, bucket: str, prefix: str) -> list[str]:
+    """The S3 URIs under a prefix, read as the account's admin: where the story's artefacts landed."""
+    session, endpoint = _sandbox_session(env.account, env.region)
+    listed = session.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [f"s3://{bucket}/{o['Key']}" for o in listed.get("Contents", [])]
+
+
 def _drifted_batch_arrives(env) -> str:
     """A new batch lands at the inference input, its features shifted: the world changed."""
     from pipelines import datasets
@@ -157,7 +164,8 @@ def _tell(story: Story, dev, prod) -> None:
     report_dir = story.work / "reports"
     story.cli("The approver reads the approval report", "promote", "report", "--env", "dev", "--version", "1",
               "--out", str(report_dir), person=APPROVER)
-    story.artefacts.append(("approval report (HTML, Markdown, images)", str(report_dir)))
+    for path in sorted(report_dir.rglob("*.*")):
+        story.artefacts.append((f"approval report ({path.suffix[1:]})", str(path)))
     story.cli(f"{DATA_SCIENTIST}, who trained it, may not approve it (separation of duties)", "promote", "approve",
               "--env", "dev", "--version", "1", "--reason", "looks good to me", person=DATA_SCIENTIST, expect=1)
     story.cli("The approver approves version 1 (as the approver role in the registry account)", "promote",
@@ -174,7 +182,8 @@ def _tell(story: Story, dev, prod) -> None:
               "sandbox", "tick", "--by", "1d")
     story.cli("Scheduled inference in prod runs with version 1", "run-pipeline", "follow", "--env", "prod",
               "--pipeline", "inference")
-    story.artefacts.append(("predictions (with the model version)", f"s3://{prod.buckets.artifacts}/predictions/"))
+    for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/predictions/"):
+        story.artefacts.append(("predictions (probability, label, model version)", uri))
 
     uri = story.step("A drifted batch arrives at the inference input", lambda: _drifted_batch_arrives(prod))
     story.artefacts.append(("drifted input batch", uri))
@@ -186,7 +195,10 @@ def _tell(story: Story, dev, prod) -> None:
     story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True)
     story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events",
               capture=True)
-    story.artefacts.append(("SNS notifications and rule deliveries", "`sandbox events`"))
+    for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['inference']}/"):
+        if uri.endswith("constraint_violations.json"):
+            story.artefacts.append(("drift check violations (one per inference run)", uri))
+    story.artefacts.append(("SNS notifications and every rule delivery", "sandbox events"))
 
 
 def _summary(story: Story, started: float) -> None:
@@ -197,4 +209,4 @@ def _summary(story: Story, started: float) -> None:
     if story.artefacts:
         click.secho("\nArtefacts", bold=True)
         for what, where in story.artefacts:
-            click.echo(f"  {what:<44} {where}")
+            click.echo(f"  {what:<50} {where}")

@@ -1,39 +1,15 @@
-"""Fixtures for promotion tests: hand-made pipeline specs (contract 1 shapes) and call counting."""
+"""Fixtures for promotion tests: small hand-made pipeline specs (the real spec classes, tiny definitions)
+and call counting."""
 
 from __future__ import annotations
 
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
 
 import pytest
 
-
-@dataclass(frozen=True)
-class CodeUpload:
-    s3_uri: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class LambdaFunction:
-    name: str
-    role_arn: str
-    handler: str
-    runtime: str
-    zip_bytes: bytes
-    sha256: str = ""
-
-
-@dataclass
-class PipelineSpec:
-    name: str
-    definition: str
-    parameters: dict
-    role_arn: str
-    uploads: list = field(default_factory=list)
-    lambda_functions: list = field(default_factory=list)
+from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
 
 
 def lambda_zip(source: str) -> bytes:
