@@ -145,3 +145,21 @@ def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_traini
     from sandbox import client
     assert len(started) == 1, f"the retrain rule did not start the train pipeline: {client.call('events', {})}"
     dev_sm.stop_pipeline_execution(PipelineExecutionArn=started[0]["PipelineExecutionArn"])  # not needed further
+
+
+def test_hpo_pipeline_tunes_then_registers_a_version_marked_for_the_review_board(story):
+    """The tuning step runs as the execution role too: a pipeline's tuning job name carries neither the
+    project nor the pipelines- prefix (32 characters at most), so the role must be allowed to create it
+    whatever its name, or hpo fails at Tune with AccessDenied."""
+    from pipelines.definitions import build_pipelines
+    spec = build_pipelines(story.env, ("hpo",))["hpo"]
+    upsert(story.sessions, story.env, spec)
+    arn = story.sm.start_pipeline_execution(PipelineName=spec.name)["PipelineExecutionArn"]
+    status, steps = story.wait(arn)
+    assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    assert "TuningJob" in steps["Tune"]["Metadata"]
+    [register] = [s for s in steps.values() if "RegisterModel" in s.get("Metadata", {})]
+    package = story.registry().describe_model_package(ModelPackageName=register["Metadata"]["RegisterModel"]["Arn"])
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["review_board_approval_required"].lower() == "true"
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
