@@ -25,24 +25,19 @@ class ConfigError(ToolkitError):
 class AccessDenied(ToolkitError):
     """AWS (or the sandbox) refused a call; names the principal and the action when known."""
 
+    CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+
+    @classmethod
+    def from_client_error(cls, exc) -> "AccessDenied | None":
+        """The one-line form of a botocore ClientError that is a denial, else None."""
+        err = exc.response.get("Error", {})
+        if err.get("Code") in cls.CODES:
+            return cls(f"{exc.operation_name} denied: {err.get('Message', '')}")
+        return None
+
 
 class SandboxError(ToolkitError):
     """The embedded sandbox could not be started, reached or stopped."""
-
-
-class NotImplementedYet(ToolkitError):
-    """A command path that exists in the CLI but is not built yet says so instead of pretending."""
-
-    def __init__(self, what):
-        super().__init__(f"{what} is not implemented yet")
-
-
-class NoApprovedModel(ToolkitError):
-    """The registry holds no Approved package in the group the environment names."""
-
-
-class DriftDetected(ToolkitError):
-    """The data-drift check found violations against the approved model's baseline."""
 
 
 class PipelineFailed(ToolkitError):

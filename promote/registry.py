@@ -143,7 +143,7 @@ class Registry:
                     "not found" in err.get("Message", "").lower() or "does not exist" in err.get("Message", "").lower()):
                 raise VersionNotFound(f"--version: no version {version} in {self.env.model_package_group_arn}") \
                     from None
-            raise _denied(exc) or exc
+            raise AccessDenied.from_client_error(exc) or exc
 
     def read_json(self, s3_uri: str | None) -> dict | None:
         """An S3 JSON document the pipeline registered (evaluation report, baseline); None if absent."""
@@ -156,7 +156,7 @@ class Registry:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
                 return None
-            raise _denied(exc) or exc
+            raise AccessDenied.from_client_error(exc) or exc
         return json.loads(body)
 
     def metrics(self, package: dict) -> "Metrics":
@@ -181,14 +181,7 @@ def _call(func, **kwargs):
     try:
         return func(**kwargs)
     except ClientError as exc:
-        raise _denied(exc) or exc
-
-
-def _denied(exc) -> AccessDenied | None:
-    err = exc.response.get("Error", {})
-    if err.get("Code") in ("AccessDenied", "AccessDeniedException"):
-        return AccessDenied(f"{exc.operation_name} denied: {err.get('Message', '')}")
-    return None
+        raise AccessDenied.from_client_error(exc) or exc
 
 
 # -- metrics from the evaluation report -----------------------------------------------------------

@@ -216,7 +216,7 @@ def describe_deployed(sagemaker, names) -> dict:
         except ClientError as exc:
             if _is_not_found(exc):
                 return None
-            raise _access_denied(exc) or exc
+            raise AccessDenied.from_client_error(exc) or exc
 
     names = list(names)
     if len(names) < 2:
@@ -233,13 +233,6 @@ def _is_not_found(exc) -> bool:
                                           ("could not find" in message or "does not exist" in message))
 
 
-def _access_denied(exc) -> AccessDenied | None:
-    err = exc.response.get("Error", {})
-    if err.get("Code") in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return AccessDenied(f"{exc.operation_name} denied: {err.get('Message', '')}")
-    return None
-
-
 # -- applying the plan ----------------------------------------------------------------------------
 def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[dict]:
     """Execute create/update instructions: code uploads, then Lambda functions, then the pipeline."""
@@ -254,7 +247,7 @@ def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[di
             _ensure_lambdas(clients["lambda"], p.desired.spec)
             arn = _write_pipeline(clients["sagemaker"], p, build)
         except ClientError as exc:
-            raise _access_denied(exc) or exc
+            raise AccessDenied.from_client_error(exc) or exc
         results.append({**p.as_dict(), "arn": arn})
     return results
 
@@ -348,7 +341,7 @@ def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, bu
         try:
             arn = sagemaker.start_pipeline_execution(**kwargs)["PipelineExecutionArn"]
         except ClientError as exc:
-            raise _access_denied(exc) or exc
+            raise AccessDenied.from_client_error(exc) or exc
         started.append({"pipeline": d.key, "name": d.name, "execution_arn": arn, "parameters": values})
     return started
 
