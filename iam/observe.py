@@ -56,6 +56,17 @@ def _code(exc) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def _read(call, missing: tuple, **params):
+    """`call(**params)`, or None when AWS answers that the thing does not exist (one of `missing`)."""
+    from botocore.exceptions import ClientError
+    try:
+        return call(**params)
+    except ClientError as exc:
+        if _code(exc) in missing:
+            return None
+        raise
+
+
 def _doc(value) -> dict | None:
     if value is None:
         return None
@@ -124,13 +135,10 @@ def _orphaned_key(kms, alias: str) -> dict | None:
 
 
 def _role(resource: Role, clients, observed) -> dict:
-    from botocore.exceptions import ClientError
-    try:
-        role = clients("iam").get_role(RoleName=resource.name)["Role"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
-            raise
+    found = _read(clients("iam").get_role, ("NoSuchEntity",), RoleName=resource.name)
+    if found is None:
         return {"exists": False}
+    role = found["Role"]
     return {"exists": True, "arn": role["Arn"], "trust": _doc(role.get("AssumeRolePolicyDocument")),
             "description": role.get("Description", ""),
             "tags": {t["Key"]: t["Value"] for t in role.get("Tags", [])}}
@@ -163,12 +171,8 @@ def _bucket(resource: Bucket, clients, observed) -> dict:
         raise
 
     def read(call, missing: tuple, pick):
-        try:
-            return pick(call(Bucket=resource.name))
-        except ClientError as exc:
-            if _code(exc) in missing:
-                return None
-            raise
+        found = _read(call, missing, Bucket=resource.name)
+        return None if found is None else pick(found)
 
     encryption = read(s3.get_bucket_encryption, ("ServerSideEncryptionConfigurationNotFoundError",),
                       lambda r: _encryption(r["ServerSideEncryptionConfiguration"]))
@@ -190,13 +194,10 @@ def _encryption(config: dict) -> dict:
 
 
 def _table(resource: LockTable, clients, observed) -> dict:
-    from botocore.exceptions import ClientError
-    try:
-        table = clients("dynamodb").describe_table(TableName=resource.name)["Table"]
-    except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
-            raise
+    found = _read(clients("dynamodb").describe_table, ("ResourceNotFoundException",), TableName=resource.name)
+    if found is None:
         return {"exists": False}
+    table = found["Table"]
     sse = table.get("SSEDescription") or {}
     return {"exists": True, "sse_type": sse.get("SSEType"), "sse_status": sse.get("Status"),
             "key": sse.get("KMSMasterKeyArn"),
@@ -204,32 +205,21 @@ def _table(resource: LockTable, clients, observed) -> dict:
 
 
 def _group(resource: ModelPackageGroup, clients, observed) -> dict:
-    from botocore.exceptions import ClientError
     sagemaker = clients("sagemaker")
-    try:
-        group = sagemaker.describe_model_package_group(ModelPackageGroupName=resource.name)
-    except ClientError as exc:
-        if _code(exc) not in ("ValidationException", "ResourceNotFound"):
-            raise
+    missing = ("ValidationException", "ResourceNotFound")
+    group = _read(sagemaker.describe_model_package_group, missing, ModelPackageGroupName=resource.name)
+    if group is None:
         return {"exists": False}
-    try:
-        policy = _doc(sagemaker.get_model_package_group_policy(ModelPackageGroupName=resource.name)["ResourcePolicy"])
-    except ClientError as exc:
-        if _code(exc) not in ("ValidationException", "ResourceNotFound"):
-            raise
-        policy = None
+    found = _read(sagemaker.get_model_package_group_policy, missing, ModelPackageGroupName=resource.name)
+    policy = _doc(found["ResourcePolicy"]) if found else None
     return {"exists": True, "arn": group.get("ModelPackageGroupArn"), "policy": policy,
             "description": group.get("ModelPackageGroupDescription", "")}
 
 
 def _event_rule(resource: EventRule, clients, observed) -> dict:
-    from botocore.exceptions import ClientError
     events = clients("events")
-    try:
-        rule = events.describe_rule(Name=resource.name)
-    except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
-            raise
+    rule = _read(events.describe_rule, ("ResourceNotFoundException",), Name=resource.name)
+    if rule is None:
         return {"exists": False}
     targets = events.list_targets_by_rule(Rule=resource.name).get("Targets", [])
     return {"exists": True, "pattern": json.loads(rule.get("EventPattern") or "{}"), "state": rule.get("State"),

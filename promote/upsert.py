@@ -164,28 +164,25 @@ def definition_changes(deployed_text: str, desired_normalised: str) -> list[str]
     new = json.loads(desired_normalised)
     if old == new:
         return []
-    changes = []
-    old_params = {p.get("Name"): p for p in old.get("Parameters", [])}
-    new_params = {p.get("Name"): p for p in new.get("Parameters", [])}
-    for name in sorted(set(old_params) | set(new_params), key=str):
-        if name not in old_params:
-            changes.append(f"parameter {name} added")
-        elif name not in new_params:
-            changes.append(f"parameter {name} removed")
-        elif old_params[name] != new_params[name]:
-            changes.append(f"parameter {name}: {old_params[name].get('DefaultValue')!r} -> "
-                           f"{new_params[name].get('DefaultValue')!r}")
-    old_steps = {s.get("Name"): s for s in _all_steps(old)}
-    new_steps = {s.get("Name"): s for s in _all_steps(new)}
-    for name in sorted(set(old_steps) | set(new_steps), key=str):
-        if name not in old_steps:
-            changes.append(f"step {name} added")
-        elif name not in new_steps:
-            changes.append(f"step {name} removed")
-        elif old_steps[name] != new_steps[name]:
-            changes.append(f"step {name} changed")
+    changes = _named_changes("parameter", old.get("Parameters", []), new.get("Parameters", []),
+                             lambda a, b: f": {a.get('DefaultValue')!r} -> {b.get('DefaultValue')!r}")
+    changes += _named_changes("step", _all_steps(old), _all_steps(new), lambda a, b: " changed")
     if not changes:
         changes.append("definition")
+    return changes
+
+
+def _named_changes(kind: str, old: list[dict], new: list[dict], describe) -> list[str]:
+    """`<kind> <Name> added`, `... removed`, or `<kind> <Name><describe(before, after)>`, by Name."""
+    before, after = {i.get("Name"): i for i in old}, {i.get("Name"): i for i in new}
+    changes = []
+    for name in sorted(set(before) | set(after), key=str):
+        if name not in before:
+            changes.append(f"{kind} {name} added")
+        elif name not in after:
+            changes.append(f"{kind} {name} removed")
+        elif before[name] != after[name]:
+            changes.append(f"{kind} {name}{describe(before[name], after[name])}")
     return changes
 
 

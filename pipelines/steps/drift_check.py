@@ -19,8 +19,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import (CHUNK_ROWS, DataError, FeatureStatistics, cdf_distance, fail, find_csv,  # noqa: E402
-                     load_json, split_list, write_json)
+from tabular import (CHUNK_ROWS, DataError, FeatureStatistics, cdf_distance, find_csv,  # noqa: E402
+                     load_json, run_or_fail, split_list, write_json)
 
 SUMMARY = "drift_check.json"
 
@@ -167,10 +167,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        summary = run(args)
-    except DataError as exc:
-        fail(str(exc), args.failure_file)
+    summary = run_or_fail(run, args)
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     if summary["violation_count"] and args.fail_on_violations:
         print(f"DataDriftDetected: {summary['message']}", file=sys.stderr)

@@ -18,7 +18,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import DataError, fail, write_json  # noqa: E402
+from tabular import DataError, run_or_fail, write_json  # noqa: E402
 
 REPORT = "evaluation.json"
 MAX_ROC_POINTS = 101
@@ -151,10 +151,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        report = run(args)
-    except DataError as exc:
-        fail(str(exc), args.failure_file)
+    report = run_or_fail(run, args)
     print(json.dumps({"auc": report["binary_classification_metrics"]["auc"]["value"],
                       "decision": report["decision"]["message"]}))
     return 0

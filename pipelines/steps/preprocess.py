@@ -15,8 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import (DataError, FeatureTransform, baseline_statistics, fail, find_csv,  # noqa: E402
-                     numeric_column, read_csv, sha256_file, split_list, write_json)
+from tabular import (DataError, FeatureTransform, baseline_statistics, find_csv,  # noqa: E402
+                     numeric_column, read_csv, sha256_file, run_or_fail, split_list, write_json)
 
 MIN_ROWS_PER_CLASS = 5
 
@@ -174,10 +174,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        report = run(args)
-    except DataError as exc:
-        fail(str(exc), args.failure_file)
+    report = run_or_fail(run, args)
     print(json.dumps({"rows": report["dataset"]["rows"], "splits": report["splits"],
                       "sha256": report["dataset"]["sha256"]}))
     return 0

@@ -34,6 +34,14 @@ class DataError(Exception):
     """Input data a step cannot use; `str()` is the one line shown as the step's failure reason."""
 
 
+def run_or_fail(run, args):
+    """`run(args)`; a DataError ends the script with its one-line reason (see fail)."""
+    try:
+        return run(args)
+    except DataError as exc:
+        fail(str(exc), args.failure_file)
+
+
 def fail(message: str, failure_file: str | None) -> None:
     """Exit with a one-line reason on stderr and in SageMaker's failure-reason file when its directory exists."""
     print(f"error: {message}", file=sys.stderr)
