@@ -21,7 +21,7 @@ test: install tools  ## run the test suite (what CI runs)
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

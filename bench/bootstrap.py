@@ -18,6 +18,7 @@ ACCOUNTS = (("dev", "dev"), ("prod", "prod"), ("registry", "prod"))
 
 def bootstrap_all(envs, sessions) -> dict:
     from iam.bootstrap import bootstrap
+
     out = {}
     for kind, env_name in ACCOUNTS:
         start = time.perf_counter()
@@ -36,8 +37,8 @@ def show(label: str, run: dict) -> tuple[float, int, int]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["MLOPS_SANDBOX_HOME"] = home
-        from promote.config import load_environment
-        from promote.session import Sessions
+        from mlops_core.config import load_environment
+        from mlops_core.session import Sessions
         from sandbox import client
 
         envs = {name: load_environment(name, env_dir=REPO / "environments") for name in ("dev", "prod")}
@@ -54,11 +55,15 @@ def main() -> int:
         finally:
             client.down(save=False)
     total = first[0] + second[0]
-    print(f"total {total:.2f} s (goal < 10 s: {'met' if total < 10 else 'MISSED'}); "
-          f"re-run writes {second[2]} (goal 0: {'met' if second[2] == 0 else 'MISSED'})")
-    print(f"re-run / first run: time {second[0] / first[0]:.2f}x, calls {(second[1] + second[2]) / (first[1] + first[2]):.2f}x; "
-          f"per call {1000 * first[0] / (first[1] + first[2]):.1f} ms first run, "
-          f"{1000 * second[0] / max(1, second[1]):.1f} ms re-run")
+    print(
+        f"total {total:.2f} s (goal < 10 s: {'met' if total < 10 else 'MISSED'}); "
+        f"re-run writes {second[2]} (goal 0: {'met' if second[2] == 0 else 'MISSED'})"
+    )
+    print(
+        f"re-run / first run: time {second[0] / first[0]:.2f}x, calls {(second[1] + second[2]) / (first[1] + first[2]):.2f}x; "
+        f"per call {1000 * first[0] / (first[1] + first[2]):.1f} ms first run, "
+        f"{1000 * second[0] / max(1, second[1]):.1f} ms re-run"
+    )
     return 0 if second[2] == 0 else 1
 
 

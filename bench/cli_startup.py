@@ -26,13 +26,14 @@ def median_seconds(argv: list[str], runs: int = RUNS) -> float:
 
 def sandbox_first_call() -> float:
     import boto3
+
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "MLOPS_SANDBOX_HOME": home}
         start = time.perf_counter()
-        subprocess.run([str(BIN / "sandbox"), "up", "--output", "json"], env=env, check=True,
-                       stdout=subprocess.PIPE)
+        subprocess.run([str(BIN / "sandbox"), "up", "--output", "json"], env=env, check=True, stdout=subprocess.PIPE)
         os.environ["MLOPS_SANDBOX_HOME"] = home
         from sandbox import client
+
         status = client.running()
         creds = status["accounts"][0]["credentials"]
         boto3.client("sts", endpoint_url=status["endpoint"], region_name="us-east-1", **creds).get_caller_identity()
@@ -49,8 +50,10 @@ def main() -> int:
         seconds = median_seconds([str(BIN / command), "--help"])
         worst = max(worst, seconds)
         print(f"{command + ' --help':<34}{seconds:6.3f} s   {sdk / seconds:5.1f}x faster than import sagemaker")
-    print(f"slowest --help {worst:.3f} s (goal < 0.300 s): {'met' if worst < 0.3 else 'MISSED'}; "
-          f"ratio {sdk / worst:.1f}x (goal >= 10x): {'met' if sdk / worst >= 10 else 'MISSED'}")
+    print(
+        f"slowest --help {worst:.3f} s (goal < 0.300 s): {'met' if worst < 0.3 else 'MISSED'}; "
+        f"ratio {sdk / worst:.1f}x (goal >= 10x): {'met' if sdk / worst >= 10 else 'MISSED'}"
+    )
     first = sandbox_first_call()
     print(f"sandbox up -> first answered call {first:6.3f} s (goal < 2 s): {'met' if first < 2 else 'MISSED'}")
     return 0

@@ -43,17 +43,23 @@ def import_seconds(lines: list[str]) -> float:
 def upsert(sessions, env, spec) -> None:
     s3, sm = sessions.client("s3"), sessions.client("sagemaker")
     for upload in spec.uploads:
-        s3.put_object(Bucket=upload.bucket, Key=upload.key, Body=upload.body,
-                      ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias)
+        s3.put_object(
+            Bucket=upload.bucket,
+            Key=upload.key,
+            Body=upload.body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=env.kms_key_alias,
+        )
     sm.create_pipeline(PipelineName=spec.name, PipelineDefinition=spec.definition, RoleArn=spec.role_arn)
 
 
 def main() -> int:
     home = tempfile.mkdtemp(prefix="bench-engine-")
     os.environ["MLOPS_SANDBOX_HOME"] = home
-    os.environ["PYTHONPROFILEIMPORTTIME"] = "1"   # inherited by the server, hence by every step process
-    from promote.config import load_environment
+    os.environ["PYTHONPROFILEIMPORTTIME"] = "1"  # inherited by the server, hence by every step process
+    from mlops_core.config import load_environment
     from sandbox import client
+
     env = load_environment("dev", env_dir=REPO / "environments")
     try:
         started = time.perf_counter()
@@ -63,20 +69,27 @@ def main() -> int:
 
         started = time.perf_counter()
         for account in ("dev", "registry"):
-            subprocess.run([str(BIN / "bootstrap-account"), "--env", "dev", "--account", account, "--apply"],
-                           check=True, capture_output=True, cwd=REPO)
+            subprocess.run(
+                [str(BIN / "bootstrap-account"), "--env", "dev", "--account", account, "--apply"],
+                check=True,
+                capture_output=True,
+                cwd=REPO,
+            )
         bootstrap = time.perf_counter() - started
 
         started = time.perf_counter()
         from pipelines.definitions import build_pipelines
+
         spec = build_pipelines(env, "train")["train"]
         build = time.perf_counter() - started
 
-        from promote.logs import step_logs
-        from promote.session import Sessions
+        from pipelines.logs import step_logs
+        from mlops_core.session import Sessions
+
         sessions = Sessions(env)
         upsert(sessions, env, spec)
         sm, logs = sessions.client("sagemaker"), sessions.client("logs")
+
         def execute():
             started = time.perf_counter()
             arn = sm.start_pipeline_execution(PipelineName=spec.name)["PipelineExecutionArn"]
@@ -92,8 +105,11 @@ def main() -> int:
         bare = bare_interpreter_seconds()
         rows, total_startup = [], 0.0
         for log in step_logs(sm, logs, arn):
-            step = next(s for s in sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
-                        if s["StepName"] == log.step)
+            step = next(
+                s
+                for s in sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+                if s["StepName"] == log.step
+            )
             wall = (step["EndTime"] - step["StartTime"]).total_seconds()
             startup = (bare + import_seconds(log.lines)) if log.streams else 0.0
             total_startup += startup
@@ -111,8 +127,10 @@ def main() -> int:
     for name, wall, startup in rows:
         share = f"{startup / wall:12.0%}" if wall > 0 and startup else f"{'-':>12}"
         print(f"  {name:<24}{wall:8.2f}{startup:24.2f}{max(wall - startup, 0):9.2f} {share}")
-    print(f"\n  python start-up + imports: {total_startup:.2f} s of {execution:.2f} s "
-          f"({total_startup / execution:.0%}); bare interpreter start {bare * 1000:.0f} ms per process")
+    print(
+        f"\n  python start-up + imports: {total_startup:.2f} s of {execution:.2f} s "
+        f"({total_startup / execution:.0%}); bare interpreter start {bare * 1000:.0f} ms per process"
+    )
     return 0 if status == first_status == "Succeeded" else 1
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 
 def timed_run(mode, env, sessions, timings):
     from promote.infra import run_infra
+
     timings.clear()
     start = time.perf_counter()
     # as `promote infra` runs in text mode (outputs are read only for --output json)
@@ -35,8 +36,8 @@ def main() -> int:
         os.environ["MLOPS_SANDBOX_HOME"] = str(Path(home) / "sandbox")
         os.environ["MLOPS_TERRAFORM_WORKDIR"] = str(Path(home) / "terraform-work")
         from iam.bootstrap import bootstrap
-        from promote.config import load_environment
-        from promote.session import Sessions
+        from mlops_core.config import load_environment
+        from mlops_core.session import Sessions
         from promote.terraform import TerraformCli
         from sandbox import client, terraform as sandbox_terraform
 
@@ -56,8 +57,10 @@ def main() -> int:
         mirror_ready = (sandbox_terraform.mirror_dir() / sandbox_terraform.PROVIDER_ADDRESS).exists()
         start = time.perf_counter()
         sandbox_terraform.ensure_provider_mirror()
-        print(f"provider mirror: {time.perf_counter() - start:.2f} s "
-              f"({'already unpacked' if mirror_ready else 'unpacked from the PyPI zip'}; not counted below)")
+        print(
+            f"provider mirror: {time.perf_counter() - start:.2f} s "
+            f"({'already unpacked' if mirror_ready else 'unpacked from the PyPI zip'}; not counted below)"
+        )
         client.up(env.sandbox_accounts)
         try:
             sessions = Sessions(env)
@@ -78,9 +81,11 @@ def main() -> int:
     print(f"resources: {resources}; first apply {first_s / max(resources, 1) * 1000:.0f} ms per resource")
     ratio = noop_s / first_s
     ok = (not noop.applied) and ratio < 0.5
-    print(f"no-op re-run / first apply: {ratio:.2f}x (goal < 0.5x, nothing applied: "
-          f"{'met' if ok else 'MISSED'}); plan only / first apply: {plan_s / first_s:.2f}x; "
-          f"destroy / first apply: {destroy_s / first_s:.2f}x")
+    print(
+        f"no-op re-run / first apply: {ratio:.2f}x (goal < 0.5x, nothing applied: "
+        f"{'met' if ok else 'MISSED'}); plan only / first apply: {plan_s / first_s:.2f}x; "
+        f"destroy / first apply: {destroy_s / first_s:.2f}x"
+    )
     return 0 if ok else 1
 
 

@@ -51,9 +51,12 @@ def main() -> int:
         start = time.perf_counter()
         result = subprocess.run([str(BIN / "sandbox"), "demo"], env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        server_log = (Path(home) / "server.log").read_text(errors="replace") if (Path(home) / "server.log").exists() else ""
-        subprocess.run([str(BIN / "sandbox"), "down", "--discard"], env={**env, "PYTHONPROFILEIMPORTTIME": ""},
-                       capture_output=True)
+        server_log = (
+            (Path(home) / "server.log").read_text(errors="replace") if (Path(home) / "server.log").exists() else ""
+        )
+        subprocess.run(
+            [str(BIN / "sandbox"), "down", "--discard"], env={**env, "PYTHONPROFILEIMPORTTIME": ""}, capture_output=True
+        )
     output = result.stdout + "\n" + result.stderr
     stages = [(m.group(3), float(m.group(2)), m.group(1)) for m in map(STAGE.match, result.stdout.splitlines()) if m]
     if result.returncode != 0 or not stages:
@@ -64,8 +67,11 @@ def main() -> int:
     print(f"{'stage':<88} {'seconds':>8}")
     for title, seconds, outcome in stages:
         print(f"{title[:88]:<88} {seconds:8.1f}" + ("" if outcome.startswith("ok") else f"  {outcome}"))
-    executions = [(m.group(3).split("/")[-3], m.group(1), int(m.group(2)))
-                  for m in map(EXECUTION.match, result.stdout.splitlines()) if m]
+    executions = [
+        (m.group(3).split("/")[-3], m.group(1), int(m.group(2)))
+        for m in map(EXECUTION.match, result.stdout.splitlines())
+        if m
+    ]
     print()
     for pipeline, status, seconds in executions:
         print(f"pipeline execution {pipeline:<24} {status:<10} {seconds:4d} s")
@@ -79,12 +85,16 @@ def main() -> int:
     print(f"whole story                       {wall:7.1f} s (goal < 90 s): {'met' if wall < 90 else 'MISSED'}")
     train = [s for p, status, s in executions if p.endswith("-train")]
     if train:
-        print(f"train pipeline execution (dev)    {train[0]:7d} s (goal < 20 s): {'met' if train[0] < 20 else 'MISSED'}")
+        print(
+            f"train pipeline execution (dev)    {train[0]:7d} s (goal < 20 s): {'met' if train[0] < 20 else 'MISSED'}"
+        )
     print(f"python processes                  {processes:7d}  ({cli_processes} commands, {server_processes} sandbox)")
     print(f"interpreter start                 {boot * 1000:7.1f} ms each")
     print(f"imports: commands {cli_imports:6.1f} s, sandbox {server_imports:6.1f} s")
-    print(f"start-up + imports                {overhead:7.1f} s = {overhead / wall:5.1%} of the story; "
-          f"actual work {wall - overhead:6.1f} s = {(wall - overhead) / wall:5.1%}")
+    print(
+        f"start-up + imports                {overhead:7.1f} s = {overhead / wall:5.1%} of the story; "
+        f"actual work {wall - overhead:6.1f} s = {(wall - overhead) / wall:5.1%}"
+    )
     return 0
 
 

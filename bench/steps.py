@@ -61,8 +61,16 @@ def child(script: str, argv: list[str], report: str) -> None:
         code = exc.code or 0
     elapsed = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    Path(report).write_text(json.dumps({"seconds": elapsed, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                                        "peak_mib": peak_rss_mib(), "exit": code}))
+    Path(report).write_text(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "peak_mib": peak_rss_mib(),
+                "exit": code,
+            }
+        )
+    )
 
 
 def peak_rss_mib() -> float:
@@ -76,8 +84,12 @@ def peak_rss_mib() -> float:
 def run_step(script: str, *argv: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as report:
         path = report.name
-    result = subprocess.run([sys.executable, __file__, "--child", str(STEPS / script), path, "--", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", str(STEPS / script), path, "--", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     data = json.loads(Path(path).read_text()) if Path(path).stat().st_size else {}
     os.unlink(path)
     if result.returncode != 0 or data.get("exit"):
@@ -93,12 +105,21 @@ def train_chain(work: Path, rows: int) -> dict:
     for d in ("train", "validation", "test", "baseline", "report"):
         args += [f"--{d}-dir", str(out / d)]
     figures = {"preprocess": run_step("preprocess.py", *args)}
-    figures["train"] = run_step("train.py", "--train", str(out / "train"), "--validation", str(out / "validation"),
-                                "--model-dir", str(out / "model"))
-    figures["evaluate"] = run_step("evaluate.py", "--model", str(out / "model"), "--test", str(out / "test"),
-                                   "--output", str(out / "evaluation"))
-    figures["auc"] = json.loads((out / "evaluation" / "evaluation.json").read_text())[
-        "binary_classification_metrics"]["auc"]["value"]
+    figures["train"] = run_step(
+        "train.py",
+        "--train",
+        str(out / "train"),
+        "--validation",
+        str(out / "validation"),
+        "--model-dir",
+        str(out / "model"),
+    )
+    figures["evaluate"] = run_step(
+        "evaluate.py", "--model", str(out / "model"), "--test", str(out / "test"), "--output", str(out / "evaluation")
+    )
+    figures["auc"] = json.loads((out / "evaluation" / "evaluation.json").read_text())["binary_classification_metrics"][
+        "auc"
+    ]["value"]
     figures["out"] = out
     return figures
 
@@ -173,8 +194,7 @@ def main() -> int:
                 f = figures[step]
                 print(f"{rows:>9}  {step:<10} {f['seconds']:>8.2f} {f['cpu_seconds']:>7.2f} {f['peak_mib']:>9.0f}")
             chain_seconds = sum(figures[s]["seconds"] for s in ("preprocess", "train", "evaluate"))
-            print(f"{rows:>9}  {'total':<10} {chain_seconds:>8.2f}"
-                  f"            (test AUC {figures['auc']:.4f})")
+            print(f"{rows:>9}  {'total':<10} {chain_seconds:>8.2f}            (test AUC {figures['auc']:.4f})")
         small, large = min(sizes), max(sizes)
         baseline = chains[large]["out"] / "baseline"
         model_dir = chains[large]["out"] / "model"
@@ -184,28 +204,50 @@ def main() -> int:
         for rows in sorted({small, args.batch_rows}):
             batch = work / f"batch-{rows}.csv"
             synthetic(batch, rows, seed=2, with_target=False, shift=0.3)
-            drift[rows] = run_step("drift_check.py", "--input", str(batch), "--baseline-statistics", str(baseline),
-                                   "--baseline-constraints", str(baseline), "--output", str(work / f"drift-{rows}"),
-                                   "--drift-threshold", "0.1")
+            drift[rows] = run_step(
+                "drift_check.py",
+                "--input",
+                str(batch),
+                "--baseline-statistics",
+                str(baseline),
+                "--baseline-constraints",
+                str(baseline),
+                "--output",
+                str(work / f"drift-{rows}"),
+                "--drift-threshold",
+                "0.1",
+            )
             flagged = json.loads((work / f"drift-{rows}" / "drift_check.json").read_text())["violation_count"]
             d = drift[rows]
-            print(f"{rows:>9}  {'drift':<10} {d['seconds']:>8.2f} {d['cpu_seconds']:>7.2f} {d['peak_mib']:>9.0f}"
-                  f"   {flagged} violation(s)")
+            print(
+                f"{rows:>9}  {'drift':<10} {d['seconds']:>8.2f} {d['cpu_seconds']:>7.2f} {d['peak_mib']:>9.0f}"
+                f"   {flagged} violation(s)"
+            )
         lo, hi = min(drift), max(drift)
-        print(f"  memory ratio {hi // lo}x rows: {drift[hi]['peak_mib'] / drift[lo]['peak_mib']:.2f}x peak RSS "
-              f"(flat = close to 1); time ratio {drift[hi]['seconds'] / drift[lo]['seconds']:.1f}x")
+        print(
+            f"  memory ratio {hi // lo}x rows: {drift[hi]['peak_mib'] / drift[lo]['peak_mib']:.2f}x peak RSS "
+            f"(flat = close to 1); time ratio {drift[hi]['seconds'] / drift[lo]['seconds']:.1f}x"
+        )
 
         print(f"\nbatch prediction on {args.batch_rows} rows (inference handler vs raw xgboost predict)")
         report = work / "predict.json"
         batch = work / f"batch-{args.batch_rows}.csv"
         subprocess.run([sys.executable, __file__, "--predict", str(model_dir), str(batch), str(report)], check=True)
         p = json.loads(report.read_text())
-        for key in ("parse_csv", "predict_fn", "format_output", "handler_total", "raw_predict_dmatrix",
-                    "raw_predict_inplace"):
+        for key in (
+            "parse_csv",
+            "predict_fn",
+            "format_output",
+            "handler_total",
+            "raw_predict_dmatrix",
+            "raw_predict_inplace",
+        ):
             print(f"  {key:<20} {p[key]:>7.2f} s")
         print(f"  ratio predict_fn / raw predict:        {p['predict_fn'] / p['raw_predict']:.2f}x  (goal <= 2x)")
-        print(f"  ratio whole handler / raw predict:     {p['handler_total'] / p['raw_predict']:.2f}x  "
-              "(includes CSV parsing and formatting)")
+        print(
+            f"  ratio whole handler / raw predict:     {p['handler_total'] / p['raw_predict']:.2f}x  "
+            "(includes CSV parsing and formatting)"
+        )
     print(f"\nbench wall time {time.perf_counter() - total:.0f} s")
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promote.errors import ConfigError
+from mlops_core.errors import ConfigError
 
 
 @dataclass
@@ -21,10 +21,16 @@ class Result:
 
     def as_dict(self) -> dict:
         p = self.plan
-        return {"account_kind": p.account_kind, "account_id": p.account_id, "region": p.region,
-                "mode": "apply" if self.applied else "plan", "summary": p.counts(),
-                "changes": [c.as_dict() for c in p.changes],
-                "calls": {"read": self.reads, "write": self.writes}, "documents": self.documents}
+        return {
+            "account_kind": p.account_kind,
+            "account_id": p.account_id,
+            "region": p.region,
+            "mode": "apply" if self.applied else "plan",
+            "summary": p.counts(),
+            "changes": [c.as_dict() for c in p.changes],
+            "calls": {"read": self.reads, "write": self.writes},
+            "documents": self.documents,
+        }
 
 
 def account_session(sessions, env, account_id: str):
@@ -33,8 +39,11 @@ def account_session(sessions, env, account_id: str):
     session = sessions.in_account(account_id)
     actual = sessions.caller_account(session)
     if actual != account_id:
-        raise ConfigError(f"these credentials act in account {actual}, not {account_id}: pick that account's "
-                          "admin credentials (e.g. --profile)", field="--profile")
+        raise ConfigError(
+            f"these credentials act in account {actual}, not {account_id}: pick that account's "
+            "admin credentials (e.g. --profile)",
+            field="--profile",
+        )
     return session
 
 
@@ -48,7 +57,8 @@ def bootstrap(env, account_kind: str, *, apply: bool, sessions=None, session=Non
 
     state = desired_state(env, account_kind)  # bad input fails here, before any session exists
     if sessions is None:
-        from promote.session import Sessions
+        from mlops_core.session import Sessions
+
         sessions = Sessions(env)
     if session is None:
         session = account_session(sessions, env, state.account_id)
@@ -64,8 +74,8 @@ def run_bootstrap(env, account_kind, *, mode, output, profile=None):
 
     from iam.desired import desired_state
     from iam.executor import DisplayExecutor
-    from promote.clikit import emit_json
-    from promote.session import Sessions
+    from mlops_core.clikit import emit_json
+    from mlops_core.session import Sessions
 
     desired_state(env, account_kind)
     result = bootstrap(env, account_kind, apply=(mode == "apply"), sessions=Sessions(env, profile=profile))
@@ -74,16 +84,18 @@ def run_bootstrap(env, account_kind, *, mode, output, profile=None):
         return
     p = result.plan
     verb = "Applying" if result.applied else "Plan for"
-    header = (f"{verb} the {account_kind} account {p.account_id} ({p.region}), environment {env.name} "
-              f"[{env.backend}]:")
+    header = f"{verb} the {account_kind} account {p.account_id} ({p.region}), environment {env.name} [{env.backend}]:"
     click.echo(DisplayExecutor().render(p, header=header))
     n = p.counts()
     summary = f"{n['create']} to create, {n['update']} to update, {n['unchanged']} unchanged"
     if p.is_noop:
-        click.echo(f"Nothing to change: the {account_kind} account is bootstrapped ({summary}; "
-                   f"{result.writes} write calls).")
+        click.echo(
+            f"Nothing to change: the {account_kind} account is bootstrapped ({summary}; {result.writes} write calls)."
+        )
     elif result.applied:
-        click.echo(f"Applied: {n['create']} created, {n['update']} updated, {n['unchanged']} unchanged "
-                   f"({result.writes} write calls).")
+        click.echo(
+            f"Applied: {n['create']} created, {n['update']} updated, {n['unchanged']} unchanged "
+            f"({result.writes} write calls)."
+        )
     else:
         click.echo(f"Plan: {summary}. Nothing was written; run again with --apply to execute it.")

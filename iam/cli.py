@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitCommand, environment_options, output_option
+from mlops_core.clikit import ToolkitCommand, environment_options, output_option
 
 
 @click.command(cls=ToolkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @environment_options
 # Not a click.Choice: a wrong value must fail as one line (exit 2) like every other bad input.
-@click.option("--account", "account_kind", required=True, metavar="dev|prod|registry",
-              help="Which account to bootstrap: the environment's own (dev or prod) or the registry.")
-@click.option("--plan", "mode", flag_value="plan", default=True,
-              help="Show what would be created, changed or left alone, and write nothing (default).")
+@click.option(
+    "--account",
+    "account_kind",
+    required=True,
+    metavar="dev|prod|registry",
+    help="Which account to bootstrap: the environment's own (dev or prod) or the registry.",
+)
+@click.option(
+    "--plan",
+    "mode",
+    flag_value="plan",
+    default=True,
+    help="Show what would be created, changed or left alone, and write nothing (default).",
+)
 @click.option("--apply", "mode", flag_value="apply", help="Execute the plan.")
 @output_option
 def main(env, profile, account_kind, mode, output):
@@ -32,5 +42,5 @@ def main(env, profile, account_kind, mode, output):
     same documents for review).
     """
     from iam.bootstrap import run_bootstrap
-    run_bootstrap(env, account_kind, mode=mode, output=output, profile=profile)
 
+    run_bootstrap(env, account_kind, mode=mode, output=output, profile=profile)

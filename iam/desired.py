@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iam import policies
-from promote.errors import ConfigError
+from mlops_core.errors import ConfigError
 
 ACCOUNT_KINDS = ("dev", "prod", "registry")
 MANAGED_BY = "bootstrap-account"
@@ -62,7 +62,7 @@ class RolePolicies:
 @dataclass(frozen=True)
 class Bucket:
     name: str
-    kms_key: str                # a key ARN or its placeholder
+    kms_key: str  # a key ARN or its placeholder
     policy: dict
     region: str
     tags: dict
@@ -92,10 +92,11 @@ class EventRule:
     """A rule on the account's default bus with its targets. The registry forwards its model package
     state changes to the workload accounts' buses: AWS puts them only on the registry's own bus, where
     the approval-notification rules that mlops-infra/ creates in prod would never see them."""
+
     name: str
     description: str
     pattern: dict
-    targets: tuple               # ((target id, target ARN), ...)
+    targets: tuple  # ((target id, target ARN), ...)
     tags: dict
     kind = "events-rule"
 
@@ -133,15 +134,19 @@ def check_account_kind(env, account_kind: str) -> str:
         raise ConfigError(f"'{account_kind}' is not one of {', '.join(ACCOUNT_KINDS)}", field="--account")
     for label, account_id in env.workload_accounts.items():
         if account_id == env.registry_account_id:
-            raise ConfigError(f"'{account_id}' is the same account as accounts.{label}: "
-                              "the registry must be a separate account", source=str(env.source),
-                              field="accounts.registry")
+            raise ConfigError(
+                f"'{account_id}' is the same account as accounts.{label}: the registry must be a separate account",
+                source=str(env.source),
+                field="accounts.registry",
+            )
     if account_kind == "registry":
         return env.registry_account_id
     if account_kind != env.kind:
-        raise ConfigError(f"'{account_kind}': environment '{env.name}' describes a {env.kind} account; "
-                          f"use an environment of kind {account_kind} to bootstrap that account",
-                          field="--account")
+        raise ConfigError(
+            f"'{account_kind}': environment '{env.name}' describes a {env.kind} account; "
+            f"use an environment of kind {account_kind} to bootstrap that account",
+            field="--account",
+        )
     return env.account_id
 
 
@@ -154,27 +159,73 @@ def desired_state(env, account_kind: str) -> AccountState:
 
 
 def _workload(env, account_id: str, tags: dict) -> AccountState:
-    key = KmsKey(env.kms_key_alias, f"{env.project} {env.name}: pipeline data and model artefacts",
-                 policies.workload_key_policy(env), tags)
+    key = KmsKey(
+        env.kms_key_alias,
+        f"{env.project} {env.name}: pipeline data and model artefacts",
+        policies.workload_key_policy(env),
+        tags,
+    )
     roles = [
-        (Role(env.roles.execution, f"{env.project}: SageMaker pipelines and their jobs",
-              policies.trust("sagemaker.amazonaws.com"), tags), policies.execution_role_policies(env)),
-        (Role(env.roles.lambda_, f"{env.project}: the latest-approved-model Lambda step",
-              policies.trust("lambda.amazonaws.com"), tags), policies.lambda_role_policies(env)),
+        (
+            Role(
+                env.roles.execution,
+                f"{env.project}: SageMaker pipelines and their jobs",
+                policies.trust("sagemaker.amazonaws.com"),
+                tags,
+            ),
+            policies.execution_role_policies(env),
+        ),
+        (
+            Role(
+                env.roles.lambda_,
+                f"{env.project}: the latest-approved-model Lambda step",
+                policies.trust("lambda.amazonaws.com"),
+                tags,
+            ),
+            policies.lambda_role_policies(env),
+        ),
         # dev is deployed like prod (Jenkins ENV=dev, its own schedule and retrain rule), so it gets the
         # same deploy role, EventBridge role and Terraform state
-        (Role(env.roles.jenkins, f"{env.project}: Jenkins deploys pipelines and mlops-infra",
-              policies.jenkins_trust(env), tags), policies.jenkins_role_policies(env)),
-        (Role(env.roles.events, f"{env.project}: EventBridge starts the project's pipelines",
-              policies.trust("events.amazonaws.com"), tags), policies.events_role_policies(env)),
+        (
+            Role(
+                env.roles.jenkins,
+                f"{env.project}: Jenkins deploys pipelines and mlops-infra",
+                policies.jenkins_trust(env),
+                tags,
+            ),
+            policies.jenkins_role_policies(env),
+        ),
+        (
+            Role(
+                env.roles.events,
+                f"{env.project}: EventBridge starts the project's pipelines",
+                policies.trust("events.amazonaws.com"),
+                tags,
+            ),
+            policies.events_role_policies(env),
+        ),
     ]
     resources: list = [role for role, _ in roles]
     resources.append(key)
     resources += [RolePolicies(role.name, docs) for role, docs in roles]
-    resources.append(Bucket(env.buckets.artifacts, key.arn_variable,
-                            policies.data_bucket_policy(env, env.buckets.artifacts), env.region, tags))
-    resources.append(Bucket(env.buckets.terraform_state, key.arn_variable,
-                            policies.data_bucket_policy(env, env.buckets.terraform_state), env.region, tags))
+    resources.append(
+        Bucket(
+            env.buckets.artifacts,
+            key.arn_variable,
+            policies.data_bucket_policy(env, env.buckets.artifacts),
+            env.region,
+            tags,
+        )
+    )
+    resources.append(
+        Bucket(
+            env.buckets.terraform_state,
+            key.arn_variable,
+            policies.data_bucket_policy(env, env.buckets.terraform_state),
+            env.region,
+            tags,
+        )
+    )
     resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
     return AccountState(env.kind, account_id, env.region, tuple(resources))
 
@@ -182,27 +233,54 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
 def _registry(env, account_id: str, tags: dict) -> AccountState:
     # The registry key encrypts what the registry account itself writes (bucket default); artefacts
     # from workload accounts stay under the key of the account that trained them.
-    key = KmsKey(policies.registry_key_alias(env), f"{env.project} registry: bucket default encryption",
-                 policies.registry_key_policy(env), tags)
-    approver = Role(env.roles.approver, f"{env.project}: approves or rejects model package versions",
-                    policies.trust(aws=policies.Arns(env).root(account_id)), tags)
-    return AccountState("registry", account_id, env.region, (
-        approver,
-        key,
-        RolePolicies(approver.name, policies.approver_role_policies(env)),
-        Bucket(env.buckets.registry, key.arn_variable, policies.registry_bucket_policy(env), env.region, tags),
-        ModelPackageGroup(env.model_package_group, f"{env.project}: model versions promoted from dev to prod",
-                          policies.model_package_group_policy(env), tags),
-        model_package_events_forwarding(env, tags),
-    ))
+    key = KmsKey(
+        policies.registry_key_alias(env),
+        f"{env.project} registry: bucket default encryption",
+        policies.registry_key_policy(env),
+        tags,
+    )
+    approver = Role(
+        env.roles.approver,
+        f"{env.project}: approves or rejects model package versions",
+        policies.trust(aws=policies.Arns(env).root(account_id)),
+        tags,
+    )
+    return AccountState(
+        "registry",
+        account_id,
+        env.region,
+        (
+            approver,
+            key,
+            RolePolicies(approver.name, policies.approver_role_policies(env)),
+            Bucket(env.buckets.registry, key.arn_variable, policies.registry_bucket_policy(env), env.region, tags),
+            ModelPackageGroup(
+                env.model_package_group,
+                f"{env.project}: model versions promoted from dev to prod",
+                policies.model_package_group_policy(env),
+                tags,
+            ),
+            model_package_events_forwarding(env, tags),
+        ),
+    )
 
 
 def model_package_events_forwarding(env, tags: dict) -> EventRule:
     """Forward the group's package state changes (registered, approved, rejected) to every workload
     account's default bus; each receiving bus must allow the registry account (mlops-infra/ does)."""
-    pattern = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
-               "detail": {"ModelPackageGroupName": [env.model_package_group]}}
-    targets = tuple((f"{label}-default-bus", f"arn:{env.partition}:events:{env.region}:{account}:event-bus/default")
-                    for label, account in sorted(env.workload_accounts.items()))
-    return EventRule(f"{env.project}-model-package-events", f"{env.project}: package state changes to workload "
-                     "accounts, where approvers are notified", pattern, targets, tags)
+    pattern = {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [env.model_package_group]},
+    }
+    targets = tuple(
+        (f"{label}-default-bus", f"arn:{env.partition}:events:{env.region}:{account}:event-bus/default")
+        for label, account in sorted(env.workload_accounts.items())
+    )
+    return EventRule(
+        f"{env.project}-model-package-events",
+        f"{env.project}: package state changes to workload accounts, where approvers are notified",
+        pattern,
+        targets,
+        tags,
+    )

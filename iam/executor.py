@@ -9,7 +9,7 @@ import json
 import time
 
 from iam.planner import Json, Plan, resolve
-from promote.errors import ToolkitError
+from mlops_core.errors import ToolkitError
 
 SYMBOLS = {"create": "+", "update": "~", "unchanged": "="}
 
@@ -34,6 +34,7 @@ class Executor:
         that names the key. Within a wave resources are independent and run concurrently; each
         resource's own calls keep their order."""
         from concurrent.futures import ThreadPoolExecutor
+
         self.variables = dict(plan.variables)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for wave in waves(plan.changes):
@@ -46,6 +47,7 @@ class Executor:
 
     def _call(self, call) -> None:
         from botocore.exceptions import ClientError
+
         params = {k: self._param(v) for k, v in resolve(call.params, self.variables).items()}
         deadline, delay = time.monotonic() + self.retry_for, 1.0
         while True:
@@ -54,14 +56,16 @@ class Executor:
                 break
             except ClientError as exc:
                 error = exc.response.get("Error", {})
-                if error.get("Code") not in PRINCIPAL_NOT_YET_VISIBLE or not any(isinstance(v, str) and
-                                                                                 '"Principal"' in v for v in params.values()):
+                if error.get("Code") not in PRINCIPAL_NOT_YET_VISIBLE or not any(
+                    isinstance(v, str) and '"Principal"' in v for v in params.values()
+                ):
                     raise
                 if time.monotonic() + delay > deadline:
                     raise PolicyRejected(
                         f"{call.describe()} was refused: {error.get('Message', error.get('Code'))}. If the policy "
                         "names a role in another account, bootstrap that account first (dev, prod, then the "
-                        "registry)") from None
+                        "registry)"
+                    ) from None
                 self.sleep(delay)
                 delay = min(delay * 2, 8.0)
         if call.store_as:
@@ -86,8 +90,11 @@ def waves(changes: list) -> list[list]:
     for change in changes:
         if not change.calls:
             continue
-        if previous is None or "kms-key" in (change.kind, previous.kind) or \
-                (previous.kind == "iam-role") != (change.kind == "iam-role"):
+        if (
+            previous is None
+            or "kms-key" in (change.kind, previous.kind)
+            or (previous.kind == "iam-role") != (change.kind == "iam-role")
+        ):
             out.append([])
         out[-1].append(change)
         previous = change

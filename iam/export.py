@@ -19,10 +19,11 @@ def generated(env_dir=None) -> dict[str, str]:
     """{relative path: file text} for every account kind, from the shipped environment files: dev and
     prod from the environment of that kind, the registry from each (they must agree)."""
     from iam.desired import desired_state
-    from promote.config import list_environments, load_environment
-    from promote.errors import ConfigError
+    from mlops_core.config import list_environments, load_environment
+    from mlops_core.errors import ConfigError
 
-    from promote.config import REPO_ROOT
+    from mlops_core.config import REPO_ROOT
+
     env_dir = env_dir or REPO_ROOT / "environments"
     files: dict[str, str] = {}
     registry: dict[str, str] = {}
@@ -32,8 +33,11 @@ def generated(env_dir=None) -> dict[str, str]:
             docs = {f"{kind}/{file}": render(doc) for file, doc in desired_state(env, kind).documents().items()}
             if kind == "registry":
                 if registry and registry != docs:
-                    raise ConfigError("the environments disagree about the registry account (accounts, roles, "
-                                      "buckets.registry or model_package_group differ)", source=str(env.source))
+                    raise ConfigError(
+                        "the environments disagree about the registry account (accounts, roles, "
+                        "buckets.registry or model_package_group differ)",
+                        source=str(env.source),
+                    )
                 registry = docs
             files.update(docs)
     return files

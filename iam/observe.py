@@ -10,7 +10,7 @@ import json
 import threading
 
 from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
-from promote.errors import ToolkitError
+from mlops_core.errors import ToolkitError
 
 BOOTSTRAP_ALIAS_TAG = "bootstrap-alias"
 
@@ -59,6 +59,7 @@ def _code(exc) -> str:
 def _read(call, missing: tuple, **params):
     """`call(**params)`, or None when AWS answers that the thing does not exist (one of `missing`)."""
     from botocore.exceptions import ClientError
+
     try:
         return call(**params)
     except ClientError as exc:
@@ -95,6 +96,7 @@ def observe(state, clients: Clients, workers: int = 6) -> dict:
 
 def _key(resource: KmsKey, clients, observed) -> dict:
     from botocore.exceptions import ClientError
+
     kms = clients("kms")
     alias_exists = True
     try:
@@ -107,19 +109,30 @@ def _key(resource: KmsKey, clients, observed) -> dict:
         if meta is None:
             return {"exists": False}
     if meta.get("KeyState") == "PendingDeletion":
-        raise BootstrapConflict(f"KMS key {meta['Arn']} ({resource.alias}) is pending deletion: cancel the "
-                                "deletion (kms cancel-key-deletion) or choose another kms.key_alias")
+        raise BootstrapConflict(
+            f"KMS key {meta['Arn']} ({resource.alias}) is pending deletion: cancel the "
+            "deletion (kms cancel-key-deletion) or choose another kms.key_alias"
+        )
     policy = kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"]
     rotation = kms.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled", False)
-    return {"exists": True, "arn": meta["Arn"], "key_id": meta["KeyId"], "state": meta.get("KeyState"),
-            "enabled": meta.get("Enabled", True), "description": meta.get("Description", ""),
-            "policy": _doc(policy), "rotation": bool(rotation), "alias_exists": alias_exists}
+    return {
+        "exists": True,
+        "arn": meta["Arn"],
+        "key_id": meta["KeyId"],
+        "state": meta.get("KeyState"),
+        "enabled": meta.get("Enabled", True),
+        "description": meta.get("Description", ""),
+        "policy": _doc(policy),
+        "rotation": bool(rotation),
+        "alias_exists": alias_exists,
+    }
 
 
 def _orphaned_key(kms, alias: str) -> dict | None:
     """A key an interrupted run created but did not alias yet: found by the tag set at creation, so a
     re-run adopts it instead of leaving a second key behind."""
     from botocore.exceptions import ClientError
+
     for page in kms.get_paginator("list_keys").paginate():
         for entry in page["Keys"]:
             try:
@@ -139,25 +152,36 @@ def _role(resource: Role, clients, observed) -> dict:
     if found is None:
         return {"exists": False}
     role = found["Role"]
-    return {"exists": True, "arn": role["Arn"], "trust": _doc(role.get("AssumeRolePolicyDocument")),
-            "description": role.get("Description", ""),
-            "tags": {t["Key"]: t["Value"] for t in role.get("Tags", [])}}
+    return {
+        "exists": True,
+        "arn": role["Arn"],
+        "trust": _doc(role.get("AssumeRolePolicyDocument")),
+        "description": role.get("Description", ""),
+        "tags": {t["Key"]: t["Value"] for t in role.get("Tags", [])},
+    }
 
 
 def _role_policies(resource: RolePolicies, clients, observed) -> dict:
     if not observed.get(("iam-role", resource.role), {}).get("exists"):
         return {"policies": {}, "attached": []}
     iam = clients("iam")
-    names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=resource.role)
-             for n in page["PolicyNames"]]
+    names = [
+        n
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=resource.role)
+        for n in page["PolicyNames"]
+    ]
     docs = {n: _doc(iam.get_role_policy(RoleName=resource.role, PolicyName=n)["PolicyDocument"]) for n in names}
-    attached = [p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(
-        RoleName=resource.role) for p in page["AttachedPolicies"]]
+    attached = [
+        p["PolicyArn"]
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=resource.role)
+        for p in page["AttachedPolicies"]
+    ]
     return {"policies": docs, "attached": attached}
 
 
 def _bucket(resource: Bucket, clients, observed) -> dict:
     from botocore.exceptions import ClientError
+
     s3 = clients("s3")
     try:
         s3.head_bucket(Bucket=resource.name)
@@ -166,31 +190,54 @@ def _bucket(resource: Bucket, clients, observed) -> dict:
         if code in ("404", "NoSuchBucket", "NotFound"):
             return {"exists": False}
         if code in ("403", "AccessDenied"):
-            raise BootstrapConflict(f"bucket {resource.name} exists but this account cannot reach it "
-                                    "(owned by another account?): choose another name in buckets.*") from None
+            raise BootstrapConflict(
+                f"bucket {resource.name} exists but this account cannot reach it "
+                "(owned by another account?): choose another name in buckets.*"
+            ) from None
         raise
 
     def read(call, missing: tuple, pick):
         found = _read(call, missing, Bucket=resource.name)
         return None if found is None else pick(found)
 
-    encryption = read(s3.get_bucket_encryption, ("ServerSideEncryptionConfigurationNotFoundError",),
-                      lambda r: _encryption(r["ServerSideEncryptionConfiguration"]))
+    encryption = read(
+        s3.get_bucket_encryption,
+        ("ServerSideEncryptionConfigurationNotFoundError",),
+        lambda r: _encryption(r["ServerSideEncryptionConfiguration"]),
+    )
     versioning = s3.get_bucket_versioning(Bucket=resource.name).get("Status")
-    public_access = read(s3.get_public_access_block, ("NoSuchPublicAccessBlockConfiguration",),
-                         lambda r: r["PublicAccessBlockConfiguration"])
+    public_access = read(
+        s3.get_public_access_block,
+        ("NoSuchPublicAccessBlockConfiguration",),
+        lambda r: r["PublicAccessBlockConfiguration"],
+    )
     policy = read(s3.get_bucket_policy, ("NoSuchBucketPolicy",), lambda r: _doc(r["Policy"]))
-    tags = read(s3.get_bucket_tagging, ("NoSuchTagSet", "NoSuchTagSetError"),
-                lambda r: {t["Key"]: t["Value"] for t in r["TagSet"]}) or {}
-    return {"exists": True, "encryption": encryption, "versioning": versioning,
-            "public_access_block": public_access, "policy": policy, "tags": tags}
+    tags = (
+        read(
+            s3.get_bucket_tagging,
+            ("NoSuchTagSet", "NoSuchTagSetError"),
+            lambda r: {t["Key"]: t["Value"] for t in r["TagSet"]},
+        )
+        or {}
+    )
+    return {
+        "exists": True,
+        "encryption": encryption,
+        "versioning": versioning,
+        "public_access_block": public_access,
+        "policy": policy,
+        "tags": tags,
+    }
 
 
 def _encryption(config: dict) -> dict:
     rule = (config.get("Rules") or [{}])[0]
     default = rule.get("ApplyServerSideEncryptionByDefault", {})
-    return {"algorithm": default.get("SSEAlgorithm"), "key": default.get("KMSMasterKeyID"),
-            "bucket_key": bool(rule.get("BucketKeyEnabled", False))}
+    return {
+        "algorithm": default.get("SSEAlgorithm"),
+        "key": default.get("KMSMasterKeyID"),
+        "bucket_key": bool(rule.get("BucketKeyEnabled", False)),
+    }
 
 
 def _table(resource: LockTable, clients, observed) -> dict:
@@ -199,9 +246,13 @@ def _table(resource: LockTable, clients, observed) -> dict:
         return {"exists": False}
     table = found["Table"]
     sse = table.get("SSEDescription") or {}
-    return {"exists": True, "sse_type": sse.get("SSEType"), "sse_status": sse.get("Status"),
-            "key": sse.get("KMSMasterKeyArn"),
-            "key_schema": [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]}
+    return {
+        "exists": True,
+        "sse_type": sse.get("SSEType"),
+        "sse_status": sse.get("Status"),
+        "key": sse.get("KMSMasterKeyArn"),
+        "key_schema": [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])],
+    }
 
 
 def _group(resource: ModelPackageGroup, clients, observed) -> dict:
@@ -212,8 +263,12 @@ def _group(resource: ModelPackageGroup, clients, observed) -> dict:
         return {"exists": False}
     found = _read(sagemaker.get_model_package_group_policy, missing, ModelPackageGroupName=resource.name)
     policy = _doc(found["ResourcePolicy"]) if found else None
-    return {"exists": True, "arn": group.get("ModelPackageGroupArn"), "policy": policy,
-            "description": group.get("ModelPackageGroupDescription", "")}
+    return {
+        "exists": True,
+        "arn": group.get("ModelPackageGroupArn"),
+        "policy": policy,
+        "description": group.get("ModelPackageGroupDescription", ""),
+    }
 
 
 def _event_rule(resource: EventRule, clients, observed) -> dict:
@@ -222,11 +277,29 @@ def _event_rule(resource: EventRule, clients, observed) -> dict:
     if rule is None:
         return {"exists": False}
     targets = events.list_targets_by_rule(Rule=resource.name).get("Targets", [])
-    return {"exists": True, "pattern": json.loads(rule.get("EventPattern") or "{}"), "state": rule.get("State"),
-            "targets": sorted((t["Id"], t["Arn"]) for t in targets)}
+    return {
+        "exists": True,
+        "pattern": json.loads(rule.get("EventPattern") or "{}"),
+        "state": rule.get("State"),
+        "targets": sorted((t["Id"], t["Arn"]) for t in targets),
+    }
 
 
-_SERVICES = {KmsKey: "kms", Role: "iam", RolePolicies: "iam", Bucket: "s3", LockTable: "dynamodb",
-             ModelPackageGroup: "sagemaker", EventRule: "events"}
-_READERS = {KmsKey: _key, Role: _role, RolePolicies: _role_policies, Bucket: _bucket, LockTable: _table,
-            ModelPackageGroup: _group, EventRule: _event_rule}
+_SERVICES = {
+    KmsKey: "kms",
+    Role: "iam",
+    RolePolicies: "iam",
+    Bucket: "s3",
+    LockTable: "dynamodb",
+    ModelPackageGroup: "sagemaker",
+    EventRule: "events",
+}
+_READERS = {
+    KmsKey: _key,
+    Role: _role,
+    RolePolicies: _role_policies,
+    Bucket: _bucket,
+    LockTable: _table,
+    ModelPackageGroup: _group,
+    EventRule: _event_rule,
+}

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from iam.observe import BOOTSTRAP_ALIAS_TAG
 
-PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                       "RestrictPublicBuckets": True}
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
 _VARIABLE = re.compile(r"\$\{[a-z-]+:[^}]+\}")
 
 
@@ -31,7 +35,7 @@ class APICall:
     service: str
     method: str
     params: dict
-    store_as: str | None = None          # variable receiving a value of the response
+    store_as: str | None = None  # variable receiving a value of the response
     store_path: tuple = ()
 
     def describe(self) -> str:
@@ -42,14 +46,20 @@ class APICall:
 class Change:
     kind: str
     name: str
-    action: str                           # create | update | unchanged
+    action: str  # create | update | unchanged
     reasons: list = field(default_factory=list)
-    diffs: dict = field(default_factory=dict)   # label -> unified diff of canonical JSON
+    diffs: dict = field(default_factory=dict)  # label -> unified diff of canonical JSON
     calls: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "action": self.action, "reasons": self.reasons,
-                "diffs": self.diffs, "calls": [c.describe() for c in self.calls]}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "reasons": self.reasons,
+            "diffs": self.diffs,
+            "calls": [c.describe() for c in self.calls],
+        }
 
 
 @dataclass
@@ -58,7 +68,7 @@ class Plan:
     account_id: str
     region: str
     changes: list
-    variables: dict                       # values already known (existing keys' ARNs)
+    variables: dict  # values already known (existing keys' ARNs)
 
     def counts(self) -> dict:
         out = {"create": 0, "update": 0, "unchanged": 0}
@@ -76,6 +86,7 @@ class Plan:
 
 
 # -- documents ------------------------------------------------------------------------------------
+
 
 def _as_list(value) -> list:
     return sorted(set(value)) if isinstance(value, list) else [value]
@@ -106,8 +117,13 @@ def normalize(document) -> dict | None:
             elif key in ("Principal", "NotPrincipal"):
                 n[key] = value if isinstance(value, str) else {k: _as_list(v) for k, v in sorted(value.items())}
             elif key == "Condition":
-                n[key] = {op: {k: sorted(_scalar(x) for x in (v if isinstance(v, list) else [v]))
-                               for k, v in sorted(cond.items())} for op, cond in sorted(value.items())}
+                n[key] = {
+                    op: {
+                        k: sorted(_scalar(x) for x in (v if isinstance(v, list) else [v]))
+                        for k, v in sorted(cond.items())
+                    }
+                    for op, cond in sorted(value.items())
+                }
             else:
                 n[key] = value
         out.append(n)
@@ -131,8 +147,12 @@ def resolve(value, variables: dict):
 def json_diff(current, desired, label: str) -> str:
     def lines(doc):
         return [] if doc is None else json.dumps(normalize(doc), indent=2, sort_keys=True).splitlines()
-    return "\n".join(difflib.unified_diff(lines(current), lines(desired), f"{label} (current)",
-                                         f"{label} (desired)", lineterm="", n=2))
+
+    return "\n".join(
+        difflib.unified_diff(
+            lines(current), lines(desired), f"{label} (current)", f"{label} (desired)", lineterm="", n=2
+        )
+    )
 
 
 def _same(current, desired) -> bool:
@@ -140,6 +160,7 @@ def _same(current, desired) -> bool:
 
 
 # -- per resource ---------------------------------------------------------------------------------
+
 
 def plan(state, observed: dict) -> Plan:
     variables = {}
@@ -158,13 +179,30 @@ def _key(r: KmsKey, d: dict, o: dict) -> Change:
     var = r.arn_variable
     if not o.get("exists"):
         tags = [{"TagKey": k, "TagValue": v} for k, v in sorted({**r.tags, BOOTSTRAP_ALIAS_TAG: r.alias}.items())]
-        return Change(r.kind, r.name, "create", ["key does not exist"], {"policy": json_diff(None, d["policy"], "policy")}, [
-            APICall("kms", "create_key", {"Description": r.description, "KeyUsage": "ENCRYPT_DECRYPT",
-                                          "KeySpec": "SYMMETRIC_DEFAULT", "Policy": Json(d["policy"]), "Tags": tags},
-                    store_as=var, store_path=("KeyMetadata", "Arn")),
-            APICall("kms", "create_alias", {"AliasName": r.alias, "TargetKeyId": var}),
-            APICall("kms", "enable_key_rotation", {"KeyId": var}),
-        ])
+        return Change(
+            r.kind,
+            r.name,
+            "create",
+            ["key does not exist"],
+            {"policy": json_diff(None, d["policy"], "policy")},
+            [
+                APICall(
+                    "kms",
+                    "create_key",
+                    {
+                        "Description": r.description,
+                        "KeyUsage": "ENCRYPT_DECRYPT",
+                        "KeySpec": "SYMMETRIC_DEFAULT",
+                        "Policy": Json(d["policy"]),
+                        "Tags": tags,
+                    },
+                    store_as=var,
+                    store_path=("KeyMetadata", "Arn"),
+                ),
+                APICall("kms", "create_alias", {"AliasName": r.alias, "TargetKeyId": var}),
+                APICall("kms", "enable_key_rotation", {"KeyId": var}),
+            ],
+        )
     change = Change(r.kind, r.name, "unchanged")
     key_id = o["key_id"]
     if not o["alias_exists"]:
@@ -176,8 +214,9 @@ def _key(r: KmsKey, d: dict, o: dict) -> Change:
     if not _same(o["policy"], d["policy"]):
         change.reasons.append("key policy differs")
         change.diffs["policy"] = json_diff(o["policy"], d["policy"], "key policy")
-        change.calls.append(APICall("kms", "put_key_policy", {"KeyId": key_id, "PolicyName": "default",
-                                                              "Policy": Json(d["policy"])}))
+        change.calls.append(
+            APICall("kms", "put_key_policy", {"KeyId": key_id, "PolicyName": "default", "Policy": Json(d["policy"])})
+        )
     if not o["rotation"]:
         change.reasons.append("rotation is off: turning it on")
         change.calls.append(APICall("kms", "enable_key_rotation", {"KeyId": key_id}))
@@ -191,17 +230,32 @@ def _key(r: KmsKey, d: dict, o: dict) -> Change:
 def _role(r: Role, d: dict, o: dict) -> Change:
     tags = [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())]
     if not o.get("exists"):
-        return Change(r.kind, r.name, "create", ["role does not exist"],
-                      {"trust policy": json_diff(None, d["trust_policy"], "trust policy")},
-                      [APICall("iam", "create_role", {"RoleName": r.name, "Description": r.description,
-                                                      "AssumeRolePolicyDocument": Json(d["trust_policy"]),
-                                                      "Tags": tags})])
+        return Change(
+            r.kind,
+            r.name,
+            "create",
+            ["role does not exist"],
+            {"trust policy": json_diff(None, d["trust_policy"], "trust policy")},
+            [
+                APICall(
+                    "iam",
+                    "create_role",
+                    {
+                        "RoleName": r.name,
+                        "Description": r.description,
+                        "AssumeRolePolicyDocument": Json(d["trust_policy"]),
+                        "Tags": tags,
+                    },
+                )
+            ],
+        )
     change = Change(r.kind, r.name, "unchanged")
     if not _same(o["trust"], d["trust_policy"]):
         change.reasons.append("trust policy differs")
         change.diffs["trust policy"] = json_diff(o["trust"], d["trust_policy"], "trust policy")
-        change.calls.append(APICall("iam", "update_assume_role_policy",
-                                    {"RoleName": r.name, "PolicyDocument": Json(d["trust_policy"])}))
+        change.calls.append(
+            APICall("iam", "update_assume_role_policy", {"RoleName": r.name, "PolicyDocument": Json(d["trust_policy"])})
+        )
     if o.get("description", "") != r.description:
         change.reasons.append("description differs")
         change.calls.append(APICall("iam", "update_role", {"RoleName": r.name, "Description": r.description}))
@@ -219,8 +273,9 @@ def _role_policies(r: RolePolicies, d: dict, o: dict) -> Change:
         if name not in current or not _same(current[name], doc):
             change.reasons.append(f"inline policy {name} {'differs' if name in current else 'missing'}")
             change.diffs[name] = json_diff(current.get(name), doc, name)
-            change.calls.append(APICall("iam", "put_role_policy", {"RoleName": r.role, "PolicyName": name,
-                                                                   "PolicyDocument": Json(doc)}))
+            change.calls.append(
+                APICall("iam", "put_role_policy", {"RoleName": r.role, "PolicyName": name, "PolicyDocument": Json(doc)})
+            )
     for name in sorted(set(current) - set(d["policies"])):
         change.reasons.append(f"inline policy {name} is not part of the desired state: removing it")
         change.diffs[name] = json_diff(current[name], None, name)
@@ -234,9 +289,14 @@ def _role_policies(r: RolePolicies, d: dict, o: dict) -> Change:
 
 
 def _bucket(r: Bucket, d: dict, o: dict) -> Change:
-    encryption = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
-                                                                   "KMSMasterKeyID": d["kms_key"]},
-                             "BucketKeyEnabled": True}]}
+    encryption = {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": d["kms_key"]},
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
     calls = []
     reasons = []
     diffs = {}
@@ -250,25 +310,37 @@ def _bucket(r: Bucket, d: dict, o: dict) -> Change:
     if o.get("public_access_block") != PUBLIC_ACCESS_BLOCK:
         if exists:
             reasons.append("public access block missing or partial")
-        calls.append(APICall("s3", "put_public_access_block", {"Bucket": r.name,
-                                                               "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK}))
+        calls.append(
+            APICall(
+                "s3",
+                "put_public_access_block",
+                {"Bucket": r.name, "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK},
+            )
+        )
     want = {"algorithm": "aws:kms", "key": d["kms_key"], "bucket_key": True}
     if o.get("encryption") != want:
         if exists:
             reasons.append(f"default encryption {o.get('encryption')} -> SSE-KMS with {d['kms_key']}")
-        calls.append(APICall("s3", "put_bucket_encryption", {"Bucket": r.name,
-                                                             "ServerSideEncryptionConfiguration": encryption}))
+        calls.append(
+            APICall("s3", "put_bucket_encryption", {"Bucket": r.name, "ServerSideEncryptionConfiguration": encryption})
+        )
     if r.versioning and o.get("versioning") != "Enabled":
         if exists:
             reasons.append(f"versioning {o.get('versioning') or 'never enabled'} -> Enabled")
-        calls.append(APICall("s3", "put_bucket_versioning", {"Bucket": r.name,
-                                                             "VersioningConfiguration": {"Status": "Enabled"}}))
+        calls.append(
+            APICall("s3", "put_bucket_versioning", {"Bucket": r.name, "VersioningConfiguration": {"Status": "Enabled"}})
+        )
     if any(o.get("tags", {}).get(k) != v for k, v in r.tags.items()):
         if exists:
             reasons.append("tags differ")
         merged = {**o.get("tags", {}), **r.tags}
-        calls.append(APICall("s3", "put_bucket_tagging", {"Bucket": r.name, "Tagging": {
-            "TagSet": [{"Key": k, "Value": v} for k, v in sorted(merged.items())]}}))
+        calls.append(
+            APICall(
+                "s3",
+                "put_bucket_tagging",
+                {"Bucket": r.name, "Tagging": {"TagSet": [{"Key": k, "Value": v} for k, v in sorted(merged.items())]}},
+            )
+        )
     if not _same(o.get("policy"), d["policy"]):
         if exists:
             reasons.append("bucket policy differs")
@@ -281,17 +353,36 @@ def _bucket(r: Bucket, d: dict, o: dict) -> Change:
 def _table(r: LockTable, d: dict, o: dict) -> Change:
     sse = {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": d["kms_key"]}
     if not o.get("exists"):
-        return Change(r.kind, r.name, "create", ["table does not exist"], {}, [APICall("dynamodb", "create_table", {
-            "TableName": r.name, "BillingMode": "PAY_PER_REQUEST",
-            # the key Terraform's S3 backend locks with
-            "AttributeDefinitions": [{"AttributeName": "LockID", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "LockID", "KeyType": "HASH"}],
-            "SSESpecification": sse, "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())]})])
+        return Change(
+            r.kind,
+            r.name,
+            "create",
+            ["table does not exist"],
+            {},
+            [
+                APICall(
+                    "dynamodb",
+                    "create_table",
+                    {
+                        "TableName": r.name,
+                        "BillingMode": "PAY_PER_REQUEST",
+                        # the key Terraform's S3 backend locks with
+                        "AttributeDefinitions": [{"AttributeName": "LockID", "AttributeType": "S"}],
+                        "KeySchema": [{"AttributeName": "LockID", "KeyType": "HASH"}],
+                        "SSESpecification": sse,
+                        "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())],
+                    },
+                )
+            ],
+        )
     change = Change(r.kind, r.name, "unchanged")
     if o.get("key_schema") and o["key_schema"] != [("LockID", "HASH")]:
         from iam.observe import BootstrapConflict
-        raise BootstrapConflict(f"DynamoDB table {r.name} exists with key {o['key_schema']}, not LockID: "
-                                "Terraform cannot lock with it; choose another terraform.lock_table")
+
+        raise BootstrapConflict(
+            f"DynamoDB table {r.name} exists with key {o['key_schema']}, not LockID: "
+            "Terraform cannot lock with it; choose another terraform.lock_table"
+        )
     if o.get("sse_type") != "KMS" or o.get("key") != d["kms_key"]:
         change.reasons.append(f"encryption {o.get('sse_type') or 'AWS owned key'} -> SSE-KMS with {d['kms_key']}")
         change.calls.append(APICall("dynamodb", "update_table", {"TableName": r.name, "SSESpecification": sse}))
@@ -300,37 +391,74 @@ def _table(r: LockTable, d: dict, o: dict) -> Change:
 
 
 def _group(r: ModelPackageGroup, d: dict, o: dict) -> Change:
-    put = APICall("sagemaker", "put_model_package_group_policy",
-                  {"ModelPackageGroupName": r.name, "ResourcePolicy": Json(d["policy"])})
+    put = APICall(
+        "sagemaker",
+        "put_model_package_group_policy",
+        {"ModelPackageGroupName": r.name, "ResourcePolicy": Json(d["policy"])},
+    )
     if not o.get("exists"):
-        return Change(r.kind, r.name, "create", ["group does not exist"],
-                      {"policy": json_diff(None, d["policy"], "group policy")}, [
-            APICall("sagemaker", "create_model_package_group", {
-                "ModelPackageGroupName": r.name, "ModelPackageGroupDescription": r.description,
-                "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())]}),
-            put])
+        return Change(
+            r.kind,
+            r.name,
+            "create",
+            ["group does not exist"],
+            {"policy": json_diff(None, d["policy"], "group policy")},
+            [
+                APICall(
+                    "sagemaker",
+                    "create_model_package_group",
+                    {
+                        "ModelPackageGroupName": r.name,
+                        "ModelPackageGroupDescription": r.description,
+                        "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())],
+                    },
+                ),
+                put,
+            ],
+        )
     if _same(o.get("policy"), d["policy"]):
         return Change(r.kind, r.name, "unchanged")
-    return Change(r.kind, r.name, "update", ["resource policy differs" if o.get("policy") else "no resource policy"],
-                  {"policy": json_diff(o.get("policy"), d["policy"], "group policy")}, [put])
+    return Change(
+        r.kind,
+        r.name,
+        "update",
+        ["resource policy differs" if o.get("policy") else "no resource policy"],
+        {"policy": json_diff(o.get("policy"), d["policy"], "group policy")},
+        [put],
+    )
 
 
 def _event_rule(r: EventRule, d: dict, o: dict) -> Change:
-    put_rule = APICall("events", "put_rule", {
-        "Name": r.name, "Description": r.description, "EventPattern": Json(d["pattern"]), "State": "ENABLED",
-        "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())]})
+    put_rule = APICall(
+        "events",
+        "put_rule",
+        {
+            "Name": r.name,
+            "Description": r.description,
+            "EventPattern": Json(d["pattern"]),
+            "State": "ENABLED",
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())],
+        },
+    )
     desired_targets = sorted(tuple(t) for t in d["targets"])
-    put_targets = APICall("events", "put_targets", {
-        "Rule": r.name, "Targets": [{"Id": i, "Arn": arn} for i, arn in desired_targets]})
+    put_targets = APICall(
+        "events", "put_targets", {"Rule": r.name, "Targets": [{"Id": i, "Arn": arn} for i, arn in desired_targets]}
+    )
     if not o.get("exists"):
         return Change(r.kind, r.name, "create", ["rule does not exist"], {}, [put_rule, put_targets])
     change = Change(r.kind, r.name, "unchanged")
     if o.get("pattern") != d["pattern"] or o.get("state") != "ENABLED":
         change.reasons.append("event pattern or state differs")
-        change.diffs["pattern"] = "\n".join(difflib.unified_diff(
-            json.dumps(o.get("pattern"), indent=2, sort_keys=True).splitlines(),
-            json.dumps(d["pattern"], indent=2, sort_keys=True).splitlines(),
-            "pattern (current)", "pattern (desired)", lineterm="", n=2))
+        change.diffs["pattern"] = "\n".join(
+            difflib.unified_diff(
+                json.dumps(o.get("pattern"), indent=2, sort_keys=True).splitlines(),
+                json.dumps(d["pattern"], indent=2, sort_keys=True).splitlines(),
+                "pattern (current)",
+                "pattern (desired)",
+                lineterm="",
+                n=2,
+            )
+        )
         change.calls.append(put_rule)
     current = [tuple(t) for t in o.get("targets", [])]
     if current != desired_targets:
@@ -344,5 +472,12 @@ def _event_rule(r: EventRule, d: dict, o: dict) -> Change:
     return change
 
 
-_PLANNERS = {KmsKey: _key, Role: _role, RolePolicies: _role_policies, Bucket: _bucket, LockTable: _table,
-             ModelPackageGroup: _group, EventRule: _event_rule}
+_PLANNERS = {
+    KmsKey: _key,
+    Role: _role,
+    RolePolicies: _role_policies,
+    Bucket: _bucket,
+    LockTable: _table,
+    ModelPackageGroup: _group,
+    EventRule: _event_rule,
+}

@@ -17,39 +17,60 @@ STAR_RESOURCE_JUSTIFIED = {
     "sagemaker:ListModelPackages": "List* calls in SageMaker take no resource; the group policy scopes them",
     "sagemaker:ListModelPackageGroups": "List* calls in SageMaker take no resource",
     "sns:GetSubscriptionAttributes": "SNS authorises subscription calls against no resource (Terraform reads "
-                                     "the email subscriptions it creates)",
+    "the email subscriptions it creates)",
     "sns:Unsubscribe": "SNS authorises subscription calls against no resource (Terraform removes subscriptions)",
     "kms:CreateKey": "a key that does not exist yet has no ARN; Terraform creates the notification topic's key",
     "kms:ListAliases": "ListAliases takes no resource; Terraform reads the topic key's alias with it",
     "events:PutPermission": "authorised against no resource (IAM reference as parliament ships it); opens the "
-                            "default bus to the registry account",
+    "default bus to the registry account",
     "events:RemovePermission": "authorised against no resource, like PutPermission",
     "events:DescribeEventBus": "read-only; Terraform calls it without a bus name to read the default bus's "
-                               "permissions, and which ARN that is authorised against is not documented",
+    "permissions, and which ARN that is authorised against is not documented",
 }
 
 # Findings of the `parliament` linter we accept, each with the reason; tests/iam fail on any other
 # finding and on an entry here that no longer matches anything. (file name pattern, issue, why)
 LINT_ACCEPTED = [
     ("*.trust.json", "MALFORMED", "a trust policy is a resource policy on the role: it has no Resource element"),
-    ("kms-key-policy.*", "RESOURCE_STAR", "in a key policy, Resource \"*\" means this key and nothing else"),
-    ("kms-key-policy.*", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "kms:* for the account root is AWS's default key policy: it hands the decision to IAM policies"),
-    ("role.*-sagemaker-execution.sagemaker-pipeline-steps.json", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "iam:PassRole of the role itself, only to sagemaker.amazonaws.com: pipelines pass it to their jobs"),
-    ("role.*-sagemaker-execution.data-and-keys.json", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "kms:CreateGrant on its own key, only for AWS resources: SageMaker grants itself use of the key for the "
-     "encrypted volumes of the jobs"),
-    ("role.cross-account-jenkins-role.deploy-pipelines.json", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "iam:PassRole of exactly the execution, Lambda and EventBridge roles, each only to its own service"),
-    ("role.cross-account-jenkins-role.deploy-pipelines.json", "PRIVILEGE_ESCALATION",
-     "lambda:UpdateFunctionCode on the project's functions, deploying them is the point; their role (the "
-     "Lambda role) can only read the registry and write its logs"),
-    ("role.*-sagemaker-execution.runtime.json", "CREDENTIALS_EXPOSURE",
-     "ecr:GetAuthorizationToken: SageMaker pulls the framework images with the execution role"),
-    ("role.cross-account-jenkins-role.deploy-infra.json", "PERMISSIONS_MANAGEMENT_ACTIONS",
-     "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key: Terraform sets the "
-     "policies that let EventBridge publish; the bootstrap's key is denied explicitly"),
+    ("kms-key-policy.*", "RESOURCE_STAR", 'in a key policy, Resource "*" means this key and nothing else'),
+    (
+        "kms-key-policy.*",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "kms:* for the account root is AWS's default key policy: it hands the decision to IAM policies",
+    ),
+    (
+        "role.*-sagemaker-execution.sagemaker-pipeline-steps.json",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "iam:PassRole of the role itself, only to sagemaker.amazonaws.com: pipelines pass it to their jobs",
+    ),
+    (
+        "role.*-sagemaker-execution.data-and-keys.json",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "kms:CreateGrant on its own key, only for AWS resources: SageMaker grants itself use of the key for the "
+        "encrypted volumes of the jobs",
+    ),
+    (
+        "role.cross-account-jenkins-role.deploy-pipelines.json",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "iam:PassRole of exactly the execution, Lambda and EventBridge roles, each only to its own service",
+    ),
+    (
+        "role.cross-account-jenkins-role.deploy-pipelines.json",
+        "PRIVILEGE_ESCALATION",
+        "lambda:UpdateFunctionCode on the project's functions, deploying them is the point; their role (the "
+        "Lambda role) can only read the registry and write its logs",
+    ),
+    (
+        "role.*-sagemaker-execution.runtime.json",
+        "CREDENTIALS_EXPOSURE",
+        "ecr:GetAuthorizationToken: SageMaker pulls the framework images with the execution role",
+    ),
+    (
+        "role.cross-account-jenkins-role.deploy-infra.json",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key: Terraform sets the "
+        "policies that let EventBridge publish; the bootstrap's key is denied explicitly",
+    ),
 ]
 
 
@@ -62,8 +83,9 @@ def document(*statements: dict) -> dict:
     return {"Version": VERSION, "Statement": [s for s in statements if s]}
 
 
-def statement(sid: str, actions, resources=None, *, effect: str = "Allow", principal=None,
-              condition: dict | None = None) -> dict:
+def statement(
+    sid: str, actions, resources=None, *, effect: str = "Allow", principal=None, condition: dict | None = None
+) -> dict:
     """One statement with a stable key order, so reviewed JSON and diffs read the same every time."""
     out: dict = {"Sid": sid, "Effect": effect}
     if principal is not None:
@@ -112,15 +134,24 @@ class Arns:
 
     def group_and_packages(self) -> list[str]:
         registry, group = self.env.registry_account_id, self.env.model_package_group
-        return [self.sagemaker(registry, f"model-package-group/{group}"),
-                self.sagemaker(registry, f"model-package/{group}/*")]
+        return [
+            self.sagemaker(registry, f"model-package-group/{group}"),
+            self.sagemaker(registry, f"model-package/{group}/*"),
+        ]
 
     def pipelines(self, account_id: str) -> list[str]:
         return [self.sagemaker(account_id, f"pipeline/{name}") for name in self.env.pipelines.values()]
 
 
-KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
-           "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+KEY_USE = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+]
 KEY_READ = ["kms:Decrypt", "kms:DescribeKey"]
 
 
@@ -129,7 +160,7 @@ def promotion_neighbours(env, label: str) -> tuple[list[str], list[str]]:
     a model trained upstream (dev) is read downstream (prod), never the other way round."""
     labels = list(env.workload_accounts)
     i = labels.index(label)
-    return labels[:i], labels[i + 1:]
+    return labels[:i], labels[i + 1 :]
 
 
 def registry_prefix(label: str) -> str:
@@ -139,6 +170,7 @@ def registry_prefix(label: str) -> str:
 
 # -- KMS key policies -------------------------------------------------------------------------------
 
+
 def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) -> dict:
     """Root delegation (so IAM policies in the account decide), named users, and other accounts that
     may only decrypt: their own IAM policies must still allow it, as AWS evaluates both sides."""
@@ -146,8 +178,9 @@ def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) ->
     return document(
         statement("EnableIamPolicies", "kms:*", "*", principal={"AWS": arns.root(account_id)}),
         statement("AccountRolesUseKey", KEY_USE, "*", principal={"AWS": users}) if users else None,
-        statement("OtherAccountsDecrypt", KEY_READ, "*",
-                  principal={"AWS": [arns.root(a) for a in readers]}) if readers else None,
+        statement("OtherAccountsDecrypt", KEY_READ, "*", principal={"AWS": [arns.root(a) for a in readers]})
+        if readers
+        else None,
     )
 
 
@@ -165,15 +198,23 @@ def registry_key_alias(env) -> str:
 
 def registry_key_policy(env) -> dict:
     arns = Arns(env)
-    return key_policy(env, env.registry_account_id,
-                      users=[arns.role(env.roles.approver, env.registry_account_id)], readers=[])
+    return key_policy(
+        env, env.registry_account_id, users=[arns.role(env.roles.approver, env.registry_account_id)], readers=[]
+    )
 
 
 # -- bucket policies --------------------------------------------------------------------------------
 
+
 def _secure_transport_only(arns: Arns, bucket: str) -> dict:
-    return statement("DenyInsecureTransport", "s3:*", [arns.bucket(bucket), arns.objects(bucket)],
-                     effect="Deny", principal="*", condition={"Bool": {"aws:SecureTransport": "false"}})
+    return statement(
+        "DenyInsecureTransport",
+        "s3:*",
+        [arns.bucket(bucket), arns.objects(bucket)],
+        effect="Deny",
+        principal="*",
+        condition={"Bool": {"aws:SecureTransport": "false"}},
+    )
 
 
 def data_bucket_policy(env, bucket: str) -> dict:
@@ -182,8 +223,14 @@ def data_bucket_policy(env, bucket: str) -> dict:
     arns = Arns(env)
     return document(
         _secure_transport_only(arns, bucket),
-        statement("DenyNonKmsEncryption", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
-                  condition={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
+        statement(
+            "DenyNonKmsEncryption",
+            "s3:PutObject",
+            arns.objects(bucket),
+            effect="Deny",
+            principal="*",
+            condition={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+        ),
     )
 
 
@@ -198,31 +245,67 @@ def registry_bucket_policy(env) -> dict:
         upstream, _ = promotion_neighbours(env, label)
         role = {"AWS": arns.role(env.roles.execution, account_id)}
         sid = label.title().replace("-", "")
-        statements.append(statement(f"{sid}ReadWriteOwnPrefix", ["s3:GetObject", "s3:PutObject"],
-                                    arns.objects(bucket, registry_prefix(label)), principal=role))
+        statements.append(
+            statement(
+                f"{sid}ReadWriteOwnPrefix",
+                ["s3:GetObject", "s3:PutObject"],
+                arns.objects(bucket, registry_prefix(label)),
+                principal=role,
+            )
+        )
         if upstream:
-            statements.append(statement(f"{sid}ReadUpstreamPrefixes", "s3:GetObject",
-                                        [arns.objects(bucket, registry_prefix(u)) for u in upstream],
-                                        principal=role))
-        statements.append(statement(f"{sid}ListItsPrefixes", "s3:ListBucket", arns.bucket(bucket), principal=role,
-                                    condition={"StringLike": {"s3:prefix": [
-                                        f"{registry_prefix(p)}*" for p in [label, *upstream]]}}))
+            statements.append(
+                statement(
+                    f"{sid}ReadUpstreamPrefixes",
+                    "s3:GetObject",
+                    [arns.objects(bucket, registry_prefix(u)) for u in upstream],
+                    principal=role,
+                )
+            )
+        statements.append(
+            statement(
+                f"{sid}ListItsPrefixes",
+                "s3:ListBucket",
+                arns.bucket(bucket),
+                principal=role,
+                condition={"StringLike": {"s3:prefix": [f"{registry_prefix(p)}*" for p in [label, *upstream]]}},
+            )
+        )
     return document(
         *statements,
         _secure_transport_only(arns, bucket),
-        statement("DenyUnencryptedPuts", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
-                  condition={"Null": {"s3:x-amz-server-side-encryption": "true"}}),
-        statement("DenyNonKmsEncryption", "s3:PutObject", arns.objects(bucket), effect="Deny", principal="*",
-                  condition={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
+        statement(
+            "DenyUnencryptedPuts",
+            "s3:PutObject",
+            arns.objects(bucket),
+            effect="Deny",
+            principal="*",
+            condition={"Null": {"s3:x-amz-server-side-encryption": "true"}},
+        ),
+        statement(
+            "DenyNonKmsEncryption",
+            "s3:PutObject",
+            arns.objects(bucket),
+            effect="Deny",
+            principal="*",
+            condition={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+        ),
     )
 
 
 # -- model package group --------------------------------------------------------------------------
 
-REGISTER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"]
-LOOKUP_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
-                  "sagemaker:ListModelPackages"]
+REGISTER_ACTIONS = [
+    "sagemaker:CreateModelPackage",
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+]
+LOOKUP_ACTIONS = [
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+]
 
 
 def model_package_group_policy(env) -> dict:
@@ -235,12 +318,18 @@ def model_package_group_policy(env) -> dict:
     return document(
         statement("WorkloadExecutionRolesRegister", REGISTER_ACTIONS, resources, principal={"AWS": executions}),
         statement("InferenceLambdaLooksUpApproved", LOOKUP_ACTIONS, resources, principal={"AWS": lookups}),
-        statement("NoApprovalFromWorkloadAccounts", ["sagemaker:UpdateModelPackage"], resources, effect="Deny",
-                  principal={"AWS": executions + lookups}),
+        statement(
+            "NoApprovalFromWorkloadAccounts",
+            ["sagemaker:UpdateModelPackage"],
+            resources,
+            effect="Deny",
+            principal={"AWS": executions + lookups},
+        ),
     )
 
 
 # -- identity policies ----------------------------------------------------------------------------
+
 
 def _name_prefixed(arns: Arns, account_id: str, env) -> list[str]:
     # SageMaker Pipelines names the jobs it launches "pipelines-<execution>-<step>-..."; jobs the
@@ -248,8 +337,11 @@ def _name_prefixed(arns: Arns, account_id: str, env) -> list[str]:
     # a pipeline's tuning job carries neither prefix: any tuning job in this account (what it may train
     # is still bounded by PassRole to this role only and by the data and key statements).
     kinds = ["processing-job", "training-job", "transform-job", "model"]
-    return [arns.sagemaker(account_id, f"{kind}/{prefix}*") for kind in kinds
-            for prefix in (f"{env.project}-", "pipelines-")] + [arns.sagemaker(account_id, "hyper-parameter-tuning-job/*")]
+    return [
+        arns.sagemaker(account_id, f"{kind}/{prefix}*")
+        for kind in kinds
+        for prefix in (f"{env.project}-", "pipelines-")
+    ] + [arns.sagemaker(account_id, "hyper-parameter-tuning-job/*")]
 
 
 def execution_role_policies(env) -> dict[str, dict]:
@@ -265,45 +357,90 @@ def execution_role_policies(env) -> dict[str, dict]:
         statement("DataBucketObjects", ["s3:GetObject", "s3:PutObject"], arns.objects(data)),
         statement("DataBucketList", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(data)),
         statement("RegistryArtifactsOwnPrefix", ["s3:GetObject", "s3:PutObject"], arns.objects(registry, own_prefix)),
-        statement("RegistryArtifactsUpstreamRead", "s3:GetObject",
-                  [arns.objects(registry, registry_prefix(u)) for u in upstream]) if upstream else None,
-        statement("RegistryArtifactsList", "s3:ListBucket", arns.bucket(registry),
-                  condition={"StringLike": {"s3:prefix": [f"{p}*" for p in read_prefixes]}}),
+        statement(
+            "RegistryArtifactsUpstreamRead",
+            "s3:GetObject",
+            [arns.objects(registry, registry_prefix(u)) for u in upstream],
+        )
+        if upstream
+        else None,
+        statement(
+            "RegistryArtifactsList",
+            "s3:ListBucket",
+            arns.bucket(registry),
+            condition={"StringLike": {"s3:prefix": [f"{p}*" for p in read_prefixes]}},
+        ),
         statement("OwnKey", KEY_USE, key),
-        statement("OwnKeyGrantsForSageMakerVolumes", "kms:CreateGrant", key,
-                  condition={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement(
+            "OwnKeyGrantsForSageMakerVolumes",
+            "kms:CreateGrant",
+            key,
+            condition={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
         # Models trained upstream are encrypted with the upstream account's key; that key's policy
         # names this account, so only keys that chose to share with us are usable.
         statement("UpstreamKeysDecrypt", KEY_READ, [arns.kms_keys(env.accounts[u]) for u in upstream])
-        if upstream else None,
+        if upstream
+        else None,
     )
     sagemaker = document(
-        statement("PipelineJobs", [
-            "sagemaker:AddTags", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel",
-            "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:CreateTransformJob",
-            "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeModel",
-            "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob", "sagemaker:DescribeTransformJob",
-            "sagemaker:ListTrainingJobsForHyperParameterTuningJob", "sagemaker:StopHyperParameterTuningJob",
-            "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob", "sagemaker:StopTransformJob",
-        ], _name_prefixed(arns, account_id, env)),
+        statement(
+            "PipelineJobs",
+            [
+                "sagemaker:AddTags",
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:CreateModel",
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:CreateTransformJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:DescribeModel",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:DescribeTransformJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:StopTransformJob",
+            ],
+            _name_prefixed(arns, account_id, env),
+        ),
         statement("RegisterInCentralRegistry", REGISTER_ACTIONS[:-1], arns.group_and_packages()),
         statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
-        statement("InvokeInferenceStepLambda", "lambda:InvokeFunction",
-                  f"arn:{arns.p}:lambda:{region}:{account_id}:function:{env.project}-*"),
-        statement("PassOnlyItselfToSageMaker", "iam:PassRole", arns.role(env.roles.execution, account_id),
-                  condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        statement(
+            "InvokeInferenceStepLambda",
+            "lambda:InvokeFunction",
+            f"arn:{arns.p}:lambda:{region}:{account_id}:function:{env.project}-*",
+        ),
+        statement(
+            "PassOnlyItselfToSageMaker",
+            "iam:PassRole",
+            arns.role(env.roles.execution, account_id),
+            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
     )
     runtime = document(
-        statement("PullSageMakerImages", ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
-                                          "ecr:GetDownloadUrlForLayer"],
-                  f"arn:{arns.p}:ecr:{region}:*:repository/sagemaker-*"),
+        statement(
+            "PullSageMakerImages",
+            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            f"arn:{arns.p}:ecr:{region}:*:repository/sagemaker-*",
+        ),
         statement("EcrLogin", "ecr:GetAuthorizationToken", "*"),
-        statement("JobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
-                              "logs:PutLogEvents"],
-                  [f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*",
-                   f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*:log-stream:*"]),
-        statement("JobMetrics", "cloudwatch:PutMetricData", "*",
-                  condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+        statement(
+            "JobLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            [
+                f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*",
+                f"arn:{arns.p}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*:log-stream:*",
+            ],
+        ),
+        statement(
+            "JobMetrics",
+            "cloudwatch:PutMetricData",
+            "*",
+            condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        ),
     )
     return {"data-and-keys": data_access, "sagemaker-pipeline-steps": sagemaker, "runtime": runtime}
 
@@ -311,23 +448,30 @@ def execution_role_policies(env) -> dict[str, dict]:
 def lambda_role_policies(env) -> dict[str, dict]:
     arns = Arns(env)
     logs = f"arn:{arns.p}:logs:{env.region}:{env.account_id}:log-group:/aws/lambda/{env.project}-*"
-    return {"latest-approved-model": document(
-        statement("DescribeRegistryPackages", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
-        statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
-        statement("FunctionLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                  [logs, f"{logs}:log-stream:*"]),
-    )}
+    return {
+        "latest-approved-model": document(
+            statement("DescribeRegistryPackages", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
+            statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
+            statement(
+                "FunctionLogs",
+                ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                [logs, f"{logs}:log-stream:*"],
+            ),
+        )
+    }
 
 
 def events_role_policies(env) -> dict[str, dict]:
     arns = Arns(env)
-    return {"start-project-pipelines": document(
-        statement("StartProjectPipelines", "sagemaker:StartPipelineExecution", arns.pipelines(env.account_id)))}
+    return {
+        "start-project-pipelines": document(
+            statement("StartProjectPipelines", "sagemaker:StartPipelineExecution", arns.pipelines(env.account_id))
+        )
+    }
 
 
 def jenkins_trust(env) -> dict:
-    return trust(aws=env.jenkins.principal_arn,
-                 condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}})
+    return trust(aws=env.jenkins.principal_arn, condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}})
 
 
 def jenkins_role_policies(env) -> dict[str, dict]:
@@ -336,67 +480,159 @@ def jenkins_role_policies(env) -> dict[str, dict]:
     arns = Arns(env)
     account_id, region, project = env.account_id, env.region, env.project
     key = key_arn_ref(env.kms_key_alias)
-    pipelines_arns = [arns.sagemaker(account_id, f"pipeline/{project}-*"),
-                      arns.sagemaker(account_id, f"pipeline/{project}-*/execution/*")]
+    pipelines_arns = [
+        arns.sagemaker(account_id, f"pipeline/{project}-*"),
+        arns.sagemaker(account_id, f"pipeline/{project}-*/execution/*"),
+    ]
     function = f"arn:{arns.p}:lambda:{region}:{account_id}:function:{project}-*"
     state_bucket = env.buckets.terraform_state
     deploy_pipelines = document(
-        statement("UpsertProjectPipelines", [
-            "sagemaker:AddTags", "sagemaker:CreatePipeline", "sagemaker:DescribePipeline",
-            "sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
-            "sagemaker:ListPipelineExecutions", "sagemaker:ListTags", "sagemaker:StartPipelineExecution",
-            "sagemaker:StopPipelineExecution", "sagemaker:UpdatePipeline"], pipelines_arns),
-        statement("PassExecutionRoleToSageMaker", "iam:PassRole", arns.role(env.roles.execution, account_id),
-                  condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
-        statement("PassLambdaRoleToLambda", "iam:PassRole", arns.role(env.roles.lambda_, account_id),
-                  condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
-        statement("PassEventsRoleToEventBridge", "iam:PassRole", arns.role(env.roles.events, account_id),
-                  condition={"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
-        statement("InferenceStepLambda", [
-            "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
-            "lambda:TagResource", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"], function),
+        statement(
+            "UpsertProjectPipelines",
+            [
+                "sagemaker:AddTags",
+                "sagemaker:CreatePipeline",
+                "sagemaker:DescribePipeline",
+                "sagemaker:DescribePipelineExecution",
+                "sagemaker:ListPipelineExecutionSteps",
+                "sagemaker:ListPipelineExecutions",
+                "sagemaker:ListTags",
+                "sagemaker:StartPipelineExecution",
+                "sagemaker:StopPipelineExecution",
+                "sagemaker:UpdatePipeline",
+            ],
+            pipelines_arns,
+        ),
+        statement(
+            "PassExecutionRoleToSageMaker",
+            "iam:PassRole",
+            arns.role(env.roles.execution, account_id),
+            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        statement(
+            "PassLambdaRoleToLambda",
+            "iam:PassRole",
+            arns.role(env.roles.lambda_, account_id),
+            condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        ),
+        statement(
+            "PassEventsRoleToEventBridge",
+            "iam:PassRole",
+            arns.role(env.roles.events, account_id),
+            condition={"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}},
+        ),
+        statement(
+            "InferenceStepLambda",
+            [
+                "lambda:CreateFunction",
+                "lambda:GetFunction",
+                "lambda:GetFunctionConfiguration",
+                "lambda:TagResource",
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+            ],
+            function,
+        ),
         statement("PutPipelineCode", ["s3:GetObject", "s3:PutObject"], arns.objects(env.buckets.artifacts)),
         statement("ListPipelineCode", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(env.buckets.artifacts)),
-        statement("EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
-                  key),
+        statement(
+            "EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], key
+        ),
     )
     # mlops-infra/ names everything it creates <project>-<environment>-...; the bootstrap's own key alias
     # (alias/<project>-<environment>) does not match, so Terraform cannot re-point it.
     infra_prefix = f"{project}-{env.name}-"
     keys = f"arn:{arns.p}:kms:{region}:{account_id}:key/*"
     deploy_infra = document(
-        statement("ProjectRules", [
-            "events:DeleteRule", "events:DescribeRule", "events:DisableRule", "events:EnableRule",
-            "events:ListTagsForResource", "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
-            "events:RemoveTargets", "events:TagResource", "events:UntagResource"],
-            f"arn:{arns.p}:events:{region}:{account_id}:rule/{infra_prefix}*"),
+        statement(
+            "ProjectRules",
+            [
+                "events:DeleteRule",
+                "events:DescribeRule",
+                "events:DisableRule",
+                "events:EnableRule",
+                "events:ListTagsForResource",
+                "events:ListTargetsByRule",
+                "events:PutRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:TagResource",
+                "events:UntagResource",
+            ],
+            f"arn:{arns.p}:events:{region}:{account_id}:rule/{infra_prefix}*",
+        ),
         # lets the registry account forward model package events to this account's default bus
-        statement("RegistryForwardsModelEvents", ["events:DescribeEventBus", "events:PutPermission",
-                                                  "events:RemovePermission"], "*"),
-        statement("ProjectTopics", [
-            "sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
-            "sns:ListTagsForResource", "sns:SetTopicAttributes", "sns:Subscribe", "sns:TagResource",
-            "sns:UntagResource"],
-            f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*"),
+        statement(
+            "RegistryForwardsModelEvents",
+            ["events:DescribeEventBus", "events:PutPermission", "events:RemovePermission"],
+            "*",
+        ),
+        statement(
+            "ProjectTopics",
+            [
+                "sns:CreateTopic",
+                "sns:DeleteTopic",
+                "sns:GetTopicAttributes",
+                "sns:ListSubscriptionsByTopic",
+                "sns:ListTagsForResource",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:TagResource",
+                "sns:UntagResource",
+            ],
+            f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*",
+        ),
         statement("TopicSubscriptions", ["sns:GetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
         # the notification topic's own key (EventBridge cannot publish to a topic under the AWS key)
         statement("CreateTopicKey", "kms:CreateKey", "*"),
-        statement("ManageTopicKey", [
-            "kms:DescribeKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
-            "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:TagResource",
-            "kms:UntagResource", "kms:UpdateKeyDescription"], keys),
-        statement("TopicKeyAlias", ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-                  [f"arn:{arns.p}:kms:{region}:{account_id}:alias/{infra_prefix}*", keys]),
+        statement(
+            "ManageTopicKey",
+            [
+                "kms:DescribeKey",
+                "kms:EnableKeyRotation",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListResourceTags",
+                "kms:PutKeyPolicy",
+                "kms:ScheduleKeyDeletion",
+                "kms:TagResource",
+                "kms:UntagResource",
+                "kms:UpdateKeyDescription",
+            ],
+            keys,
+        ),
+        statement(
+            "TopicKeyAlias",
+            ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+            [f"arn:{arns.p}:kms:{region}:{account_id}:alias/{infra_prefix}*", keys],
+        ),
         statement("ListKeyAliases", "kms:ListAliases", "*"),
-        statement("HandsOffTheBootstrapKey", [
-            "kms:CreateAlias", "kms:DeleteAlias", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
-            "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
-            "kms:UpdateKeyDescription"], key, effect="Deny"),
+        statement(
+            "HandsOffTheBootstrapKey",
+            [
+                "kms:CreateAlias",
+                "kms:DeleteAlias",
+                "kms:DisableKey",
+                "kms:DisableKeyRotation",
+                "kms:PutKeyPolicy",
+                "kms:ScheduleKeyDeletion",
+                "kms:TagResource",
+                "kms:UntagResource",
+                "kms:UpdateAlias",
+                "kms:UpdateKeyDescription",
+            ],
+            key,
+            effect="Deny",
+        ),
         statement("TerraformStateList", "s3:ListBucket", arns.bucket(state_bucket)),
-        statement("TerraformStateObjects", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                  arns.objects(state_bucket)),
-        statement("TerraformLock", ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
-                                    "dynamodb:PutItem"], arns.table(account_id, env.terraform_lock_table)),
+        statement(
+            "TerraformStateObjects", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], arns.objects(state_bucket)
+        ),
+        statement(
+            "TerraformLock",
+            ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"],
+            arns.table(account_id, env.terraform_lock_table),
+        ),
     )
     return {"deploy-pipelines": deploy_pipelines, "deploy-infra": deploy_infra}
 
@@ -405,13 +641,22 @@ def approver_role_policies(env) -> dict[str, dict]:
     arns = Arns(env)
     registry = env.buckets.registry
     keys = [key_arn_ref(registry_key_alias(env))] + [arns.kms_keys(a) for a in env.workload_accounts.values()]
-    return {"approve-model-packages": document(
-        statement("ApproveGroupPackages", ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
-                                           "sagemaker:UpdateModelPackage"], arns.group_and_packages()),
-        statement("ListPackages", ["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], "*"),
-        statement("ReadArtifactsForReports", "s3:GetObject", arns.objects(registry)),
-        statement("ListArtifacts", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(registry)),
-        # Reports read artefacts encrypted with the key of the account that trained them; those keys'
-        # policies name the registry account, the only keys in these accounts that do.
-        statement("DecryptArtifacts", KEY_READ, keys),
-    )}
+    return {
+        "approve-model-packages": document(
+            statement(
+                "ApproveGroupPackages",
+                [
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:UpdateModelPackage",
+                ],
+                arns.group_and_packages(),
+            ),
+            statement("ListPackages", ["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], "*"),
+            statement("ReadArtifactsForReports", "s3:GetObject", arns.objects(registry)),
+            statement("ListArtifacts", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(registry)),
+            # Reports read artefacts encrypted with the key of the account that trained them; those keys'
+            # policies name the registry account, the only keys in these accounts that do.
+            statement("DecryptArtifacts", KEY_READ, keys),
+        )
+    }

@@ -63,9 +63,12 @@ def _number(value) -> str:
 def builtin_csv(name: str) -> bytes:
     """The CSV bytes of one built-in dataset (header row; target column only in the training part)."""
     if name not in BUILTINS:
-        from promote.errors import ConfigError
-        raise ConfigError(f"'builtin:{name}' is not a built-in dataset (known: "
-                          f"{', '.join('builtin:' + b for b in BUILTINS)})", field="dataset")
+        from mlops_core.errors import ConfigError
+
+        raise ConfigError(
+            f"'builtin:{name}' is not a built-in dataset (known: {', '.join('builtin:' + b for b in BUILTINS)})",
+            field="dataset",
+        )
     import numpy as np
 
     features, diagnosis, names, train_idx, batch_idx = _parts()
@@ -93,9 +96,13 @@ def locate(env, spec: str, purpose: str) -> DatasetLocation:
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
         if name not in BUILTINS:
-            from promote.errors import ConfigError
-            raise ConfigError(f"'{spec}' is not a built-in dataset (known: "
-                              f"{', '.join('builtin:' + b for b in BUILTINS)})", source=_shown(env), field=purpose)
+            from mlops_core.errors import ConfigError
+
+            raise ConfigError(
+                f"'{spec}' is not a built-in dataset (known: {', '.join('builtin:' + b for b in BUILTINS)})",
+                source=_shown(env),
+                field=purpose,
+            )
         body, filename = builtin_csv(name), f"{name}.csv"
     else:
         path = Path(spec)
@@ -104,7 +111,8 @@ def locate(env, spec: str, purpose: str) -> DatasetLocation:
         try:
             body = path.read_bytes()
         except OSError as exc:
-            from promote.errors import ConfigError
+            from mlops_core.errors import ConfigError
+
             raise ConfigError(f"cannot read '{spec}': {exc.strerror}", source=_shown(env), field=purpose) from None
         name, filename = path.stem, path.name
     digest = hashlib.sha256(body).hexdigest()

@@ -26,8 +26,10 @@ LAMBDA_SOURCE = Path(__file__).resolve().parent / "inference" / "latest_approved
 XGBOOST_VERSION = "1.7-1"
 LAMBDA_RUNTIME = "python3.12"
 OBJECTIVE_METRIC = "validation:auc"
-METRIC_DEFINITIONS = [{"Name": "validation:auc", "Regex": r"validation-auc:([0-9\.]+)"},
-                      {"Name": "train:auc", "Regex": r"train-auc:([0-9\.]+)"}]
+METRIC_DEFINITIONS = [
+    {"Name": "validation:auc", "Regex": r"validation-auc:([0-9\.]+)"},
+    {"Name": "train:auc", "Regex": r"train-auc:([0-9\.]+)"},
+]
 # The SDK's Model.create() insists on a literal role ARN (it expands role names with an IAM call), so the
 # CreateModel step gets this placeholder, replaced by the ExecutionRoleArn parameter in the JSON.
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-for-ExecutionRoleArn-parameter"
@@ -70,6 +72,7 @@ def _tarball(files) -> bytes:
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
     import gzip
+
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
@@ -81,9 +84,14 @@ def latest_approved_function(env) -> LambdaFunction:
         info.external_attr = 0o644 << 16
         archive.writestr(info, LAMBDA_SOURCE.read_bytes())
     body = raw.getvalue()
-    return LambdaFunction(name=f"{env.project}-latest-approved-model", role_arn=env.role_arn("lambda"),
-                          handler="latest_approved.handler", runtime=LAMBDA_RUNTIME, zip_bytes=body,
-                          sha256=hashlib.sha256(body).hexdigest())
+    return LambdaFunction(
+        name=f"{env.project}-latest-approved-model",
+        role_arn=env.role_arn("lambda"),
+        handler="latest_approved.handler",
+        runtime=LAMBDA_RUNTIME,
+        zip_bytes=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
 
 
 def lambda_arn(env, function: LambdaFunction) -> str:
@@ -96,9 +104,11 @@ def build_record() -> dict:
     Read from the environment only, never from `git`: the same inputs must give the same definition,
     or every re-run would plan an update.
     """
-    return {"GitCommit": os.environ.get("GIT_COMMIT") or "unknown",
-            "BuildId": os.environ.get("BUILD_TAG") or "local",
-            "BuildUrl": os.environ.get("BUILD_URL") or "none"}
+    return {
+        "GitCommit": os.environ.get("GIT_COMMIT") or "unknown",
+        "BuildId": os.environ.get("BUILD_TAG") or "local",
+        "BuildUrl": os.environ.get("BUILD_URL") or "none",
+    }
 
 
 # ---- the SDK, offline -------------------------------------------------------------------------
@@ -109,12 +119,15 @@ _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"
 def _quiet_sdk():
     """Import the SDK without its deprecation banners and INFO lines on stdout (--dry-run prints JSON there)."""
     import logging
+
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     for name in ("sagemaker", "sagemaker.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import warnings
+
     warnings.filterwarnings("ignore", module=r"sagemaker(\..*)?")
     import sagemaker  # noqa: F401
+
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("sagemaker"):
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -126,21 +139,22 @@ def offline_session(env):
     import boto3
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-    boto_session = boto3.Session(aws_access_key_id="offline", aws_secret_access_key="offline",
-                                 region_name=env.region)
+    boto_session = boto3.Session(aws_access_key_id="offline", aws_secret_access_key="offline", region_name=env.region)
 
     def refuse(event_name=None, **_):
         raise OfflineBuildError(f"building a pipeline definition tried to call AWS ({event_name})")
 
     boto_session.events.register("before-send", refuse)
-    session = PipelineSession(boto_session=boto_session, default_bucket=env.buckets.artifacts,
-                              sagemaker_config=_SDK_CONFIG)
+    session = PipelineSession(
+        boto_session=boto_session, default_bucket=env.buckets.artifacts, sagemaker_config=_SDK_CONFIG
+    )
     # default_bucket() would check the bucket exists (an S3 call); every location here is explicit anyway.
     session._default_bucket = env.buckets.artifacts
     return session
 
 
 # ---- shared pieces of the definitions ---------------------------------------------------------
+
 
 class _Builder:
     """Parameters and step factories shared by the three pipelines of one environment."""
@@ -160,8 +174,14 @@ class _Builder:
         self.artifacts_bucket = ParameterString("ArtifactsBucket", default_value=env.buckets.artifacts)
         self.registry_bucket = ParameterString("ModelArtifactsBucket", default_value=env.buckets.registry)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value=env.training.instance_type)
-        self.parameters = [self.role, self.kms, self.group, self.artifacts_bucket, self.registry_bucket,
-                           self.processing_instance]
+        self.parameters = [
+            self.role,
+            self.kms,
+            self.group,
+            self.artifacts_bucket,
+            self.registry_bucket,
+            self.processing_instance,
+        ]
         self.ParameterFloat, self.ParameterString = ParameterFloat, ParameterString
 
     def add(self, parameter):
@@ -172,45 +192,89 @@ class _Builder:
         """s3://<bucket parameter>/<env>/<pipeline>/<execution id>/<parts>: one place per run and step."""
         from sagemaker.workflow.execution_variables import ExecutionVariables
         from sagemaker.workflow.functions import Join
-        return Join(on="/", values=["s3:/", bucket, self.env.account, self.pipeline_name,
-                                    ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+
+        return Join(
+            on="/",
+            values=[
+                "s3:/",
+                bucket,
+                self.env.account,
+                self.pipeline_name,
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                *parts,
+            ],
+        )
 
     def processor(self, script: str):
         from sagemaker.processing import Processor
-        return Processor(role=self.role, image_uri=self.image, instance_count=1,
-                         instance_type=self.processing_instance,
-                         entrypoint=["python3", f"/opt/ml/processing/input/code/{script}"],
-                         volume_kms_key=self.kms, output_kms_key=self.kms, sagemaker_session=self.session,
-                         env={"PYTHONUNBUFFERED": "1"})
+
+        return Processor(
+            role=self.role,
+            image_uri=self.image,
+            instance_count=1,
+            instance_type=self.processing_instance,
+            entrypoint=["python3", f"/opt/ml/processing/input/code/{script}"],
+            volume_kms_key=self.kms,
+            output_kms_key=self.kms,
+            sagemaker_session=self.session,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
 
     def code_input(self):
         from sagemaker.processing import ProcessingInput
-        return ProcessingInput(source=self.code.steps_prefix, destination="/opt/ml/processing/input/code",
-                               input_name="code")
+
+        return ProcessingInput(
+            source=self.code.steps_prefix, destination="/opt/ml/processing/input/code", input_name="code"
+        )
 
     def estimator(self, hyperparameters: dict, instance_type):
         from sagemaker.xgboost import XGBoost
         from sagemaker.workflow.functions import Join
+
         output = Join(on="/", values=["s3:/", self.registry_bucket, self.env.account, self.pipeline_name, "models"])
-        return XGBoost(entry_point="train.py", source_dir=self.code.sourcedir, framework_version=XGBOOST_VERSION,
-                       role=self.role, instance_count=1, instance_type=instance_type, output_path=output,
-                       code_location=self.code.sourcedir.rsplit("/", 1)[0], output_kms_key=self.kms,
-                       volume_kms_key=self.kms, hyperparameters=dict(hyperparameters),
-                       metric_definitions=METRIC_DEFINITIONS, disable_profiler=True, debugger_hook_config=False,
-                       sagemaker_session=self.session)
+        return XGBoost(
+            entry_point="train.py",
+            source_dir=self.code.sourcedir,
+            framework_version=XGBOOST_VERSION,
+            role=self.role,
+            instance_count=1,
+            instance_type=instance_type,
+            output_path=output,
+            code_location=self.code.sourcedir.rsplit("/", 1)[0],
+            output_kms_key=self.kms,
+            volume_kms_key=self.kms,
+            hyperparameters=dict(hyperparameters),
+            metric_definitions=METRIC_DEFINITIONS,
+            disable_profiler=True,
+            debugger_hook_config=False,
+            sagemaker_session=self.session,
+        )
 
     def pipeline(self, steps, description: str) -> PipelineSpec:
         from sagemaker.workflow.pipeline import Pipeline
-        pipeline = Pipeline(name=self.pipeline_name, parameters=self.parameters, steps=steps,
-                            sagemaker_session=self.session, pipeline_experiment_config=None)
-        document = _substitute(json.loads(pipeline.definition()), ROLE_PLACEHOLDER,
-                               {"Get": f"Parameters.{self.role.name}"})
+
+        pipeline = Pipeline(
+            name=self.pipeline_name,
+            parameters=self.parameters,
+            steps=steps,
+            sagemaker_session=self.session,
+            pipeline_experiment_config=None,
+        )
+        document = _substitute(
+            json.loads(pipeline.definition()), ROLE_PLACEHOLDER, {"Get": f"Parameters.{self.role.name}"}
+        )
         _drop_build_time_job_names(document, self.pipeline_name)
         definition = json.dumps(document, sort_keys=True, separators=(",", ":"))
         defaults = {p.name: p.default_value for p in self.parameters}
-        return PipelineSpec(name=self.pipeline_name, definition=definition, parameters=defaults,
-                            role_arn=self.env.role_arn("execution"), uploads=list(self.code.uploads),
-                            lambda_functions=[], description=description)
+        return PipelineSpec(
+            name=self.pipeline_name,
+            definition=definition,
+            parameters=defaults,
+            role_arn=self.env.role_arn("execution"),
+            uploads=list(self.code.uploads),
+            lambda_functions=[],
+            description=description,
+        )
 
 
 def _drop_build_time_job_names(node, pipeline_name: str) -> None:
@@ -237,6 +301,7 @@ def _substitute(node, literal: str, replacement):
 
 
 # ---- train and train-with-HPO -----------------------------------------------------------------
+
 
 def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineSpec:
     from sagemaker.inputs import TrainingInput
@@ -273,33 +338,65 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=b.processor("preprocess.py").run(
-            inputs=[b.code_input(),
-                    ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data",
-                                    input_name="dataset")],
-            outputs=[*(ProcessingOutput(output_name=s, source=f"/opt/ml/processing/{s}",
-                                        destination=b.location(b.artifacts_bucket, "preprocess", s)) for s in splits),
-                     # The baseline goes with the model to the registry bucket: prod's drift check reads it.
-                     ProcessingOutput(output_name="baseline", source="/opt/ml/processing/baseline",
-                                      destination=b.location(b.registry_bucket, "baseline")),
-                     ProcessingOutput(output_name="report", source="/opt/ml/processing/report",
-                                      destination=b.location(b.artifacts_bucket, "preprocess", "report"))],
-            arguments=["--input", "/opt/ml/processing/input/data", "--dataset-uri", input_data,
-                       "--target", t.target, "--features", features, "--categorical", ",".join(t.categorical),
-                       "--missing-values", ",".join(t.missing_values),
-                       *(a for s in splits for a in (f"--{s}-dir", f"/opt/ml/processing/{s}")),
-                       "--baseline-dir", "/opt/ml/processing/baseline",
-                       "--report-dir", "/opt/ml/processing/report",
-                       "--failure-file", "/opt/ml/output/message"]),
-        property_files=[preprocess_report])
+            inputs=[
+                b.code_input(),
+                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="dataset"),
+            ],
+            outputs=[
+                *(
+                    ProcessingOutput(
+                        output_name=s,
+                        source=f"/opt/ml/processing/{s}",
+                        destination=b.location(b.artifacts_bucket, "preprocess", s),
+                    )
+                    for s in splits
+                ),
+                # The baseline goes with the model to the registry bucket: prod's drift check reads it.
+                ProcessingOutput(
+                    output_name="baseline",
+                    source="/opt/ml/processing/baseline",
+                    destination=b.location(b.registry_bucket, "baseline"),
+                ),
+                ProcessingOutput(
+                    output_name="report",
+                    source="/opt/ml/processing/report",
+                    destination=b.location(b.artifacts_bucket, "preprocess", "report"),
+                ),
+            ],
+            arguments=[
+                "--input",
+                "/opt/ml/processing/input/data",
+                "--dataset-uri",
+                input_data,
+                "--target",
+                t.target,
+                "--features",
+                features,
+                "--categorical",
+                ",".join(t.categorical),
+                "--missing-values",
+                ",".join(t.missing_values),
+                *(a for s in splits for a in (f"--{s}-dir", f"/opt/ml/processing/{s}")),
+                "--baseline-dir",
+                "/opt/ml/processing/baseline",
+                "--report-dir",
+                "/opt/ml/processing/report",
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[preprocess_report],
+    )
 
     def channel(split):
-        return TrainingInput(preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri,
-                             content_type="text/csv")
+        return TrainingInput(
+            preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri, content_type="text/csv"
+        )
 
     channels = {"train": channel("train"), "validation": channel("validation")}
     if tuned:
-        from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
-                                     IntegerParameter)
+        from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner, IntegerParameter
+
         tuned_names = {r.name for r in t.hpo_ranges}
         static = {k: v for k, v in t.hyperparameters.items() if k not in tuned_names}
         ranges = {}
@@ -310,21 +407,35 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 ranges[r.name] = ContinuousParameter(r.min, r.max)
             else:
                 ranges[r.name] = CategoricalParameter(list(r.values))
-        tuner = HyperparameterTuner(b.estimator(static, training_instance), objective_metric_name=OBJECTIVE_METRIC,
-                                    hyperparameter_ranges=ranges, metric_definitions=METRIC_DEFINITIONS,
-                                    objective_type="Maximize", max_jobs=t.hpo_max_jobs,
-                                    max_parallel_jobs=t.hpo_max_parallel_jobs, strategy="Random",
-                                    random_seed=42)
+        tuner = HyperparameterTuner(
+            b.estimator(static, training_instance),
+            objective_metric_name=OBJECTIVE_METRIC,
+            hyperparameter_ranges=ranges,
+            metric_definitions=METRIC_DEFINITIONS,
+            objective_type="Maximize",
+            max_jobs=t.hpo_max_jobs,
+            max_parallel_jobs=t.hpo_max_parallel_jobs,
+            strategy="Random",
+            random_seed=42,
+        )
         fit = TuningStep(name="Tune", step_args=tuner.fit(inputs=channels))
-        model_data = fit.get_top_model_s3_uri(top_k=0, s3_bucket=b.registry_bucket,
-                                              prefix=f"{env.account}/{b.pipeline_name}/models")
+        model_data = fit.get_top_model_s3_uri(
+            top_k=0, s3_bucket=b.registry_bucket, prefix=f"{env.account}/{b.pipeline_name}/models"
+        )
         hyperparameter_record = {
-            "hyperparameters": Join(on="", values=["tuned by ", fit.properties.HyperParameterTuningJobName,
-                                                   "; best job ",
-                                                   fit.properties.BestTrainingJob.TrainingJobName]),
-            "hyperparameter_ranges": json.dumps({r.name: ([r.min, r.max] if r.type != "categorical"
-                                                          else list(r.values)) for r in t.hpo_ranges},
-                                                sort_keys=True),
+            "hyperparameters": Join(
+                on="",
+                values=[
+                    "tuned by ",
+                    fit.properties.HyperParameterTuningJobName,
+                    "; best job ",
+                    fit.properties.BestTrainingJob.TrainingJobName,
+                ],
+            ),
+            "hyperparameter_ranges": json.dumps(
+                {r.name: ([r.min, r.max] if r.type != "categorical" else list(r.values)) for r in t.hpo_ranges},
+                sort_keys=True,
+            ),
             # Tuned hyperparameters differ from the reviewed ones: the review board must look first.
             "review_board_approval_required": "true",
             "review_reason": "hyperparameters chosen by tuning",
@@ -332,77 +443,145 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     else:
         fit = TrainingStep(name="Train", step_args=b.estimator(t.hyperparameters, training_instance).fit(channels))
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
-        hyperparameter_record = {"hyperparameters": json.dumps(t.hyperparameters, sort_keys=True),
-                                 "review_board_approval_required": "false"}
+        hyperparameter_record = {
+            "hyperparameters": json.dumps(t.hyperparameters, sort_keys=True),
+            "review_board_approval_required": "false",
+        }
 
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(
         name="Evaluate",
         step_args=b.processor("evaluate.py").run(
-            inputs=[b.code_input(),
-                    ProcessingInput(source=model_data, destination="/opt/ml/processing/model", input_name="model"),
-                    ProcessingInput(source=preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
-                                    destination="/opt/ml/processing/test", input_name="test")],
-            outputs=[ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation",
-                                      destination=b.location(b.registry_bucket, "evaluation"))],
-            arguments=["--model", "/opt/ml/processing/model", "--test", "/opt/ml/processing/test",
-                       "--output", "/opt/ml/processing/evaluation", "--auc-threshold", auc_threshold,
-                       "--champion-tolerance", tolerance, "--model-package-group-arn", b.group,
-                       "--failure-file", "/opt/ml/output/message"]),
-        property_files=[evaluation_report])
+            inputs=[
+                b.code_input(),
+                ProcessingInput(source=model_data, destination="/opt/ml/processing/model", input_name="model"),
+                ProcessingInput(
+                    source=preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
+                    destination="/opt/ml/processing/test",
+                    input_name="test",
+                ),
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name="evaluation",
+                    source="/opt/ml/processing/evaluation",
+                    destination=b.location(b.registry_bucket, "evaluation"),
+                )
+            ],
+            arguments=[
+                "--model",
+                "/opt/ml/processing/model",
+                "--test",
+                "/opt/ml/processing/test",
+                "--output",
+                "/opt/ml/processing/evaluation",
+                "--auc-threshold",
+                auc_threshold,
+                "--champion-tolerance",
+                tolerance,
+                "--model-package-group-arn",
+                b.group,
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[evaluation_report],
+    )
 
     def output_uri(step, name, filename):
         return Join(on="/", values=[step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri, filename])
 
-    statistics = MetricsSource(s3_uri=output_uri(preprocess, "baseline", "statistics.json"),
-                               content_type="application/json")
-    constraints = MetricsSource(s3_uri=output_uri(preprocess, "baseline", "constraints.json"),
-                                content_type="application/json")
-    auc = JsonGet(step_name=evaluate.name, property_file=evaluation_report,
-                  json_path="binary_classification_metrics.auc.value")
-    model = Model(image_uri=b.image, model_data=model_data, role=b.role, sagemaker_session=session,
-                  env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir})
-    register = ModelStep(name="Register", step_args=model.register(
-        content_types=["text/csv"], response_types=["text/csv"],
-        inference_instances=[env.inference.instance_type], transform_instances=[env.inference.instance_type],
-        model_package_group_name=b.group, approval_status=approval,
-        description=f"{env.project}: trained by {b.pipeline_name} in {env.name}",
-        model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(s3_uri=output_uri(evaluate, "evaluation", "evaluation.json"),
-                                           content_type="application/json"),
-            model_data_statistics=statistics, model_data_constraints=constraints),
-        drift_check_baselines=DriftCheckBaselines(model_data_statistics=statistics,
-                                                  model_data_constraints=constraints),
-        customer_metadata_properties={
-            "git_commit": commit, "build_id": build_id, "build_url": build_url,
-            "dataset_uri": input_data,
-            "dataset_sha256": JsonGet(step_name=preprocess.name, property_file=preprocess_report,
-                                      json_path="dataset.sha256"),
-            "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
-            "pipeline": b.pipeline_name, "environment": env.name, "code_sha256": code.sha256,
-            "auc": Join(on="", values=[auc]),
-            **hyperparameter_record}))
+    statistics = MetricsSource(
+        s3_uri=output_uri(preprocess, "baseline", "statistics.json"), content_type="application/json"
+    )
+    constraints = MetricsSource(
+        s3_uri=output_uri(preprocess, "baseline", "constraints.json"), content_type="application/json"
+    )
+    auc = JsonGet(
+        step_name=evaluate.name, property_file=evaluation_report, json_path="binary_classification_metrics.auc.value"
+    )
+    model = Model(
+        image_uri=b.image,
+        model_data=model_data,
+        role=b.role,
+        sagemaker_session=session,
+        env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir},
+    )
+    register = ModelStep(
+        name="Register",
+        step_args=model.register(
+            content_types=["text/csv"],
+            response_types=["text/csv"],
+            inference_instances=[env.inference.instance_type],
+            transform_instances=[env.inference.instance_type],
+            model_package_group_name=b.group,
+            approval_status=approval,
+            description=f"{env.project}: trained by {b.pipeline_name} in {env.name}",
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=output_uri(evaluate, "evaluation", "evaluation.json"), content_type="application/json"
+                ),
+                model_data_statistics=statistics,
+                model_data_constraints=constraints,
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=statistics, model_data_constraints=constraints
+            ),
+            customer_metadata_properties={
+                "git_commit": commit,
+                "build_id": build_id,
+                "build_url": build_url,
+                "dataset_uri": input_data,
+                "dataset_sha256": JsonGet(
+                    step_name=preprocess.name, property_file=preprocess_report, json_path="dataset.sha256"
+                ),
+                "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                "pipeline": b.pipeline_name,
+                "environment": env.name,
+                "code_sha256": code.sha256,
+                "auc": Join(on="", values=[auc]),
+                **hyperparameter_record,
+            },
+        ),
+    )
 
-    rejected = FailStep(name="ModelQualityBelowThreshold", error_message=Join(on="", values=[
-        "ModelQualityBelowThreshold: ",
-        JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="decision.message"),
-        "; nothing was registered"]))
+    rejected = FailStep(
+        name="ModelQualityBelowThreshold",
+        error_message=Join(
+            on="",
+            values=[
+                "ModelQualityBelowThreshold: ",
+                JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="decision.message"),
+                "; nothing was registered",
+            ],
+        ),
+    )
     check = ConditionStep(
         name="CheckModelQuality",
-        conditions=[ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold),
-                    # 0 when no approved champion exists, else champion AUC minus ChampionTolerance.
-                    ConditionGreaterThanOrEqualTo(left=auc, right=JsonGet(
-                        step_name=evaluate.name, property_file=evaluation_report,
-                        json_path="decision.champion_minimum_auc"))],
-        if_steps=[register], else_steps=[rejected])
-    spec = b.pipeline([preprocess, fit, evaluate, check],
-                      "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> register if good enough")
+        conditions=[
+            ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold),
+            # 0 when no approved champion exists, else champion AUC minus ChampionTolerance.
+            ConditionGreaterThanOrEqualTo(
+                left=auc,
+                right=JsonGet(
+                    step_name=evaluate.name, property_file=evaluation_report, json_path="decision.champion_minimum_auc"
+                ),
+            ),
+        ],
+        if_steps=[register],
+        else_steps=[rejected],
+    )
+    spec = b.pipeline(
+        [preprocess, fit, evaluate, check],
+        "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> register if good enough",
+    )
     if dataset.upload:
         spec.uploads.append(dataset.upload)
     return spec
 
 
 # ---- inference with the drift check ------------------------------------------------------------
+
 
 def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.lambda_helper import Lambda
@@ -431,67 +610,140 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     transform_instance = b.add(b.ParameterString("TransformInstanceType", default_value=i.instance_type))
     function_arn = b.add(b.ParameterString("LatestApprovedFunctionArn", default_value=lambda_arn(env, function)))
 
-    outputs = ["model_package_arn", "model_version", "model_data_url", "image_uri", "baseline_statistics_uri",
-               "baseline_constraints_uri"]
+    outputs = [
+        "model_package_arn",
+        "model_version",
+        "model_data_url",
+        "image_uri",
+        "baseline_statistics_uri",
+        "baseline_constraints_uri",
+    ]
     resolve = LambdaStep(
         name="LatestApprovedModel",
         lambda_func=Lambda(function_arn=function_arn, session=session),
         inputs={"model_package_group_arn": b.group},
-        outputs=[LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String) for o in outputs])
+        outputs=[LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String) for o in outputs],
+    )
     approved = {o: resolve.properties.Outputs[o] for o in outputs}
 
     drift_summary = PropertyFile(name="DriftCheckResult", output_name="drift", path="drift_check.json")
     drift = ProcessingStep(
         name="DataDriftCheck",
         step_args=b.processor("drift_check.py").run(
-            inputs=[b.code_input(),
-                    ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data",
-                                    input_name="batch"),
-                    ProcessingInput(source=approved["baseline_statistics_uri"],
-                                    destination="/opt/ml/processing/baseline/statistics", input_name="statistics"),
-                    ProcessingInput(source=approved["baseline_constraints_uri"],
-                                    destination="/opt/ml/processing/baseline/constraints", input_name="constraints")],
-            outputs=[ProcessingOutput(output_name="drift", source="/opt/ml/processing/output",
-                                      destination=b.location(b.artifacts_bucket, "drift-check"))],
-            arguments=["--input", "/opt/ml/processing/input/data",
-                       "--baseline-statistics", "/opt/ml/processing/baseline/statistics",
-                       "--baseline-constraints", "/opt/ml/processing/baseline/constraints",
-                       "--output", "/opt/ml/processing/output", "--drift-threshold", drift_threshold,
-                       "--missing-values", ",".join(env.training.missing_values),
-                       "--model-version", approved["model_version"],
-                       "--failure-file", "/opt/ml/output/message"]),
-        property_files=[drift_summary])
+            inputs=[
+                b.code_input(),
+                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
+                ProcessingInput(
+                    source=approved["baseline_statistics_uri"],
+                    destination="/opt/ml/processing/baseline/statistics",
+                    input_name="statistics",
+                ),
+                ProcessingInput(
+                    source=approved["baseline_constraints_uri"],
+                    destination="/opt/ml/processing/baseline/constraints",
+                    input_name="constraints",
+                ),
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name="drift",
+                    source="/opt/ml/processing/output",
+                    destination=b.location(b.artifacts_bucket, "drift-check"),
+                )
+            ],
+            arguments=[
+                "--input",
+                "/opt/ml/processing/input/data",
+                "--baseline-statistics",
+                "/opt/ml/processing/baseline/statistics",
+                "--baseline-constraints",
+                "/opt/ml/processing/baseline/constraints",
+                "--output",
+                "/opt/ml/processing/output",
+                "--drift-threshold",
+                drift_threshold,
+                "--missing-values",
+                ",".join(env.training.missing_values),
+                "--model-version",
+                approved["model_version"],
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[drift_summary],
+    )
 
-    model = Model(image_uri=approved["image_uri"], model_data=approved["model_data_url"], role=ROLE_PLACEHOLDER,
-                  sagemaker_session=session,
-                  env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir,
-                       "MODEL_VERSION": approved["model_version"],
-                       "MODEL_PACKAGE_ARN": approved["model_package_arn"]})
+    model = Model(
+        image_uri=approved["image_uri"],
+        model_data=approved["model_data_url"],
+        role=ROLE_PLACEHOLDER,
+        sagemaker_session=session,
+        env={
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir,
+            "MODEL_VERSION": approved["model_version"],
+            "MODEL_PACKAGE_ARN": approved["model_package_arn"],
+        },
+    )
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=transform_instance))
 
     # Predictions land under the version that made them: s3://<bucket>/<env>/predictions/model-version=N/<run>/
-    predictions = Join(on="/", values=["s3:/", output_bucket, env.name, "predictions",
-                                       Join(on="=", values=["model-version", approved["model_version"]]),
-                                       ExecutionVariables.PIPELINE_EXECUTION_ID])
-    transformer = Transformer(model_name=create_model.properties.ModelName, instance_count=1,
-                              instance_type=transform_instance, output_path=predictions, accept="text/csv",
-                              assemble_with="Line", strategy="MultiRecord", max_payload=6,
-                              output_kms_key=b.kms, volume_kms_key=b.kms, sagemaker_session=session)
-    transform = TransformStep(name="BatchTransform", step_args=transformer.transform(
-        data=input_data, content_type="text/csv", split_type="Line"))
+    predictions = Join(
+        on="/",
+        values=[
+            "s3:/",
+            output_bucket,
+            env.name,
+            "predictions",
+            Join(on="=", values=["model-version", approved["model_version"]]),
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+        ],
+    )
+    transformer = Transformer(
+        model_name=create_model.properties.ModelName,
+        instance_count=1,
+        instance_type=transform_instance,
+        output_path=predictions,
+        accept="text/csv",
+        assemble_with="Line",
+        strategy="MultiRecord",
+        max_payload=6,
+        output_kms_key=b.kms,
+        volume_kms_key=b.kms,
+        sagemaker_session=session,
+    )
+    transform = TransformStep(
+        name="BatchTransform",
+        step_args=transformer.transform(data=input_data, content_type="text/csv", split_type="Line"),
+    )
 
-    drifted = FailStep(name="DataDriftDetected", error_message=Join(on="", values=[
-        "DataDriftDetected: ",
-        JsonGet(step_name=drift.name, property_file=drift_summary, json_path="message"),
-        "; violations: ",
-        drift.properties.ProcessingOutputConfig.Outputs["drift"].S3Output.S3Uri, "/constraint_violations.json"]))
+    drifted = FailStep(
+        name="DataDriftDetected",
+        error_message=Join(
+            on="",
+            values=[
+                "DataDriftDetected: ",
+                JsonGet(step_name=drift.name, property_file=drift_summary, json_path="message"),
+                "; violations: ",
+                drift.properties.ProcessingOutputConfig.Outputs["drift"].S3Output.S3Uri,
+                "/constraint_violations.json",
+            ],
+        ),
+    )
     check = ConditionStep(
         name="CheckDataDrift",
-        conditions=[ConditionEquals(left=JsonGet(step_name=drift.name, property_file=drift_summary,
-                                                 json_path="violation_count"), right=0)],
-        if_steps=[create_model, transform], else_steps=[drifted])
-    spec = b.pipeline([resolve, drift, check],
-                      "latest approved model -> drift check -> batch transform, or fail with DataDriftDetected")
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=drift.name, property_file=drift_summary, json_path="violation_count"), right=0
+            )
+        ],
+        if_steps=[create_model, transform],
+        else_steps=[drifted],
+    )
+    spec = b.pipeline(
+        [resolve, drift, check],
+        "latest approved model -> drift check -> batch transform, or fail with DataDriftDetected",
+    )
     spec.lambda_functions.append(function)
     if dataset.upload:
         spec.uploads.append(dataset.upload)
@@ -503,6 +755,7 @@ def _sdk_config_checked_once():
     """The SDK re-validates its config against the full JSON schema on every one of ~150 lookups per build
     (seconds each on a busy 2-core machine). The Session constructor already validated ours: skip repeats."""
     import sagemaker.utils as sdk_utils
+
     original = sdk_utils.validate_sagemaker_config
     sdk_utils.validate_sagemaker_config = lambda config=None: None
     try:
@@ -517,7 +770,8 @@ def build_pipelines(env, which=PIPELINES) -> dict:
         which = PIPELINES if which == "all" else (which,)
     unknown = [w for w in which if w not in PIPELINES]
     if unknown:
-        from promote.errors import ConfigError
+        from mlops_core.errors import ConfigError
+
         raise ConfigError(f"'{unknown[0]}' is not one of {', '.join(PIPELINES)}", field="--pipeline")
     session = offline_session(env)
     code = code_bundle(env)
@@ -538,10 +792,17 @@ def definition_text(spec: PipelineSpec) -> str:
 
 def dry_run_document(specs: dict) -> dict:
     """What --dry-run prints: per pipeline its name, parameter defaults, definition and prerequisites."""
-    return {which: {"name": spec.name, "role_arn": spec.role_arn, "parameters": spec.parameters,
-                    "definition": json.loads(spec.definition),
-                    "uploads": [{"s3_uri": u.s3_uri, "bytes": len(u.body)} for u in spec.uploads],
-                    "lambda_functions": [{"name": f.name, "handler": f.handler, "runtime": f.runtime,
-                                          "role_arn": f.role_arn, "sha256": f.sha256}
-                                         for f in spec.lambda_functions]}
-            for which, spec in specs.items()}
+    return {
+        which: {
+            "name": spec.name,
+            "role_arn": spec.role_arn,
+            "parameters": spec.parameters,
+            "definition": json.loads(spec.definition),
+            "uploads": [{"s3_uri": u.s3_uri, "bytes": len(u.body)} for u in spec.uploads],
+            "lambda_functions": [
+                {"name": f.name, "handler": f.handler, "runtime": f.runtime, "role_arn": f.role_arn, "sha256": f.sha256}
+                for f in spec.lambda_functions
+            ],
+        }
+        for which, spec in specs.items()
+    }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
-from promote.errors import ConfigError
+from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.errors import ConfigError
 
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
@@ -21,14 +21,19 @@ def parse_params(values) -> dict:
     return params
 
 
-@click.group(cls=ToolkitGroup, invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ToolkitGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--env", "env_name", metavar="ENV", help="Environment name (a file in environments/) or a YAML path.")
 @click.option("--env-dir", type=click.Path(file_okay=False), default=None, help="Directory of environment files.")
 @click.option("--backend", type=click.Choice(["sandbox", "aws"]), default=None, help="Override the backend.")
 @click.option("--profile", default=None, help="AWS profile (on the sandbox: an account label).")
-@click.option("--pipeline", "which", type=click.Choice(PIPELINE_CHOICES), default="all", show_default=True,
-              help="Which pipeline(s) to upsert.")
+@click.option(
+    "--pipeline",
+    "which",
+    type=click.Choice(PIPELINE_CHOICES),
+    default="all",
+    show_default=True,
+    help="Which pipeline(s) to upsert.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the definitions (JSON) that would be upserted; change nothing.")
 @click.option("--start", is_flag=True, help="Start an execution of each upserted pipeline.")
 @click.option("--wait", is_flag=True, help="Follow the executions with a live table of steps (implies --start).")
@@ -52,27 +57,47 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
         return
     if not env_name:
         raise ConfigError("missing option (e.g. --env dev)", field="--env")
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     env = load_environment(env_name, env_dir=env_dir, backend=backend)
     parsed_params, parsed_tags = parse_params(params), parse_params(tags)
     if dry_run:
         # Building definitions is pure: no AWS call, no sandbox; what is printed is what would be upserted.
         from pipelines.definitions import build_pipelines, dry_run_document
+
         emit_json(dry_run_document(build_pipelines(env, which)))
         return
-    from promote.upsert import run
-    run(env, which=which, dry_run=dry_run, start=start or wait, wait=wait, params=parsed_params,
-        tags=parsed_tags, output=output, profile=profile)
+    from pipelines.upsert import run
+
+    run(
+        env,
+        which=which,
+        dry_run=dry_run,
+        start=start or wait,
+        wait=wait,
+        params=parsed_params,
+        tags=parsed_tags,
+        output=output,
+        profile=profile,
+    )
 
 
 @main.command()
 @environment_options
 @click.option("--pipeline", "which", type=click.Choice(PIPELINE_CHOICES[:-1]), required=True)
-@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), default="-", show_default=True,
-              help="File to write the definition JSON to (- for stdout).")
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    default="-",
+    show_default=True,
+    help="File to write the definition JSON to (- for stdout).",
+)
 def definition(env, profile, which, out_file):
     """Write one pipeline's definition JSON, as it would be upserted (no AWS call)."""
     from pipelines.definitions import build_pipelines, definition_text
+
     text = definition_text(build_pipelines(env, which)[which])
     if out_file == "-":
         click.echo(text)
@@ -93,8 +118,9 @@ def logs(env, profile, execution, step):
     """
     if not (execution.startswith("arn:") and "/execution/" in execution):
         raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
-    from promote.logs import show_execution_logs
-    from promote.session import Sessions
+    from pipelines.logs import show_execution_logs
+    from mlops_core.session import Sessions
+
     click.echo(show_execution_logs(Sessions(env, profile=profile), execution, step))
 
 
@@ -102,16 +128,21 @@ def logs(env, profile, execution, step):
 @environment_options
 @click.option("--pipeline", "which", type=click.Choice(PIPELINE_CHOICES[:-1]), required=True)
 @click.option("--execution", default=None, help="Execution ARN (default: the pipeline's most recent execution).")
-@click.option("--appear-timeout", default=60.0, show_default=True,
-              help="Seconds to wait for a first execution to appear (one a schedule or rule is starting).")
+@click.option(
+    "--appear-timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a first execution to appear (one a schedule or rule is starting).",
+)
 def follow(env, profile, which, execution, appear_timeout):
     """Follow an execution started elsewhere (a schedule, a retrain rule, a colleague) until it ends.
 
     Exit 0 when it succeeds, 1 when it fails or stops (the failing step's reason and log tail shown).
     """
-    from promote.errors import PipelineFailed
-    from promote.progress import follow_execution, latest_execution_arn
-    from promote.session import Sessions
+    from mlops_core.errors import PipelineFailed
+    from pipelines.progress import follow_execution, latest_execution_arn
+    from mlops_core.session import Sessions
+
     sessions = Sessions(env, profile=profile)
     arn = execution or latest_execution_arn(sessions.client("sagemaker"), env.pipelines[which], appear_timeout)
     status = follow_execution(sessions, arn)

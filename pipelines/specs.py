@@ -14,11 +14,11 @@ class CodeUpload:
 
     @property
     def bucket(self) -> str:
-        return self.s3_uri[len("s3://"):].split("/", 1)[0]
+        return self.s3_uri[len("s3://") :].split("/", 1)[0]
 
     @property
     def key(self) -> str:
-        return self.s3_uri[len("s3://"):].split("/", 1)[1]
+        return self.s3_uri[len("s3://") :].split("/", 1)[1]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,12 +17,14 @@ def main():
 
 
 def _sessions(env, profile):
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     return Sessions(env, profile=profile)
 
 
 def _decide(env, profile, version, decision, reason, output):
     from promote import registry
+
     result = registry.decide(env, _sessions(env, profile), version, decision, reason)
     if output == "json":
         emit_json(result)
@@ -38,6 +40,7 @@ def _decide(env, profile, version, decision, reason, output):
 def list_versions(env, profile, output):
     """List the versions in the environment's model package group, newest first."""
     from promote import registry
+
     rows = registry.list_versions(env, _sessions(env, profile))
     emit_json(rows) if output == "json" else click.echo(registry.render_versions(rows))
 
@@ -48,6 +51,7 @@ def list_versions(env, profile, output):
 def status(env, profile, output):
     """Versions with status, metrics, who registered/approved them, and where they run."""
     from promote import registry
+
     rows = registry.status(env, _sessions(env, profile))
     emit_json(rows) if output == "json" else click.echo(registry.render_status(env, rows))
 
@@ -79,6 +83,7 @@ def reject(env, profile, version, reason, output):
 def lineage(env, profile, version, output):
     """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
     from promote import registry
+
     info = registry.lineage(env, _sessions(env, profile), version)
     emit_json(info) if output == "json" else click.echo(registry.render_lineage(info))
 
@@ -90,6 +95,7 @@ def lineage(env, profile, version, output):
 def report(env, profile, version, out_dir):
     """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
     from promote.report import write_report
+
     written = write_report(env, _sessions(env, profile), version, out_dir)
     for path in written.values():
         click.echo(path)
@@ -100,11 +106,18 @@ def report(env, profile, version, out_dir):
 @click.option("--plan", "mode", flag_value="plan", default=True, help="Show and save the plan (default).")
 @click.option("--apply", "mode", flag_value="apply", help="Apply mlops-infra/ (schedule, retrain rule, SNS).")
 @click.option("--destroy", "mode", flag_value="destroy", help="Destroy what mlops-infra/ created.")
-@click.option("--check", "mode", flag_value="check",
-              help="Only validate the environment (and --account-id) and show the generated variables.")
-@click.option("--account-id", default=None, metavar="ID",
-              help="The account the caller means to deploy to (Jenkins: prodAccount); refused unless it is "
-                   "the environment's.")
+@click.option(
+    "--check",
+    "mode",
+    flag_value="check",
+    help="Only validate the environment (and --account-id) and show the generated variables.",
+)
+@click.option(
+    "--account-id",
+    default=None,
+    metavar="ID",
+    help="The account the caller means to deploy to (Jenkins: prodAccount); refused unless it is the environment's.",
+)
 @output_option
 def infra(env, profile, mode, account_id, output):
     """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
@@ -123,19 +136,22 @@ def infra(env, profile, mode, account_id, output):
     promote infra --env prod --apply
     """
     from promote.infra import check_target_account, deploy_target, run_infra
+
     check_target_account(env, account_id)
     if mode == "check":
         target = deploy_target(env)
         if output == "json":
             emit_json(target)
         else:
-            click.echo(f"{env.name}: account {target['account_id']} ({env.region}), deployed through "
-                       f"{target['jenkins_role_arn']}; Terraform variables:")
+            click.echo(
+                f"{env.name}: account {target['account_id']} ({env.region}), deployed through "
+                f"{target['jenkins_role_arn']}; Terraform variables:"
+            )
             emit_json(target["terraform_vars"])
         return
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
-    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo,
-                       want_outputs=(output == "json"))
+    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo, want_outputs=(output == "json"))
     if output == "json":
         emit_json(result.as_dict())

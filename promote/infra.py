@@ -15,8 +15,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from promote.config import REPO_ROOT
-from promote.errors import ToolkitError
+from mlops_core.config import REPO_ROOT
+from mlops_core.errors import ToolkitError
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
 VARS_FILE = "terraform.tfvars.json"
@@ -46,23 +46,32 @@ def terraform_vars(env) -> dict:
 def check_target_account(env, account_id: str | None) -> None:
     """The account a caller (Jenkins' prodAccount) says it deploys to must be the environment's."""
     import re
-    from promote.errors import ConfigError
+    from mlops_core.errors import ConfigError
 
     if account_id is None:
         return
     if not re.fullmatch(r"\d{12}", account_id):
         raise ConfigError(f"{account_id!r} is not a 12-digit AWS account id", field="--account-id")
     if account_id != env.account_id:
-        raise ConfigError(f"{account_id} is not the account of environment '{env.name}' "
-                          f"({env.account_id}, accounts.{env.account} in {env.source.name})", field="--account-id")
+        raise ConfigError(
+            f"{account_id} is not the account of environment '{env.name}' "
+            f"({env.account_id}, accounts.{env.account} in {env.source.name})",
+            field="--account-id",
+        )
 
 
 def deploy_target(env) -> dict:
     """What a deployer needs to reach the environment (`promote infra --check`): no secret in it."""
-    return {"environment": env.name, "account_id": env.account_id, "region": env.region,
-            "jenkins_role": env.roles.jenkins, "jenkins_role_arn": env.role_arn("jenkins"),
-            "external_id": env.jenkins.external_id, "terraform_vars": terraform_vars(env),
-            "state": state_backend_config(env)}
+    return {
+        "environment": env.name,
+        "account_id": env.account_id,
+        "region": env.region,
+        "jenkins_role": env.roles.jenkins,
+        "jenkins_role_arn": env.role_arn("jenkins"),
+        "external_id": env.jenkins.external_id,
+        "terraform_vars": terraform_vars(env),
+        "state": state_backend_config(env),
+    }
 
 
 def state_backend_config(env) -> dict:
@@ -89,19 +98,24 @@ def check_state_storage(env, sessions) -> None:
     fix = f"run `bootstrap-account --env {env.name} --account {env.account} --apply` first"
     try:
         # ListObjectsV2 needs s3:ListBucket, as Terraform's S3 backend does; nothing more is asked for
-        sessions.client("s3", session).list_objects_v2(Bucket=env.buckets.terraform_state, MaxKeys=1,
-                                                       Prefix=state_backend_config(env)["key"])
+        sessions.client("s3", session).list_objects_v2(
+            Bucket=env.buckets.terraform_state, MaxKeys=1, Prefix=state_backend_config(env)["key"]
+        )
     except ClientError as exc:
         if exc.response["Error"].get("Code") in ("404", "NoSuchBucket"):
-            raise StateStorageMissing(f"Terraform state bucket '{env.buckets.terraform_state}' (buckets.terraform_state) "
-                                      f"does not exist in account {env.account_id}: {fix}") from None
+            raise StateStorageMissing(
+                f"Terraform state bucket '{env.buckets.terraform_state}' (buckets.terraform_state) "
+                f"does not exist in account {env.account_id}: {fix}"
+            ) from None
         raise
     try:
         sessions.client("dynamodb", session).describe_table(TableName=env.terraform_lock_table)
     except ClientError as exc:
         if exc.response["Error"].get("Code") == "ResourceNotFoundException":
-            raise StateStorageMissing(f"Terraform lock table '{env.terraform_lock_table}' (terraform.lock_table) "
-                                      f"does not exist in account {env.account_id}: {fix}") from None
+            raise StateStorageMissing(
+                f"Terraform lock table '{env.terraform_lock_table}' (terraform.lock_table) "
+                f"does not exist in account {env.account_id}: {fix}"
+            ) from None
         raise
 
 
@@ -129,9 +143,15 @@ class InfraResult:
         return self.working_dir / PLAN_TEXT
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "working_dir": str(self.working_dir), "has_changes": self.has_changes,
-                "applied": self.applied, "plan_file": str(self.plan_file),
-                "plan_text_file": str(self.plan_text_file), "outputs": self.outputs}
+        return {
+            "mode": self.mode,
+            "working_dir": str(self.working_dir),
+            "has_changes": self.has_changes,
+            "applied": self.applied,
+            "plan_file": str(self.plan_file),
+            "plan_text_file": str(self.plan_text_file),
+            "outputs": self.outputs,
+        }
 
 
 def prepare_working_dir(env, overrides=None) -> Path:
@@ -163,9 +183,13 @@ def terraform_environment(env, sessions, overrides, workdir: Path) -> dict:
     """Credentials of the identity that deploys to the environment's account (on a Jenkins agent: the
     cross-account role), handed to terraform as environment variables, never on its command line."""
     credentials = sessions.workload().get_credentials().get_frozen_credentials()
-    variables = {"AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-                 "AWS_REGION": env.region, "AWS_DEFAULT_REGION": env.region,
-                 "AWS_SESSION_TOKEN": credentials.token}
+    variables = {
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+        "AWS_REGION": env.region,
+        "AWS_DEFAULT_REGION": env.region,
+        "AWS_SESSION_TOKEN": credentials.token,
+    }
     if overrides is not None:
         variables.update(overrides.env)
         if overrides.cli_config:
@@ -177,7 +201,7 @@ def run_infra(env, mode: str, *, sessions=None, echo=print, want_outputs: bool =
     """plan: show and save the plan. apply: plan, then apply that saved plan. destroy: plan a destroy
     and apply it. Re-running apply on an unchanged environment changes nothing and says so.
     want_outputs=False skips reading the Terraform outputs after an apply (one provider start-up)."""
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
     from promote.terraform import TerraformCli
 
     if mode not in ("plan", "apply", "destroy"):
@@ -195,8 +219,11 @@ def run_infra(env, mode: str, *, sessions=None, echo=print, want_outputs: bool =
     applied = False
     if mode in ("apply", "destroy"):
         if plan.has_changes:
-            summary = [line for line in tf.apply(PLAN_FILE).splitlines()
-                       if line.startswith(("Apply complete", "Destroy complete"))]
+            summary = [
+                line
+                for line in tf.apply(PLAN_FILE).splitlines()
+                if line.startswith(("Apply complete", "Destroy complete"))
+            ]
             echo(summary[-1] if summary else "apply complete")
             applied = True
         else:
@@ -211,14 +238,14 @@ def _init_unless_current(tf, workdir: Path, backend_config: dict) -> None:
     """`terraform init` only when the code, the backend settings or the CLI configuration changed
     since the last successful one: init starts the provider and reads remote state, seconds each run."""
     import hashlib
+
     digest = hashlib.sha256(json.dumps(backend_config, sort_keys=True).encode())
     for path in sorted(workdir.rglob("*")):
         if path.suffix in (".tf", ".rc") and ".terraform" not in path.relative_to(workdir).parts:
             digest.update(str(path.relative_to(workdir)).encode() + b"\0" + path.read_bytes())
     marker = workdir / ".terraform" / "mlops-init.sha256"
     current = digest.hexdigest()
-    if (workdir / ".terraform" / "terraform.tfstate").exists() and marker.exists() \
-            and marker.read_text() == current:
+    if (workdir / ".terraform" / "terraform.tfstate").exists() and marker.exists() and marker.read_text() == current:
         return
     tf.init(backend_config)
     marker.write_text(current)

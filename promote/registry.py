@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from promote.errors import AccessDenied, ConfigError, ToolkitError
+from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
 
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
 _METADATA_VALUE_MAX = 256
@@ -60,7 +60,7 @@ def person(principal: str | None) -> str | None:
         principal = principal.rsplit("/", 1)[1]
     principal = principal.split("@", 1)[0]
     if principal.startswith("local:"):
-        principal = principal[len("local:"):]
+        principal = principal[len("local:") :]
     return principal.lower()
 
 
@@ -88,7 +88,8 @@ def check_separation_of_duties(package: dict, approver_arn: str) -> None:
         if principal == approver_arn or person(principal) == person(approver_arn):
             raise SeparationOfDuties(
                 f"{person(approver_arn)} registered {package['ModelPackageArn']} ({principal}) and may not "
-                "also decide on it: ask another approver")
+                "also decide on it: ask another approver"
+            )
 
 
 # -- reading the registry -------------------------------------------------------------------------
@@ -122,8 +123,12 @@ class Registry:
         """Every version of the group, newest first (ListModelPackages by group ARN, all pages)."""
         sm, summaries, token = self.sagemaker, [], None
         while True:
-            kwargs = {"ModelPackageGroupName": self.env.model_package_group_arn, "SortBy": "CreationTime",
-                      "SortOrder": "Descending", "MaxResults": 100}
+            kwargs = {
+                "ModelPackageGroupName": self.env.model_package_group_arn,
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 100,
+            }
             if token:
                 kwargs["NextToken"] = token
             page = _call(sm.list_model_packages, **kwargs)
@@ -134,15 +139,18 @@ class Registry:
 
     def describe(self, version: int) -> dict:
         from botocore.exceptions import ClientError
+
         arn = package_arn(self.env, version)
         try:
             return self.sagemaker.describe_model_package(ModelPackageName=arn)
         except ClientError as exc:
             err = exc.response.get("Error", {})
             if err.get("Code") in ("ValidationException", "ResourceNotFound") and (
-                    "not found" in err.get("Message", "").lower() or "does not exist" in err.get("Message", "").lower()):
-                raise VersionNotFound(f"--version: no version {version} in {self.env.model_package_group_arn}") \
-                    from None
+                "not found" in err.get("Message", "").lower() or "does not exist" in err.get("Message", "").lower()
+            ):
+                raise VersionNotFound(
+                    f"--version: no version {version} in {self.env.model_package_group_arn}"
+                ) from None
             raise AccessDenied.from_client_error(exc) or exc
 
     def read_json(self, s3_uri: str | None) -> dict | None:
@@ -150,6 +158,7 @@ class Registry:
         if not s3_uri or not s3_uri.startswith("s3://"):
             return None
         from botocore.exceptions import ClientError
+
         bucket, _, key = s3_uri[5:].partition("/")
         try:
             body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -160,8 +169,7 @@ class Registry:
         return json.loads(body)
 
     def metrics(self, package: dict) -> "Metrics":
-        uri = ((((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {})
-               .get("S3Uri"))
+        uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
         return Metrics.from_report(self.read_json(uri), uri)
 
     def champion(self, exclude_version: int | None = None) -> dict | None:
@@ -178,6 +186,7 @@ def version_of(package: dict) -> int:
 
 def _call(func, **kwargs):
     from botocore.exceptions import ClientError
+
     try:
         return func(**kwargs)
     except ClientError as exc:
@@ -190,9 +199,9 @@ class Metrics:
     """Binary-classification metrics of one version, from its registered evaluation report."""
 
     source: str | None = None
-    values: dict = field(default_factory=dict)        # auc, accuracy, precision, recall, f1
-    confusion_matrix: list | None = None               # [[tn, fp], [fn, tp]]
-    roc: tuple | None = None                           # (fpr list, tpr list)
+    values: dict = field(default_factory=dict)  # auc, accuracy, precision, recall, f1
+    confusion_matrix: list | None = None  # [[tn, fp], [fn, tp]]
+    roc: tuple | None = None  # (fpr list, tpr list)
 
     NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 
@@ -204,8 +213,13 @@ class Metrics:
             return cls(source)
         body = doc.get("binary_classification_metrics") or doc.get("metrics") or doc
         values = {}
-        aliases = {"auc": ("auc", "roc_auc"), "accuracy": ("accuracy",), "precision": ("precision",),
-                   "recall": ("recall",), "f1": ("f1", "f1_score", "f1score")}
+        aliases = {
+            "auc": ("auc", "roc_auc"),
+            "accuracy": ("accuracy",),
+            "precision": ("precision",),
+            "recall": ("recall",),
+            "f1": ("f1", "f1_score", "f1score"),
+        }
         for name, keys in aliases.items():
             for key in keys:
                 if key in body:
@@ -217,8 +231,12 @@ class Metrics:
         return cls(source, values, _confusion(body), _roc(body))
 
     def as_dict(self) -> dict:
-        return {"source": self.source, **self.values, "confusion_matrix": self.confusion_matrix,
-                "roc_points": len(self.roc[0]) if self.roc else 0}
+        return {
+            "source": self.source,
+            **self.values,
+            "confusion_matrix": self.confusion_matrix,
+            "roc_points": len(self.roc[0]) if self.roc else 0,
+        }
 
 
 def _confusion(body: dict) -> list | None:
@@ -264,7 +282,7 @@ def decisions(package: dict) -> list[dict]:
     """The version's recorded approvals/rejections, oldest first."""
     found = []
     for key, value in (package.get("CustomerMetadataProperties") or {}).items():
-        if key.startswith("decision:") and key[len("decision:"):].isdigit():
+        if key.startswith("decision:") and key[len("decision:") :].isdigit():
             try:
                 entry = json.loads(value)
             except ValueError:
@@ -275,8 +293,11 @@ def decisions(package: dict) -> list[dict]:
 
 def deployments(package: dict) -> dict:
     """{environment: where/when} from the version's `deployed:<env>` entries."""
-    return {k.split(":", 1)[1]: v for k, v in (package.get("CustomerMetadataProperties") or {}).items()
-            if k.startswith("deployed:")}
+    return {
+        k.split(":", 1)[1]: v
+        for k, v in (package.get("CustomerMetadataProperties") or {}).items()
+        if k.startswith("deployed:")
+    }
 
 
 def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
@@ -287,15 +308,21 @@ def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
     if not reason:
         raise ConfigError("a reason is required: it is recorded on the version", field="--reason")
     if len(reason) > 900:
-        raise ConfigError(f"{len(reason)} characters is too long (at most 900: it must fit ApprovalDescription)",
-                          field="--reason")
+        raise ConfigError(
+            f"{len(reason)} characters is too long (at most 900: it must fit ApprovalDescription)", field="--reason"
+        )
     registry = Registry(env, sessions, purpose=f"{decision}-v{version}")
     package = registry.describe(version)
     status = DECISIONS[decision]
     approver = registry.identity()
     if package.get("ModelApprovalStatus") == status:
-        return {"version": version, "arn": package["ModelPackageArn"], "status": status, "changed": False,
-                "decision": (decisions(package) or [None])[-1]}
+        return {
+            "version": version,
+            "arn": package["ModelPackageArn"],
+            "status": status,
+            "changed": False,
+            "decision": (decisions(package) or [None])[-1],
+        }
     check_separation_of_duties(package, approver)
 
     at, build = _now(), _build()
@@ -305,10 +332,21 @@ def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
     properties = dict(package.get("CustomerMetadataProperties") or {})
     properties[f"decision:{number}"] = _fit_json(entry)
     description = f"{status} by {who} at {at} (build {build}): {reason}"[:_APPROVAL_DESCRIPTION_MAX]
-    _call(registry.sagemaker.update_model_package, ModelPackageArn=package["ModelPackageArn"],
-          ModelApprovalStatus=status, ApprovalDescription=description, CustomerMetadataProperties=properties)
-    return {"version": version, "arn": package["ModelPackageArn"], "status": status, "changed": True,
-            "decision": entry, "approval_description": description}
+    _call(
+        registry.sagemaker.update_model_package,
+        ModelPackageArn=package["ModelPackageArn"],
+        ModelApprovalStatus=status,
+        ApprovalDescription=description,
+        CustomerMetadataProperties=properties,
+    )
+    return {
+        "version": version,
+        "arn": package["ModelPackageArn"],
+        "status": status,
+        "changed": True,
+        "decision": entry,
+        "approval_description": description,
+    }
 
 
 def _fit_json(entry: dict) -> str:
@@ -319,7 +357,7 @@ def _fit_json(entry: dict) -> str:
     slim = {k: v for k, v in entry.items() if k != "principal"}
     overflow = len(json.dumps(slim, separators=(",", ":"))) - _METADATA_VALUE_MAX
     if overflow > 0:
-        slim["reason"] = slim["reason"][:max(0, len(slim["reason"]) - overflow - 1)] + "…"
+        slim["reason"] = slim["reason"][: max(0, len(slim["reason"]) - overflow - 1)] + "…"
     return json.dumps(slim, separators=(",", ":"), ensure_ascii=False)[:_METADATA_VALUE_MAX]
 
 
@@ -331,8 +369,11 @@ def record_deployment(sagemaker, package: dict, environment: str, where: str) ->
     """
     properties = dict(package.get("CustomerMetadataProperties") or {})
     properties[f"deployed:{environment}"] = f"{_now()} {where}"[:_METADATA_VALUE_MAX]
-    _call(sagemaker.update_model_package, ModelPackageArn=package["ModelPackageArn"],
-          CustomerMetadataProperties=properties)
+    _call(
+        sagemaker.update_model_package,
+        ModelPackageArn=package["ModelPackageArn"],
+        CustomerMetadataProperties=properties,
+    )
 
 
 # -- views: list, status, lineage -----------------------------------------------------------------
@@ -344,8 +385,15 @@ def _iso(value) -> str:
 
 def list_versions(env, sessions) -> list[dict]:
     registry = Registry(env, sessions)
-    return [{"version": version_of(s), "status": s.get("ModelApprovalStatus", ""),
-             "created": _iso(s.get("CreationTime")), "arn": s["ModelPackageArn"]} for s in registry.summaries()]
+    return [
+        {
+            "version": version_of(s),
+            "status": s.get("ModelApprovalStatus", ""),
+            "created": _iso(s.get("CreationTime")),
+            "arn": s["ModelPackageArn"],
+        }
+        for s in registry.summaries()
+    ]
 
 
 def status(env, sessions) -> list[dict]:
@@ -356,11 +404,19 @@ def status(env, sessions) -> list[dict]:
         package = registry.describe(version_of(summary))
         metrics = registry.metrics(package)
         last = (decisions(package) or [{}])[-1]
-        rows.append({"version": version_of(package), "status": package.get("ModelApprovalStatus", ""),
-                     "created": _iso(package.get("CreationTime")), "registered_by": registered_by(package) or "",
-                     "decided_by": last.get("by", ""), "decided_at": last.get("at", ""),
-                     "metrics": metrics.values, "deployed": deployments(package),
-                     "arn": package["ModelPackageArn"]})
+        rows.append(
+            {
+                "version": version_of(package),
+                "status": package.get("ModelApprovalStatus", ""),
+                "created": _iso(package.get("CreationTime")),
+                "registered_by": registered_by(package) or "",
+                "decided_by": last.get("by", ""),
+                "decided_at": last.get("at", ""),
+                "metrics": metrics.values,
+                "deployed": deployments(package),
+                "arn": package["ModelPackageArn"],
+            }
+        )
     return rows
 
 
@@ -382,20 +438,26 @@ def lineage(env, sessions, version: int, registry: Registry | None = None) -> di
         "approval_description": package.get("ApprovalDescription", ""),
         "created": _iso(package.get("CreationTime")),
         "registered_by": registered_by(package),
-        "dataset": {"uri": metadata(package, "dataset-uri", "dataset_uri", "dataset", "DatasetUri"),
-                    "sha256": metadata(package, "dataset-sha256", "dataset_sha256", "dataset-hash",
-                                       "dataset_hash", "DatasetSha256")},
+        "dataset": {
+            "uri": metadata(package, "dataset-uri", "dataset_uri", "dataset", "DatasetUri"),
+            "sha256": metadata(
+                package, "dataset-sha256", "dataset_sha256", "dataset-hash", "dataset_hash", "DatasetSha256"
+            ),
+        },
         "git_commit": meta_props.get("CommitId") or metadata(package, "git-commit", "git_commit", "GitCommit"),
         "repository": meta_props.get("Repository"),
         "build": metadata(package, "build", "build-id", "build_id", "build-url", "build_url"),
-        "pipeline_execution": meta_props.get("GeneratedBy") or metadata(
-            package, "pipeline-execution", "pipeline-execution-arn", "pipeline_execution_arn", "execution-arn"),
+        "pipeline_execution": meta_props.get("GeneratedBy")
+        or metadata(package, "pipeline-execution", "pipeline-execution-arn", "pipeline_execution_arn", "execution-arn"),
         "hyperparameters": _maybe_json(metadata(package, "hyperparameters")),
         "model_data_url": containers[0].get("ModelDataUrl"),
         "image": containers[0].get("Image"),
         "metrics": metrics.as_dict(),
-        "baseline": {"statistics_uri": statistics_uri, "constraints_uri": constraints_uri,
-                     **baseline_summary(registry.read_json(statistics_uri), registry.read_json(constraints_uri))},
+        "baseline": {
+            "statistics_uri": statistics_uri,
+            "constraints_uri": constraints_uri,
+            **baseline_summary(registry.read_json(statistics_uri), registry.read_json(constraints_uri)),
+        },
         "decisions": decisions(package),
         "deployed": deployments(package),
     }
@@ -416,10 +478,17 @@ def baseline_summary(statistics: dict | None, constraints: dict | None) -> dict:
         for feature in statistics.get("features", []):
             numbers = feature.get("numerical_statistics") or {}
             common = numbers.get("common") or (feature.get("string_statistics") or {}).get("common") or {}
-            summary["features"].append({
-                "name": feature.get("name"), "type": feature.get("inferred_type"),
-                "mean": numbers.get("mean"), "std_dev": numbers.get("std_dev"),
-                "min": numbers.get("min"), "max": numbers.get("max"), "missing": common.get("num_missing")})
+            summary["features"].append(
+                {
+                    "name": feature.get("name"),
+                    "type": feature.get("inferred_type"),
+                    "mean": numbers.get("mean"),
+                    "std_dev": numbers.get("std_dev"),
+                    "min": numbers.get("min"),
+                    "max": numbers.get("max"),
+                    "missing": common.get("num_missing"),
+                }
+            )
     if constraints:
         summary["constraints"] = len(constraints.get("features", []))
         summary["monitoring_config"] = constraints.get("monitoring_config") or {}
@@ -428,20 +497,32 @@ def baseline_summary(statistics: dict | None, constraints: dict | None) -> dict:
 
 # -- rendering for people -------------------------------------------------------------------------
 def render_versions(rows: list[dict]) -> str:
-    from promote.clikit import table
+    from mlops_core.clikit import table
+
     return table(rows, ["version", "status", "created"]) if rows else "no versions registered yet"
 
 
 def render_status(env, rows: list[dict]) -> str:
-    from promote.clikit import table
+    from mlops_core.clikit import table
+
     if not rows:
         return f"no versions in {env.model_package_group_arn}"
-    flat = [{"version": r["version"], "status": r["status"], "created": r["created"],
-             "auc": _fmt(r["metrics"].get("auc")), "f1": _fmt(r["metrics"].get("f1")),
-             "registered by": r["registered_by"], "decided by": r["decided_by"],
-             "runs in": ", ".join(sorted(r["deployed"])) or "-"} for r in rows]
-    return (f"{env.model_package_group_arn}\n"
-            + table(flat, ["version", "status", "created", "auc", "f1", "registered by", "decided by", "runs in"]))
+    flat = [
+        {
+            "version": r["version"],
+            "status": r["status"],
+            "created": r["created"],
+            "auc": _fmt(r["metrics"].get("auc")),
+            "f1": _fmt(r["metrics"].get("f1")),
+            "registered by": r["registered_by"],
+            "decided by": r["decided_by"],
+            "runs in": ", ".join(sorted(r["deployed"])) or "-",
+        }
+        for r in rows
+    ]
+    return f"{env.model_package_group_arn}\n" + table(
+        flat, ["version", "status", "created", "auc", "f1", "registered by", "decided by", "runs in"]
+    )
 
 
 def _fmt(value) -> str:
@@ -449,22 +530,28 @@ def _fmt(value) -> str:
 
 
 def render_lineage(info: dict) -> str:
-    lines = [f"version {info['version']}  {info['status']}  {info['arn']}",
-             f"  registered    {info['created']} by {info['registered_by'] or 'unknown'}",
-             f"  dataset       {info['dataset']['uri'] or '-'}  sha256 {info['dataset']['sha256'] or '-'}",
-             f"  git commit    {info['git_commit'] or '-'}",
-             f"  build         {info['build'] or '-'}",
-             f"  pipeline run  {info['pipeline_execution'] or '-'}",
-             f"  model data    {info['model_data_url'] or '-'}"]
+    lines = [
+        f"version {info['version']}  {info['status']}  {info['arn']}",
+        f"  registered    {info['created']} by {info['registered_by'] or 'unknown'}",
+        f"  dataset       {info['dataset']['uri'] or '-'}  sha256 {info['dataset']['sha256'] or '-'}",
+        f"  git commit    {info['git_commit'] or '-'}",
+        f"  build         {info['build'] or '-'}",
+        f"  pipeline run  {info['pipeline_execution'] or '-'}",
+        f"  model data    {info['model_data_url'] or '-'}",
+    ]
     metrics = {k: v for k, v in info["metrics"].items() if k in Metrics.NAMES}
     lines.append("  metrics       " + (", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "-"))
     base = info["baseline"]
-    lines.append(f"  baseline      {base['statistics_uri'] or '-'} ({len(base['features'])} features, "
-                 f"{base['item_count'] if base['item_count'] is not None else '?'} rows)")
+    lines.append(
+        f"  baseline      {base['statistics_uri'] or '-'} ({len(base['features'])} features, "
+        f"{base['item_count'] if base['item_count'] is not None else '?'} rows)"
+    )
     lines.append("  decisions     " + ("" if info["decisions"] else "none"))
     for d in info["decisions"]:
-        lines.append(f"    {d.get('status')} by {d.get('by')} at {d.get('at')} (build {d.get('build')}): "
-                     f"{d.get('reason', '')}")
-    lines.append("  runs in       " + (", ".join(f"{k} ({v})" for k, v in sorted(info["deployed"].items()))
-                                       or "nowhere yet"))
+        lines.append(
+            f"    {d.get('status')} by {d.get('by')} at {d.get('at')} (build {d.get('build')}): {d.get('reason', '')}"
+        )
+    lines.append(
+        "  runs in       " + (", ".join(f"{k} ({v})" for k, v in sorted(info["deployed"].items())) or "nowhere yet")
+    )
     return "\n".join(lines)

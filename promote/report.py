@@ -47,18 +47,27 @@ def build_context(env, sessions, version: int) -> dict:
 def criteria(env, candidate: Metrics, champion: Metrics | None) -> list[dict]:
     """The promotion rules of the environment, checked on the numbers the report shows."""
     auc = candidate.values.get("auc")
-    checks = [{"rule": f"AUC at least {env.training.auc_threshold:.2f}",
-               "met": auc is not None and auc >= env.training.auc_threshold}]
+    checks = [
+        {
+            "rule": f"AUC at least {env.training.auc_threshold:.2f}",
+            "met": auc is not None and auc >= env.training.auc_threshold,
+        }
+    ]
     if champion and champion.values.get("auc") is not None:
         floor = champion.values["auc"] - env.training.champion_tolerance
-        checks.append({"rule": f"AUC not below the champion's by more than {env.training.champion_tolerance:.2f} "
-                               f"(at least {floor:.4f})",
-                       "met": auc is not None and auc >= floor})
+        checks.append(
+            {
+                "rule": f"AUC not below the champion's by more than {env.training.champion_tolerance:.2f} "
+                f"(at least {floor:.4f})",
+                "met": auc is not None and auc >= floor,
+            }
+        )
     return checks
 
 
 def _roc_image(path: Path, candidate: Metrics, champion: Metrics | None, version: int, champion_version) -> bool:
     import matplotlib
+
     matplotlib.use("Agg")  # no display on Jenkins agents
     import matplotlib.pyplot as plt
 
@@ -71,11 +80,15 @@ def _roc_image(path: Path, candidate: Metrics, champion: Metrics | None, version
     for metrics, label, colour, style in curves:
         if metrics.roc:
             auc = metrics.values.get("auc")
-            ax.plot(*metrics.roc, style, color=colour, linewidth=2,
-                    label=f"{label} (AUC {auc:.3f})" if auc is not None else label)
+            ax.plot(
+                *metrics.roc,
+                style,
+                color=colour,
+                linewidth=2,
+                label=f"{label} (AUC {auc:.3f})" if auc is not None else label,
+            )
     ax.plot([0, 1], [0, 1], ":", color="#8b949e", linewidth=1, label="chance")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate",
-           title="ROC curve")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate", title="ROC curve")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -86,6 +99,7 @@ def _roc_image(path: Path, candidate: Metrics, champion: Metrics | None, version
 
 def _confusion_image(path: Path, panels: list[tuple[str, list]]) -> bool:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -98,10 +112,22 @@ def _confusion_image(path: Path, panels: list[tuple[str, list]]) -> bool:
         high = max(max(row) for row in cm) or 1
         for i in range(2):
             for j in range(2):
-                ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=15,
-                        color="white" if cm[i][j] > high / 2 else "#0d1117")
-        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["predicted 0", "predicted 1"],
-               yticklabels=["actual 0", "actual 1"], title=title)
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i][j]),
+                    ha="center",
+                    va="center",
+                    fontsize=15,
+                    color="white" if cm[i][j] > high / 2 else "#0d1117",
+                )
+        ax.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["predicted 0", "predicted 1"],
+            yticklabels=["actual 0", "actual 1"],
+            title=title,
+        )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -110,6 +136,7 @@ def _confusion_image(path: Path, panels: list[tuple[str, list]]) -> bool:
 
 def _templates():
     import jinja2
+
     loader = jinja2.FileSystemLoader(str(TEMPLATES))
     html = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
     markdown = jinja2.Environment(loader=loader, autoescape=False, trim_blocks=True, lstrip_blocks=True)
@@ -125,8 +152,7 @@ def write_report(env, sessions, version: int, out_dir) -> dict:
     target = Path(out_dir) / f"{env.model_package_group}-v{version}"
     target.mkdir(parents=True, exist_ok=True)
     images = {}
-    if _roc_image(target / "roc.png", context["candidate"], context["champion"], version,
-                  context["champion_version"]):
+    if _roc_image(target / "roc.png", context["candidate"], context["champion"], version, context["champion_version"]):
         images["roc"] = "roc.png"
     panels = [(f"candidate v{version}", context["candidate"].confusion_matrix)]
     if context["champion"]:

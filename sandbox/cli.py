@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from promote.clikit import ToolkitGroup, emit_json, output_option, table
+from mlops_core.clikit import ToolkitGroup, emit_json, output_option, table
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +17,8 @@ def main():
 
 
 def _accounts_of_environments(env_dir):
-    from promote.config import list_environments, load_environment
+    from mlops_core.config import list_environments, load_environment
+
     accounts = {}
     for name in list_environments(env_dir):
         for label, account_id in load_environment(name, env_dir=env_dir).sandbox_accounts.items():
@@ -26,13 +27,18 @@ def _accounts_of_environments(env_dir):
 
 
 @main.command()
-@click.option("--env-dir", type=click.Path(file_okay=False), default=None,
-              help="Seed the accounts named by these environment files (default: ./environments).")
+@click.option(
+    "--env-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Seed the accounts named by these environment files (default: ./environments).",
+)
 @click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
 @output_option
 def up(env_dir, port, output):
     """Start the sandbox (or reuse the running one) and seed the environments' accounts."""
     from sandbox import client
+
     status = client.up(_accounts_of_environments(env_dir), port=port)
     _show(status, output)
 
@@ -42,11 +48,15 @@ def up(env_dir, port, output):
 def down(discard):
     """Stop the sandbox, keeping its state for the next `up` unless --discard."""
     from sandbox import client
+
     if discard:
         client.forget_snapshot()
     stopped = client.down(save=not discard)
-    click.echo(("sandbox stopped" + (", state discarded" if discard else ", state saved"))
-               if stopped else "no sandbox was running")
+    click.echo(
+        ("sandbox stopped" + (", state discarded" if discard else ", state saved"))
+        if stopped
+        else "no sandbox was running"
+    )
 
 
 @main.command()
@@ -54,6 +64,7 @@ def down(discard):
 def status(output):
     """Show the endpoint and, per account, its id and admin credentials (exit 1 if not running)."""
     from sandbox import client
+
     current = client.running()
     if current is None:
         if output == "json":
@@ -68,6 +79,7 @@ def status(output):
 def reset():
     """Empty every account (keeping the seeded admins): a clean slate without a restart."""
     from sandbox import client
+
     client.reset()
     click.echo("sandbox reset: all accounts are empty")
 
@@ -76,15 +88,26 @@ def reset():
 def patches():
     """List the AWS behaviours the sandbox adds to moto, one line each."""
     from sandbox.patches import load
+
     for p in load().values():
         click.echo(f"{p.name:<32} {p.adds}")
 
 
 @main.command()
-@click.option("--to", "to_time", metavar="TIME", default=None,
-              help="Advance the clock to this UTC time (ISO, e.g. 2026-01-02T06:00:00Z).")
-@click.option("--by", "by_duration", metavar="DURATION", default=None,
-              help="Advance the clock by this much (e.g. 90s, 15m, 6h, 1d, 2w).")
+@click.option(
+    "--to",
+    "to_time",
+    metavar="TIME",
+    default=None,
+    help="Advance the clock to this UTC time (ISO, e.g. 2026-01-02T06:00:00Z).",
+)
+@click.option(
+    "--by",
+    "by_duration",
+    metavar="DURATION",
+    default=None,
+    help="Advance the clock by this much (e.g. 90s, 15m, 6h, 1d, 2w).",
+)
 @output_option
 def tick(to_time, by_duration, output):
     """Advance the sandbox clock and fire the EventBridge schedules that fall due.
@@ -92,8 +115,9 @@ def tick(to_time, by_duration, output):
     Schedules (cron()/rate()) fire only when the clock moves, once per occurrence, so a test or a
     demo decides when the nightly inference runs. Without options, fires what is due now.
     """
-    from promote.errors import ConfigError
+    from mlops_core.errors import ConfigError
     from sandbox import client
+
     if to_time and by_duration:
         raise ConfigError("give --to or --by, not both", field="--to/--by")
     body = {k: v for k, v in (("to", to_time), ("by", by_duration)) if v}
@@ -111,8 +135,10 @@ def tick(to_time, by_duration, output):
         for d in firing["deliveries"]:
             outcome = d["status"] + (f": {d['reason']}" if d.get("reason") else "")
             started = (d.get("result") or {}).get("PipelineExecutionArn")
-            click.echo(f"  {firing['time']}  {d['rule']} -> {d['target_arn']}  {outcome}"
-                       + (f" ({started})" if started else ""))
+            click.echo(
+                f"  {firing['time']}  {d['rule']} -> {d['target_arn']}  {outcome}"
+                + (f" ({started})" if started else "")
+            )
     if not result["fired"]:
         click.echo("  no schedule fell due")
     for s in result.get("skipped", []):
@@ -129,12 +155,21 @@ def events(failed, output):
     listed with its reason (topic policy, target role, key policy...).
     """
     from sandbox import client
+
     records = client.call("events", {"status": "failed"} if failed else {})["deliveries"]
     if output == "json":
         emit_json(records)
         return
-    rows = [{"time": r["time"], "rule": r["rule"], "target": r["target_arn"], "status": r["status"],
-             "detail": r.get("reason") or next(iter((r.get("result") or {}).values()), "")} for r in records]
+    rows = [
+        {
+            "time": r["time"],
+            "rule": r["rule"],
+            "target": r["target_arn"],
+            "status": r["status"],
+            "detail": r.get("reason") or next(iter((r.get("result") or {}).values()), ""),
+        }
+        for r in records
+    ]
     click.echo(table(rows, ["time", "rule", "target", "status", "detail"]) if rows else "no deliveries")
 
 
@@ -143,6 +178,7 @@ def events(failed, output):
 def demo(env_dir):
     """The main job on the sandbox: the promotion story, narrated, ending with a summary."""
     from sandbox.story import run_story
+
     raise SystemExit(run_story(env_dir=env_dir))
 
 
@@ -151,8 +187,12 @@ def _show(status, output):
         emit_json({"running": True, **status})
         return
     click.echo(f"sandbox running at {status['endpoint']} (pid {status['pid']})")
-    rows = [{"label": a["label"], "account": a["account_id"],
-             "access key": a["credentials"]["aws_access_key_id"]} for a in status["accounts"]]
+    rows = [
+        {"label": a["label"], "account": a["account_id"], "access key": a["credentials"]["aws_access_key_id"]}
+        for a in status["accounts"]
+    ]
     click.echo(table(rows, ["label", "account", "access key"]))
-    click.echo("point boto3/AWS CLI/Terraform at it: endpoint_url above, region as in the environment, "
-               "and an account's keys (`sandbox status --output json` prints the secrets)")
+    click.echo(
+        "point boto3/AWS CLI/Terraform at it: endpoint_url above, region as in the environment, "
+        "and an account's keys (`sandbox status --output json` prints the secrets)"
+    )

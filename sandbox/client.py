@@ -19,7 +19,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from promote.errors import SandboxError
+from mlops_core.errors import SandboxError
 
 START_TIMEOUT = 30.0
 
@@ -42,8 +42,9 @@ def _start_lock(directory: Path):
 
 def _request(endpoint: str, name: str, body: dict | None = None, method: str = "POST", timeout: float = 30.0) -> dict:
     data = json.dumps(body or {}).encode() if method == "POST" else None
-    req = urllib.request.Request(f"{endpoint}/_sandbox/{name}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{endpoint}/_sandbox/{name}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -101,8 +102,9 @@ def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
         if status is None:
             status = _spawn(directory, port)
     if accounts:
-        missing = {label: a for label, a in accounts.items()
-                   if a not in {acc["account_id"] for acc in status["accounts"]}}
+        missing = {
+            label: a for label, a in accounts.items() if a not in {acc["account_id"] for acc in status["accounts"]}
+        }
         if missing:
             status = _request(status["endpoint"], "accounts", {"accounts": missing})
     return status
@@ -114,15 +116,23 @@ def _spawn(directory: Path, port: int) -> dict:
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--home", str(directory), "--port", str(port)],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                            env=env, cwd=str(directory))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.server", "--home", str(directory), "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        env=env,
+        cwd=str(directory),
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = (directory / "server.log").read_text(errors="replace").strip().splitlines()[-1:]
-            raise SandboxError(f"sandbox server exited at start (code {proc.returncode}): "
-                               f"{tail[0] if tail else 'no output'}; see {directory / 'server.log'}")
+            raise SandboxError(
+                f"sandbox server exited at start (code {proc.returncode}): "
+                f"{tail[0] if tail else 'no output'}; see {directory / 'server.log'}"
+            )
         status = running(directory)
         if status is not None:
             return status
@@ -193,13 +203,16 @@ class SandboxBackend:
         instead (as a Jenkins `withAWS` block sets them); an identity label (--profile) picks one
         account's admin whatever the target."""
         import boto3
+
         if os.environ.get("MLOPS_SANDBOX_CREDENTIALS") == "env":
             return boto3.Session(region_name=region)
         if self.identity:
             if self.identity not in self.labels:
-                from promote.errors import ConfigError
-                raise ConfigError(f"'{self.identity}' is not a sandbox account (one of: {', '.join(self.labels)})",
-                                  field="--profile")
+                from mlops_core.errors import ConfigError
+
+                raise ConfigError(
+                    f"'{self.identity}' is not a sandbox account (one of: {', '.join(self.labels)})", field="--profile"
+                )
             account_id = self.labels[self.identity]
         creds = self.credentials.get(account_id)
         if creds is None:
@@ -208,11 +221,19 @@ class SandboxBackend:
 
     def botocore_config(self, region: str):
         from botocore.config import Config
+
         # Loopback never throttles; an unimplemented call should fail at once, not retry for 10 s.
-        return Config(region_name=region, retries={"mode": "standard", "max_attempts": 1},
-                      connect_timeout=5, read_timeout=300)
+        return Config(
+            region_name=region, retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=300
+        )
 
     def terraform_overrides(self):
         """Endpoints, an offline provider mirror and the S3 backend settings that aim Terraform here."""
         from sandbox.terraform import terraform_overrides
+
         return terraform_overrides(self.endpoint_url)
+
+
+def backend_for_environment(env, identity: str | None = None) -> SandboxBackend:
+    """The entry point core's backend registry loads for `backend: sandbox` (see pyproject.toml)."""
+    return SandboxBackend.for_environment(env, identity)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sandbox.server import RESET_HOOKS, route
 
-MAX_FIRINGS_PER_RULE = 100          # a tick of a year on rate(1 minute) must not start 500k pipelines
+MAX_FIRINGS_PER_RULE = 100  # a tick of a year on rate(1 minute) must not start 500k pipelines
 _DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
 _MONTHS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
 _RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -132,6 +132,7 @@ def schedule(expression: str, anchor: datetime):
 # -- the clock ------------------------------------------------------------------------------------
 def _state() -> dict:
     from sandbox.engine import runtime
+
     srv = runtime.server()
     holder = srv.extra if srv is not None else _local
     return holder.setdefault("clock", {"offset": 0.0, "seen": {}, "anchors": {}})
@@ -163,6 +164,7 @@ def parse_time(text: str) -> datetime:
 
 def scheduled_rules():
     from moto.events.models import events_backends
+
     for account_id, regions in list(events_backends.items()):
         for region, backend in list(regions.items()):
             for bus in list(backend.event_buses.values()):
@@ -182,13 +184,15 @@ def observe(at: datetime) -> None:
 def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
     """Advance the clock and fire every due occurrence of every enabled scheduled rule."""
     from sandbox import events
+
     state = _state()
     before = now()
     observe(before)
     target = to if to is not None else before + (by or timedelta(0))
     if target < before:
-        raise ScheduleError(f"the sandbox clock only moves forward: it is {before.isoformat()}, "
-                            f"{target.isoformat()} is in the past")
+        raise ScheduleError(
+            f"the sandbox clock only moves forward: it is {before.isoformat()}, {target.isoformat()} is in the past"
+        )
     state["offset"] += (target - before).total_seconds()
     fired, skipped = [], []
     for account_id, region, rule in scheduled_rules():
@@ -204,8 +208,7 @@ def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
             continue
         for at in occurrences:
             deliveries = events.fire_scheduled(rule, at)
-            fired.append({"rule": rule.arn, "time": at.isoformat().replace("+00:00", "Z"),
-                          "deliveries": deliveries})
+            fired.append({"rule": rule.arn, "time": at.isoformat().replace("+00:00", "Z"), "deliveries": deliveries})
     return {"now": target.isoformat().replace("+00:00", "Z"), "fired": fired, "skipped": skipped}
 
 

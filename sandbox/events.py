@@ -27,16 +27,25 @@ _local: dict = {}
 
 def deliveries() -> list:
     from sandbox.engine import runtime
+
     srv = runtime.server()
     holder = srv.extra if srv is not None else _local
     return holder.setdefault("event-deliveries", [])
 
 
 def _record(rule, target, event, status: str, reason: str | None = None, result: dict | None = None) -> dict:
-    entry = {"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-             "account": rule.account_id, "region": rule.region_name, "rule": rule.name, "rule_arn": rule.arn,
-             "target_id": target.get("Id"), "target_arn": target.get("Arn"), "event_id": event.get("id"),
-             "detail_type": event.get("detail-type"), "status": status}
+    entry = {
+        "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "account": rule.account_id,
+        "region": rule.region_name,
+        "rule": rule.name,
+        "rule_arn": rule.arn,
+        "target_id": target.get("Id"),
+        "target_arn": target.get("Arn"),
+        "event_id": event.get("id"),
+        "detail_type": event.get("detail-type"),
+        "status": status,
+    }
     if reason:
         entry["reason"] = reason
     if result:
@@ -56,6 +65,7 @@ def payload(target: dict, event: dict) -> str:
         return target["Input"]
     if target.get("InputPath"):
         from jsonpath_ng.ext import parse
+
         found = parse(target["InputPath"]).find(event)
         return json.dumps(found[0].value if found else None)
     transformer = target.get("InputTransformer")
@@ -66,6 +76,7 @@ def payload(target: dict, event: dict) -> str:
 
 def _transform(transformer: dict, event: dict):
     from jsonpath_ng.ext import parse
+
     template = transformer.get("InputTemplate", "")
     values = {}
     for name, path in (transformer.get("InputPathsMap") or {}).items():
@@ -79,13 +90,12 @@ def _transform(transformer: dict, event: dict):
     while i < len(text):
         if text[i] == "<":
             end = text.find(">", i)
-            name = text[i + 1:end] if end > 0 else None
+            name = text[i + 1 : end] if end > 0 else None
             if name in values:
                 inside_quotes = _inside_quotes(text, i)
                 value = values[name]
                 if inside_quotes:
-                    out.append(value if isinstance(value, str) else json.dumps(value)
-                               if value is not None else "")
+                    out.append(value if isinstance(value, str) else json.dumps(value) if value is not None else "")
                 else:
                     out.append(json.dumps(value) if value is not None else "null")
                 i = end + 1
@@ -131,18 +141,25 @@ def _deliver_bus(rule, target, event) -> dict:
     from moto.events.models import events_backends
 
     from sandbox.iam_policy import Principal, evaluate
+
     _, _, _, region, account, resource = target["Arn"].split(":", 5)
     bus = events_backends[account][region].event_buses.get(resource.split("/", 1)[1])
     if bus is None:
         return _record(rule, target, event, "failed", f"event bus {target['Arn']} does not exist")
     if account != rule.account_id:
         policy = json.loads(bus.policy) if bus.policy else None
-        sender = Principal(rule.account_id, f"arn:aws:iam::{rule.account_id}:root",
-                           f"arn:aws:iam::{rule.account_id}:root")
+        sender = Principal(
+            rule.account_id, f"arn:aws:iam::{rule.account_id}:root", f"arn:aws:iam::{rule.account_id}:root"
+        )
         decision = evaluate([policy] if policy else [], "events:PutEvents", bus.arn, principal=sender)
         if decision.denied or not decision.allowed:
-            return _record(rule, target, event, "failed",
-                           f"the policy of {target['Arn']} does not allow account {rule.account_id} to put events")
+            return _record(
+                rule,
+                target,
+                event,
+                "failed",
+                f"the policy of {target['Arn']} does not allow account {rule.account_id} to put events",
+            )
     for receiving in list(bus.rules.values()):
         send_to_targets(receiving, copy.deepcopy(event))
     return _record(rule, target, event, "delivered")
@@ -151,19 +168,24 @@ def _deliver_bus(rule, target, event) -> dict:
 def _deliver_sns(rule, target, event, body) -> dict:
     from moto.sns.models import sns_backends
     from sandbox import iam_policy
+
     arn = target["Arn"]
     _, _, _, region, account, _ = arn.split(":", 5)
     topic = sns_backends[account][region].topics.get(arn)
     if topic is None:
         return _record(rule, target, event, "failed", f"topic {arn} does not exist")
-    events_principal = iam_policy.Principal(account_id="", arn="events.amazonaws.com",
-                                            service="events.amazonaws.com")
+    events_principal = iam_policy.Principal(account_id="", arn="events.amazonaws.com", service="events.amazonaws.com")
     context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
     decision = iam_policy.evaluate([topic.policy], "sns:Publish", arn, context, principal=events_principal)
     if decision.denied or not decision.allowed:
-        return _record(rule, target, event, "failed",
-                       f"the access policy of topic {arn} does not allow events.amazonaws.com to sns:Publish "
-                       f"(for rule {rule.arn})")
+        return _record(
+            rule,
+            target,
+            event,
+            "failed",
+            f"the access policy of topic {arn} does not allow events.amazonaws.com to sns:Publish "
+            f"(for rule {rule.arn})",
+        )
     problem = _topic_key_problem(topic, events_principal, context)
     if problem:
         return _record(rule, target, event, "failed", problem)
@@ -177,10 +199,13 @@ def _topic_key_problem(topic, principal, context) -> str | None:
     if not key_ref:
         return None
     if key_ref.endswith("alias/aws/sns"):
-        return (f"topic {topic.arn} is encrypted with the AWS managed key alias/aws/sns, whose policy cannot "
-                f"grant events.amazonaws.com kms:GenerateDataKey: use a customer managed key")
+        return (
+            f"topic {topic.arn} is encrypted with the AWS managed key alias/aws/sns, whose policy cannot "
+            f"grant events.amazonaws.com kms:GenerateDataKey: use a customer managed key"
+        )
     from moto.kms.models import kms_backends
     from sandbox import iam_policy
+
     account, region = topic.arn.split(":")[4], topic.arn.split(":")[3]
     if key_ref.startswith("arn:"):
         account, region = key_ref.split(":")[4], key_ref.split(":")[3]
@@ -193,33 +218,37 @@ def _topic_key_problem(topic, principal, context) -> str | None:
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         decision = iam_policy.evaluate([key.policy], action, key.arn, context, principal=principal)
         if decision.denied or not decision.allowed:
-            return (f"topic {topic.arn} is encrypted with {key.arn}, whose key policy does not allow "
-                    f"events.amazonaws.com to {action}")
+            return (
+                f"topic {topic.arn} is encrypted with {key.arn}, whose key policy does not allow "
+                f"events.amazonaws.com to {action}"
+            )
     return None
 
 
 def _deliver_pipeline(rule, target, event) -> dict:
     from botocore.exceptions import ClientError
     from sandbox.engine import runtime
+
     role_arn = target.get("RoleArn")
     if not role_arn:
         return _record(rule, target, event, "failed", "a SageMaker pipeline target needs a RoleArn")
     try:
-        creds = runtime.role_credentials(role_arn, "events.amazonaws.com", f"EventBridge-{rule.name}"[:64],
-                                         rule.region_name)
+        creds = runtime.role_credentials(
+            role_arn, "events.amazonaws.com", f"EventBridge-{rule.name}"[:64], rule.region_name
+        )
     except runtime.RoleNotAssumable as exc:
         return _record(rule, target, event, "failed", str(exc))
     parameters = (target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or []
     try:
         response = runtime.client("sagemaker", creds, rule.region_name).start_pipeline_execution(
-            PipelineName=target["Arn"], PipelineParameters=parameters,
-            PipelineExecutionDescription=f"started by EventBridge rule {rule.name}")
+            PipelineName=target["Arn"],
+            PipelineParameters=parameters,
+            PipelineExecutionDescription=f"started by EventBridge rule {rule.name}",
+        )
     except ClientError as exc:
         err = exc.response.get("Error", {})
-        return _record(rule, target, event, "failed",
-                       f"{err.get('Code')}: {err.get('Message')} (as {role_arn})")
-    return _record(rule, target, event, "delivered",
-                   result={"PipelineExecutionArn": response["PipelineExecutionArn"]})
+        return _record(rule, target, event, "failed", f"{err.get('Code')}: {err.get('Message')} (as {role_arn})")
+    return _record(rule, target, event, "delivered", result={"PipelineExecutionArn": response["PipelineExecutionArn"]})
 
 
 def _moto_shaped(event: dict) -> dict:
@@ -227,8 +256,9 @@ def _moto_shaped(event: dict) -> dict:
     the sandbox emits carry AWS's ISO time."""
     shaped = copy.deepcopy(event)
     if isinstance(shaped.get("time"), str):
-        shaped["time"] = datetime.strptime(shaped["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc).timestamp()
+        shaped["time"] = (
+            datetime.strptime(shaped["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        )
     return shaped
 
 
@@ -269,20 +299,45 @@ def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:
 
 def fire_scheduled(rule, at: datetime) -> list[dict]:
     """The "Scheduled Event" AWS sends a scheduled rule's targets at `at`."""
-    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": rule.account_id, "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": rule.region_name,
-             "resources": [rule.arn], "detail": {}}
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": rule.account_id,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": rule.region_name,
+        "resources": [rule.arn],
+        "detail": {},
+    }
     return [deliver(rule, target, event) for target in list(rule.targets)]
 
 
-def emit(account: str, region: str, *, source: str, detail_type: str, detail: dict,
-         resources: list | None = None, bus: str = "default") -> dict:
+def emit(
+    account: str,
+    region: str,
+    *,
+    source: str,
+    detail_type: str,
+    detail: dict,
+    resources: list | None = None,
+    bus: str = "default",
+) -> dict:
     """Put an AWS service event (e.g. aws.sagemaker) on an account's bus; rules react as on AWS."""
     from moto.events.models import events_backends
     from sandbox import clock
-    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
-             "account": account, "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-             "resources": list(resources or []), "detail": detail}
+
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": list(resources or []),
+        "detail": detail,
+    }
     backend = events_backends[account][region]
     event_bus = backend.event_buses.get(bus)
     for rule in list(event_bus.rules.values()) if event_bus else []:
@@ -290,9 +345,11 @@ def emit(account: str, region: str, *, source: str, detail_type: str, detail: di
     return event
 
 
-@patch("eventbridge-delivery",
-       adds="EventBridge rules publish to SNS (topic policy and key checked) and start SageMaker pipelines "
-            "(target role checked); input transformers; scheduled rules ignore events; deliveries recorded")
+@patch(
+    "eventbridge-delivery",
+    adds="EventBridge rules publish to SNS (topic policy and key checked) and start SageMaker pipelines "
+    "(target role checked); input transformers; scheduled rules ignore events; deliveries recorded",
+)
 def patch_eventbridge():
     from moto.events.models import EventPattern, EventsBackend, Rule
     from moto.events.responses import EventsHandler
@@ -306,8 +363,10 @@ def patch_eventbridge():
         rule = original_put_rule(self, name, *args, **kwargs)
         if rule.scheduled_expression:
             from sandbox import clock
+
             clock.observe(clock.now())
         return rule
+
     EventsBackend.put_rule = put_rule
 
     def test_event_pattern(self):
@@ -316,8 +375,10 @@ def patch_eventbridge():
             result = EventPattern.load(self._get_param("EventPattern")).matches_event(event)
         except (TypeError, ValueError) as exc:
             from moto.events.exceptions import InvalidEventPatternException
+
             raise InvalidEventPatternException(str(exc)) from None
         return json.dumps({"Result": bool(result)})
+
     EventsHandler.test_event_pattern = test_event_pattern
 
 
@@ -328,23 +389,34 @@ PACKAGE_CALLS = ("SageMaker.CreateModelPackage", "SageMaker.UpdateModelPackage")
 def model_package_state_change(package_arn: str) -> dict | None:
     """The "SageMaker Model Package State Change" event AWS puts on the package's (owning) account bus."""
     from moto.sagemaker.models import sagemaker_backends
+
     _, _, _, region, account, _ = package_arn.split(":", 5)
     backend = sagemaker_backends[account][region]
     package = next((p for p in list(backend.model_packages.values()) if p.arn == package_arn), None)
     if package is None:
         return None
     described = package.gen_response_object()
-    detail = {k: v for k, v in json.loads(json.dumps(described, default=str)).items()
-              if v not in (None, "", [], {}) and k not in ("Tags", "ClientToken", "Arn")}
+    detail = {
+        k: v
+        for k, v in json.loads(json.dumps(described, default=str)).items()
+        if v not in (None, "", [], {}) and k not in ("Tags", "ClientToken", "Arn")
+    }
     detail.setdefault("ModelApprovalStatus", "PendingManualApproval")
     detail["ModelPackageArn"] = package_arn
-    return emit(account, region, source="aws.sagemaker", detail_type="SageMaker Model Package State Change",
-                resources=[package_arn], detail=detail)
+    return emit(
+        account,
+        region,
+        source="aws.sagemaker",
+        detail_type="SageMaker Model Package State Change",
+        resources=[package_arn],
+        detail=detail,
+    )
 
 
 def _model_package_events(app, server):
     """Emit the state-change event after a successful CreateModelPackage / UpdateModelPackage,
     whoever registered or approved it (pipeline step, `promote approve`, console-like calls)."""
+
     def wrapped(environ, start_response):
         if environ.get("HTTP_X_AMZ_TARGET") not in PACKAGE_CALLS:
             return app(environ, start_response)
@@ -353,6 +425,7 @@ def _model_package_events(app, server):
         def capture(status, headers, exc_info=None):
             seen["status"] = status
             return start_response(status, headers, exc_info)
+
         body = b"".join(app(environ, capture))
         if seen.get("status", "").startswith("200"):
             try:
@@ -362,6 +435,7 @@ def _model_package_events(app, server):
             except Exception:  # the call succeeded; a failed notification must not turn it into an error
                 traceback.print_exc()
         return [body]
+
     return wrapped
 
 

@@ -12,7 +12,7 @@ from sandbox.patches import patch
 from sandbox.server import MIDDLEWARES, RESET_HOOKS
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
-_started_here: set[str] = set()   # executions this server process runs; others were cut by a restart
+_started_here: set[str] = set()  # executions this server process runs; others were cut by a restart
 
 
 def _pipeline_name(name_or_arn: str) -> str:
@@ -23,6 +23,7 @@ def _pipeline_name(name_or_arn: str) -> str:
 
 def _validation(message: str):
     from moto.sagemaker.exceptions import ValidationError
+
     return ValidationError(message=message)
 
 
@@ -37,9 +38,11 @@ def _interrupted(record) -> None:
                 step["FailureReason"] = "the sandbox server stopped while this step ran"
 
 
-@patch("pipeline-executions",
-       adds="pipeline executions run their definition (Executing -> Succeeded/Failed/Stopped); list steps, stop, "
-            "retry; pipelines by ARN")
+@patch(
+    "pipeline-executions",
+    adds="pipeline executions run their definition (Executing -> Succeeded/Failed/Stopped); list steps, stop, "
+    "retry; pipelines by ARN",
+)
 def patch_pipeline_executions():
     import moto.sagemaker.models as models
     import moto.sagemaker.utils as utils
@@ -52,6 +55,7 @@ def patch_pipeline_executions():
 
     def get_pipeline_from_name(pipelines, pipeline_name):
         return by_name(pipelines, _pipeline_name(pipeline_name))
+
     models.get_pipeline_from_name = get_pipeline_from_name
     utils.get_pipeline_from_name = get_pipeline_from_name
 
@@ -60,8 +64,9 @@ def patch_pipeline_executions():
     original_describe = backend_cls.describe_pipeline_execution
     original_list = backend_cls.list_pipeline_executions
 
-    def start_pipeline_execution(self, pipeline_name, display_name, parameters, description,
-                                 parallelism_configuration, client_request_token):
+    def start_pipeline_execution(
+        self, pipeline_name, display_name, parameters, description, parallelism_configuration, client_request_token
+    ):
         pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
         definition = pipeline.pipeline_definition
         try:
@@ -71,20 +76,34 @@ def patch_pipeline_executions():
             raise _validation(f"Pipeline definition is not valid JSON: {exc}") from None
         except expressions.EvaluationError as exc:
             raise _validation(str(exc)) from None
-        result = original_start(self, pipeline.pipeline_name, display_name, parameters, description,
-                                parallelism_configuration, client_request_token)
+        result = original_start(
+            self,
+            pipeline.pipeline_name,
+            display_name,
+            parameters,
+            description,
+            parallelism_configuration,
+            client_request_token,
+        )
         record = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
         record.pipeline_execution_status = "Executing"
         record.sandbox_steps = []
         record.sandbox_properties = {}
-        record.sandbox_run_args = dict(pipeline_arn=pipeline.arn, pipeline_name=pipeline.pipeline_name,
-                                       role_arn=pipeline.role_arn, definition=definition, parameters=values,
-                                       account=self.account_id, region=self.region_name)
+        record.sandbox_run_args = dict(
+            pipeline_arn=pipeline.arn,
+            pipeline_name=pipeline.pipeline_name,
+            role_arn=pipeline.role_arn,
+            definition=definition,
+            parameters=values,
+            account=self.account_id,
+            region=self.region_name,
+        )
         _launch(record)
         return result
 
     def _launch(record):
         from sandbox.engine import preload, runtime
+
         if preload.enabled():  # warm the step-script zygote while the first steps set up, not on demand
             threading.Thread(target=runtime.zygote, name="sandbox-preload", daemon=True).start()
         _started_here.add(record.arn)
@@ -135,7 +154,7 @@ def patch_pipeline_executions():
         items.sort(key=lambda s: s["StartTime"], reverse=(sort_order or "Descending") == "Descending")
         start = int(next_token or 0)
         size = int(max_results or 50)
-        page = items[start:start + size]
+        page = items[start : start + size]
         response = {"PipelineExecutionSteps": page}
         if start + size < len(items):
             response["NextToken"] = str(start + size)
@@ -145,8 +164,10 @@ def patch_pipeline_executions():
         record = _record(self, arn)
         with executor.LOCK:
             if record.pipeline_execution_status in TERMINAL:
-                raise _validation(f"Pipeline execution with ARN {arn} is in status "
-                                  f"{record.pipeline_execution_status} and cannot be stopped.")
+                raise _validation(
+                    f"Pipeline execution with ARN {arn} is in status "
+                    f"{record.pipeline_execution_status} and cannot be stopped."
+                )
             record.pipeline_execution_status = "Stopping"
             for step in record.sandbox_steps:
                 if step.get("StepStatus") == "Executing":
@@ -158,8 +179,10 @@ def patch_pipeline_executions():
         record = _record(self, arn)
         with executor.LOCK:
             if record.pipeline_execution_status != "Failed":
-                raise _validation(f"Pipeline execution with ARN {arn} is in status "
-                                  f"{record.pipeline_execution_status}; only a Failed execution can be retried.")
+                raise _validation(
+                    f"Pipeline execution with ARN {arn} is in status "
+                    f"{record.pipeline_execution_status}; only a Failed execution can be retried."
+                )
             if not hasattr(record, "sandbox_run_args"):
                 raise _validation(f"Pipeline execution with ARN {arn} cannot be retried.")
             record.sandbox_steps = [s for s in record.sandbox_steps if s.get("StepStatus") == "Succeeded"]
@@ -178,18 +201,30 @@ def patch_pipeline_executions():
     backend_cls.retry_pipeline_execution = retry_pipeline_execution
 
     def r_list_steps(self):
-        return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(
-            self._get_param("PipelineExecutionArn"), self._get_param("SortOrder"),
-            self._get_param("NextToken"), self._get_param("MaxResults")))
+        return ActionResult(
+            self.sagemaker_backend.list_pipeline_execution_steps(
+                self._get_param("PipelineExecutionArn"),
+                self._get_param("SortOrder"),
+                self._get_param("NextToken"),
+                self._get_param("MaxResults"),
+            )
+        )
 
     def r_stop(self):
-        return ActionResult(self.sagemaker_backend.stop_pipeline_execution(
-            self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken")))
+        return ActionResult(
+            self.sagemaker_backend.stop_pipeline_execution(
+                self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken")
+            )
+        )
 
     def r_retry(self):
-        return ActionResult(self.sagemaker_backend.retry_pipeline_execution(
-            self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken"),
-            self._get_param("ParallelismConfiguration")))
+        return ActionResult(
+            self.sagemaker_backend.retry_pipeline_execution(
+                self._get_param("PipelineExecutionArn"),
+                self._get_param("ClientRequestToken"),
+                self._get_param("ParallelismConfiguration"),
+            )
+        )
 
     SageMakerResponse.list_pipeline_execution_steps = r_list_steps
     SageMakerResponse.stop_pipeline_execution = r_stop
@@ -206,12 +241,14 @@ def _keep(value):
 
 def _attach_engine(app, server):
     from sandbox.engine import runtime
+
     runtime.attach(server)
     return app
 
 
 def _reset_engine(server):
     from sandbox.engine import executor, runtime
+
     executor.ENGINE.stop_all()
     _started_here.clear()
     shutil.rmtree(runtime.work_root(), ignore_errors=True)

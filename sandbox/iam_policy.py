@@ -20,10 +20,11 @@ ALLOW, DENY = "Allow", "Deny"
 @dataclass(frozen=True)
 class Principal:
     """Who is asking, in the forms a resource policy's Principal element can name them."""
+
     account_id: str
-    arn: str                          # the caller as AWS prints it (user ARN, assumed-role session ARN)
-    principal_arn: str = ""           # aws:PrincipalArn: the user or the role behind a session
-    service: str = ""                 # a service principal ("events.amazonaws.com"), when a service acts
+    arn: str  # the caller as AWS prints it (user ARN, assumed-role session ARN)
+    principal_arn: str = ""  # aws:PrincipalArn: the user or the role behind a session
+    service: str = ""  # a service principal ("events.amazonaws.com"), when a service acts
     anonymous: bool = False
 
     @property
@@ -34,12 +35,13 @@ class Principal:
 @dataclass
 class Result:
     """What one policy says about one request."""
+
     denied: bool = False
     allowed: bool = False
     # True when an Allow named this caller itself (role/user/session ARN, service, or "*"), not only its
     # account: in the resource's own account only such a grant stands without an identity policy.
     allowed_specifically: bool = False
-    matched: list[str] = field(default_factory=list)   # Sids of the statements that decided
+    matched: list[str] = field(default_factory=list)  # Sids of the statements that decided
 
     @property
     def decision(self) -> str | None:
@@ -59,6 +61,7 @@ def parse(document: str | Mapping | None) -> dict | None:
 def _parse_text(text: str) -> dict:
     # policies are re-read on every request; parsing the same text once keeps the sandbox cheap
     from urllib.parse import unquote
+
     text = text.strip()
     if text.startswith("%7B") or text.startswith("%7b"):
         text = unquote(text)
@@ -72,8 +75,13 @@ def statements(document: Mapping | None) -> list[dict]:
     return [stmts] if isinstance(stmts, Mapping) else list(stmts)
 
 
-def evaluate(documents: Iterable, action: str, resources: str | Iterable[str],
-             context: Mapping[str, Any] | None = None, principal: Principal | None = None) -> Result:
+def evaluate(
+    documents: Iterable,
+    action: str,
+    resources: str | Iterable[str],
+    context: Mapping[str, Any] | None = None,
+    principal: Principal | None = None,
+) -> Result:
     """Evaluate policies for `action` on any of `resources` (alternative spellings of one resource).
 
     With `principal`, statements' Principal/NotPrincipal elements are matched (resource, key and trust
@@ -174,7 +182,7 @@ def _names_principal(element, principal: Principal) -> bool | None:
                 if principal.anonymous:
                     continue
                 if value in (principal.account_id, principal.root_arn):
-                    found = bool(found)           # the account: a delegation, not a specific grant
+                    found = bool(found)  # the account: a delegation, not a specific grant
                 elif value in (principal.arn, principal.principal_arn):
                     return True
             elif kind == "Service" and principal.service and value == principal.service:
@@ -199,8 +207,15 @@ def _stringify(value) -> str:
     return str(value)
 
 
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-            "NumericNotEquals", "DateNotEquals"}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "NumericNotEquals",
+    "DateNotEquals",
+}
 
 
 def conditions_hold(condition: Mapping, context: Mapping[str, list[str]]) -> bool:
@@ -219,12 +234,12 @@ def _condition_holds(operator: str, key: str, expected: list, actual: list[str] 
         return (actual is None) == want_absent
     set_mode = None
     if operator.startswith("ForAnyValue:"):
-        set_mode, operator = "any", operator[len("ForAnyValue:"):]
+        set_mode, operator = "any", operator[len("ForAnyValue:") :]
     elif operator.startswith("ForAllValues:"):
-        set_mode, operator = "all", operator[len("ForAllValues:"):]
+        set_mode, operator = "all", operator[len("ForAllValues:") :]
     if_exists = operator.endswith("IfExists")
     if if_exists:
-        operator = operator[:-len("IfExists")]
+        operator = operator[: -len("IfExists")]
     if operator not in _OPERATORS:
         raise ValueError(f"unsupported condition operator {operator!r}")
     negated = operator in _NEGATED
@@ -248,6 +263,7 @@ def _numeric(compare):
             return any(compare(float(value), float(e)) for e in expected)
         except ValueError:
             return False
+
     return test
 
 

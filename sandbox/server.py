@@ -18,24 +18,27 @@ from pathlib import Path
 
 ADMIN_USER = "sandbox-admin"
 # The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
-ADMIN_POLICY = {"Version": "2012-10-17",
-                "Statement": [{"Sid": "SandboxAccountAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "SandboxAccountAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 ROUTES: dict = {}
 
 
 def route(name: str, methods=("POST",)):
     """Register a handler for `/_sandbox/<name>`: handler(server, body: dict) -> (status, dict)."""
+
     def register(func):
         ROUTES[name] = (func, methods)
         return func
+
     return register
 
 
 def admin_credentials(account_id: str) -> dict:
     """Deterministic admin keys per account, so clients keep working across `sandbox reset`."""
-    return {"aws_access_key_id": f"AKIA{account_id}SBX0",
-            "aws_secret_access_key": f"sandbox-admin-secret-{account_id}"}
+    return {"aws_access_key_id": f"AKIA{account_id}SBX0", "aws_secret_access_key": f"sandbox-admin-secret-{account_id}"}
 
 
 class SandboxServer:
@@ -44,11 +47,11 @@ class SandboxServer:
     def __init__(self, home: Path, port: int = 0):
         self.home = home
         self.port = port
-        self.accounts: dict[str, str] = {}     # account id -> label (dev, prod, registry, jenkins...)
+        self.accounts: dict[str, str] = {}  # account id -> label (dev, prod, registry, jenkins...)
         self.started = time.time()
         self.lock = threading.RLock()
         self.httpd = None
-        self.extra: dict = {}                  # state patches keep across restarts, by patch name
+        self.extra: dict = {}  # state patches keep across restarts, by patch name
 
     # -- state ----------------------------------------------------------------------------------
     def seed_account(self, account_id: str, label: str) -> None:
@@ -72,6 +75,7 @@ class SandboxServer:
 
     def reset(self) -> None:
         from moto.moto_api._internal.models import moto_api_backend
+
         with self.lock:
             moto_api_backend.reset()
             self.extra.clear()
@@ -85,6 +89,7 @@ class SandboxServer:
 
     def save(self) -> None:
         from sandbox.patches import snapshot
+
         with self.lock:
             skipped = snapshot.dump(self.snapshot_path(), {"accounts": self.accounts, "extra": self.extra})
         for line in skipped:
@@ -92,6 +97,7 @@ class SandboxServer:
 
     def load(self) -> None:
         from sandbox.patches import snapshot
+
         if self.snapshot_path().exists():
             saved = snapshot.restore(self.snapshot_path())
             self.accounts.update(saved.get("accounts", {}))
@@ -102,13 +108,16 @@ class SandboxServer:
             "endpoint": f"http://127.0.0.1:{self.port}",
             "pid": os.getpid(),
             "started": self.started,
-            "accounts": [{"account_id": a, "label": label, "credentials": admin_credentials(a)}
-                         for a, label in sorted(self.accounts.items(), key=lambda kv: kv[1])],
+            "accounts": [
+                {"account_id": a, "label": label, "credentials": admin_credentials(a)}
+                for a, label in sorted(self.accounts.items(), key=lambda kv: kv[1])
+            ],
         }
 
     # -- serving --------------------------------------------------------------------------------
     def wsgi(self):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
         moto_app = DomainDispatcherApplication(create_backend_app)
         for wrap in MIDDLEWARES:
             moto_app = wrap(moto_app, self)
@@ -117,7 +126,7 @@ class SandboxServer:
             path = environ.get("PATH_INFO", "")
             if not path.startswith("/_sandbox/"):
                 return moto_app(environ, start_response)
-            name = path[len("/_sandbox/"):].strip("/")
+            name = path[len("/_sandbox/") :].strip("/")
             handler = ROUTES.get(name)
             if handler is None or environ["REQUEST_METHOD"] not in handler[1]:
                 return _respond(start_response, 404, {"error": f"no sandbox route {environ['REQUEST_METHOD']} {path}"})
@@ -128,12 +137,14 @@ class SandboxServer:
             except Exception as exc:  # a sandbox bug must answer, not hang the client
                 status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
             return _respond(start_response, status, payload)
+
         return app
 
     def serve(self) -> None:
         from werkzeug.serving import make_server
 
         from sandbox import patches
+
         patches.apply_all()
         self.load()
         self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True)
@@ -214,6 +225,7 @@ def main(argv=None) -> int:
 def _load_extensions() -> None:
     # Modules that add routes, middlewares and reset hooks register them on import.
     import importlib
+
     for module in EXTENSIONS:
         importlib.import_module(module)
 
@@ -228,4 +240,5 @@ if __name__ == "__main__":
     # Run as the importable module, not __main__: extensions register their ROUTES, MIDDLEWARES and
     # RESET_HOOKS on `sandbox.server`, which would otherwise be a second, unused copy of this module.
     from sandbox import server as _server
+
     sys.exit(_server.main())

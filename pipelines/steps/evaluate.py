@@ -25,17 +25,24 @@ MAX_ROC_POINTS = 101
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="/opt/ml/processing/model", help="model.tar.gz, or a directory holding it "
-                                                                         "or its extracted files")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--model",
+        default="/opt/ml/processing/model",
+        help="model.tar.gz, or a directory holding it or its extracted files",
+    )
     p.add_argument("--test", default="/opt/ml/processing/test")
     p.add_argument("--output", default="/opt/ml/processing/evaluation")
     p.add_argument("--auc-threshold", type=float, default=0.9)
     p.add_argument("--champion-tolerance", type=float, default=0.02)
     p.add_argument("--champion-auc", type=float, default=None, help="skip the registry lookup: the champion's AUC")
-    p.add_argument("--model-package-group-arn", default="",
-                   help="look up the latest Approved package here and read its AUC (the champion)")
+    p.add_argument(
+        "--model-package-group-arn",
+        default="",
+        help="look up the latest Approved package here and read its AUC (the champion)",
+    )
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
@@ -87,8 +94,10 @@ def binary_classification_metrics(labels, probabilities) -> dict:
         "f1": value(metrics.f1_score(labels, predicted, zero_division=0)),
         "confusion_matrix": {"0": {"0": int(tn), "1": int(fp)}, "1": {"0": int(fn), "1": int(tp)}},
         "receiver_operating_characteristic_curve": {
-            "false_positive_rates": [float(x) for x in fpr], "true_positive_rates": [float(x) for x in tpr],
-            "thresholds": [float(min(x, 1.0)) for x in thresholds]},
+            "false_positive_rates": [float(x) for x in fpr],
+            "true_positive_rates": [float(x) for x in tpr],
+            "thresholds": [float(min(x, 1.0)) for x in thresholds],
+        },
     }
 
 
@@ -98,8 +107,13 @@ def champion_auc(group_arn: str) -> tuple[float | None, str | None]:
 
     sagemaker = boto3.client("sagemaker")
     try:
-        found = sagemaker.list_model_packages(ModelPackageGroupName=group_arn, ModelApprovalStatus="Approved",
-                                              SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+        found = sagemaker.list_model_packages(
+            ModelPackageGroupName=group_arn,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
         if not found["ModelPackageSummaryList"]:
             return None, None
         arn = found["ModelPackageSummaryList"][0]["ModelPackageArn"]
@@ -107,7 +121,7 @@ def champion_auc(group_arn: str) -> tuple[float | None, str | None]:
         uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
         if not uri:
             raise DataError(f"champion {arn} has no ModelMetrics.ModelQuality.Statistics to compare with")
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         return float(json.loads(body)["binary_classification_metrics"]["auc"]["value"]), arn
     except DataError:
@@ -123,11 +137,18 @@ def decide(auc: float, threshold: float, champion: float | None, tolerance: floa
     if auc < threshold:
         missed.append(f"auc {auc:.4f} is below AucThreshold {threshold:.4f}")
     if champion is not None and auc < champion_minimum:
-        missed.append(f"auc {auc:.4f} is below the champion's auc {champion:.4f} minus ChampionTolerance "
-                      f"{tolerance:.4f} (= {champion_minimum:.4f})")
-    return {"passed": not missed, "auc_threshold": threshold, "champion_auc": champion,
-            "champion_tolerance": tolerance, "champion_minimum_auc": champion_minimum,
-            "message": "; ".join(missed) if missed else f"auc {auc:.4f} meets every threshold"}
+        missed.append(
+            f"auc {auc:.4f} is below the champion's auc {champion:.4f} minus ChampionTolerance "
+            f"{tolerance:.4f} (= {champion_minimum:.4f})"
+        )
+    return {
+        "passed": not missed,
+        "auc_threshold": threshold,
+        "champion_auc": champion,
+        "champion_tolerance": tolerance,
+        "champion_minimum_auc": champion_minimum,
+        "message": "; ".join(missed) if missed else f"auc {auc:.4f} meets every threshold",
+    }
 
 
 def run(args) -> dict:
@@ -152,8 +173,11 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = run_or_fail(run, args)
-    print(json.dumps({"auc": report["binary_classification_metrics"]["auc"]["value"],
-                      "decision": report["decision"]["message"]}))
+    print(
+        json.dumps(
+            {"auc": report["binary_classification_metrics"]["auc"]["value"], "decision": report["decision"]["message"]}
+        )
+    )
     return 0
 
 

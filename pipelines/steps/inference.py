@@ -45,10 +45,11 @@ def input_fn(body, content_type: str = "text/csv", model: LoadedModel | None = N
     if content_type.split(";")[0].strip() != "text/csv":
         raise ValueError(f"unsupported content type {content_type}: send text/csv")
     raw = body if isinstance(body, (bytes, bytearray)) else str(body).encode()
-    first_line = raw[:raw.find(b"\n")] if b"\n" in raw else raw
+    first_line = raw[: raw.find(b"\n")] if b"\n" in raw else raw
     # Without a header pandas numbers the columns; predict_fn maps them to the training column order.
-    return pd.read_csv(io.BytesIO(raw), header=0 if _looks_like_header(first_line) else None, na_values=["?"],
-                       skipinitialspace=True)
+    return pd.read_csv(
+        io.BytesIO(raw), header=0 if _looks_like_header(first_line) else None, na_values=["?"], skipinitialspace=True
+    )
 
 
 def _looks_like_header(line: bytes) -> bool:
@@ -70,8 +71,10 @@ def predict_fn(data, model: LoadedModel):
     columns = model.transform.raw_columns
     if all(isinstance(c, int) for c in data.columns):
         if len(data.columns) != len(columns):
-            raise ValueError(f"rows have {len(data.columns)} fields; the model expects {len(columns)} "
-                             f"({', '.join(columns[:5])}, ...)")
+            raise ValueError(
+                f"rows have {len(data.columns)} fields; the model expects {len(columns)} "
+                f"({', '.join(columns[:5])}, ...)"
+            )
         data.columns = columns
     missing = [c for c in columns if c not in data.columns]
     if missing:
@@ -103,8 +106,9 @@ def transform_file(model: LoadedModel, input_path: str, output_path: str) -> int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--model-dir", default="/opt/ml/model")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)

@@ -15,23 +15,37 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import (DataError, FeatureTransform, baseline_statistics, find_csv,  # noqa: E402
-                     numeric_column, read_csv, sha256_file, run_or_fail, split_list, write_json)
+from tabular import (
+    DataError,
+    FeatureTransform,
+    baseline_statistics,
+    find_csv,  # noqa: E402
+    numeric_column,
+    read_csv,
+    sha256_file,
+    run_or_fail,
+    split_list,
+    write_json,
+)
 
 MIN_ROWS_PER_CLASS = 5
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--input", default="/opt/ml/processing/input/data", help="CSV file or directory holding one")
     p.add_argument("--dataset-uri", default="", help="where the input came from (recorded in the report)")
     p.add_argument("--target", default="diagnosis", help="binary target column")
     p.add_argument("--features", default="all", help="comma-separated feature columns, or 'all' (every other one)")
     p.add_argument("--categorical", default="", help="comma-separated categorical feature columns")
     p.add_argument("--missing-values", default="?", help="comma-separated extra missing-value markers")
-    p.add_argument("--positive-class", default="",
-                   help="target value meaning 1 (default: 1 for 0/1 targets, else the larger value when sorted)")
+    p.add_argument(
+        "--positive-class",
+        default="",
+        help="target value meaning 1 (default: 1 for 0/1 targets, else the larger value when sorted)",
+    )
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=42)
@@ -81,25 +95,33 @@ def load_and_validate(args):
     missing = target.isna()
     if missing.any():
         lines = [str(i + 2) for i in missing.to_numpy().nonzero()[0][:3]]
-        raise DataError(f"target column '{args.target}' has {int(missing.sum())} missing value(s) "
-                        f"(line {', '.join(lines)}{', ...' if missing.sum() > 3 else ''})")
+        raise DataError(
+            f"target column '{args.target}' has {int(missing.sum())} missing value(s) "
+            f"(line {', '.join(lines)}{', ...' if missing.sum() > 3 else ''})"
+        )
     classes = sorted(target.str.strip().unique().tolist(), key=_class_order)
     if len(classes) == 1:
-        raise DataError(f"target column '{args.target}' has a single class ({classes[0]}): "
-                        "binary classification needs two")
+        raise DataError(
+            f"target column '{args.target}' has a single class ({classes[0]}): binary classification needs two"
+        )
     if len(classes) > 2:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise DataError(f"target column '{args.target}' has {len(classes)} classes ({shown}): "
-                        "binary classification needs exactly two")
+        raise DataError(
+            f"target column '{args.target}' has {len(classes)} classes ({shown}): "
+            "binary classification needs exactly two"
+        )
     positive = args.positive_class or classes[1]
     if positive not in classes:
-        raise DataError(f"positive class '{positive}' is not a value of target column '{args.target}' "
-                        f"({', '.join(classes)})")
+        raise DataError(
+            f"positive class '{positive}' is not a value of target column '{args.target}' ({', '.join(classes)})"
+        )
     labels = (target.str.strip() == positive).astype("int64")
     smallest = int(min(labels.sum(), len(labels) - labels.sum()))
     if smallest < MIN_ROWS_PER_CLASS:
-        raise DataError(f"target column '{args.target}' has only {smallest} row(s) of one class: need at least "
-                        f"{MIN_ROWS_PER_CLASS} per class to split train/validation/test")
+        raise DataError(
+            f"target column '{args.target}' has only {smallest} row(s) of one class: need at least "
+            f"{MIN_ROWS_PER_CLASS} per class to split train/validation/test"
+        )
 
     for c in numeric:
         frame[c] = numeric_column(frame[c], c)
@@ -130,8 +152,9 @@ def split(frame, labels, args):
     holdout = args.validation_fraction + args.test_fraction
     train_idx, rest_idx = train_test_split(frame.index, test_size=holdout, stratify=labels, random_state=args.seed)
     rest_labels = labels.loc[rest_idx]
-    validation_idx, test_idx = train_test_split(rest_idx, test_size=args.test_fraction / holdout,
-                                                stratify=rest_labels, random_state=args.seed)
+    validation_idx, test_idx = train_test_split(
+        rest_idx, test_size=args.test_fraction / holdout, stratify=rest_labels, random_state=args.seed
+    )
     return {"train": train_idx, "validation": validation_idx, "test": test_idx}
 
 
@@ -151,8 +174,13 @@ def run(args) -> dict:
     train = frame.loc[parts["train"]]
     transform = FeatureTransform.fit(train, numeric, categorical)
     for name, index in parts.items():
-        write_split(getattr(args, f"{name}_dir"), name, labels.loc[index].to_numpy(),
-                    transform.matrix(frame.loc[index]), transform.encoded_columns)
+        write_split(
+            getattr(args, f"{name}_dir"),
+            name,
+            labels.loc[index].to_numpy(),
+            transform.matrix(frame.loc[index]),
+            transform.encoded_columns,
+        )
     # The model directory carries the transform so inference encodes raw rows exactly as training did.
     write_json(args.train_dir, "preprocessing.json", transform.to_json())
 
@@ -161,11 +189,16 @@ def run(args) -> dict:
     write_json(args.baseline_dir, "constraints.json", constraints)
 
     report = {
-        "dataset": {"uri": args.dataset_uri or str(path), "file": path.name, "sha256": sha256_file(path),
-                    "rows": int(len(frame)), "target": args.target, "positive_class": positive,
-                    "positive_rows": int(labels.sum())},
-        "features": {"numeric": numeric, "categorical": categorical,
-                     "encoded": transform.encoded_columns},
+        "dataset": {
+            "uri": args.dataset_uri or str(path),
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "rows": int(len(frame)),
+            "target": args.target,
+            "positive_class": positive,
+            "positive_rows": int(labels.sum()),
+        },
+        "features": {"numeric": numeric, "categorical": categorical, "encoded": transform.encoded_columns},
         "splits": {name: int(len(index)) for name, index in parts.items()},
     }
     write_json(args.report_dir, "preprocess.json", report)
@@ -175,8 +208,11 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = run_or_fail(run, args)
-    print(json.dumps({"rows": report["dataset"]["rows"], "splits": report["splits"],
-                      "sha256": report["dataset"]["sha256"]}))
+    print(
+        json.dumps(
+            {"rows": report["dataset"]["rows"], "splits": report["splits"], "sha256": report["dataset"]["sha256"]}
+        )
+    )
     return 0
 
 

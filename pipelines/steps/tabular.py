@@ -25,8 +25,11 @@ MONITORING_CONFIG = {
     "emit_metrics": "Enabled",
     "datatype_check_threshold": 1.0,
     "domain_content_threshold": 1.0,
-    "distribution_constraints": {"perform_comparison": "Enabled", "comparison_threshold": 0.1,
-                                 "comparison_method": "Simple"},
+    "distribution_constraints": {
+        "perform_comparison": "Enabled",
+        "comparison_threshold": 0.1,
+        "comparison_method": "Simple",
+    },
 }
 
 
@@ -69,8 +72,10 @@ def find_csv(path: str) -> Path:
     if not csvs:
         raise DataError(f"input directory {path} holds no file")
     if len(csvs) > 1:
-        raise DataError(f"input directory {path} holds {len(csvs)} files ({', '.join(f.name for f in csvs[:3])}"
-                        f"{', ...' if len(csvs) > 3 else ''}): expected one CSV")
+        raise DataError(
+            f"input directory {path} holds {len(csvs)} files ({', '.join(f.name for f in csvs[:3])}"
+            f"{', ...' if len(csvs) > 3 else ''}): expected one CSV"
+        )
     return csvs[0]
 
 
@@ -89,8 +94,7 @@ def read_csv(path: Path, missing_values, **kwargs):
     if path.stat().st_size == 0:
         raise DataError(f"input file {path.name} is empty")
     try:
-        return pd.read_csv(path, na_values=list(missing_values), keep_default_na=True, skipinitialspace=True,
-                           **kwargs)
+        return pd.read_csv(path, na_values=list(missing_values), keep_default_na=True, skipinitialspace=True, **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"input file {path.name} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -108,12 +112,15 @@ def numeric_column(series, name: str, header_lines: int = 1):
     bad = values.isna() & series.notna()
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"column '{name}' is not numeric: value {str(series.iloc[position])!r} on line "
-                        f"{position + 1 + header_lines} (list it under training.categorical if it is a category)")
+        raise DataError(
+            f"column '{name}' is not numeric: value {str(series.iloc[position])!r} on line "
+            f"{position + 1 + header_lines} (list it under training.categorical if it is a category)"
+        )
     return values.astype("float64")
 
 
 # ---- the feature transform: learnt on the training split, applied again at inference --------------
+
 
 class FeatureTransform:
     """Median imputation for numeric columns, most-frequent imputation plus one-hot for categorical ones."""
@@ -158,7 +165,7 @@ class FeatureTransform:
                 block[missing] = medians[np.nonzero(missing)[1]]
             if not self.categorical:
                 return np.ascontiguousarray(block)
-            out[:, :len(self.numeric)] = block
+            out[:, : len(self.numeric)] = block
         j = len(self.numeric)
         for c in self.categorical:
             values = frame[c].astype("string").fillna(self.modes[c]).to_numpy(dtype=object)
@@ -168,8 +175,14 @@ class FeatureTransform:
         return out
 
     def to_json(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical, "medians": self.medians,
-                "categories": self.categories, "modes": self.modes, "encoded_columns": self.encoded_columns}
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "medians": self.medians,
+            "categories": self.categories,
+            "modes": self.modes,
+            "encoded_columns": self.encoded_columns,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "FeatureTransform":
@@ -181,6 +194,7 @@ def _finite(value: float) -> float:
 
 
 # ---- data-quality statistics (Model Monitor schema), accumulated chunk by chunk ------------------
+
 
 class FeatureStatistics:
     """Running statistics of one column. Memory is fixed: counts, moments and a fixed-edge histogram."""
@@ -244,21 +258,40 @@ class FeatureStatistics:
         return "Integral" if self.integral else "Fractional"
 
     def to_json(self) -> dict:
-        common = {"num_present": self.present + (self.non_numeric if self.kind == "string" else 0),
-                  "num_missing": self.missing}
+        common = {
+            "num_present": self.present + (self.non_numeric if self.kind == "string" else 0),
+            "num_missing": self.missing,
+        }
         if self.kind == "string":
             buckets = [{"value": v, "count": c} for v, c in sorted(self.category_counts.items())]
-            return {"name": self.name, "inferred_type": "String",
-                    "string_statistics": {"common": common, "distinct_count": float(len(buckets)),
-                                          "distribution": {"categorical": {"buckets": buckets}}}}
+            return {
+                "name": self.name,
+                "inferred_type": "String",
+                "string_statistics": {
+                    "common": common,
+                    "distinct_count": float(len(buckets)),
+                    "distribution": {"categorical": {"buckets": buckets}},
+                },
+            }
         mean = self.total / self.present if self.present else 0.0
         variance = max(self.total_sq / self.present - mean * mean, 0.0) if self.present else 0.0
-        stats = {"common": common, "mean": mean, "sum": self.total, "std_dev": math.sqrt(variance),
-                 "min": self.minimum if self.present else 0.0, "max": self.maximum if self.present else 0.0}
+        stats = {
+            "common": common,
+            "mean": mean,
+            "sum": self.total,
+            "std_dev": math.sqrt(variance),
+            "min": self.minimum if self.present else 0.0,
+            "max": self.maximum if self.present else 0.0,
+        }
         if self.histogram is not None:
-            stats["distribution"] = {"kll": {"buckets": [
-                {"lower_bound": float(lo), "upper_bound": float(hi), "count": float(c)}
-                for lo, hi, c in zip(self.edges[:-1], self.edges[1:], self.histogram)]}}
+            stats["distribution"] = {
+                "kll": {
+                    "buckets": [
+                        {"lower_bound": float(lo), "upper_bound": float(hi), "count": float(c)}
+                        for lo, hi, c in zip(self.edges[:-1], self.edges[1:], self.histogram)
+                    ]
+                }
+            }
         return {"name": self.name, "inferred_type": self.inferred_type, "numerical_statistics": stats}
 
 

@@ -19,8 +19,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tabular import DataError, fail, find_csv  # noqa: E402
 
 MODEL_FILE = "xgboost-model.json"
-DEFAULTS = {"max_depth": 4, "eta": 0.2, "num_round": 60, "subsample": 1.0, "min_child_weight": 1.0,
-            "colsample_bytree": 1.0, "gamma": 0.0, "lambda": 1.0, "alpha": 0.0}
+DEFAULTS = {
+    "max_depth": 4,
+    "eta": 0.2,
+    "num_round": 60,
+    "subsample": 1.0,
+    "min_child_weight": 1.0,
+    "colsample_bytree": 1.0,
+    "gamma": 0.0,
+    "lambda": 1.0,
+    "alpha": 0.0,
+}
 INTEGER_HYPERPARAMETERS = {"max_depth", "num_round"}
 
 
@@ -39,8 +48,9 @@ def _hyperparameter_defaults() -> dict:
 def parse_args(argv=None):
     env = os.environ.get
     hp = _hyperparameter_defaults()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--train", default=env("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument("--validation", default=env("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"))
     p.add_argument("--model-dir", "--model_dir", dest="model_dir", default=env("SM_MODEL_DIR", "/opt/ml/model"))
@@ -77,16 +87,31 @@ def train(args):
     y_val, x_val, _ = load_split(args.validation)
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=names)
     dvalid = xgb.DMatrix(x_val, label=y_val, feature_names=names)
-    params = {"objective": "binary:logistic", "eval_metric": "auc", "max_depth": args.max_depth, "eta": args.eta,
-              "subsample": args.subsample, "min_child_weight": args.min_child_weight,
-              "colsample_bytree": args.colsample_bytree, "gamma": args.gamma, "lambda": args.__dict__["lambda"],
-              "alpha": args.alpha, "seed": args.seed, "tree_method": "hist"}
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "auc",
+        "max_depth": args.max_depth,
+        "eta": args.eta,
+        "subsample": args.subsample,
+        "min_child_weight": args.min_child_weight,
+        "colsample_bytree": args.colsample_bytree,
+        "gamma": args.gamma,
+        "lambda": args.__dict__["lambda"],
+        "alpha": args.alpha,
+        "seed": args.seed,
+        "tree_method": "hist",
+    }
     if args.nthread:
         params["nthread"] = args.nthread
     history: dict = {}
-    booster = xgb.train(params, dtrain, num_boost_round=args.num_round,
-                        evals=[(dtrain, "train"), (dvalid, "validation")],
-                        evals_result=history, verbose_eval=max(1, args.num_round // 10))
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=args.num_round,
+        evals=[(dtrain, "train"), (dvalid, "validation")],
+        evals_result=history,
+        verbose_eval=max(1, args.num_round // 10),
+    )
     final = {f"{split}-auc": float(history[split]["auc"][-1]) for split in ("train", "validation")}
     # The last line is what the training job's MetricDefinitions (and the tuner's objective) read.
     print(f"final train-auc:{final['train-auc']:.6f} validation-auc:{final['validation-auc']:.6f}", flush=True)
@@ -96,13 +121,21 @@ def train(args):
 def save(booster, final, params, args) -> None:
     os.makedirs(args.model_dir, exist_ok=True)
     booster.save_model(os.path.join(args.model_dir, MODEL_FILE))
-    transform = os.path.join(args.train if os.path.isdir(args.train) else os.path.dirname(args.train),
-                             "preprocessing.json")
+    transform = os.path.join(
+        args.train if os.path.isdir(args.train) else os.path.dirname(args.train), "preprocessing.json"
+    )
     if os.path.exists(transform):
         shutil.copy(transform, os.path.join(args.model_dir, "preprocessing.json"))
     with open(os.path.join(args.model_dir, "training.json"), "w") as handle:
-        json.dump({"hyperparameters": {k: v for k, v in params.items() if k not in ("seed", "nthread")},
-                   "num_round": args.num_round, "metrics": final}, handle, indent=2)
+        json.dump(
+            {
+                "hyperparameters": {k: v for k, v in params.items() if k not in ("seed", "nthread")},
+                "num_round": args.num_round,
+                "metrics": final,
+            },
+            handle,
+            indent=2,
+        )
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from sandbox.engine import expressions, runtime, steps as step_types
 
-LOCK = threading.RLock()            # guards every execution record the engine and the API share
+LOCK = threading.RLock()  # guards every execution record the engine and the API share
 FAILED_STEPS = "Step failure: One or multiple steps failed."
 
 
@@ -35,13 +35,16 @@ def flatten(definition: dict) -> dict:
             if name in found:
                 raise DefinitionError(f"step name {name} is used twice")
             if kind not in step_types.RUNNERS:
-                raise DefinitionError(f"step {name}: step type '{kind}' is not supported by the sandbox engine "
-                                      f"(supported: {', '.join(sorted(step_types.RUNNERS))})")
+                raise DefinitionError(
+                    f"step {name}: step type '{kind}' is not supported by the sandbox engine "
+                    f"(supported: {', '.join(sorted(step_types.RUNNERS))})"
+                )
             found[name] = (step, gate)
             if kind == "Condition":
                 args = step.get("Arguments") or {}
                 visit(args.get("IfSteps"), (name, True))
                 visit(args.get("ElseSteps"), (name, False))
+
     visit(definition.get("Steps"), None)
     return found
 
@@ -61,8 +64,19 @@ def dependencies(step: dict, gate) -> set[str]:
 class ExecutionRun:
     """The engine's side of one execution; `record` is the moto execution object it reports into."""
 
-    def __init__(self, engine, record, *, pipeline_arn: str, pipeline_name: str, role_arn: str,
-                 definition: dict, parameters: dict, account: str, region: str):
+    def __init__(
+        self,
+        engine,
+        record,
+        *,
+        pipeline_arn: str,
+        pipeline_name: str,
+        role_arn: str,
+        definition: dict,
+        parameters: dict,
+        account: str,
+        region: str,
+    ):
         self.engine, self.record = engine, record
         self.arn = record.arn
         self.execution_id = self.arn.rsplit("/", 1)[-1]
@@ -74,14 +88,18 @@ class ExecutionRun:
         started = record.start_time
         self.expr = expressions.Context(
             parameters=parameters,
-            execution={"PipelineExecutionId": self.execution_id, "PipelineExecutionArn": self.arn,
-                       "PipelineName": pipeline_name, "PipelineArn": pipeline_arn,
-                       "StartDateTime": started.isoformat() if started else utcnow().isoformat(),
-                       "CurrentDateTime": utcnow().isoformat()},
-            steps=dict(getattr(record, "sandbox_properties", {}) or {}))
+            execution={
+                "PipelineExecutionId": self.execution_id,
+                "PipelineExecutionArn": self.arn,
+                "PipelineName": pipeline_name,
+                "PipelineArn": pipeline_arn,
+                "StartDateTime": started.isoformat() if started else utcnow().isoformat(),
+                "CurrentDateTime": utcnow().isoformat(),
+            },
+            steps=dict(getattr(record, "sandbox_properties", {}) or {}),
+        )
         self.expr.read_s3 = self._read_s3
-        self.max_parallel = int(((record.parallelism_configuration or {}).get("MaxParallelExecutionSteps"))
-                                or 50)
+        self.max_parallel = int(((record.parallelism_configuration or {}).get("MaxParallelExecutionSteps")) or 50)
 
     # -- the graph ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -150,16 +168,30 @@ class ExecutionRun:
     # -- one step -------------------------------------------------------------------------------
     def _run_step(self, step: dict):
         name, kind = step["Name"], step["Type"]
-        entry = {"StepName": name, "StepDisplayName": step.get("DisplayName") or name,
-                 "StepDescription": step.get("Description") or "", "StepStatus": "Executing",
-                 "StartTime": utcnow(), "Metadata": {}, "AttemptCount": 1}
+        entry = {
+            "StepName": name,
+            "StepDisplayName": step.get("DisplayName") or name,
+            "StepDescription": step.get("Description") or "",
+            "StepStatus": "Executing",
+            "StartTime": utcnow(),
+            "Metadata": {},
+            "AttemptCount": 1,
+        }
         with LOCK:
             self.record.sandbox_steps.append(entry)
         self._step_event(step, entry, "Starting")
-        ctx = step_types.StepContext(account=self.account, region=self.region, execution_id=self.execution_id,
-                                     execution_arn=self.arn, pipeline_name=self.pipeline_name,
-                                     role_arn=self.role_arn, workdir=self.workdir / name, expr=self.expr,
-                                     stop=self.stop, step_name=name)
+        ctx = step_types.StepContext(
+            account=self.account,
+            region=self.region,
+            execution_id=self.execution_id,
+            execution_arn=self.arn,
+            pipeline_name=self.pipeline_name,
+            role_arn=self.role_arn,
+            workdir=self.workdir / name,
+            expr=self.expr,
+            stop=self.stop,
+            step_name=name,
+        )
         self.expr.execution["CurrentDateTime"] = utcnow().isoformat()
         status, props, reason, metadata = "Succeeded", {}, None, {}
         try:
@@ -174,8 +206,11 @@ class ExecutionRun:
             if kind == "Fail":
                 metadata = {"Fail": {"ErrorMessage": reason}}
         except Exception as exc:  # an engine bug fails the step, visibly, instead of hanging the execution
-            status, reason, metadata = "Failed", f"InternalError: sandbox engine: {type(exc).__name__}: {exc}", \
-                ctx.metadata
+            status, reason, metadata = (
+                "Failed",
+                f"InternalError: sandbox engine: {type(exc).__name__}: {exc}",
+                ctx.metadata,
+            )
             traceback.print_exc()
         if self.stop.is_set() and status == "Succeeded" and kind not in ("Condition", "Fail"):
             status = "Stopped"
@@ -187,8 +222,9 @@ class ExecutionRun:
         return status, props
 
     def _read_s3(self, uri: str) -> bytes:
-        creds = runtime.role_credentials(self.role_arn, "sagemaker.amazonaws.com", f"SageMaker-{self.execution_id}",
-                                         self.region)
+        creds = runtime.role_credentials(
+            self.role_arn, "sagemaker.amazonaws.com", f"SageMaker-{self.execution_id}", self.region
+        )
         bucket, key = runtime.split_s3(uri)
         return runtime.client("s3", creds, self.region).get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -198,14 +234,24 @@ class ExecutionRun:
         # rule having fired (on AWS the order is not observable; here it makes tests deterministic).
         with LOCK:
             previous = self.record.pipeline_execution_status
-        detail = {"pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,
-                  "pipelineExecutionArn": self.arn, "pipelineArn": self.pipeline_arn,
-                  "executionStartTime": _iso(self.record.start_time), "executionEndTime": _iso(utcnow()),
-                  "previousPipelineExecutionStatus": previous, "currentPipelineExecutionStatus": status}
+        detail = {
+            "pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,
+            "pipelineExecutionArn": self.arn,
+            "pipelineArn": self.pipeline_arn,
+            "executionStartTime": _iso(self.record.start_time),
+            "executionEndTime": _iso(utcnow()),
+            "previousPipelineExecutionStatus": previous,
+            "currentPipelineExecutionStatus": status,
+        }
         if reason:
             detail["executionFailureReason"] = reason
-        _emit(self.account, self.region, "SageMaker Model Building Pipeline Execution Status Change",
-              [self.pipeline_arn, self.arn], detail)
+        _emit(
+            self.account,
+            self.region,
+            "SageMaker Model Building Pipeline Execution Status Change",
+            [self.pipeline_arn, self.arn],
+            detail,
+        )
         with LOCK:
             self.record.pipeline_execution_status = status
             self.record.pipeline_execution_failure_reason = reason
@@ -214,24 +260,44 @@ class ExecutionRun:
         self.engine.finished(self)
 
     def started(self) -> None:
-        detail = {"pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,
-                  "pipelineExecutionArn": self.arn, "pipelineArn": self.pipeline_arn,
-                  "executionStartTime": _iso(self.record.start_time),
-                  "previousPipelineExecutionStatus": None, "currentPipelineExecutionStatus": "Executing"}
-        _emit(self.account, self.region, "SageMaker Model Building Pipeline Execution Status Change",
-              [self.pipeline_arn, self.arn], detail)
+        detail = {
+            "pipelineExecutionDisplayName": self.record.pipeline_execution_display_name or self.execution_id,
+            "pipelineExecutionArn": self.arn,
+            "pipelineArn": self.pipeline_arn,
+            "executionStartTime": _iso(self.record.start_time),
+            "previousPipelineExecutionStatus": None,
+            "currentPipelineExecutionStatus": "Executing",
+        }
+        _emit(
+            self.account,
+            self.region,
+            "SageMaker Model Building Pipeline Execution Status Change",
+            [self.pipeline_arn, self.arn],
+            detail,
+        )
 
     def _step_event(self, step: dict, entry: dict, previous: str) -> None:
-        detail = {"stepName": entry["StepName"], "stepType": step["Type"], "pipelineArn": self.pipeline_arn,
-                  "pipelineExecutionArn": self.arn, "stepStartTime": _iso(entry["StartTime"]),
-                  "previousStepStatus": previous, "currentStepStatus": entry["StepStatus"],
-                  "metadata": entry.get("Metadata") or {}}
+        detail = {
+            "stepName": entry["StepName"],
+            "stepType": step["Type"],
+            "pipelineArn": self.pipeline_arn,
+            "pipelineExecutionArn": self.arn,
+            "stepStartTime": _iso(entry["StartTime"]),
+            "previousStepStatus": previous,
+            "currentStepStatus": entry["StepStatus"],
+            "metadata": entry.get("Metadata") or {},
+        }
         if entry.get("EndTime"):
             detail["stepEndTime"] = _iso(entry["EndTime"])
         if entry.get("FailureReason"):
             detail["failureReason"] = entry["FailureReason"]
-        _emit(self.account, self.region, "SageMaker Model Building Pipeline Execution Step Status Change",
-              [self.pipeline_arn, self.arn], detail)
+        _emit(
+            self.account,
+            self.region,
+            "SageMaker Model Building Pipeline Execution Step Status Change",
+            [self.pipeline_arn, self.arn],
+            detail,
+        )
 
 
 def _iso(value) -> str | None:
@@ -245,8 +311,10 @@ def _iso(value) -> str | None:
 def _emit(account, region, detail_type, resources, detail) -> None:
     try:
         from sandbox import events
-        events.emit(account, region, source="aws.sagemaker", detail_type=detail_type,
-                    resources=resources, detail=detail)
+
+        events.emit(
+            account, region, source="aws.sagemaker", detail_type=detail_type, resources=resources, detail=detail
+        )
     except Exception:  # a broken rule target must not break the execution that raised the event
         traceback.print_exc()
 

@@ -18,10 +18,10 @@ class EvaluationError(Exception):
 
 @dataclass
 class Context:
-    parameters: dict = field(default_factory=dict)         # name -> typed value
-    execution: dict = field(default_factory=dict)          # PipelineExecutionArn, PipelineName, ...
-    steps: dict = field(default_factory=dict)              # step name -> properties dict
-    read_s3: Callable[[str], bytes] | None = None          # for Std:JsonGet with an S3Uri
+    parameters: dict = field(default_factory=dict)  # name -> typed value
+    execution: dict = field(default_factory=dict)  # PipelineExecutionArn, PipelineName, ...
+    steps: dict = field(default_factory=dict)  # step name -> properties dict
+    read_s3: Callable[[str], bytes] | None = None  # for Std:JsonGet with an S3Uri
 
 
 _TOKEN = re.compile(r"""\.?([A-Za-z_][A-Za-z0-9_:\-]*)|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*(-?\d+)\s*\]""")
@@ -53,8 +53,11 @@ def walk(value, tokens: list, describe: str):
                 raise EvaluationError(f"{describe}: '{token}' not found")
             value = value[token]
         elif isinstance(value, list):
-            named = [item for item in value if isinstance(item, dict)
-                     and any(k.endswith("Name") and v == token for k, v in item.items())]
+            named = [
+                item
+                for item in value
+                if isinstance(item, dict) and any(k.endswith("Name") and v == token for k, v in item.items())
+            ]
             if not named:
                 raise EvaluationError(f"{describe}: no item named '{token}'")
             value = named[0]
@@ -76,8 +79,9 @@ def get(path: str, ctx: Context):
     if head == "Steps":
         tokens = parse_path(rest)
         if not tokens or tokens[0] not in ctx.steps:
-            raise EvaluationError(f"{path}: step '{tokens[0] if tokens else ''}' has no properties "
-                                  f"(not run, or not a dependency)")
+            raise EvaluationError(
+                f"{path}: step '{tokens[0] if tokens else ''}' has no properties (not run, or not a dependency)"
+            )
         return walk(ctx.steps[tokens[0]], tokens[1:], path)
     raise EvaluationError(f"unknown reference '{path}'")
 
@@ -116,7 +120,7 @@ def evaluate(expr, ctx: Context):
     if not isinstance(expr, dict):
         return expr
     if len(expr) == 1:
-        (key, value), = expr.items()
+        ((key, value),) = expr.items()
         if key == "Get":
             return get(value, ctx)
         if key in ("Std:Join", "Join"):
@@ -155,8 +159,10 @@ def condition(cond: dict, ctx: Context) -> bool:
             raise EvaluationError(f"{kind}: cannot compare {left!r} with {right!r}") from None
     if kind == "In":
         query = evaluate(cond.get("QueryValue"), ctx)
-        return any(_comparable(query, evaluate(v, ctx))[0] == _comparable(query, evaluate(v, ctx))[1]
-                   for v in cond.get("Values", []))
+        return any(
+            _comparable(query, evaluate(v, ctx))[0] == _comparable(query, evaluate(v, ctx))[1]
+            for v in cond.get("Values", [])
+        )
     if kind == "Not":
         return not condition(cond["Expression"], ctx)
     if kind == "Or":
@@ -168,6 +174,7 @@ def condition(cond: dict, ctx: Context) -> bool:
 
 def _comparable(left, right):
     """Numbers read from JSON reports are often strings; compare them as numbers when both are."""
+
     def number(v):
         if isinstance(v, bool):
             return v
@@ -179,9 +186,14 @@ def _comparable(left, right):
             except ValueError:
                 return v
         return v
+
     ln, rn = number(left), number(right)
-    if isinstance(ln, (int, float)) and isinstance(rn, (int, float)) and not isinstance(ln, bool) \
-            and not isinstance(rn, bool):
+    if (
+        isinstance(ln, (int, float))
+        and isinstance(rn, (int, float))
+        and not isinstance(ln, bool)
+        and not isinstance(rn, bool)
+    ):
         return ln, rn
     return left, right
 
@@ -212,8 +224,9 @@ def resolve_parameters(declared: list, overrides: list | None) -> dict:
     for item in overrides or []:
         name = item.get("Name")
         if name not in types:
-            raise EvaluationError(f"parameter {name} is not defined by the pipeline "
-                                  f"(defined: {', '.join(sorted(types)) or 'none'})")
+            raise EvaluationError(
+                f"parameter {name} is not defined by the pipeline (defined: {', '.join(sorted(types)) or 'none'})"
+            )
         values[name] = item.get("Value")
     missing = [n for n, v in values.items() if v is None]
     if missing:
@@ -230,7 +243,7 @@ def references(expr) -> set[str]:
     elif isinstance(expr, dict):
         for key, value in expr.items():
             if key == "Get" and isinstance(value, str) and value.startswith("Steps."):
-                tokens = parse_path(value[len("Steps."):])
+                tokens = parse_path(value[len("Steps.") :])
                 if tokens:
                     found.add(tokens[0])
             else:

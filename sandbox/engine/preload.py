@@ -17,8 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-PRELOADED = ("numpy", "pandas", "sklearn.model_selection", "sklearn.metrics", "xgboost", "boto3",
-             "botocore.session")
+PRELOADED = ("numpy", "pandas", "sklearn.model_selection", "sklearn.metrics", "xgboost", "boto3", "botocore.session")
 
 
 def enabled() -> bool:
@@ -44,9 +43,12 @@ class Zygote:
             env = dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
             root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-            self.proc = subprocess.Popen([sys.executable, "-m", "sandbox.engine.preload", self.socket_path,
-                                          str(os.getpid())],
-                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sandbox.engine.preload", self.socket_path, str(os.getpid())],
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -81,6 +83,7 @@ class Child:
     def poll(self, timeout: float = 0.05):
         if self.returncode is None:
             import select
+
             # a timed-out read would poison the socket's file object: wait for readability instead
             readable, _, _ = select.select([self.conn], [], [], timeout)
             if not readable:
@@ -120,9 +123,9 @@ def _child(request: dict) -> None:
         script, *args = request["argv"][1:]
         sys.argv = [script, *args]
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[:] = [os.path.dirname(os.path.abspath(script))] + extra + \
-            [p for p in sys.path[1:] if p not in extra]
+        sys.path[:] = [os.path.dirname(os.path.abspath(script))] + extra + [p for p in sys.path[1:] if p not in extra]
         import runpy
+
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -130,6 +133,7 @@ def _child(request: dict) -> None:
             print(exc.code, file=sys.stderr)
     except BaseException:
         import traceback
+
         traceback.print_exc()
         code = 1
     finally:
@@ -157,6 +161,7 @@ def _serve(conn) -> None:
 
 def _watch_parent(parent: int) -> None:
     """The sandbox server went away (even by SIGKILL, even while we imported): so does its zygote."""
+
     def gone() -> bool:
         if os.getppid() != parent:
             return True
@@ -170,12 +175,14 @@ def _watch_parent(parent: int) -> None:
         while not gone():
             time.sleep(1)
         os._exit(0)
+
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def main(socket_path: str, parent: int) -> int:
     _watch_parent(parent)
     import importlib
+
     for module in PRELOADED:
         try:
             importlib.import_module(module)

@@ -43,6 +43,7 @@ def work_root() -> Path:
 def zygote():
     """The shared pre-forked Python for step scripts, or None when it cannot start."""
     from sandbox.engine import preload
+
     with _zygote_lock:
         if "zygote" not in _state:
             _state["zygote"] = preload.Zygote(work_root().parent / "preload")
@@ -55,6 +56,7 @@ class RoleNotAssumable(Exception):
 
 def trusts(role_arn: str, service: str) -> bool:
     from moto.iam.models import iam_backends
+
     account = role_arn.split(":")[4]
     try:
         role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
@@ -66,6 +68,7 @@ def trusts(role_arn: str, service: str) -> bool:
             document = json.loads(document)
         except ValueError:
             from urllib.parse import unquote
+
             document = json.loads(unquote(document))
     statements = document.get("Statement", [])
     if isinstance(statements, dict):
@@ -76,8 +79,11 @@ def trusts(role_arn: str, service: str) -> bool:
         principal = st.get("Principal", {})
         services = principal.get("Service", []) if isinstance(principal, dict) else []
         services = [services] if isinstance(services, str) else services
-        if st.get("Effect") == "Allow" and service in services and \
-                any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+        if (
+            st.get("Effect") == "Allow"
+            and service in services
+            and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions)
+        ):
             return True
     return False
 
@@ -86,38 +92,63 @@ def role_credentials(role_arn: str, service: str, session_name: str, region: str
     """Temporary credentials of `role_arn` as `service` (sagemaker/lambda/events.amazonaws.com)
     would obtain them: only if the role's trust policy allows that service."""
     from moto.sts.models import AssumedRole, sts_backends
+
     if not trusts(role_arn, service):
-        raise RoleNotAssumable(f"{service} is not trusted by {role_arn} (its trust policy must allow "
-                               f"sts:AssumeRole for the service principal)")
+        raise RoleNotAssumable(
+            f"{service} is not trusted by {role_arn} (its trust policy must allow "
+            f"sts:AssumeRole for the service principal)"
+        )
     account = role_arn.split(":")[4]
     backend = sts_backends[account]["aws"]
     with _lock:
         _, access_key = backend._create_access_key(role=role_arn)
-        assumed = AssumedRole(account_id=account, region_name=region, access_key=access_key,
-                              role_session_name=session_name[:64], role_arn=role_arn, policy=None,
-                              duration=3600, external_id=None)
+        assumed = AssumedRole(
+            account_id=account,
+            region_name=region,
+            access_key=access_key,
+            role_session_name=session_name[:64],
+            role_arn=role_arn,
+            policy=None,
+            duration=3600,
+            external_id=None,
+        )
         access_key.role_arn = role_arn
         backend.assumed_roles.append(assumed)
-    return {"AWS_ACCESS_KEY_ID": assumed.access_key_id, "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
-            "AWS_SESSION_TOKEN": assumed.session_token}
+    return {
+        "AWS_ACCESS_KEY_ID": assumed.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
+        "AWS_SESSION_TOKEN": assumed.session_token,
+    }
 
 
 def client(service: str, creds: dict, region: str = REGION_DEFAULT):
     import boto3
     from botocore.config import Config
-    return boto3.client(service, endpoint_url=endpoint(), region_name=region,
-                        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                        aws_session_token=creds["AWS_SESSION_TOKEN"],
-                        config=Config(retries={"max_attempts": 1}, read_timeout=300))
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint(),
+        region_name=region,
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+        config=Config(retries={"max_attempts": 1}, read_timeout=300),
+    )
 
 
 def process_env(creds: dict, region: str) -> dict:
     """The environment a step subprocess sees: plain boto3 in it reaches the sandbox as the role."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(creds)
-    env.update({"AWS_ENDPOINT_URL": endpoint(), "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
-                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint(),
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     return env
 
 
@@ -143,7 +174,7 @@ def download(s3, uri: str, dest: Path) -> int:
             if name == key:
                 rel = Path(key).name
             elif key == "" or key.endswith("/") or name.startswith(key + "/"):
-                rel = name[len(key):].lstrip("/")
+                rel = name[len(key) :].lstrip("/")
             else:
                 continue  # "prefix" matched a sibling such as data.csv.bak
             target = dest / rel
@@ -176,6 +207,7 @@ def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> None:
 def write_log(account: str, region: str, group: str, stream: str, text: str) -> None:
     """Store a step's output as a CloudWatch log stream of the pipeline's account, as the service does."""
     from moto.logs.models import logs_backends
+
     backend = logs_backends[account][region]
     lines = text.splitlines() or ["(no output)"]
     now = int(time.time() * 1000)
@@ -184,5 +216,6 @@ def write_log(account: str, region: str, group: str, stream: str, text: str) -> 
         if stream not in backend.groups[group].streams:
             backend.create_log_stream(group, stream)
         for start in range(0, len(lines), 5000):
-            backend.put_log_events(group, stream, [{"timestamp": now, "message": line[:8000]}
-                                                   for line in lines[start:start + 5000]])
+            backend.put_log_events(
+                group, stream, [{"timestamp": now, "message": line[:8000]} for line in lines[start : start + 5000]]
+            )

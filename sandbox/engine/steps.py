@@ -44,6 +44,7 @@ class StepResult:
 @dataclass
 class StepContext:
     """What a step runner knows about the execution it belongs to."""
+
     account: str
     region: str
     execution_id: str
@@ -54,7 +55,7 @@ class StepContext:
     expr: expressions.Context
     stop: threading.Event
     step_name: str = ""
-    metadata: dict = field(default_factory=dict)   # known before the step ends, kept if it fails
+    metadata: dict = field(default_factory=dict)  # known before the step ends, kept if it fails
     _creds: dict = field(default_factory=dict)
 
     def credentials(self, role_arn: str | None = None, service: str = "sagemaker.amazonaws.com") -> dict:
@@ -63,7 +64,8 @@ class StepContext:
         if key not in self._creds:
             try:
                 self._creds[key] = runtime.role_credentials(
-                    role_arn, service, f"SageMaker-{self.execution_id}", self.region)
+                    role_arn, service, f"SageMaker-{self.execution_id}", self.region
+                )
             except runtime.RoleNotAssumable as exc:
                 raise StepFailed(f"ClientError: {exc}") from None
         return self._creds[key]
@@ -76,7 +78,7 @@ class StepContext:
         rand = "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=suffix_len))
         step = re.sub(r"[^A-Za-z0-9-]", "-", self.step_name)
         room = 63 - len(f"pipelines-{self.execution_id}--{rand}")
-        return f"pipelines-{self.execution_id}-{step[:max(room, 1)]}-{rand}"
+        return f"pipelines-{self.execution_id}-{step[: max(room, 1)]}-{rand}"
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
@@ -86,8 +88,9 @@ class StepContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def run_process(self, argv: list[str], *, env: dict, cwd: Path, timeout: float, log_group: str,
-                    log_stream: str) -> str:
+    def run_process(
+        self, argv: list[str], *, env: dict, cwd: Path, timeout: float, log_group: str, log_stream: str
+    ) -> str:
         """Run a step's program; its combined output goes to the step's log stream. Returns the output."""
         zygote = runtime.zygote() if preload.enabled() and preload.runnable(argv) else None
         log_path = self.step_dir() / f"output-{uuid.uuid4().hex[:8]}.log"
@@ -95,8 +98,15 @@ class StepContext:
             proc = zygote.start(argv, env, str(cwd), str(log_path))
         else:
             log = open(log_path, "wb")
-            proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=str(cwd),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             log.close()
         deadline = time.monotonic() + timeout
         stopped = timed_out = False
@@ -122,8 +132,10 @@ class StepContext:
         if timed_out:
             raise StepFailed(f"ClientError: the job exceeded MaxRuntimeInSeconds ({timeout:.0f}s)")
         if proc.returncode != 0:
-            raise StepFailed(f"AlgorithmError: {_last_error_line(output)} (exit code {proc.returncode}; "
-                             f"see log stream {log_group}/{log_stream})")
+            raise StepFailed(
+                f"AlgorithmError: {_last_error_line(output)} (exit code {proc.returncode}; "
+                f"see log stream {log_group}/{log_stream})"
+            )
         return output
 
 
@@ -137,13 +149,19 @@ def _client_error(exc) -> StepFailed:
     if not err.get("Code"):  # a query-protocol error body on a REST service: botocore files it elsewhere
         err = (exc.response.get("Errors") or {}).get("Error") or {
             "Code": {403: "AccessDenied", 404: "NotFound"}.get(
-                exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"), "Unknown"), "Message": ""}
-    return StepFailed(f"ClientError: An error occurred ({err.get('Code')}) when calling the "
-                      f"{exc.operation_name} operation: {err.get('Message')}")
+                exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"), "Unknown"
+            ),
+            "Message": "",
+        }
+    return StepFailed(
+        f"ClientError: An error occurred ({err.get('Code')}) when calling the "
+        f"{exc.operation_name} operation: {err.get('Message')}"
+    )
 
 
 def _call(func, **kwargs):
     from botocore.exceptions import ClientError
+
     try:
         return func(**{k: v for k, v in kwargs.items() if v is not None})
     except ClientError as exc:
@@ -154,6 +172,7 @@ def _record_job(func, **kwargs):
     """Create the job's record in the sandbox as the role (a denied permission fails the step);
     moto validating a field differently from AWS must not."""
     from botocore.exceptions import ClientError, ParamValidationError
+
     try:
         return func(**{k: v for k, v in kwargs.items() if v is not None})
     except ClientError as exc:
@@ -193,19 +212,28 @@ def _step_timeout(args: dict, default: float = 3600) -> float:
 # -- Processing -----------------------------------------------------------------------------------
 def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
     from botocore.exceptions import ClientError
+
     app = args.get("AppSpecification") or {}
     entrypoint = app.get("ContainerEntrypoint")
     if not entrypoint:
-        raise StepFailed(f"the sandbox runs Processing steps through their ContainerEntrypoint "
-                         f"(e.g. python3 script.py); image {app.get('ImageUri')} has none")
+        raise StepFailed(
+            f"the sandbox runs Processing steps through their ContainerEntrypoint "
+            f"(e.g. python3 script.py); image {app.get('ImageUri')} has none"
+        )
     name = ctx.job_name()
     ctx.metadata["ProcessingJob"] = {"Arn": ctx.arn("processing-job", name)}
     sm = ctx.client("sagemaker")
-    _record_job(sm.create_processing_job, ProcessingJobName=name, RoleArn=args.get("RoleArn") or ctx.role_arn,
-                AppSpecification=app, ProcessingInputs=args.get("ProcessingInputs"),
-                ProcessingOutputConfig=args.get("ProcessingOutputConfig"),
-                ProcessingResources=args.get("ProcessingResources"), StoppingCondition=args.get("StoppingCondition"),
-                Environment=args.get("Environment"))
+    _record_job(
+        sm.create_processing_job,
+        ProcessingJobName=name,
+        RoleArn=args.get("RoleArn") or ctx.role_arn,
+        AppSpecification=app,
+        ProcessingInputs=args.get("ProcessingInputs"),
+        ProcessingOutputConfig=args.get("ProcessingOutputConfig"),
+        ProcessingResources=args.get("ProcessingResources"),
+        StoppingCondition=args.get("StoppingCondition"),
+        Environment=args.get("Environment"),
+    )
     job_creds = ctx.credentials(args.get("RoleArn") or ctx.role_arn)
     s3 = _s3(ctx, job_creds)
     root = ctx.step_dir("container")
@@ -223,21 +251,33 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
     for out in outputs:
         Path(map_container_paths(out["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
     # SageMaker passes every container argument as a string, parameters of type Float included
-    argv = _python([expressions.text(a) for a in
-                    map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root)])
+    argv = _python(
+        [
+            expressions.text(a)
+            for a in map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root)
+        ]
+    )
     env = runtime.process_env(job_creds, ctx.region)
     env.update({k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()})
-    ctx.run_process(argv, env=env, cwd=root, timeout=_step_timeout(args),
-                    log_group="/aws/sagemaker/ProcessingJobs", log_stream=f"{name}/algo-1")
+    ctx.run_process(
+        argv,
+        env=env,
+        cwd=root,
+        timeout=_step_timeout(args),
+        log_group="/aws/sagemaker/ProcessingJobs",
+        log_stream=f"{name}/algo-1",
+    )
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
     for out in outputs:
         try:
-            runtime.upload_dir(s3, Path(map_container_paths(out["S3Output"]["LocalPath"], root)),
-                               out["S3Output"]["S3Uri"], kms)
+            runtime.upload_dir(
+                s3, Path(map_container_paths(out["S3Output"]["LocalPath"], root)), out["S3Output"]["S3Uri"], kms
+            )
         except ClientError as exc:
             raise _client_error(exc) from None
-    properties = dict(args, ProcessingJobName=name, ProcessingJobArn=ctx.arn("processing-job", name),
-                      ProcessingJobStatus="Completed")
+    properties = dict(
+        args, ProcessingJobName=name, ProcessingJobArn=ctx.arn("processing-job", name), ProcessingJobStatus="Completed"
+    )
     files = {}
     for pf in step.get("PropertyFiles") or []:
         out = next((o for o in outputs if o.get("OutputName") == pf.get("OutputName")), None)
@@ -247,8 +287,10 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         try:
             files[pf["PropertyFileName"]] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise StepFailed(f"property file {pf['PropertyFileName']}: cannot read {pf['FilePath']} "
-                             f"from output {pf['OutputName']}: {exc}") from None
+            raise StepFailed(
+                f"property file {pf['PropertyFileName']}: cannot read {pf['FilePath']} "
+                f"from output {pf['OutputName']}: {exc}"
+            ) from None
     properties["PropertyFiles"] = files
     return StepResult(properties, {"ProcessingJob": {"Arn": properties["ProcessingJobArn"]}})
 
@@ -266,13 +308,16 @@ def _decode_hp(value):
 def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -> dict:
     """Run one script-mode training job; returns its DescribeTrainingJob-like properties."""
     from botocore.exceptions import ClientError
+
     hps = {k: _decode_hp(v) for k, v in (hyperparameters or {}).items()}
     program, submit_dir = hps.get("sagemaker_program"), hps.get("sagemaker_submit_directory")
     algo = args.get("AlgorithmSpecification") or {}
     if not program or not submit_dir:
-        raise StepFailed(f"the sandbox runs script-mode training only (sagemaker_program and "
-                         f"sagemaker_submit_directory hyperparameters); image {algo.get('TrainingImage')} "
-                         f"has no entry point")
+        raise StepFailed(
+            f"the sandbox runs script-mode training only (sagemaker_program and "
+            f"sagemaker_submit_directory hyperparameters); image {algo.get('TrainingImage')} "
+            f"has no entry point"
+        )
     role = args.get("RoleArn") or ctx.role_arn
     creds = ctx.credentials(role)
     s3 = _s3(ctx, creds)
@@ -301,24 +346,40 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
     env = runtime.process_env(creds, ctx.region)
     env.update({f"SM_CHANNEL_{c.upper()}": str(p) for c, p in channels.items()})
     env.update({f"SM_HP_{k.upper()}": v if isinstance(v, str) else json.dumps(v) for k, v in user_hps.items()})
-    env.update({"SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DATA_DIR": str(output_dir),
-                "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(user_hps),
-                "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"]), "SM_NUM_CPUS": "1",
-                "SM_NUM_GPUS": "0", "SM_MODULE_DIR": str(submit_dir), "SM_USER_ENTRY_POINT": program,
-                "TRAINING_JOB_NAME": name, "PYTHONPATH": str(code_dir)})
+    env.update(
+        {
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(user_hps),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_NUM_CPUS": "1",
+            "SM_NUM_GPUS": "0",
+            "SM_MODULE_DIR": str(submit_dir),
+            "SM_USER_ENTRY_POINT": program,
+            "TRAINING_JOB_NAME": name,
+            "PYTHONPATH": str(code_dir),
+        }
+    )
     argv = [sys.executable, str(code_dir / program)]
     for k, v in user_hps.items():
         argv += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
-    output = ctx.run_process(argv, env=env, cwd=code_dir, timeout=_step_timeout(args),
-                             log_group="/aws/sagemaker/TrainingJobs", log_stream=f"{name}/algo-1")
+    output = ctx.run_process(
+        argv,
+        env=env,
+        cwd=code_dir,
+        timeout=_step_timeout(args),
+        log_group="/aws/sagemaker/TrainingJobs",
+        log_stream=f"{name}/algo-1",
+    )
     metrics = []
     for definition in algo.get("MetricDefinitions") or []:
         found = re.findall(definition["Regex"], output)
         if found:
             value = found[-1][0] if isinstance(found[-1], tuple) else found[-1]
             try:
-                metrics.append({"MetricName": definition["Name"], "Value": float(value),
-                                "Timestamp": time.time()})
+                metrics.append({"MetricName": definition["Name"], "Value": float(value), "Timestamp": time.time()})
             except ValueError:
                 pass
     out_cfg = args.get("OutputDataConfig") or {}
@@ -331,20 +392,33 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
         runtime.upload_file(s3, tarball, artifact, out_cfg.get("KmsKeyId"))
     except ClientError as exc:
         raise _client_error(exc) from None
-    return {"TrainingJobName": name, "TrainingJobArn": ctx.arn("training-job", name),
-            "TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": artifact},
-            "FinalMetricDataList": metrics, "HyperParameters": hyperparameters,
-            "AlgorithmSpecification": algo, "OutputDataConfig": out_cfg, "RoleArn": role}
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": ctx.arn("training-job", name),
+        "TrainingJobStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": artifact},
+        "FinalMetricDataList": metrics,
+        "HyperParameters": hyperparameters,
+        "AlgorithmSpecification": algo,
+        "OutputDataConfig": out_cfg,
+        "RoleArn": role,
+    }
 
 
 def run_training(step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
     ctx.metadata["TrainingJob"] = {"Arn": ctx.arn("training-job", name)}
-    _record_job(ctx.client("sagemaker").create_training_job, TrainingJobName=name,
-                AlgorithmSpecification=args.get("AlgorithmSpecification"), RoleArn=args.get("RoleArn") or ctx.role_arn,
-                HyperParameters=args.get("HyperParameters"), InputDataConfig=args.get("InputDataConfig"),
-                OutputDataConfig=args.get("OutputDataConfig"), ResourceConfig=args.get("ResourceConfig"),
-                StoppingCondition=args.get("StoppingCondition"))
+    _record_job(
+        ctx.client("sagemaker").create_training_job,
+        TrainingJobName=name,
+        AlgorithmSpecification=args.get("AlgorithmSpecification"),
+        RoleArn=args.get("RoleArn") or ctx.role_arn,
+        HyperParameters=args.get("HyperParameters"),
+        InputDataConfig=args.get("InputDataConfig"),
+        OutputDataConfig=args.get("OutputDataConfig"),
+        ResourceConfig=args.get("ResourceConfig"),
+        StoppingCondition=args.get("StoppingCondition"),
+    )
     props = train_once(args, ctx, name, args.get("HyperParameters") or {})
     return StepResult(dict(args, **props), {"TrainingJob": {"Arn": props["TrainingJobArn"]}})
 
@@ -366,6 +440,7 @@ def _candidates(ranges: dict, count: int, strategy: str, seed: str) -> list[dict
             lo, hi = float(r["MinValue"]), float(r["MaxValue"])
             if r.get("ScalingType") == "Logarithmic" and lo > 0:
                 import math
+
                 hp[r["Name"]] = str(round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 6))
             else:
                 hp[r["Name"]] = str(round(rng.uniform(lo, hi), 6))
@@ -385,28 +460,50 @@ def run_tuning(step: dict, args: dict, ctx: StepContext) -> StepResult:
     limit = int((config.get("ResourceLimits") or {}).get("MaxNumberOfTrainingJobs") or 1)
     tuning_name = f"{ctx.execution_id}-{ctx.step_name[:10]}-{uuid.uuid4().hex[:6]}"[:32]
     ctx.metadata["TuningJob"] = {"Arn": ctx.arn("hyper-parameter-tuning-job", tuning_name)}
-    _record_job(ctx.client("sagemaker").create_hyper_parameter_tuning_job, HyperParameterTuningJobName=tuning_name,
-                HyperParameterTuningJobConfig=config, TrainingJobDefinition=definition)
+    _record_job(
+        ctx.client("sagemaker").create_hyper_parameter_tuning_job,
+        HyperParameterTuningJobName=tuning_name,
+        HyperParameterTuningJobConfig=config,
+        TrainingJobDefinition=definition,
+    )
     static = definition.get("StaticHyperParameters") or {}
     job_args = dict(definition, AlgorithmSpecification=definition.get("AlgorithmSpecification") or {})
     summaries = []
-    for index, hp in enumerate(_candidates(config.get("ParameterRanges") or {}, limit,
-                                           config.get("Strategy", "Bayesian"), ctx.execution_id), start=1):
+    for index, hp in enumerate(
+        _candidates(config.get("ParameterRanges") or {}, limit, config.get("Strategy", "Bayesian"), ctx.execution_id),
+        start=1,
+    ):
         name = f"{tuning_name}-{index:03d}-{uuid.uuid4().hex[:8]}"
         props = train_once(job_args, ctx, name, {**static, **hp})
         value = next((m["Value"] for m in props["FinalMetricDataList"] if m["MetricName"] == metric), None)
         if value is None:
-            raise StepFailed(f"training job {name} emitted no value for the objective metric {metric} "
-                             f"(check the MetricDefinitions regex)")
-        summaries.append({"TrainingJobName": name, "TrainingJobArn": props["TrainingJobArn"],
-                          "TrainingJobStatus": "Completed", "TunedHyperParameters": hp,
-                          "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": metric, "Value": value,
-                                                                          "Type": objective.get("Type")},
-                          "ModelArtifacts": props["ModelArtifacts"]})
+            raise StepFailed(
+                f"training job {name} emitted no value for the objective metric {metric} "
+                f"(check the MetricDefinitions regex)"
+            )
+        summaries.append(
+            {
+                "TrainingJobName": name,
+                "TrainingJobArn": props["TrainingJobArn"],
+                "TrainingJobStatus": "Completed",
+                "TunedHyperParameters": hp,
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "MetricName": metric,
+                    "Value": value,
+                    "Type": objective.get("Type"),
+                },
+                "ModelArtifacts": props["ModelArtifacts"],
+            }
+        )
     summaries.sort(key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"], reverse=maximize)
     arn = ctx.arn("hyper-parameter-tuning-job", tuning_name)
-    properties = dict(args, HyperParameterTuningJobName=tuning_name, HyperParameterTuningJobArn=arn,
-                      BestTrainingJob=summaries[0], TrainingJobSummaries=summaries)
+    properties = dict(
+        args,
+        HyperParameterTuningJobName=tuning_name,
+        HyperParameterTuningJobArn=arn,
+        BestTrainingJob=summaries[0],
+        TrainingJobSummaries=summaries,
+    )
     return StepResult(properties, {"TuningJob": {"Arn": arn}})
 
 
@@ -429,6 +526,7 @@ def run_register(step: dict, args: dict, ctx: StepContext) -> StepResult:
 # -- Transform ------------------------------------------------------------------------------------
 def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
     from botocore.exceptions import ClientError
+
     name = ctx.job_name()
     ctx.metadata["TransformJob"] = {"Arn": ctx.arn("transform-job", name)}
     sm = ctx.client("sagemaker")
@@ -436,15 +534,23 @@ def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
         model = sm.describe_model(ModelName=args["ModelName"])
     except ClientError as exc:
         raise _client_error(exc) from None
-    _record_job(sm.create_transform_job, TransformJobName=name, ModelName=args.get("ModelName"),
-                TransformInput=args.get("TransformInput"), TransformOutput=args.get("TransformOutput"),
-                TransformResources=args.get("TransformResources"), Environment=args.get("Environment"))
+    _record_job(
+        sm.create_transform_job,
+        TransformJobName=name,
+        ModelName=args.get("ModelName"),
+        TransformInput=args.get("TransformInput"),
+        TransformOutput=args.get("TransformOutput"),
+        TransformResources=args.get("TransformResources"),
+        Environment=args.get("Environment"),
+    )
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     environment = {**(container.get("Environment") or {}), **(args.get("Environment") or {})}
     program, submit_dir = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
     if not program or not submit_dir:
-        raise StepFailed(f"model {args['ModelName']}: the sandbox runs transforms through an inference script "
-                         f"(SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY in the container environment)")
+        raise StepFailed(
+            f"model {args['ModelName']}: the sandbox runs transforms through an inference script "
+            f"(SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY in the container environment)"
+        )
     creds = ctx.credentials(model.get("ExecutionRoleArn") or ctx.role_arn)
     s3 = _s3(ctx, creds)
     root = ctx.step_dir("transform")
@@ -469,23 +575,35 @@ def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
     env.update({k: str(v) for k, v in environment.items()})
     env["PYTHONPATH"] = str(code_dir)
     out_cfg = args.get("TransformOutput") or {}
-    argv = [sys.executable, str(ENGINE_DIR / "transform_runner.py"), str(code_dir), program, str(model_dir),
-            str(input_dir), str(output_dir), args["TransformInput"].get("ContentType") or "text/csv",
-            out_cfg.get("Accept") or args["TransformInput"].get("ContentType") or "text/csv"]
-    ctx.run_process(argv, env=env, cwd=code_dir, timeout=3600, log_group="/aws/sagemaker/TransformJobs",
-                    log_stream=f"{name}/algo-1")
+    argv = [
+        sys.executable,
+        str(ENGINE_DIR / "transform_runner.py"),
+        str(code_dir),
+        program,
+        str(model_dir),
+        str(input_dir),
+        str(output_dir),
+        args["TransformInput"].get("ContentType") or "text/csv",
+        out_cfg.get("Accept") or args["TransformInput"].get("ContentType") or "text/csv",
+    ]
+    ctx.run_process(
+        argv, env=env, cwd=code_dir, timeout=3600, log_group="/aws/sagemaker/TransformJobs", log_stream=f"{name}/algo-1"
+    )
     try:
         runtime.upload_dir(s3, output_dir, out_cfg["S3OutputPath"], out_cfg.get("KmsKeyId"))
     except ClientError as exc:
         raise _client_error(exc) from None
     arn = ctx.arn("transform-job", name)
-    return StepResult(dict(args, TransformJobName=name, TransformJobArn=arn, TransformJobStatus="Completed"),
-                      {"TransformJob": {"Arn": arn}})
+    return StepResult(
+        dict(args, TransformJobName=name, TransformJobArn=arn, TransformJobStatus="Completed"),
+        {"TransformJob": {"Arn": arn}},
+    )
 
 
 # -- Lambda ---------------------------------------------------------------------------------------
 def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
     from moto.awslambda.models import lambda_backends
+
     try:  # the SDK writes a parameterised function ARN as an expression
         function_arn = expressions.evaluate(step.get("FunctionArn"), ctx.expr)
     except expressions.EvaluationError as exc:
@@ -507,11 +625,23 @@ def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
     env.update((function.environment_vars or {}) if hasattr(function, "environment_vars") else {})
     env.update({"AWS_LAMBDA_FUNCTION_NAME": function.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"})
     stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-    argv = [sys.executable, str(ENGINE_DIR / "lambda_runner.py"), str(root / "code.zip"), function.handler,
-            str(root / "event.json"), str(root / "result.json")]
+    argv = [
+        sys.executable,
+        str(ENGINE_DIR / "lambda_runner.py"),
+        str(root / "code.zip"),
+        function.handler,
+        str(root / "event.json"),
+        str(root / "result.json"),
+    ]
     try:
-        ctx.run_process(argv, env=env, cwd=root, timeout=float(function.timeout or 60),
-                        log_group=f"/aws/lambda/{function.function_name}", log_stream=stream)
+        ctx.run_process(
+            argv,
+            env=env,
+            cwd=root,
+            timeout=float(function.timeout or 60),
+            log_group=f"/aws/lambda/{function.function_name}",
+            log_stream=stream,
+        )
     except StepFailed:
         result = _read_json(root / "result.json")
         if result and "errorMessage" in result:
@@ -524,11 +654,17 @@ def run_lambda(step: dict, args: dict, ctx: StepContext) -> StepResult:
     for out in step.get("OutputParameters") or []:
         key = out["OutputName"]
         if key not in result:
-            raise StepFailed(f"the Lambda function's response has no output parameter '{key}' "
-                             f"(it returned keys: {', '.join(sorted(result)) or 'none'})")
+            raise StepFailed(
+                f"the Lambda function's response has no output parameter '{key}' "
+                f"(it returned keys: {', '.join(sorted(result)) or 'none'})"
+            )
         outputs[key] = result[key]
-    metadata = {"Lambda": {"Arn": function.function_arn,
-                           "OutputParameters": [{"Name": k, "Value": _as_text(v)} for k, v in outputs.items()]}}
+    metadata = {
+        "Lambda": {
+            "Arn": function.function_arn,
+            "OutputParameters": [{"Name": k, "Value": _as_text(v)} for k, v in outputs.items()],
+        }
+    }
     return StepResult({"OutputParameters": outputs, "FunctionArn": function.function_arn}, metadata)
 
 

@@ -27,7 +27,7 @@ PATCH_MODULES = (
 @dataclass(frozen=True)
 class Patch:
     name: str
-    adds: str                      # one line: the AWS behaviour this patch adds to moto
+    adds: str  # one line: the AWS behaviour this patch adds to moto
     apply: Callable[[], None]
 
 
@@ -37,9 +37,11 @@ _applied: set[str] = set()
 
 def patch(name: str, *, adds: str):
     """Register the decorated zero-argument function as the patch `name`."""
+
     def register(func):
         REGISTRY[name] = Patch(name, adds, func)
         return func
+
     return register
 
 

@@ -33,9 +33,9 @@ _local = threading.local()
 @dataclass
 class Caller:
     principal: Principal
-    policies: list = field(default_factory=list)      # identity policy documents (text or dict)
+    policies: list = field(default_factory=list)  # identity policy documents (text or dict)
     session_policy: str | None = None
-    kind: str = "user"                                # user | role | anonymous
+    kind: str = "user"  # user | role | anonymous
 
     @property
     def account_id(self) -> str:
@@ -49,15 +49,16 @@ class Caller:
 @dataclass
 class Target:
     """What a request acts on, as far as authorization is concerned."""
+
     resources: list[str]
     owner_account: str
-    policy: Any = None                 # resource policy document, or None
-    policy_kind: str = "resource"      # resource | key | trust | none
+    policy: Any = None  # resource policy document, or None
+    policy_kind: str = "resource"  # resource | key | trust | none
     context: dict = field(default_factory=dict)
-    missing: bool = False              # resource named in another account that does not exist
-    extra_actions: list = field(default_factory=list)   # also required, e.g. sts:TagSession with Tags
-    after: Callable | None = None      # further checks once allowed (S3 -> KMS on the caller's behalf)
-    action: str | None = None          # the IAM action when it differs from the API's name
+    missing: bool = False  # resource named in another account that does not exist
+    extra_actions: list = field(default_factory=list)  # also required, e.g. sts:TagSession with Tags
+    after: Callable | None = None  # further checks once allowed (S3 -> KMS on the caller's behalf)
+    action: str | None = None  # the IAM action when it differs from the API's name
 
 
 @dataclass
@@ -89,6 +90,7 @@ class AccessDeniedBy(Exception):
 
 def _iam(account_id: str):
     from moto.iam.models import iam_backends
+
     return iam_backends[account_id][PARTITION]
 
 
@@ -110,9 +112,12 @@ def identify(response) -> Caller:
 def _presigned_caller(response) -> Caller:
     # a presigned URL carries its credentials in the query; moto's S3 layer checks its signature
     from moto.iam.models import get_account_id_from
+
     query = getattr(response, "querystring", {}) or {}
-    key_id = ((query.get("X-Amz-Credential") or [""])[0].split("/")[0]          # SigV4
-              or (query.get("AWSAccessKeyId") or [""])[0])                       # SigV2
+    key_id = (
+        (query.get("X-Amz-Credential") or [""])[0].split("/")[0]  # SigV4
+        or (query.get("AWSAccessKeyId") or [""])[0]
+    )  # SigV2
     if not key_id:
         return Caller(Principal(account_id="", arn="anonymous", anonymous=True), kind="anonymous")
     token = (query.get("X-Amz-Security-Token") or query.get("x-amz-security-token") or [None])[0]
@@ -131,20 +136,26 @@ def _caller_for_key(account_id: str, key_id: str, token: str | None) -> tuple[Ca
         if assumed is None or token != assumed.session_token:
             raise InvalidClientTokenIdError()
         role = _role_by_arn(account_id, assumed.role_arn)
-        principal = Principal(account_id=account_id, arn=assumed.arn,
-                              principal_arn=role.arn if role else assumed.role_arn)
-        caller = Caller(principal, policies=_role_policies(role) if role else [],
-                        session_policy=assumed.policy or None, kind="role")
+        principal = Principal(
+            account_id=account_id, arn=assumed.arn, principal_arn=role.arn if role else assumed.role_arn
+        )
+        caller = Caller(
+            principal, policies=_role_policies(role) if role else [], session_policy=assumed.policy or None, kind="role"
+        )
         return caller, assumed.secret_access_key, assumed.session_token
     user = iam.users.get(access_key.user_name)
     user_arn = user.arn if user else f"arn:aws:iam::{account_id}:user/{access_key.user_name}"
-    caller = Caller(Principal(account_id=account_id, arn=user_arn, principal_arn=user_arn),
-                    policies=_user_policies(iam, user) if user else [], kind="user")
+    caller = Caller(
+        Principal(account_id=account_id, arn=user_arn, principal_arn=user_arn),
+        policies=_user_policies(iam, user) if user else [],
+        kind="user",
+    )
     return caller, access_key.secret_access_key, None
 
 
 def _assumed_role(account_id: str, key_id: str):
     from moto.sts.models import sts_backends
+
     for assumed in sts_backends[account_id][PARTITION].assumed_roles:
         if assumed.access_key_id == key_id:
             return assumed
@@ -180,9 +191,11 @@ def caller_for_role(role_arn: str, session_name: str = "sandbox") -> Caller:
     account_id = role_arn.split(":")[4]
     role = _role_by_arn(account_id, role_arn)
     name = role_arn.split("/")[-1]
-    principal = Principal(account_id=account_id,
-                          arn=f"arn:aws:sts::{account_id}:assumed-role/{name}/{session_name}",
-                          principal_arn=role.arn if role else role_arn)
+    principal = Principal(
+        account_id=account_id,
+        arn=f"arn:aws:sts::{account_id}:assumed-role/{name}/{session_name}",
+        principal_arn=role.arn if role else role_arn,
+    )
     return Caller(principal, policies=_role_policies(role) if role else [], kind="role")
 
 
@@ -192,8 +205,13 @@ def trust_allows_service(role_arn: str, service: str) -> bool:
     role = _role_by_arn(account_id, role_arn)
     if role is None:
         return False
-    result = iam_policy.evaluate([role.assume_role_policy_document], "sts:AssumeRole", role.arn, {},
-                                 principal=Principal(account_id="", arn=service, service=service))
+    result = iam_policy.evaluate(
+        [role.assume_role_policy_document],
+        "sts:AssumeRole",
+        role.arn,
+        {},
+        principal=Principal(account_id="", arn=service, service=service),
+    )
     return result.allowed and not result.denied
 
 
@@ -215,8 +233,9 @@ def _signature(response, scope, key_id, secret, token) -> str:
     body = response.raw_body or response.data
     if response.method in ("GET", "HEAD", "DELETE") and not isinstance(body, (bytes, str)):
         body = b""  # moto's Lambda responses keep the headers in `data` when a GET has no body
-    request = AWSRequest(method=response.method, url=path, data=body,
-                         headers={k: v for k, v in headers.items() if k.lower() in signed})
+    request = AWSRequest(
+        method=response.method, url=path, data=body, headers={k: v for k, v in headers.items() if k.lower() in signed}
+    )
     request.context["timestamp"] = headers.get("X-Amz-Date")
     auth_cls = S3SigV4Auth if scope[3] == "s3" else SigV4Auth
     auth = auth_cls(Credentials(key_id, secret, token), scope[3], scope[2])
@@ -229,8 +248,13 @@ def base_context(caller: Caller, region: str, owner_account: str) -> dict:
     p = caller.principal
     ctx = {"aws:SecureTransport": True, "aws:RequestedRegion": region, "aws:ResourceAccount": owner_account}
     if not p.anonymous:
-        ctx.update({"aws:PrincipalAccount": p.account_id, "aws:PrincipalArn": p.principal_arn,
-                    "aws:PrincipalType": "AssumedRole" if caller.kind == "role" else "User"})
+        ctx.update(
+            {
+                "aws:PrincipalAccount": p.account_id,
+                "aws:PrincipalArn": p.principal_arn,
+                "aws:PrincipalType": "AssumedRole" if caller.kind == "role" else "User",
+            }
+        )
         if caller.kind == "user":
             ctx["aws:username"] = p.principal_arn.split("/")[-1]
     return ctx
@@ -251,28 +275,32 @@ def decide(caller: Caller, action: str, target: Target, context: dict) -> None:
         raise AccessDeniedBy(caller, action, resource, "with an explicit deny in an identity-based policy")
     cross_account = caller.account_id != target.owner_account
     if target.missing and cross_account:
-        raise AccessDeniedBy(caller, action, resource, "because no resource-based policy allows the "
-                                                       f"{action} action")
+        raise AccessDeniedBy(caller, action, resource, f"because no resource-based policy allows the {action} action")
     if target.policy_kind == "none" or (target.policy is None and target.policy_kind == "resource"):
         if cross_account:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no resource-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no resource-based policy allows the {action} action"
+            )
         if not identity.allowed:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no identity-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no identity-based policy allows the {action} action"
+            )
         return
-    held = iam_policy.evaluate([target.policy] if target.policy else [], action, target.resources, context,
-                               principal=caller.principal)
+    held = iam_policy.evaluate(
+        [target.policy] if target.policy else [], action, target.resources, context, principal=caller.principal
+    )
     if held.denied:
         raise AccessDeniedBy(caller, action, resource, "with an explicit deny in a resource-based policy")
     if target.policy_kind == "key":
         # a key policy is the only source of authority over a key: an account grant delegates to IAM
         if not held.allowed:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no resource-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no resource-based policy allows the {action} action"
+            )
         if (cross_account or not held.allowed_specifically) and not identity.allowed:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no identity-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no identity-based policy allows the {action} action"
+            )
         return
     if target.policy_kind == "trust":
         if not held.allowed:
@@ -282,15 +310,16 @@ def decide(caller: Caller, action: str, target: Target, context: dict) -> None:
         return
     if cross_account:
         if not held.allowed:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no resource-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no resource-based policy allows the {action} action"
+            )
         if not identity.allowed:
-            raise AccessDeniedBy(caller, action, resource,
-                                 f"because no identity-based policy allows the {action} action")
+            raise AccessDeniedBy(
+                caller, action, resource, f"because no identity-based policy allows the {action} action"
+            )
         return
     if not (identity.allowed or held.allowed_specifically):
-        raise AccessDeniedBy(caller, action, resource,
-                             f"because no identity-based policy allows the {action} action")
+        raise AccessDeniedBy(caller, action, resource, f"because no identity-based policy allows the {action} action")
 
 
 def check(caller: Caller, action: str, target: Target, region: str) -> None:
@@ -309,6 +338,7 @@ def resolver(service: str):
     def register(func):
         RESOLVERS[service] = func
         return func
+
     return register
 
 
@@ -340,8 +370,13 @@ def _sts(response, action: str, caller: Caller, region: str, default_resource: s
     if tags:
         ctx.update({f"aws:RequestTag/{k}": v for k, v in tags})
         ctx["aws:TagKeys"] = [k for k, _ in tags]
-    target = Target([role.arn if role else role_arn], owner,
-                    policy=role.assume_role_policy_document if role else None, policy_kind="trust", context=ctx)
+    target = Target(
+        [role.arn if role else role_arn],
+        owner,
+        policy=role.assume_role_policy_document if role else None,
+        policy_kind="trust",
+        context=ctx,
+    )
     if role is None:
         # AWS answers AccessDenied, not NoSuchEntity, for a role that does not exist
         target.policy = {"Statement": []}
@@ -362,8 +397,12 @@ def _query_list(response, prefix: str, fields: tuple[str, str]) -> list[tuple[st
 @resolver("iam")
 def _iam_resource(response, action, caller, region, default_resource) -> Target:
     acct = caller.account_id
-    for name_param, kind in (("RoleName", "role"), ("UserName", "user"), ("GroupName", "group"),
-                             ("InstanceProfileName", "instance-profile")):
+    for name_param, kind in (
+        ("RoleName", "role"),
+        ("UserName", "user"),
+        ("GroupName", "group"),
+        ("InstanceProfileName", "instance-profile"),
+    ):
         name = param(response, name_param)
         if name:
             if kind == "role":
@@ -377,7 +416,9 @@ def _iam_resource(response, action, caller, region, default_resource) -> Target:
         return Target([policy_arn], acct, policy_kind="none")
     if action == "CreatePolicy":
         path = param(response, "Path", "/")
-        return Target([f"arn:aws:iam::{acct}:policy{path}{param(response, 'PolicyName', '')}"], acct, policy_kind="none")
+        return Target(
+            [f"arn:aws:iam::{acct}:policy{path}{param(response, 'PolicyName', '')}"], acct, policy_kind="none"
+        )
     return Target(["*"], acct, policy_kind="none")
 
 
@@ -399,6 +440,7 @@ def _sns(response, action, caller, region, default_resource) -> Target:
     policy = None
     try:
         from moto.sns.models import sns_backends
+
         topic = sns_backends[owner][topic_arn.split(":")[3] or region].topics.get(topic_arn)
         policy = topic._policy_json if topic is not None else None
     except Exception:
@@ -409,8 +451,11 @@ def _sns(response, action, caller, region, default_resource) -> Target:
 @resolver("events")
 def _events(response, action, caller, region, default_resource) -> Target:
     acct = caller.account_id
-    name = param(response, "Rule") or (param(response, "Name") if "Rule" in action or action in (
-        "PutRule", "DeleteRule", "DescribeRule", "EnableRule", "DisableRule") else None)
+    name = param(response, "Rule") or (
+        param(response, "Name")
+        if "Rule" in action or action in ("PutRule", "DeleteRule", "DescribeRule", "EnableRule", "DisableRule")
+        else None
+    )
     bus = param(response, "EventBusName")
     if name:
         if name.startswith("arn:"):
@@ -431,6 +476,7 @@ _FUNCTION_IN_PATH = re.compile(r"/functions/([^/]+)")
 @resolver("lambda")
 def _lambda(response, action, caller, region, default_resource) -> Target:
     from urllib.parse import unquote
+
     acct = caller.account_id
     name = None
     if action == "CreateFunction":
@@ -464,7 +510,9 @@ def _dynamodb(response, action, caller, region, default_resource) -> Target:
         return Target(["*"], caller.account_id, policy_kind="none")
     if table.startswith("arn:"):
         return Target([table], arn_account(table, caller.account_id), policy_kind="none")
-    return Target([f"arn:aws:dynamodb:{region}:{caller.account_id}:table/{table}"], caller.account_id, policy_kind="none")
+    return Target(
+        [f"arn:aws:dynamodb:{region}:{caller.account_id}:table/{table}"], caller.account_id, policy_kind="none"
+    )
 
 
 # -- iam:PassRole: handing a role to a service is a permission of its own -----------------------------
@@ -501,14 +549,19 @@ def passed_roles(response, service: str, api_action: str) -> list[tuple[str, str
 def check_pass_role(caller: Caller, role_arn: str, to_service: str, region: str) -> None:
     """AWS: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html. A role of
     another account can never be passed."""
-    target = Target([role_arn], arn_account(role_arn, caller.account_id), policy_kind="none",
-                    context={"iam:PassedToService": to_service})
+    target = Target(
+        [role_arn],
+        arn_account(role_arn, caller.account_id),
+        policy_kind="none",
+        context={"iam:PassedToService": to_service},
+    )
     check(caller, "iam:PassRole", target, region)
 
 
 # -- error shapes -----------------------------------------------------------------------------------
 def _json_denied(denied: AccessDeniedBy, status: int = 400):
     from moto.core.exceptions import JsonRESTError
+
     err = JsonRESTError("AccessDeniedException", denied.message())
     err.code = status
     return err
@@ -517,9 +570,11 @@ def _json_denied(denied: AccessDeniedBy, status: int = 400):
 def _query_denied(code: str):
     def make(denied: AccessDeniedBy):
         from moto.core.exceptions import _RESTError as RESTError  # the XML error shape of query APIs
+
         err = RESTError(code, denied.message())
         err.code = 403
         return err
+
     return make
 
 
@@ -579,8 +634,11 @@ def _signing_service(response) -> str:
     return response.service_name
 
 
-@patch("iam-enforcement", adds="every request is authorized like AWS: identity policies on real resource "
-                               "ARNs, resource/key/trust policies, cross-account needs both sides")
+@patch(
+    "iam-enforcement",
+    adds="every request is authorized like AWS: identity policies on real resource "
+    "ARNs, resource/key/trust policies, cross-account needs both sides",
+)
 def enable_enforcement():
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin

@@ -13,23 +13,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandbox.patches import patch
-from sandbox.patches.enforcement import (AccessDeniedBy, Caller, Target, arn_account, check, current,
-                                         param, resolver)
+from sandbox.patches.enforcement import AccessDeniedBy, Caller, Target, arn_account, check, current, param, resolver
 
-CRYPTO = {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-          "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac",
-          "VerifyMac"}
+CRYPTO = {
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "Sign",
+    "Verify",
+    "GenerateMac",
+    "VerifyMac",
+}
 
 
 @dataclass
 class KeyRef:
     account_id: str
-    key: object | None           # moto's Key, or None when it does not exist
+    key: object | None  # moto's Key, or None when it does not exist
     arn: str
 
 
 def _backend(account_id: str, region: str):
     from moto.kms.models import kms_backends
+
     return kms_backends[account_id][region]
 
 
@@ -45,8 +55,15 @@ def resolve_key(ref: str, default_account: str, region: str) -> KeyRef:
     else:
         key_id = ref.split(":key/")[1] if ref.startswith("arn:") else ref
     key = backend.keys.get(key_id) if key_id else None
-    arn = key.arn if key is not None else (ref if ref.startswith("arn:") else
-                                           f"arn:aws:kms:{region}:{account}:{ref if ref.startswith('alias/') else 'key/' + ref}")
+    arn = (
+        key.arn
+        if key is not None
+        else (
+            ref
+            if ref.startswith("arn:")
+            else f"arn:aws:kms:{region}:{account}:{ref if ref.startswith('alias/') else 'key/' + ref}"
+        )
+    )
     return KeyRef(account, key, arn)
 
 
@@ -55,6 +72,7 @@ def key_for_ciphertext(blob: bytes, caller_account: str, region: str) -> KeyRef 
     as AWS's ciphertext metadata does)."""
     from moto.kms.models import kms_backends
     from moto.kms.utils import _deserialize_ciphertext_blob
+
     try:
         key_id = _deserialize_ciphertext_blob(blob).key_id
     except Exception:
@@ -71,6 +89,7 @@ def key_for_ciphertext(blob: bytes, caller_account: str, region: str) -> KeyRef 
 def refuse_unusable(key) -> None:
     """Raise AWS's key-state error for a key that cannot encrypt or decrypt now."""
     from moto.core.exceptions import JsonRESTError
+
     if key.key_state == "Disabled":
         raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
     if key.key_state == "PendingDeletion":
@@ -89,8 +108,13 @@ def _context(caller_account: str, encryption_context: dict | None, via: str | No
 
 
 def key_target(ref: KeyRef, caller: Caller, encryption_context=None, via=None) -> Target:
-    return Target([ref.arn], ref.account_id, policy=ref.key.policy, policy_kind="key",
-                  context=_context(caller.account_id, encryption_context, via))
+    return Target(
+        [ref.arn],
+        ref.account_id,
+        policy=ref.key.policy,
+        policy_kind="key",
+        context=_context(caller.account_id, encryption_context, via),
+    )
 
 
 def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, encryption_context=None) -> None:
@@ -140,10 +164,13 @@ def _kms(response, action, caller, region, default_resource) -> Target:
         if action == "ReEncrypt" and destination:
             dest = resolve_key(destination, acct, region)
             if dest.key is not None:
-                check(c, "kms:ReEncryptTo", key_target(dest, c, param(response, "DestinationEncryptionContext")), region)
+                check(
+                    c, "kms:ReEncryptTo", key_target(dest, c, param(response, "DestinationEncryptionContext")), region
+                )
                 refuse_unusable(dest.key)
         if action in CRYPTO:
             refuse_unusable(ref.key)
+
     target.after = after
     return target
 
@@ -152,15 +179,28 @@ def _refuse_lockout(response, caller: Caller, key_arn: str, region: str) -> None
     """AWS refuses a key policy that would not let its author change it again, unless told to bypass
     the check (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-bypass-policy-lockout-safety-check)."""
     from moto.core.exceptions import JsonRESTError
+
     policy = param(response, "Policy")
     if not policy or param(response, "BypassPolicyLockoutSafetyCheck"):
         return
     try:
-        check(caller, "kms:PutKeyPolicy", Target([key_arn], caller.account_id, policy=policy, policy_kind="key",
-                                                 context=_context(caller.account_id, None, None)), region)
+        check(
+            caller,
+            "kms:PutKeyPolicy",
+            Target(
+                [key_arn],
+                caller.account_id,
+                policy=policy,
+                policy_kind="key",
+                context=_context(caller.account_id, None, None),
+            ),
+            region,
+        )
     except AccessDeniedBy:
-        raise JsonRESTError("MalformedPolicyDocumentException",
-                            "The new key policy will not allow you to update the key policy in the future.") from None
+        raise JsonRESTError(
+            "MalformedPolicyDocumentException",
+            "The new key policy will not allow you to update the key policy in the future.",
+        ) from None
 
 
 def _owner_backend(self):
@@ -169,11 +209,15 @@ def _owner_backend(self):
     return _backend(account, self.region)
 
 
-@patch("kms-cross-account", adds="KMS key ARNs from other accounts resolve there; key policies (root "
-                                 "delegation, principals, conditions) decide; disabled/pending keys refuse")
+@patch(
+    "kms-cross-account",
+    adds="KMS key ARNs from other accounts resolve there; key policies (root "
+    "delegation, principals, conditions) decide; disabled/pending keys refuse",
+)
 def patch_kms():
     from moto.kms.models import KmsBackend
     from moto.kms.responses import KmsResponse
+
     KmsResponse.kms_backend = property(_owner_backend)
     # AWS takes a key ARN wherever it takes a key id; moto's state changes only took ids
     for name in ("disable_key", "enable_key", "schedule_key_deletion", "cancel_key_deletion"):
@@ -183,5 +227,6 @@ def patch_kms():
 def _accepting_arns(method):
     def wrapper(self, key_id, *args, **kwargs):
         return method(self, self.get_key_id(key_id), *args, **kwargs)
+
     wrapper.__name__ = method.__name__
     return wrapper

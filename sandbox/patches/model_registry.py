@@ -14,18 +14,32 @@ from sandbox import iam_policy
 from sandbox.patches import patch
 from sandbox.patches.enforcement import Target, arn_account, current, param, resolver
 
-GROUP_ACTIONS = {"CreateModelPackageGroup", "DescribeModelPackageGroup", "DeleteModelPackageGroup",
-                 "PutModelPackageGroupPolicy", "GetModelPackageGroupPolicy", "DeleteModelPackageGroupPolicy"}
+GROUP_ACTIONS = {
+    "CreateModelPackageGroup",
+    "DescribeModelPackageGroup",
+    "DeleteModelPackageGroup",
+    "PutModelPackageGroupPolicy",
+    "GetModelPackageGroupPolicy",
+    "DeleteModelPackageGroupPolicy",
+}
 PACKAGE_ACTIONS = {"DescribeModelPackage", "UpdateModelPackage", "DeleteModelPackage"}
 # SageMaker ARNs carry lower-cased resource names
-_NAMED = {"PipelineName": "pipeline", "ModelName": "model", "TrainingJobName": "training-job",
-          "ProcessingJobName": "processing-job", "TransformJobName": "transform-job",
-          "HyperParameterTuningJobName": "hyper-parameter-tuning-job", "EndpointName": "endpoint",
-          "EndpointConfigName": "endpoint-config", "ExperimentName": "experiment"}
+_NAMED = {
+    "PipelineName": "pipeline",
+    "ModelName": "model",
+    "TrainingJobName": "training-job",
+    "ProcessingJobName": "processing-job",
+    "TransformJobName": "transform-job",
+    "HyperParameterTuningJobName": "hyper-parameter-tuning-job",
+    "EndpointName": "endpoint",
+    "EndpointConfigName": "endpoint-config",
+    "ExperimentName": "experiment",
+}
 
 
 def _backend(account_id: str, region: str):
     from moto.sagemaker.models import sagemaker_backends
+
     return sagemaker_backends[account_id][region]
 
 
@@ -48,14 +62,16 @@ def _group_policy(owner: str, region: str, group: str | None):
 @resolver("sagemaker")
 def _sagemaker(response, action, caller, region, default_resource) -> Target:
     acct = caller.account_id
-    if action in GROUP_ACTIONS or (action in ("CreateModelPackage", "ListModelPackages")
-                                   and param(response, "ModelPackageGroupName")):
+    if action in GROUP_ACTIONS or (
+        action in ("CreateModelPackage", "ListModelPackages") and param(response, "ModelPackageGroupName")
+    ):
         owner, group = split_group(param(response, "ModelPackageGroupName"), acct)
         policy, exists = _group_policy(owner, region, group)
         group_arn = _arn(region, owner, "model-package-group", group)
         if action == "CreateModelPackage":
-            version = 1 + sum(1 for p in _backend(owner, region).model_packages.values()
-                              if p.model_package_group_name == group)
+            version = 1 + sum(
+                1 for p in _backend(owner, region).model_packages.values() if p.model_package_group_name == group
+            )
             resources = [_arn(region, owner, "model-package", f"{group}/{version}"), group_arn]
         elif action == "ListModelPackages":
             resources = [_arn(region, owner, "model-package", f"{group}/*"), group_arn]
@@ -77,7 +93,7 @@ def _sagemaker(response, action, caller, region, default_resource) -> Target:
             if value.startswith("arn:"):
                 return Target([value], arn_account(value, acct), policy_kind="none")
             return Target([_arn(region, acct, kind, value.lower())], acct, policy_kind="none")
-    tagged = param(response, "ResourceArn")       # AddTags / ListTags / DeleteTags
+    tagged = param(response, "ResourceArn")  # AddTags / ListTags / DeleteTags
     if tagged:
         return Target([tagged], arn_account(tagged, acct), policy_kind="none")
     execution = param(response, "PipelineExecutionArn")
@@ -96,8 +112,10 @@ def _owner_backend(self):
 def put_model_package_group_policy(self):
     from moto.core.responses import ActionResult
     from moto.sagemaker.exceptions import ValidationError
+
     group = self.sagemaker_backend.describe_model_package_group(
-        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1])
+        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1]
+    )
     text = self._get_param("ResourcePolicy")
     try:
         document = iam_policy.parse(text)
@@ -113,8 +131,10 @@ def put_model_package_group_policy(self):
 def get_model_package_group_policy(self):
     from moto.core.responses import ActionResult
     from moto.sagemaker.exceptions import ValidationError
+
     group = self.sagemaker_backend.describe_model_package_group(
-        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1])
+        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1]
+    )
     if not getattr(group, "resource_policy", None):
         raise ValidationError(f"Cannot find resource policy for ModelPackageGroup {group.arn}")
     return ActionResult({"ResourcePolicy": group.resource_policy})
@@ -122,14 +142,17 @@ def get_model_package_group_policy(self):
 
 def delete_model_package_group_policy(self):
     from moto.core.responses import EmptyResult
+
     group = self.sagemaker_backend.describe_model_package_group(
-        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1])
+        split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1]
+    )
     group.resource_policy = None
     return EmptyResult()
 
 
 def delete_model_package(self):
     from moto.core.responses import EmptyResult
+
     backend = self.sagemaker_backend
     package = backend.describe_model_package(self._get_param("ModelPackageName"))
     backend.model_packages.pop(package.arn, None)
@@ -141,6 +164,7 @@ def delete_model_package(self):
 def delete_model_package_group(self):
     from moto.core.responses import EmptyResult
     from moto.sagemaker.exceptions import ValidationError
+
     backend = self.sagemaker_backend
     name = split_group(self._get_param("ModelPackageGroupName"), self.current_account)[1]
     group = backend.describe_model_package_group(name)
@@ -150,16 +174,23 @@ def delete_model_package_group(self):
     return EmptyResult()
 
 
-@patch("model-registry-cross-account",
-       adds="model package group policies stored and enforced; packages created/read/approved by ARN "
-            "from other accounts; approval updates keep metadata; default PendingManualApproval")
+@patch(
+    "model-registry-cross-account",
+    adds="model package group policies stored and enforced; packages created/read/approved by ARN "
+    "from other accounts; approval updates keep metadata; default PendingManualApproval",
+)
 def patch_model_registry():
     from moto.sagemaker.models import ModelPackageGroup, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
 
     SageMakerResponse.sagemaker_backend = property(_owner_backend)
-    for handler in (put_model_package_group_policy, get_model_package_group_policy,
-                    delete_model_package_group_policy, delete_model_package, delete_model_package_group):
+    for handler in (
+        put_model_package_group_policy,
+        get_model_package_group_policy,
+        delete_model_package_group_policy,
+        delete_model_package,
+        delete_model_package_group,
+    ):
         setattr(SageMakerResponse, handler.__name__, handler)
 
     create_package = SageMakerModelBackend.create_model_package
@@ -182,10 +213,17 @@ def patch_model_registry():
             kwargs["model_package_group_name"] = split_group(kwargs["model_package_group_name"], self.account_id)[1]
         return list_packages(self, *args, **kwargs)
 
-    def update_model_package(self, model_package_arn, model_approval_status, approval_description,
-                             customer_metadata_properties, customer_metadata_properties_to_remove,
-                             additional_inference_specifications_to_add):
+    def update_model_package(
+        self,
+        model_package_arn,
+        model_approval_status,
+        approval_description,
+        customer_metadata_properties,
+        customer_metadata_properties_to_remove,
+        additional_inference_specifications_to_add,
+    ):
         from moto.sagemaker.exceptions import ValidationError
+
         arn = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
         package = self.model_packages.get(arn)
         if package is None:
@@ -196,8 +234,10 @@ def patch_model_registry():
         if approval_description is not None:
             package.approval_description = approval_description
         if customer_metadata_properties:
-            package.customer_metadata_properties = {**(package.customer_metadata_properties or {}),
-                                                    **customer_metadata_properties}
+            package.customer_metadata_properties = {
+                **(package.customer_metadata_properties or {}),
+                **customer_metadata_properties,
+            }
         if customer_metadata_properties_to_remove and package.customer_metadata_properties:
             for key in customer_metadata_properties_to_remove:
                 package.customer_metadata_properties.pop(key, None)

@@ -16,25 +16,34 @@ from sandbox.patches.enforcement import AccessDeniedBy, ERRORS, Target, current,
 from sandbox.patches.kms_keys import resolve_key, use_key
 
 # moto's request names -> IAM actions, where they differ
-_IAM_NAMES = {"HeadBucket": "ListBucket", "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket",
-              "ListBuckets": "ListAllMyBuckets", "ListMultipartUploads": "ListBucketMultipartUploads",
-              "GetBucketCORS": "GetBucketCORS", "ListBucketVersions": "ListBucketVersions"}
+_IAM_NAMES = {
+    "HeadBucket": "ListBucket",
+    "ListObjects": "ListBucket",
+    "ListObjectsV2": "ListBucket",
+    "ListBuckets": "ListAllMyBuckets",
+    "ListMultipartUploads": "ListBucketMultipartUploads",
+    "GetBucketCORS": "GetBucketCORS",
+    "ListBucketVersions": "ListBucketVersions",
+}
 # bucket sub-resources moto does not name: (method, query key) -> IAM action
-_SUBRESOURCES = {("PUT", "encryption"): "PutEncryptionConfiguration",
-                 ("GET", "encryption"): "GetEncryptionConfiguration",
-                 ("DELETE", "encryption"): "PutEncryptionConfiguration",
-                 ("PUT", "publicAccessBlock"): "PutBucketPublicAccessBlock",
-                 ("GET", "publicAccessBlock"): "GetBucketPublicAccessBlock",
-                 ("DELETE", "publicAccessBlock"): "PutBucketPublicAccessBlock",
-                 ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
-                 ("GET", "ownershipControls"): "GetBucketOwnershipControls",
-                 ("PUT", "object-lock"): "PutBucketObjectLockConfiguration",
-                 ("GET", "object-lock"): "GetBucketObjectLockConfiguration"}
+_SUBRESOURCES = {
+    ("PUT", "encryption"): "PutEncryptionConfiguration",
+    ("GET", "encryption"): "GetEncryptionConfiguration",
+    ("DELETE", "encryption"): "PutEncryptionConfiguration",
+    ("PUT", "publicAccessBlock"): "PutBucketPublicAccessBlock",
+    ("GET", "publicAccessBlock"): "GetBucketPublicAccessBlock",
+    ("DELETE", "publicAccessBlock"): "PutBucketPublicAccessBlock",
+    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("GET", "ownershipControls"): "GetBucketOwnershipControls",
+    ("PUT", "object-lock"): "PutBucketObjectLockConfiguration",
+    ("GET", "object-lock"): "GetBucketObjectLockConfiguration",
+}
 VIA = "s3.{region}.amazonaws.com"
 
 
 def _bucket(name: str):
     from moto.s3.models import s3_backends
+
     found = s3_backends.bucket_accounts.get(name)
     if not found:
         return None, None
@@ -60,8 +69,10 @@ def _s3(response, action, caller, region, default_resource) -> Target:
         return Target(["*"], acct, policy_kind="none", action=iam_action)
     bucket, owner = _bucket(bucket_name)
     headers = response.headers
-    ctx = {"s3:x-amz-server-side-encryption": headers.get("x-amz-server-side-encryption"),
-           "s3:x-amz-server-side-encryption-aws-kms-key-id": headers.get("x-amz-server-side-encryption-aws-kms-key-id")}
+    ctx = {
+        "s3:x-amz-server-side-encryption": headers.get("x-amz-server-side-encryption"),
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": headers.get("x-amz-server-side-encryption-aws-kms-key-id"),
+    }
     if "prefix" in response.querystring:
         ctx["s3:prefix"] = response.querystring["prefix"][0]
     if bucket is None:
@@ -69,10 +80,12 @@ def _s3(response, action, caller, region, default_resource) -> Target:
     policy = bucket.policy.decode() if isinstance(bucket.policy, bytes) else bucket.policy
     target = Target([default_resource], owner, policy=policy, context=ctx, action=iam_action)
     if key_name and iam_action == "s3:PutObject":
+
         def after(c, state):
             if headers.get("x-amz-copy-source"):
                 _check_copy_source(c, headers["x-amz-copy-source"], region)
             _check_write_key(c, state, bucket, owner, headers, region)
+
         target.after = after
     elif key_name and iam_action in ("s3:GetObject", "s3:GetObjectVersion") and response.method == "GET":
         target.after = lambda c, state: _check_read_key(c, bucket, owner, key_name, response, region)
@@ -83,7 +96,7 @@ def _check_write_key(caller, state, bucket, owner, headers, region):
     """PutObject with SSE-KMS (asked for, or the bucket's default): the writer needs GenerateDataKey."""
     algorithm = headers.get("x-amz-server-side-encryption")
     key_ref = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
-    resolve_in = caller.account_id          # a key named in the request resolves in the requester's account
+    resolve_in = caller.account_id  # a key named in the request resolves in the requester's account
     if algorithm is None and bucket.encryption:
         default = bucket.encryption["Rule"]["ApplyServerSideEncryptionByDefault"]
         algorithm, key_ref, resolve_in = default.get("SSEAlgorithm"), default.get("KMSMasterKeyID"), owner
@@ -100,6 +113,7 @@ def _check_copy_source(caller, source: str, region: str) -> None:
     """CopyObject reads its source: s3:GetObject on it (bucket policy included) and kms:Decrypt on its key."""
     from urllib.parse import unquote
     from sandbox.patches.enforcement import base_context, decide
+
     path, _, query = unquote(source).lstrip("/").partition("?")
     bucket_name, _, key_name = path.partition("/")
     bucket, owner = _bucket(bucket_name)
@@ -124,14 +138,19 @@ def _check_object_key(caller, bucket, owner, key_name, version, region):
     if not obj.kms_key_id:
         if caller.account_id != owner:
             # AWS managed keys cannot be shared: objects under aws/s3 are unreadable from other accounts
-            raise AccessDeniedBy(caller, "kms:Decrypt", f"arn:aws:kms:{region}:{owner}:alias/aws/s3",
-                                 "because AWS managed keys cannot be used from another account")
+            raise AccessDeniedBy(
+                caller,
+                "kms:Decrypt",
+                f"arn:aws:kms:{region}:{owner}:alias/aws/s3",
+                "because AWS managed keys cannot be used from another account",
+            )
         return
     _use(caller, "kms:Decrypt", resolve_key(obj.kms_key_id, owner, region), region)
 
 
 def _use(caller, action, ref, region):
     from moto.core.exceptions import JsonRESTError
+
     try:
         use_key(caller, action, ref, region, via=VIA.format(region=region))
     except JsonRESTError as exc:  # S3 reports KMS's refusal under its own name, e.g. KMS.DisabledException
@@ -140,6 +159,7 @@ def _use(caller, action, ref, region):
 
 def _s3_error(code: str, message: str, status: int):
     from moto.s3.exceptions import S3ClientError
+
     err = S3ClientError(code, message)
     err.status_code = status
     return err
@@ -147,15 +167,18 @@ def _s3_error(code: str, message: str, status: int):
 
 def _access_denied(denied: AccessDeniedBy):
     from moto.s3.exceptions import S3AccessDeniedError
+
     return S3AccessDeniedError()  # S3 says only "Access Denied", whatever the cause
 
 
 ERRORS["s3"] = _access_denied
 
 
-@patch("s3-bucket-policies-and-sse-kms",
-       adds="bucket policies with principals/conditions decide cross-account access; SSE-KMS objects "
-            "record their key ARN and reading needs kms:Decrypt on it (writing kms:GenerateDataKey)")
+@patch(
+    "s3-bucket-policies-and-sse-kms",
+    adds="bucket policies with principals/conditions decide cross-account access; SSE-KMS objects "
+    "record their key ARN and reading needs kms:Decrypt on it (writing kms:GenerateDataKey)",
+)
 def patch_s3():
     from moto.s3.models import S3Backend
 

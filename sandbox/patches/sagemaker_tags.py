@@ -10,8 +10,10 @@ from __future__ import annotations
 from sandbox.patches import patch
 
 
-@patch("sagemaker-add-tags-overwrite", adds="SageMaker AddTags updates an existing key's value instead of "
-                                            "adding a second tag with the same key")
+@patch(
+    "sagemaker-add-tags-overwrite",
+    adds="SageMaker AddTags updates an existing key's value instead of adding a second tag with the same key",
+)
 def add_tags_overwrite():
     from moto.sagemaker.models import SageMakerModelBackend
 

@@ -21,8 +21,14 @@ def register_key_reducers():
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
     def pem(key):
-        return (_load_pem, (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()),))
+        return (
+            _load_pem,
+            (
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ),
+            ),
+        )
 
     for base in (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey):
         for cls in {base, *_concrete(base)}:
@@ -32,20 +38,25 @@ def register_key_reducers():
 def _concrete(base):
     # The Rust-backed classes are what instances actually are; find them through a throwaway key.
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    makers = {rsa.RSAPrivateKey: lambda: rsa.generate_private_key(65537, 1024),
-              ec.EllipticCurvePrivateKey: lambda: ec.generate_private_key(ec.SECP256R1()),
-              ed25519.Ed25519PrivateKey: ed25519.Ed25519PrivateKey.generate}
+
+    makers = {
+        rsa.RSAPrivateKey: lambda: rsa.generate_private_key(65537, 1024),
+        ec.EllipticCurvePrivateKey: lambda: ec.generate_private_key(ec.SECP256R1()),
+        ed25519.Ed25519PrivateKey: ed25519.Ed25519PrivateKey.generate,
+    }
     return {type(makers[base]())}
 
 
 def _load_pem(data: bytes):
     from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_private_key(data, password=None)
 
 
 def loaded_backends() -> dict:
     """Every moto BackendDict this process has created, keyed by "module:attribute"."""
     from moto.core.base_backend import BackendDict
+
     found, seen = {}, set()
     for module_name, module in list(sys.modules.items()):
         if not (module_name.startswith("moto.") and module_name.endswith(".models")) or module is None:

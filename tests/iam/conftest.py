@@ -14,19 +14,22 @@ WRITE_PREFIXES = ("Get", "Describe", "List", "Head")
 
 @pytest.fixture(scope="module")
 def envs():
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     return {name: load_environment(name, env_dir=REPO / "environments") for name in ("dev", "prod")}
 
 
 @pytest.fixture(scope="module")
 def clean_sandbox(sandbox_server):
     from sandbox import client
+
     return client.reset()
 
 
 @pytest.fixture(scope="module")
 def module_sessions(clean_sandbox, envs):
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     return {name: Sessions(env) for name, env in envs.items()}
 
 
@@ -34,6 +37,7 @@ def bootstrap_all(envs, module_sessions, *, apply=True, session_hook=None):
     """Bootstrap dev, prod and the registry (in that order: the registry's policies name the workload
     roles). Returns {account kind: Result}."""
     from iam.bootstrap import bootstrap
+
     results = {}
     for kind, env_name in (("dev", "dev"), ("prod", "prod"), ("registry", "prod")):
         env, sessions = envs[env_name], module_sessions[env_name]
@@ -48,11 +52,16 @@ def bootstrap_all(envs, module_sessions, *, apply=True, session_hook=None):
 def fresh_session(sessions, kind, env):
     """A new boto3 session for the account admin, so hooks registered on it reach only our clients."""
     import boto3
+
     account_id = env.registry_account_id if kind == "registry" else env.account_id
     base = sessions.in_account(account_id)
     creds = base.get_credentials()
-    return boto3.Session(aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
-                         aws_session_token=creds.token, region_name=env.region)
+    return boto3.Session(
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        aws_session_token=creds.token,
+        region_name=env.region,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +96,12 @@ def trust_account_root_too(sessions, role_arn: str) -> None:
     account_id, name = role_arn.split(":")[4], role_arn.split("/")[-1]
     iam = sessions.client("iam", sessions.in_account(account_id))
     trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
-    trust["Statement"].append({"Sid": "TestStandsInForTheService", "Effect": "Allow",
-                               "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole"})
+    trust["Statement"].append(
+        {
+            "Sid": "TestStandsInForTheService",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    )
     iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))

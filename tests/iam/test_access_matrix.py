@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 from botocore.exceptions import ClientError
 
-from promote.errors import AccessDenied
+from mlops_core.errors import AccessDenied
 from tests.iam.conftest import trust_account_root_too
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
@@ -40,9 +40,13 @@ def world(bootstrapped, envs, module_sessions):
     dev, prod = envs["dev"], envs["prod"]
     s = module_sessions["prod"]
     w = World(envs, s)
-    for label, env, role in (("dev-execution", dev, "execution"), ("prod-execution", prod, "execution"),
-                             ("dev-lambda", dev, "lambda"), ("prod-lambda", prod, "lambda"),
-                             ("prod-events", prod, "events")):
+    for label, env, role in (
+        ("dev-execution", dev, "execution"),
+        ("prod-execution", prod, "execution"),
+        ("dev-lambda", dev, "lambda"),
+        ("prod-lambda", prod, "lambda"),
+        ("prod-events", prod, "events"),
+    ):
         arn = env.role_arn(role)
         trust_account_root_too(s, arn)
         w.principals[label] = s.assume(arn, purpose=f"matrix-{label}", source=s.in_account(env.account_id))
@@ -55,19 +59,35 @@ def world(bootstrapped, envs, module_sessions):
 
     # a model trained in dev: artefact under dev/ in the registry bucket with the dev key, and its package
     w.client("dev-execution", "s3").put_object(
-        Bucket=w.registry_bucket, Key="dev/models/train-1/model.tar.gz", Body=b"model bytes",
-        ServerSideEncryption="aws:kms", SSEKMSKeyId=w.dev_key)
+        Bucket=w.registry_bucket,
+        Key="dev/models/train-1/model.tar.gz",
+        Body=b"model bytes",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=w.dev_key,
+    )
     w.client("prod-execution", "s3").put_object(
-        Bucket=w.registry_bucket, Key="prod/models/train-1/model.tar.gz", Body=b"prod model",
-        ServerSideEncryption="aws:kms", SSEKMSKeyId=w.prod_key)
+        Bucket=w.registry_bucket,
+        Key="prod/models/train-1/model.tar.gz",
+        Body=b"prod model",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=w.prod_key,
+    )
     w.client("dev-execution", "s3").put_object(
-        Bucket=dev.buckets.artifacts, Key="datasets/train.csv", Body=b"a,b\n1,2\n",
-        ServerSideEncryption="aws:kms", SSEKMSKeyId=w.dev_key)
+        Bucket=dev.buckets.artifacts,
+        Key="datasets/train.csv",
+        Body=b"a,b\n1,2\n",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=w.dev_key,
+    )
     w.package_arn = _register(w.client("dev-execution", "sagemaker"), w)
-    for account, name, env in ((DEV, dev.pipelines["train"], dev), (PROD, prod.pipelines["inference"], prod),
-                               (PROD, "other-project-train", prod)):
+    for account, name, env in (
+        (DEV, dev.pipelines["train"], dev),
+        (PROD, prod.pipelines["inference"], prod),
+        (PROD, "other-project-train", prod),
+    ):
         s.client("sagemaker", s.in_account(account)).create_pipeline(
-            PipelineName=name, PipelineDefinition=EMPTY_PIPELINE, RoleArn=env.role_arn("execution", account))
+            PipelineName=name, PipelineDefinition=EMPTY_PIPELINE, RoleArn=env.role_arn("execution", account)
+        )
     return w
 
 
@@ -75,29 +95,63 @@ def _jenkins_agent(s):
     """The Jenkins agent's own role in the Jenkins account, which the prod role's trust policy names."""
     admin = s.in_account(JENKINS)
     iam = s.client("iam", admin)
-    iam.create_role(RoleName="jenkins-agent", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                               "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"}}]}))
-    iam.put_role_policy(RoleName="jenkins-agent", PolicyName="assume-deploy-roles", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                               "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role"}]}))
+    iam.create_role(
+        RoleName="jenkins-agent",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"},
+                    }
+                ],
+            }
+        ),
+    )
+    iam.put_role_policy(
+        RoleName="jenkins-agent",
+        PolicyName="assume-deploy-roles",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role",
+                    }
+                ],
+            }
+        ),
+    )
     return s.assume(f"arn:aws:iam::{JENKINS}:role/jenkins-agent", purpose="matrix-jenkins-agent", source=admin)
 
 
 def _register(sagemaker, w) -> str:
     return sagemaker.create_model_package(
-        ModelPackageGroupName=w.group_arn, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{
-            "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
-            "ModelDataUrl": f"s3://{w.registry_bucket}/dev/models/train-1/model.tar.gz"}],
-            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+        ModelPackageGroupName=w.group_arn,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                    "ModelDataUrl": f"s3://{w.registry_bucket}/dev/models/train-1/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )["ModelPackageArn"]
 
 
 def _jenkins(w, external_id):
     env = w.envs["prod"]
     kwargs = {"external_id": external_id} if external_id else {}
-    return w.sessions.assume(env.role_arn("jenkins"), purpose=f"matrix-jenkins-{external_id}",
-                             source=w.principals["jenkins-agent"], **kwargs)
+    return w.sessions.assume(
+        env.role_arn("jenkins"), purpose=f"matrix-jenkins-{external_id}", source=w.principals["jenkins-agent"], **kwargs
+    )
 
 
 def _jenkins_client(w, service):
@@ -111,7 +165,7 @@ class Row:
     resource: str
     allowed: bool
     call: Callable
-    sandbox_gap: str = ""      # a known gap in the sandbox's AWS fidelity: the row runs as strict xfail
+    sandbox_gap: str = ""  # a known gap in the sandbox's AWS fidelity: the row runs as strict xfail
 
 
 # Known sandbox gaps (strict xfail: the row starts failing the day the sandbox catches up, so the mark
@@ -124,122 +178,335 @@ def _get(principal, key):
 
 def _put(principal, key, kms=True):
     def call(w):
-        extra = {"ServerSideEncryption": "aws:kms",
-                 "SSEKMSKeyId": w.dev_key if principal.startswith("dev") else w.prod_key} if kms else {}
+        extra = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": w.dev_key if principal.startswith("dev") else w.prod_key}
+            if kms
+            else {}
+        )
         w.client(principal, "s3").put_object(Bucket=w.registry_bucket, Key=key, Body=b"x", **extra)
+
     return call
 
 
 def _approve(principal):
     return lambda w: w.client(principal, "sagemaker").update_model_package(
-        ModelPackageArn=w.package_arn, ModelApprovalStatus="Approved", ApprovalDescription="matrix")
+        ModelPackageArn=w.package_arn, ModelApprovalStatus="Approved", ApprovalDescription="matrix"
+    )
 
 
 def _start(principal, account, name):
     return lambda w: w.client(principal, "sagemaker").start_pipeline_execution(
-        PipelineName=f"arn:aws:sagemaker:{w.region}:{account}:pipeline/{name}")
+        PipelineName=f"arn:aws:sagemaker:{w.region}:{account}:pipeline/{name}"
+    )
 
 
 ROWS = [
-    Row("prod-execution", "s3:GetObject", "registry bucket dev/ (dev-trained model, dev key)", True,
-        _get("prod-execution", "dev/models/train-1/model.tar.gz")),
-    Row("prod-execution", "kms:DescribeKey", "dev account key", True,
-        lambda w: w.client("prod-execution", "kms").describe_key(KeyId=w.dev_key)),
-    Row("dev-execution", "kms:DescribeKey", "prod account key", False,
-        lambda w: w.client("dev-execution", "kms").describe_key(KeyId=w.prod_key)),
-    Row("dev-execution", "s3:GetObject", "registry bucket prod/ (not upstream of dev)", False,
-        _get("dev-execution", "prod/models/train-1/model.tar.gz")),
-    Row("dev-execution", "s3:GetObject", "dev data bucket", True,
-        lambda w: w.client("dev-execution", "s3").get_object(Bucket="mlops-demo-dev-artifacts", Key="datasets/train.csv")),
-    Row("prod-execution", "s3:GetObject", "dev data bucket (dev's training data)", False,
-        lambda w: w.client("prod-execution", "s3").get_object(Bucket="mlops-demo-dev-artifacts",
-                                                              Key="datasets/train.csv")),
-    Row("dev-execution", "s3:PutObject", "registry bucket dev/ with SSE-KMS", True,
-        _put("dev-execution", "dev/models/train-2/model.tar.gz")),
-    Row("dev-execution", "s3:PutObject", "registry bucket prod/ (another account's prefix)", False,
-        _put("dev-execution", "prod/models/forged/model.tar.gz")),
-    Row("dev-execution", "s3:PutObject", "registry bucket dev/ without SSE-KMS", False,
-        _put("dev-execution", "dev/models/plain/model.tar.gz", kms=False)),
-    Row("prod-execution", "s3:PutObject", "registry bucket prod/ with SSE-KMS", True,
-        _put("prod-execution", "prod/models/train-2/model.tar.gz")),
-    Row("approver", "s3:GetObject", "registry bucket dev/ (report on a dev-trained model)", True,
-        _get("approver", "dev/models/train-1/model.tar.gz")),
-    Row("dev-lambda", "s3:GetObject", "registry bucket dev/", False,
-        _get("dev-lambda", "dev/models/train-1/model.tar.gz")),
-    Row("dev-execution", "sagemaker:CreateModelPackage", "registry group (by ARN)", True,
-        lambda w: _register(w.client("dev-execution", "sagemaker"), w)),
-    Row("prod-execution", "sagemaker:ListModelPackages", "registry group (by ARN)", True,
-        lambda w: w.client("prod-execution", "sagemaker").list_model_packages(ModelPackageGroupName=w.group_arn)),
-    Row("prod-lambda", "sagemaker:DescribeModelPackage", "registry package", True,
-        lambda w: w.client("prod-lambda", "sagemaker").describe_model_package(ModelPackageName=w.package_arn)),
-    Row("prod-lambda", "sagemaker:CreateModelPackage", "registry group (by ARN)", False,
-        lambda w: _register(w.client("prod-lambda", "sagemaker"), w)),
-    Row("dev-execution", "sagemaker:UpdateModelPackage", "approve a registry package", False,
-        _approve("dev-execution")),
-    Row("prod-execution", "sagemaker:UpdateModelPackage", "approve a registry package", False,
-        _approve("prod-execution")),
+    Row(
+        "prod-execution",
+        "s3:GetObject",
+        "registry bucket dev/ (dev-trained model, dev key)",
+        True,
+        _get("prod-execution", "dev/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "prod-execution",
+        "kms:DescribeKey",
+        "dev account key",
+        True,
+        lambda w: w.client("prod-execution", "kms").describe_key(KeyId=w.dev_key),
+    ),
+    Row(
+        "dev-execution",
+        "kms:DescribeKey",
+        "prod account key",
+        False,
+        lambda w: w.client("dev-execution", "kms").describe_key(KeyId=w.prod_key),
+    ),
+    Row(
+        "dev-execution",
+        "s3:GetObject",
+        "registry bucket prod/ (not upstream of dev)",
+        False,
+        _get("dev-execution", "prod/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "dev-execution",
+        "s3:GetObject",
+        "dev data bucket",
+        True,
+        lambda w: w.client("dev-execution", "s3").get_object(
+            Bucket="mlops-demo-dev-artifacts", Key="datasets/train.csv"
+        ),
+    ),
+    Row(
+        "prod-execution",
+        "s3:GetObject",
+        "dev data bucket (dev's training data)",
+        False,
+        lambda w: w.client("prod-execution", "s3").get_object(
+            Bucket="mlops-demo-dev-artifacts", Key="datasets/train.csv"
+        ),
+    ),
+    Row(
+        "dev-execution",
+        "s3:PutObject",
+        "registry bucket dev/ with SSE-KMS",
+        True,
+        _put("dev-execution", "dev/models/train-2/model.tar.gz"),
+    ),
+    Row(
+        "dev-execution",
+        "s3:PutObject",
+        "registry bucket prod/ (another account's prefix)",
+        False,
+        _put("dev-execution", "prod/models/forged/model.tar.gz"),
+    ),
+    Row(
+        "dev-execution",
+        "s3:PutObject",
+        "registry bucket dev/ without SSE-KMS",
+        False,
+        _put("dev-execution", "dev/models/plain/model.tar.gz", kms=False),
+    ),
+    Row(
+        "prod-execution",
+        "s3:PutObject",
+        "registry bucket prod/ with SSE-KMS",
+        True,
+        _put("prod-execution", "prod/models/train-2/model.tar.gz"),
+    ),
+    Row(
+        "approver",
+        "s3:GetObject",
+        "registry bucket dev/ (report on a dev-trained model)",
+        True,
+        _get("approver", "dev/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "dev-lambda",
+        "s3:GetObject",
+        "registry bucket dev/",
+        False,
+        _get("dev-lambda", "dev/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "dev-execution",
+        "sagemaker:CreateModelPackage",
+        "registry group (by ARN)",
+        True,
+        lambda w: _register(w.client("dev-execution", "sagemaker"), w),
+    ),
+    Row(
+        "prod-execution",
+        "sagemaker:ListModelPackages",
+        "registry group (by ARN)",
+        True,
+        lambda w: w.client("prod-execution", "sagemaker").list_model_packages(ModelPackageGroupName=w.group_arn),
+    ),
+    Row(
+        "prod-lambda",
+        "sagemaker:DescribeModelPackage",
+        "registry package",
+        True,
+        lambda w: w.client("prod-lambda", "sagemaker").describe_model_package(ModelPackageName=w.package_arn),
+    ),
+    Row(
+        "prod-lambda",
+        "sagemaker:CreateModelPackage",
+        "registry group (by ARN)",
+        False,
+        lambda w: _register(w.client("prod-lambda", "sagemaker"), w),
+    ),
+    Row(
+        "dev-execution", "sagemaker:UpdateModelPackage", "approve a registry package", False, _approve("dev-execution")
+    ),
+    Row(
+        "prod-execution",
+        "sagemaker:UpdateModelPackage",
+        "approve a registry package",
+        False,
+        _approve("prod-execution"),
+    ),
     Row("approver", "sagemaker:UpdateModelPackage", "approve a registry package", True, _approve("approver")),
-    Row("prod-execution", "sagemaker:StartPipelineExecution", "dev train pipeline", False,
-        _start("prod-execution", DEV, "mlops-demo-train")),
-    Row("prod-events", "sagemaker:StartPipelineExecution", "prod inference pipeline", True,
-        _start("prod-events", PROD, "mlops-demo-inference")),
-    Row("prod-events", "sagemaker:StartPipelineExecution", "another project's pipeline", False,
-        _start("prod-events", PROD, "other-project-train")),
-    Row("jenkins-agent", "sts:AssumeRole", "cross-account-jenkins-role without ExternalId", False,
-        lambda w: _jenkins(w, None)),
-    Row("jenkins-agent", "sts:AssumeRole", "cross-account-jenkins-role with a wrong ExternalId", False,
-        lambda w: _jenkins(w, "guessed-id")),
-    Row("jenkins-agent", "sts:AssumeRole", "cross-account-jenkins-role with its ExternalId", True,
-        lambda w: _jenkins(w, w.envs["prod"].jenkins.external_id)),
-    Row("cross-account-jenkins-role", "sagemaker:DescribePipeline", "prod inference pipeline", True,
-        lambda w: _jenkins_client(w, "sagemaker").describe_pipeline(PipelineName="mlops-demo-inference")),
-    Row("cross-account-jenkins-role", "sagemaker:UpdatePipeline", "another project's pipeline", False,
+    Row(
+        "prod-execution",
+        "sagemaker:StartPipelineExecution",
+        "dev train pipeline",
+        False,
+        _start("prod-execution", DEV, "mlops-demo-train"),
+    ),
+    Row(
+        "prod-events",
+        "sagemaker:StartPipelineExecution",
+        "prod inference pipeline",
+        True,
+        _start("prod-events", PROD, "mlops-demo-inference"),
+    ),
+    Row(
+        "prod-events",
+        "sagemaker:StartPipelineExecution",
+        "another project's pipeline",
+        False,
+        _start("prod-events", PROD, "other-project-train"),
+    ),
+    Row(
+        "jenkins-agent",
+        "sts:AssumeRole",
+        "cross-account-jenkins-role without ExternalId",
+        False,
+        lambda w: _jenkins(w, None),
+    ),
+    Row(
+        "jenkins-agent",
+        "sts:AssumeRole",
+        "cross-account-jenkins-role with a wrong ExternalId",
+        False,
+        lambda w: _jenkins(w, "guessed-id"),
+    ),
+    Row(
+        "jenkins-agent",
+        "sts:AssumeRole",
+        "cross-account-jenkins-role with its ExternalId",
+        True,
+        lambda w: _jenkins(w, w.envs["prod"].jenkins.external_id),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "sagemaker:DescribePipeline",
+        "prod inference pipeline",
+        True,
+        lambda w: _jenkins_client(w, "sagemaker").describe_pipeline(PipelineName="mlops-demo-inference"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "sagemaker:UpdatePipeline",
+        "another project's pipeline",
+        False,
         lambda w: _jenkins_client(w, "sagemaker").update_pipeline(
-            PipelineName="other-project-train", PipelineDefinition=EMPTY_PIPELINE)),
-    Row("cross-account-jenkins-role", "sagemaker:CreatePipeline + iam:PassRole", "execution role to SageMaker", True,
+            PipelineName="other-project-train", PipelineDefinition=EMPTY_PIPELINE
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "sagemaker:CreatePipeline + iam:PassRole",
+        "execution role to SageMaker",
+        True,
         lambda w: _jenkins_client(w, "sagemaker").create_pipeline(
-            PipelineName="mlops-demo-adhoc", PipelineDefinition=EMPTY_PIPELINE,
-            RoleArn=w.envs["prod"].role_arn("execution"))),
-    Row("cross-account-jenkins-role", "sagemaker:CreatePipeline + iam:PassRole", "EventBridge role to SageMaker",
-        False, lambda w: _jenkins_client(w, "sagemaker").create_pipeline(
-            PipelineName="mlops-demo-adhoc-2", PipelineDefinition=EMPTY_PIPELINE,
-            RoleArn=w.envs["prod"].role_arn("events"))),
-    Row("cross-account-jenkins-role", "s3:PutObject", "prod artifacts bucket code/ with SSE-KMS", True,
+            PipelineName="mlops-demo-adhoc",
+            PipelineDefinition=EMPTY_PIPELINE,
+            RoleArn=w.envs["prod"].role_arn("execution"),
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "sagemaker:CreatePipeline + iam:PassRole",
+        "EventBridge role to SageMaker",
+        False,
+        lambda w: _jenkins_client(w, "sagemaker").create_pipeline(
+            PipelineName="mlops-demo-adhoc-2",
+            PipelineDefinition=EMPTY_PIPELINE,
+            RoleArn=w.envs["prod"].role_arn("events"),
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "s3:PutObject",
+        "prod artifacts bucket code/ with SSE-KMS",
+        True,
         lambda w: _jenkins_client(w, "s3").put_object(
-            Bucket="mlops-demo-prod-artifacts", Key="code/abc/sourcedir.tar.gz", Body=b"code",
-            ServerSideEncryption="aws:kms", SSEKMSKeyId=w.prod_key)),
-    Row("cross-account-jenkins-role", "dynamodb:PutItem", "Terraform lock table", True,
+            Bucket="mlops-demo-prod-artifacts",
+            Key="code/abc/sourcedir.tar.gz",
+            Body=b"code",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=w.prod_key,
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "dynamodb:PutItem",
+        "Terraform lock table",
+        True,
         lambda w: _jenkins_client(w, "dynamodb").put_item(
-            TableName="mlops-demo-prod-tflock", Item={"LockID": {"S": "mlops-infra/prod"}})),
-    Row("cross-account-jenkins-role", "events:PutRule", "the project's schedule rule", True,
+            TableName="mlops-demo-prod-tflock", Item={"LockID": {"S": "mlops-infra/prod"}}
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "events:PutRule",
+        "the project's schedule rule",
+        True,
         lambda w: _jenkins_client(w, "events").put_rule(
-            Name="mlops-demo-prod-inference-schedule", ScheduleExpression="cron(0 6 * * ? *)")),
-    Row("cross-account-jenkins-role", "events:PutRule", "a rule outside the project's prefix", False,
-        lambda w: _jenkins_client(w, "events").put_rule(Name="other-team-rule", ScheduleExpression="rate(1 day)")),
-    Row("cross-account-jenkins-role", "kms:PutKeyPolicy", "the bootstrap's own key", False,
+            Name="mlops-demo-prod-inference-schedule", ScheduleExpression="cron(0 6 * * ? *)"
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "events:PutRule",
+        "a rule outside the project's prefix",
+        False,
+        lambda w: _jenkins_client(w, "events").put_rule(Name="other-team-rule", ScheduleExpression="rate(1 day)"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:PutKeyPolicy",
+        "the bootstrap's own key",
+        False,
         lambda w: _jenkins_client(w, "kms").put_key_policy(
-            KeyId=w.prod_key, PolicyName="default", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"}, "Action": "kms:*",
-                 "Resource": "*"}]}))),
-    Row("cross-account-jenkins-role", "iam:PutRolePolicy", "the execution role (escalation)", False,
+            KeyId=w.prod_key,
+            PolicyName="default",
+            Policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"},
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        }
+                    ],
+                }
+            ),
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "iam:PutRolePolicy",
+        "the execution role (escalation)",
+        False,
         lambda w: _jenkins_client(w, "iam").put_role_policy(
-            RoleName="mlops-demo-sagemaker-execution", PolicyName="more",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*/*"}]}))),
+            RoleName="mlops-demo-sagemaker-execution",
+            PolicyName="more",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*/*"}],
+                }
+            ),
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("row", [
-    pytest.param(r, id=f"{r.principal}:{r.action}:{'allow' if r.allowed else 'deny'}:{i}",
-                 marks=[pytest.mark.xfail(strict=True, reason=r.sandbox_gap)] if r.sandbox_gap else [])
-    for i, r in enumerate(ROWS)])
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param(
+            r,
+            id=f"{r.principal}:{r.action}:{'allow' if r.allowed else 'deny'}:{i}",
+            marks=[pytest.mark.xfail(strict=True, reason=r.sandbox_gap)] if r.sandbox_gap else [],
+        )
+        for i, r in enumerate(ROWS)
+    ],
+)
 def test_access_matrix(world, row):
     try:
         row.call(world)
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
-        assert not row.allowed, f"{row.principal} {row.action} on {row.resource}: denied ({code}: " \
-                                f"{exc.response['Error'].get('Message')})"
+        assert not row.allowed, (
+            f"{row.principal} {row.action} on {row.resource}: denied ({code}: {exc.response['Error'].get('Message')})"
+        )
         assert code in DENIED, f"{row.principal} {row.action} on {row.resource}: {code}, not an access denial"
         return
     except AccessDenied as exc:
@@ -251,8 +518,11 @@ def test_access_matrix(world, row):
 def test_matrix_covers_the_rows_the_issue_names():
     named = {(r.principal, r.action, r.allowed) for r in ROWS}
     assert len(ROWS) >= 20
-    assert {("prod-execution", "s3:GetObject", True), ("dev-execution", "sagemaker:UpdateModelPackage", False),
-            ("approver", "sagemaker:UpdateModelPackage", True),
-            ("prod-execution", "sagemaker:StartPipelineExecution", False),
-            ("jenkins-agent", "sts:AssumeRole", False),
-            ("prod-events", "sagemaker:StartPipelineExecution", False)} <= named
+    assert {
+        ("prod-execution", "s3:GetObject", True),
+        ("dev-execution", "sagemaker:UpdateModelPackage", False),
+        ("approver", "sagemaker:UpdateModelPackage", True),
+        ("prod-execution", "sagemaker:StartPipelineExecution", False),
+        ("jenkins-agent", "sts:AssumeRole", False),
+        ("prod-events", "sagemaker:StartPipelineExecution", False),
+    } <= named

@@ -25,21 +25,31 @@ def test_hand_made_drift_is_shown_and_repaired(clean_sandbox, envs, module_sessi
     admin = s.in_account(prod.account_id)
     iam, s3, kms = s.client("iam", admin), s.client("s3", admin), s.client("kms", admin)
     # what a console session typically leaves behind
-    broad = iam.create_policy(PolicyName="SageMakerFullAccessCopy", PolicyDocument=
-                              '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sagemaker:*","Resource":"*"}]}')
+    broad = iam.create_policy(
+        PolicyName="SageMakerFullAccessCopy",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sagemaker:*","Resource":"*"}]}',
+    )
     iam.attach_role_policy(RoleName=prod.roles.execution, PolicyArn=broad["Policy"]["Arn"])
     s3.put_bucket_versioning(Bucket=prod.buckets.terraform_state, VersioningConfiguration={"Status": "Suspended"})
     key_id = kms.describe_key(KeyId=prod.kms_key_alias)["KeyMetadata"]["KeyId"]
     kms.disable_key_rotation(KeyId=key_id)
-    iam.put_role_policy(RoleName=prod.roles.events, PolicyName="start-project-pipelines", PolicyDocument=
-                        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sagemaker:StartPipelineExecution",'
-                        '"Resource":"arn:aws:sagemaker:us-east-1:222222222222:pipeline/*"}]}')
+    iam.put_role_policy(
+        RoleName=prod.roles.events,
+        PolicyName="start-project-pipelines",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sagemaker:StartPipelineExecution",'
+        '"Resource":"arn:aws:sagemaker:us-east-1:222222222222:pipeline/*"}]}',
+    )
 
     from iam.bootstrap import bootstrap
+
     planned = bootstrap(prod, "prod", apply=False, sessions=s)
     changed = {(c.kind, c.name): c for c in planned.plan.changes if c.action != "unchanged"}
-    assert set(changed) == {("iam-role-policies", prod.roles.execution), ("s3-bucket", prod.buckets.terraform_state),
-                            ("kms-key", prod.kms_key_alias), ("iam-role-policies", prod.roles.events)}
+    assert set(changed) == {
+        ("iam-role-policies", prod.roles.execution),
+        ("s3-bucket", prod.buckets.terraform_state),
+        ("kms-key", prod.kms_key_alias),
+        ("iam-role-policies", prod.roles.events),
+    }
     assert any("SageMakerFullAccessCopy" in r for r in changed[("iam-role-policies", prod.roles.execution)].reasons)
     diff = changed[("iam-role-policies", prod.roles.events)].diffs["start-project-pipelines"]
     lines = [line.replace(" ", "") for line in diff.splitlines()]
@@ -58,6 +68,7 @@ def test_hand_made_drift_is_shown_and_repaired(clean_sandbox, envs, module_sessi
 def test_a_key_pending_deletion_stops_the_bootstrap_until_someone_decides(clean_sandbox, envs, module_sessions):
     from iam.bootstrap import bootstrap
     from iam.observe import BootstrapConflict
+
     dev, s = envs["dev"], module_sessions["dev"]
     bootstrap(dev, "dev", apply=True, sessions=s)
     kms = s.client("kms", s.in_account(dev.account_id))
@@ -75,6 +86,7 @@ def test_a_key_pending_deletion_stops_the_bootstrap_until_someone_decides(clean_
 def test_a_bucket_name_owned_by_another_account_is_a_clear_conflict(sandbox, envs, module_sessions):
     from iam.bootstrap import bootstrap
     from iam.observe import BootstrapConflict
+
     prod, s = envs["prod"], module_sessions["prod"]
     s.client("s3", s.in_account("444444444444")).create_bucket(Bucket=prod.buckets.terraform_state)
     with pytest.raises(BootstrapConflict, match="bucket mlops-demo-prod-tfstate exists but this account cannot"):

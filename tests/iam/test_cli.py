@@ -28,24 +28,52 @@ def _nothing_written(sessions, env):
         assert s.client("kms", admin).list_keys()["Keys"] == [], account
 
 
-@pytest.mark.parametrize("args, variant, message", [
-    (["--env", "dev", "--account", "staging", "--apply"], None,
-     "error: --account: 'staging' is not one of dev, prod, registry"),
-    (["--env", "dev", "--account", "prod", "--apply"], None,
-     "error: --account: 'prod': environment 'dev' describes a dev account; use an environment of kind prod"),
-    (["--account", "prod", "--apply"], ("prod", 'registry: "333333333333"', 'registry: "222222222222"'),
-     "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate"),
-    (["--account", "dev", "--apply"], ("dev", 'registry: "333333333333"', 'registry: "222222222222"'),
-     "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate"),
-    (["--account", "prod", "--apply"], ("prod", "principal_arn: arn:aws:iam::444444444444:role/jenkins-agent",
-                                        "principal_arn: jenkins-agent"),
-     "jenkins.principal_arn: 'jenkins-agent' is not an IAM role or user ARN"),
-    (["--env", "dev", "--account", "dev", "--profile", "registry", "--apply"], None,
-     "error: --profile: these credentials act in account 333333333333, not 111111111111"),
-], ids=["unknown-account-kind", "kind-not-of-this-environment", "registry-is-prod", "registry-is-prod-from-dev",
-        "jenkins-principal-malformed", "credentials-of-another-account"])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, sandbox, sessions, dev_env, tmp_path, args, variant,
-                                                         message):
+@pytest.mark.parametrize(
+    "args, variant, message",
+    [
+        (
+            ["--env", "dev", "--account", "staging", "--apply"],
+            None,
+            "error: --account: 'staging' is not one of dev, prod, registry",
+        ),
+        (
+            ["--env", "dev", "--account", "prod", "--apply"],
+            None,
+            "error: --account: 'prod': environment 'dev' describes a dev account; use an environment of kind prod",
+        ),
+        (
+            ["--account", "prod", "--apply"],
+            ("prod", 'registry: "333333333333"', 'registry: "222222222222"'),
+            "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate",
+        ),
+        (
+            ["--account", "dev", "--apply"],
+            ("dev", 'registry: "333333333333"', 'registry: "222222222222"'),
+            "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate",
+        ),
+        (
+            ["--account", "prod", "--apply"],
+            ("prod", "principal_arn: arn:aws:iam::444444444444:role/jenkins-agent", "principal_arn: jenkins-agent"),
+            "jenkins.principal_arn: 'jenkins-agent' is not an IAM role or user ARN",
+        ),
+        (
+            ["--env", "dev", "--account", "dev", "--profile", "registry", "--apply"],
+            None,
+            "error: --profile: these credentials act in account 333333333333, not 111111111111",
+        ),
+    ],
+    ids=[
+        "unknown-account-kind",
+        "kind-not-of-this-environment",
+        "registry-is-prod",
+        "registry-is-prod-from-dev",
+        "jenkins-principal-malformed",
+        "credentials-of-another-account",
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    cli, sandbox, sessions, dev_env, tmp_path, args, variant, message
+):
     if variant:
         args = ["--env", _variant(tmp_path, *variant), *args]
     result = cli("bootstrap-account", *args)
@@ -73,4 +101,5 @@ def test_apply_reports_changes_and_a_rerun_says_nothing_to_change(cli, sandbox, 
     again = cli("bootstrap-account", "--env", "dev", "--account", "dev", "--apply")
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().splitlines()[-1] == (
-        "Nothing to change: the dev account is bootstrapped (0 to create, 0 to update, 12 unchanged; 0 write calls).")
+        "Nothing to change: the dev account is bootstrapped (0 to create, 0 to update, 12 unchanged; 0 write calls)."
+    )

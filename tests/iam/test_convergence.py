@@ -35,6 +35,7 @@ class _Relay:
 
 def _apply(env, kind, sessions, counter):
     from iam.bootstrap import bootstrap
+
     if kind not in _SESSIONS:
         session, relay = fresh_session(sessions, kind, env), _Relay()
         session.events.register("before-call", relay)
@@ -53,7 +54,7 @@ def _cut_after_each_write(env, kind, sessions) -> list[str]:
         except Interrupted:
             writes += counter.writes
             continue
-        writes += counter.writes          # the run that was not cut: the last write, or none
+        writes += counter.writes  # the run that was not cut: the last write, or none
         if not counter.writes:
             return writes
     pytest.fail(f"{kind}: no convergence after 100 interrupted runs")
@@ -73,6 +74,7 @@ def uninterrupted_writes(clean_sandbox, envs, module_sessions):
         result = _apply(envs[env_name], kind, module_sessions[env_name], counter)
         second[kind] = (counter.writes, result)
     from sandbox import client
+
     client.reset()
     return first, second
 
@@ -87,6 +89,7 @@ def test_second_apply_makes_zero_writes(uninterrupted_writes):
 
 def test_dev_has_the_shape_of_prod_so_cutting_prod_covers_it(envs):
     from iam.desired import desired_state
+
     shape = [[(type(r).__name__, r.kind) for r in desired_state(envs[k], k).resources] for k in ("dev", "prod")]
     assert shape[0] == shape[1]
 
@@ -94,12 +97,17 @@ def test_dev_has_the_shape_of_prod_so_cutting_prod_covers_it(envs):
 def test_apply_cut_after_each_write_converges(uninterrupted_writes, envs, module_sessions):
     uninterrupted_writes = uninterrupted_writes[0]
     with ThreadPoolExecutor(max_workers=len(CUT)) as pool:  # the accounts are independent
-        chains = dict(zip([k for k, _ in CUT], pool.map(
-            lambda a: _cut_after_each_write(envs[a[1]], a[0], module_sessions[a[1]]), CUT)))
+        chains = dict(
+            zip(
+                [k for k, _ in CUT],
+                pool.map(lambda a: _cut_after_each_write(envs[a[1]], a[0], module_sessions[a[1]]), CUT),
+            )
+        )
     for kind, _ in CUT:
         # resources of one wave are written concurrently, so only the order across waves is fixed
-        assert sorted(chains[kind]) == sorted(uninterrupted_writes[kind]), \
+        assert sorted(chains[kind]) == sorted(uninterrupted_writes[kind]), (
             f"{kind}: interrupted runs repeated or skipped work"
+        )
 
     for kind, env_name in CUT:
         final = CallCounter()

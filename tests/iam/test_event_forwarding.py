@@ -3,14 +3,19 @@
 import json
 
 
-
 def _register_a_version(sessions, prod):
     registry = sessions.client("sagemaker", sessions.in_account(prod.registry_account_id))
     registry.create_model_package(
-        ModelPackageGroupName=prod.model_package_group, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "example.com/xgboost:1", "ModelDataUrl":
-                                                f"s3://{prod.buckets.registry}/prod/model.tar.gz"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+        ModelPackageGroupName=prod.model_package_group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [
+                {"Image": "example.com/xgboost:1", "ModelDataUrl": f"s3://{prod.buckets.registry}/prod/model.tar.gz"}
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
 
 
 def test_a_version_registered_in_the_registry_reaches_a_rule_in_prod(bootstrapped, module_sessions, envs):
@@ -26,9 +31,16 @@ def test_a_version_registered_in_the_registry_reaches_a_rule_in_prod(bootstrappe
     queue_url = sqs.create_queue(QueueName="approvals-seen-in-prod")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events = sessions.client("events", in_prod)
-    events.put_rule(Name="approvals-seen", EventPattern=json.dumps({
-        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
-        "detail": {"ModelPackageGroupName": [prod.model_package_group]}}))
+    events.put_rule(
+        Name="approvals-seen",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {"ModelPackageGroupName": [prod.model_package_group]},
+            }
+        ),
+    )
     events.put_targets(Rule="approvals-seen", Targets=[{"Id": "queue", "Arn": queue_arn}])
 
     # the prod bus does not allow the registry yet: the forwarded event is dropped
@@ -39,18 +51,22 @@ def test_a_version_registered_in_the_registry_reaches_a_rule_in_prod(bootstrappe
     _register_a_version(sessions, prod)
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     events_seen = [json.loads(m["Body"]) for m in messages]
-    assert [(e["account"], e["detail"]["ModelPackageGroupName"], e["detail"]["ModelApprovalStatus"])
-            for e in events_seen] == [(prod.registry_account_id, prod.model_package_group, "PendingManualApproval")]
+    assert [
+        (e["account"], e["detail"]["ModelPackageGroupName"], e["detail"]["ModelApprovalStatus"]) for e in events_seen
+    ] == [(prod.registry_account_id, prod.model_package_group, "PendingManualApproval")]
 
 
-def test_the_forwarding_rule_targets_every_workload_account_and_reapplies_as_a_no_op(bootstrapped, module_sessions,
-                                                                                      envs):
+def test_the_forwarding_rule_targets_every_workload_account_and_reapplies_as_a_no_op(
+    bootstrapped, module_sessions, envs
+):
     prod = envs["prod"]
     sessions = module_sessions["prod"]
     events = sessions.client("events", sessions.in_account(prod.registry_account_id))
     targets = events.list_targets_by_rule(Rule=f"{prod.project}-model-package-events")["Targets"]
     assert sorted(t["Arn"] for t in targets) == [
-        f"arn:aws:events:{prod.region}:{account}:event-bus/default" for account in ("111111111111", "222222222222")]
+        f"arn:aws:events:{prod.region}:{account}:event-bus/default" for account in ("111111111111", "222222222222")
+    ]
     from iam.bootstrap import bootstrap
+
     again = bootstrap(prod, "registry", apply=True, sessions=sessions)
     assert again.writes == 0

@@ -7,7 +7,7 @@ import copy
 
 from iam.desired import Bucket, KmsKey, LockTable, Role, RolePolicies, desired_state
 from iam.planner import PUBLIC_ACCESS_BLOCK, Json, normalize, plan
-from promote.config import REPO_ROOT, load_environment
+from mlops_core.config import REPO_ROOT, load_environment
 
 PROD = desired_state(load_environment("prod", env_dir=REPO_ROOT / "environments"), "prod")
 KEY_ARN = "arn:aws:kms:us-east-1:222222222222:key/0f0f0f0f-1111-2222-3333-444455556666"
@@ -15,6 +15,7 @@ KEY_ARN = "arn:aws:kms:us-east-1:222222222222:key/0f0f0f0f-1111-2222-3333-444455
 
 def _resolved(doc):
     import json
+
     return json.loads(json.dumps(doc).replace("${kms-key-arn:alias/mlops-demo-prod}", KEY_ARN))
 
 
@@ -23,20 +24,38 @@ def bootstrapped(state):
     observed = {}
     for r in state.resources:
         if isinstance(r, KmsKey):
-            o = {"exists": True, "arn": KEY_ARN, "key_id": KEY_ARN.rsplit("/", 1)[1], "state": "Enabled",
-                 "enabled": True, "description": r.description, "policy": _resolved(r.policy), "rotation": True,
-                 "alias_exists": True}
+            o = {
+                "exists": True,
+                "arn": KEY_ARN,
+                "key_id": KEY_ARN.rsplit("/", 1)[1],
+                "state": "Enabled",
+                "enabled": True,
+                "description": r.description,
+                "policy": _resolved(r.policy),
+                "rotation": True,
+                "alias_exists": True,
+            }
         elif isinstance(r, Role):
             o = {"exists": True, "trust": r.trust_policy, "description": r.description, "tags": dict(r.tags)}
         elif isinstance(r, RolePolicies):
             o = {"policies": {n: _resolved(d) for n, d in r.policies.items()}, "attached": []}
         elif isinstance(r, Bucket):
-            o = {"exists": True, "encryption": {"algorithm": "aws:kms", "key": KEY_ARN, "bucket_key": True},
-                 "versioning": "Enabled", "public_access_block": dict(PUBLIC_ACCESS_BLOCK),
-                 "policy": r.policy, "tags": dict(r.tags)}
+            o = {
+                "exists": True,
+                "encryption": {"algorithm": "aws:kms", "key": KEY_ARN, "bucket_key": True},
+                "versioning": "Enabled",
+                "public_access_block": dict(PUBLIC_ACCESS_BLOCK),
+                "policy": r.policy,
+                "tags": dict(r.tags),
+            }
         elif isinstance(r, LockTable):
-            o = {"exists": True, "sse_type": "KMS", "sse_status": "ENABLED", "key": KEY_ARN,
-                 "key_schema": [("LockID", "HASH")]}
+            o = {
+                "exists": True,
+                "sse_type": "KMS",
+                "sse_status": "ENABLED",
+                "key": KEY_ARN,
+                "key_schema": [("LockID", "HASH")],
+            }
         observed[(r.kind, r.name)] = o
     return observed
 
@@ -80,7 +99,7 @@ def test_drifted_trust_policy_is_an_update_with_a_json_diff():
     observed = bootstrapped(PROD)
     trust = observed[("iam-role", "cross-account-jenkins-role")]["trust"]
     loose = copy.deepcopy(trust)
-    del loose["Statement"][0]["Condition"]          # someone removed the ExternalId guard
+    del loose["Statement"][0]["Condition"]  # someone removed the ExternalId guard
     observed[("iam-role", "cross-account-jenkins-role")]["trust"] = loose
     p = plan(PROD, observed)
     (change,) = [c for c in p.changes if c.action != "unchanged"]
@@ -105,7 +124,8 @@ def test_key_created_by_an_interrupted_run_is_adopted_not_duplicated():
     observed[("kms-key", "alias/mlops-demo-prod")]["alias_exists"] = False
     (change,) = [c for c in plan(PROD, observed).changes if c.action != "unchanged"]
     assert [(c.method, c.params) for c in change.calls] == [
-        ("create_alias", {"AliasName": "alias/mlops-demo-prod", "TargetKeyId": "0f0f0f0f-1111-2222-3333-444455556666"})]
+        ("create_alias", {"AliasName": "alias/mlops-demo-prod", "TargetKeyId": "0f0f0f0f-1111-2222-3333-444455556666"})
+    ]
 
 
 def test_bucket_without_versioning_and_with_the_wrong_key_is_repaired_in_place():
@@ -128,11 +148,18 @@ class _FlakyKms:
 
     def create_key(self, **params):
         from botocore.exceptions import ClientError
+
         self.calls += 1
         if self.calls <= self.refusals:
-            raise ClientError({"Error": {"Code": "MalformedPolicyDocumentException",
-                                         "Message": "Policy contains a statement with one or more invalid principals."}},
-                              "CreateKey")
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "MalformedPolicyDocumentException",
+                        "Message": "Policy contains a statement with one or more invalid principals.",
+                    }
+                },
+                "CreateKey",
+            )
         return {"KeyMetadata": {"Arn": KEY_ARN}}
 
 
@@ -142,6 +169,7 @@ def _key_call():
 
 def test_executor_waits_for_a_new_role_to_become_visible_to_policy_validation():
     from iam.executor import Executor
+
     kms, slept = _FlakyKms(refusals=2), []
     executor = Executor(lambda service: kms, sleep=slept.append)
     executor._call(_key_call())
@@ -153,6 +181,7 @@ def test_executor_gives_up_with_the_order_to_bootstrap_in():
     import pytest
 
     from iam.executor import Executor, PolicyRejected
+
     kms = _FlakyKms(refusals=100)
     with pytest.raises(PolicyRejected, match=r"kms:create_key was refused: .*invalid principals.*dev, prod, then"):
         Executor(lambda service: kms, retry_for=5, sleep=lambda s: None)._call(_key_call())
@@ -160,9 +189,13 @@ def test_executor_gives_up_with_the_order_to_bootstrap_in():
 
 def test_executor_waves_put_roles_first_then_the_key_alone_then_its_users():
     from iam.executor import waves
+
     grouped = [[c.kind for c in wave] for wave in waves(plan(PROD, {}).changes)]
-    assert grouped == [["iam-role"] * 4, ["kms-key"], ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 +
-                       ["dynamodb-table"]]
+    assert grouped == [
+        ["iam-role"] * 4,
+        ["kms-key"],
+        ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 + ["dynamodb-table"],
+    ]
     observed = bootstrapped(PROD)
     observed[("iam-role", "mlops-demo-events")] = {"exists": False}
     observed[("iam-role-policies", "mlops-demo-events")] = {"policies": {}, "attached": []}

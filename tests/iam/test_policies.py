@@ -13,7 +13,7 @@ import pytest
 from iam import policies
 from iam.desired import Bucket, KmsKey, Role, RolePolicies, desired_state
 from iam.export import generated
-from promote.config import REPO_ROOT, load_environment
+from mlops_core.config import REPO_ROOT, load_environment
 
 ENVS = REPO_ROOT / "environments"
 EXAMPLE_KEY = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -22,8 +22,11 @@ EXAMPLE_KEY = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-12
 def _states():
     dev = load_environment("dev", env_dir=ENVS)
     prod = load_environment("prod", env_dir=ENVS)
-    return {"dev": desired_state(dev, "dev"), "prod": desired_state(prod, "prod"),
-            "registry": desired_state(prod, "registry")}
+    return {
+        "dev": desired_state(dev, "dev"),
+        "prod": desired_state(prod, "prod"),
+        "registry": desired_state(prod, "registry"),
+    }
 
 
 STATES = _states()
@@ -43,8 +46,11 @@ def test_every_document_lints_clean_with_parliament_or_is_justified():
         text = _rendered(doc)
         assert "${" not in text, f"{kind}/{name}: unresolved placeholder left for the linter"
         for finding in analyze_policy_string(text, include_community_auditors=True).findings:
-            accepted = [i for i, (pattern, issue, _) in enumerate(policies.LINT_ACCEPTED)
-                        if issue == finding.issue and fnmatch.fnmatch(name, pattern)]
+            accepted = [
+                i
+                for i, (pattern, issue, _) in enumerate(policies.LINT_ACCEPTED)
+                if issue == finding.issue and fnmatch.fnmatch(name, pattern)
+            ]
             used.update(accepted)
             if not accepted:
                 unexplained.append(f"{kind}/{name}: {finding.issue} {finding.detail}")
@@ -78,8 +84,10 @@ def test_inline_policies_fit_the_iam_size_limit_per_role():
 
 def test_committed_policy_files_match_what_the_code_generates():
     files = generated(ENVS)
-    on_disk = {str(p.relative_to(REPO_ROOT / "iam" / "policies")): p.read_text()
-               for p in (REPO_ROOT / "iam" / "policies").glob("*/*.json")}
+    on_disk = {
+        str(p.relative_to(REPO_ROOT / "iam" / "policies")): p.read_text()
+        for p in (REPO_ROOT / "iam" / "policies").glob("*/*.json")
+    }
     assert sorted(on_disk) == sorted(files), "run `python -m iam.export` and commit iam/policies/"
     for rel, text in files.items():
         assert on_disk[rel] == text, f"iam/policies/{rel} is stale: run `python -m iam.export`"
@@ -105,8 +113,9 @@ def test_desired_state_orders_roles_before_the_key_that_names_them_and_the_key_b
 
 @pytest.mark.parametrize("kind", ["dev", "prod"])
 def test_execution_role_passes_only_itself_and_only_to_sagemaker(kind):
-    r = next(r for r in STATES[kind].resources if isinstance(r, RolePolicies)
-             and r.role == "mlops-demo-sagemaker-execution")
+    r = next(
+        r for r in STATES[kind].resources if isinstance(r, RolePolicies) and r.role == "mlops-demo-sagemaker-execution"
+    )
     passes = [s for d in r.policies.values() for s in d["Statement"] if "iam:PassRole" in s["Action"]]
     assert len(passes) == 1
     assert passes[0]["Resource"] == f"arn:aws:iam::{STATES[kind].account_id}:role/mlops-demo-sagemaker-execution"

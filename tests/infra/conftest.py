@@ -17,7 +17,7 @@ def terraform_workdir(tmp_path, monkeypatch):
 def bootstrapped_prod(sandbox, cli, prod_env):
     """What an admin does once before `promote infra`: bootstrap the registry and prod accounts (state
     bucket, lock table, KMS key, events role). Returns Sessions for prod, acting as its admin."""
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
 
     for account in ("registry", "prod"):
         result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")

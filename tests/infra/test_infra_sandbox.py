@@ -17,8 +17,9 @@ def _rules_and_targets(events):
     return rules, targets
 
 
-def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, bootstrapped_prod, prod_env,
-                                                                       terraform_workdir):
+def test_apply_creates_schedule_retraining_and_encrypted_notifications(
+    cli, bootstrapped_prod, prod_env, terraform_workdir
+):
     result = cli("promote", "infra", "--env", "prod", "--apply")
     assert result.returncode == 0, result.stderr
     assert "Plan: 15 to add, 0 to change, 0 to destroy." in result.stdout
@@ -39,8 +40,10 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
 
     retrain = rules["mlops-demo-prod-retrain-on-inference-failure"]
     pattern = json.loads(retrain["EventPattern"])
-    assert pattern["detail"] == {"pipelineArn": [prod_env.pipeline_arn("inference")],
-                                 "currentPipelineExecutionStatus": ["Failed"]}
+    assert pattern["detail"] == {
+        "pipelineArn": [prod_env.pipeline_arn("inference")],
+        "currentPipelineExecutionStatus": ["Failed"],
+    }
     by_id = {t["Id"]: t for t in targets[retrain["Name"]]}
     assert by_id["start-train-pipeline"]["Arn"] == prod_env.pipeline_arn("train")
     assert by_id["start-train-pipeline"]["RoleArn"] == prod_env.role_arn("events")
@@ -49,7 +52,9 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
 
     approval = rules["mlops-demo-prod-model-pending-approval"]
     assert json.loads(approval["EventPattern"])["detail"] == {
-        "ModelPackageGroupName": ["mlops-demo-models"], "ModelApprovalStatus": ["PendingManualApproval"]}
+        "ModelPackageGroupName": ["mlops-demo-models"],
+        "ModelApprovalStatus": ["PendingManualApproval"],
+    }
     [notify_approvers] = targets[approval["Name"]]
     assert notify_approvers["Arn"] == topic_arn
     assert "promote approve" in notify_approvers["InputTransformer"]["InputTemplate"]
@@ -70,8 +75,13 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
     [publish] = [s for s in topic_policy["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
     assert _as_list(publish["Action"]) == ["sns:Publish"]
     assert set(_as_list(publish["Condition"]["ArnEquals"]["aws:SourceArn"])) == {
-        rules[name]["Arn"] for name in ("mlops-demo-prod-retrain-on-inference-failure",
-                                        "mlops-demo-prod-train-failed", "mlops-demo-prod-model-pending-approval")}
+        rules[name]["Arn"]
+        for name in (
+            "mlops-demo-prod-retrain-on-inference-failure",
+            "mlops-demo-prod-train-failed",
+            "mlops-demo-prod-model-pending-approval",
+        )
+    }
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
     assert {(s["Protocol"], s["Endpoint"]) for s in subscriptions} == {("email", "ml-approvers@example.com")}
 
@@ -93,8 +103,9 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(cli, boot
     _inference_failure_starts_training_and_notifies(sessions, prod_env, topic_arn)
 
 
-def test_a_new_version_pending_approval_in_the_registry_notifies_approvers(bootstrapped_prod, prod_env,
-                                                                           terraform_workdir):
+def test_a_new_version_pending_approval_in_the_registry_notifies_approvers(
+    bootstrapped_prod, prod_env, terraform_workdir
+):
     from promote.infra import run_infra
 
     result = run_infra(prod_env, "apply", sessions=bootstrapped_prod, echo=lambda line: None)
@@ -104,10 +115,24 @@ def test_a_new_version_pending_approval_in_the_registry_notifies_approvers(boots
 
 # A pipeline that fails at once (as inference does on drift) and one that succeeds at once: what the
 # rules react to, without running the real steps (the engine's own tests do that).
-_FAILS = {"Version": "2020-12-01", "Steps": [{"Name": "DriftCheck", "Type": "Fail",
-                                              "Arguments": {"ErrorMessage": "DataDriftDetected"}}]}
-_SUCCEEDS = {"Version": "2020-12-01", "Steps": [{"Name": "Noop", "Type": "Condition", "Arguments": {
-    "Conditions": [{"Type": "Equals", "LeftValue": "a", "RightValue": "b"}], "IfSteps": [], "ElseSteps": []}}]}
+_FAILS = {
+    "Version": "2020-12-01",
+    "Steps": [{"Name": "DriftCheck", "Type": "Fail", "Arguments": {"ErrorMessage": "DataDriftDetected"}}],
+}
+_SUCCEEDS = {
+    "Version": "2020-12-01",
+    "Steps": [
+        {
+            "Name": "Noop",
+            "Type": "Condition",
+            "Arguments": {
+                "Conditions": [{"Type": "Equals", "LeftValue": "a", "RightValue": "b"}],
+                "IfSteps": [],
+                "ElseSteps": [],
+            },
+        }
+    ],
+}
 
 
 def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
@@ -116,8 +141,11 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
     prod = sessions.in_account(env.account_id)
     sagemaker, sqs = (sessions.client(n, prod) for n in ("sagemaker", "sqs"))
     for which, definition in (("inference", _FAILS), ("train", _SUCCEEDS)):
-        sagemaker.create_pipeline(PipelineName=env.pipelines[which], RoleArn=env.role_arn("execution"),
-                                  PipelineDefinition=json.dumps(definition))
+        sagemaker.create_pipeline(
+            PipelineName=env.pipelines[which],
+            RoleArn=env.role_arn("execution"),
+            PipelineDefinition=json.dumps(definition),
+        )
     inbox = _inbox_on(sessions, env, topic_arn)
 
     failed = sagemaker.start_pipeline_execution(PipelineName=env.pipelines["inference"])["PipelineExecutionArn"]
@@ -125,16 +153,20 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
     train_runs, messages = [], []
     while time.monotonic() < deadline and not (train_runs and messages):
         time.sleep(0.2)
-        train_runs = sagemaker.list_pipeline_executions(
-            PipelineName=env.pipelines["train"])["PipelineExecutionSummaries"]
+        train_runs = sagemaker.list_pipeline_executions(PipelineName=env.pipelines["train"])[
+            "PipelineExecutionSummaries"
+        ]
         messages += _take(sqs, inbox)
     assert sagemaker.describe_pipeline_execution(PipelineExecutionArn=failed)["PipelineExecutionStatus"] == "Failed"
     assert len(train_runs) == 1, "the retraining rule did not start the train pipeline"
     # one human-readable line, quoted as an input transformer's string template makes it on AWS
     [message] = messages
     inference_arn = re.escape(env.pipeline_arn("inference"))
-    assert re.fullmatch(rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\): '
-                        r'retraining has been started\. A new model version will wait for approval\."', message), message
+    assert re.fullmatch(
+        rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\): '
+        r'retraining has been started\. A new model version will wait for approval\."',
+        message,
+    ), message
 
 
 def _new_version_in_the_registry_notifies_approvers(sessions, env, inbox):
@@ -147,11 +179,17 @@ def _new_version_in_the_registry_notifies_approvers(sessions, env, inbox):
     events = sessions.client("events", registry)
     workload_bus = f"arn:aws:events:{env.region}:{env.account_id}:event-bus/default"
     assert events.list_rule_names_by_target(TargetArn=workload_bus)["RuleNames"] == [
-        f"{env.project}-model-package-events"]
+        f"{env.project}-model-package-events"
+    ]
     package = sessions.client("sagemaker", registry).create_model_package(
-        ModelPackageGroupName=env.model_package_group, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:1"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+        ModelPackageGroupName=env.model_package_group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:1"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
     sqs = sessions.client("sqs", sessions.in_account(env.account_id))
     deadline, messages = time.monotonic() + 30, []
     while time.monotonic() < deadline and not messages:
@@ -173,12 +211,14 @@ def test_missing_state_bucket_fails_with_one_line_naming_it(cli, sandbox, terraf
     assert not (terraform_workdir / "prod").exists()
 
 
-def test_a_broken_terraform_run_fails_with_terraforms_first_error(bootstrapped_prod, prod_env, terraform_workdir,
-                                                                  monkeypatch):
+def test_a_broken_terraform_run_fails_with_terraforms_first_error(
+    bootstrapped_prod, prod_env, terraform_workdir, monkeypatch
+):
     from promote.infra import run_infra
     from promote.terraform import TerraformFailed
 
     from promote.infra import terraform_vars
+
     broken = {**terraform_vars(prod_env), "account_id": "not-an-account"}
     monkeypatch.setattr("promote.infra.terraform_vars", lambda env: broken)
     with pytest.raises(TerraformFailed, match=r"terraform plan failed \(exit 1\): .*12-digit AWS account id"):

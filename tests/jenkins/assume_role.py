@@ -21,12 +21,14 @@ def main(argv=None) -> int:
     from botocore.exceptions import ClientError
 
     from sandbox import client
+
     status = client.running()
     if status is None:
         print("no sandbox is running", file=sys.stderr)
         return 1
-    sts = boto3.client("sts", endpoint_url=status["endpoint"], region_name=args.region,
-                       config=Config(retries={"max_attempts": 1}))
+    sts = boto3.client(
+        "sts", endpoint_url=status["endpoint"], region_name=args.region, config=Config(retries={"max_attempts": 1})
+    )
     kwargs = {"RoleArn": args.role_arn, "RoleSessionName": args.session_name[:64]}
     if args.external_id:
         kwargs["ExternalId"] = args.external_id

@@ -53,7 +53,7 @@ def jenkins_agent(sandbox):
     import boto3
     from botocore.config import Config
 
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
 
     env = load_environment("prod", env_dir=REPO / "environments")
     agent_arn = env.jenkins.principal_arn
@@ -63,18 +63,47 @@ def jenkins_agent(sandbox):
     admin = boto3.Session(region_name=env.region, **creds)
     iam = admin.client("iam", endpoint_url=sandbox["endpoint"], config=config)
     role_name = agent_arn.rsplit("/", 1)[1]
-    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}))
-    iam.put_role_policy(RoleName=role_name, PolicyName="assume-deploy-roles", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Resource": f"arn:aws:iam::*:role/{env.roles.jenkins}"}]}))
+    iam.create_role(
+        RoleName=role_name,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    }
+                ],
+            }
+        ),
+    )
+    iam.put_role_policy(
+        RoleName=role_name,
+        PolicyName="assume-deploy-roles",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Resource": f"arn:aws:iam::*:role/{env.roles.jenkins}",
+                    }
+                ],
+            }
+        ),
+    )
     sts = admin.client("sts", endpoint_url=sandbox["endpoint"], config=config)
     session = sts.assume_role(RoleArn=agent_arn, RoleSessionName="jenkins-agent")["Credentials"]
-    return {"AWS_ACCESS_KEY_ID": session["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": session["SessionToken"], "AWS_DEFAULT_REGION": env.region,
-            # the toolkit acts as whoever the AWS_* variables say, as on a real agent
-            "MLOPS_SANDBOX_CREDENTIALS": "env"}
+    return {
+        "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": session["SessionToken"],
+        "AWS_DEFAULT_REGION": env.region,
+        # the toolkit acts as whoever the AWS_* variables say, as on a real agent
+        "MLOPS_SANDBOX_CREDENTIALS": "env",
+    }
 
 
 def run_stub(groovy_path, tmp_path, *, params, agent_env, input_answer="proceed", timeout=900):
@@ -92,7 +121,13 @@ def run_stub(groovy_path, tmp_path, *, params, agent_env, input_answer="proceed"
         "log": str(log),
     }
     (tmp_path / "stub-config.json").write_text(json.dumps(config))
-    result = subprocess.run([groovy_path, str(HERE / "jenkins_stub.groovy"), str(tmp_path / "stub-config.json")],
-                            capture_output=True, text=True, timeout=timeout, env=java_env(), cwd=REPO)
+    result = subprocess.run(
+        [groovy_path, str(HERE / "jenkins_stub.groovy"), str(tmp_path / "stub-config.json")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=java_env(),
+        cwd=REPO,
+    )
     build = json.loads(log.read_text()) if log.exists() else None
     return result, build

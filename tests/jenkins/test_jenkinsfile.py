@@ -13,8 +13,13 @@ from tests.jenkins.conftest import JENKINSFILE, java_env, run_stub
 
 
 def test_jenkinsfile_parses_as_groovy(groovy):
-    result = subprocess.run([groovy, "-e", "new GroovyShell().parse(new File(args[0])); println 'parsed'",
-                             str(JENKINSFILE)], capture_output=True, text=True, env=java_env(), timeout=120)
+    result = subprocess.run(
+        [groovy, "-e", "new GroovyShell().parse(new File(args[0])); println 'parsed'", str(JENKINSFILE)],
+        capture_output=True,
+        text=True,
+        env=java_env(),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "parsed"
 
@@ -22,15 +27,25 @@ def test_jenkinsfile_parses_as_groovy(groovy):
 def test_a_syntax_error_does_not_parse(groovy, tmp_path):
     broken = tmp_path / "Jenkinsfile"
     broken.write_text(JENKINSFILE.read_text().rstrip()[:-1])  # the closing brace of pipeline {}
-    result = subprocess.run([groovy, "-e", "new GroovyShell().parse(new File(args[0]))", str(broken)],
-                            capture_output=True, text=True, env=java_env(), timeout=120)
+    result = subprocess.run(
+        [groovy, "-e", "new GroovyShell().parse(new File(args[0]))", str(broken)],
+        capture_output=True,
+        text=True,
+        env=java_env(),
+        timeout=120,
+    )
     assert result.returncode != 0 and "startup failed" in result.stderr
 
 
 def test_npm_groovy_lint_finds_no_error(groovy_lint):
-    result = subprocess.run([str(groovy_lint), "--noserver", "--failon", "error", "--output", "json",
-                             str(JENKINSFILE)], capture_output=True, text=True, env=java_env(), cwd=REPO,
-                            timeout=300)
+    result = subprocess.run(
+        [str(groovy_lint), "--noserver", "--failon", "error", "--output", "json", str(JENKINSFILE)],
+        capture_output=True,
+        text=True,
+        env=java_env(),
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout)
     errors = [e for f in report["files"].values() for e in f.get("errors", []) if e["severity"] == "error"]
@@ -39,15 +54,20 @@ def test_npm_groovy_lint_finds_no_error(groovy_lint):
 
 def test_parameters_are_the_build_with_parameters_form():
     text = JENKINSFILE.read_text()
-    for declaration in ("choice(name: 'ENV', choices: ['dev', 'prod']", "string(name: 'prodAccount'",
-                        "booleanParam(name: 'APPLY_INFRA'", "booleanParam(name: 'START_PIPELINES'"):
+    for declaration in (
+        "choice(name: 'ENV', choices: ['dev', 'prod']",
+        "string(name: 'prodAccount'",
+        "booleanParam(name: 'APPLY_INFRA'",
+        "booleanParam(name: 'START_PIPELINES'",
+    ):
         assert declaration in text
 
 
 @pytest.mark.slow
 def test_invalid_prod_account_stops_the_build_before_anything_is_deployed(groovy, jenkins_agent, tmp_path):
-    result, build = run_stub(groovy, tmp_path, agent_env=jenkins_agent,
-                             params={"ENV": "prod", "prodAccount": "12345", "APPLY_INFRA": True})
+    result, build = run_stub(
+        groovy, tmp_path, agent_env=jenkins_agent, params={"ENV": "prod", "prodAccount": "12345", "APPLY_INFRA": True}
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert build["result"] == "FAILURE"
     events = build["events"]
@@ -72,12 +92,15 @@ def bootstrapped_prod(sandbox, cli):
 
 
 @pytest.mark.slow
-def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(groovy, jenkins_agent,
-                                                                              bootstrapped_prod, prod_env,
-                                                                              tmp_path):
-    result, build = run_stub(groovy, tmp_path, agent_env=jenkins_agent,
-                             params={"ENV": "prod", "prodAccount": prod_env.account_id, "APPLY_INFRA": True,
-                                     "START_PIPELINES": False})
+def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(
+    groovy, jenkins_agent, bootstrapped_prod, prod_env, tmp_path
+):
+    result, build = run_stub(
+        groovy,
+        tmp_path,
+        agent_env=jenkins_agent,
+        params={"ENV": "prod", "prodAccount": prod_env.account_id, "APPLY_INFRA": True, "START_PIPELINES": False},
+    )
     assert build is not None, result.stderr[-3000:]
     events = build["events"]
     failures = [e for e in events if e["event"] in ("stage-failed", "post-failed")]
@@ -85,10 +108,18 @@ def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(g
     assert result.returncode == 0 and build["result"] == "SUCCESS", (failures, failed_commands, result.stdout[-3000:])
 
     passed = [e["stage"] for e in events if e["event"] == "stage-passed"]
-    assert passed == ["Install", "Check parameters", "Lint and tests", "Definitions and plan", "Approve prod",
-                      "Upsert pipelines", "Apply infra"]
+    assert passed == [
+        "Install",
+        "Check parameters",
+        "Lint and tests",
+        "Definitions and plan",
+        "Approve prod",
+        "Upsert pipelines",
+        "Apply infra",
+    ]
     assert {e["stage"]: e["reason"] for e in events if e["event"] == "stage-skipped"} == {
-        "Start pipelines": "when condition is false"}
+        "Start pipelines": "when condition is false"
+    }
     # the build's own test run is the one thing not executed, and the log says so
     [skipped] = [e for e in events if e["event"] == "sh-skipped"]
     assert "make test" in skipped["script"] and "skipped by the stub" in skipped["reason"]
@@ -108,7 +139,8 @@ def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(g
     archived = [e["args"]["artifacts"] for e in events if e["event"] == "step" and e["step"] == "archiveArtifacts"]
     assert any("plan.txt" in a and "definitions.json" in a for a in archived)
 
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     sessions = Sessions(prod_env)
     prod = sessions.in_account(prod_env.account_id)
     pipelines = {p["PipelineName"] for p in sessions.client("sagemaker", prod).list_pipelines()["PipelineSummaries"]}

@@ -35,6 +35,7 @@ def steps():
         evaluate = load_step("evaluate")
         drift_check = load_step("drift_check")
         inference = load_step("inference")
+
     return Steps
 
 
@@ -42,6 +43,7 @@ def steps():
 def sample_data(tmp_path_factory):
     """The three built-in CSVs written to disk: training part, clean batch, drifted batch."""
     from pipelines.datasets import BUILTINS, builtin_csv
+
     directory = tmp_path_factory.mktemp("sample-data")
     for name in BUILTINS:
         (directory / f"{name}.csv").write_bytes(builtin_csv(name))
@@ -56,8 +58,14 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def preprocessed(steps, sample_data, workdir):
     out = workdir / "preprocess"
-    argv = ["--input", str(sample_data / "breast-cancer.csv"), "--dataset-uri", "s3://bucket/breast-cancer.csv",
-            "--failure-file", str(out / "failure")]
+    argv = [
+        "--input",
+        str(sample_data / "breast-cancer.csv"),
+        "--dataset-uri",
+        "s3://bucket/breast-cancer.csv",
+        "--failure-file",
+        str(out / "failure"),
+    ]
     for d in ("train", "validation", "test", "baseline", "report"):
         argv += [f"--{d}-dir", str(out / d)]
     assert steps.preprocess.main(argv) == 0
@@ -67,8 +75,18 @@ def preprocessed(steps, sample_data, workdir):
 @pytest.fixture(scope="session")
 def trained(steps, preprocessed, workdir, capsys_session):
     model_dir = workdir / "model"
-    argv = ["--train", str(preprocessed / "train"), "--validation", str(preprocessed / "validation"),
-            "--model-dir", str(model_dir), "--num_round", "30", "--nthread", "1"]
+    argv = [
+        "--train",
+        str(preprocessed / "train"),
+        "--validation",
+        str(preprocessed / "validation"),
+        "--model-dir",
+        str(model_dir),
+        "--num_round",
+        "30",
+        "--nthread",
+        "1",
+    ]
     with capsys_session() as captured:
         assert steps.train.main(argv) == 0
     return model_dir, captured.text
@@ -89,6 +107,7 @@ def capsys_session():
         with contextlib.redirect_stdout(buffer):
             yield captured
         captured.text = buffer.getvalue()
+
     return capture
 
 
@@ -96,6 +115,7 @@ def capsys_session():
 def model_tarball(trained, workdir):
     """The model directory as SageMaker uploads it: model.tar.gz."""
     import tarfile
+
     model_dir, _ = trained
     archive_dir = workdir / "model-artifact"
     archive_dir.mkdir(exist_ok=True)
@@ -107,23 +127,27 @@ def model_tarball(trained, workdir):
 
 @pytest.fixture(scope="session")
 def dev_environment():
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     return load_environment("dev", env_dir=REPO / "environments")
 
 
 @pytest.fixture(scope="session")
 def prod_environment():
-    from promote.config import load_environment
+    from mlops_core.config import load_environment
+
     return load_environment("prod", env_dir=REPO / "environments")
 
 
 @pytest.fixture(scope="session")
 def dev_specs(dev_environment):
     from pipelines.definitions import build_pipelines
+
     return build_pipelines(dev_environment)
 
 
 @pytest.fixture(scope="session")
 def prod_specs(prod_environment):
     from pipelines.definitions import build_pipelines
+
     return build_pipelines(prod_environment)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from pipelines.datasets import BUILTINS, DRIFTED_FEATURES, builtin_csv, locate
-from promote.errors import ConfigError
+from mlops_core.errors import ConfigError
 
 
 def test_builtin_data_is_reproducible_and_split_without_overlap():
@@ -19,8 +19,12 @@ def test_builtin_data_is_reproducible_and_split_without_overlap():
     features = {row.rsplit(",", 1)[0] for row in train_rows[1:]}
     assert features.isdisjoint(batch_rows[1:])
     header = batch_rows[0].split(",")
-    changed = {header[i] for row_a, row_b in zip(batch_rows[1:], drifted.decode().splitlines()[1:])
-               for i, (a, b) in enumerate(zip(row_a.split(","), row_b.split(","))) if a != b}
+    changed = {
+        header[i]
+        for row_a, row_b in zip(batch_rows[1:], drifted.decode().splitlines()[1:])
+        for i, (a, b) in enumerate(zip(row_a.split(","), row_b.split(",")))
+        if a != b
+    }
     assert changed == set(DRIFTED_FEATURES)
 
 
@@ -34,13 +38,16 @@ def test_datasets_are_uploaded_content_addressed(dev_env, tmp_path):
     own = tmp_path / "mammography.csv"
     own.write_bytes(b"a,Severity\n1,0\n")
     located = locate(dev_env, str(own), "training.dataset")
-    assert located.s3_uri.endswith(f"/datasets/mammography/{hashlib.sha256(own.read_bytes()).hexdigest()[:16]}"
-                                   "/mammography.csv")
+    assert located.s3_uri.endswith(
+        f"/datasets/mammography/{hashlib.sha256(own.read_bytes()).hexdigest()[:16]}/mammography.csv"
+    )
 
 
 def test_unknown_or_unreadable_datasets_are_config_errors(dev_env, tmp_path):
     known = r"\(known: builtin:breast-cancer, builtin:breast-cancer-batch, builtin:breast-cancer-batch-drifted\)"
-    with pytest.raises(ConfigError, match=r"dev.yaml: training.dataset: 'builtin:iris' is not a built-in dataset " + known):
+    with pytest.raises(
+        ConfigError, match=r"dev.yaml: training.dataset: 'builtin:iris' is not a built-in dataset " + known
+    ):
         locate(dev_env, "builtin:iris", "training.dataset")
     with pytest.raises(ConfigError, match=r"training.dataset: cannot read '.*missing.csv': No such file or directory"):
         locate(dev_env, str(tmp_path / "missing.csv"), "training.dataset")

@@ -35,14 +35,33 @@ def step(spec, name) -> dict:
 
 def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, dev_environment):
     env = dev_environment
-    common = {"ExecutionRoleArn": env.role_arn("execution"), "KmsKeyId": env.kms_key_alias,
-              "ModelPackageGroupArn": env.model_package_group_arn, "ArtifactsBucket": env.buckets.artifacts,
-              "ModelArtifactsBucket": env.buckets.registry}
+    common = {
+        "ExecutionRoleArn": env.role_arn("execution"),
+        "KmsKeyId": env.kms_key_alias,
+        "ModelPackageGroupArn": env.model_package_group_arn,
+        "ArtifactsBucket": env.buckets.artifacts,
+        "ModelArtifactsBucket": env.buckets.registry,
+    }
     expected = {
-        "train": {"InputDataUri", "TrainingInstanceType", "AucThreshold", "ChampionTolerance", "ModelApprovalStatus",
-                  "GitCommit", "BuildId", "BuildUrl", "ProcessingInstanceType"},
-        "inference": {"InputDataUri", "PredictionsBucket", "DriftThreshold", "TransformInstanceType",
-                      "LatestApprovedFunctionArn", "ProcessingInstanceType"},
+        "train": {
+            "InputDataUri",
+            "TrainingInstanceType",
+            "AucThreshold",
+            "ChampionTolerance",
+            "ModelApprovalStatus",
+            "GitCommit",
+            "BuildId",
+            "BuildUrl",
+            "ProcessingInstanceType",
+        },
+        "inference": {
+            "InputDataUri",
+            "PredictionsBucket",
+            "DriftThreshold",
+            "TransformInstanceType",
+            "LatestApprovedFunctionArn",
+            "ProcessingInstanceType",
+        },
     }
     expected["hpo"] = expected["train"]
     assert set(dev_specs) == set(PIPELINES)
@@ -59,8 +78,9 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
     assert dev_specs["inference"].parameters["DriftThreshold"] == 0.25
 
 
-@pytest.mark.parametrize("env_fixture, specs_fixture", [("dev_environment", "dev_specs"),
-                                                        ("prod_environment", "prod_specs")])
+@pytest.mark.parametrize(
+    "env_fixture, specs_fixture", [("dev_environment", "dev_specs"), ("prod_environment", "prod_specs")]
+)
 def test_no_account_id_outside_parameter_defaults(request, env_fixture, specs_fixture):
     env, specs = request.getfixturevalue(env_fixture), request.getfixturevalue(specs_fixture)
     accounts = set(env.sandbox_accounts.values())
@@ -85,7 +105,8 @@ def test_registry_group_is_referenced_by_arn(dev_specs, dev_environment):
     lambda_step = step(dev_specs["inference"], "LatestApprovedModel")
     assert lambda_step["Arguments"] == {"model_package_group_arn": group}
     assert dev_environment.model_package_group_arn.startswith(
-        f"arn:aws:sagemaker:us-east-1:{dev_environment.registry_account_id}:model-package-group/")
+        f"arn:aws:sagemaker:us-east-1:{dev_environment.registry_account_id}:model-package-group/"
+    )
 
 
 def test_registered_package_carries_metrics_baselines_and_lineage(dev_specs):
@@ -93,8 +114,17 @@ def test_registered_package_carries_metrics_baselines_and_lineage(dev_specs):
     assert train["ModelMetrics"]["ModelQuality"]["Statistics"]["ContentType"] == "application/json"
     assert set(train["DriftCheckBaselines"]["ModelDataQuality"]) == {"Statistics", "Constraints"}
     metadata = train["CustomerMetadataProperties"]
-    assert {"git_commit", "build_id", "build_url", "dataset_uri", "dataset_sha256", "pipeline_execution_arn",
-            "hyperparameters", "auc", "code_sha256"} <= set(metadata)
+    assert {
+        "git_commit",
+        "build_id",
+        "build_url",
+        "dataset_uri",
+        "dataset_sha256",
+        "pipeline_execution_arn",
+        "hyperparameters",
+        "auc",
+        "code_sha256",
+    } <= set(metadata)
     assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
     assert metadata["dataset_sha256"]["Std:JsonGet"]["Path"] == "dataset.sha256"
     assert json.loads(metadata["hyperparameters"]) == {"eta": 0.2, "max_depth": 4, "num_round": 60}
@@ -123,7 +153,9 @@ def test_every_output_and_artifact_is_kms_encrypted(dev_specs):
                 assert job["OutputDataConfig"]["KmsKeyId"] == KMS
                 assert job["HyperParameterTuningResourceConfig"]["VolumeKmsKeyId"] == KMS
             elif s["Type"] == "Transform":
-                assert args["TransformOutput"]["KmsKeyId"] == KMS and args["TransformResources"]["VolumeKmsKeyId"] == KMS
+                assert (
+                    args["TransformOutput"]["KmsKeyId"] == KMS and args["TransformResources"]["VolumeKmsKeyId"] == KMS
+                )
             seen.add(s["Type"])
     assert {"Processing", "Training", "Tuning", "Transform"} <= seen
 
@@ -132,8 +164,11 @@ def test_quality_condition_reads_the_report_evaluate_writes(dev_specs, steps, mo
     for which in ("train", "hpo"):
         evaluate = step(dev_specs[which], "Evaluate")
         [property_file] = evaluate["PropertyFiles"]
-        output = next(o for o in evaluate["Arguments"]["ProcessingOutputConfig"]["Outputs"]
-                      if o["OutputName"] == property_file["OutputName"])
+        output = next(
+            o
+            for o in evaluate["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+            if o["OutputName"] == property_file["OutputName"]
+        )
         condition = step(dev_specs[which], "CheckModelQuality")["Arguments"]
         reference = {"Get": f"Steps.Evaluate.PropertyFiles.{property_file['PropertyFileName']}"}
         paths = []
@@ -188,12 +223,20 @@ def test_inference_uses_the_model_resolved_at_run_time(dev_specs, dev_environmen
     container = step(spec, "CreateModel-CreateModel")["Arguments"]["PrimaryContainer"]
     assert container["Image"] == {"Get": "Steps.LatestApprovedModel.OutputParameters['image_uri']"}
     assert container["ModelDataUrl"] == {"Get": "Steps.LatestApprovedModel.OutputParameters['model_data_url']"}
-    assert container["Environment"]["MODEL_VERSION"] == {"Get": "Steps.LatestApprovedModel.OutputParameters['model_version']"}
-    assert step(spec, "CreateModel-CreateModel")["Arguments"]["ExecutionRoleArn"] == {"Get": "Parameters.ExecutionRoleArn"}
+    assert container["Environment"]["MODEL_VERSION"] == {
+        "Get": "Steps.LatestApprovedModel.OutputParameters['model_version']"
+    }
+    assert step(spec, "CreateModel-CreateModel")["Arguments"]["ExecutionRoleArn"] == {
+        "Get": "Parameters.ExecutionRoleArn"
+    }
     output = json.dumps(step(spec, "BatchTransform")["Arguments"]["TransformOutput"]["S3OutputPath"])
     assert "model-version" in output and "OutputParameters['model_version']" in output
-    drift_inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in step(spec, "DataDriftCheck")["Arguments"]["ProcessingInputs"]}
-    assert drift_inputs["statistics"] == {"Get": "Steps.LatestApprovedModel.OutputParameters['baseline_statistics_uri']"}
+    drift_inputs = {
+        i["InputName"]: i["S3Input"]["S3Uri"] for i in step(spec, "DataDriftCheck")["Arguments"]["ProcessingInputs"]
+    }
+    assert drift_inputs["statistics"] == {
+        "Get": "Steps.LatestApprovedModel.OutputParameters['baseline_statistics_uri']"
+    }
 
 
 def test_step_code_is_uploaded_content_addressed_with_what_the_definition_runs(dev_specs):
@@ -216,8 +259,7 @@ def test_step_code_is_uploaded_content_addressed_with_what_the_definition_runs(d
     assert uploads[dataset].startswith(b"mean_radius,")
 
 
-def test_building_is_deterministic_offline_and_follows_code_changes(dev_environment, dev_specs, monkeypatch,
-                                                                   tmp_path):
+def test_building_is_deterministic_offline_and_follows_code_changes(dev_environment, dev_specs, monkeypatch, tmp_path):
     import shutil
 
     import pipelines.definitions as definitions

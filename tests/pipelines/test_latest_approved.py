@@ -12,8 +12,9 @@ from tests.pipelines.conftest import REPO
 
 
 def load_handler():
-    spec = importlib.util.spec_from_file_location("latest_approved_lambda",
-                                                  REPO / "pipelines" / "inference" / "latest_approved.py")
+    spec = importlib.util.spec_from_file_location(
+        "latest_approved_lambda", REPO / "pipelines" / "inference" / "latest_approved.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -33,8 +34,9 @@ def registry(sandbox, dev_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", backend.endpoint_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", dev_env.region)
     session = backend.base_session(dev_env.region, dev_env.registry_account_id)
-    client = session.client("sagemaker", endpoint_url=backend.endpoint_url,
-                            config=backend.botocore_config(dev_env.region))
+    client = session.client(
+        "sagemaker", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region)
+    )
     client.create_model_package_group(ModelPackageGroupName=dev_env.model_package_group)
     return client
 
@@ -42,15 +44,32 @@ def registry(sandbox, dev_env, monkeypatch):
 def register(client, env, version_tag, status, baselines=True):
     bucket = env.buckets.registry
     args = dict(
-        ModelPackageGroupName=env.model_package_group, ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{
-            "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
-            "ModelDataUrl": f"s3://{bucket}/dev/models/{version_tag}/output/model.tar.gz"}],
-            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+        ModelPackageGroupName=env.model_package_group,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                    "ModelDataUrl": f"s3://{bucket}/dev/models/{version_tag}/output/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
     if baselines:
-        args["DriftCheckBaselines"] = {"ModelDataQuality": {
-            "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/{version_tag}/statistics.json"},
-            "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/{version_tag}/constraints.json"}}}
+        args["DriftCheckBaselines"] = {
+            "ModelDataQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{bucket}/dev/{version_tag}/statistics.json",
+                },
+                "Constraints": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{bucket}/dev/{version_tag}/constraints.json",
+                },
+            }
+        }
     return client.create_model_package(**args)["ModelPackageArn"]
 
 
@@ -87,18 +106,30 @@ def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_en
     assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (None, None)
     backend = SandboxBackend(sandbox)
     s3 = backend.base_session(dev_env.region, dev_env.registry_account_id).client(
-        "s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region))
+        "s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region)
+    )
     bucket = dev_env.buckets.registry
     s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="dev/run-1/evaluation/evaluation.json",
-                  Body=json.dumps({"binary_classification_metrics": {"auc": {"value": 0.9612}}}).encode())
+    s3.put_object(
+        Bucket=bucket,
+        Key="dev/run-1/evaluation/evaluation.json",
+        Body=json.dumps({"binary_classification_metrics": {"auc": {"value": 0.9612}}}).encode(),
+    )
     older = register(registry, dev_env, "v1", "Approved")
     # The champion is the newest Approved version; its registered evaluation report holds its AUC.
     with_metrics = registry.create_model_package(
-        ModelPackageGroupName=dev_env.model_package_group, ModelApprovalStatus="Approved",
+        ModelPackageGroupName=dev_env.model_package_group,
+        ModelApprovalStatus="Approved",
         InferenceSpecification=registry.describe_model_package(ModelPackageName=older)["InferenceSpecification"],
-        ModelMetrics={"ModelQuality": {"Statistics": {
-            "ContentType": "application/json", "S3Uri": f"s3://{bucket}/dev/run-1/evaluation/evaluation.json"}}})
+        ModelMetrics={
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{bucket}/dev/run-1/evaluation/evaluation.json",
+                }
+            }
+        },
+    )
     register(registry, dev_env, "candidate", "PendingManualApproval")
     assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (0.9612, with_metrics["ModelPackageArn"])
     decision = steps.evaluate.decide(0.95, 0.9, 0.9612, 0.01)

@@ -53,8 +53,9 @@ def test_preprocess_writes_splits_baseline_and_report(preprocessed, sample_data)
 
 
 def test_preprocess_encodes_categories_and_missing_markers(steps, tmp_path):
-    rows = ["size,colour,outcome"] + [f"{i % 7 + (0.5 if i % 3 else 0)},{['red', 'blue', '?'][i % 3]},{i % 2}"
-                                      for i in range(60)]
+    rows = ["size,colour,outcome"] + [
+        f"{i % 7 + (0.5 if i % 3 else 0)},{['red', 'blue', '?'][i % 3]},{i % 2}" for i in range(60)
+    ]
     rows[5] = "?,red,1"
     (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
     argv = ["--input", str(tmp_path / "in.csv"), "--target", "outcome", "--categorical", "colour"]
@@ -66,7 +67,10 @@ def test_preprocess_encodes_categories_and_missing_markers(steps, tmp_path):
     statistics = read(tmp_path / "baseline" / "statistics.json")
     colour = next(f for f in statistics["features"] if f["name"] == "colour")
     assert colour["inferred_type"] == "String"
-    assert {b["value"] for b in colour["string_statistics"]["distribution"]["categorical"]["buckets"]} == {"red", "blue"}
+    assert {b["value"] for b in colour["string_statistics"]["distribution"]["categorical"]["buckets"]} == {
+        "red",
+        "blue",
+    }
     constraints = {c["name"]: c for c in read(tmp_path / "baseline" / "constraints.json")["features"]}
     assert constraints["colour"]["completeness"] < 1.0
     assert constraints["colour"]["string_constraints"]["domains"] == ["blue", "red"]
@@ -97,13 +101,22 @@ def load_test_split(preprocessed):
     return data[:, 0], data[:, 1:], names
 
 
-def test_evaluate_auc_equals_scikit_learn_on_the_same_probabilities(steps, model_tarball, trained, preprocessed,
-                                                                      tmp_path):
+def test_evaluate_auc_equals_scikit_learn_on_the_same_probabilities(
+    steps, model_tarball, trained, preprocessed, tmp_path
+):
     import xgboost as xgb
     from sklearn.metrics import confusion_matrix, precision_score, roc_auc_score
 
-    argv = ["--model", str(model_tarball), "--test", str(preprocessed / "test"), "--output", str(tmp_path),
-            "--auc-threshold", "0.5"]
+    argv = [
+        "--model",
+        str(model_tarball),
+        "--test",
+        str(preprocessed / "test"),
+        "--output",
+        str(tmp_path),
+        "--auc-threshold",
+        "0.5",
+    ]
     assert steps.evaluate.main(argv) == 0
     report = read(tmp_path / "evaluation.json")
     metrics = report["binary_classification_metrics"]
@@ -125,21 +138,45 @@ def test_evaluate_auc_equals_scikit_learn_on_the_same_probabilities(steps, model
 
 
 def test_evaluate_names_each_threshold_the_model_missed(steps, model_tarball, preprocessed, tmp_path):
-    argv = ["--model", str(model_tarball), "--test", str(preprocessed / "test"), "--output", str(tmp_path),
-            "--auc-threshold", "0.9999", "--champion-auc", "0.9999", "--champion-tolerance", "0.0001"]
+    argv = [
+        "--model",
+        str(model_tarball),
+        "--test",
+        str(preprocessed / "test"),
+        "--output",
+        str(tmp_path),
+        "--auc-threshold",
+        "0.9999",
+        "--champion-auc",
+        "0.9999",
+        "--champion-tolerance",
+        "0.0001",
+    ]
     assert steps.evaluate.main(argv) == 0
     decision = read(tmp_path / "evaluation.json")["decision"]
     auc = read(tmp_path / "evaluation.json")["binary_classification_metrics"]["auc"]["value"]
     assert decision["passed"] is False
     assert decision["champion_minimum_auc"] == pytest.approx(0.9998)
-    assert decision["message"] == (f"auc {auc:.4f} is below AucThreshold 0.9999; auc {auc:.4f} is below the "
-                                   "champion's auc 0.9999 minus ChampionTolerance 0.0001 (= 0.9998)")
+    assert decision["message"] == (
+        f"auc {auc:.4f} is below AucThreshold 0.9999; auc {auc:.4f} is below the "
+        "champion's auc 0.9999 minus ChampionTolerance 0.0001 (= 0.9998)"
+    )
 
 
 def drift(steps, sample_data, preprocessed, batch, out, *extra):
-    argv = ["--input", str(batch), "--baseline-statistics", str(preprocessed / "baseline"),
-            "--baseline-constraints", str(preprocessed / "baseline"), "--output", str(out),
-            "--drift-threshold", "0.25", *extra]
+    argv = [
+        "--input",
+        str(batch),
+        "--baseline-statistics",
+        str(preprocessed / "baseline"),
+        "--baseline-constraints",
+        str(preprocessed / "baseline"),
+        "--output",
+        str(out),
+        "--drift-threshold",
+        "0.25",
+        *extra,
+    ]
     assert steps.drift_check.main(argv) == 0
     return read(out / "drift_check.json"), read(out / "constraint_violations.json")
 
@@ -152,8 +189,15 @@ def test_drift_check_passes_the_clean_batch(steps, sample_data, preprocessed, tm
 
 
 def test_drift_check_flags_exactly_the_shifted_features(steps, sample_data, preprocessed, tmp_path):
-    summary, violations = drift(steps, sample_data, preprocessed, sample_data / "breast-cancer-batch-drifted.csv",
-                                tmp_path, "--model-version", "3")
+    summary, violations = drift(
+        steps,
+        sample_data,
+        preprocessed,
+        sample_data / "breast-cancer-batch-drifted.csv",
+        tmp_path,
+        "--model-version",
+        "3",
+    )
     assert summary["drifted_features"] == sorted(DRIFTED_FEATURES)
     assert {v["constraint_check_type"] for v in violations["violations"]} == {"baseline_drift_check"}
     assert all(set(v) == {"feature_name", "constraint_check_type", "description"} for v in violations["violations"])
@@ -173,9 +217,13 @@ def test_drift_check_reports_structural_violations(steps, sample_data, preproces
     (tmp_path / "batch.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
     _, violations = drift(steps, sample_data, preprocessed, tmp_path / "batch.csv", tmp_path / "out")
     found = {(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]}
-    assert {("worst_symmetry", "missing_column_check"), ("patient_id", "extra_column_check"),
-            ("mean_texture", "data_type_check"), ("mean_area", "completeness_check"),
-            ("mean_radius", "non_negative_check")} <= found
+    assert {
+        ("worst_symmetry", "missing_column_check"),
+        ("patient_id", "extra_column_check"),
+        ("mean_texture", "data_type_check"),
+        ("mean_area", "completeness_check"),
+        ("mean_radius", "non_negative_check"),
+    } <= found
 
 
 def test_drift_check_result_does_not_depend_on_chunk_size(steps, sample_data, preprocessed, tmp_path):
@@ -195,9 +243,11 @@ def test_inference_handler_scores_with_and_without_header(steps, trained, sample
     without = handler.output_fn(handler.predict_fn(handler.input_fn(headerless, "text/csv"), model), "text/csv")
     assert with_header == without
     import xgboost as xgb
+
     frame = handler.input_fn(body, "text/csv")
-    expected = model.booster.predict(xgb.DMatrix(model.transform.matrix(frame),
-                                                 feature_names=model.transform.encoded_columns))
+    expected = model.booster.predict(
+        xgb.DMatrix(model.transform.matrix(frame), feature_names=model.transform.encoded_columns)
+    )
     assert [round(float(p), 6) for p in expected] == [float(line.split(",")[0]) for line in with_header.splitlines()]
     lines = with_header.splitlines()
     assert len(lines) == 114
@@ -211,24 +261,51 @@ MALFORMED = [
     ("empty file", b"", [], "input file data.csv is empty"),
     ("header only", b"a,b,diagnosis\n", [], "input file data.csv has a header but no data rows"),
     ("target missing", b"a,b\n1,2\n", [], "target column 'diagnosis' not found in data.csv (columns: a, b)"),
-    ("target has gaps", b"a,diagnosis\n1,1\n2,\n3,0\n", [],
-     "target column 'diagnosis' has 1 missing value(s) (line 3)"),
-    ("single class", b"a,diagnosis\n" + b"".join(b"%d,1\n" % i for i in range(30)), [],
-     "target column 'diagnosis' has a single class (1): binary classification needs two"),
-    ("three classes", b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, i % 3) for i in range(30)), [],
-     "target column 'diagnosis' has 3 classes (0, 1, 2): binary classification needs exactly two"),
-    ("non-numeric feature", b"a,b,diagnosis\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(20))
-     + b"7,seven,1\n", [],
-     "column 'b' is not numeric: value 'seven' on line 22 (list it under training.categorical if it is a category)"),
-    ("too few of one class", b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, int(i < 3)) for i in range(40)), [],
-     "target column 'diagnosis' has only 3 row(s) of one class: need at least 5 per class to split "
-     "train/validation/test"),
+    (
+        "target has gaps",
+        b"a,diagnosis\n1,1\n2,\n3,0\n",
+        [],
+        "target column 'diagnosis' has 1 missing value(s) (line 3)",
+    ),
+    (
+        "single class",
+        b"a,diagnosis\n" + b"".join(b"%d,1\n" % i for i in range(30)),
+        [],
+        "target column 'diagnosis' has a single class (1): binary classification needs two",
+    ),
+    (
+        "three classes",
+        b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, i % 3) for i in range(30)),
+        [],
+        "target column 'diagnosis' has 3 classes (0, 1, 2): binary classification needs exactly two",
+    ),
+    (
+        "non-numeric feature",
+        b"a,b,diagnosis\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(20)) + b"7,seven,1\n",
+        [],
+        "column 'b' is not numeric: value 'seven' on line 22 (list it under training.categorical if it is a category)",
+    ),
+    (
+        "too few of one class",
+        b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, int(i < 3)) for i in range(40)),
+        [],
+        "target column 'diagnosis' has only 3 row(s) of one class: need at least 5 per class to split "
+        "train/validation/test",
+    ),
     ("feature not in file", b"a,diagnosis\n1,0\n", ["--features", "a,c"], "feature column 'c' not found in data.csv"),
     ("duplicate column", b"a,a,diagnosis\n1,2,0\n", [], "duplicate column name 'a' in data.csv"),
-    ("column all missing", b"a,b,diagnosis\n" + b"".join(b"%d,?,%d\n" % (i, i % 2) for i in range(20)), [],
-     "column 'b' has no values (every row is missing)"),
-    ("categorical not a feature", b"a,diagnosis\n1,0\n", ["--categorical", "colour"],
-     "categorical column 'colour' is not one of the feature columns"),
+    (
+        "column all missing",
+        b"a,b,diagnosis\n" + b"".join(b"%d,?,%d\n" % (i, i % 2) for i in range(20)),
+        [],
+        "column 'b' has no values (every row is missing)",
+    ),
+    (
+        "categorical not a feature",
+        b"a,diagnosis\n1,0\n",
+        ["--categorical", "colour"],
+        "categorical column 'colour' is not one of the feature columns",
+    ),
 ]
 
 
@@ -247,13 +324,18 @@ def test_malformed_data_fails_preprocessing_with_one_line(steps, tmp_path, capsy
 
 
 def test_scripts_are_programs_with_container_path_defaults(sample_data, tmp_path):
-    help_text = subprocess.run([sys.executable, str(STEPS / "preprocess.py"), "--help"], capture_output=True,
-                               text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, str(STEPS / "preprocess.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "/opt/ml/processing/input/data" in help_text
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    result = subprocess.run([sys.executable, str(STEPS / "preprocess.py"), "--input", str(bad),
-                             "--train-dir", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(STEPS / "preprocess.py"), "--input", str(bad), "--train-dir", str(tmp_path / "t")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert result.stderr == "error: target column 'diagnosis' not found in bad.csv (columns: a, b)\n"
 

@@ -23,6 +23,7 @@ def lambda_zip(source: str) -> bytes:
 def make_specs(env, *, threshold="0.9", code=b"print('train')", lambda_source="def handler(e, c):\n    return {}\n"):
     """Three small specs like build_pipelines() returns: a parameter, a step, a code upload, a Lambda."""
     import hashlib
+
     sha = hashlib.sha256(code).hexdigest()
     code_uri = f"s3://{env.buckets.artifacts}/code/{sha}/sourcedir.tar.gz"
     specs = {}
@@ -30,18 +31,37 @@ def make_specs(env, *, threshold="0.9", code=b"print('train')", lambda_source="d
         definition = {
             "Version": "2020-12-01",
             "Metadata": {},
-            "Parameters": [{"Name": "AucThreshold", "Type": "Float", "DefaultValue": float(threshold)},
-                           {"Name": "InputData", "Type": "String", "DefaultValue": f"s3://{env.buckets.artifacts}/in"}],
-            "Steps": [{"Name": "Preprocess", "Type": "Processing",
-                       "Arguments": {"AppSpecification": {"ContainerEntrypoint": ["python3", code_uri]}}}],
+            "Parameters": [
+                {"Name": "AucThreshold", "Type": "Float", "DefaultValue": float(threshold)},
+                {"Name": "InputData", "Type": "String", "DefaultValue": f"s3://{env.buckets.artifacts}/in"},
+            ],
+            "Steps": [
+                {
+                    "Name": "Preprocess",
+                    "Type": "Processing",
+                    "Arguments": {"AppSpecification": {"ContainerEntrypoint": ["python3", code_uri]}},
+                }
+            ],
         }
         functions = []
         if key == "inference":
-            functions.append(LambdaFunction(f"{env.project}-latest-approved", env.role_arn("lambda"),
-                                            "latest_approved.handler", "python3.11", lambda_zip(lambda_source)))
-        specs[key] = PipelineSpec(env.pipelines[key], json.dumps(definition), {"AucThreshold": float(threshold),
-                                  "InputData": f"s3://{env.buckets.artifacts}/in"}, env.role_arn("execution"),
-                                  [CodeUpload(code_uri, code)], functions)
+            functions.append(
+                LambdaFunction(
+                    f"{env.project}-latest-approved",
+                    env.role_arn("lambda"),
+                    "latest_approved.handler",
+                    "python3.11",
+                    lambda_zip(lambda_source),
+                )
+            )
+        specs[key] = PipelineSpec(
+            env.pipelines[key],
+            json.dumps(definition),
+            {"AucThreshold": float(threshold), "InputData": f"s3://{env.buckets.artifacts}/in"},
+            env.role_arn("execution"),
+            [CodeUpload(code_uri, code)],
+            functions,
+        )
     return specs
 
 
@@ -74,7 +94,8 @@ class CallCounter:
 @pytest.fixture
 def prod_workload(sandbox, prod_env):
     """prod as its own admin, with the roles the specs name, the artifacts bucket and the KMS alias."""
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     s = Sessions(prod_env)
     ensure_prod_basics(s, prod_env)
     return s
@@ -82,8 +103,12 @@ def prod_workload(sandbox, prod_env):
 
 def ensure_prod_basics(s, env):
     iam = s.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ],
+    }
     for role in ("execution", "lambda"):
         iam.create_role(RoleName=env.role_arn(role).split("/")[-1], AssumeRolePolicyDocument=json.dumps(trust))
     s.client("s3").create_bucket(Bucket=env.buckets.artifacts)
@@ -97,61 +122,115 @@ REGISTRY = "333333333333"
 
 
 def evaluation_report(auc, confusion, roc_fpr, roc_tpr, precision, recall, f1, accuracy):
-    return {"binary_classification_metrics": {
-        "auc": {"value": auc, "standard_deviation": "NaN"},
-        "accuracy": {"value": accuracy, "standard_deviation": "NaN"},
-        "precision": {"value": precision, "standard_deviation": "NaN"},
-        "recall": {"value": recall, "standard_deviation": "NaN"},
-        "f1": {"value": f1, "standard_deviation": "NaN"},
-        "confusion_matrix": {"0": {"0": confusion[0][0], "1": confusion[0][1]},
-                             "1": {"0": confusion[1][0], "1": confusion[1][1]}},
-        "receiver_operating_characteristic_curve": {"false_positive_rates": roc_fpr, "true_positive_rates": roc_tpr},
-    }}
+    return {
+        "binary_classification_metrics": {
+            "auc": {"value": auc, "standard_deviation": "NaN"},
+            "accuracy": {"value": accuracy, "standard_deviation": "NaN"},
+            "precision": {"value": precision, "standard_deviation": "NaN"},
+            "recall": {"value": recall, "standard_deviation": "NaN"},
+            "f1": {"value": f1, "standard_deviation": "NaN"},
+            "confusion_matrix": {
+                "0": {"0": confusion[0][0], "1": confusion[0][1]},
+                "1": {"0": confusion[1][0], "1": confusion[1][1]},
+            },
+            "receiver_operating_characteristic_curve": {
+                "false_positive_rates": roc_fpr,
+                "true_positive_rates": roc_tpr,
+            },
+        }
+    }
 
 
-STATISTICS = {"version": 0.0, "dataset": {"item_count": 398}, "features": [
-    {"name": "mean radius", "inferred_type": "Fractional",
-     "numerical_statistics": {"common": {"num_present": 398, "num_missing": 0}, "mean": 14.1, "std_dev": 3.5,
-                              "min": 6.98, "max": 28.1}},
-    {"name": "mean texture", "inferred_type": "Fractional",
-     "numerical_statistics": {"common": {"num_present": 398, "num_missing": 0}, "mean": 19.3, "std_dev": 4.3,
-                              "min": 9.71, "max": 39.3}}]}
-CONSTRAINTS = {"version": 0.0, "features": [{"name": "mean radius", "inferred_type": "Fractional", "completeness": 1.0},
-                                            {"name": "mean texture", "inferred_type": "Fractional",
-                                             "completeness": 1.0}],
-               "monitoring_config": {"distribution_constraints": {"comparison_threshold": 0.25}}}
+STATISTICS = {
+    "version": 0.0,
+    "dataset": {"item_count": 398},
+    "features": [
+        {
+            "name": "mean radius",
+            "inferred_type": "Fractional",
+            "numerical_statistics": {
+                "common": {"num_present": 398, "num_missing": 0},
+                "mean": 14.1,
+                "std_dev": 3.5,
+                "min": 6.98,
+                "max": 28.1,
+            },
+        },
+        {
+            "name": "mean texture",
+            "inferred_type": "Fractional",
+            "numerical_statistics": {
+                "common": {"num_present": 398, "num_missing": 0},
+                "mean": 19.3,
+                "std_dev": 4.3,
+                "min": 9.71,
+                "max": 39.3,
+            },
+        },
+    ],
+}
+CONSTRAINTS = {
+    "version": 0.0,
+    "features": [
+        {"name": "mean radius", "inferred_type": "Fractional", "completeness": 1.0},
+        {"name": "mean texture", "inferred_type": "Fractional", "completeness": 1.0},
+    ],
+    "monitoring_config": {"distribution_constraints": {"comparison_threshold": 0.25}},
+}
 
-CHAMPION_REPORT = evaluation_report(0.952, [[130, 13], [9, 76]], [0.0, 0.05, 0.2, 1.0], [0.0, 0.7, 0.93, 1.0],
-                                    0.854, 0.894, 0.874, 0.904)
-CANDIDATE_REPORT = evaluation_report(0.981, [[138, 5], [4, 81]], [0.0, 0.02, 0.1, 1.0], [0.0, 0.85, 0.97, 1.0],
-                                     0.942, 0.953, 0.947, 0.961)
+CHAMPION_REPORT = evaluation_report(
+    0.952, [[130, 13], [9, 76]], [0.0, 0.05, 0.2, 1.0], [0.0, 0.7, 0.93, 1.0], 0.854, 0.894, 0.874, 0.904
+)
+CANDIDATE_REPORT = evaluation_report(
+    0.981, [[138, 5], [4, 81]], [0.0, 0.02, 0.1, 1.0], [0.0, 0.85, 0.97, 1.0], 0.942, 0.953, 0.947, 0.961
+)
 
 
 def approver_policy(env):
     group_arn = env.model_package_group_arn
     packages = group_arn.replace(":model-package-group/", ":model-package/") + "/*"
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "DecideOnVersions", "Effect": "Allow",
-         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage", "sagemaker:ListModelPackages",
-                    "sagemaker:DescribeModelPackageGroup"],
-         "Resource": [group_arn, packages]},
-        {"Sid": "ReadReports", "Effect": "Allow", "Action": ["s3:GetObject"],
-         "Resource": [f"arn:aws:s3:::{env.buckets.registry}/*"]}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DecideOnVersions",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:UpdateModelPackage",
+                    "sagemaker:ListModelPackages",
+                    "sagemaker:DescribeModelPackageGroup",
+                ],
+                "Resource": [group_arn, packages],
+            },
+            {
+                "Sid": "ReadReports",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{env.buckets.registry}/*"],
+            },
+        ],
+    }
 
 
 class RegistryWorld:
     """The registry account with a group, an approver role and versions registered by the pipeline."""
 
     def __init__(self, env):
-        from promote.session import Sessions
+        from mlops_core.session import Sessions
+
         self.env = env
         self.admin_sessions = Sessions(env)
         self.admin = self.admin_sessions.in_account(REGISTRY)
         self.sm = self.admin_sessions.client("sagemaker", self.admin)
         self.s3 = self.admin_sessions.client("s3", self.admin)
         iam = self.admin_sessions.client("iam", self.admin)
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"}}]}
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"}}
+            ],
+        }
         role = env.role_arn("approver").split("/")[-1]
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
         iam.put_role_policy(RoleName=role, PolicyName="approve", PolicyDocument=json.dumps(approver_policy(env)))
@@ -161,6 +240,7 @@ class RegistryWorld:
 
     def describe(self, version):
         from promote.registry import package_arn
+
         return self.sm.describe_model_package(ModelPackageName=package_arn(self.env, version))
 
     def put_json(self, key, doc):
@@ -176,20 +256,34 @@ class RegistryWorld:
         constraints_uri = self.put_json(f"{prefix}/constraints.json", CONSTRAINTS)
         execution = f"arn:aws:sagemaker:us-east-1:111111111111:pipeline/mlops-demo-train/execution/run{n}"
         self.sm.create_model_package(
-            ModelPackageGroupName=self.env.model_package_group, ModelApprovalStatus=status,
-            InferenceSpecification={"Containers": [{
-                "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
-                "ModelDataUrl": f"s3://{self.env.buckets.registry}/{prefix}/model.tar.gz"}],
-                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+            ModelPackageGroupName=self.env.model_package_group,
+            ModelApprovalStatus=status,
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                        "ModelDataUrl": f"s3://{self.env.buckets.registry}/{prefix}/model.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
             ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
-            DriftCheckBaselines={"ModelDataQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": stats_uri},
-                "Constraints": {"ContentType": "application/json", "S3Uri": constraints_uri}}},
+            DriftCheckBaselines={
+                "ModelDataQuality": {
+                    "Statistics": {"ContentType": "application/json", "S3Uri": stats_uri},
+                    "Constraints": {"ContentType": "application/json", "S3Uri": constraints_uri},
+                }
+            },
             MetadataProperties={"CommitId": f"c0ffee{n}", "GeneratedBy": execution},
-            CustomerMetadataProperties={**({"registered-by": registered_by} if registered_by else {}),
-                                        "dataset-uri": "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv",
-                                        "dataset-sha256": "ab" * 32, "build": f"jenkins-mlops-{n}",
-                                        **(extra_metadata or {})})
+            CustomerMetadataProperties={
+                **({"registered-by": registered_by} if registered_by else {}),
+                "dataset-uri": "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv",
+                "dataset-sha256": "ab" * 32,
+                "build": f"jenkins-mlops-{n}",
+                **(extra_metadata or {}),
+            },
+        )
         return n
 
 

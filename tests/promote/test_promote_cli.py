@@ -9,15 +9,26 @@ def test_approve_refused_for_the_registrant_then_done_by_another_and_shown(regis
     registry_world.register(CHAMPION_REPORT, status="Approved", registered_by="carol")
     registry_world.register(CANDIDATE_REPORT, registered_by="alice")
 
-    refused = cli("promote", "approve", "--env", "prod", "--version", "2", "--reason", "ship it",
-                  env={"BUILD_TAG": "alice"})
+    refused = cli(
+        "promote", "approve", "--env", "prod", "--version", "2", "--reason", "ship it", env={"BUILD_TAG": "alice"}
+    )
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "error: alice registered arn:aws:sagemaker:us-east-1:333333333333:model-package/mlops-demo-models/2 "
-        "(alice) and may not also decide on it: ask another approver"]
+        "(alice) and may not also decide on it: ask another approver"
+    ]
 
-    approved = cli("promote", "approve", "--env", "prod", "--version", "2", "--reason", "AUC +0.029 over v1",
-                   env={"BUILD_TAG": "bob"})
+    approved = cli(
+        "promote",
+        "approve",
+        "--env",
+        "prod",
+        "--version",
+        "2",
+        "--reason",
+        "AUC +0.029 over v1",
+        env={"BUILD_TAG": "bob"},
+    )
     assert approved.returncode == 0, approved.stderr
     assert approved.stdout.startswith("version 2 Approved: Approved by bob at ")
 
@@ -25,8 +36,19 @@ def test_approve_refused_for_the_registrant_then_done_by_another_and_shown(regis
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0] == "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models"
-    assert lines[1].split() == ["VERSION", "STATUS", "CREATED", "AUC", "F1", "REGISTERED", "BY", "DECIDED", "BY",
-                                "RUNS", "IN"]
+    assert lines[1].split() == [
+        "VERSION",
+        "STATUS",
+        "CREATED",
+        "AUC",
+        "F1",
+        "REGISTERED",
+        "BY",
+        "DECIDED",
+        "BY",
+        "RUNS",
+        "IN",
+    ]
     v2 = lines[2].split()
     assert v2[:2] == ["2", "Approved"] and v2[3:] == ["0.9810", "0.9470", "alice", "bob", "-"]
 
@@ -38,15 +60,18 @@ def test_approve_refused_for_the_registrant_then_done_by_another_and_shown(regis
     assert lineage.returncode == 0, lineage.stderr
     info = json.loads(lineage.stdout)
     assert [(d["status"], d["by"], d["reason"]) for d in info["decisions"]] == [
-        ("Approved", "bob", "AUC +0.029 over v1")]
+        ("Approved", "bob", "AUC +0.029 over v1")
+    ]
     assert info["git_commit"] == "c0ffee2" and info["metrics"]["auc"] == 0.981
 
 
 def test_unknown_version_and_empty_reason_are_bad_input(registry_world, cli):
     missing = cli("promote", "reject", "--env", "prod", "--version", "9", "--reason", "x")
     assert missing.returncode == 2
-    assert missing.stderr.strip() == ("error: --version: no version 9 in "
-                                      "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models")
+    assert missing.stderr.strip() == (
+        "error: --version: no version 9 in "
+        "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models"
+    )
     registry_world.register(CANDIDATE_REPORT)
     blank = cli("promote", "approve", "--env", "prod", "--version", "1", "--reason", "  ")
     assert blank.returncode == 2

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from promote import registry
-from promote.session import Sessions
+from mlops_core.session import Sessions
 from tests.promote.conftest import CANDIDATE_REPORT, CHAMPION_REPORT
 
 
@@ -21,23 +21,27 @@ def test_approval_is_recorded_on_the_version_and_shown_by_status_and_lineage(reg
     registry_world.register(CHAMPION_REPORT, status="Approved", registered_by="carol")
     version = registry_world.register(CANDIDATE_REPORT, registered_by="alice")
     monkeypatch.setenv("BUILD_URL", "https://jenkins.example.com/job/mlops/42/")
-    result = registry.decide(prod_env, Sessions(prod_env, who="bob"), version, "approve",
-                             "AUC 0.981 beats champion 0.952")
+    result = registry.decide(
+        prod_env, Sessions(prod_env, who="bob"), version, "approve", "AUC 0.981 beats champion 0.952"
+    )
     assert result["changed"]
 
     package = registry_world.describe(2)
     assert package["ModelApprovalStatus"] == "Approved"
     assert package["ApprovalDescription"].startswith("Approved by bob at ")
     assert package["ApprovalDescription"].endswith(
-        "(build https://jenkins.example.com/job/mlops/42/): AUC 0.981 beats champion 0.952")
+        "(build https://jenkins.example.com/job/mlops/42/): AUC 0.981 beats champion 0.952"
+    )
     recorded = json.loads(package["CustomerMetadataProperties"]["decision:1"])
     assert recorded["by"] == "bob" and recorded["reason"] == "AUC 0.981 beats champion 0.952"
     assert recorded["principal"].startswith("arn:aws:sts::333333333333:assumed-role/mlops-demo-approver/bob@")
-    assert package["CustomerMetadataProperties"]["registered-by"] == "alice"   # the pipeline's record survives
+    assert package["CustomerMetadataProperties"]["registered-by"] == "alice"  # the pipeline's record survives
 
     rows = registry.status(prod_env, Sessions(prod_env, who="dave"))
     assert [(r["version"], r["status"], r["registered_by"], r["decided_by"]) for r in rows] == [
-        (2, "Approved", "alice", "bob"), (1, "Approved", "carol", "")]
+        (2, "Approved", "alice", "bob"),
+        (1, "Approved", "carol", ""),
+    ]
     assert rows[0]["metrics"]["auc"] == 0.981 and rows[1]["metrics"]["auc"] == 0.952
 
     info = registry.lineage(prod_env, Sessions(prod_env, who="dave"), 2)
@@ -70,8 +74,9 @@ def test_rejecting_an_approved_version_keeps_both_decisions(registry_world, prod
 def test_deployment_records_show_where_a_version_runs(registry_world, prod_env):
     version = registry_world.register(CANDIDATE_REPORT, status="Approved", registered_by="alice")
     package = registry_world.describe(version)
-    registry.record_deployment(registry_world.sm, package, "prod",
-                               "arn:aws:sagemaker:us-east-1:222222222222:pipeline/mlops-demo-inference")
+    registry.record_deployment(
+        registry_world.sm, package, "prod", "arn:aws:sagemaker:us-east-1:222222222222:pipeline/mlops-demo-inference"
+    )
     rows = registry.status(prod_env, Sessions(prod_env, who="dave"))
     assert list(rows[0]["deployed"]) == ["prod"]
     assert rows[0]["deployed"]["prod"].endswith("pipeline/mlops-demo-inference")
@@ -79,8 +84,11 @@ def test_deployment_records_show_where_a_version_runs(registry_world, prod_env):
 
 
 def test_unknown_version_names_the_group(registry_world, prod_env):
-    with pytest.raises(registry.VersionNotFound, match="--version: no version 7 in arn:aws:sagemaker:us-east-1:"
-                                                       "333333333333:model-package-group/mlops-demo-models"):
+    with pytest.raises(
+        registry.VersionNotFound,
+        match="--version: no version 7 in arn:aws:sagemaker:us-east-1:"
+        "333333333333:model-package-group/mlops-demo-models",
+    ):
         registry.decide(prod_env, Sessions(prod_env, who="bob"), 7, "approve", "x")
 
 
@@ -94,7 +102,8 @@ def test_the_build_that_started_the_training_may_not_approve_its_version(registr
 
 
 def test_local_runs_record_the_user_as_the_build(monkeypatch):
-    from promote.upsert import build_tags
+    from pipelines.upsert import build_tags
+
     monkeypatch.delenv("BUILD_TAG", raising=False)
     monkeypatch.setenv("USER", "alice")
     monkeypatch.setenv("LOGNAME", "alice")

@@ -28,22 +28,26 @@ def test_report_compares_candidate_with_champion_and_shows_its_images(registry_w
     result = cli("promote", "report", "--env", "prod", "--version", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "mlops-demo-models-v2"
-    assert result.stdout.split() == [str(folder / n) for n in
-                                     ("report.html", "report.md", "roc.png", "confusion-matrix.png")]
+    assert result.stdout.split() == [
+        str(folder / n) for n in ("report.html", "report.md", "roc.png", "confusion-matrix.png")
+    ]
 
     roc_w, roc_h, roc_bytes = _png_size(folder / "roc.png")
     cm_w, cm_h, cm_bytes = _png_size(folder / "confusion-matrix.png")
     assert 400 <= roc_w <= 1200 and 400 <= roc_h <= 1200 and roc_bytes > 10_000
-    assert cm_w > cm_h and cm_bytes > 10_000        # candidate and champion side by side
+    assert cm_w > cm_h and cm_bytes > 10_000  # candidate and champion side by side
 
     html = (folder / "report.html").read_text()
     assert '<img src="roc.png"' in html and '<img src="confusion-matrix.png"' in html
     assert _metric_rows(html) == {
-        "AUC": ["0.9810", "0.9520", "+0.0290"], "Accuracy": ["0.9610", "0.9040", "+0.0570"],
-        "Precision": ["0.9420", "0.8540", "+0.0880"], "Recall": ["0.9530", "0.8940", "+0.0590"],
-        "F1": ["0.9470", "0.8740", "+0.0730"]}
+        "AUC": ["0.9810", "0.9520", "+0.0290"],
+        "Accuracy": ["0.9610", "0.9040", "+0.0570"],
+        "Precision": ["0.9420", "0.8540", "+0.0880"],
+        "Recall": ["0.9530", "0.8940", "+0.0590"],
+        "F1": ["0.9470", "0.8740", "+0.0730"],
+    }
     assert "Champion: version 1" in html
-    assert "AUC at least 0.90</td>\n      <td class=\"met\">met" in html
+    assert 'AUC at least 0.90</td>\n      <td class="met">met' in html
     assert "mean radius" in html and "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv" in html
 
     markdown = (folder / "report.md").read_text()
@@ -54,6 +58,7 @@ def test_report_compares_candidate_with_champion_and_shows_its_images(registry_w
 def test_first_version_has_no_champion_and_a_missed_threshold_says_so(registry_world, prod_env, sessions, tmp_path):
     from promote.report import write_report
     from tests.promote.conftest import evaluation_report
+
     weak = evaluation_report(0.71, [[100, 43], [30, 55]], [0.0, 0.4, 1.0], [0.0, 0.7, 1.0], 0.56, 0.65, 0.6, 0.68)
     registry_world.register(weak, registered_by="alice")
     paths = write_report(prod_env, sessions(prod_env, who="bob"), 1, tmp_path)

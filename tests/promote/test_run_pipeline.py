@@ -15,9 +15,10 @@ JENKINS_ACCOUNT = "444444444444"
 def bootstrapped(sandbox_server):
     """A clean sandbox with dev, prod and the registry bootstrapped as an admin would."""
     from iam.bootstrap import bootstrap
-    from promote.config import load_environment
-    from promote.session import Sessions
+    from mlops_core.config import load_environment
+    from mlops_core.session import Sessions
     from sandbox import client
+
     client.reset()
     envs = {name: load_environment(name, env_dir=REPO / "environments") for name in ("dev", "prod")}
     for kind, name in (("dev", "dev"), ("prod", "prod"), ("registry", "prod")):
@@ -31,40 +32,70 @@ def jenkins_agent(bootstrapped):
     import boto3
     from sandbox.client import running
     from sandbox.server import admin_credentials
+
     prod = bootstrapped["prod"]
     admin = boto3.Session(region_name=prod.region, **admin_credentials(JENKINS_ACCOUNT))
     endpoint = running()["endpoint"]
     iam = admin.client("iam", endpoint_url=endpoint)
     name = prod.jenkins.principal_arn.split("/")[-1]
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"AWS": f"arn:aws:iam::{JENKINS_ACCOUNT}:root"}}]}))
-    iam.put_role_policy(RoleName=name, PolicyName="deploy", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Resource": prod.role_arn("jenkins")}]}))
+    iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": f"arn:aws:iam::{JENKINS_ACCOUNT}:root"},
+                    }
+                ],
+            }
+        ),
+    )
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="deploy",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": prod.role_arn("jenkins")}],
+            }
+        ),
+    )
     creds = admin.client("sts", endpoint_url=endpoint).assume_role(
-        RoleArn=prod.jenkins.principal_arn, RoleSessionName="jenkins-agent")["Credentials"]
-    return {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": creds["SessionToken"]}
+        RoleArn=prod.jenkins.principal_arn, RoleSessionName="jenkins-agent"
+    )["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
 
 
 @pytest.fixture
 def jenkins(jenkins_agent):
     """What a Jenkins `withAWS` block leaves: the agent's credentials in AWS_* variables, and the build."""
-    return {"MLOPS_SANDBOX_CREDENTIALS": "env", **jenkins_agent, "BUILD_TAG": "jenkins-mlops-deploy-17",
-            "BUILD_URL": "https://jenkins.example.com/job/mlops-deploy/17/"}
+    return {
+        "MLOPS_SANDBOX_CREDENTIALS": "env",
+        **jenkins_agent,
+        "BUILD_TAG": "jenkins-mlops-deploy-17",
+        "BUILD_URL": "https://jenkins.example.com/job/mlops-deploy/17/",
+    }
 
 
 @pytest.fixture(scope="module")
 def prod_specs(bootstrapped):
     from pipelines.definitions import build_pipelines
+
     return build_pipelines(bootstrapped["prod"])
 
 
-def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(bootstrapped, jenkins, prod_specs,
-                                                                          monkeypatch):
-    from promote.session import Sessions
-    from promote.upsert import upsert
+def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(
+    bootstrapped, jenkins, prod_specs, monkeypatch
+):
+    from mlops_core.session import Sessions
+    from pipelines.upsert import upsert
 
     prod = bootstrapped["prod"]
     for key, value in jenkins.items():
@@ -73,15 +104,19 @@ def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(boot
     assert chained.caller_account() == JENKINS_ACCOUNT
     first = upsert(prod, prod_specs, chained)
     assert [(p.name, p.action) for p in first.plans] == [
-        ("mlops-demo-train", "create"), ("mlops-demo-train-hpo", "create"), ("mlops-demo-inference", "create")]
+        ("mlops-demo-train", "create"),
+        ("mlops-demo-train-hpo", "create"),
+        ("mlops-demo-inference", "create"),
+    ]
 
     sm = chained.client("sagemaker")
     arn = sm.describe_pipeline(PipelineName="mlops-demo-inference")["PipelineArn"]
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
     assert tags["build"] == "jenkins-mlops-deploy-17" and tags["environment"] == "prod"
     assert tags["build-url"] == "https://jenkins.example.com/job/mlops-deploy/17/"
-    assert chained.client("lambda").get_function_configuration(
-        FunctionName="mlops-demo-latest-approved-model")["Role"] == prod.role_arn("lambda")
+    assert chained.client("lambda").get_function_configuration(FunctionName="mlops-demo-latest-approved-model")[
+        "Role"
+    ] == prod.role_arn("lambda")
 
     counter = CallCounter().attach(chained.workload())
     again = upsert(prod, prod_specs, chained)
@@ -90,15 +125,23 @@ def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(boot
 
 
 def test_untrusted_jenkins_is_refused_in_one_line_and_nothing_is_written(bootstrapped, jenkins, cli):
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     prod = bootstrapped["prod"]
     iam = Sessions(prod).client("iam")
     role = prod.roles.jenkins
     trusted = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
-    untrusting = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"AWS": "arn:aws:iam::555555555555:role/some-other-jenkins"},
-        "Condition": {"StringEquals": {"sts:ExternalId": prod.jenkins.external_id}}}]}
+    untrusting = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"AWS": "arn:aws:iam::555555555555:role/some-other-jenkins"},
+                "Condition": {"StringEquals": {"sts:ExternalId": prod.jenkins.external_id}},
+            }
+        ],
+    }
     iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(untrusting))
     try:
         result = cli("run-pipeline", "--env", "prod", "--pipeline", "train", "--start", env=jenkins)
@@ -116,14 +159,14 @@ def test_untrusted_jenkins_is_refused_in_one_line_and_nothing_is_written(bootstr
 
 def test_wait_follows_the_execution_and_fails_when_it_fails(bootstrapped, jenkins, cli):
     """Inference with no approved model in the registry: the Lambda step fails, --wait says so, exit 1."""
-    result = cli("run-pipeline", "--env", "prod", "--pipeline", "inference", "--wait", "--output", "json",
-                 env=jenkins)
+    result = cli("run-pipeline", "--env", "prod", "--pipeline", "inference", "--wait", "--output", "json", env=jenkins)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     [execution] = report["executions"]
     assert execution["status"] == "Failed" and execution["name"] == "mlops-demo-inference"
-    assert report["plan"] == [{"pipeline": "inference", "name": "mlops-demo-inference", "action": "unchanged",
-                               "changes": []}]
+    assert report["plan"] == [
+        {"pipeline": "inference", "name": "mlops-demo-inference", "action": "unchanged", "changes": []}
+    ]
     assert "following " + execution["execution_arn"] in result.stderr
     assert "no approved model" in result.stderr.lower()
     assert result.stderr.strip().splitlines()[-1] == "error: mlops-demo-inference ended Failed"
@@ -134,9 +177,13 @@ def test_a_new_tag_updates_the_pipeline_under_the_jenkins_role(bootstrapped, jen
     Runs last in this module: it changes the identity tags the tests above compare."""
     result = cli("run-pipeline", "--env", "prod", "--pipeline", "train", "--tag", "cost-centre=ml-42", env=jenkins)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1:] == ["  update     mlops-demo-train", "             - tags or description",
-                                              "0 created, 1 updated, 0 unchanged"]
-    from promote.session import Sessions
+    assert result.stdout.splitlines()[1:] == [
+        "  update     mlops-demo-train",
+        "             - tags or description",
+        "0 created, 1 updated, 0 unchanged",
+    ]
+    from mlops_core.session import Sessions
+
     sm = Sessions(bootstrapped["prod"]).client("sagemaker")
     arn = sm.describe_pipeline(PipelineName="mlops-demo-train")["PipelineArn"]
     keys = sorted(t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"])

@@ -2,7 +2,7 @@
 
 import json
 
-from promote.upsert import desired_pipelines, normalise_definition, plan
+from pipelines.upsert import desired_pipelines, normalise_definition, plan
 from tests.promote.conftest import make_specs
 
 
@@ -10,8 +10,13 @@ def _deployed_as_aws_returns_it(desired, **overrides):
     """A DescribePipeline answer for what `desired` would have written, re-serialised differently."""
     definition = json.loads(desired.spec.definition)
     definition["Parameters"].reverse()
-    return {"PipelineName": desired.name, "PipelineDefinition": json.dumps(definition, indent=4),
-            "RoleArn": desired.role_arn, "PipelineDescription": desired.description, **overrides}
+    return {
+        "PipelineName": desired.name,
+        "PipelineDefinition": json.dumps(definition, indent=4),
+        "RoleArn": desired.role_arn,
+        "PipelineDescription": desired.description,
+        **overrides,
+    }
 
 
 def test_absent_pipelines_are_created(prod_env):
@@ -42,7 +47,8 @@ def test_new_tag_or_role_is_an_update(prod_env):
     assert {p.changes for p in plan(tagged, deployed)} == {("tags or description",)}
     deployed["mlops-demo-train"]["RoleArn"] = "arn:aws:iam::222222222222:role/someone-else"
     assert plan(desired, deployed)[0].changes == (
-        "role arn:aws:iam::222222222222:role/someone-else -> arn:aws:iam::222222222222:role/mlops-demo-sagemaker-execution",)
+        "role arn:aws:iam::222222222222:role/someone-else -> arn:aws:iam::222222222222:role/mlops-demo-sagemaker-execution",
+    )
 
 
 def test_pipeline_written_by_someone_else_is_updated_not_trusted(prod_env):
@@ -69,6 +75,7 @@ def test_normalisation_ignores_key_order_and_parameter_order():
 
 def test_provenance_parameter_defaults_are_not_a_change(prod_env):
     """GitCommit/BuildId defaults differ on every build; the pipeline they describe does not."""
+
     def with_provenance(commit):
         specs = make_specs(prod_env)
         for spec in specs.values():
@@ -76,6 +83,7 @@ def test_provenance_parameter_defaults_are_not_a_change(prod_env):
             definition["Parameters"].append({"Name": "GitCommit", "Type": "String", "DefaultValue": commit})
             spec.definition = json.dumps(definition)
         return desired_pipelines(prod_env, specs)
+
     old, new = with_provenance("aaaa111"), with_provenance("bbbb222")
     deployed = {d.name: _deployed_as_aws_returns_it(d) for d in old}
     assert {p.action for p in plan(new, deployed)} == {"unchanged"}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from promote.upsert import lambda_code_sha256, upsert
+from pipelines.upsert import lambda_code_sha256, upsert
 from tests.promote.conftest import CallCounter, make_specs
 
 BUILD_1 = {"git-commit": "aaaa111", "build": "jenkins-mlops-1"}
@@ -24,10 +24,15 @@ def test_create_then_unchanged_costs_one_read_per_pipeline_and_no_write(prod_wor
     train = sm.describe_pipeline(PipelineName="mlops-demo-train")
     assert json.loads(train["PipelineDefinition"])["Parameters"][0]["DefaultValue"] == 0.9
     assert train["RoleArn"] == prod_env.role_arn("execution")
-    assert _tags(sm, train["PipelineArn"]) == {"project": "mlops-demo", "environment": "prod",
-                                               "git-commit": "aaaa111", "build": "jenkins-mlops-1"}
+    assert _tags(sm, train["PipelineArn"]) == {
+        "project": "mlops-demo",
+        "environment": "prod",
+        "git-commit": "aaaa111",
+        "build": "jenkins-mlops-1",
+    }
     code_uri = json.loads(train["PipelineDefinition"])["Steps"][0]["Arguments"]["AppSpecification"][
-        "ContainerEntrypoint"][1]
+        "ContainerEntrypoint"
+    ][1]
     bucket, key = code_uri[5:].split("/", 1)
     head = prod_workload.client("s3").head_object(Bucket=bucket, Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"
@@ -55,7 +60,11 @@ def test_changed_definition_and_lambda_code_are_updated_with_the_new_build_tags(
     assert json.loads(train["PipelineDefinition"])["Parameters"][0]["DefaultValue"] == 0.95
     tags = sm.list_tags(ResourceArn=train["PipelineArn"])["Tags"]
     assert sorted((t["Key"], t["Value"]) for t in tags) == [
-        ("build", "jenkins-mlops-2"), ("environment", "prod"), ("git-commit", "bbbb222"), ("project", "mlops-demo")]
+        ("build", "jenkins-mlops-2"),
+        ("environment", "prod"),
+        ("git-commit", "bbbb222"),
+        ("project", "mlops-demo"),
+    ]
     fn = prod_workload.client("lambda").get_function_configuration(FunctionName="mlops-demo-latest-approved")
     assert fn["CodeSha256"] == lambda_code_sha256(changed["inference"].lambda_functions[0].zip_bytes)
     # and converged: the next run is a no-op
@@ -63,8 +72,9 @@ def test_changed_definition_and_lambda_code_are_updated_with_the_new_build_tags(
 
 
 def test_start_passes_only_each_pipelines_own_parameters(prod_workload, prod_env):
-    result = upsert(prod_env, make_specs(prod_env), prod_workload, build=BUILD_1, start=True,
-                    params={"AucThreshold": "0.8"})
+    result = upsert(
+        prod_env, make_specs(prod_env), prod_workload, build=BUILD_1, start=True, params={"AucThreshold": "0.8"}
+    )
     assert len(result.executions) == 3
     sm = prod_workload.client("sagemaker")
     execution = result.executions[0]["execution_arn"]
@@ -74,7 +84,8 @@ def test_start_passes_only_each_pipelines_own_parameters(prod_workload, prod_env
 
 
 def test_unknown_parameter_fails_before_anything_is_written(prod_workload, prod_env):
-    from promote.errors import ConfigError
+    from mlops_core.errors import ConfigError
+
     counter = CallCounter().attach(prod_workload.workload())
     with pytest.raises(ConfigError, match="--param: 'Threshold' is not a parameter of mlops-demo-train"):
         upsert(prod_env, make_specs(prod_env), prod_workload, start=True, params={"Threshold": "1"})

@@ -32,12 +32,19 @@ class Accounts:
     def role(self, account, name, statements, trust=None, **assume):
         """Create role `name` in `account` allowed `statements`, and return a session acting as it."""
         iam = self.admin(account, "iam")
-        trust = trust or {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
+        trust = trust or {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
         if statements:
-            iam.put_role_policy(RoleName=name, PolicyName="permissions",
-                                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName="permissions",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
         return self.assume(self.admin(account, "sts"), f"arn:aws:iam::{account}:role/{name}", **assume)
 
     def assume(self, sts, role_arn, **kwargs):
@@ -48,8 +55,11 @@ class Accounts:
 class Session:
     def __init__(self, endpoint, creds):
         self.endpoint = endpoint
-        self.creds = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-                      "aws_session_token": creds["SessionToken"]}
+        self.creds = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
 
     def client(self, service):
         return boto3.client(service, endpoint_url=self.endpoint, config=_CONFIG, **self.creds)
@@ -73,24 +83,31 @@ def allow(actions, resources="*", **extra):
 # -- STS: trust policies -----------------------------------------------------------------------------
 def _jenkins_agent(aws):
     """The Jenkins agent's own role in the Jenkins account, allowed to assume deploy roles anywhere."""
-    return aws.role(JENKINS, "jenkins-agent", [allow("sts:AssumeRole", "arn:aws:iam::*:role/cross-account-jenkins-role")])
+    return aws.role(
+        JENKINS, "jenkins-agent", [allow("sts:AssumeRole", "arn:aws:iam::*:role/cross-account-jenkins-role")]
+    )
 
 
 def _deploy_role(aws, trusted, external_id=None):
     statement = {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}
     if external_id:
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    aws.admin(PROD, "iam").create_role(RoleName="cross-account-jenkins-role", AssumeRolePolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [statement]}))
+    aws.admin(PROD, "iam").create_role(
+        RoleName="cross-account-jenkins-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
     return f"arn:aws:iam::{PROD}:role/cross-account-jenkins-role"
 
 
-@pytest.mark.parametrize("trusted, allowed", [
-    (f"arn:aws:iam::{DEV}:root", False),                        # the classic: trusts dev, Jenkins is elsewhere
-    (f"arn:aws:iam::{JENKINS}:role/jenkins-agnet", False),      # a typo in the agent's role name
-    (f"arn:aws:iam::{JENKINS}:role/jenkins-agent", True),
-    (f"arn:aws:iam::{JENKINS}:root", True),
-])
+@pytest.mark.parametrize(
+    "trusted, allowed",
+    [
+        (f"arn:aws:iam::{DEV}:root", False),  # the classic: trusts dev, Jenkins is elsewhere
+        (f"arn:aws:iam::{JENKINS}:role/jenkins-agnet", False),  # a typo in the agent's role name
+        (f"arn:aws:iam::{JENKINS}:role/jenkins-agent", True),
+        (f"arn:aws:iam::{JENKINS}:root", True),
+    ],
+)
 def test_trust_policy_must_trust_the_jenkins_account(aws, trusted, allowed):
     """AssumeRole across accounts needs the role's trust policy to name the caller (its role ARN or its
     account) AND the caller's own policy to allow sts:AssumeRole; otherwise AccessDenied.
@@ -108,11 +125,13 @@ def test_trust_policy_must_trust_the_jenkins_account(aws, trusted, allowed):
         assert info.value.response["Error"]["Code"] == "AccessDenied"
         assert info.value.response["Error"]["Message"] == (
             f"User: arn:aws:sts::{JENKINS}:assumed-role/jenkins-agent/parity is not authorized to perform: "
-            f"sts:AssumeRole on resource: {role_arn}")
+            f"sts:AssumeRole on resource: {role_arn}"
+        )
 
 
-@pytest.mark.parametrize("external_id, allowed", [(None, False), ("mlops-demo-dev-deploy", False),
-                                                  ("mlops-demo-prod-deploy", True)])
+@pytest.mark.parametrize(
+    "external_id, allowed", [(None, False), ("mlops-demo-dev-deploy", False), ("mlops-demo-prod-deploy", True)]
+)
 def test_external_id_must_match_the_trust_condition(aws, external_id, allowed):
     """A trust policy with `sts:ExternalId` refuses AssumeRole without the exact ExternalId (the
     confused-deputy guard). AWS: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-user_externalid.html"""
@@ -120,9 +139,14 @@ def test_external_id_must_match_the_trust_condition(aws, external_id, allowed):
     role_arn = _deploy_role(aws, f"arn:aws:iam::{JENKINS}:role/jenkins-agent", external_id="mlops-demo-prod-deploy")
     kwargs = {"ExternalId": external_id} if external_id else {}
     if allowed:
-        assert aws.assume(agent.client("sts"), role_arn, **kwargs).client("sts").get_caller_identity()["Account"] == PROD
+        assert (
+            aws.assume(agent.client("sts"), role_arn, **kwargs).client("sts").get_caller_identity()["Account"] == PROD
+        )
     else:
-        assert error_code(agent.client("sts").assume_role, RoleArn=role_arn, RoleSessionName="parity", **kwargs) == "AccessDenied"
+        assert (
+            error_code(agent.client("sts").assume_role, RoleArn=role_arn, RoleSessionName="parity", **kwargs)
+            == "AccessDenied"
+        )
 
 
 def test_caller_needs_its_own_permission_to_assume_a_cross_account_role(aws):
@@ -132,8 +156,11 @@ def test_caller_needs_its_own_permission_to_assume_a_cross_account_role(aws):
     bare = aws.role(JENKINS, "jenkins-agent", [allow("s3:ListAllMyBuckets")])
     role_arn = _deploy_role(aws, f"arn:aws:iam::{JENKINS}:role/jenkins-agent")
     assert error_code(bare.client("sts").assume_role, RoleArn=role_arn, RoleSessionName="parity") == "AccessDenied"
-    aws.admin(JENKINS, "iam").put_role_policy(RoleName="jenkins-agent", PolicyName="assume", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [allow("sts:AssumeRole", role_arn)]}))
+    aws.admin(JENKINS, "iam").put_role_policy(
+        RoleName="jenkins-agent",
+        PolicyName="assume",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow("sts:AssumeRole", role_arn)]}),
+    )
     assert aws.assume(bare.client("sts"), role_arn).client("sts").get_caller_identity()["Account"] == PROD
 
 
@@ -143,10 +170,25 @@ def test_session_tags_need_sts_tag_session_in_the_trust_policy(aws):
     agent = aws.role(JENKINS, "jenkins-agent", [allow(["sts:AssumeRole", "sts:TagSession"], "*")])
     role_arn = _deploy_role(aws, f"arn:aws:iam::{JENKINS}:role/jenkins-agent")
     tags = [{"Key": "build", "Value": "42"}]
-    assert error_code(agent.client("sts").assume_role, RoleArn=role_arn, RoleSessionName="parity", Tags=tags) == "AccessDenied"
-    aws.admin(PROD, "iam").update_assume_role_policy(RoleName="cross-account-jenkins-role", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:role/jenkins-agent"},
-                                                 "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))
+    assert (
+        error_code(agent.client("sts").assume_role, RoleArn=role_arn, RoleSessionName="parity", Tags=tags)
+        == "AccessDenied"
+    )
+    aws.admin(PROD, "iam").update_assume_role_policy(
+        RoleName="cross-account-jenkins-role",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:role/jenkins-agent"},
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                    }
+                ],
+            }
+        ),
+    )
     assert aws.assume(agent.client("sts"), role_arn, Tags=tags).client("sts").get_caller_identity()["Account"] == PROD
 
 
@@ -155,7 +197,9 @@ def test_identity_policy_scoped_to_a_name_prefix_is_enforced_on_the_resource_arn
     """Identity policies are evaluated against the resource's ARN, not "*": a role allowed
     sns:CreateTopic/Publish on `mlops-demo-*` topics cannot create `other-team-alerts`, and a caller with
     no policy at all is refused. AWS: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html"""
-    scoped = aws.role(PROD, "notifier", [allow(["sns:CreateTopic", "sns:Publish"], f"arn:aws:sns:{REGION}:{PROD}:mlops-demo-*")])
+    scoped = aws.role(
+        PROD, "notifier", [allow(["sns:CreateTopic", "sns:Publish"], f"arn:aws:sns:{REGION}:{PROD}:mlops-demo-*")]
+    )
     sns = scoped.client("sns")
     assert error_code(sns.create_topic, Name="other-team-alerts") == "AuthorizationError"
     topic = sns.create_topic(Name="mlops-demo-alerts")["TopicArn"]
@@ -165,24 +209,41 @@ def test_identity_policy_scoped_to_a_name_prefix_is_enforced_on_the_resource_arn
 
 
 # -- SageMaker model registry across accounts ---------------------------------------------------------
-REGISTER = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
-            "sagemaker:ListModelPackages"]
-INFERENCE = {"Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
-                             "ModelDataUrl": f"s3://{ARTIFACTS}/dev/model.tar.gz"}],
-             "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+REGISTER = [
+    "sagemaker:CreateModelPackage",
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+]
+INFERENCE = {
+    "Containers": [
+        {
+            "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+            "ModelDataUrl": f"s3://{ARTIFACTS}/dev/model.tar.gz",
+        }
+    ],
+    "SupportedContentTypes": ["text/csv"],
+    "SupportedResponseMIMETypes": ["text/csv"],
+}
 
 
 def _group(aws, statements):
     sm = aws.admin(REGISTRY, "sagemaker")
     sm.create_model_package_group(ModelPackageGroupName=GROUP)
-    sm.put_model_package_group_policy(ModelPackageGroupName=GROUP, ResourcePolicy=json.dumps(
-        {"Version": "2012-10-17", "Statement": statements}))
+    sm.put_model_package_group_policy(
+        ModelPackageGroupName=GROUP, ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": statements})
+    )
     return sm
 
 
 def _grant(sid, principals, actions):
-    return {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principals}, "Action": actions,
-            "Resource": [GROUP_ARN, PACKAGES]}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": principals},
+        "Action": actions,
+        "Resource": [GROUP_ARN, PACKAGES],
+    }
 
 
 def _execution_role(aws, account):
@@ -191,8 +252,10 @@ def _execution_role(aws, account):
 
 def _register(session):
     return session.client("sagemaker").create_model_package(
-        ModelPackageGroupName=GROUP_ARN, InferenceSpecification=INFERENCE,
-        CustomerMetadataProperties={"auc": "0.97", "git_commit": "abc123"})["ModelPackageArn"]
+        ModelPackageGroupName=GROUP_ARN,
+        InferenceSpecification=INFERENCE,
+        CustomerMetadataProperties={"auc": "0.97", "git_commit": "abc123"},
+    )["ModelPackageArn"]
 
 
 @pytest.mark.parametrize("granted", [[DEV], [DEV, PROD]])
@@ -201,8 +264,9 @@ def test_group_policy_missing_prod_means_prod_cannot_register(aws, granted):
     the caller; the package is then created in the registry account. AWS:
     https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-version.html (cross-account) and
     https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PutModelPackageGroupPolicy.html"""
-    sm = _group(aws, [_grant("Register", [f"arn:aws:iam::{a}:role/mlops-demo-sagemaker-execution" for a in granted],
-                             REGISTER)])
+    sm = _group(
+        aws, [_grant("Register", [f"arn:aws:iam::{a}:role/mlops-demo-sagemaker-execution" for a in granted], REGISTER)]
+    )
     prod = _execution_role(aws, PROD)
     if PROD not in granted:
         assert error_code(_register, prod) == "AccessDeniedException"
@@ -211,7 +275,7 @@ def test_group_policy_missing_prod_means_prod_cannot_register(aws, granted):
         arn = _register(prod)
         assert arn == f"arn:aws:sagemaker:{REGION}:{REGISTRY}:model-package/{GROUP}/1"
         described = sm.describe_model_package(ModelPackageName=arn)
-        assert described["ModelApprovalStatus"] == "PendingManualApproval"   # AWS's default, moto omitted it
+        assert described["ModelApprovalStatus"] == "PendingManualApproval"  # AWS's default, moto omitted it
         assert described["CustomerMetadataProperties"]["auc"] == "0.97"
 
 
@@ -242,12 +306,18 @@ def test_approver_absent_from_group_policy_cannot_approve(aws, approver_in_polic
     ApprovalDescription (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html)."""
     approver_arn = f"arn:aws:iam::{REGISTRY}:role/mlops-demo-approver"
     named = approver_arn if approver_in_policy else f"arn:aws:iam::{REGISTRY}:role/mlops-demo-reviewer"
-    _group(aws, [_grant("Register", [f"arn:aws:iam::{DEV}:root"], REGISTER),
-                 _grant("Approve", [named], ["sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackage"])])
+    _group(
+        aws,
+        [
+            _grant("Register", [f"arn:aws:iam::{DEV}:root"], REGISTER),
+            _grant("Approve", [named], ["sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackage"]),
+        ],
+    )
     arn = _register(_execution_role(aws, DEV))
     approver = aws.role(REGISTRY, "mlops-demo-approver", [])
     approve = lambda: approver.client("sagemaker").update_model_package(  # noqa: E731
-        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="AUC 0.97 > 0.9, reviewed by jane")
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="AUC 0.97 > 0.9, reviewed by jane"
+    )
     if not approver_in_policy:
         assert error_code(approve) == "AccessDeniedException"
         return
@@ -263,21 +333,45 @@ def test_explicit_deny_in_group_policy_stops_workload_accounts_approving(aws):
     role can register and read, but approving its own model is AccessDenied. AWS:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html#policy-eval-denyallow"""
     dev_role = f"arn:aws:iam::{DEV}:role/mlops-demo-sagemaker-execution"
-    _group(aws, [_grant("Register", [dev_role], REGISTER + ["sagemaker:UpdateModelPackage"]),
-                 {"Sid": "NoSelfApproval", "Effect": "Deny", "Principal": {"AWS": [dev_role]},
-                  "Action": "sagemaker:UpdateModelPackage", "Resource": [GROUP_ARN, PACKAGES]}])
+    _group(
+        aws,
+        [
+            _grant("Register", [dev_role], REGISTER + ["sagemaker:UpdateModelPackage"]),
+            {
+                "Sid": "NoSelfApproval",
+                "Effect": "Deny",
+                "Principal": {"AWS": [dev_role]},
+                "Action": "sagemaker:UpdateModelPackage",
+                "Resource": [GROUP_ARN, PACKAGES],
+            },
+        ],
+    )
     dev = aws.role(DEV, "mlops-demo-sagemaker-execution", [allow(REGISTER + ["sagemaker:UpdateModelPackage"], "*")])
     arn = _register(dev)
     sm = dev.client("sagemaker")
     assert sm.describe_model_package(ModelPackageName=arn)["ModelPackageGroupName"] == GROUP
-    assert error_code(sm.update_model_package, ModelPackageArn=arn, ModelApprovalStatus="Approved") == "AccessDeniedException"
+    assert (
+        error_code(sm.update_model_package, ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        == "AccessDeniedException"
+    )
     assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
 
 # -- KMS across accounts ------------------------------------------------------------------------------
 def _key_policy(*statements, root_delegation=True, account=DEV):
-    base = [{"Sid": "EnableIamPolicies", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-             "Action": "kms:*", "Resource": "*"}] if root_delegation else []
+    base = (
+        [
+            {
+                "Sid": "EnableIamPolicies",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ]
+        if root_delegation
+        else []
+    )
     return json.dumps({"Version": "2012-10-17", "Statement": base + list(statements)})
 
 
@@ -290,8 +384,13 @@ def _dev_key(aws, *statements, root_delegation=True):
     return kms.create_key(Policy=policy)["KeyMetadata"]["Arn"]
 
 
-PROD_READS = {"Sid": "ProdDecrypts", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
-              "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+PROD_READS = {
+    "Sid": "ProdDecrypts",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
+    "Action": ["kms:Decrypt", "kms:DescribeKey"],
+    "Resource": "*",
+}
 
 
 @pytest.mark.parametrize("key_grants_prod", [False, True])
@@ -301,7 +400,11 @@ def test_dev_key_policy_missing_prod_means_prod_cannot_decrypt(aws, key_grants_p
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
     key_arn = _dev_key(aws, *([PROD_READS] if key_grants_prod else []))
     blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"model weights key")["CiphertextBlob"]
-    prod = aws.role(PROD, "mlops-demo-sagemaker-execution", [allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*")])
+    prod = aws.role(
+        PROD,
+        "mlops-demo-sagemaker-execution",
+        [allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*")],
+    )
     kms = prod.client("kms")
     if not key_grants_prod:
         assert error_code(kms.decrypt, CiphertextBlob=blob) == "AccessDeniedException"
@@ -320,8 +423,11 @@ def test_key_policy_grant_to_another_account_still_needs_that_accounts_iam_polic
     blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"secret")["CiphertextBlob"]
     no_kms = aws.role(PROD, "reporting", [allow("s3:ListAllMyBuckets")])
     assert error_code(no_kms.client("kms").decrypt, CiphertextBlob=blob, KeyId=key_arn) == "AccessDeniedException"
-    aws.admin(PROD, "iam").put_role_policy(RoleName="reporting", PolicyName="kms", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [allow("kms:Decrypt", key_arn)]}))
+    aws.admin(PROD, "iam").put_role_policy(
+        RoleName="reporting",
+        PolicyName="kms",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow("kms:Decrypt", key_arn)]}),
+    )
     assert no_kms.client("kms").decrypt(CiphertextBlob=blob, KeyId=key_arn)["Plaintext"] == b"secret"
 
 
@@ -331,17 +437,42 @@ def test_iam_policy_alone_cannot_use_a_key_whose_policy_does_not_delegate_to_the
     statement, IAM policies in the same account grant nothing. AWS:
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam"""
     trainer_arn = f"arn:aws:iam::{DEV}:role/trainer"
-    key_arn = _dev_key(aws, {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"},
-                             "Action": "kms:*", "Resource": "*"}, root_delegation=root_delegation)
+    key_arn = _dev_key(
+        aws,
+        {
+            "Sid": "Admin",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        root_delegation=root_delegation,
+    )
     trainer = aws.role(DEV, "trainer", [allow(["kms:Encrypt", "kms:GenerateDataKey"], key_arn)])
     kms = trainer.client("kms")
     if not root_delegation:
         assert error_code(kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256") == "AccessDeniedException"
         # naming the role in the key policy is enough on its own, in the key's account
-        aws.admin(DEV, "kms").put_key_policy(KeyId=key_arn, PolicyName="default", Policy=_key_policy(
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"}, "Action": "kms:*", "Resource": "*"},
-            {"Effect": "Allow", "Principal": {"AWS": trainer_arn}, "Action": "kms:GenerateDataKey", "Resource": "*"},
-            root_delegation=False), BypassPolicyLockoutSafetyCheck=True)
+        aws.admin(DEV, "kms").put_key_policy(
+            KeyId=key_arn,
+            PolicyName="default",
+            Policy=_key_policy(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{DEV}:user/sandbox-admin"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": trainer_arn},
+                    "Action": "kms:GenerateDataKey",
+                    "Resource": "*",
+                },
+                root_delegation=False,
+            ),
+            BypassPolicyLockoutSafetyCheck=True,
+        )
     assert len(kms.generate_data_key(KeyId=key_arn, KeySpec="AES_256")["Plaintext"]) == 32
 
 
@@ -359,8 +490,10 @@ def test_key_policy_that_locks_its_author_out_is_refused(aws, root_delegation):
     else:
         assert error_code(kms.create_key, Policy=policy) == "MalformedPolicyDocumentException"
         key_arn = kms.create_key()["KeyMetadata"]["Arn"]
-        assert error_code(kms.put_key_policy, KeyId=key_arn, PolicyName="default", Policy=policy) == \
-            "MalformedPolicyDocumentException"
+        assert (
+            error_code(kms.put_key_policy, KeyId=key_arn, PolicyName="default", Policy=policy)
+            == "MalformedPolicyDocumentException"
+        )
 
 
 def test_disabled_and_pending_deletion_keys_refuse_to_work(aws):
@@ -373,7 +506,7 @@ def test_disabled_and_pending_deletion_keys_refuse_to_work(aws):
     kms.disable_key(KeyId=key_arn)
     assert error_code(kms.encrypt, KeyId=key_arn, Plaintext=b"x") == "DisabledException"
     assert error_code(kms.decrypt, CiphertextBlob=blob) == "DisabledException"
-    assert kms.describe_key(KeyId=key_arn)["KeyMetadata"]["KeyState"] == "Disabled"   # still describable
+    assert kms.describe_key(KeyId=key_arn)["KeyMetadata"]["KeyState"] == "Disabled"  # still describable
     kms.enable_key(KeyId=key_arn)
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
     kms.schedule_key_deletion(KeyId=key_arn, PendingWindowInDays=7)
@@ -389,22 +522,39 @@ def _bucket(aws, account, name, statements=(), key_arn=None):
     s3 = aws.admin(account, "s3")
     s3.create_bucket(Bucket=name)
     if key_arn:
-        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}}]})
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}}
+                ]
+            },
+        )
     if statements:
         s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
     return s3
 
 
 def _read_grant(principal, bucket=DEV_BUCKET):
-    return {"Sid": "ProdReadsModels", "Effect": "Allow", "Principal": {"AWS": principal},
-            "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/models/*"}
+    return {
+        "Sid": "ProdReadsModels",
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/models/*",
+    }
 
 
 def _prod_reader(aws, extra=()):
-    return aws.role(PROD, "mlops-demo-sagemaker-execution", [
-        allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/*"),
-        allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*"), *extra])
+    return aws.role(
+        PROD,
+        "mlops-demo-sagemaker-execution",
+        [
+            allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/*"),
+            allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:*:{DEV}:key/*"),
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.parametrize("key_grants_prod", [False, True])
@@ -442,9 +592,14 @@ def test_cross_account_read_needs_the_bucket_policy_as_well_as_the_readers_polic
         assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/baseline.json") == "AccessDenied"
 
 
-DENY_UNENCRYPTED = {"Sid": "DenyUnencryptedPuts", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-                    "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
-                    "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}
+DENY_UNENCRYPTED = {
+    "Sid": "DenyUnencryptedPuts",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
+    "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+}
 
 
 def test_bucket_policy_denying_unencrypted_puts(aws):
@@ -455,11 +610,19 @@ def test_bucket_policy_denying_unencrypted_puts(aws):
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName="alias/mlops-demo-registry", TargetKeyId=key_arn)
     _bucket(aws, REGISTRY, ARTIFACTS, [DENY_UNENCRYPTED])
-    writer = aws.role(REGISTRY, "publisher", [allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"),
-                                              allow("kms:GenerateDataKey", key_arn)]).client("s3")
+    writer = aws.role(
+        REGISTRY,
+        "publisher",
+        [allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"), allow("kms:GenerateDataKey", key_arn)],
+    ).client("s3")
     assert error_code(writer.put_object, Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w") == "AccessDenied"
-    writer.put_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w", ServerSideEncryption="aws:kms",
-                      SSEKMSKeyId="alias/mlops-demo-registry")
+    writer.put_object(
+        Bucket=ARTIFACTS,
+        Key="prod/model.tar.gz",
+        Body=b"w",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId="alias/mlops-demo-registry",
+    )
     head = aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz")
     assert head["SSEKMSKeyId"] == key_arn
 
@@ -469,24 +632,60 @@ def test_bucket_policy_pinning_the_kms_key_refuses_another_key(aws):
     with its own key is refused, with the registry key accepted (and that needs GenerateDataKey granted
     to prod by the registry key policy). AWS:
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-policies.html (SSE-KMS key condition)."""
-    registry_key = aws.admin(REGISTRY, "kms").create_key(Policy=_key_policy(
-        {"Effect": "Allow", "Principal": {"AWS": PROD_EXECUTION}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"},
-        account=REGISTRY))["KeyMetadata"]["Arn"]
+    registry_key = aws.admin(REGISTRY, "kms").create_key(
+        Policy=_key_policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": PROD_EXECUTION},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": "*",
+            },
+            account=REGISTRY,
+        )
+    )["KeyMetadata"]["Arn"]
     prod_key = aws.admin(PROD, "kms").create_key()["KeyMetadata"]["Arn"]
-    _bucket(aws, REGISTRY, ARTIFACTS, [
-        {"Sid": "ProdWrites", "Effect": "Allow", "Principal": {"AWS": PROD_EXECUTION}, "Action": "s3:PutObject",
-         "Resource": f"arn:aws:s3:::{ARTIFACTS}/prod/*"},
-        {"Sid": "OnlyRegistryKey", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-         "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
-         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": registry_key}}}])
-    prod = aws.role(PROD, "mlops-demo-sagemaker-execution", [
-        allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/prod/*"),
-        allow(["kms:GenerateDataKey", "kms:Decrypt"], [prod_key, registry_key])]).client("s3")
-    put = lambda key: prod.put_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz", Body=b"w",  # noqa: E731
-                                      ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    _bucket(
+        aws,
+        REGISTRY,
+        ARTIFACTS,
+        [
+            {
+                "Sid": "ProdWrites",
+                "Effect": "Allow",
+                "Principal": {"AWS": PROD_EXECUTION},
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{ARTIFACTS}/prod/*",
+            },
+            {
+                "Sid": "OnlyRegistryKey",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{ARTIFACTS}/*",
+                "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": registry_key}},
+            },
+        ],
+    )
+    prod = aws.role(
+        PROD,
+        "mlops-demo-sagemaker-execution",
+        [
+            allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/prod/*"),
+            allow(["kms:GenerateDataKey", "kms:Decrypt"], [prod_key, registry_key]),
+        ],
+    ).client("s3")
+    put = lambda key: prod.put_object(
+        Bucket=ARTIFACTS,
+        Key="prod/model.tar.gz",
+        Body=b"w",  # noqa: E731
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key,
+    )
     assert error_code(put, prod_key) == "AccessDenied"
     put(registry_key)
-    assert aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz")["SSEKMSKeyId"] == registry_key
+    assert (
+        aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="prod/model.tar.gz")["SSEKMSKeyId"] == registry_key
+    )
 
 
 @pytest.mark.parametrize("secure_transport, allowed", [("true", False), ("false", True)])
@@ -494,9 +693,21 @@ def test_tls_only_bucket_policy_with_the_condition_inverted_locks_everyone_out(a
     """The TLS-only guard is `Deny ... Bool aws:SecureTransport false`; inverting it to "true" denies
     every (HTTPS) request. The sandbox stands in for AWS's HTTPS endpoints, so its requests count as
     TLS. AWS: https://repost.aws/knowledge-center/s3-bucket-policy-for-config-rule"""
-    s3 = _bucket(aws, DEV, DEV_BUCKET, [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                                          "Resource": [f"arn:aws:s3:::{DEV_BUCKET}", f"arn:aws:s3:::{DEV_BUCKET}/*"],
-                                          "Condition": {"Bool": {"aws:SecureTransport": secure_transport}}}])
+    s3 = _bucket(
+        aws,
+        DEV,
+        DEV_BUCKET,
+        [
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{DEV_BUCKET}", f"arn:aws:s3:::{DEV_BUCKET}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": secure_transport}},
+            }
+        ],
+    )
     if allowed:
         s3.put_object(Bucket=DEV_BUCKET, Key="data.csv", Body=b"a,b")
         assert s3.get_object(Bucket=DEV_BUCKET, Key="data.csv")["Body"].read() == b"a,b"
@@ -508,9 +719,17 @@ def test_key_policy_granting_decrypt_only_via_s3_refuses_direct_decrypt(aws):
     """`kms:ViaService` limits a grant to use through a service: prod may decrypt the dev key's data
     when S3 reads an object for it, not by calling kms:Decrypt itself. AWS:
     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service"""
-    key_arn = _dev_key(aws, {"Sid": "ProdViaS3", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
-                             "Action": "kms:Decrypt", "Resource": "*",
-                             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}})
+    key_arn = _dev_key(
+        aws,
+        {
+            "Sid": "ProdViaS3",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}},
+        },
+    )
     s3 = _bucket(aws, DEV, DEV_BUCKET, [_read_grant(PROD_EXECUTION)], key_arn=key_arn)
     s3.put_object(Bucket=DEV_BUCKET, Key="models/m.tar.gz", Body=b"weights")
     blob = aws.admin(DEV, "kms").encrypt(KeyId=key_arn, Plaintext=b"x")["CiphertextBlob"]
@@ -536,9 +755,21 @@ def test_reading_an_object_whose_key_was_disabled_fails_with_kms_disabled(aws):
 def test_bucket_policy_with_principal_account_condition(aws, accounts, allowed):
     """`Principal: "*"` narrowed by `aws:PrincipalAccount` admits only the listed accounts. AWS:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalaccount"""
-    s3 = _bucket(aws, DEV, DEV_BUCKET, [{"Sid": "OrgAccounts", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                          "Resource": f"arn:aws:s3:::{DEV_BUCKET}/*",
-                                          "Condition": {"StringEquals": {"aws:PrincipalAccount": accounts}}}])
+    s3 = _bucket(
+        aws,
+        DEV,
+        DEV_BUCKET,
+        [
+            {
+                "Sid": "OrgAccounts",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{DEV_BUCKET}/*",
+                "Condition": {"StringEquals": {"aws:PrincipalAccount": accounts}},
+            }
+        ],
+    )
     s3.put_object(Bucket=DEV_BUCKET, Key="models/card.json", Body=b"{}")
     prod = _prod_reader(aws).client("s3")
     if allowed:
@@ -547,22 +778,32 @@ def test_bucket_policy_with_principal_account_condition(aws, accounts, allowed):
         assert error_code(prod.get_object, Bucket=DEV_BUCKET, Key="models/card.json") == "AccessDenied"
 
 
-@pytest.mark.parametrize("passed_to, allowed", [(None, False), ("lambda.amazonaws.com", False),
-                                                ("sagemaker.amazonaws.com", True)])
+@pytest.mark.parametrize(
+    "passed_to, allowed", [(None, False), ("lambda.amazonaws.com", False), ("sagemaker.amazonaws.com", True)]
+)
 def test_deploy_role_needs_pass_role_on_the_execution_role_to_upsert_a_pipeline(aws, passed_to, allowed):
     """CreatePipeline hands the execution role to SageMaker, which needs iam:PassRole on that role
     (commonly limited by `iam:PassedToService`); without it AccessDeniedException. AWS:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html and
     https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-pass-role"""
     execution = f"arn:aws:iam::{PROD}:role/mlops-demo-sagemaker-execution"
-    statements = [allow(["sagemaker:CreatePipeline", "sagemaker:DescribePipeline"],
-                        f"arn:aws:sagemaker:{REGION}:{PROD}:pipeline/mlops-demo-*")]
+    statements = [
+        allow(
+            ["sagemaker:CreatePipeline", "sagemaker:DescribePipeline"],
+            f"arn:aws:sagemaker:{REGION}:{PROD}:pipeline/mlops-demo-*",
+        )
+    ]
     if passed_to:
-        statements.append(allow("iam:PassRole", execution, Condition={"StringEquals": {"iam:PassedToService": passed_to}}))
+        statements.append(
+            allow("iam:PassRole", execution, Condition={"StringEquals": {"iam:PassedToService": passed_to}})
+        )
     deployer = aws.role(PROD, "cross-account-jenkins-role", statements).client("sagemaker")
     create = lambda: deployer.create_pipeline(  # noqa: E731
-        PipelineName="mlops-demo-train", RoleArn=execution, ClientRequestToken="parity-create-pipeline-0000000001",
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}))
+        PipelineName="mlops-demo-train",
+        RoleArn=execution,
+        ClientRequestToken="parity-create-pipeline-0000000001",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+    )
     if allowed:
         create()
         assert deployer.describe_pipeline(PipelineName="mlops-demo-train")["RoleArn"] == execution
@@ -574,19 +815,32 @@ def test_group_policies_and_object_keys_survive_a_sandbox_restart(tmp_path, monk
     """`sandbox down` / `sandbox up` keeps what the fidelity patches added: a model package group's
     resource policy, an object's SSE-KMS key, and enforcement itself (AWS state outlives a laptop)."""
     from sandbox import client
+
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
     try:
         aws = Accounts(client.up({"dev": DEV, "registry": REGISTRY}))
-        policy = json.dumps({"Version": "2012-10-17", "Statement": [_grant("Read", [f"arn:aws:iam::{PROD}:root"], REGISTER)]})
+        policy = json.dumps(
+            {"Version": "2012-10-17", "Statement": [_grant("Read", [f"arn:aws:iam::{PROD}:root"], REGISTER)]}
+        )
         aws.admin(REGISTRY, "sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
-        aws.admin(REGISTRY, "sagemaker").put_model_package_group_policy(ModelPackageGroupName=GROUP, ResourcePolicy=policy)
+        aws.admin(REGISTRY, "sagemaker").put_model_package_group_policy(
+            ModelPackageGroupName=GROUP, ResourcePolicy=policy
+        )
         key_arn = aws.admin(REGISTRY, "kms").create_key()["KeyMetadata"]["Arn"]
         _bucket(aws, REGISTRY, ARTIFACTS, key_arn=key_arn).put_object(Bucket=ARTIFACTS, Key="m", Body=b"w")
         assert client.down()
         aws = Accounts(client.up())
-        assert aws.admin(REGISTRY, "sagemaker").get_model_package_group_policy(ModelPackageGroupName=GROUP)["ResourcePolicy"] == policy
+        assert (
+            aws.admin(REGISTRY, "sagemaker").get_model_package_group_policy(ModelPackageGroupName=GROUP)[
+                "ResourcePolicy"
+            ]
+            == policy
+        )
         assert aws.admin(REGISTRY, "s3").head_object(Bucket=ARTIFACTS, Key="m")["SSEKMSKeyId"] == key_arn
-        assert error_code(aws.admin(DEV, "sagemaker").list_model_packages, ModelPackageGroupName=GROUP_ARN) == "AccessDeniedException"
+        assert (
+            error_code(aws.admin(DEV, "sagemaker").list_model_packages, ModelPackageGroupName=GROUP_ARN)
+            == "AccessDeniedException"
+        )
     finally:
         client.down(save=False)
 
@@ -599,18 +853,34 @@ def test_copying_a_dev_encrypted_artifact_into_the_registry_needs_decrypt_on_the
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html and
     https://repost.aws/knowledge-center/s3-troubleshoot-copy-between-buckets"""
     publisher_arn = f"arn:aws:iam::{REGISTRY}:role/publisher"
-    grant = {"Sid": "RegistryDecrypts", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"},
-             "Action": "kms:Decrypt", "Resource": "*"}
+    grant = {
+        "Sid": "RegistryDecrypts",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    }
     dev_key = _dev_key(aws, *([grant] if key_grants_registry else []))
     _bucket(aws, DEV, DEV_BUCKET, [_read_grant(publisher_arn)], key_arn=dev_key).put_object(
-        Bucket=DEV_BUCKET, Key="models/1/model.tar.gz", Body=b"weights")
+        Bucket=DEV_BUCKET, Key="models/1/model.tar.gz", Body=b"weights"
+    )
     registry_key = aws.admin(REGISTRY, "kms").create_key()["KeyMetadata"]["Arn"]
     _bucket(aws, REGISTRY, ARTIFACTS, key_arn=registry_key)
-    publisher = aws.role(REGISTRY, "publisher", [
-        allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/models/*"), allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"),
-        allow("kms:Decrypt", dev_key), allow("kms:GenerateDataKey", registry_key)]).client("s3")
-    copy = lambda: publisher.copy_object(Bucket=ARTIFACTS, Key="dev/1/model.tar.gz",  # noqa: E731
-                                         CopySource={"Bucket": DEV_BUCKET, "Key": "models/1/model.tar.gz"})
+    publisher = aws.role(
+        REGISTRY,
+        "publisher",
+        [
+            allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/models/*"),
+            allow("s3:PutObject", f"arn:aws:s3:::{ARTIFACTS}/*"),
+            allow("kms:Decrypt", dev_key),
+            allow("kms:GenerateDataKey", registry_key),
+        ],
+    ).client("s3")
+    copy = lambda: publisher.copy_object(
+        Bucket=ARTIFACTS,
+        Key="dev/1/model.tar.gz",  # noqa: E731
+        CopySource={"Bucket": DEV_BUCKET, "Key": "models/1/model.tar.gz"},
+    )
     if not key_grants_registry:
         assert error_code(copy) == "AccessDenied"
         return
@@ -625,6 +895,7 @@ def test_presigned_url_carries_the_signers_permissions(aws):
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html (who can create one)."""
     import urllib.error
     import urllib.request
+
     aws.admin(DEV, "s3").create_bucket(Bucket=DEV_BUCKET)
     aws.admin(DEV, "s3").put_object(Bucket=DEV_BUCKET, Key="reports/approval.html", Body=b"<html/>")
     reader = aws.role(DEV, "report-reader", [allow("s3:GetObject", f"arn:aws:s3:::{DEV_BUCKET}/reports/*")])

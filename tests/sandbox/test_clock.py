@@ -22,19 +22,28 @@ def occurrences(expression, after, until):
 
 def test_daily_cron_at_six():
     assert occurrences("cron(0 6 * * ? *)", utc(2026, 1, 1, 5, 0), utc(2026, 1, 3, 6, 0)) == [
-        "Thu 2026-01-01 06:00", "Fri 2026-01-02 06:00", "Sat 2026-01-03 06:00"]
+        "Thu 2026-01-01 06:00",
+        "Fri 2026-01-02 06:00",
+        "Sat 2026-01-03 06:00",
+    ]
 
 
 def test_weekdays_by_name_and_number_sunday_is_one():
     weekdays = occurrences("cron(30 8 ? * MON-FRI *)", utc(2026, 1, 2, 9, 0), utc(2026, 1, 6, 9, 0))
     assert weekdays == ["Mon 2026-01-05 08:30", "Tue 2026-01-06 08:30"]
-    assert occurrences("cron(0 0 ? * 1 *)", utc(2026, 1, 1), utc(2026, 1, 12)) == ["Sun 2026-01-04 00:00",
-                                                                                   "Sun 2026-01-11 00:00"]
+    assert occurrences("cron(0 0 ? * 1 *)", utc(2026, 1, 1), utc(2026, 1, 12)) == [
+        "Sun 2026-01-04 00:00",
+        "Sun 2026-01-11 00:00",
+    ]
 
 
 def test_lists_steps_ranges_months_and_years():
     assert occurrences("cron(0/20 9-10 1,15 JAN,MAR ? 2026)", utc(2026, 1, 1), utc(2027, 12, 31))[:4] == [
-        "Thu 2026-01-01 09:00", "Thu 2026-01-01 09:20", "Thu 2026-01-01 09:40", "Thu 2026-01-01 10:00"]
+        "Thu 2026-01-01 09:00",
+        "Thu 2026-01-01 09:20",
+        "Thu 2026-01-01 09:40",
+        "Thu 2026-01-01 10:00",
+    ]
     assert len(occurrences("cron(0/20 9-10 1,15 JAN,MAR ? 2026)", utc(2026, 1, 1), utc(2027, 12, 31))) == 4 * 6
     assert occurrences("cron(0 12 28 2 ? 2027)", utc(2026, 1, 1), utc(2030, 1, 1)) == ["Sun 2027-02-28 12:00"]
 
@@ -44,15 +53,18 @@ def test_rate_counts_from_the_rule_creation():
     assert [t.hour for t in rate.between(utc(2026, 1, 1, 2, 0), utc(2026, 1, 2, 1, 0))] == [7, 13, 19, 1]
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("cron(0 6 * * * *)", "one of day-of-month and day-of-week must be '?'"),
-    ("cron(0 6 * *)", "6 fields"),
-    ("cron(0 25 * * ? *)", "outside 0-23"),
-    ("cron(0 6 L * ? *)", "not supported by the sandbox clock"),
-    ("rate(1 days)", "singular unit"),
-    ("rate(5 fortnights)", "expected"),
-    ("every day", "not a cron() or rate() expression"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("cron(0 6 * * * *)", "one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 6 * *)", "6 fields"),
+        ("cron(0 25 * * ? *)", "outside 0-23"),
+        ("cron(0 6 L * ? *)", "not supported by the sandbox clock"),
+        ("rate(1 days)", "singular unit"),
+        ("rate(5 fortnights)", "expected"),
+        ("every day", "not a cron() or rate() expression"),
+    ],
+)
 def test_bad_schedules_say_what_is_wrong(expression, message):
     with pytest.raises(ScheduleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         schedule(expression, utc(2026, 1, 1))
@@ -69,8 +81,14 @@ def test_tick_fires_due_schedules_once_per_occurrence(account):
     create_quick_pipeline(account, "inference")
     role = events_role(account, "events-schedule")
     events = account.client("events")
-    target = [{"Id": "run", "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/inference", "RoleArn": role,
-               "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "Reason", "Value": "schedule"}]}}]
+    target = [
+        {
+            "Id": "run",
+            "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/inference",
+            "RoleArn": role,
+            "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "Reason", "Value": "schedule"}]},
+        }
+    ]
     events.put_rule(Name="every-six-hours", ScheduleExpression="rate(6 hours)")
     events.put_targets(Rule="every-six-hours", Targets=target)
     events.put_rule(Name="paused", ScheduleExpression="rate(1 hour)", State="DISABLED")

@@ -6,8 +6,14 @@ import json
 import pytest
 
 from tests.sandbox.engine.conftest import ROLE_ARN, account  # noqa: F401  (account is a fixture)
-from tests.sandbox.events_helpers import (create_quick_pipeline, deliveries, events_role, executions,
-                                          received, topic_with_queue)
+from tests.sandbox.events_helpers import (
+    create_quick_pipeline,
+    deliveries,
+    events_role,
+    executions,
+    received,
+    topic_with_queue,
+)
 
 CUSTOM = {"Source": "mlops.test", "DetailType": "Batch Arrived", "Detail": json.dumps({"batch": "b-7", "rows": 120})}
 
@@ -16,9 +22,19 @@ def test_sns_target_receives_the_input_transformer_text(account):
     topic, queue = topic_with_queue(account, "approvals")
     events = account.client("events")
     events.put_rule(Name="batch-arrived", EventPattern=json.dumps({"source": ["mlops.test"]}))
-    events.put_targets(Rule="batch-arrived", Targets=[{"Id": "notify", "Arn": topic, "InputTransformer": {
-        "InputPathsMap": {"batch": "$.detail.batch", "rows": "$.detail.rows"},
-        "InputTemplate": '"Batch <batch> arrived with <rows> rows"'}}])
+    events.put_targets(
+        Rule="batch-arrived",
+        Targets=[
+            {
+                "Id": "notify",
+                "Arn": topic,
+                "InputTransformer": {
+                    "InputPathsMap": {"batch": "$.detail.batch", "rows": "$.detail.rows"},
+                    "InputTemplate": '"Batch <batch> arrived with <rows> rows"',
+                },
+            }
+        ],
+    )
     assert events.put_events(Entries=[CUSTOM])["FailedEntryCount"] == 0
     assert received(account, queue) == ['"Batch b-7 arrived with 120 rows"']
 
@@ -27,13 +43,19 @@ def test_constant_input_and_input_path(account):
     topic, queue = topic_with_queue(account, "approvals")
     events = account.client("events")
     events.put_rule(Name="batch-arrived", EventPattern=json.dumps({"detail-type": ["Batch Arrived"]}))
-    events.put_targets(Rule="batch-arrived", Targets=[
-        {"Id": "constant", "Arn": topic, "Input": json.dumps({"fixed": True})},
-        {"Id": "path", "Arn": topic, "InputPath": "$.detail"}])
+    events.put_targets(
+        Rule="batch-arrived",
+        Targets=[
+            {"Id": "constant", "Arn": topic, "Input": json.dumps({"fixed": True})},
+            {"Id": "path", "Arn": topic, "InputPath": "$.detail"},
+        ],
+    )
     events.put_events(Entries=[CUSTOM])
     messages = received(account, queue, wait=1) + received(account, queue, wait=0.5)
     assert sorted(json.dumps(json.loads(m), sort_keys=True) for m in messages) == [
-        '{"batch": "b-7", "rows": 120}', '{"fixed": true}']
+        '{"batch": "b-7", "rows": 120}',
+        '{"fixed": true}',
+    ]
 
 
 def test_pipeline_target_starts_the_pipeline_with_its_parameters(account):
@@ -41,13 +63,24 @@ def test_pipeline_target_starts_the_pipeline_with_its_parameters(account):
     role = events_role(account, "events-start-retrain")
     events = account.client("events")
     events.put_rule(Name="start-retrain", EventPattern=json.dumps({"source": ["mlops.test"]}))
-    events.put_targets(Rule="start-retrain", Targets=[{
-        "Id": "retrain", "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/retrain", "RoleArn": role,
-        "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "Reason", "Value": "batch-arrived"}]}}])
+    events.put_targets(
+        Rule="start-retrain",
+        Targets=[
+            {
+                "Id": "retrain",
+                "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/retrain",
+                "RoleArn": role,
+                "SageMakerPipelineParameters": {
+                    "PipelineParameterList": [{"Name": "Reason", "Value": "batch-arrived"}]
+                },
+            }
+        ],
+    )
     events.put_events(Entries=[CUSTOM])
     [execution] = executions(account, "retrain")
     params = account.client("sagemaker").list_pipeline_parameters_for_execution(
-        PipelineExecutionArn=execution["PipelineExecutionArn"])["PipelineParameters"]
+        PipelineExecutionArn=execution["PipelineExecutionArn"]
+    )["PipelineParameters"]
     assert params == [{"Name": "Reason", "Value": "batch-arrived"}]
     [delivery] = deliveries()
     assert delivery["status"] == "delivered"
@@ -57,39 +90,68 @@ def test_pipeline_target_starts_the_pipeline_with_its_parameters(account):
 def test_a_failed_execution_event_starts_retraining_and_notifies(account):
     """The retraining loop: inference Failed -> the train pipeline starts, approvers are told."""
     create_quick_pipeline(account, "train")
-    account.client("sagemaker").create_pipeline(PipelineName="inference", RoleArn=ROLE_ARN,
-                                                PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [
-                                                    {"Name": "DriftCheck", "Type": "Fail",
-                                                     "Arguments": {"ErrorMessage": "DataDriftDetected"}}]}))
+    account.client("sagemaker").create_pipeline(
+        PipelineName="inference",
+        RoleArn=ROLE_ARN,
+        PipelineDefinition=json.dumps(
+            {
+                "Version": "2020-12-01",
+                "Steps": [{"Name": "DriftCheck", "Type": "Fail", "Arguments": {"ErrorMessage": "DataDriftDetected"}}],
+            }
+        ),
+    )
     topic, queue = topic_with_queue(account, "ml-alerts")
-    role = events_role(account, "events-retrain",
-                       resource="arn:aws:sagemaker:us-east-1:111111111111:pipeline/train")
+    role = events_role(account, "events-retrain", resource="arn:aws:sagemaker:us-east-1:111111111111:pipeline/train")
     events = account.client("events")
-    events.put_rule(Name="retrain-on-failure", EventPattern=json.dumps({
-        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
-        "resources": ["arn:aws:sagemaker:us-east-1:111111111111:pipeline/inference"],
-        "detail": {"currentPipelineExecutionStatus": ["Failed"]}}))
-    events.put_targets(Rule="retrain-on-failure", Targets=[
-        {"Id": "train", "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/train", "RoleArn": role},
-        {"Id": "tell", "Arn": topic, "InputTransformer": {
-            "InputPathsMap": {"execution": "$.detail.pipelineExecutionArn"},
-            "InputTemplate": '"Inference failed: <execution>; retraining started"'}}])
-    failed = account.wait(account.client("sagemaker").start_pipeline_execution(
-        PipelineName="inference")["PipelineExecutionArn"])
+    events.put_rule(
+        Name="retrain-on-failure",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+                "resources": ["arn:aws:sagemaker:us-east-1:111111111111:pipeline/inference"],
+                "detail": {"currentPipelineExecutionStatus": ["Failed"]},
+            }
+        ),
+    )
+    events.put_targets(
+        Rule="retrain-on-failure",
+        Targets=[
+            {"Id": "train", "Arn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/train", "RoleArn": role},
+            {
+                "Id": "tell",
+                "Arn": topic,
+                "InputTransformer": {
+                    "InputPathsMap": {"execution": "$.detail.pipelineExecutionArn"},
+                    "InputTemplate": '"Inference failed: <execution>; retraining started"',
+                },
+            },
+        ],
+    )
+    failed = account.wait(
+        account.client("sagemaker").start_pipeline_execution(PipelineName="inference")["PipelineExecutionArn"]
+    )
     assert failed["PipelineExecutionStatus"] == "Failed"
     [train] = executions(account, "train")
     assert account.wait(train["PipelineExecutionArn"])["PipelineExecutionStatus"] == "Succeeded"
-    assert received(account, queue, wait=2) == [f'"Inference failed: {failed["PipelineExecutionArn"]}; '
-                                                f'retraining started"']
+    assert received(account, queue, wait=2) == [
+        f'"Inference failed: {failed["PipelineExecutionArn"]}; retraining started"'
+    ]
 
 
 def test_step_status_events_reach_rules(account):
     topic, queue = topic_with_queue(account, "steps")
     create_quick_pipeline(account, "quick")
     events = account.client("events")
-    events.put_rule(Name="step-changes", EventPattern=json.dumps({
-        "detail-type": ["SageMaker Model Building Pipeline Execution Step Status Change"],
-        "detail": {"currentStepStatus": ["Succeeded"]}}))
+    events.put_rule(
+        Name="step-changes",
+        EventPattern=json.dumps(
+            {
+                "detail-type": ["SageMaker Model Building Pipeline Execution Step Status Change"],
+                "detail": {"currentStepStatus": ["Succeeded"]},
+            }
+        ),
+    )
     events.put_targets(Rule="step-changes", Targets=[{"Id": "t", "Arn": topic, "InputPath": "$.detail.stepName"}])
     account.wait(account.client("sagemaker").start_pipeline_execution(PipelineName="quick")["PipelineExecutionArn"])
     assert received(account, queue, wait=2) == ['"Noop"']
@@ -107,15 +169,25 @@ def test_scheduled_and_disabled_rules_do_not_react_to_events(account):
     assert deliveries() == []
 
 
-@pytest.mark.parametrize("pattern, expected", [
-    ({"source": ["aws.sagemaker"], "detail": {"currentPipelineExecutionStatus": ["Failed"]}}, True),
-    ({"source": ["aws.sagemaker"], "detail": {"currentPipelineExecutionStatus": ["Succeeded"]}}, False),
-    ({"detail": {"currentPipelineExecutionStatus": [{"anything-but": "Succeeded"}]}}, True),
-])
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ({"source": ["aws.sagemaker"], "detail": {"currentPipelineExecutionStatus": ["Failed"]}}, True),
+        ({"source": ["aws.sagemaker"], "detail": {"currentPipelineExecutionStatus": ["Succeeded"]}}, False),
+        ({"detail": {"currentPipelineExecutionStatus": [{"anything-but": "Succeeded"}]}}, True),
+    ],
+)
 def test_test_event_pattern_answers(account, pattern, expected):
-    event = {"id": "1", "account": "111111111111", "source": "aws.sagemaker", "time": "2026-01-01T00:00:00Z",
-             "region": "us-east-1", "resources": [], "detail-type": "x",
-             "detail": {"currentPipelineExecutionStatus": "Failed"}}
+    event = {
+        "id": "1",
+        "account": "111111111111",
+        "source": "aws.sagemaker",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail-type": "x",
+        "detail": {"currentPipelineExecutionStatus": "Failed"},
+    }
     result = account.client("events").test_event_pattern(EventPattern=json.dumps(pattern), Event=json.dumps(event))
     assert result["Result"] is expected
 
@@ -124,18 +196,43 @@ def test_a_new_model_version_pending_approval_notifies_the_approvers(account):
     """The registry's "SageMaker Model Package State Change" event, as the approval rule expects it."""
     topic, queue = topic_with_queue(account, "approvers")
     events = account.client("events")
-    events.put_rule(Name="pending-approval", EventPattern=json.dumps({
-        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
-        "detail": {"ModelPackageGroupName": ["models"], "ModelApprovalStatus": ["PendingManualApproval"]}}))
-    events.put_targets(Rule="pending-approval", Targets=[{"Id": "mail", "Arn": topic, "InputTransformer": {
-        "InputPathsMap": {"group": "$.detail.ModelPackageGroupName", "version": "$.detail.ModelPackageVersion"},
-        "InputTemplate": '"Model <group> version <version> is waiting for your approval"'}}])
+    events.put_rule(
+        Name="pending-approval",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {"ModelPackageGroupName": ["models"], "ModelApprovalStatus": ["PendingManualApproval"]},
+            }
+        ),
+    )
+    events.put_targets(
+        Rule="pending-approval",
+        Targets=[
+            {
+                "Id": "mail",
+                "Arn": topic,
+                "InputTransformer": {
+                    "InputPathsMap": {
+                        "group": "$.detail.ModelPackageGroupName",
+                        "version": "$.detail.ModelPackageVersion",
+                    },
+                    "InputTemplate": '"Model <group> version <version> is waiting for your approval"',
+                },
+            }
+        ],
+    )
     sm = account.client("sagemaker")
     sm.create_model_package_group(ModelPackageGroupName="models")
     package = sm.create_model_package(
-        ModelPackageGroupName="models", ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+        ModelPackageGroupName="models",
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
     assert received(account, queue, wait=1) == ['"Model models version 1 is waiting for your approval"']
     sm.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
     assert received(account, queue, wait=0.5) == []  # approved: the rule's pattern no longer matches

@@ -6,8 +6,14 @@ import json
 
 from tests.conftest import run_cli
 from tests.sandbox.engine.conftest import account  # noqa: F401  (fixture)
-from tests.sandbox.events_helpers import (create_quick_pipeline, deliveries, events_role, executions,
-                                          received, topic_with_queue)
+from tests.sandbox.events_helpers import (
+    create_quick_pipeline,
+    deliveries,
+    events_role,
+    executions,
+    received,
+    topic_with_queue,
+)
 
 EVENT = {"Source": "mlops.test", "DetailType": "Model Approved", "Detail": json.dumps({"version": 3})}
 PATTERN = json.dumps({"source": ["mlops.test"]})
@@ -23,8 +29,9 @@ def test_sns_target_needs_a_topic_policy_that_lets_eventbridge_publish(account):
     default_topic, default_inbox = topic_with_queue(account, "default-policy", allow_events=False)
     granted_topic, granted_inbox = topic_with_queue(account, "grants-events", allow_events=True)
     events.put_rule(Name="approved", EventPattern=PATTERN)
-    events.put_targets(Rule="approved", Targets=[{"Id": "wrong", "Arn": default_topic},
-                                                 {"Id": "right", "Arn": granted_topic}])
+    events.put_targets(
+        Rule="approved", Targets=[{"Id": "wrong", "Arn": default_topic}, {"Id": "right", "Arn": granted_topic}]
+    )
     response = events.put_events(Entries=[EVENT])
     assert response["FailedEntryCount"] == 0  # as on AWS: PutEvents succeeds, the delivery fails later
 
@@ -47,8 +54,7 @@ def test_pipeline_target_role_needs_start_pipeline_execution(account):
     create_quick_pipeline(account, "train")
     events = account.client("events")
     unable = events_role(account, "events-cannot-start", actions=("sagemaker:DescribePipeline",))
-    able = events_role(account, "events-can-start",
-                       resource="arn:aws:sagemaker:us-east-1:111111111111:pipeline/train")
+    able = events_role(account, "events-can-start", resource="arn:aws:sagemaker:us-east-1:111111111111:pipeline/train")
     target = "arn:aws:sagemaker:us-east-1:111111111111:pipeline/train"
 
     events.put_rule(Name="retrain-wrong", EventPattern=PATTERN)
@@ -72,8 +78,9 @@ def test_encrypted_topic_with_the_aws_managed_key_cannot_receive_from_eventbridg
     managed key alias/aws/sns can never grant: the events are dropped."""
     events = account.client("events")
     topic, inbox = topic_with_queue(account, "encrypted-aws-managed")
-    account.client("sns").set_topic_attributes(TopicArn=topic, AttributeName="KmsMasterKeyId",
-                                               AttributeValue="alias/aws/sns")
+    account.client("sns").set_topic_attributes(
+        TopicArn=topic, AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns"
+    )
     events.put_rule(Name="approved", EventPattern=PATTERN)
     events.put_targets(Rule="approved", Targets=[{"Id": "t", "Arn": topic}])
     events.put_events(Entries=[EVENT])

@@ -20,6 +20,7 @@ def own_home(tmp_path, monkeypatch):
 
 def _alive(pid):
     from sandbox.client import _pid_alive  # a zombie (exited, awaiting its parent's reap) counts as gone
+
     return _pid_alive(pid)
 
 
@@ -42,8 +43,12 @@ def test_up_seeds_the_environment_accounts_and_status_prints_endpoint_and_creden
     assert code == 0 and status["running"]
     assert status["endpoint"].startswith("http://127.0.0.1:")
     labels = {a["label"]: a["account_id"] for a in status["accounts"]}
-    assert labels == {"dev": "111111111111", "prod": "222222222222", "registry": "333333333333",
-                      "jenkins": "444444444444"}
+    assert labels == {
+        "dev": "111111111111",
+        "prod": "222222222222",
+        "registry": "333333333333",
+        "jenkins": "444444444444",
+    }
     # each account's admin credentials act as that account
     for label, account_id in labels.items():
         account = next(a for a in status["accounts"] if a["label"] == label)
@@ -105,7 +110,8 @@ def test_status_without_a_server_exits_1(own_home):
 
 
 def test_commands_on_a_sandbox_environment_start_it_on_demand(own_home, dev_env):
-    from promote.session import Sessions
+    from mlops_core.session import Sessions
+
     assert not (own_home / "server.json").exists()
     sessions = Sessions(dev_env)
     assert sessions.caller_account() == "111111111111"

@@ -7,9 +7,11 @@ from sandbox.iam_policy import ALLOW, DENY, Principal, evaluate, wildcard_match
 
 BUCKET = "arn:aws:s3:::mlops-demo-registry-artifacts"
 PROD_ROLE = "arn:aws:iam::222222222222:role/mlops-demo-sagemaker-execution"
-PROD = Principal(account_id="222222222222",
-                 arn="arn:aws:sts::222222222222:assumed-role/mlops-demo-sagemaker-execution/step",
-                 principal_arn=PROD_ROLE)
+PROD = Principal(
+    account_id="222222222222",
+    arn="arn:aws:sts::222222222222:assumed-role/mlops-demo-sagemaker-execution/step",
+    principal_arn=PROD_ROLE,
+)
 
 
 def policy(*statements):
@@ -37,8 +39,10 @@ def test_question_mark_matches_exactly_one_character():
 
 
 def test_explicit_deny_beats_any_allow_across_documents():
-    docs = [policy(allow("s3:*", "*")),
-            policy({"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": BUCKET + "/*"})]
+    docs = [
+        policy(allow("s3:*", "*")),
+        policy({"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": BUCKET + "/*"}),
+    ]
     assert evaluate(docs, "s3:DeleteObject", BUCKET + "/k").decision == DENY
     assert evaluate(docs, "s3:GetObject", BUCKET + "/k").decision == ALLOW
 
@@ -61,8 +65,13 @@ def test_resource_policy_principal_forms():
     by_role = policy(allow("s3:GetObject", BUCKET + "/*", Principal={"AWS": [PROD_ROLE]}))
     other = policy(allow("s3:GetObject", BUCKET + "/*", Principal={"AWS": "arn:aws:iam::111111111111:root"}))
     everyone = policy(allow("s3:GetObject", BUCKET + "/*", Principal="*"))
-    for doc, allowed, specific in ((by_account, True, False), (by_id, True, False), (by_role, True, True),
-                                   (other, False, False), (everyone, True, True)):
+    for doc, allowed, specific in (
+        (by_account, True, False),
+        (by_id, True, False),
+        (by_role, True, True),
+        (other, False, False),
+        (everyone, True, True),
+    ):
         result = evaluate([doc], "s3:GetObject", BUCKET + "/a", principal=PROD)
         assert (result.allowed, result.allowed_specifically) == (allowed, specific), doc
 
@@ -78,36 +87,55 @@ def test_service_principals_match_only_that_service():
 
 def test_not_principal_applies_to_everyone_else():
     doc = policy({"Effect": "Deny", "NotPrincipal": {"AWS": PROD_ROLE}, "Action": "s3:*", "Resource": "*"})
-    other = Principal(account_id="111111111111", arn="arn:aws:iam::111111111111:user/u",
-                      principal_arn="arn:aws:iam::111111111111:user/u")
+    other = Principal(
+        account_id="111111111111",
+        arn="arn:aws:iam::111111111111:user/u",
+        principal_arn="arn:aws:iam::111111111111:user/u",
+    )
     assert evaluate([doc], "s3:GetObject", BUCKET, principal=other).decision == DENY
     assert evaluate([doc], "s3:GetObject", BUCKET, principal=PROD).decision is None
 
 
-@pytest.mark.parametrize("condition, context, holds", [
-    ({"StringEquals": {"sts:ExternalId": "abc"}}, {"sts:ExternalId": "abc"}, True),
-    ({"StringEquals": {"sts:ExternalId": "abc"}}, {"sts:ExternalId": "abd"}, False),
-    ({"StringEquals": {"sts:ExternalId": "abc"}}, {}, False),                      # absent key: no match
-    ({"StringNotEquals": {"aws:PrincipalAccount": "111111111111"}}, {}, True),     # negated + absent: true
-    ({"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/mlops-*"}}, {"aws:PrincipalArn": PROD_ROLE}, True),
-    ({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/*"}}, {"aws:PrincipalArn": PROD_ROLE}, False),
-    ({"ArnNotEquals": {"aws:PrincipalArn": PROD_ROLE}}, {"aws:PrincipalArn": PROD_ROLE}, False),
-    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": True}, False),
-    ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": True}, True),
-    ({"Null": {"s3:x-amz-server-side-encryption": "true"}}, {}, True),
-    ({"Null": {"s3:x-amz-server-side-encryption": "true"}}, {"s3:x-amz-server-side-encryption": "aws:kms"}, False),
-    ({"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}, {}, True),
-    ({"StringEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}, {"s3:x-amz-server-side-encryption": "AES256"}, False),
-    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team", "cost"]}}, {"aws:TagKeys": ["owner", "team"]}, True),
-    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team"]}}, {}, False),
-    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}, {"aws:TagKeys": ["team", "owner"]}, False),
-    ({"StringEquals": {"kms:CallerAccount": "222222222222", "kms:ViaService": "s3.us-east-1.amazonaws.com"}},
-     {"kms:CallerAccount": "222222222222"}, False),                                # every key must hold
-    ({"StringEquals": {"KMS:callerAccount": ["111111111111", "222222222222"]}}, {"kms:CallerAccount": "222222222222"}, True),
-])
+@pytest.mark.parametrize(
+    "condition, context, holds",
+    [
+        ({"StringEquals": {"sts:ExternalId": "abc"}}, {"sts:ExternalId": "abc"}, True),
+        ({"StringEquals": {"sts:ExternalId": "abc"}}, {"sts:ExternalId": "abd"}, False),
+        ({"StringEquals": {"sts:ExternalId": "abc"}}, {}, False),  # absent key: no match
+        ({"StringNotEquals": {"aws:PrincipalAccount": "111111111111"}}, {}, True),  # negated + absent: true
+        ({"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/mlops-*"}}, {"aws:PrincipalArn": PROD_ROLE}, True),
+        ({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/*"}}, {"aws:PrincipalArn": PROD_ROLE}, False),
+        ({"ArnNotEquals": {"aws:PrincipalArn": PROD_ROLE}}, {"aws:PrincipalArn": PROD_ROLE}, False),
+        ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": True}, False),
+        ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": True}, True),
+        ({"Null": {"s3:x-amz-server-side-encryption": "true"}}, {}, True),
+        ({"Null": {"s3:x-amz-server-side-encryption": "true"}}, {"s3:x-amz-server-side-encryption": "aws:kms"}, False),
+        ({"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}, {}, True),
+        (
+            {"StringEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            {"s3:x-amz-server-side-encryption": "AES256"},
+            False,
+        ),
+        ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team", "cost"]}}, {"aws:TagKeys": ["owner", "team"]}, True),
+        ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team"]}}, {}, False),
+        ({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}, {"aws:TagKeys": ["team", "owner"]}, False),
+        (
+            {"StringEquals": {"kms:CallerAccount": "222222222222", "kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+            {"kms:CallerAccount": "222222222222"},
+            False,
+        ),  # every key must hold
+        (
+            {"StringEquals": {"KMS:callerAccount": ["111111111111", "222222222222"]}},
+            {"kms:CallerAccount": "222222222222"},
+            True,
+        ),
+    ],
+)
 def test_condition_operators(condition, context, holds):
     doc = policy(allow("kms:Decrypt", "*", Condition=condition))
-    assert (evaluate([doc], "kms:Decrypt", "arn:aws:kms:us-east-1:111111111111:key/k", context).decision == ALLOW) is holds
+    assert (
+        evaluate([doc], "kms:Decrypt", "arn:aws:kms:us-east-1:111111111111:key/k", context).decision == ALLOW
+    ) is holds
 
 
 def test_unknown_condition_operator_is_refused_loudly():
@@ -119,11 +147,20 @@ def test_unknown_condition_operator_is_refused_loudly():
 def test_documents_may_be_json_text_or_url_encoded():
     import json
     from urllib.parse import quote
+
     text = json.dumps(policy(allow("sns:Publish", "arn:aws:sns:us-east-1:222222222222:alerts")))
     for doc in (text, quote(text)):
         assert evaluate([doc], "sns:Publish", "arn:aws:sns:us-east-1:222222222222:alerts").decision == ALLOW
 
 
 def test_single_statement_object_and_string_action():
-    doc = {"Version": "2012-10-17", "Statement": allow("logs:PutLogEvents", "arn:aws:logs:*:*:log-group:/aws/sagemaker/*")}
-    assert evaluate([doc], "logs:PutLogEvents", "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs:*").decision == ALLOW
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": allow("logs:PutLogEvents", "arn:aws:logs:*:*:log-group:/aws/sagemaker/*"),
+    }
+    assert (
+        evaluate(
+            [doc], "logs:PutLogEvents", "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs:*"
+        ).decision
+        == ALLOW
+    )

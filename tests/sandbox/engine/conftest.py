@@ -20,19 +20,36 @@ BUCKET = "engine-test-bucket"
 ROLE_NAME = "engine-test-execution"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
 
-TRUST_SAGEMAKER = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-TRUST_LAMBDA = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST_SAGEMAKER = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+TRUST_LAMBDA = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 # Broad on purpose: these tests are about the engine; permission tests narrow it themselves.
-EXECUTION_POLICY = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]},
-    {"Effect": "Allow", "Action": ["sagemaker:Create*", "sagemaker:Describe*", "sagemaker:List*",
-                                   "sagemaker:AddTags"], "Resource": "*"},
-    {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN},
-    {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-     "Resource": "*"}]}
+EXECUTION_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["sagemaker:Create*", "sagemaker:Describe*", "sagemaker:List*", "sagemaker:AddTags"],
+            "Resource": "*",
+        },
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        },
+    ],
+}
 
 
 # A fresh boto3 Session re-reads each service model (the SageMaker one takes most of a second):
@@ -51,8 +68,9 @@ class PipelineAccount:
     def client(self, service, account=ACCOUNT):
         key = (self.status["endpoint"], service, account)
         if key not in _CLIENTS:
-            _CLIENTS[key] = self.session(account).client(service, endpoint_url=self.status["endpoint"],
-                                                         config=Config(retries={"max_attempts": 1}))
+            _CLIENTS[key] = self.session(account).client(
+                service, endpoint_url=self.status["endpoint"], config=Config(retries={"max_attempts": 1})
+            )
         return _CLIENTS[key]
 
     def put(self, key: str, body: bytes | str) -> str:
@@ -80,16 +98,33 @@ class PipelineAccount:
         iam = self.client("iam")
         role_name = f"{name}-role"
         iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST_LAMBDA))
-        iam.put_role_policy(RoleName=role_name, PolicyName="read", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                 "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]}))
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName="read",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:ListBucket"],
+                            "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+                        }
+                    ],
+                }
+            ),
+        )
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as archive:
             archive.writestr("handler.py", source)
         return self.client("lambda").create_function(
-            FunctionName=name, Runtime="python3.11", Role=role_arn or f"arn:aws:iam::{ACCOUNT}:role/{role_name}",
-            Handler="handler.handler", Code={"ZipFile": buf.getvalue()}, Timeout=60)["FunctionArn"]
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role_arn or f"arn:aws:iam::{ACCOUNT}:role/{role_name}",
+            Handler="handler.handler",
+            Code={"ZipFile": buf.getvalue()},
+            Timeout=60,
+        )["FunctionArn"]
 
     def start(self, name: str, definition: dict, params: dict | None = None, role_arn: str = ROLE_ARN) -> str:
         sm = self.client("sagemaker")
@@ -131,27 +166,75 @@ def account(sandbox):
     return acct
 
 
-def processing_step(name: str, script_uri: str, script: str, *, inputs=(), outputs=(), arguments=(),
-                    depends_on=None, property_files=None, environment=None) -> dict:
+def processing_step(
+    name: str,
+    script_uri: str,
+    script: str,
+    *,
+    inputs=(),
+    outputs=(),
+    arguments=(),
+    depends_on=None,
+    property_files=None,
+    environment=None,
+) -> dict:
     """A Processing step as the SDK writes it for a python3 script (contract 2)."""
-    step = {"Name": name, "Type": "Processing", "Arguments": {
-        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                                                  "VolumeSizeInGB": 30}},
-        "AppSpecification": {"ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
-                             "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{script}"],
-                             "ContainerArguments": list(arguments)},
-        "RoleArn": ROLE_ARN,
-        "ProcessingInputs": [
-            *[{"InputName": n, "AppManaged": False,
-               "S3Input": {"S3Uri": uri, "LocalPath": f"/opt/ml/processing/input/{n}", "S3DataType": "S3Prefix",
-                           "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}} for n, uri in inputs],
-            {"InputName": "code", "AppManaged": False,
-             "S3Input": {"S3Uri": script_uri, "LocalPath": "/opt/ml/processing/input/code", "S3DataType": "S3Prefix",
-                         "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}],
-        "ProcessingOutputConfig": {"Outputs": [
-            {"OutputName": n, "AppManaged": False,
-             "S3Output": {"S3Uri": uri, "LocalPath": f"/opt/ml/processing/output/{n}", "S3UploadMode": "EndOfJob"}}
-            for n, uri in outputs]}}}
+    step = {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
+            },
+            "AppSpecification": {
+                "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{script}"],
+                "ContainerArguments": list(arguments),
+            },
+            "RoleArn": ROLE_ARN,
+            "ProcessingInputs": [
+                *[
+                    {
+                        "InputName": n,
+                        "AppManaged": False,
+                        "S3Input": {
+                            "S3Uri": uri,
+                            "LocalPath": f"/opt/ml/processing/input/{n}",
+                            "S3DataType": "S3Prefix",
+                            "S3InputMode": "File",
+                            "S3DataDistributionType": "FullyReplicated",
+                        },
+                    }
+                    for n, uri in inputs
+                ],
+                {
+                    "InputName": "code",
+                    "AppManaged": False,
+                    "S3Input": {
+                        "S3Uri": script_uri,
+                        "LocalPath": "/opt/ml/processing/input/code",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                },
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": n,
+                        "AppManaged": False,
+                        "S3Output": {
+                            "S3Uri": uri,
+                            "LocalPath": f"/opt/ml/processing/output/{n}",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                    for n, uri in outputs
+                ]
+            },
+        },
+    }
     if environment:
         step["Arguments"]["Environment"] = environment
     if depends_on:

@@ -43,26 +43,42 @@ def upsert(sessions, env, spec):
     """What the upsert does before a pipeline exists: code and data uploads, the Lambda, the pipeline."""
     s3, lam, sm = sessions.client("s3"), sessions.client("lambda"), sessions.client("sagemaker")
     for upload in spec.uploads:
-        s3.put_object(Bucket=upload.bucket, Key=upload.key, Body=upload.body,
-                      ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias)
+        s3.put_object(
+            Bucket=upload.bucket,
+            Key=upload.key,
+            Body=upload.body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=env.kms_key_alias,
+        )
     for fn in spec.lambda_functions:
-        lam.create_function(FunctionName=fn.name, Role=fn.role_arn, Handler=fn.handler, Runtime=fn.runtime,
-                            Code={"ZipFile": fn.zip_bytes}, Timeout=fn.timeout,
-                            Environment={"Variables": dict(fn.environment)})
+        lam.create_function(
+            FunctionName=fn.name,
+            Role=fn.role_arn,
+            Handler=fn.handler,
+            Runtime=fn.runtime,
+            Code={"ZipFile": fn.zip_bytes},
+            Timeout=fn.timeout,
+            Environment={"Variables": dict(fn.environment)},
+        )
     sm.create_pipeline(PipelineName=spec.name, PipelineDefinition=spec.definition, RoleArn=spec.role_arn)
 
 
 @pytest.fixture(scope="module")
 def story(sandbox_server):
     from pipelines.definitions import build_pipelines
-    from promote.config import load_environment
-    from promote.session import Sessions
+    from mlops_core.config import load_environment
+    from mlops_core.session import Sessions
     from sandbox import client
+
     client.reset()
     env = load_environment("dev", env_dir=REPO / "environments")
     for account in ("dev", "registry"):
-        done = subprocess.run([str(BIN / "bootstrap-account"), "--env", "dev", "--account", account, "--apply"],
-                              capture_output=True, text=True, cwd=REPO)
+        done = subprocess.run(
+            [str(BIN / "bootstrap-account"), "--env", "dev", "--account", account, "--apply"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert done.returncode == 0, done.stderr
     specs = build_pipelines(env, ("train", "inference"))
     sessions = Sessions(env)
@@ -85,9 +101,16 @@ def test_train_fails_at_register_without_the_permission_then_retried_registers_c
     is back, RetryPipelineExecution re-runs only that step and version 1 lands in the registry account."""
     iam = story.sessions.client("iam")
     role_name = story.env.role_arn("execution").rsplit("/", 1)[1]
-    iam.put_role_policy(RoleName=role_name, PolicyName="test-no-register", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sagemaker:CreateModelPackage",
-                                                "Resource": "*"}]}))
+    iam.put_role_policy(
+        RoleName=role_name,
+        PolicyName="test-no-register",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Deny", "Action": "sagemaker:CreateModelPackage", "Resource": "*"}],
+            }
+        ),
+    )
     arn = story.start("train")
     status, steps = story.wait(arn)
     assert status == "Failed"
@@ -111,27 +134,45 @@ def test_train_fails_at_register_without_the_permission_then_retried_registers_c
 
 def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_training(story):
     from pipelines.datasets import builtin_csv
+
     registry = story.registry()
     [package] = registry.list_model_packages(ModelPackageGroupName=story.env.model_package_group_arn)[
-        "ModelPackageSummaryList"]
+        "ModelPackageSummaryList"
+    ]
     registry.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
 
     dev_sm, events = story.sm, story.sessions.client("events")
     role = story.env.role_arn("events")
     train_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{story.specs['train'].name}"
     inference_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{story.specs['inference'].name}"
-    events.put_rule(Name="retrain-on-inference-failure", EventPattern=json.dumps({
-        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
-        "resources": [inference_arn], "detail": {"currentPipelineExecutionStatus": ["Failed"]}}))
-    events.put_targets(Rule="retrain-on-inference-failure",
-                       Targets=[{"Id": "train", "Arn": train_arn, "RoleArn": role}])
-    before = {s["PipelineExecutionArn"] for s in dev_sm.list_pipeline_executions(
-        PipelineName=story.specs["train"].name)["PipelineExecutionSummaries"]}
+    events.put_rule(
+        Name="retrain-on-inference-failure",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+                "resources": [inference_arn],
+                "detail": {"currentPipelineExecutionStatus": ["Failed"]},
+            }
+        ),
+    )
+    events.put_targets(
+        Rule="retrain-on-inference-failure", Targets=[{"Id": "train", "Arn": train_arn, "RoleArn": role}]
+    )
+    before = {
+        s["PipelineExecutionArn"]
+        for s in dev_sm.list_pipeline_executions(PipelineName=story.specs["train"].name)["PipelineExecutionSummaries"]
+    }
 
     s3 = story.sessions.client("s3")
     key = "datasets/drifted/breast-cancer-batch-drifted.csv"
-    s3.put_object(Bucket=story.env.buckets.artifacts, Key=key, Body=builtin_csv("breast-cancer-batch-drifted"),
-                  ServerSideEncryption="aws:kms", SSEKMSKeyId=story.env.kms_key_alias)
+    s3.put_object(
+        Bucket=story.env.buckets.artifacts,
+        Key=key,
+        Body=builtin_csv("breast-cancer-batch-drifted"),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=story.env.kms_key_alias,
+    )
     status, steps = story.wait(story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}"))
     assert status == "Failed"
     assert steps["LatestApprovedModel"]["StepStatus"] == "Succeeded"
@@ -143,6 +184,7 @@ def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_traini
         started = [s for s in after if s["PipelineExecutionArn"] not in before]
         time.sleep(0.2)
     from sandbox import client
+
     assert len(started) == 1, f"the retrain rule did not start the train pipeline: {client.call('events', {})}"
     dev_sm.stop_pipeline_execution(PipelineExecutionArn=started[0]["PipelineExecutionArn"])  # not needed further
 
@@ -152,6 +194,7 @@ def test_hpo_pipeline_tunes_then_registers_a_version_marked_for_the_review_board
     project nor the pipelines- prefix (32 characters at most), so the role must be allowed to create it
     whatever its name, or hpo fails at Tune with AccessDenied."""
     from pipelines.definitions import build_pipelines
+
     spec = build_pipelines(story.env, ("hpo",))["hpo"]
     upsert(story.sessions, story.env, spec)
     arn = story.sm.start_pipeline_execution(PipelineName=spec.name)["PipelineExecutionArn"]

@@ -25,24 +25,73 @@ time.sleep(float(sys.argv[1])); pathlib.Path(sys.argv[2], 'done.txt').write_text
 
 def gated_pipeline(code):
     """Double a number, then a Condition on the reported value: at least Threshold, or Fail."""
-    return {"Parameters": [{"Name": "Threshold", "Type": "Integer", "DefaultValue": 40}], "Steps": [
-        processing_step("Double", code, "double.py", inputs=[("data", f"s3://{BUCKET}/data")],
-                        outputs=[("report", {"Std:Join": {"On": "/", "Values": [
-                            f"s3://{BUCKET}/runs", {"Get": "Execution.PipelineExecutionId"}, "report"]}})],
-                        arguments=["--input", "/opt/ml/processing/input/data",
-                                   "--output", "/opt/ml/processing/output/report"],
-                        property_files=[{"PropertyFileName": "Report", "OutputName": "report",
-                                         "FilePath": "report.json"}]),
-        {"Name": "CheckValue", "Type": "Condition", "Arguments": {
-            "Conditions": [{"Type": "GreaterThanOrEqualTo",
-                            "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Double.PropertyFiles.Report"},
-                                                          "Path": "metrics.value"}},
-                            "RightValue": {"Get": "Parameters.Threshold"}}],
-            "IfSteps": [],
-            "ElseSteps": [{"Name": "ValueTooSmall", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {
-                "On": " ", "Values": ["value", {"Std:JsonGet": {"PropertyFile": {
-                    "Get": "Steps.Double.PropertyFiles.Report"}, "Path": "metrics.value"}},
-                    "is below the threshold", {"Get": "Parameters.Threshold"}]}}}}]}}]}
+    return {
+        "Parameters": [{"Name": "Threshold", "Type": "Integer", "DefaultValue": 40}],
+        "Steps": [
+            processing_step(
+                "Double",
+                code,
+                "double.py",
+                inputs=[("data", f"s3://{BUCKET}/data")],
+                outputs=[
+                    (
+                        "report",
+                        {
+                            "Std:Join": {
+                                "On": "/",
+                                "Values": [f"s3://{BUCKET}/runs", {"Get": "Execution.PipelineExecutionId"}, "report"],
+                            }
+                        },
+                    )
+                ],
+                arguments=["--input", "/opt/ml/processing/input/data", "--output", "/opt/ml/processing/output/report"],
+                property_files=[{"PropertyFileName": "Report", "OutputName": "report", "FilePath": "report.json"}],
+            ),
+            {
+                "Name": "CheckValue",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [
+                        {
+                            "Type": "GreaterThanOrEqualTo",
+                            "LeftValue": {
+                                "Std:JsonGet": {
+                                    "PropertyFile": {"Get": "Steps.Double.PropertyFiles.Report"},
+                                    "Path": "metrics.value",
+                                }
+                            },
+                            "RightValue": {"Get": "Parameters.Threshold"},
+                        }
+                    ],
+                    "IfSteps": [],
+                    "ElseSteps": [
+                        {
+                            "Name": "ValueTooSmall",
+                            "Type": "Fail",
+                            "Arguments": {
+                                "ErrorMessage": {
+                                    "Std:Join": {
+                                        "On": " ",
+                                        "Values": [
+                                            "value",
+                                            {
+                                                "Std:JsonGet": {
+                                                    "PropertyFile": {"Get": "Steps.Double.PropertyFiles.Report"},
+                                                    "Path": "metrics.value",
+                                                }
+                                            },
+                                            "is below the threshold",
+                                            {"Get": "Parameters.Threshold"},
+                                        ],
+                                    }
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+        ],
+    }
 
 
 @pytest.fixture
@@ -53,8 +102,10 @@ def double(account):
 
 def test_processing_output_lands_in_s3_and_the_condition_passes(account, double):
     arn = account.start("gated", gated_pipeline(double))
-    assert account.client("sagemaker").describe_pipeline_execution(
-        PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing"
+    assert (
+        account.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        == "Executing"
+    )
     described = account.wait(arn)
     assert described["PipelineExecutionStatus"] == "Succeeded"
     assert "FailureReason" not in described
@@ -86,8 +137,12 @@ def test_start_with_an_undefined_parameter_is_refused(account, double):
 
 def test_a_script_error_fails_its_step_with_the_last_line_and_skips_dependants(account):
     code = account.put_script("boom.py", "raise SystemExit('DataDriftDetected: 3 features drifted')")
-    definition = {"Steps": [processing_step("Check", code, "boom.py"),
-                            processing_step("After", code, "boom.py", depends_on=["Check"])]}
+    definition = {
+        "Steps": [
+            processing_step("Check", code, "boom.py"),
+            processing_step("After", code, "boom.py", depends_on=["Check"]),
+        ]
+    }
     described, steps = account.run("boom", definition)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert set(steps) == {"Check"}
@@ -97,9 +152,14 @@ def test_a_script_error_fails_its_step_with_the_last_line_and_skips_dependants(a
 
 def test_a_property_path_to_a_missing_output_fails_the_step_that_reads_it(account, double):
     definition = gated_pipeline(double)
-    definition["Steps"].append(processing_step(
-        "UsesWrongOutput", double, "double.py",
-        inputs=[("data", {"Get": "Steps.Double.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"})]))
+    definition["Steps"].append(
+        processing_step(
+            "UsesWrongOutput",
+            double,
+            "double.py",
+            inputs=[("data", {"Get": "Steps.Double.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"})],
+        )
+    )
     described, steps = account.run("wrong-ref", definition)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert "no item named 'evaluation'" in steps["UsesWrongOutput"]["FailureReason"]
@@ -108,11 +168,20 @@ def test_a_property_path_to_a_missing_output_fails_the_step_that_reads_it(accoun
 def test_independent_steps_run_concurrently_and_dependants_wait(account):
     code = account.put_script("sleep.py", SLEEP)
     out = [("out", f"s3://{BUCKET}/sleep")]
-    definition = {"Steps": [
-        processing_step("A", code, "sleep.py", arguments=["1.0", "/opt/ml/processing/output/out"], outputs=out),
-        processing_step("B", code, "sleep.py", arguments=["1.0", "/opt/ml/processing/output/out"], outputs=out),
-        processing_step("C", code, "sleep.py", arguments=["0", "/opt/ml/processing/output/out"], outputs=out,
-                        depends_on=["A", "B"])]}
+    definition = {
+        "Steps": [
+            processing_step("A", code, "sleep.py", arguments=["1.0", "/opt/ml/processing/output/out"], outputs=out),
+            processing_step("B", code, "sleep.py", arguments=["1.0", "/opt/ml/processing/output/out"], outputs=out),
+            processing_step(
+                "C",
+                code,
+                "sleep.py",
+                arguments=["0", "/opt/ml/processing/output/out"],
+                outputs=out,
+                depends_on=["A", "B"],
+            ),
+        ]
+    }
     described, steps = account.run("parallel", definition)
     assert described["PipelineExecutionStatus"] == "Succeeded"
     a, b, c = steps["A"], steps["B"], steps["C"]
@@ -122,11 +191,25 @@ def test_independent_steps_run_concurrently_and_dependants_wait(account):
 
 def test_stop_ends_the_running_step_and_the_execution_as_stopped(account):
     code = account.put_script("sleep.py", SLEEP)
-    definition = {"Steps": [
-        processing_step("Long", code, "sleep.py", arguments=["60", "/opt/ml/processing/output/out"],
-                        outputs=[("out", f"s3://{BUCKET}/sleep")]),
-        processing_step("Next", code, "sleep.py", arguments=["0", "/opt/ml/processing/output/out"],
-                        outputs=[("out", f"s3://{BUCKET}/sleep")], depends_on=["Long"])]}
+    definition = {
+        "Steps": [
+            processing_step(
+                "Long",
+                code,
+                "sleep.py",
+                arguments=["60", "/opt/ml/processing/output/out"],
+                outputs=[("out", f"s3://{BUCKET}/sleep")],
+            ),
+            processing_step(
+                "Next",
+                code,
+                "sleep.py",
+                arguments=["0", "/opt/ml/processing/output/out"],
+                outputs=[("out", f"s3://{BUCKET}/sleep")],
+                depends_on=["Long"],
+            ),
+        ]
+    }
     arn = account.start("stoppable", definition)
     sm = account.client("sagemaker")
     deadline = time.monotonic() + 20
@@ -134,7 +217,10 @@ def test_stop_ends_the_running_step_and_the_execution_as_stopped(account):
         time.sleep(0.05)
     started = time.monotonic()
     sm.stop_pipeline_execution(PipelineExecutionArn=arn)
-    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] in ("Stopping", "Stopped")
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
     described = account.wait(arn, timeout=20)
     assert described["PipelineExecutionStatus"] == "Stopped"
     assert time.monotonic() - started < 10
@@ -144,14 +230,18 @@ def test_stop_ends_the_running_step_and_the_execution_as_stopped(account):
 
 
 def test_retry_reruns_the_failed_step_and_keeps_what_succeeded(account, double):
-    flaky = account.put_script("needs_flag.py", """
+    flaky = account.put_script(
+        "needs_flag.py",
+        """
 import boto3, sys
 boto3.client('s3').head_object(Bucket=sys.argv[1], Key='flag')  # fails until the flag exists
 print('flag found')
-""")
+""",
+    )
     definition = gated_pipeline(double)
-    definition["Steps"].append(processing_step("NeedsFlag", flaky, "needs_flag.py", arguments=[BUCKET],
-                                               depends_on=["Double"]))
+    definition["Steps"].append(
+        processing_step("NeedsFlag", flaky, "needs_flag.py", arguments=[BUCKET], depends_on=["Double"])
+    )
     described, steps = account.run("retryable", definition)
     arn = described["PipelineExecutionArn"]
     assert described["PipelineExecutionStatus"] == "Failed"
@@ -188,12 +278,24 @@ def test_an_unsupported_step_type_fails_the_execution_naming_it(account):
 
 
 def test_the_step_acts_as_the_execution_role_so_a_missing_permission_fails_it(account, double):
-    account.client("iam").put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["sagemaker:CreateProcessingJob"], "Resource": "*"},
-            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN},
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]}))  # no s3:PutObject
+    account.client("iam").put_role_policy(
+        RoleName=ROLE_NAME,
+        PolicyName="engine-test",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["sagemaker:CreateProcessingJob"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN},
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:ListBucket"],
+                        "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+                    },
+                ],
+            }
+        ),
+    )  # no s3:PutObject
     described, steps = account.run("no-put", gated_pipeline(double))
     assert described["PipelineExecutionStatus"] == "Failed"
     reason = steps["Double"]["FailureReason"]
@@ -202,9 +304,17 @@ def test_the_step_acts_as_the_execution_role_so_a_missing_permission_fails_it(ac
 
 def test_a_role_that_does_not_trust_sagemaker_fails_the_step(account, double):
     iam = account.client("iam")
-    iam.create_role(RoleName="trusts-lambda", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+    iam.create_role(
+        RoleName="trusts-lambda",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
     role = ROLE_ARN.replace(ROLE_NAME, "trusts-lambda")
     described, steps = account.run("bad-trust", gated_pipeline(double), role_arn=role)
     assert described["PipelineExecutionStatus"] == "Failed"
@@ -217,6 +327,7 @@ def test_executions_survive_a_restart_and_one_cut_short_says_so(tmp_path, monkey
     from sandbox import client
     from tests.conftest import run_cli
     from tests.sandbox.engine.conftest import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
+
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
     try:
         account = PipelineAccount(client.up({"dev": "111111111111"}))
@@ -225,12 +336,33 @@ def test_executions_survive_a_restart_and_one_cut_short_says_so(tmp_path, monkey
         iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
         iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="t", PolicyDocument=json.dumps(EXECUTION_POLICY))
         code = account.put_script("sleep.py", SLEEP)
-        quick = account.start("quick", {"Steps": [{"Name": "Noop", "Type": "Condition", "Arguments": {
-            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}]}}]})
+        quick = account.start(
+            "quick",
+            {
+                "Steps": [
+                    {
+                        "Name": "Noop",
+                        "Type": "Condition",
+                        "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}]},
+                    }
+                ]
+            },
+        )
         account.wait(quick)
-        long = account.start("long", {"Steps": [processing_step(
-            "Sleep", code, "sleep.py", arguments=["60", "/opt/ml/processing/output/out"],
-            outputs=[("out", f"s3://{BUCKET}/sleep")])]})
+        long = account.start(
+            "long",
+            {
+                "Steps": [
+                    processing_step(
+                        "Sleep",
+                        code,
+                        "sleep.py",
+                        arguments=["60", "/opt/ml/processing/output/out"],
+                        outputs=[("out", f"s3://{BUCKET}/sleep")],
+                    )
+                ]
+            },
+        )
         assert run_cli("sandbox", "down").returncode == 0
         account = PipelineAccount(client.up({"dev": "111111111111"}))
         sm = account.client("sagemaker")

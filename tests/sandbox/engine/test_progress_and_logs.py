@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from promote.progress import follow_execution
+from pipelines.progress import follow_execution
 from tests.conftest import run_cli
 from tests.sandbox.engine.conftest import BUCKET, processing_step
 
@@ -23,15 +23,20 @@ sys.exit('DataDriftDetected: 1 of 32 features drifted beyond 0.25')
 def drifted(account):
     prepare = account.put_script("prepare.py", PREPARE)
     drift = account.put_script("drift.py", DRIFT)
-    definition = {"Steps": [processing_step("Prepare", prepare, "prepare.py"),
-                            processing_step("DriftCheck", drift, "drift.py", depends_on=["Prepare"])]}
+    definition = {
+        "Steps": [
+            processing_step("Prepare", prepare, "prepare.py"),
+            processing_step("DriftCheck", drift, "drift.py", depends_on=["Prepare"]),
+        ]
+    }
     return account.start("inference", definition)
 
 
 def test_follow_prints_step_changes_and_on_failure_the_reason_and_last_log_lines(account, drifted):
     out = io.StringIO()
-    status = follow_execution(account.client("sagemaker"), drifted, out=out, poll=0.2,
-                              logs_client=account.client("logs"), tail=5)
+    status = follow_execution(
+        account.client("sagemaker"), drifted, out=out, poll=0.2, logs_client=account.client("logs"), tail=5
+    )
     text = out.getvalue()
     assert status == "Failed"
     assert "Prepare" in text and "Succeeded" in text
@@ -74,10 +79,20 @@ class Terminal(io.StringIO):
 
 def test_on_a_terminal_the_table_redraws_in_place(account):
     pause = account.put_script("pause.py", "import time; time.sleep(1)")
-    arn = account.start("paused", {"Steps": [
-        processing_step("Pause", pause, "pause.py"),
-        {"Name": "Gate", "Type": "Condition", "DependsOn": ["Pause"], "Arguments": {
-            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}]}}]})
+    arn = account.start(
+        "paused",
+        {
+            "Steps": [
+                processing_step("Pause", pause, "pause.py"),
+                {
+                    "Name": "Gate",
+                    "Type": "Condition",
+                    "DependsOn": ["Pause"],
+                    "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}]},
+                },
+            ]
+        },
+    )
     out = Terminal()
     assert follow_execution(account.client("sagemaker"), arn, out=out, poll=0.1) == "Succeeded"
     text = out.getvalue()

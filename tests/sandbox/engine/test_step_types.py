@@ -44,24 +44,44 @@ def sourcedir(account):
 
 def training_args(code_uri, scale="2"):
     return {
-        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File",
-                                   "MetricDefinitions": [{"Name": "validation:auc",
-                                                          "Regex": "validation-auc:([0-9\\.]+)"}]},
+        "AlgorithmSpecification": {
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "validation:auc", "Regex": "validation-auc:([0-9\\.]+)"}],
+        },
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
         "StoppingCondition": {"MaxRuntimeInSeconds": 600},
         "ResourceConfig": {"VolumeSizeInGB": 30, "InstanceCount": 1, "InstanceType": "ml.m5.large"},
         "RoleArn": ROLE_ARN,
-        "InputDataConfig": [{"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/train",
-                                                             "S3DataDistributionType": "FullyReplicated"}},
-                             "ContentType": "text/csv", "ChannelName": "train"}],
-        "HyperParameters": {"scale": scale, "sagemaker_program": '"train.py"',
-                            "sagemaker_submit_directory": json.dumps(code_uri),
-                            "sagemaker_container_log_level": "20", "sagemaker_region": '"us-east-1"'}}
+        "InputDataConfig": [
+            {
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{BUCKET}/train",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": "text/csv",
+                "ChannelName": "train",
+            }
+        ],
+        "HyperParameters": {
+            "scale": scale,
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": json.dumps(code_uri),
+            "sagemaker_container_log_level": "20",
+            "sagemaker_region": '"us-east-1"',
+        },
+    }
 
 
 def model_container(code_uri, model_data):
-    return {"Image": IMAGE, "ModelDataUrl": model_data,
-            "Environment": {"SAGEMAKER_PROGRAM": "serve.py", "SAGEMAKER_SUBMIT_DIRECTORY": code_uri}}
+    return {
+        "Image": IMAGE,
+        "ModelDataUrl": model_data,
+        "Environment": {"SAGEMAKER_PROGRAM": "serve.py", "SAGEMAKER_SUBMIT_DIRECTORY": code_uri},
+    }
 
 
 @pytest.fixture
@@ -75,25 +95,54 @@ def data(account):
 def test_train_model_transform_register(account, data):
     code = sourcedir(account)
     artifacts = {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
-    definition = {"Parameters": [{"Name": "Scale", "Type": "String", "DefaultValue": "2"}], "Steps": [
-        {"Name": "Train", "Type": "Training", "Arguments": training_args(code, {"Get": "Parameters.Scale"})},
-        {"Name": "CreateModel", "Type": "Model", "Arguments": {
-            "ExecutionRoleArn": ROLE_ARN, "PrimaryContainer": model_container(code, artifacts)}},
-        {"Name": "Predict", "Type": "Transform", "Arguments": {
-            "ModelName": {"Get": "Steps.CreateModel.ModelName"},
-            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                               "S3Uri": f"s3://{BUCKET}/batch"}},
-                               "ContentType": "text/csv", "SplitType": "Line"},
-            "TransformOutput": {"S3OutputPath": {"Std:Join": {"On": "/", "Values": [
-                f"s3://{BUCKET}/predictions", {"Get": "Execution.PipelineExecutionId"}]}},
-                "Accept": "text/csv", "AssembleWith": "Line"},
-            "TransformResources": {"InstanceCount": 1, "InstanceType": "ml.m5.large"}}},
-        {"Name": "Register", "Type": "RegisterModel", "Arguments": {
-            "ModelPackageGroupName": "engine-models",
-            "InferenceSpecification": {"Containers": [model_container(code, artifacts)],
-                                       "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
-            "ModelApprovalStatus": "PendingManualApproval",
-            "CustomerMetadataProperties": {"execution": {"Get": "Execution.PipelineExecutionArn"}}}}]}
+    definition = {
+        "Parameters": [{"Name": "Scale", "Type": "String", "DefaultValue": "2"}],
+        "Steps": [
+            {"Name": "Train", "Type": "Training", "Arguments": training_args(code, {"Get": "Parameters.Scale"})},
+            {
+                "Name": "CreateModel",
+                "Type": "Model",
+                "Arguments": {"ExecutionRoleArn": ROLE_ARN, "PrimaryContainer": model_container(code, artifacts)},
+            },
+            {
+                "Name": "Predict",
+                "Type": "Transform",
+                "Arguments": {
+                    "ModelName": {"Get": "Steps.CreateModel.ModelName"},
+                    "TransformInput": {
+                        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/batch"}},
+                        "ContentType": "text/csv",
+                        "SplitType": "Line",
+                    },
+                    "TransformOutput": {
+                        "S3OutputPath": {
+                            "Std:Join": {
+                                "On": "/",
+                                "Values": [f"s3://{BUCKET}/predictions", {"Get": "Execution.PipelineExecutionId"}],
+                            }
+                        },
+                        "Accept": "text/csv",
+                        "AssembleWith": "Line",
+                    },
+                    "TransformResources": {"InstanceCount": 1, "InstanceType": "ml.m5.large"},
+                },
+            },
+            {
+                "Name": "Register",
+                "Type": "RegisterModel",
+                "Arguments": {
+                    "ModelPackageGroupName": "engine-models",
+                    "InferenceSpecification": {
+                        "Containers": [model_container(code, artifacts)],
+                        "SupportedContentTypes": ["text/csv"],
+                        "SupportedResponseMIMETypes": ["text/csv"],
+                    },
+                    "ModelApprovalStatus": "PendingManualApproval",
+                    "CustomerMetadataProperties": {"execution": {"Get": "Execution.PipelineExecutionArn"}},
+                },
+            },
+        ],
+    }
     described, steps = account.run("train-serve", definition, params={"Scale": "3"})
     assert described["PipelineExecutionStatus"] == "Succeeded", steps
     arn = described["PipelineExecutionArn"]
@@ -115,31 +164,68 @@ def test_train_model_transform_register(account, data):
     package = account.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["CustomerMetadataProperties"] == {"execution": arn}
-    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith(f"{job_name}/output/model.tar.gz")
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith(
+        f"{job_name}/output/model.tar.gz"
+    )
     model_name = steps["CreateModel"]["Metadata"]["Model"]["Arn"].split("/")[-1]
-    assert account.client("sagemaker").describe_model(ModelName=model_name)["PrimaryContainer"]["Environment"][
-        "SAGEMAKER_PROGRAM"] == "serve.py"
+    assert (
+        account.client("sagemaker").describe_model(ModelName=model_name)["PrimaryContainer"]["Environment"][
+            "SAGEMAKER_PROGRAM"
+        ]
+        == "serve.py"
+    )
 
 
 def test_tuning_runs_the_candidates_and_ranks_them_by_the_objective(account, data):
     code = sourcedir(account)
     training = training_args(code)
-    definition = {"Steps": [
-        {"Name": "Tune", "Type": "Tuning", "Arguments": {
-            "HyperParameterTuningJobConfig": {
-                "Strategy": "Random", "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
-                "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
-                "ParameterRanges": {"IntegerParameterRanges": [{"Name": "scale", "MinValue": "1", "MaxValue": "9",
-                                                                "ScalingType": "Auto"}],
-                                    "ContinuousParameterRanges": [], "CategoricalParameterRanges": []}},
-            "TrainingJobDefinition": {
-                **{k: v for k, v in training.items() if k not in ("HyperParameters", "AlgorithmSpecification")},
-                "AlgorithmSpecification": training["AlgorithmSpecification"],
-                "StaticHyperParameters": {k: v for k, v in training["HyperParameters"].items() if k != "scale"}}}},
-        {"Name": "BestModel", "Type": "Model", "Arguments": {"ExecutionRoleArn": ROLE_ARN, "PrimaryContainer": model_container(
-            code, {"Std:Join": {"On": "/", "Values": [
-                f"s3://{BUCKET}/models", {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
-                "output/model.tar.gz"]}})}}]}
+    definition = {
+        "Steps": [
+            {
+                "Name": "Tune",
+                "Type": "Tuning",
+                "Arguments": {
+                    "HyperParameterTuningJobConfig": {
+                        "Strategy": "Random",
+                        "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
+                        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+                        "ParameterRanges": {
+                            "IntegerParameterRanges": [
+                                {"Name": "scale", "MinValue": "1", "MaxValue": "9", "ScalingType": "Auto"}
+                            ],
+                            "ContinuousParameterRanges": [],
+                            "CategoricalParameterRanges": [],
+                        },
+                    },
+                    "TrainingJobDefinition": {
+                        **{k: v for k, v in training.items() if k not in ("HyperParameters", "AlgorithmSpecification")},
+                        "AlgorithmSpecification": training["AlgorithmSpecification"],
+                        "StaticHyperParameters": {k: v for k, v in training["HyperParameters"].items() if k != "scale"},
+                    },
+                },
+            },
+            {
+                "Name": "BestModel",
+                "Type": "Model",
+                "Arguments": {
+                    "ExecutionRoleArn": ROLE_ARN,
+                    "PrimaryContainer": model_container(
+                        code,
+                        {
+                            "Std:Join": {
+                                "On": "/",
+                                "Values": [
+                                    f"s3://{BUCKET}/models",
+                                    {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                                    "output/model.tar.gz",
+                                ],
+                            }
+                        },
+                    ),
+                },
+            },
+        ]
+    }
     described, steps = account.run("tuned", definition)
     assert described["PipelineExecutionStatus"] == "Succeeded", steps
     assert "TuningJob" in steps["Tune"]["Metadata"]
@@ -165,13 +251,35 @@ def handler(event, context):
 
 
 def lambda_pipeline(function_arn):
-    return {"Steps": [
-        {"Name": "LatestApproved", "Type": "Lambda", "FunctionArn": function_arn,
-         "OutputParameters": [{"OutputName": "ModelDataUrl", "OutputType": "String"},
-                              {"OutputName": "Count", "OutputType": "Integer"}],
-         "Arguments": {"bucket": BUCKET, "group": "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/g"}},
-        {"Name": "Report", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {"On": " ", "Values": [
-            "resolved", {"Get": "Steps.LatestApproved.OutputParameters['ModelDataUrl']"}]}}}}]}
+    return {
+        "Steps": [
+            {
+                "Name": "LatestApproved",
+                "Type": "Lambda",
+                "FunctionArn": function_arn,
+                "OutputParameters": [
+                    {"OutputName": "ModelDataUrl", "OutputType": "String"},
+                    {"OutputName": "Count", "OutputType": "Integer"},
+                ],
+                "Arguments": {
+                    "bucket": BUCKET,
+                    "group": "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/g",
+                },
+            },
+            {
+                "Name": "Report",
+                "Type": "Fail",
+                "Arguments": {
+                    "ErrorMessage": {
+                        "Std:Join": {
+                            "On": " ",
+                            "Values": ["resolved", {"Get": "Steps.LatestApproved.OutputParameters['ModelDataUrl']"}],
+                        }
+                    }
+                },
+            },
+        ]
+    }
 
 
 def test_lambda_step_runs_the_handler_as_the_function_role_and_exposes_outputs(account):
@@ -191,6 +299,8 @@ def test_a_raising_lambda_fails_its_step_with_the_error_message(account):
     function_arn = account.create_lambda("latest-approved", LATEST)
     described, steps = account.run("lambda-none", lambda_pipeline(function_arn))
     assert described["PipelineExecutionStatus"] == "Failed"
-    assert steps["LatestApproved"]["FailureReason"] == \
-        "LookupError: no approved model in arn:aws:sagemaker:us-east-1:333333333333:model-package-group/g"
+    assert (
+        steps["LatestApproved"]["FailureReason"]
+        == "LookupError: no approved model in arn:aws:sagemaker:us-east-1:333333333333:model-package-group/g"
+    )
     assert "Report" not in steps

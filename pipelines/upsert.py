@@ -21,7 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from promote.errors import AccessDenied, ConfigError
+from mlops_core.errors import AccessDenied, ConfigError
 
 MANAGED_BY = "run-pipeline"
 _FINGERPRINT_MARK = "spec-sha256="
@@ -33,13 +33,13 @@ PROVENANCE_PARAMETERS = ("GitCommit", "BuildId", "BuildUrl")
 # -- desired state as data ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DesiredPipeline:
-    key: str                    # train / hpo / inference
+    key: str  # train / hpo / inference
     name: str
-    definition: str             # normalised JSON
+    definition: str  # normalised JSON
     role_arn: str
-    description: str            # carries the fingerprint
-    identity_tags: dict         # compared: project, environment, --tag values
-    parameters: dict            # name -> default
+    description: str  # carries the fingerprint
+    identity_tags: dict  # compared: project, environment, --tag values
+    parameters: dict  # name -> default
     spec: object = field(compare=False, repr=False)
 
     @property
@@ -51,7 +51,7 @@ class DesiredPipeline:
 class PipelinePlan:
     key: str
     name: str
-    action: str                 # create / update / unchanged
+    action: str  # create / update / unchanged
     changes: tuple = ()
     desired: DesiredPipeline | None = field(default=None, compare=False, repr=False)
 
@@ -101,15 +101,18 @@ def build_tags(repo_root=None) -> dict:
 
 def _local_user() -> str:
     # spelled as in the role session names the approver's identity is compared by
-    from promote.session import _local_user as user, session_name
+    from mlops_core.session import _local_user as user, session_name
+
     return session_name("x", user()).rsplit("@", 1)[0]
 
 
 def _git_commit(repo_root=None) -> str | None:
-    from promote.config import REPO_ROOT
+    from mlops_core.config import REPO_ROOT
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root or REPO_ROOT, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_root or REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -121,13 +124,23 @@ def desired_pipelines(env, specs: dict, extra_tags: dict | None = None) -> list[
     desired = []
     for key, spec in specs.items():
         definition = normalise_definition(spec.definition)
-        digest = hashlib.sha256(json.dumps(
-            {"definition": definition, "role": spec.role_arn, "tags": tags}, sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps({"definition": definition, "role": spec.role_arn, "tags": tags}, sort_keys=True).encode()
+        ).hexdigest()
         purpose = getattr(spec, "description", "") or f"{env.project} {key} pipeline for {env.name}"
         description = f"{purpose[:2900]} (managed by {MANAGED_BY}, {_FINGERPRINT_MARK}{digest})"
-        desired.append(DesiredPipeline(key=key, name=spec.name, definition=definition, role_arn=spec.role_arn,
-                                       description=description, identity_tags=tags,
-                                       parameters=dict(spec.parameters), spec=spec))
+        desired.append(
+            DesiredPipeline(
+                key=key,
+                name=spec.name,
+                definition=definition,
+                role_arn=spec.role_arn,
+                description=description,
+                identity_tags=tags,
+                parameters=dict(spec.parameters),
+                spec=spec,
+            )
+        )
     return desired
 
 
@@ -164,8 +177,12 @@ def definition_changes(deployed_text: str, desired_normalised: str) -> list[str]
     new = json.loads(desired_normalised)
     if old == new:
         return []
-    changes = _named_changes("parameter", old.get("Parameters", []), new.get("Parameters", []),
-                             lambda a, b: f": {a.get('DefaultValue')!r} -> {b.get('DefaultValue')!r}")
+    changes = _named_changes(
+        "parameter",
+        old.get("Parameters", []),
+        new.get("Parameters", []),
+        lambda a, b: f": {a.get('DefaultValue')!r} -> {b.get('DefaultValue')!r}",
+    )
     changes += _named_changes("step", _all_steps(old), _all_steps(new), lambda a, b: " changed")
     if not changes:
         changes.append("definition")
@@ -226,14 +243,16 @@ def _is_not_found(exc) -> bool:
     err = exc.response.get("Error", {})
     code, message = err.get("Code", ""), err.get("Message", "").lower()
     # AWS answers ResourceNotFound; some emulators a ValidationException "Could not find pipeline"
-    return code == "ResourceNotFound" or (code == "ValidationException" and
-                                          ("could not find" in message or "does not exist" in message))
+    return code == "ResourceNotFound" or (
+        code == "ValidationException" and ("could not find" in message or "does not exist" in message)
+    )
 
 
 # -- applying the plan ----------------------------------------------------------------------------
 def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[dict]:
     """Execute create/update instructions: code uploads, then Lambda functions, then the pipeline."""
     from botocore.exceptions import ClientError
+
     results, uploaded = [], set()
     for p in plans:
         if p.action == "unchanged":
@@ -254,33 +273,45 @@ def _put_uploads(s3, spec, env, uploaded: set) -> None:
         if upload.s3_uri in uploaded:
             continue  # the pipelines of one project share their code bundle: put it once per run
         uploaded.add(upload.s3_uri)
-        bucket, _, key = upload.s3_uri[len("s3://"):].partition("/")
+        bucket, _, key = upload.s3_uri[len("s3://") :].partition("/")
         # content-addressed keys: re-putting the same bytes is harmless, and only happens on change
-        s3.put_object(Bucket=bucket, Key=key, Body=upload.body, ServerSideEncryption="aws:kms",
-                      SSEKMSKeyId=env.kms_key_alias)
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=upload.body, ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias
+        )
 
 
 def lambda_code_sha256(zip_bytes: bytes) -> str:
     """Lambda's own CodeSha256: base64 of the zip's SHA-256 digest."""
     import base64
+
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
 
 def _ensure_lambdas(lam, spec) -> None:
     from botocore.exceptions import ClientError
+
     for fn in getattr(spec, "lambda_functions", ()) or ():
         try:
             current = lam.get_function_configuration(FunctionName=fn.name)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-            lam.create_function(FunctionName=fn.name, Code={"ZipFile": fn.zip_bytes}, Publish=False,
-                                Description=f"managed by {MANAGED_BY}", **_lambda_configuration(fn))
+            lam.create_function(
+                FunctionName=fn.name,
+                Code={"ZipFile": fn.zip_bytes},
+                Publish=False,
+                Description=f"managed by {MANAGED_BY}",
+                **_lambda_configuration(fn),
+            )
             continue
         wanted = _lambda_configuration(fn)
-        have = {"Role": current.get("Role"), "Handler": current.get("Handler"), "Runtime": current.get("Runtime"),
-                "Timeout": current.get("Timeout"),
-                "Environment": {"Variables": (current.get("Environment") or {}).get("Variables") or {}}}
+        have = {
+            "Role": current.get("Role"),
+            "Handler": current.get("Handler"),
+            "Runtime": current.get("Runtime"),
+            "Timeout": current.get("Timeout"),
+            "Environment": {"Variables": (current.get("Environment") or {}).get("Variables") or {}},
+        }
         config_changed = have != wanted
         if config_changed:
             lam.update_function_configuration(FunctionName=fn.name, **wanted)
@@ -292,20 +323,32 @@ def _ensure_lambdas(lam, spec) -> None:
 
 
 def _lambda_configuration(fn) -> dict:
-    return {"Role": fn.role_arn, "Handler": fn.handler, "Runtime": fn.runtime,
-            "Timeout": int(getattr(fn, "timeout", 60) or 60),
-            "Environment": {"Variables": dict(getattr(fn, "environment", None) or {})}}
+    return {
+        "Role": fn.role_arn,
+        "Handler": fn.handler,
+        "Runtime": fn.runtime,
+        "Timeout": int(getattr(fn, "timeout", 60) or 60),
+        "Environment": {"Variables": dict(getattr(fn, "environment", None) or {})},
+    }
 
 
 def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
     want = p.desired
     tags = {**want.identity_tags, **build}
     if p.action == "create":
-        return sm.create_pipeline(PipelineName=want.name, PipelineDefinition=want.spec.definition,
-                                  PipelineDescription=want.description, RoleArn=want.role_arn,
-                                  Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["PipelineArn"]
-    arn = sm.update_pipeline(PipelineName=want.name, PipelineDefinition=want.spec.definition,
-                             PipelineDescription=want.description, RoleArn=want.role_arn)["PipelineArn"]
+        return sm.create_pipeline(
+            PipelineName=want.name,
+            PipelineDefinition=want.spec.definition,
+            PipelineDescription=want.description,
+            RoleArn=want.role_arn,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["PipelineArn"]
+    arn = sm.update_pipeline(
+        PipelineName=want.name,
+        PipelineDefinition=want.spec.definition,
+        PipelineDescription=want.description,
+        RoleArn=want.role_arn,
+    )["PipelineArn"]
     # AddTags updates the values of keys the pipeline already has; tags added by others are kept
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     return arn
@@ -317,21 +360,30 @@ def split_parameters(desired: list[DesiredPipeline], params: dict) -> dict:
     known = set().union(*(d.parameters for d in desired)) if desired else set()
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ConfigError(f"'{unknown[0]}' is not a parameter of {', '.join(d.name for d in desired)} "
-                          f"(known: {', '.join(sorted(known)) or 'none'})", field="--param")
+        raise ConfigError(
+            f"'{unknown[0]}' is not a parameter of {', '.join(d.name for d in desired)} "
+            f"(known: {', '.join(sorted(known)) or 'none'})",
+            field="--param",
+        )
     return {d.name: {k: v for k, v in params.items() if k in d.parameters} for d in desired}
 
 
 def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, build: dict) -> list[dict]:
     from botocore.exceptions import ClientError
+
     per_pipeline = split_parameters(desired, params)
     started = []
     for d in desired:
-        kwargs = {"PipelineName": d.name,
-                  "PipelineExecutionDescription": f"started by {MANAGED_BY} ({build.get('build', 'local')})"}
+        kwargs = {
+            "PipelineName": d.name,
+            "PipelineExecutionDescription": f"started by {MANAGED_BY} ({build.get('build', 'local')})",
+        }
         # the execution records the build that started it, whatever build last changed the definition
-        provenance = {"GitCommit": build.get("git-commit"), "BuildId": build.get("build"),
-                      "BuildUrl": build.get("build-url")}
+        provenance = {
+            "GitCommit": build.get("git-commit"),
+            "BuildId": build.get("build"),
+            "BuildUrl": build.get("build-url"),
+        }
         values = {**{k: v for k, v in provenance.items() if v and k in d.parameters}, **per_pipeline[d.name]}
         if values:
             kwargs["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in values.items()]
@@ -353,13 +405,26 @@ class UpsertResult:
     executions: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"environment": self.environment, "account_id": self.account_id,
-                "plan": [p.as_dict() for p in self.plans],
-                "pipelines": self.applied, "executions": self.executions}
+        return {
+            "environment": self.environment,
+            "account_id": self.account_id,
+            "plan": [p.as_dict() for p in self.plans],
+            "pipelines": self.applied,
+            "executions": self.executions,
+        }
 
 
-def upsert(env, specs: dict, sessions, *, extra_tags: dict | None = None, start: bool = False,
-           params: dict | None = None, build: dict | None = None, clients: dict | None = None) -> UpsertResult:
+def upsert(
+    env,
+    specs: dict,
+    sessions,
+    *,
+    extra_tags: dict | None = None,
+    start: bool = False,
+    params: dict | None = None,
+    build: dict | None = None,
+    clients: dict | None = None,
+) -> UpsertResult:
     """Plan and apply the pipelines of `specs` in the environment's account, optionally start them.
 
     `clients` ({"sagemaker": .., "s3": .., "lambda": ..}, filled in as needed) lets a caller promoting
@@ -408,11 +473,12 @@ def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None)
     """`run-pipeline` without a subcommand: the CLI calls this and renders its failures."""
     import click
     from pipelines.definitions import build_pipelines
-    from promote.clikit import emit_json
-    from promote.session import Sessions
+    from mlops_core.clikit import emit_json
+    from mlops_core.session import Sessions
 
     if dry_run:
         from pipelines.definitions import dry_run_document
+
         emit_json(dry_run_document(build_pipelines(env, _selected(which))))
         return None
     sessions = Sessions(env, profile=profile)
@@ -425,13 +491,15 @@ def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None)
     if wait and result.executions:
         # with --output json stdout stays one JSON document; the live progress goes to stderr
         progress = sys.stderr if output == "json" else sys.stdout
-        from promote.progress import follow_execution
+        from pipelines.progress import follow_execution
+
         for execution in result.executions:
             execution["status"] = follow_execution(sessions, execution["execution_arn"], out=progress)
     if output == "json":
         emit_json(result.as_dict())
     failed = [e for e in result.executions if e.get("status") not in (None, "Succeeded")]
     if failed:
-        from promote.errors import PipelineFailed
+        from mlops_core.errors import PipelineFailed
+
         raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promote.errors import ConfigError
+from mlops_core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sandbox", "aws")
@@ -147,8 +147,10 @@ class Environment:
 
     @property
     def model_package_group_arn(self) -> str:
-        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.registry_account_id}:"
-                f"model-package-group/{self.model_package_group}")
+        return (
+            f"arn:{self.partition}:sagemaker:{self.region}:{self.registry_account_id}:"
+            f"model-package-group/{self.model_package_group}"
+        )
 
     def pipeline_arn(self, which: str) -> str:
         return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:pipeline/{self.pipelines[which]}"
@@ -179,8 +181,9 @@ def environment_path(name_or_path: str, env_dir=None) -> Path:
     path = directory / f"{name_or_path}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise ConfigError(f"no environment '{name_or_path}' in {directory} (known: {', '.join(known) or 'none'})",
-                          field="--env")
+        raise ConfigError(
+            f"no environment '{name_or_path}' in {directory} (known: {', '.join(known) or 'none'})", field="--env"
+        )
     return path
 
 
@@ -220,6 +223,7 @@ def parse_environment(text: str, display: str, path: Path | None = None, backend
 
 def _replace(env: Environment, **changes) -> Environment:
     from dataclasses import replace
+
     return replace(env, **changes)
 
 
@@ -230,9 +234,26 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-_TOP_LEVEL = {"environment", "kind", "backend", "region", "project", "accounts", "account", "roles", "jenkins",
-              "buckets", "terraform", "kms", "model_package_group", "pipelines", "schedule", "notifications",
-              "training", "inference"}
+_TOP_LEVEL = {
+    "environment",
+    "kind",
+    "backend",
+    "region",
+    "project",
+    "accounts",
+    "account",
+    "roles",
+    "jenkins",
+    "buckets",
+    "terraform",
+    "kms",
+    "model_package_group",
+    "pipelines",
+    "schedule",
+    "notifications",
+    "training",
+    "inference",
+}
 
 
 class _Validator:
@@ -250,8 +271,10 @@ class _Validator:
             self.fail(path, f"expected a mapping, got {_show(data)}")
         for key in data:
             if key not in allowed:
-                self.fail(f"{path}.{key}" if path else str(key),
-                          f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+                self.fail(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown field (expected one of: {', '.join(sorted(allowed))})",
+                )
         for key in sorted(required):
             if data.get(key) is None:
                 self.fail(f"{path}.{key}" if path else key, "required field is missing")
@@ -296,8 +319,9 @@ class _Validator:
         region = self.match(d["region"], "region", _REGION, "an AWS region name like eu-west-1")
         project = self.match(d["project"], "project", _PROJECT, "a project name (3-32 lowercase letters, digits, -)")
 
-        accounts = self.section(d["accounts"], "accounts", set(d["accounts"]) if isinstance(d["accounts"], dict)
-                                else set(), {"registry"})
+        accounts = self.section(
+            d["accounts"], "accounts", set(d["accounts"]) if isinstance(d["accounts"], dict) else set(), {"registry"}
+        )
         for label, value in accounts.items():
             self.match(label, f"accounts.{label}", _ENV_NAME, "an account label (lowercase, digits, -)")
             self.account_id(value, f"accounts.{label}")
@@ -306,23 +330,47 @@ class _Validator:
             choices = ", ".join(k for k in accounts if k != "registry")
             self.fail("account", f"{_show(account)} is not a workload account in 'accounts' (one of: {choices})")
         if accounts[account] == accounts["registry"]:
-            self.fail("accounts.registry", f"'{accounts['registry']}' is the same account as accounts.{account}: "
-                                           "the registry must be a separate account")
+            self.fail(
+                "accounts.registry",
+                f"'{accounts['registry']}' is the same account as accounts.{account}: "
+                "the registry must be a separate account",
+            )
 
-        r = self.section(d["roles"], "roles", {"execution", "lambda", "events", "jenkins", "approver"},
-                         {"execution", "lambda", "events", "jenkins", "approver"})
-        roles = Roles(**{("lambda_" if k == "lambda" else k): self.match(v, f"roles.{k}", _ROLE_NAME, "an IAM role name")
-                         for k, v in r.items()})
+        r = self.section(
+            d["roles"],
+            "roles",
+            {"execution", "lambda", "events", "jenkins", "approver"},
+            {"execution", "lambda", "events", "jenkins", "approver"},
+        )
+        roles = Roles(
+            **{
+                ("lambda_" if k == "lambda" else k): self.match(v, f"roles.{k}", _ROLE_NAME, "an IAM role name")
+                for k, v in r.items()
+            }
+        )
 
         j = self.section(d["jenkins"], "jenkins", {"principal_arn", "external_id"}, {"principal_arn", "external_id"})
         jenkins = Jenkins(
-            principal_arn=self.match(j["principal_arn"], "jenkins.principal_arn", _PRINCIPAL_ARN,
-                                     "an IAM role or user ARN (arn:aws:iam::123456789012:role/NAME)"),
-            external_id=self.match(j["external_id"], "jenkins.external_id", _EXTERNAL_ID,
-                                   "an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)"))
+            principal_arn=self.match(
+                j["principal_arn"],
+                "jenkins.principal_arn",
+                _PRINCIPAL_ARN,
+                "an IAM role or user ARN (arn:aws:iam::123456789012:role/NAME)",
+            ),
+            external_id=self.match(
+                j["external_id"],
+                "jenkins.external_id",
+                _EXTERNAL_ID,
+                "an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)",
+            ),
+        )
 
-        b = self.section(d["buckets"], "buckets", {"artifacts", "registry", "terraform_state"},
-                         {"artifacts", "registry", "terraform_state"})
+        b = self.section(
+            d["buckets"],
+            "buckets",
+            {"artifacts", "registry", "terraform_state"},
+            {"artifacts", "registry", "terraform_state"},
+        )
         buckets = Buckets(**{k: self.match(v, f"buckets.{k}", _BUCKET, "a valid S3 bucket name") for k, v in b.items()})
         if len({buckets.artifacts, buckets.registry, buckets.terraform_state}) < 3:
             self.fail("buckets", "artifacts, registry and terraform_state must be three different buckets")
@@ -330,13 +378,20 @@ class _Validator:
         t = self.section(d["terraform"], "terraform", {"lock_table"}, {"lock_table"})
         lock_table = self.match(t["lock_table"], "terraform.lock_table", _TABLE, "a DynamoDB table name")
         k = self.section(d["kms"], "kms", {"key_alias"}, {"key_alias"})
-        key_alias = self.match(k["key_alias"], "kms.key_alias", _KMS_ALIAS,
-                               "a customer-managed KMS alias (alias/NAME, not alias/aws/...)")
-        group = self.match(d["model_package_group"], "model_package_group", _SAGEMAKER_NAME,
-                           "a model package group name (letters, digits, -; at most 63)")
+        key_alias = self.match(
+            k["key_alias"], "kms.key_alias", _KMS_ALIAS, "a customer-managed KMS alias (alias/NAME, not alias/aws/...)"
+        )
+        group = self.match(
+            d["model_package_group"],
+            "model_package_group",
+            _SAGEMAKER_NAME,
+            "a model package group name (letters, digits, -; at most 63)",
+        )
         p = self.section(d["pipelines"], "pipelines", {"train", "hpo", "inference"}, {"train", "hpo", "inference"})
-        pipelines = {k: self.match(v, f"pipelines.{k}", _SAGEMAKER_NAME,
-                                   "a pipeline name (letters, digits, -; at most 63)") for k, v in p.items()}
+        pipelines = {
+            k: self.match(v, f"pipelines.{k}", _SAGEMAKER_NAME, "a pipeline name (letters, digits, -; at most 63)")
+            for k, v in p.items()
+        }
         if len(set(pipelines.values())) < 3:
             self.fail("pipelines", "train, hpo and inference must have three different names")
         schedule = self._schedule(d["schedule"])
@@ -345,11 +400,26 @@ class _Validator:
         emails = self.string_list(n.get("emails", []), "notifications.emails", _EMAIL, "an email address")
 
         return Environment(
-            name=name, kind=kind, backend=backend, region=region, project=project, accounts=dict(accounts),
-            account=account, roles=roles, jenkins=jenkins, buckets=buckets, terraform_lock_table=lock_table,
-            kms_key_alias=key_alias, model_package_group=group, pipelines=pipelines, schedule=schedule,
-            notification_emails=emails, training=self._training(d.get("training") or {}),
-            inference=self._inference(d.get("inference") or {}), source=path)
+            name=name,
+            kind=kind,
+            backend=backend,
+            region=region,
+            project=project,
+            accounts=dict(accounts),
+            account=account,
+            roles=roles,
+            jenkins=jenkins,
+            buckets=buckets,
+            terraform_lock_table=lock_table,
+            kms_key_alias=key_alias,
+            model_package_group=group,
+            pipelines=pipelines,
+            schedule=schedule,
+            notification_emails=emails,
+            training=self._training(d.get("training") or {}),
+            inference=self._inference(d.get("inference") or {}),
+            source=path,
+        )
 
     def _schedule(self, value) -> str:
         if not isinstance(value, str):
@@ -358,15 +428,20 @@ class _Validator:
         if rate:
             count, unit = int(rate.group(1)), rate.group(2)
             if count == 0 or (count == 1) != (not unit.endswith("s")):
-                self.fail("schedule", f"{_show(value)} is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1")
+                self.fail(
+                    "schedule", f"{_show(value)} is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1"
+                )
             return value
         cron = _CRON.match(value)
         if not cron:
             self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
         fields = cron.group(1).split()
         if len(fields) != 6:
-            self.fail("schedule", f"{_show(value)} has {len(fields)} fields; EventBridge cron needs 6 "
-                                  "(minutes hours day-of-month month day-of-week year)")
+            self.fail(
+                "schedule",
+                f"{_show(value)} has {len(fields)} fields; EventBridge cron needs 6 "
+                "(minutes hours day-of-month month day-of-week year)",
+            )
         if "?" not in (fields[2], fields[4]):
             self.fail("schedule", f"{_show(value)}: one of day-of-month or day-of-week must be '?'")
         allowed = re.compile(r"^[0-9A-Za-z*?,/#L W-]+$")
@@ -376,25 +451,46 @@ class _Validator:
         return value
 
     def _training(self, data) -> Training:
-        allowed = {"dataset", "target", "features", "categorical", "missing_values", "instance_type",
-                   "auc_threshold", "champion_tolerance", "hyperparameters", "hpo"}
+        allowed = {
+            "dataset",
+            "target",
+            "features",
+            "categorical",
+            "missing_values",
+            "instance_type",
+            "auc_threshold",
+            "champion_tolerance",
+            "hyperparameters",
+            "hpo",
+        }
         t = self.section(data, "training", allowed, set())
         default = Training()
         values: dict[str, Any] = {}
         if "dataset" in t:
-            values["dataset"] = self.match(t["dataset"], "training.dataset", _DATASET,
-                                           "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)")
+            values["dataset"] = self.match(
+                t["dataset"],
+                "training.dataset",
+                _DATASET,
+                "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+            )
         if "target" in t:
             values["target"] = self.match(t["target"], "training.target", re.compile(r"^\S.{0,127}$"), "a column name")
         if "features" in t:
-            values["features"] = ("all" if t["features"] == "all"
-                                  else self.string_list(t["features"], "training.features", None, "a column name"))
+            values["features"] = (
+                "all"
+                if t["features"] == "all"
+                else self.string_list(t["features"], "training.features", None, "a column name")
+            )
         for key in ("categorical", "missing_values"):
             if key in t:
                 values[key] = self.string_list(t[key], f"training.{key}")
         if "instance_type" in t:
-            values["instance_type"] = self.match(t["instance_type"], "training.instance_type", _INSTANCE_TYPE,
-                                                 "a SageMaker instance type like ml.m5.large")
+            values["instance_type"] = self.match(
+                t["instance_type"],
+                "training.instance_type",
+                _INSTANCE_TYPE,
+                "a SageMaker instance type like ml.m5.large",
+            )
         for key in ("auc_threshold", "champion_tolerance"):
             if key in t:
                 values[key] = float(self.number(t[key], f"training.{key}", 0, 1))
@@ -413,8 +509,13 @@ class _Validator:
     def _hpo(self, data, default: Training) -> dict:
         h = self.section(data, "training.hpo", {"max_jobs", "max_parallel_jobs", "ranges"}, set())
         max_jobs = self.number(h.get("max_jobs", default.hpo_max_jobs), "training.hpo.max_jobs", 1, 100, integer=True)
-        parallel = self.number(h.get("max_parallel_jobs", default.hpo_max_parallel_jobs),
-                               "training.hpo.max_parallel_jobs", 1, max_jobs, integer=True)
+        parallel = self.number(
+            h.get("max_parallel_jobs", default.hpo_max_parallel_jobs),
+            "training.hpo.max_parallel_jobs",
+            1,
+            max_jobs,
+            integer=True,
+        )
         ranges = default.hpo_ranges
         if "ranges" in h:
             if not isinstance(h["ranges"], dict) or not h["ranges"]:
@@ -433,8 +534,9 @@ class _Validator:
                         self.fail(path, f"min {low} must be below max {high}")
                     parsed.append(HpoRange(name, s["type"], low, high))
                 elif s["type"] == "categorical":
-                    parsed.append(HpoRange(name, "categorical", values=self.string_list(s.get("values"),
-                                                                                        f"{path}.values")))
+                    parsed.append(
+                        HpoRange(name, "categorical", values=self.string_list(s.get("values"), f"{path}.values"))
+                    )
                 else:
                     self.fail(f"{path}.type", f"{_show(s['type'])} is not one of integer, continuous, categorical")
             ranges = tuple(parsed)
@@ -444,12 +546,22 @@ class _Validator:
         i = self.section(data, "inference", {"input", "instance_type", "drift_threshold"}, set())
         default = Inference()
         return Inference(
-            input=self.match(i.get("input", default.input), "inference.input", _DATASET,
-                             "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)"),
-            instance_type=self.match(i.get("instance_type", default.instance_type), "inference.instance_type",
-                                     _INSTANCE_TYPE, "a SageMaker instance type like ml.m5.large"),
-            drift_threshold=float(self.number(i.get("drift_threshold", default.drift_threshold),
-                                              "inference.drift_threshold", 0.0001, 10)))
+            input=self.match(
+                i.get("input", default.input),
+                "inference.input",
+                _DATASET,
+                "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+            ),
+            instance_type=self.match(
+                i.get("instance_type", default.instance_type),
+                "inference.instance_type",
+                _INSTANCE_TYPE,
+                "a SageMaker instance type like ml.m5.large",
+            ),
+            drift_threshold=float(
+                self.number(i.get("drift_threshold", default.drift_threshold), "inference.drift_threshold", 0.0001, 10)
+            ),
+        )
 
 
 def _show(value) -> str:

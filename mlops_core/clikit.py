@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from promote.errors import ToolkitError
+from mlops_core.errors import ToolkitError
 
 
 class _ErrorEdge:
@@ -58,25 +58,47 @@ def _client_error_line(exc) -> str | None:
 
 def environment_options(func):
     """--env, --env-dir, --backend and --profile, loaded into an Environment passed as `env`."""
-    @click.option("--env", "env_name", required=True, metavar="ENV",
-                  help="Environment name (a file in environments/) or a path to its YAML file.")
-    @click.option("--env-dir", type=click.Path(file_okay=False), default=None,
-                  help="Directory of environment files (default: $MLOPS_ENV_DIR or ./environments).")
-    @click.option("--backend", type=click.Choice(["sandbox", "aws"]), default=None,
-                  help="Override the environment's backend: the embedded sandbox or real AWS.")
-    @click.option("--profile", default=None,
-                  help="AWS profile to act as (on the sandbox: an account label such as registry).")
+
+    @click.option(
+        "--env",
+        "env_name",
+        required=True,
+        metavar="ENV",
+        help="Environment name (a file in environments/) or a path to its YAML file.",
+    )
+    @click.option(
+        "--env-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Directory of environment files (default: $MLOPS_ENV_DIR or ./environments).",
+    )
+    @click.option(
+        "--backend",
+        type=click.Choice(["sandbox", "aws"]),
+        default=None,
+        help="Override the environment's backend: the embedded sandbox or real AWS.",
+    )
+    @click.option(
+        "--profile", default=None, help="AWS profile to act as (on the sandbox: an account label such as registry)."
+    )
     @functools.wraps(func)
     def wrapper(*args, env_name, env_dir, backend, profile, **kwargs):
-        from promote.config import load_environment
+        from mlops_core.config import load_environment
+
         env = load_environment(env_name, env_dir=env_dir, backend=backend)
         return func(*args, env=env, profile=profile, **kwargs)
+
     return wrapper
 
 
 def output_option(func):
-    return click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                        help="text for people, json for machines.")(func)
+    return click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for machines.",
+    )(func)
 
 
 def emit_json(data) -> None:

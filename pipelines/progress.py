@@ -49,26 +49,41 @@ def _detail(step: dict) -> str:
 
 
 def step_rows(steps: list[dict]) -> list[dict]:
-    return [{"step": s["StepName"], "status": s.get("StepStatus", ""),
-             "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"))), "detail": _detail(s)}
-            for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=timezone.utc))]
+    return [
+        {
+            "step": s["StepName"],
+            "status": s.get("StepStatus", ""),
+            "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"))),
+            "detail": _detail(s),
+        }
+        for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=timezone.utc))
+    ]
 
 
 def render_table(rows: list[dict], width: int = 120) -> str:
-    from promote.clikit import table
+    from mlops_core.clikit import table
+
     clipped = [dict(r, detail=(r["detail"][:70] + "...") if len(r["detail"]) > 73 else r["detail"]) for r in rows]
     return table(clipped, ["step", "status", "duration", "detail"]) if rows else "(no step started yet)"
 
 
-def follow_execution(sessions_or_client, execution_arn: str, out=None, poll: float = 2.0,
-                     logs_client=None, timeout: float | None = None, tail: int = LOG_TAIL) -> str:
+def follow_execution(
+    sessions_or_client,
+    execution_arn: str,
+    out=None,
+    poll: float = 2.0,
+    logs_client=None,
+    timeout: float | None = None,
+    tail: int = LOG_TAIL,
+) -> str:
     """Follow `execution_arn` until it ends; returns the final status (Succeeded/Failed/Stopped).
 
-    `sessions_or_client` is a promote.session.Sessions (clients of its workload account) or a
+    `sessions_or_client` is a mlops_core.session.Sessions (clients of its workload account) or a
     SageMaker client (then pass `logs_client` to show log lines of a failed step). On a terminal
     `out` the table redraws in place; otherwise each step status change prints one line.
     """
-    from promote.logs import execution_steps
+    from pipelines.logs import execution_steps
+
     sagemaker, logs = _clients(sessions_or_client, logs_client)
     out = out or sys.stdout
     live = hasattr(out, "isatty") and out.isatty()
@@ -91,8 +106,9 @@ def follow_execution(sessions_or_client, execution_arn: str, out=None, poll: flo
                 if seen.get(row["step"]) != row["status"]:
                     seen[row["step"]] = row["status"]
                     stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-                    out.write(f"{stamp}  {row['step']:<24} {row['status']:<10} {row['duration']:>7}  "
-                              f"{row['detail'][:100]}\n")
+                    out.write(
+                        f"{stamp}  {row['step']:<24} {row['status']:<10} {row['duration']:>7}  {row['detail'][:100]}\n"
+                    )
         out.flush()
         if status in TERMINAL:
             break
@@ -118,7 +134,8 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
         out.write(f"\nstep {step['StepName']} failed: {step.get('FailureReason', 'no reason given')}\n")
         if logs is None:
             continue
-        from promote.logs import step_logs
+        from pipelines.logs import step_logs
+
         try:
             [log] = step_logs(sagemaker, logs, described["PipelineExecutionArn"], step["StepName"], tail=tail)
         except Exception as exc:  # logs are a courtesy here: their absence must not hide the failure
@@ -132,11 +149,13 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
 
 def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 0.0, poll: float = 0.5) -> str:
     """The most recent execution of `pipeline_name`, waiting up to `appear_timeout` seconds for one."""
-    from promote.errors import PipelineFailed
+    from mlops_core.errors import PipelineFailed
+
     deadline = time.monotonic() + appear_timeout
     while True:
-        summaries = sagemaker.list_pipeline_executions(PipelineName=pipeline_name, SortBy="CreationTime",
-                                                       SortOrder="Descending", MaxResults=1)
+        summaries = sagemaker.list_pipeline_executions(
+            PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+        )
         found = summaries.get("PipelineExecutionSummaries", [])
         if found:
             return found[0]["PipelineExecutionArn"]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from promote.errors import ConfigError
+from mlops_core.errors import ConfigError
 
 # Where SageMaker writes each job kind's container output.
-JOB_LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs",
-                  "TrainingJob": "/aws/sagemaker/TrainingJobs",
-                  "TransformJob": "/aws/sagemaker/TransformJobs"}
+JOB_LOG_GROUPS = {
+    "ProcessingJob": "/aws/sagemaker/ProcessingJobs",
+    "TrainingJob": "/aws/sagemaker/TrainingJobs",
+    "TransformJob": "/aws/sagemaker/TransformJobs",
+}
 
 
 @dataclass
@@ -35,8 +37,7 @@ def execution_steps(sagemaker, execution_arn: str) -> list[dict]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def step_logs(sagemaker, logs, execution_arn: str, step: str | None = None,
-              tail: int | None = None) -> list[StepLog]:
+def step_logs(sagemaker, logs, execution_arn: str, step: str | None = None, tail: int | None = None) -> list[StepLog]:
     steps = execution_steps(sagemaker, execution_arn)
     if step is not None:
         chosen = [s for s in steps if s["StepName"] == step]
@@ -82,8 +83,11 @@ def _job_streams(logs, group: str, job: str, execution_id: str) -> list[str]:
     try:
         while True:
             page = logs.describe_log_streams(**kwargs)
-            found += [s["logStreamName"] for s in page.get("logStreams", [])
-                      if s["logStreamName"].lower().startswith(job.lower() + "/")]
+            found += [
+                s["logStreamName"]
+                for s in page.get("logStreams", [])
+                if s["logStreamName"].lower().startswith(job.lower() + "/")
+            ]
             if not page.get("nextToken"):
                 break
             kwargs["nextToken"] = page["nextToken"]

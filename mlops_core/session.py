@@ -12,7 +12,7 @@ import os
 import re
 import threading
 
-from promote.errors import AccessDenied
+from mlops_core.errors import AccessDenied
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
 
@@ -35,7 +35,8 @@ class Sessions:
     """Every boto3 session a command needs for one environment, created once and reused."""
 
     def __init__(self, env, backend=None, *, who: str | None = None, profile: str | None = None):
-        from promote.backend import backend_for
+        from mlops_core.backend import backend_for
+
         self.env = env
         self.backend = backend or backend_for(env, profile)
         self.who = who
@@ -46,8 +47,9 @@ class Sessions:
     def client(self, service: str, session=None):
         """A client for `service` on `session` (default: the workload session), pointed at the backend."""
         session = session or self.workload()
-        return session.client(service, endpoint_url=self.backend.endpoint_url,
-                              config=self.backend.botocore_config(self.env.region))
+        return session.client(
+            service, endpoint_url=self.backend.endpoint_url, config=self.backend.botocore_config(self.env.region)
+        )
 
     def base(self, account_id: str | None = None):
         """The caller's own credentials, as the backend supplies them for acting in `account_id`."""
@@ -94,13 +96,20 @@ class Sessions:
             except ClientError as exc:
                 code = exc.response["Error"].get("Code", "")
                 if code in ("AccessDenied", "AccessDeniedException"):
-                    raise AccessDenied(f"cannot assume {role_arn}: {exc.response['Error'].get('Message', code)}") from None
+                    raise AccessDenied(
+                        f"cannot assume {role_arn}: {exc.response['Error'].get('Message', code)}"
+                    ) from None
                 raise
-            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": creds["Expiration"].isoformat(),
+            }
 
         credentials = RefreshableCredentials.create_from_metadata(
-            metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
+            metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+        )
         core = botocore.session.get_session()
         core._credentials = credentials  # botocore has no public setter for refreshable credentials
         return boto3.Session(botocore_session=core, region_name=self.env.region)
@@ -112,8 +121,12 @@ class Sessions:
         base = self.base()
         if self.caller_account(base) == self.env.account_id:
             return base
-        return self.assume(self.env.role_arn("jenkins"), purpose=f"deploy-{self.env.name}",
-                           external_id=self.env.jenkins.external_id, source=base)
+        return self.assume(
+            self.env.role_arn("jenkins"),
+            purpose=f"deploy-{self.env.name}",
+            external_id=self.env.jenkins.external_id,
+            source=base,
+        )
 
     def in_account(self, account_id: str):
         """The caller acting in another account (an admin bootstrapping it, an approver signing in)."""

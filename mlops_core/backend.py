@@ -1,0 +1,83 @@
+"""Where AWS calls go: real AWS or the embedded sandbox. The only difference the toolkit sees.
+
+A backend supplies the endpoint, the caller's base credentials for an account, and botocore settings.
+Everything else (role assumption, clients, retries on throttling) is shared code in mlops_core.session.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+# Backends other than AWS register a factory under this entry-point group (the sandbox does, in
+# pyproject.toml), so this core package never imports them.
+BACKEND_ENTRY_POINTS = "mlops_toolkit.backends"
+
+
+@dataclass(frozen=True)
+class TerraformOverrides:
+    """What a backend adds to a Terraform run so the same configuration reaches it.
+
+    files: extra files written into the working directory (e.g. a provider `*_override.tf`);
+    backend_config: extra `-backend-config` entries; cli_config: the text of a CLI configuration
+    (TF_CLI_CONFIG_FILE, e.g. an offline provider mirror); env: extra environment variables.
+    """
+
+    files: dict = field(default_factory=dict)
+    backend_config: dict = field(default_factory=dict)
+    cli_config: str | None = None
+    env: dict = field(default_factory=dict)
+
+
+class AwsBackend:
+    """Real AWS: the standard credential chain (env vars, profile, SSO, instance role)."""
+
+    name = "aws"
+    endpoint_url = None
+
+    def __init__(self, profile: str | None = None):
+        self.profile = profile or None
+
+    def base_session(self, region: str, account_id: str | None = None):
+        # On AWS the caller has one identity whatever the target account; chaining reaches the others.
+        import boto3
+
+        return boto3.Session(profile_name=self.profile, region_name=region)
+
+    def botocore_config(self, region: str):
+        from botocore.config import Config
+
+        return Config(
+            region_name=region, retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=10, read_timeout=70
+        )
+
+    def terraform_overrides(self):
+        """Nothing to add: Terraform reaches AWS with its defaults (registry providers, real endpoints)."""
+        return None
+
+
+_FACTORIES: dict = {}
+
+
+def register_backend(name: str, factory) -> None:
+    """Make `factory(env, profile)` the backend for environments that say `backend: <name>`."""
+    _FACTORIES[name] = factory
+
+
+def _factory(name: str):
+    if name not in _FACTORIES:
+        for entry in entry_points(group=BACKEND_ENTRY_POINTS, name=name):
+            _FACTORIES[name] = entry.load()
+    if name not in _FACTORIES:
+        from mlops_core.errors import ConfigError
+
+        raise ConfigError(f"no backend named '{name}' is installed", field="backend")
+    return _FACTORIES[name]
+
+
+def backend_for(env, profile: str | None = None):
+    """The backend an environment names (after any --backend override)."""
+    if env.backend == "aws":
+        return AwsBackend(profile)
+    return _factory(env.backend)(env, profile or os.environ.get("MLOPS_SANDBOX_IDENTITY"))
