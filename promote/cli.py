@@ -118,8 +118,16 @@ def report(env, profile, version, out_dir):
     metavar="ID",
     help="The account the caller means to deploy to (Jenkins: prodAccount); refused unless it is the environment's.",
 )
+@click.option(
+    "--plan-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="With --apply: apply exactly this saved plan (the one archived and approved); refused when it "
+    "was made from other code, variables or state.",
+)
 @output_option
-def infra(env, profile, mode, account_id, output):
+def infra(env, profile, mode, account_id, plan_file, output):
     """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
 
     \b
@@ -130,10 +138,13 @@ def infra(env, profile, mode, account_id, output):
     state is in the environment's state bucket, locked with its DynamoDB table. The plan is shown and
     saved in .terraform-work/ENV/ (plan.tfplan, plan.txt; $MLOPS_TERRAFORM_WORKDIR moves it).
     --apply applies exactly the plan it shows; re-running it with nothing changed applies nothing.
+    --apply --plan-file PATH applies a plan saved earlier (Jenkins: the archived, approved one) and
+    refuses, changing nothing, a plan made from other code, other variables or an older state.
 
     \b
     promote infra --env prod --plan
     promote infra --env prod --apply
+    promote infra --env prod --apply --plan-file build/terraform/prod/plan.tfplan
     """
     from promote.infra import check_target_account, deploy_target, run_infra
 
@@ -152,6 +163,13 @@ def infra(env, profile, mode, account_id, output):
     from mlops_core.session import Sessions
 
     echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
-    result = run_infra(env, mode, sessions=Sessions(env, profile=profile), echo=echo, want_outputs=(output == "json"))
+    result = run_infra(
+        env,
+        mode,
+        sessions=Sessions(env, profile=profile),
+        echo=echo,
+        want_outputs=(output == "json"),
+        plan_file=plan_file,
+    )
     if output == "json":
         emit_json(result.as_dict())

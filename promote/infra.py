@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_core.config import REPO_ROOT
-from mlops_core.errors import ToolkitError
+from mlops_core.errors import ConfigError, ToolkitError
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
 VARS_FILE = "terraform.tfvars.json"
@@ -46,7 +46,6 @@ def terraform_vars(env) -> dict:
 def check_target_account(env, account_id: str | None) -> None:
     """The account a caller (Jenkins' prodAccount) says it deploys to must be the environment's."""
     import re
-    from mlops_core.errors import ConfigError
 
     if account_id is None:
         return
@@ -197,21 +196,32 @@ def terraform_environment(env, sessions, overrides, workdir: Path) -> dict:
     return variables
 
 
-def run_infra(env, mode: str, *, sessions=None, echo=print, want_outputs: bool = True) -> InfraResult:
+def run_infra(
+    env, mode: str, *, sessions=None, echo=print, want_outputs: bool = True, plan_file: str | Path | None = None
+) -> InfraResult:
     """plan: show and save the plan. apply: plan, then apply that saved plan. destroy: plan a destroy
     and apply it. Re-running apply on an unchanged environment changes nothing and says so.
+    apply with plan_file: apply exactly that saved plan (the one Jenkins archived and a person
+    approved), refused with PlanRefused when it was made from other code, variables or state.
     want_outputs=False skips reading the Terraform outputs after an apply (one provider start-up)."""
     from mlops_core.session import Sessions
     from promote.terraform import TerraformCli
 
     if mode not in ("plan", "apply", "destroy"):
         raise ValueError(mode)
+    if plan_file is not None:
+        if mode != "apply":
+            raise ConfigError("--plan-file goes with --apply only", field="--plan-file")
+        plan_file = Path(plan_file).resolve()
+        read_plan_config(plan_file)  # not a plan file: refused before anything is written
     sessions = sessions or Sessions(env)
     check_state_storage(env, sessions)
     overrides = _overrides(sessions.backend)
     workdir = prepare_working_dir(env, overrides)
     tf = TerraformCli(workdir, env=_process_env(terraform_environment(env, sessions, overrides, workdir)))
     _init_unless_current(tf, workdir, {**state_backend_config(env), **(overrides.backend_config if overrides else {})})
+    if plan_file is not None:
+        return _apply_saved_plan(env, tf, workdir, plan_file, echo=echo, want_outputs=want_outputs)
     plan = tf.plan(VARS_FILE, PLAN_FILE, destroy=(mode == "destroy"))
     (workdir / PLAN_TEXT).write_text(plan.text)
     echo(plan.text.rstrip())
@@ -232,6 +242,97 @@ def run_infra(env, mode: str, *, sessions=None, echo=print, want_outputs: bool =
     for name, value in sorted(outputs.items()):
         echo(f"output {name} = {json.dumps(value, sort_keys=True)}")
     return InfraResult(mode, workdir, plan.has_changes, plan.text, applied, outputs)
+
+
+class PlanRefused(ToolkitError):
+    """A saved plan that is not what this code, these variables and this state would apply."""
+
+
+def read_plan_config(plan_file: Path) -> dict:
+    """What Terraform stores inside a saved plan (a zip: tfplan, tfstate, tfstate-prev, tfconfig/):
+    `files`, the configuration snapshot {path relative to the root module: bytes}, module directories
+    mapped back through tfconfig/modules.json; `prior_state`, the (lineage, serial) it was planned on."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(plan_file) as archive:
+            names = archive.namelist()
+            if "tfplan" not in names:
+                raise PlanRefused(f"{plan_file} is not a Terraform plan file (no tfplan inside)")
+            files = {
+                n[len("tfconfig/") :]: archive.read(n) for n in names if n.startswith("tfconfig/") and n[-1] != "/"
+            }
+            prior = json.loads(archive.read("tfstate-prev" if "tfstate-prev" in names else "tfstate"))
+    except FileNotFoundError:
+        raise PlanRefused(f"plan file {plan_file} does not exist") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PlanRefused(f"{plan_file} is not a Terraform plan file ({exc})") from None
+    # tfconfig/m-<module key>/<file>; modules.json maps each key ("" is the root) to its directory
+    directories = {m["Key"]: m["Dir"] for m in json.loads(files.pop("modules.json", b"[]") or b"[]")}
+    snapshot = {}
+    for name, data in files.items():
+        key, _, base = name.partition("/")
+        directory = directories.get(key[len("m-") :], key)
+        snapshot[str(Path(directory) / base)] = data
+    return {"files": snapshot, "prior_state": (prior.get("lineage") or "", int(prior.get("serial") or 0))}
+
+
+def _code_differences(workdir: Path, snapshot: dict) -> list[str]:
+    current = {
+        str(p.relative_to(workdir)): p.read_bytes()
+        for p in workdir.rglob("*.tf")
+        if ".terraform" not in p.relative_to(workdir).parts
+    }
+    return sorted(
+        path
+        for path in set(current) | set(snapshot)
+        if current.get(path) != snapshot.get(path) and path.endswith(".tf")
+    )
+
+
+def _apply_saved_plan(env, tf, workdir: Path, plan_file: Path, *, echo, want_outputs: bool) -> InfraResult:
+    """Apply a saved plan only if it was made from this code and these variables (checked here) and
+    this state (checked by Terraform, which refuses a plan whose prior state is not the current one)."""
+    saved = read_plan_config(plan_file)
+    changed = _code_differences(workdir, saved["files"])
+    if changed:
+        raise PlanRefused(
+            f"plan file {plan_file} was made from other code ({', '.join(changed)} differs from "
+            f"mlops-infra/ now): plan again and review the new plan"
+        )
+    shown = json.loads(tf.show_json(str(plan_file)))
+    planned_vars = {name: item.get("value") for name, item in (shown.get("variables") or {}).items()}
+    expected = json.loads(json.dumps(terraform_vars(env)))
+    different = sorted(k for k in set(planned_vars) | set(expected) if planned_vars.get(k) != expected.get(k))
+    if different:
+        raise PlanRefused(
+            f"plan file {plan_file} was made with other variables ({', '.join(different)} differ from "
+            f"{env.source.name}): plan again for environment '{env.name}'"
+        )
+    # Terraform 1.0 applies a plan made on an empty state over any later state: compare ourselves.
+    state = tf.state_pull()
+    if (state.get("lineage") or "", int(state.get("serial") or 0)) != saved["prior_state"]:
+        raise PlanRefused(
+            f"plan file {plan_file} is stale: the {env.name} state changed since it was planned; "
+            "plan again and review the new plan"
+        )
+    actions = [tuple(c["change"]["actions"]) for c in shown.get("resource_changes", [])]
+    has_changes = any(a != ("no-op",) and a != ("read",) for a in actions)
+    echo(f"applying the saved plan {plan_file}")
+    applied = False
+    if has_changes:
+        out = tf.apply(str(plan_file))
+        summary = [line for line in out.splitlines() if line.startswith(("Apply complete", "Destroy complete"))]
+        echo(summary[-1] if summary else "apply complete")
+        applied = True
+    else:
+        echo(f"no changes: the saved plan changes nothing in {env.name}, nothing applied")
+    outputs = tf.output() if want_outputs else {}
+    for name, value in sorted(outputs.items()):
+        echo(f"output {name} = {json.dumps(value, sort_keys=True)}")
+    text_file = plan_file.with_name(PLAN_TEXT)
+    text = text_file.read_text() if text_file.is_file() else ""
+    return InfraResult("apply", workdir, has_changes, text, applied, outputs)
 
 
 def _init_unless_current(tf, workdir: Path, backend_config: dict) -> None:

@@ -137,14 +137,28 @@ class TerraformCli:
         _, out, _ = self.run("show", plan_file)
         return out
 
+    def state_pull(self) -> dict:
+        """The current state from the backend (no provider starts); {} when there is none yet."""
+        import json
+
+        _, out, _ = self.run("state pull")
+        return json.loads(out) if out.strip() else {}
+
+    def show_json(self, plan_file: str) -> str:
+        from python_terraform import IsFlagged
+
+        _, out, _ = self.run("show", plan_file, json=IsFlagged)
+        return out
+
     def apply(self, plan_file: str) -> str:
         # Applying a saved plan never prompts, so python-terraform's apply() (which would) is not used.
         _, out, _ = self.run("apply", plan_file, input=False)
         return out
 
     def output(self) -> dict:
-        from python_terraform import IsFlagged
         import json
+
+        from python_terraform import IsFlagged
 
         _, out, _ = self.run("output", json=IsFlagged)
         return {name: item["value"] for name, item in json.loads(out or "{}").items()}
