@@ -34,6 +34,18 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 _DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.+|[^:]+\.csv)$")
+# EC2 ids: a prefix and 8 (older) or 17 hexadecimal digits; an ARN names the region and account too.
+_EC2_ID = {
+    "subnet": re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"),
+    "sg": re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"),
+}
+_EC2_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z0-9-]+):(\d{12}):(subnet|security-group)/(.+)$")
+_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+# AWS's limits: VpcConfig takes 1-16 subnets and 1-5 security groups
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_VpcConfig.html); a step retry policy
+# 1-20 attempts, IntervalSeconds up to 43200 (https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html).
+MAX_SUBNETS, MAX_SECURITY_GROUPS = 16, 5
+MAX_RETRY_ATTEMPTS, MAX_RETRY_INTERVAL_SECONDS = 20, 43200
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,40 @@ class Inference:
 
 
 @dataclass(frozen=True)
+class Network:
+    """Where the jobs run: the VPC subnets and security groups of every job and model, and which steps
+    run network-isolated (True: every step whose container allows it; a tuple: only those steps)."""
+
+    subnets: tuple
+    security_groups: tuple
+    isolation: bool | tuple = True
+
+    def isolates(self, step: str) -> bool:
+        return step in self.isolation if isinstance(self.isolation, tuple) else bool(self.isolation)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One SageMaker Pipelines retry policy: MaxAttempts retries after the first attempt, the first after
+    IntervalSeconds, each next one BackoffRate times longer."""
+
+    max_attempts: int
+    interval_seconds: int
+    backoff_rate: float
+
+
+@dataclass(frozen=True)
+class Retries:
+    """service: Step.SERVICE_FAULT and Step.THROTTLING (a call to a service failed), on every step that
+    takes a retry policy; jobs: SageMaker.JOB_INTERNAL_ERROR, CAPACITY_ERROR and RESOURCE_LIMIT, on
+    the steps that run jobs. max_parallel_steps: the pipeline's ParallelismConfiguration."""
+
+    service: RetryPolicy = RetryPolicy(max_attempts=5, interval_seconds=5, backoff_rate=2.0)
+    jobs: RetryPolicy = RetryPolicy(max_attempts=3, interval_seconds=60, backoff_rate=2.0)
+    max_parallel_steps: int = 10
+
+
+@dataclass(frozen=True)
 class Environment:
     """One validated environment file. Names (ARNs, role names) are derived here and nowhere else."""
 
@@ -120,6 +166,8 @@ class Environment:
     training: Training
     inference: Inference
     source: Path
+    network: Network | None = None
+    retries: Retries = Retries()
 
     @property
     def account_id(self) -> str:
@@ -253,6 +301,8 @@ _TOP_LEVEL = {
     "notifications",
     "training",
     "inference",
+    "network",
+    "retry",
 }
 
 
@@ -292,6 +342,12 @@ class _Validator:
             self.fail(path, f"{_show(value)} is not {kind} between {low} and {high}")
         return value
 
+    def at_least(self, value, path: str, low: float, integer=False):
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or value < low:
+            self.fail(path, f"{_show(value)} is not {'a whole number' if integer else 'a number'} of at least {low}")
+        return value
+
     def string_list(self, value, path: str, pattern: re.Pattern | None = None, what: str = "") -> tuple:
         if not isinstance(value, list):
             self.fail(path, f"expected a list, got {_show(value)}")
@@ -306,7 +362,9 @@ class _Validator:
         return self.match(value, path, _ACCOUNT_ID, "a 12-digit AWS account id")
 
     def environment(self, path: Path) -> Environment:
-        d = self.section(self.data, "", _TOP_LEVEL, _TOP_LEVEL - {"training", "inference", "notifications"})
+        d = self.section(
+            self.data, "", _TOP_LEVEL, _TOP_LEVEL - {"training", "inference", "notifications", "network", "retry"}
+        )
         name = self.match(d["environment"], "environment", _ENV_NAME, "an environment name (lowercase, digits, -)")
         if path.stem != name and path.suffix in (".yaml", ".yml"):
             self.fail("environment", f"'{name}' does not match the file name '{path.name}'")
@@ -419,7 +477,99 @@ class _Validator:
             training=self._training(d.get("training") or {}),
             inference=self._inference(d.get("inference") or {}),
             source=path,
+            network=self._network(d["network"], region, accounts[account]) if d.get("network") is not None else None,
+            retries=self._retries(d.get("retry") or {}),
         )
+
+    def _network(self, data, region: str, account_id: str) -> Network:
+        n = self.section(data, "network", {"subnets", "security_groups", "isolation"}, set())
+        for present, missing in (("subnets", "security_groups"), ("security_groups", "subnets")):
+            if n.get(present) and not n.get(missing):
+                self.fail(
+                    f"network.{missing}",
+                    f"required with network.{present}: a job in a VPC needs both subnets and security groups",
+                )
+        if not n.get("subnets"):
+            self.fail(
+                "network.subnets", "required field is missing (a network block names subnets and security groups)"
+            )
+        subnets = self._ec2_ids(n["subnets"], "network.subnets", "subnet", MAX_SUBNETS, region, account_id)
+        groups = self._ec2_ids(
+            n["security_groups"], "network.security_groups", "sg", MAX_SECURITY_GROUPS, region, account_id
+        )
+        isolation = n.get("isolation", True)
+        if isinstance(isolation, list):
+            isolation = self.string_list(isolation, "network.isolation", _STEP_NAME, "a pipeline step name")
+        elif not isinstance(isolation, bool):
+            self.fail("network.isolation", f"{_show(isolation)} is not true, false or a list of step names")
+        return Network(subnets, groups, isolation)
+
+    def _ec2_ids(self, value, path: str, kind: str, limit: int, region: str, account_id: str) -> tuple:
+        what = {
+            "subnet": "a subnet id (subnet-0123456789abcdef0) or subnet ARN",
+            "sg": "a security group id (sg-0123456789abcdef0) or security-group ARN",
+        }[kind]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(path, f"expected a list of ids, got {_show(value)}")
+        if len(value) > limit:
+            self.fail(path, f"{len(value)} entries: SageMaker's VpcConfig accepts at most {limit}")
+        ids = []
+        for i, item in enumerate(value):
+            item_path = f"{path}[{i}]"
+            arn = _EC2_ARN.match(item) if isinstance(item, str) else None
+            if arn:
+                arn_region, arn_account, arn_kind, item = arn.groups()
+                if arn_kind != {"subnet": "subnet", "sg": "security-group"}[kind]:
+                    self.fail(item_path, f"{_show(value[i])} is a {arn_kind}, not {what}")
+                if arn_region != region:
+                    self.fail(
+                        item_path,
+                        f"{_show(value[i])} is in region {arn_region}; jobs of this environment run in {region}",
+                    )
+                if arn_account != account_id:
+                    self.fail(
+                        item_path,
+                        f"{_show(value[i])} belongs to account {arn_account}; jobs of this environment run in "
+                        f"{account_id}",
+                    )
+            if not isinstance(item, str) or not _EC2_ID[kind].match(item):
+                self.fail(item_path, f"{_show(value[i])} is not {what}")
+            if item in ids:
+                self.fail(item_path, f"{_show(item)} is listed twice")
+            ids.append(item)
+        return tuple(ids)
+
+    def _retries(self, data) -> Retries:
+        r = self.section(data, "retry", {"service", "jobs", "max_parallel_steps"}, set())
+        default = Retries()
+        policies = {}
+        for key in ("service", "jobs"):
+            base = getattr(default, key)
+            p = self.section(
+                r.get(key) or {}, f"retry.{key}", {"max_attempts", "interval_seconds", "backoff_rate"}, set()
+            )
+            policies[key] = RetryPolicy(
+                max_attempts=self.number(
+                    p.get("max_attempts", base.max_attempts), f"retry.{key}.max_attempts", 1, MAX_RETRY_ATTEMPTS, True
+                ),
+                interval_seconds=self.number(
+                    p.get("interval_seconds", base.interval_seconds),
+                    f"retry.{key}.interval_seconds",
+                    1,
+                    MAX_RETRY_INTERVAL_SECONDS,
+                    True,
+                ),
+                # below 1 each retry would come sooner than the last: not a backoff
+                backoff_rate=float(
+                    self.at_least(p.get("backoff_rate", base.backoff_rate), f"retry.{key}.backoff_rate", 1)
+                ),
+            )
+        parallel = self.at_least(
+            r.get("max_parallel_steps", default.max_parallel_steps), "retry.max_parallel_steps", 1, integer=True
+        )
+        return Retries(policies["service"], policies["jobs"], parallel)
 
     def _schedule(self, value) -> str:
         if not isinstance(value, str):

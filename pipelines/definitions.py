@@ -35,6 +35,13 @@ METRIC_DEFINITIONS = [
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-for-ExecutionRoleArn-parameter"
 # Fixed timestamp inside archives so the same code always yields the same bytes (and S3 URI).
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Steps whose container must reach the network: network isolation (no network at all, not even VPC
+# endpoints) would break them. Every other job runs isolated when the environment's network says so.
+NEEDS_NETWORK = {
+    "Evaluate": "its container calls the SageMaker API (the champion lookup in the registry)",
+    "CreateModel": "the serving container downloads its inference code from S3 (SAGEMAKER_SUBMIT_DIRECTORY)",
+    "LatestApprovedModel": "it is a Lambda function calling the SageMaker API; Lambda has no network isolation",
+}
 
 
 class OfflineBuildError(RuntimeError):
@@ -164,6 +171,7 @@ class _Builder:
         from sagemaker.workflow.parameters import ParameterFloat, ParameterString
 
         self.env, self.which, self.session, self.code = env, which, session, code
+        self.network, self.retries = env.network, env.retries
         self.pipeline_name = env.pipelines[which]
         # Images live in AWS-owned ECR registries (account ids like 683313688378 belong to AWS, not to us).
         self.image = image_uris.retrieve("xgboost", env.region, version=XGBOOST_VERSION)
@@ -205,7 +213,62 @@ class _Builder:
             ],
         )
 
-    def processor(self, script: str):
+    # -- what every job gets: VPC, isolation, inter-container encryption, KMS (one place) --------------
+    def isolated(self, step: str) -> bool:
+        """Whether `step`'s job runs network-isolated; asking for it on a step that needs the network is
+        bad input (one line naming the step and why)."""
+        net = self.network
+        if net is None or not net.isolates(step):
+            return False
+        if step in NEEDS_NETWORK:
+            if isinstance(net.isolation, tuple):
+                from mlops_core.errors import ConfigError
+
+                raise ConfigError(
+                    f"'{step}' cannot run network-isolated: {NEEDS_NETWORK[step]}",
+                    source=self.env.source,
+                    field=f"network.isolation[{net.isolation.index(step)}]",
+                )
+            return False
+        return True
+
+    def network_config(self, step: str):
+        """NetworkConfig of a processing job, or None without a `network:` block (definitions as before)."""
+        if self.network is None:
+            return None
+        from sagemaker.network import NetworkConfig
+
+        return NetworkConfig(
+            enable_network_isolation=self.isolated(step),
+            security_group_ids=list(self.network.security_groups),
+            subnets=list(self.network.subnets),
+            encrypt_inter_container_traffic=True,
+        )
+
+    def job_network(self, step: str) -> dict:
+        """Estimator keyword arguments for the VPC, isolation and inter-container encryption."""
+        if self.network is None:
+            return {}
+        return {
+            "subnets": list(self.network.subnets),
+            "security_group_ids": list(self.network.security_groups),
+            "enable_network_isolation": self.isolated(step),
+            "encrypt_inter_container_traffic": True,
+        }
+
+    def model_network(self, step: str) -> dict:
+        """Model keyword arguments: the VPC its containers (and a transform using it) run in."""
+        if self.network is None:
+            return {}
+        return {
+            "vpc_config": {
+                "Subnets": list(self.network.subnets),
+                "SecurityGroupIds": list(self.network.security_groups),
+            },
+            "enable_network_isolation": self.isolated(step),
+        }
+
+    def processor(self, script: str, step: str):
         from sagemaker.processing import Processor
 
         return Processor(
@@ -218,6 +281,7 @@ class _Builder:
             output_kms_key=self.kms,
             sagemaker_session=self.session,
             env={"PYTHONUNBUFFERED": "1"},
+            network_config=self.network_config(step),
         )
 
     def code_input(self):
@@ -227,7 +291,7 @@ class _Builder:
             source=self.code.steps_prefix, destination="/opt/ml/processing/input/code", input_name="code"
         )
 
-    def estimator(self, hyperparameters: dict, instance_type):
+    def estimator(self, hyperparameters: dict, instance_type, step: str):
         from sagemaker.xgboost import XGBoost
         from sagemaker.workflow.functions import Join
 
@@ -248,11 +312,67 @@ class _Builder:
             disable_profiler=True,
             debugger_hook_config=False,
             sagemaker_session=self.session,
+            **self.job_network(step),
         )
+
+    def model(self, step: str, **kwargs):
+        from sagemaker.model import Model
+
+        return Model(sagemaker_session=self.session, **kwargs, **self.model_network(step))
+
+    # -- what every step gets: retry policies ---------------------------------------------------------
+    def retry_policies(self, step) -> list:
+        """Service faults and throttling on every step that takes a retry policy; job failures (internal
+        error, capacity, resource limit) on the steps that run a job."""
+        from sagemaker.workflow.retry import (
+            SageMakerJobExceptionTypeEnum,
+            SageMakerJobStepRetryPolicy,
+            StepExceptionTypeEnum,
+            StepRetryPolicy,
+        )
+        from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TransformStep, TuningStep
+
+        service, jobs = self.retries.service, self.retries.jobs
+        policies = [
+            StepRetryPolicy(
+                exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+                max_attempts=service.max_attempts,
+                interval_seconds=service.interval_seconds,
+                backoff_rate=service.backoff_rate,
+            )
+        ]
+        if isinstance(step, (ProcessingStep, TrainingStep, TuningStep, TransformStep)):
+            policies.append(
+                SageMakerJobStepRetryPolicy(
+                    exception_types=[SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT],
+                    failure_reason_types=[
+                        SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                        SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                    ],
+                    max_attempts=jobs.max_attempts,
+                    interval_seconds=jobs.interval_seconds,
+                    backoff_rate=jobs.backoff_rate,
+                )
+            )
+        return policies
+
+    def _with_retries(self, steps) -> None:
+        from sagemaker.workflow.condition_step import ConditionStep
+        from sagemaker.workflow.step_collections import StepCollection
+        from sagemaker.workflow.steps import ConfigurableRetryStep
+
+        for step in steps:
+            if isinstance(step, ConditionStep):
+                self._with_retries([*step.if_steps, *step.else_steps])
+            elif isinstance(step, StepCollection):
+                self._with_retries(step.steps)
+            elif isinstance(step, ConfigurableRetryStep) and not step.retry_policies:
+                step.retry_policies = self.retry_policies(step)
 
     def pipeline(self, steps, description: str) -> PipelineSpec:
         from sagemaker.workflow.pipeline import Pipeline
 
+        self._with_retries(steps)
         pipeline = Pipeline(
             name=self.pipeline_name,
             parameters=self.parameters,
@@ -274,6 +394,7 @@ class _Builder:
             uploads=list(self.code.uploads),
             lambda_functions=[],
             description=description,
+            parallelism={"MaxParallelExecutionSteps": self.retries.max_parallel_steps},
         )
 
 
@@ -337,7 +458,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     preprocess_report = PropertyFile(name="PreprocessReport", output_name="report", path="preprocess.json")
     preprocess = ProcessingStep(
         name="Preprocess",
-        step_args=b.processor("preprocess.py").run(
+        step_args=b.processor("preprocess.py", "Preprocess").run(
             inputs=[
                 b.code_input(),
                 ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="dataset"),
@@ -408,7 +529,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
             else:
                 ranges[r.name] = CategoricalParameter(list(r.values))
         tuner = HyperparameterTuner(
-            b.estimator(static, training_instance),
+            b.estimator(static, training_instance, "Tune"),
             objective_metric_name=OBJECTIVE_METRIC,
             hyperparameter_ranges=ranges,
             metric_definitions=METRIC_DEFINITIONS,
@@ -441,7 +562,9 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
             "review_reason": "hyperparameters chosen by tuning",
         }
     else:
-        fit = TrainingStep(name="Train", step_args=b.estimator(t.hyperparameters, training_instance).fit(channels))
+        fit = TrainingStep(
+            name="Train", step_args=b.estimator(t.hyperparameters, training_instance, "Train").fit(channels)
+        )
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
         hyperparameter_record = {
             "hyperparameters": json.dumps(t.hyperparameters, sort_keys=True),
@@ -451,7 +574,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(
         name="Evaluate",
-        step_args=b.processor("evaluate.py").run(
+        step_args=b.processor("evaluate.py", "Evaluate").run(
             inputs=[
                 b.code_input(),
                 ProcessingInput(source=model_data, destination="/opt/ml/processing/model", input_name="model"),
@@ -500,6 +623,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     auc = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path="binary_classification_metrics.auc.value"
     )
+    # A model package carries no network settings: whoever deploys a version gives its model a VPC.
     model = Model(
         image_uri=b.image,
         model_data=model_data,
@@ -585,7 +709,6 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
 
 def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.lambda_helper import Lambda
-    from sagemaker.model import Model
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.transformer import Transformer
     from sagemaker.workflow.condition_step import ConditionStep
@@ -629,7 +752,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     drift_summary = PropertyFile(name="DriftCheckResult", output_name="drift", path="drift_check.json")
     drift = ProcessingStep(
         name="DataDriftCheck",
-        step_args=b.processor("drift_check.py").run(
+        step_args=b.processor("drift_check.py", "DataDriftCheck").run(
             inputs=[
                 b.code_input(),
                 ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
@@ -673,11 +796,11 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         property_files=[drift_summary],
     )
 
-    model = Model(
+    model = b.model(
+        "CreateModel",
         image_uri=approved["image_uri"],
         model_data=approved["model_data_url"],
         role=ROLE_PLACEHOLDER,
-        sagemaker_session=session,
         env={
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir,

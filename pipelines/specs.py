@@ -46,3 +46,4 @@ class PipelineSpec:
     uploads: list = field(default_factory=list)
     lambda_functions: list = field(default_factory=list)
     description: str = ""
+    parallelism: dict | None = None  # the pipeline's ParallelismConfiguration (CreatePipeline/UpdatePipeline)

@@ -41,6 +41,7 @@ class DesiredPipeline:
     identity_tags: dict  # compared: project, environment, --tag values
     parameters: dict  # name -> default
     spec: object = field(compare=False, repr=False)
+    parallelism: dict | None = None  # ParallelismConfiguration
 
     @property
     def fingerprint(self) -> str:
@@ -139,6 +140,7 @@ def desired_pipelines(env, specs: dict, extra_tags: dict | None = None) -> list[
                 identity_tags=tags,
                 parameters=dict(spec.parameters),
                 spec=spec,
+                parallelism=getattr(spec, "parallelism", None),
             )
         )
     return desired
@@ -156,6 +158,8 @@ def plan(desired: list[DesiredPipeline], deployed: dict) -> list[PipelinePlan]:
         changes = list(definition_changes(have.get("PipelineDefinition") or "{}", want.definition))
         if have.get("RoleArn") != want.role_arn:
             changes.append(f"role {have.get('RoleArn')} -> {want.role_arn}")
+        if want.parallelism and have.get("ParallelismConfiguration") != want.parallelism:
+            changes.append(f"parallelism {have.get('ParallelismConfiguration')} -> {want.parallelism}")
         if not changes and _fingerprint(have.get("PipelineDescription")) != want.fingerprint:
             changes.append("tags or description")
         result.append(PipelinePlan(want.key, want.name, "update" if changes else "unchanged", tuple(changes), want))
@@ -335,6 +339,7 @@ def _lambda_configuration(fn) -> dict:
 def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
     want = p.desired
     tags = {**want.identity_tags, **build}
+    parallelism = {"ParallelismConfiguration": want.parallelism} if want.parallelism else {}
     if p.action == "create":
         return sm.create_pipeline(
             PipelineName=want.name,
@@ -342,12 +347,14 @@ def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
             PipelineDescription=want.description,
             RoleArn=want.role_arn,
             Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            **parallelism,
         )["PipelineArn"]
     arn = sm.update_pipeline(
         PipelineName=want.name,
         PipelineDefinition=want.spec.definition,
         PipelineDescription=want.description,
         RoleArn=want.role_arn,
+        **parallelism,
     )["PipelineArn"]
     # AddTags updates the values of keys the pipeline already has; tags added by others are kept
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])

@@ -50,8 +50,8 @@ MALFORMED = [
     (
         _set("projekt", "x"),
         "projekt: unknown field (expected one of: account, accounts, backend, buckets, "
-        "environment, inference, jenkins, kind, kms, model_package_group, notifications, "
-        "pipelines, project, region, roles, schedule, terraform, training)",
+        "environment, inference, jenkins, kind, kms, model_package_group, network, notifications, "
+        "pipelines, project, region, retry, roles, schedule, terraform, training)",
     ),
     (
         _set("roles.excution", "x"),

@@ -1,0 +1,167 @@
+"""With a `network:` block every job of every pipeline runs in the VPC, network-isolated where its
+container allows it, with inter-container traffic encrypted and the environment's key on volumes and
+outputs; every step that takes a retry policy has one; without the block nothing about networking
+changes. Fields as AWS documents them:
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateProcessingJob.html (NetworkConfig),
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html (VpcConfig,
+EnableNetworkIsolation, EnableInterContainerTrafficEncryption),
+https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html (which steps take RetryPolicies)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlops_core.config import parse_environment
+from pipelines.definitions import NEEDS_NETWORK, PIPELINES, build_pipelines
+from tests.conftest import REPO
+
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+GROUPS = ["sg-0123456789abcdef0"]
+VPC = {"Subnets": SUBNETS, "SecurityGroupIds": GROUPS}
+KMS = {"Get": "Parameters.KmsKeyId"}
+NETWORK_KEYS = ("NetworkConfig", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption")
+JOB_STEPS = {"Processing", "Training", "Tuning", "Transform"}
+RETRYABLE = JOB_STEPS | {"Model", "RegisterModel"}
+SERVICE = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+JOBS = ["SageMaker.RESOURCE_LIMIT", "SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR"]
+
+
+def _environment(extra: str = ""):
+    path = REPO / "environments" / "dev.yaml"
+    return parse_environment(path.read_text() + extra, str(path), Path(path))
+
+
+LOCKED_DOWN = f"""
+network:
+  subnets: {json.dumps(SUBNETS)}
+  security_groups: {json.dumps(GROUPS)}
+  isolation: true
+retry:
+  service: {{max_attempts: 4, interval_seconds: 3, backoff_rate: 1.5}}
+  jobs: {{max_attempts: 2, interval_seconds: 90, backoff_rate: 3}}
+  max_parallel_steps: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def locked_down_specs():
+    return build_pipelines(_environment(LOCKED_DOWN))
+
+
+def all_steps(steps):
+    for step in steps:
+        yield step
+        yield from all_steps(step.get("Arguments", {}).get("IfSteps", []))
+        yield from all_steps(step.get("Arguments", {}).get("ElseSteps", []))
+
+
+def steps_of(spec) -> list[dict]:
+    return list(all_steps(json.loads(spec.definition)["Steps"]))
+
+
+def _base_name(step) -> str:
+    # the SDK names a ModelStep's inner step "<ModelStep name>-CreateModel" / "-RegisterModel"
+    return step["Name"].split("-")[0]
+
+
+def test_every_step_of_every_pipeline_is_locked_down(locked_down_specs):
+    seen = set()
+    for which in PIPELINES:
+        for step in steps_of(locked_down_specs[which]):
+            kind, args, name = step["Type"], step.get("Arguments", {}), _base_name(step)
+            seen.add(kind)
+            isolated = name not in NEEDS_NETWORK
+            if kind == "Processing":
+                assert args["NetworkConfig"] == {
+                    "VpcConfig": VPC,
+                    "EnableNetworkIsolation": isolated,
+                    "EnableInterContainerTrafficEncryption": True,
+                }, name
+                assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KMS
+                assert args["ProcessingOutputConfig"]["KmsKeyId"] == KMS
+            elif kind in ("Training", "Tuning"):
+                job = args if kind == "Training" else args["TrainingJobDefinition"]
+                assert job["VpcConfig"] == VPC, name
+                assert job["EnableNetworkIsolation"] is isolated is True, name
+                assert job["EnableInterContainerTrafficEncryption"] is True, name
+                resources = job.get("ResourceConfig") or job["HyperParameterTuningResourceConfig"]
+                assert resources["VolumeKmsKeyId"] == KMS and job["OutputDataConfig"]["KmsKeyId"] == KMS
+                # isolated script mode: the code arrives as an input channel, not fetched by the container
+                assert "code" in {c["ChannelName"] for c in job["InputDataConfig"]}
+            elif kind == "Model":
+                assert args["VpcConfig"] == VPC, name
+                assert args.get("EnableNetworkIsolation", False) is isolated is False
+            elif kind == "Transform":
+                # a transform job runs in its model's VPC (CreateTransformJob has no VpcConfig)
+                assert args["TransformResources"]["VolumeKmsKeyId"] == KMS
+                assert args["TransformOutput"]["KmsKeyId"] == KMS
+            else:
+                assert not set(NETWORK_KEYS) & set(args), name
+            policies = step.get("RetryPolicies")
+            if kind in RETRYABLE:
+                expected = [{"ExceptionType": SERVICE, "IntervalSeconds": 3, "BackoffRate": 1.5, "MaxAttempts": 4}]
+                if kind in JOB_STEPS:
+                    expected.append(
+                        {"ExceptionType": JOBS, "IntervalSeconds": 90, "BackoffRate": 3.0, "MaxAttempts": 2}
+                    )
+                assert policies == expected, name
+            else:
+                assert policies is None, f"{name}: AWS takes no retry policy on a {kind} step"
+        assert locked_down_specs[which].parallelism == {"MaxParallelExecutionSteps": 2}
+    assert seen >= {"Processing", "Training", "Tuning", "Model", "Transform", "RegisterModel", "Lambda"}
+
+
+def test_needs_network_lists_only_steps_that_exist(locked_down_specs):
+    names = {_base_name(s) for spec in locked_down_specs.values() for s in steps_of(spec)}
+    assert set(NEEDS_NETWORK) <= names
+
+
+def _without_network(node):
+    if isinstance(node, dict):
+        return {k: _without_network(v) for k, v in node.items() if k not in NETWORK_KEYS and k != "RetryPolicies"}
+    if isinstance(node, list):
+        return [_without_network(v) for v in node]
+    return node
+
+
+def _without_code_channel(definition: dict) -> dict:
+    """Isolated script-mode training receives its code as a channel; put it back the way a job with
+    network fetches it, to compare the rest."""
+    for step in all_steps(definition["Steps"]):
+        args = step.get("Arguments", {})
+        for job in (args, args.get("TrainingJobDefinition") or {}):
+            channels = job.get("InputDataConfig")
+            if channels and any(c["ChannelName"] == "code" for c in channels):
+                job["InputDataConfig"] = [c for c in channels if c["ChannelName"] != "code"]
+                hp = job.get("HyperParameters") or job.get("StaticHyperParameters")
+                hp["sagemaker_submit_directory"] = "<code>"
+        for job in (args, args.get("TrainingJobDefinition") or {}):
+            hp = job.get("HyperParameters") or job.get("StaticHyperParameters") or {}
+            if "sagemaker_submit_directory" in hp:
+                hp["sagemaker_submit_directory"] = "<code>"
+    return definition
+
+
+def test_without_a_network_block_the_definitions_have_no_network_settings_and_differ_only_by_them(
+    dev_specs, locked_down_specs
+):
+    plain = {which: json.loads(spec.definition) for which, spec in dev_specs.items()}
+    for which, definition in plain.items():
+        text = json.dumps(definition)
+        for key in NETWORK_KEYS:
+            assert key not in text, f"{which}: {key} without a network block"
+    # the network block adds its settings and nothing else (retry policies are there either way)
+    for which in PIPELINES:
+        locked = _without_code_channel(_without_network(json.loads(locked_down_specs[which].definition)))
+        assert locked == _without_code_channel(_without_network(plain[which]))
+
+
+def test_shipped_environments_retry_every_step_that_takes_a_policy(dev_specs):
+    for which, spec in dev_specs.items():
+        for step in steps_of(spec):
+            if step["Type"] in RETRYABLE:
+                kinds = [p["ExceptionType"] for p in step["RetryPolicies"]]
+                assert kinds[0] == SERVICE and (kinds[1:] == [JOBS] if step["Type"] in JOB_STEPS else kinds[1:] == [])
