@@ -602,6 +602,12 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 auc_threshold,
                 "--champion-tolerance",
                 tolerance,
+                # The environment's floors, literal in the definition: a run's parameters may raise the
+                # quality bar but not lower it, however the run was started.
+                "--auc-floor",
+                str(t.auc_threshold),
+                "--max-champion-tolerance",
+                str(t.champion_tolerance),
                 "--model-package-group-arn",
                 b.group,
                 "--failure-file",
@@ -684,6 +690,8 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
         name="CheckModelQuality",
         conditions=[
             ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold),
+            # The environment's floor as a literal: holds even for a run started with AucThreshold=0.0.
+            ConditionGreaterThanOrEqualTo(left=auc, right=float(t.auc_threshold)),
             # 0 when no approved champion exists, else champion AUC minus ChampionTolerance.
             ConditionGreaterThanOrEqualTo(
                 left=auc,

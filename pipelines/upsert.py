@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 
 from mlops_core.errors import AccessDenied, ConfigError
+from pipelines.floors import check_quality_floors
 
 MANAGED_BY = "run-pipeline"
 _FINGERPRINT_MARK = "spec-sha256="
@@ -442,6 +443,7 @@ def upsert(
         raise ConfigError("--param only applies with --start or --wait", field="--param")
     if start:
         split_parameters(desired, params or {})  # bad input fails before anything is written
+        check_quality_floors(env, params or {})
     clients = clients if clients is not None else {}
     if "sagemaker" not in clients:
         clients["sagemaker"] = sessions.client("sagemaker", sessions.workload())
@@ -488,6 +490,7 @@ def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None)
 
         emit_json(dry_run_document(build_pipelines(env, _selected(which))))
         return None
+    check_quality_floors(env, params or {})  # before any AWS call or the slow definition build
     sessions = Sessions(env, profile=profile)
     # reach the account before the (slow) definition build, so a refused role fails at once
     sessions.workload()

@@ -169,15 +169,29 @@ class Registry:
         return json.loads(body)
 
     def metrics(self, package: dict) -> "Metrics":
-        uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
+        uri = metrics_uri(package)
         return Metrics.from_report(self.read_json(uri), uri)
 
-    def champion(self, exclude_version: int | None = None) -> dict | None:
-        """The newest Approved version other than `exclude_version`: what runs in prod today."""
+    def champion(self, exclude_version: int | None = None, skipped: list | None = None) -> dict | None:
+        """The newest Approved version other than `exclude_version` that has registered metrics: what runs
+        in prod today and can be compared with. Approved versions without ModelMetrics are appended to
+        `skipped` as {"version", "reason"}: they cannot be compared and must not stop a report."""
         for summary in self.summaries():
             if summary.get("ModelApprovalStatus") == "Approved" and version_of(summary) != exclude_version:
-                return self.describe(version_of(summary))
+                package = self.describe(version_of(summary))
+                if not metrics_uri(package):
+                    if skipped is not None:
+                        skipped.append(
+                            {"version": version_of(package), "reason": "no ModelMetrics.ModelQuality.Statistics"}
+                        )
+                    continue
+                return package
         return None
+
+
+def metrics_uri(package: dict) -> str | None:
+    """Where the version's evaluation report is (ModelMetrics.ModelQuality.Statistics), if registered."""
+    return (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
 
 
 def version_of(package: dict) -> int:

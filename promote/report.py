@@ -22,7 +22,8 @@ def build_context(env, sessions, version: int) -> dict:
     registry = Registry(env, sessions, purpose=f"report-v{version}")
     candidate_info = lineage(env, sessions, version, registry=registry)
     candidate = registry.metrics(registry.describe(version))
-    champion_package = registry.champion(exclude_version=version)
+    skipped: list = []
+    champion_package = registry.champion(exclude_version=version, skipped=skipped)
     champion = registry.metrics(champion_package) if champion_package else None
     rows = []
     for name, label in METRIC_LABELS.items():
@@ -40,6 +41,7 @@ def build_context(env, sessions, version: int) -> dict:
         "champion_version": version_of(champion_package) if champion_package else None,
         "champion_arn": champion_package["ModelPackageArn"] if champion_package else None,
         "metrics": rows,
+        "champions_skipped": skipped,
         "criteria": criteria(env, candidate, champion),
     }
 

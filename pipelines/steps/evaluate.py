@@ -37,6 +37,18 @@ def parse_args(argv=None):
     p.add_argument("--output", default="/opt/ml/processing/evaluation")
     p.add_argument("--auc-threshold", type=float, default=0.9)
     p.add_argument("--champion-tolerance", type=float, default=0.02)
+    p.add_argument(
+        "--auc-floor",
+        type=float,
+        default=0.0,
+        help="the environment's auc_threshold: a lower --auc-threshold does not apply",
+    )
+    p.add_argument(
+        "--max-champion-tolerance",
+        type=float,
+        default=None,
+        help="the environment's champion_tolerance: a higher --champion-tolerance does not apply",
+    )
     p.add_argument("--champion-auc", type=float, default=None, help="skip the registry lookup: the champion's AUC")
     p.add_argument(
         "--model-package-group-arn",
@@ -101,33 +113,57 @@ def binary_classification_metrics(labels, probabilities) -> dict:
     }
 
 
-def champion_auc(group_arn: str) -> tuple[float | None, str | None]:
-    """AUC of the latest Approved package in the group (from its registered evaluation report), if any."""
+def approved_packages(sagemaker, group_arn: str):
+    """Approved packages of the group, newest first (DescribeModelPackage of each, page by page)."""
+    kwargs = {
+        "ModelPackageGroupName": group_arn,
+        "ModelApprovalStatus": "Approved",
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 10,
+    }
+    while True:
+        page = sagemaker.list_model_packages(**kwargs)
+        for summary in page.get("ModelPackageSummaryList", []):
+            yield sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if not page.get("NextToken"):
+            return
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def champion_auc(group_arn: str) -> tuple[float | None, str | None, list[dict]]:
+    """AUC of the newest Approved package whose evaluation report can be compared with (the champion),
+    its ARN, and the newer Approved packages skipped because they cannot be: an approved version
+    registered without ModelMetrics must not stop every later training run."""
     import boto3
 
-    sagemaker = boto3.client("sagemaker")
+    sagemaker, s3, skipped = boto3.client("sagemaker"), boto3.client("s3"), []
     try:
-        found = sagemaker.list_model_packages(
-            ModelPackageGroupName=group_arn,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
-        )
-        if not found["ModelPackageSummaryList"]:
-            return None, None
-        arn = found["ModelPackageSummaryList"][0]["ModelPackageArn"]
-        package = sagemaker.describe_model_package(ModelPackageName=arn)
-        uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-        if not uri:
-            raise DataError(f"champion {arn} has no ModelMetrics.ModelQuality.Statistics to compare with")
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return float(json.loads(body)["binary_classification_metrics"]["auc"]["value"]), arn
-    except DataError:
-        raise
+        for package in approved_packages(sagemaker, group_arn):
+            arn = package["ModelPackageArn"]
+            uri = ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics", {}).get("S3Uri")
+            if not uri:
+                skipped.append({"model_package_arn": arn, "reason": "no ModelMetrics.ModelQuality.Statistics"})
+                print(f"champion comparison skips {arn}: approved without ModelMetrics.ModelQuality.Statistics")
+                continue
+            bucket, _, key = uri[len("s3://") :].partition("/")
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return float(json.loads(body)["binary_classification_metrics"]["auc"]["value"]), arn, skipped
+        return None, None, skipped
     except Exception as exc:  # botocore errors: one line naming what could not be read
         raise DataError(f"cannot read the champion of {group_arn}: {exc}") from None
+
+
+def effective_floors(threshold: float, tolerance: float, auc_floor: float, max_tolerance: float | None):
+    """A run may raise the environment's quality floors, never weaken them: (threshold, tolerance, notes)."""
+    notes = []
+    if threshold < auc_floor:
+        notes.append(f"AucThreshold {threshold:.4f} is below the environment's {auc_floor:.4f}, which applies")
+        threshold = auc_floor
+    if max_tolerance is not None and tolerance > max_tolerance:
+        notes.append(f"ChampionTolerance {tolerance:.4f} is above the environment's {max_tolerance:.4f}, which applies")
+        tolerance = max_tolerance
+    return threshold, tolerance, notes
 
 
 def decide(auc: float, threshold: float, champion: float | None, tolerance: float) -> dict:
@@ -160,11 +196,19 @@ def run(args) -> dict:
     labels, features, names = load_split(args.test)
     probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
     metrics = binary_classification_metrics(labels, probabilities)
-    champion, champion_arn = args.champion_auc, None
+    champion, champion_arn, skipped = args.champion_auc, None, []
     if champion is None and args.model_package_group_arn:
-        champion, champion_arn = champion_auc(args.model_package_group_arn)
-    decision = decide(metrics["auc"]["value"], args.auc_threshold, champion, args.champion_tolerance)
+        champion, champion_arn, skipped = champion_auc(args.model_package_group_arn)
+    threshold, tolerance, notes = effective_floors(
+        args.auc_threshold, args.champion_tolerance, args.auc_floor, args.max_champion_tolerance
+    )
+    for note in notes:
+        print(note)
+    decision = decide(metrics["auc"]["value"], threshold, champion, tolerance)
+    decision["floor_notes"] = notes
+    decision["message"] = "; ".join([decision["message"], *notes])
     decision["champion_model_package_arn"] = champion_arn
+    decision["champions_skipped"] = skipped
     report = {"binary_classification_metrics": metrics, "decision": decision, "test_rows": int(len(labels))}
     write_json(args.output, REPORT, report)
     return report

@@ -178,7 +178,9 @@ def test_quality_condition_reads_the_report_evaluate_writes(dev_specs, steps, mo
             assert c["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
             paths.append(c["RightValue"])
         assert paths[0] == {"Get": "Parameters.AucThreshold"}
-        assert paths[1]["Std:JsonGet"]["Path"] == "decision.champion_minimum_auc"
+        # the environment's floor as a literal: no run parameter can lower it
+        assert paths[1] == dev_specs[which].parameters["AucThreshold"] == 0.9
+        assert paths[2]["Std:JsonGet"]["Path"] == "decision.champion_minimum_auc"
         assert [s["Name"] for s in condition["IfSteps"]] == ["Register-RegisterModel"]
         assert [s["Name"] for s in condition["ElseSteps"]] == ["ModelQualityBelowThreshold"]
 

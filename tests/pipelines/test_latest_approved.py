@@ -103,7 +103,7 @@ def test_latest_approved_package_is_resolved_at_run_time(registry, dev_env):
 def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_env, steps, sandbox):
     from sandbox.client import SandboxBackend
 
-    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (None, None)
+    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (None, None, [])
     backend = SandboxBackend(sandbox)
     s3 = backend.base_session(dev_env.region, dev_env.registry_account_id).client(
         "s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region)
@@ -131,6 +131,6 @@ def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_en
         },
     )
     register(registry, dev_env, "candidate", "PendingManualApproval")
-    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (0.9612, with_metrics["ModelPackageArn"])
+    assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (0.9612, with_metrics["ModelPackageArn"], [])
     decision = steps.evaluate.decide(0.95, 0.9, 0.9612, 0.01)
     assert decision["passed"] is False and decision["champion_minimum_auc"] == pytest.approx(0.9512)
