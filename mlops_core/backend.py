@@ -6,9 +6,11 @@ Everything else (role assumption, clients, retries on throttling) is shared code
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from urllib.parse import urlsplit
 
 # Backends other than AWS register a factory under this entry-point group (the sandbox does, in
 # pyproject.toml), so this core package never imports them.
@@ -76,8 +78,42 @@ def _factory(name: str):
     return _FACTORIES[name]
 
 
+def endpoint_overrides(environ=None) -> dict:
+    """The AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables botocore would honour, by name."""
+    environ = os.environ if environ is None else environ
+    if str(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")).lower() == "true":
+        return {}
+    return {k: v for k, v in environ.items() if (k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")) and v}
+
+
+def is_local_endpoint(url: str) -> bool:
+    """True for an endpoint on this machine (loopback, unspecified address, localhost names)."""
+    host = (urlsplit(url if "//" in url else f"//{url}").hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _refuse_local_endpoints() -> None:
+    # backend: aws must reach AWS: an endpoint variable aimed at a local emulator (the sandbox
+    # included) would make the toolkit act there while saying "aws".
+    for name, url in sorted(endpoint_overrides().items()):
+        if is_local_endpoint(url):
+            from mlops_core.errors import ConfigError
+
+            raise ConfigError(
+                f"'{url}' is an endpoint on this machine, not AWS: unset {name} or use the sandbox backend",
+                field=name,
+            )
+
+
 def backend_for(env, profile: str | None = None):
     """The backend an environment names (after any --backend override)."""
     if env.backend == "aws":
+        _refuse_local_endpoints()
         return AwsBackend(profile)
     return _factory(env.backend)(env, profile or os.environ.get("MLOPS_SANDBOX_IDENTITY"))

@@ -15,12 +15,32 @@ import click
 from mlops_core.errors import ToolkitError
 
 
+class _OneLineUsageError(click.UsageError):
+    """click's usage error (bad option value, unknown option...) as the toolkit's one line, exit 2."""
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    return exc if isinstance(exc, _OneLineUsageError) else _OneLineUsageError(exc.format_message(), exc.ctx)
+
+
 class _ErrorEdge:
     """Renders toolkit failures as one line on stderr with the right exit code."""
+
+    def make_context(self, *args, **kwargs):
+        # option values are checked here (click types, ranges), before the command runs or reaches AWS
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's options, an unknown subcommand
+            raise _one_line(exc) from None
         except ToolkitError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)

@@ -17,30 +17,34 @@ from mlops_core.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sandbox", "aws")
 KINDS = ("dev", "prod")
+# An environment file is a page of settings: limits that keep a mistaken or hostile file from costing
+# seconds of parsing or a RecursionError before the one-line error.
+MAX_FILE_BYTES = 256 * 1024
+MAX_NESTING = 16
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$")
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user)/[\w+=,.@/-]{1,512}$")
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_KMS_ALIAS = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
-_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\((.+)\)$")
-_DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.+|[^:]+\.csv)$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$", re.ASCII)
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", re.ASCII)
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$", re.ASCII)
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", re.ASCII)
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user)/[\w+=,.@/-]{1,512}$", re.ASCII)
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$", re.ASCII)
+_KMS_ALIAS = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$", re.ASCII)
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", re.ASCII)
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$", re.ASCII)
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$", re.ASCII)
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$", re.ASCII)
+_CRON = re.compile(r"^cron\((.+)\)$", re.ASCII)
+_DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.+|[^:]+\.csv)$", re.ASCII)
 # EC2 ids: a prefix and 8 (older) or 17 hexadecimal digits; an ARN names the region and account too.
 _EC2_ID = {
-    "subnet": re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"),
-    "sg": re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"),
+    "subnet": re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", re.ASCII),
+    "sg": re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$", re.ASCII),
 }
-_EC2_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z0-9-]+):(\d{12}):(subnet|security-group)/(.+)$")
-_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_EC2_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z0-9-]+):(\d{12}):(subnet|security-group)/(.+)$", re.ASCII)
+_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$", re.ASCII)
 # AWS's limits: VpcConfig takes 1-16 subnets and 1-5 security groups
 # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_VpcConfig.html); a step retry policy
 # 1-20 attempts, IntervalSeconds up to 43200 (https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html).
@@ -244,17 +248,34 @@ def load_environment(name_or_path: str, env_dir=None, backend: str | None = None
     path = environment_path(name_or_path, env_dir)
     display = _display_path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # never more: a huge file fails without being read whole
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=display) from None
+    _check_size(len(raw), display)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"byte {exc.start}: not UTF-8 text", source=display) from None
     return parse_environment(text, display, path, backend=backend)
+
+
+def _check_size(size: int, display: str) -> None:
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"file is larger than {MAX_FILE_BYTES // 1024} KiB, the limit for an environment file",
+            source=display,
+        )
 
 
 def parse_environment(text: str, display: str, path: Path | None = None, backend: str | None = None) -> Environment:
     import yaml  # only commands that read config pay for it
 
+    _check_size(len(text.encode("utf-8", "surrogatepass")), display)
     try:
-        data = yaml.safe_load(text)
+        data = _strict_load(text)
+    except _StrictYamlError as exc:
+        raise ConfigError(str(exc), source=display) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
@@ -267,6 +288,53 @@ def parse_environment(text: str, display: str, path: Path | None = None, backend
             raise ConfigError(f"'{backend}' is not one of {', '.join(BACKENDS)}", field="--backend")
         env = _replace(env, backend=backend)
     return env
+
+
+class _StrictYamlError(Exception):
+    """A YAML document that parses but that an environment file must not be (duplicate key, too deep)."""
+
+
+def _strict_load(text: str):
+    """yaml.safe_load, refusing duplicate keys (YAML forbids them; PyYAML keeps the last silently) and
+    nesting deeper than MAX_NESTING (PyYAML's composer recurses: 1,000 levels is a RecursionError)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            self.depth += 1
+            try:
+                if self.depth > MAX_NESTING:
+                    mark = self.peek_event().start_mark
+                    raise _StrictYamlError(
+                        f"line {mark.line + 1}: nested deeper than {MAX_NESTING} levels: not an environment file"
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults` may be overridden by explicit keys, as YAML allows
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue  # an unhashable key fails in the constructor with its own message
+                if first != key_node.start_mark.line + 1:
+                    raise _StrictYamlError(
+                        f"line {key_node.start_mark.line + 1}: duplicate key {_show(key)} (first at line {first})"
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _replace(env: Environment, **changes) -> Environment:
@@ -331,7 +399,8 @@ class _Validator:
         return data
 
     def match(self, value, path: str, pattern: re.Pattern, what: str) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
+        # fullmatch: `$` alone accepts a trailing newline ("111111111111\n" as an account id)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             self.fail(path, f"{_show(value)} is not {what}")
         return value
 
@@ -352,7 +421,7 @@ class _Validator:
         if not isinstance(value, list):
             self.fail(path, f"expected a list, got {_show(value)}")
         for i, item in enumerate(value):
-            if not isinstance(item, str) or (pattern and not pattern.match(item)):
+            if not isinstance(item, str) or (pattern and not pattern.fullmatch(item)):
                 self.fail(f"{path}[{i}]", f"{_show(item)} is not {what or 'a string'}")
         return tuple(value)
 
@@ -393,6 +462,16 @@ class _Validator:
                 f"'{accounts['registry']}' is the same account as accounts.{account}: "
                 "the registry must be a separate account",
             )
+        owner: dict = {}
+        for label, value in accounts.items():
+            other = owner.setdefault(value, label)
+            if other != label:
+                why = (
+                    "the registry must be a separate account"
+                    if "registry" in (label, other)
+                    else "each stage of the promotion path needs its own account"
+                )
+                self.fail(f"accounts.{label}", f"'{value}' is the same account as accounts.{other}: {why}")
 
         r = self.section(
             d["roles"],
@@ -422,6 +501,13 @@ class _Validator:
                 "an ExternalId (2-1224 characters of letters, digits and +=,.@:/-)",
             ),
         )
+
+        if jenkins.account_id in owner:
+            self.fail(
+                "jenkins.principal_arn",
+                f"account '{jenkins.account_id}' is the same account as accounts.{owner[jenkins.account_id]}: "
+                "Jenkins must act from its own account",
+            )
 
         b = self.section(
             d["buckets"],
@@ -518,7 +604,7 @@ class _Validator:
         ids = []
         for i, item in enumerate(value):
             item_path = f"{path}[{i}]"
-            arn = _EC2_ARN.match(item) if isinstance(item, str) else None
+            arn = _EC2_ARN.fullmatch(item) if isinstance(item, str) else None
             if arn:
                 arn_region, arn_account, arn_kind, item = arn.groups()
                 if arn_kind != {"subnet": "subnet", "sg": "security-group"}[kind]:
@@ -534,7 +620,7 @@ class _Validator:
                         f"{_show(value[i])} belongs to account {arn_account}; jobs of this environment run in "
                         f"{account_id}",
                     )
-            if not isinstance(item, str) or not _EC2_ID[kind].match(item):
+            if not isinstance(item, str) or not _EC2_ID[kind].fullmatch(item):
                 self.fail(item_path, f"{_show(value[i])} is not {what}")
             if item in ids:
                 self.fail(item_path, f"{_show(item)} is listed twice")
@@ -574,7 +660,7 @@ class _Validator:
     def _schedule(self, value) -> str:
         if not isinstance(value, str):
             self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
-        rate = _RATE.match(value)
+        rate = _RATE.fullmatch(value)
         if rate:
             count, unit = int(rate.group(1)), rate.group(2)
             if count == 0 or (count == 1) != (not unit.endswith("s")):
@@ -582,7 +668,7 @@ class _Validator:
                     "schedule", f"{_show(value)} is not a valid rate: use 'rate(1 hour)' or 'rate(N hours)', N >= 1"
                 )
             return value
-        cron = _CRON.match(value)
+        cron = _CRON.fullmatch(value)
         if not cron:
             self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
         fields = cron.group(1).split()
@@ -596,7 +682,7 @@ class _Validator:
             self.fail("schedule", f"{_show(value)}: one of day-of-month or day-of-week must be '?'")
         allowed = re.compile(r"^[0-9A-Za-z*?,/#L W-]+$")
         for part in fields:
-            if not allowed.match(part):
+            if not allowed.fullmatch(part):
                 self.fail("schedule", f"{_show(value)}: field '{part}' has characters cron does not accept")
         return value
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
@@ -10,15 +14,54 @@ from mlops_core.errors import ConfigError
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
 
-def parse_params(values) -> dict:
-    """--param K=V pairs into a dict; a malformed pair is a one-line ConfigError."""
+def parse_params(values, option: str = "--param") -> dict:
+    """--param K=V pairs into a dict; a malformed or repeated pair is a one-line ConfigError."""
     params = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"'{item}' is not KEY=VALUE", field="--param")
+            raise ConfigError(f"'{item}' is not KEY=VALUE", field=option)
+        if key in params:
+            raise ConfigError(f"'{key}' is given twice ({params[key]!r} and {value!r})", field=option)
         params[key] = value
     return params
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _typed(name: str, kind: str, value: str, pipeline: str):
+    """A --param value as the pipeline's declared type (what SageMaker would do with it at start)."""
+    if kind == "Integer" and _INTEGER.fullmatch(value):
+        return int(value)
+    if kind == "Float" and _FLOAT.fullmatch(value) and math.isfinite(float(value)):
+        return float(value)
+    if kind == "Boolean" and value in ("true", "false"):
+        return value == "true"
+    if kind == "String":
+        return value
+    what = {"Integer": "a whole number", "Float": "a number", "Boolean": "true or false"}.get(kind, kind)
+    raise ConfigError(f"{name}={value!r}: {pipeline} declares {name} as {kind}, so the value must be {what}", field="--param")
+
+
+def check_params(specs: dict, params: dict) -> dict:
+    """Each --param against the declared parameters (name and type) of the selected pipelines, before
+    any call: {pipeline key: {name: typed value}} for the pipelines that declare each one."""
+    declared = {
+        key: {p["Name"]: p.get("Type", "String") for p in json.loads(spec.definition).get("Parameters") or []}
+        for key, spec in specs.items()
+    }
+    known = sorted(set().union(*declared.values())) if declared else []
+    per_pipeline: dict = {key: {} for key in specs}
+    for name, value in params.items():
+        owners = [key for key in specs if name in declared[key]]
+        if not owners:
+            names = ", ".join(spec.name for spec in specs.values())
+            raise ConfigError(f"'{name}' is not a parameter of {names} (known: {', '.join(known) or 'none'})", field="--param")
+        for key in owners:
+            per_pipeline[key][name] = _typed(name, declared[key][name], value, specs[key].name)
+    return per_pipeline
 
 
 @click.group(cls=ToolkitGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,12 +103,25 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
     from mlops_core.config import load_environment
 
     env = load_environment(env_name, env_dir=env_dir, backend=backend)
-    parsed_params, parsed_tags = parse_params(params), parse_params(tags)
-    if dry_run:
-        # Building definitions is pure: no AWS call, no sandbox; what is printed is what would be upserted.
-        from pipelines.definitions import build_pipelines, dry_run_document
+    parsed_params, parsed_tags = parse_params(params), parse_params(tags, "--tag")
+    if parsed_params and not (start or wait or dry_run):
+        raise ConfigError("--param only applies with --start, --wait or --dry-run", field="--param")
+    specs = None
+    if parsed_params or dry_run:
+        # Building definitions is pure: no AWS call, no sandbox. Every --param is checked against what
+        # the pipelines declare before anything is reached or written.
+        from pipelines.definitions import build_pipelines
 
-        emit_json(dry_run_document(build_pipelines(env, which)))
+        specs = build_pipelines(env, which)
+        overrides = check_params(specs, parsed_params)
+    if dry_run:
+        from pipelines.definitions import dry_run_document
+
+        document = dry_run_document(specs)
+        for key, values in overrides.items():
+            document[key]["parameters"].update(values)  # what an execution started with these --param would use
+            document[key]["overridden_parameters"] = sorted(values)
+        emit_json(document)
         return
     from pipelines.upsert import run
 
@@ -79,6 +135,7 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
         tags=parsed_tags,
         output=output,
         profile=profile,
+        specs=specs,
     )
 
 
@@ -130,6 +187,7 @@ def logs(env, profile, execution, step):
 @click.option("--execution", default=None, help="Execution ARN (default: the pipeline's most recent execution).")
 @click.option(
     "--appear-timeout",
+    type=click.FloatRange(min=0, max=86400),
     default=60.0,
     show_default=True,
     help="Seconds to wait for a first execution to appear (one a schedule or rule is starting).",

@@ -478,7 +478,7 @@ def render_plan(result: UpsertResult) -> str:
     return "\n".join(lines)
 
 
-def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None):
+def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None, specs=None):
     """`run-pipeline` without a subcommand: the CLI calls this and renders its failures."""
     import click
     from pipelines.definitions import build_pipelines
@@ -494,7 +494,8 @@ def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None)
     sessions = Sessions(env, profile=profile)
     # reach the account before the (slow) definition build, so a refused role fails at once
     sessions.workload()
-    specs = build_pipelines(env, _selected(which))
+    if specs is None:  # the CLI built them already when it checked --param
+        specs = build_pipelines(env, _selected(which))
     result = upsert(env, specs, sessions, extra_tags=tags, start=start or wait, params=params)
     if output != "json":
         click.echo(render_plan(result))

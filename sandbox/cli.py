@@ -33,7 +33,7 @@ def _accounts_of_environments(env_dir):
     default=None,
     help="Seed the accounts named by these environment files (default: ./environments).",
 )
-@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @output_option
 def up(env_dir, port, output):
     """Start the sandbox (or reuse the running one) and seed the environments' accounts."""

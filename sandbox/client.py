@@ -196,7 +196,9 @@ class SandboxBackend:
 
     @classmethod
     def for_environment(cls, env, identity: str | None = None) -> "SandboxBackend":
-        return cls(up(env.sandbox_accounts), identity)
+        backend = cls(up(env.sandbox_accounts), identity)
+        _note_ignored_endpoints(backend.endpoint_url)
+        return backend
 
     def base_session(self, region: str, account_id: str | None = None):
         """The caller acting in `account_id`. MLOPS_SANDBOX_CREDENTIALS=env uses AWS_* variables
@@ -232,6 +234,20 @@ class SandboxBackend:
         from sandbox.terraform import terraform_overrides
 
         return terraform_overrides(self.endpoint_url)
+
+
+_noted: set = set()
+
+
+def _note_ignored_endpoints(endpoint: str) -> None:
+    """Every client of this backend names the sandbox endpoint explicitly, which botocore prefers to
+    AWS_ENDPOINT_URL*: say so once, so nobody believes the variable took effect."""
+    from mlops_core.backend import endpoint_overrides
+
+    for name, url in sorted(endpoint_overrides().items()):
+        if url.rstrip("/") != endpoint and name not in _noted:
+            _noted.add(name)
+            print(f"note: {name}={url} is ignored: backend sandbox talks to {endpoint}", file=sys.stderr)
 
 
 def backend_for_environment(env, identity: str | None = None) -> SandboxBackend:
