@@ -56,7 +56,7 @@ class AwsBackend:
 
     def terraform_overrides(self):
         """Nothing to add: Terraform reaches AWS with its defaults (registry providers, real endpoints)."""
-        return None
+        return
 
 
 _FACTORIES: dict = {}

@@ -10,6 +10,7 @@ import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
 from mlops_core.errors import ConfigError
+from pipelines.floors import check_quality_floors
 
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
@@ -42,7 +43,9 @@ def _typed(name: str, kind: str, value: str, pipeline: str):
     if kind == "String":
         return value
     what = {"Integer": "a whole number", "Float": "a number", "Boolean": "true or false"}.get(kind, kind)
-    raise ConfigError(f"{name}={value!r}: {pipeline} declares {name} as {kind}, so the value must be {what}", field="--param")
+    raise ConfigError(
+        f"{name}={value!r}: {pipeline} declares {name} as {kind}, so the value must be {what}", field="--param"
+    )
 
 
 def check_params(specs: dict, params: dict) -> dict:
@@ -58,7 +61,9 @@ def check_params(specs: dict, params: dict) -> dict:
         owners = [key for key in specs if name in declared[key]]
         if not owners:
             names = ", ".join(spec.name for spec in specs.values())
-            raise ConfigError(f"'{name}' is not a parameter of {names} (known: {', '.join(known) or 'none'})", field="--param")
+            raise ConfigError(
+                f"'{name}' is not a parameter of {names} (known: {', '.join(known) or 'none'})", field="--param"
+            )
         for key in owners:
             per_pipeline[key][name] = _typed(name, declared[key][name], value, specs[key].name)
     return per_pipeline
@@ -114,6 +119,7 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
 
         specs = build_pipelines(env, which)
         overrides = check_params(specs, parsed_params)
+        check_quality_floors(env, parsed_params)  # a dry run shows only what a start would accept
     if dry_run:
         from pipelines.definitions import dry_run_document
 
@@ -175,8 +181,8 @@ def logs(env, profile, execution, step):
     """
     if not (execution.startswith("arn:") and "/execution/" in execution):
         raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
-    from pipelines.logs import show_execution_logs
     from mlops_core.session import Sessions
+    from pipelines.logs import show_execution_logs
 
     click.echo(show_execution_logs(Sessions(env, profile=profile), execution, step))
 
@@ -198,8 +204,8 @@ def follow(env, profile, which, execution, appear_timeout):
     Exit 0 when it succeeds, 1 when it fails or stops (the failing step's reason and log tail shown).
     """
     from mlops_core.errors import PipelineFailed
-    from pipelines.progress import follow_execution, latest_execution_arn
     from mlops_core.session import Sessions
+    from pipelines.progress import follow_execution, latest_execution_arn
 
     sessions = Sessions(env, profile=profile)
     arn = execution or latest_execution_arn(sessions.client("sagemaker"), env.pipelines[which], appear_timeout)

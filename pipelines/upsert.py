@@ -103,7 +103,8 @@ def build_tags(repo_root=None) -> dict:
 
 def _local_user() -> str:
     # spelled as in the role session names the approver's identity is compared by
-    from mlops_core.session import _local_user as user, session_name
+    from mlops_core.session import _local_user as user
+    from mlops_core.session import session_name
 
     return session_name("x", user()).rsplit("@", 1)[0]
 
@@ -113,7 +114,12 @@ def _git_commit(repo_root=None) -> str | None:
 
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root or REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            cwd=repo_root or REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -227,6 +233,7 @@ def describe_deployed(sagemaker, names) -> dict:
     """One DescribePipeline per pipeline, the whole read budget of an unchanged pipeline; the reads are
     independent, so they overlap (boto3 clients are thread-safe)."""
     from concurrent.futures import ThreadPoolExecutor
+
     from botocore.exceptions import ClientError
 
     def describe(name):
@@ -481,9 +488,10 @@ def render_plan(result: UpsertResult) -> str:
 def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None, specs=None):
     """`run-pipeline` without a subcommand: the CLI calls this and renders its failures."""
     import click
-    from pipelines.definitions import build_pipelines
+
     from mlops_core.clikit import emit_json
     from mlops_core.session import Sessions
+    from pipelines.definitions import build_pipelines
 
     if dry_run:
         from pipelines.definitions import dry_run_document

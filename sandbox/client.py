@@ -111,7 +111,7 @@ def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
 
 
 def _spawn(directory: Path, port: int) -> dict:
-    log = open(directory / "server.log", "ab")
+    log = open(directory / "server.log", "ab")  # noqa: SIM115 - the child process keeps it open
     env = dict(os.environ)
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])
@@ -195,7 +195,7 @@ class SandboxBackend:
         self.identity = identity
 
     @classmethod
-    def for_environment(cls, env, identity: str | None = None) -> "SandboxBackend":
+    def for_environment(cls, env, identity: str | None = None) -> SandboxBackend:
         backend = cls(up(env.sandbox_accounts), identity)
         _note_ignored_endpoints(backend.endpoint_url)
         return backend

@@ -79,40 +79,50 @@ CASES = [
         dev("arn:aws:iam::444444444444:role", "arn:aws:iam::٤٤٤٤٤٤٤٤٤٤٤٤:role"),
         STATUS,
         {},
-        f"{F}: jenkins.principal_arn: 'arn:aws:iam::٤٤٤٤٤٤٤٤٤٤٤٤:role/jenkins-agent' is not an IAM role or user "
-        "ARN (arn:aws:iam::123456789012:role/NAME)",
+        (
+            f"{F}: jenkins.principal_arn: 'arn:aws:iam::٤٤٤٤٤٤٤٤٤٤٤٤:role/jenkins-agent' is not an IAM role or user "
+            "ARN (arn:aws:iam::123456789012:role/NAME)"
+        ),
     ),
     (
         "dev-equals-prod",
         dev('prod: "222222222222"', 'prod: "111111111111"'),
         STATUS,
         {},
-        f"{F}: accounts.prod: '111111111111' is the same account as accounts.dev: "
-        "each stage of the promotion path needs its own account",
+        (
+            f"{F}: accounts.prod: '111111111111' is the same account as accounts.dev: "
+            "each stage of the promotion path needs its own account"
+        ),
     ),
     (
         "registry-equals-dev-seen-from-prod",
         prod('registry: "333333333333"', 'registry: "111111111111"'),
         STATUS_PROD,
         {},
-        f"{P}: accounts.registry: '111111111111' is the same account as accounts.dev: "
-        "the registry must be a separate account",
+        (
+            f"{P}: accounts.registry: '111111111111' is the same account as accounts.dev: "
+            "the registry must be a separate account"
+        ),
     ),
     (
         "stage-equals-prod",
         dev('  registry: "333333333333"\n', '  registry: "333333333333"\n  stage: "222222222222"\n'),
         STATUS,
         {},
-        f"{F}: accounts.stage: '222222222222' is the same account as accounts.prod: "
-        "each stage of the promotion path needs its own account",
+        (
+            f"{F}: accounts.stage: '222222222222' is the same account as accounts.prod: "
+            "each stage of the promotion path needs its own account"
+        ),
     ),
     (
         "jenkins-in-a-workload-account",
         dev("arn:aws:iam::444444444444:role", "arn:aws:iam::111111111111:role"),
         STATUS,
         {},
-        f"{F}: jenkins.principal_arn: account '111111111111' is the same account as accounts.dev: "
-        "Jenkins must act from its own account",
+        (
+            f"{F}: jenkins.principal_arn: account '111111111111' is the same account as accounts.dev: "
+            "Jenkins must act from its own account"
+        ),
     ),
     (
         "nesting-5000-deep",
@@ -169,9 +179,11 @@ CASES = [
         {},
         TRAIN + ["--dry-run", "--param", "Foo=bar"],
         {},
-        "--param: 'Foo' is not a parameter of mlops-demo-train (known: ArtifactsBucket, AucThreshold, BuildId, "
-        "BuildUrl, ChampionTolerance, ExecutionRoleArn, GitCommit, InputDataUri, KmsKeyId, ModelApprovalStatus, "
-        "ModelArtifactsBucket, ModelPackageGroupArn, ProcessingInstanceType, TrainingInstanceType)",
+        (
+            "--param: 'Foo' is not a parameter of mlops-demo-train (known: ArtifactsBucket, AucThreshold, BuildId, "
+            "BuildUrl, ChampionTolerance, ExecutionRoleArn, GitCommit, InputDataUri, KmsKeyId, ModelApprovalStatus, "
+            "ModelArtifactsBucket, ModelPackageGroupArn, ProcessingInstanceType, TrainingInstanceType)"
+        ),
     ),
     (
         "param-float-not-a-number",
@@ -180,8 +192,20 @@ CASES = [
         {},
         f"--param: AucThreshold='abc': {NOT_A_NUMBER}",
     ),
-    ("param-float-inf", {}, TRAIN + ["--start", "--param", "AucThreshold=inf"], {}, f"--param: AucThreshold='inf': {NOT_A_NUMBER}"),
-    ("param-float-nan", {}, TRAIN + ["--wait", "--param", "AucThreshold=nan"], {}, f"--param: AucThreshold='nan': {NOT_A_NUMBER}"),
+    (
+        "param-float-inf",
+        {},
+        TRAIN + ["--start", "--param", "AucThreshold=inf"],
+        {},
+        f"--param: AucThreshold='inf': {NOT_A_NUMBER}",
+    ),
+    (
+        "param-float-nan",
+        {},
+        TRAIN + ["--wait", "--param", "AucThreshold=nan"],
+        {},
+        f"--param: AucThreshold='nan': {NOT_A_NUMBER}",
+    ),
     (
         "param-float-arabic-digits",
         {},
@@ -203,9 +227,21 @@ CASES = [
         {},
         "--param: 'AucThreshold' is given twice ('0.9' and '0.95')",
     ),
-    ("param-not-key-value", {}, TRAIN + ["--start", "--param", "AucThreshold"], {}, "--param: 'AucThreshold' is not KEY=VALUE"),
+    (
+        "param-not-key-value",
+        {},
+        TRAIN + ["--start", "--param", "AucThreshold"],
+        {},
+        "--param: 'AucThreshold' is not KEY=VALUE",
+    ),
     ("param-empty-key", {}, TRAIN + ["--start", "--param", "=1"], {}, "--param: '=1' is not KEY=VALUE"),
-    ("tag-given-twice", {}, TRAIN + ["--tag", "team=a", "--tag", "team=b"], {}, "--tag: 'team' is given twice ('a' and 'b')"),
+    (
+        "tag-given-twice",
+        {},
+        TRAIN + ["--tag", "team=a", "--tag", "team=b"],
+        {},
+        "--tag: 'team' is given twice ('a' and 'b')",
+    ),
     # -- numeric ranges, checked by click before the command runs ----------------------------------
     (
         "approve-version-negative",
@@ -242,7 +278,13 @@ CASES = [
         {},
         "Invalid value for '--port': 70000 is not in the range 0<=x<=65535.",
     ),
-    ("sandbox-port-negative", {}, ["sandbox", "up", "--port", "-1"], {}, "Invalid value for '--port': -1 is not in the range 0<=x<=65535."),
+    (
+        "sandbox-port-negative",
+        {},
+        ["sandbox", "up", "--port", "-1"],
+        {},
+        "Invalid value for '--port': -1 is not in the range 0<=x<=65535.",
+    ),
     (
         "follow-negative-timeout",
         {},
@@ -256,24 +298,30 @@ CASES = [
         {},
         STATUS + ["--backend", "aws"],
         {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"},
-        "AWS_ENDPOINT_URL: 'http://127.0.0.1:4566' is an endpoint on this machine, not AWS: "
-        "unset AWS_ENDPOINT_URL or use the sandbox backend",
+        (
+            "AWS_ENDPOINT_URL: 'http://127.0.0.1:4566' is an endpoint on this machine, not AWS: "
+            "unset AWS_ENDPOINT_URL or use the sandbox backend"
+        ),
     ),
     (
         "aws-backend-localhost-service-endpoint",
         {},
         TRAIN + ["--backend", "aws", "--start"],
         {"AWS_ENDPOINT_URL_SAGEMAKER": "http://localhost:5000"},
-        "AWS_ENDPOINT_URL_SAGEMAKER: 'http://localhost:5000' is an endpoint on this machine, not AWS: "
-        "unset AWS_ENDPOINT_URL_SAGEMAKER or use the sandbox backend",
+        (
+            "AWS_ENDPOINT_URL_SAGEMAKER: 'http://localhost:5000' is an endpoint on this machine, not AWS: "
+            "unset AWS_ENDPOINT_URL_SAGEMAKER or use the sandbox backend"
+        ),
     ),
     (
         "aws-backend-ipv6-loopback",
         {},
         STATUS + ["--backend", "aws"],
         {"AWS_ENDPOINT_URL_S3": "http://[::1]:9000"},
-        "AWS_ENDPOINT_URL_S3: 'http://[::1]:9000' is an endpoint on this machine, not AWS: "
-        "unset AWS_ENDPOINT_URL_S3 or use the sandbox backend",
+        (
+            "AWS_ENDPOINT_URL_S3: 'http://[::1]:9000' is an endpoint on this machine, not AWS: "
+            "unset AWS_ENDPOINT_URL_S3 or use the sandbox backend"
+        ),
     ),
 ]
 
