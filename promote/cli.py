@@ -58,7 +58,9 @@ def status(env, profile, output):
 
 @main.command()
 @environment_options
-@click.option("--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...).")
+@click.option(
+    "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
+)
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
 def approve(env, profile, version, reason, output):
@@ -68,7 +70,9 @@ def approve(env, profile, version, reason, output):
 
 @main.command()
 @environment_options
-@click.option("--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...).")
+@click.option(
+    "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
+)
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
 def reject(env, profile, version, reason, output):
@@ -78,7 +82,9 @@ def reject(env, profile, version, reason, output):
 
 @main.command()
 @environment_options
-@click.option("--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...).")
+@click.option(
+    "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
+)
 @output_option
 def lineage(env, profile, version, output):
     """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
@@ -90,7 +96,9 @@ def lineage(env, profile, version, output):
 
 @main.command()
 @environment_options
-@click.option("--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...).")
+@click.option(
+    "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
 def report(env, profile, version, out_dir):
     """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
