@@ -14,8 +14,8 @@ from mlops_core.clikit import ToolkitCommand, environment_options, output_option
     "--account",
     "account_kind",
     required=True,
-    metavar="dev|prod|registry",
-    help="Which account to bootstrap: the environment's own (dev or prod) or the registry.",
+    metavar="dev|stage|prod|registry",
+    help="Which account to bootstrap: the environment's own (its `account:` label) or the registry.",
 )
 @click.option(
     "--plan",
@@ -33,10 +33,12 @@ def main(env, profile, account_kind, mode, output):
     dev       KMS key (prod and the registry may decrypt), SageMaker execution role,
               Lambda role, cross-account-jenkins-role, EventBridge role, data bucket,
               Terraform state bucket and lock table
+    stage     the same shape with its own key (prod may decrypt)
     prod      the same shape with its own key
-    registry  artifacts bucket and policy, model package group and policy, approver role
+    registry  artifacts bucket and policy, model package group and policy, approver role,
+              the rule forwarding model package events to every workload account
 
-    Order: dev, prod, then the registry (its policies name the workload roles).
+    Order: dev, stage, prod, then the registry (its policies name the workload roles).
     Re-running --apply on a bootstrapped account changes nothing and says so.
     --output json prints the plan and every policy document (iam/policies/ holds the
     same documents for review).

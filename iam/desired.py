@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from iam import policies
 from mlops_core.errors import ConfigError
 
-ACCOUNT_KINDS = ("dev", "prod", "registry")
 MANAGED_BY = "bootstrap-account"
 
 
@@ -129,9 +128,14 @@ class AccountState:
 
 
 def check_account_kind(env, account_kind: str) -> str:
-    """The account id `account_kind` means for this environment, or a one-line ConfigError."""
-    if account_kind not in ACCOUNT_KINDS:
-        raise ConfigError(f"'{account_kind}' is not one of {', '.join(ACCOUNT_KINDS)}", field="--account")
+    """The account id `account_kind` means for this environment, or a one-line ConfigError.
+
+    `account_kind` is `registry` or the environment's own workload account label (dev, stage, prod,
+    any label in `accounts:`); whether that account is dev-like or prod-like is the environment's
+    `kind`, which decides nothing here: every workload account gets the same shape."""
+    labels = [*env.workload_accounts, "registry"]
+    if account_kind not in labels:
+        raise ConfigError(f"'{account_kind}' is not one of {', '.join(labels)}", field="--account")
     for label, account_id in env.workload_accounts.items():
         if account_id == env.registry_account_id:
             raise ConfigError(
@@ -141,10 +145,10 @@ def check_account_kind(env, account_kind: str) -> str:
             )
     if account_kind == "registry":
         return env.registry_account_id
-    if account_kind != env.kind:
+    if account_kind != env.account:
         raise ConfigError(
-            f"'{account_kind}': environment '{env.name}' describes a {env.kind} account; "
-            f"use an environment of kind {account_kind} to bootstrap that account",
+            f"'{account_kind}': environment '{env.name}' describes the {env.account} account; "
+            f"use the environment whose account is {account_kind} to bootstrap that account",
             field="--account",
         )
     return env.account_id
@@ -227,7 +231,7 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
         )
     )
     resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
-    return AccountState(env.kind, account_id, env.region, tuple(resources))
+    return AccountState(env.account, account_id, env.region, tuple(resources))
 
 
 def _registry(env, account_id: str, tags: dict) -> AccountState:

@@ -1,4 +1,4 @@
-"""Write every policy document the bootstrap creates to iam/policies/<account kind>/*.json, generated
+"""Write every policy document the bootstrap creates to iam/policies/<account label>/*.json, generated
 from the shipped environments, so a pull request shows policy changes as data.
 
     python -m iam.export            # rewrite the files
@@ -16,20 +16,18 @@ POLICIES_DIR = Path(__file__).resolve().parent / "policies"
 
 
 def generated(env_dir=None) -> dict[str, str]:
-    """{relative path: file text} for every account kind, from the shipped environment files: dev and
-    prod from the environment of that kind, the registry from each (they must agree)."""
+    """{relative path: file text} for every account, from the shipped environment files: each workload
+    account (dev, stage, prod) from the environment that runs in it, the registry from each (they must agree)."""
     from iam.desired import desired_state
-    from mlops_core.config import list_environments, load_environment
+    from mlops_core.config import REPO_ROOT, list_environments, load_environment
     from mlops_core.errors import ConfigError
-
-    from mlops_core.config import REPO_ROOT
 
     env_dir = env_dir or REPO_ROOT / "environments"
     files: dict[str, str] = {}
     registry: dict[str, str] = {}
     for name in list_environments(env_dir):
         env = load_environment(name, env_dir=env_dir)
-        for kind in (env.kind, "registry"):
+        for kind in (env.account, "registry"):
             docs = {f"{kind}/{file}": render(doc) for file, doc in desired_state(env, kind).documents().items()}
             if kind == "registry":
                 if registry and registry != docs:

@@ -16,6 +16,7 @@ from mlops_core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sandbox", "aws")
+# dev-like (trains; branch namespaces) or prod-like (versions are promoted to it); any number of each
 KINDS = ("dev", "prod")
 # An environment file is a page of settings: limits that keep a mistaken or hostile file from costing
 # seconds of parsing or a RecursionError before the one-line error.

@@ -40,8 +40,14 @@ MALFORMED = [
         "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate account",
     ),
     (_set("accounts.registry", _DELETE), "accounts.registry: required field is missing"),
-    (_set("account", "staging"), "account: 'staging' is not a workload account in 'accounts' (one of: dev, prod)"),
-    (_set("account", "registry"), "account: 'registry' is not a workload account in 'accounts' (one of: dev, prod)"),
+    (
+        _set("account", "staging"),
+        "account: 'staging' is not a workload account in 'accounts' (one of: dev, stage, prod)",
+    ),
+    (
+        _set("account", "registry"),
+        "account: 'registry' is not a workload account in 'accounts' (one of: dev, stage, prod)",
+    ),
     (_set("region", "us-east"), "region: 'us-east' is not an AWS region name like eu-west-1"),
     (_set("region", "US-EAST-1"), "region: 'US-EAST-1' is not an AWS region name like eu-west-1"),
     (_set("backend", "localstack"), "backend: 'localstack' is not one of sandbox, aws"),
@@ -137,7 +143,7 @@ def test_malformed_environment_fails_with_one_exact_line(tmp_path, mutate, expec
     data = copy.deepcopy(BASE)
     mutate(data)
     path = tmp_path / "prod.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # accounts: are in promotion order
     with pytest.raises(ConfigError) as info:
         load_environment(str(path))
     assert str(info.value) == f"{path}: {expected}"
@@ -157,16 +163,16 @@ def test_not_yaml_names_the_line(tmp_path):
 
 def test_unknown_environment_lists_the_known_ones():
     with pytest.raises(ConfigError) as info:
-        load_environment("stage", env_dir=REPO / "environments")
-    assert str(info.value) == f"--env: no environment 'stage' in {REPO / 'environments'} (known: dev, prod)"
+        load_environment("staging", env_dir=REPO / "environments")
+    assert str(info.value) == f"--env: no environment 'staging' in {REPO / 'environments'} (known: dev, prod, stage)"
 
 
-@pytest.mark.parametrize("name", ["dev", "prod"])
+@pytest.mark.parametrize("name", ["dev", "stage", "prod"])
 def test_shipped_environments_load_with_sandbox_backend(name):
     env = load_environment(name, env_dir=REPO / "environments")
     assert env.backend == "sandbox"
     assert env.registry_account_id == "333333333333"
-    assert env.account_id == {"dev": "111111111111", "prod": "222222222222"}[name]
+    assert env.account_id == {"dev": "111111111111", "stage": "555555555555", "prod": "222222222222"}[name]
     assert env.model_package_group_arn == (
         "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models"
     )

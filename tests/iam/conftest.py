@@ -16,7 +16,7 @@ WRITE_PREFIXES = ("Get", "Describe", "List", "Head")
 def envs():
     from mlops_core.config import load_environment
 
-    return {name: load_environment(name, env_dir=REPO / "environments") for name in ("dev", "prod")}
+    return {name: load_environment(name, env_dir=REPO / "environments") for name in ("dev", "stage", "prod")}
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,12 @@ def module_sessions(clean_sandbox, envs):
 
 
 def bootstrap_all(envs, module_sessions, *, apply=True, session_hook=None):
-    """Bootstrap dev, prod and the registry (in that order: the registry's policies name the workload
-    roles). Returns {account kind: Result}."""
+    """Bootstrap dev, stage, prod and the registry (in that order: the registry's policies name the
+    workload roles). Returns {account label: Result}."""
     from iam.bootstrap import bootstrap
 
     results = {}
-    for kind, env_name in (("dev", "dev"), ("prod", "prod"), ("registry", "prod")):
+    for kind, env_name in (("dev", "dev"), ("stage", "stage"), ("prod", "prod"), ("registry", "prod")):
         env, sessions = envs[env_name], module_sessions[env_name]
         session = None
         if session_hook is not None:

@@ -5,8 +5,8 @@ and checks AWS's answer: allowed, or AccessDenied."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,6 +16,7 @@ from tests.iam.conftest import trust_account_root_too
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
 DEV, PROD, REGISTRY, JENKINS = "111111111111", "222222222222", "333333333333", "444444444444"
+STAGE = "555555555555"
 EMPTY_PIPELINE = json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []})
 
 
@@ -37,12 +38,15 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(bootstrapped, envs, module_sessions):
-    dev, prod = envs["dev"], envs["prod"]
+    dev, stage, prod = envs["dev"], envs["stage"], envs["prod"]
     s = module_sessions["prod"]
     w = World(envs, s)
     for label, env, role in (
         ("dev-execution", dev, "execution"),
         ("prod-execution", prod, "execution"),
+        ("stage-execution", stage, "execution"),
+        ("stage-lambda", stage, "lambda"),
+        ("stage-events", stage, "events"),
         ("dev-lambda", dev, "lambda"),
         ("prod-lambda", prod, "lambda"),
         ("prod-events", prod, "events"),
@@ -54,6 +58,7 @@ def world(bootstrapped, envs, module_sessions):
     w.principals["jenkins-agent"] = _jenkins_agent(s)
     w.dev_key = w.key_arn(DEV, dev.kms_key_alias)
     w.prod_key = w.key_arn(PROD, prod.kms_key_alias)
+    w.stage_key = w.key_arn(STAGE, stage.kms_key_alias)
     w.group_arn = prod.model_package_group_arn
     w.registry_bucket = prod.buckets.registry
 
@@ -71,6 +76,13 @@ def world(bootstrapped, envs, module_sessions):
         Body=b"prod model",
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=w.prod_key,
+    )
+    w.client("stage-execution", "s3").put_object(
+        Bucket=w.registry_bucket,
+        Key="stage/models/train-1/model.tar.gz",
+        Body=b"stage model",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=w.stage_key,
     )
     w.client("dev-execution", "s3").put_object(
         Bucket=dev.buckets.artifacts,
@@ -178,11 +190,8 @@ def _get(principal, key):
 
 def _put(principal, key, kms=True):
     def call(w):
-        extra = (
-            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": w.dev_key if principal.startswith("dev") else w.prod_key}
-            if kms
-            else {}
-        )
+        kms_key = {"dev": w.dev_key, "stage": w.stage_key}.get(principal.split("-")[0], w.prod_key)
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms else {}
         w.client(principal, "s3").put_object(Bucket=w.registry_bucket, Key=key, Body=b"x", **extra)
 
     return call
@@ -201,6 +210,77 @@ def _start(principal, account, name):
 
 
 ROWS = [
+    # stage, the pre-prod account: reads what prod reads (models trained upstream), writes nothing in prod
+    Row(
+        "stage-execution",
+        "s3:GetObject",
+        "registry bucket dev/ (dev-trained model, dev key)",
+        True,
+        _get("stage-execution", "dev/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "stage-execution",
+        "kms:DescribeKey",
+        "dev account key",
+        True,
+        lambda w: w.client("stage-execution", "kms").describe_key(KeyId=w.dev_key),
+    ),
+    Row(
+        "stage-lambda",
+        "sagemaker:DescribeModelPackage",
+        "registry package",
+        True,
+        lambda w: w.client("stage-lambda", "sagemaker").describe_model_package(ModelPackageName=w.package_arn),
+    ),
+    Row(
+        "stage-execution",
+        "s3:PutObject",
+        "registry bucket stage/ with SSE-KMS",
+        True,
+        _put("stage-execution", "stage/models/train-2/model.tar.gz"),
+    ),
+    Row(
+        "stage-execution",
+        "s3:PutObject",
+        "registry bucket prod/ (prod's prefix)",
+        False,
+        _put("stage-execution", "prod/models/forged/model.tar.gz"),
+    ),
+    Row(
+        "stage-execution",
+        "s3:GetObject",
+        "registry bucket prod/ (downstream of stage)",
+        False,
+        _get("stage-execution", "prod/models/train-1/model.tar.gz"),
+    ),
+    Row(
+        "stage-execution",
+        "kms:DescribeKey",
+        "prod account key",
+        False,
+        lambda w: w.client("stage-execution", "kms").describe_key(KeyId=w.prod_key),
+    ),
+    Row(
+        "stage-events",
+        "sagemaker:StartPipelineExecution",
+        "prod inference pipeline",
+        False,
+        _start("stage-events", PROD, "mlops-demo-inference"),
+    ),
+    Row(
+        "stage-execution",
+        "sagemaker:UpdateModelPackage",
+        "approve a registry package",
+        False,
+        _approve("stage-execution"),
+    ),
+    Row(
+        "prod-execution",
+        "s3:GetObject",
+        "registry bucket stage/ (stage is upstream of prod)",
+        True,
+        _get("prod-execution", "stage/models/train-1/model.tar.gz"),
+    ),
     Row(
         "prod-execution",
         "s3:GetObject",

@@ -34,12 +34,12 @@ def _nothing_written(sessions, env):
         (
             ["--env", "dev", "--account", "staging", "--apply"],
             None,
-            "error: --account: 'staging' is not one of dev, prod, registry",
+            "error: --account: 'staging' is not one of dev, stage, prod, registry",
         ),
         (
             ["--env", "dev", "--account", "prod", "--apply"],
             None,
-            "error: --account: 'prod': environment 'dev' describes a dev account; use an environment of kind prod",
+            "error: --account: 'prod': environment 'dev' describes the dev account; use the environment whose account is prod",
         ),
         (
             ["--account", "prod", "--apply"],

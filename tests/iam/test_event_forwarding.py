@@ -64,7 +64,8 @@ def test_the_forwarding_rule_targets_every_workload_account_and_reapplies_as_a_n
     events = sessions.client("events", sessions.in_account(prod.registry_account_id))
     targets = events.list_targets_by_rule(Rule=f"{prod.project}-model-package-events")["Targets"]
     assert sorted(t["Arn"] for t in targets) == [
-        f"arn:aws:events:{prod.region}:{account}:event-bus/default" for account in ("111111111111", "222222222222")
+        f"arn:aws:events:{prod.region}:{account}:event-bus/default"
+        for account in ("111111111111", "222222222222", "555555555555")
     ]
     from iam.bootstrap import bootstrap
 

@@ -21,9 +21,11 @@ EXAMPLE_KEY = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-12
 
 def _states():
     dev = load_environment("dev", env_dir=ENVS)
+    stage = load_environment("stage", env_dir=ENVS)
     prod = load_environment("prod", env_dir=ENVS)
     return {
         "dev": desired_state(dev, "dev"),
+        "stage": desired_state(stage, "stage"),
         "prod": desired_state(prod, "prod"),
         "registry": desired_state(prod, "registry"),
     }
@@ -93,14 +95,24 @@ def test_committed_policy_files_match_what_the_code_generates():
         assert on_disk[rel] == text, f"iam/policies/{rel} is stale: run `python -m iam.export`"
 
 
-def test_dev_key_is_shared_with_prod_and_the_registry_for_decrypt_only():
+def test_dev_key_is_shared_with_stage_prod_and_the_registry_for_decrypt_only():
     key = next(r for r in STATES["dev"].resources if isinstance(r, KmsKey))
     shared = next(s for s in key.policy["Statement"] if s["Sid"] == "OtherAccountsDecrypt")
-    assert sorted(shared["Principal"]["AWS"]) == ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
+    assert sorted(shared["Principal"]["AWS"]) == [
+        "arn:aws:iam::222222222222:root",
+        "arn:aws:iam::333333333333:root",
+        "arn:aws:iam::555555555555:root",
+    ]
     assert shared["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
     prod_key = next(r for r in STATES["prod"].resources if isinstance(r, KmsKey))
     prod_shared = next(s for s in prod_key.policy["Statement"] if s["Sid"] == "OtherAccountsDecrypt")
     assert prod_shared["Principal"]["AWS"] == ["arn:aws:iam::333333333333:root"]  # dev never reads prod's models
+    stage_key = next(r for r in STATES["stage"].resources if isinstance(r, KmsKey))
+    stage_shared = next(s for s in stage_key.policy["Statement"] if s["Sid"] == "OtherAccountsDecrypt")
+    assert sorted(stage_shared["Principal"]["AWS"]) == [
+        "arn:aws:iam::222222222222:root",
+        "arn:aws:iam::333333333333:root",
+    ]
 
 
 def test_desired_state_orders_roles_before_the_key_that_names_them_and_the_key_before_its_users():

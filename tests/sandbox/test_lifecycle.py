@@ -45,6 +45,7 @@ def test_up_seeds_the_environment_accounts_and_status_prints_endpoint_and_creden
     labels = {a["label"]: a["account_id"] for a in status["accounts"]}
     assert labels == {
         "dev": "111111111111",
+        "stage": "555555555555",
         "prod": "222222222222",
         "registry": "333333333333",
         "jenkins": "444444444444",
