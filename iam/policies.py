@@ -497,6 +497,7 @@ def jenkins_role_policies(env) -> dict[str, dict]:
                 "sagemaker:ListPipelineExecutionSteps",
                 "sagemaker:ListPipelineExecutions",
                 "sagemaker:ListTags",
+                "sagemaker:RetryPipelineExecution",
                 "sagemaker:StartPipelineExecution",
                 "sagemaker:StopPipelineExecution",
                 "sagemaker:UpdatePipeline",

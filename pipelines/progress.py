@@ -162,3 +162,49 @@ def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 
         if time.monotonic() >= deadline:
             raise PipelineFailed(f"{pipeline_name} has no execution (waited {appear_timeout:.0f}s)")
         time.sleep(poll)
+
+
+def latest_failed_execution(sagemaker, pipeline_names) -> str:
+    """The most recently started Failed execution among `pipeline_names`."""
+    from mlops_core.errors import ToolkitError
+
+    failed = []
+    for name in pipeline_names:
+        paginator = sagemaker.get_paginator("list_pipeline_executions")
+        for page in paginator.paginate(PipelineName=name, SortBy="CreationTime", SortOrder="Descending"):
+            summary = next(
+                (s for s in page["PipelineExecutionSummaries"] if s["PipelineExecutionStatus"] == "Failed"), None
+            )
+            if summary:
+                failed.append(summary)
+                break
+    if not failed:
+        raise ToolkitError(f"no failed execution of {', '.join(pipeline_names)} to retry")
+    return max(failed, key=lambda s: s["StartTime"])["PipelineExecutionArn"]
+
+
+def retry_execution(sessions, execution_arn: str | None, pipeline_names, follow: bool = True, out=None) -> dict:
+    """RetryPipelineExecution of a Failed execution (the most recent one when no ARN is given): SageMaker
+    runs it again from the steps that failed, keeping what succeeded. Returns its ARN, the steps that had
+    failed and the status it ended with (Executing when not followed)."""
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    from mlops_core.errors import AccessDenied, ToolkitError
+    from pipelines.logs import execution_steps
+
+    sagemaker = sessions.client("sagemaker")
+    arn = execution_arn or latest_failed_execution(sagemaker, pipeline_names)
+    try:
+        status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        if status != "Failed":
+            raise ToolkitError(f"{arn} is {status}: only a Failed execution can be retried")
+        failed = [s["StepName"] for s in execution_steps(sagemaker, arn) if s.get("StepStatus") == "Failed"]
+        sagemaker.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=uuid.uuid4().hex)
+    except ClientError as exc:
+        raise AccessDenied.from_client_error(exc) or ToolkitError(
+            f"{exc.operation_name} refused: {exc.response.get('Error', {}).get('Message', exc)}"
+        ) from None
+    final = follow_execution(sessions, arn, out=out or sys.stdout) if follow else "Executing"
+    return {"execution_arn": arn, "failed_steps": failed, "status": final}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 
 import click
 
@@ -212,3 +213,42 @@ def follow(env, profile, which, execution, appear_timeout):
     status = follow_execution(sessions, arn)
     if status != "Succeeded":
         raise PipelineFailed(f"{env.pipelines[which]} execution {status}: {arn}")
+
+
+@main.command()
+@environment_options
+@click.argument("execution", required=False)
+@click.option(
+    "--pipeline",
+    "which",
+    type=click.Choice(PIPELINE_CHOICES),
+    default="all",
+    show_default=True,
+    help="Without EXECUTION: retry the most recent failed execution of this pipeline (all: of any of them).",
+)
+@click.option("--no-wait", is_flag=True, help="Ask for the retry and return; do not follow it.")
+@output_option
+def retry(env, profile, execution, which, no_wait, output):
+    """Resume a failed execution from its failed step (RetryPipelineExecution): the steps that
+    succeeded are not run again. Follows it until it ends; exit 1 if it fails again.
+
+    \b
+    run-pipeline retry --env prod                          # the most recent failed execution
+    run-pipeline retry --env prod arn:aws:sagemaker:...:pipeline/mlops-demo-train/execution/abc123
+    """
+    from mlops_core.session import Sessions
+    from pipelines.progress import retry_execution
+
+    if execution is not None and not (execution.startswith("arn:") and "/execution/" in execution):
+        raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
+    names = [env.pipelines[w] for w in (("train", "hpo", "inference") if which == "all" else (which,))]
+    out = sys.stderr if output == "json" else sys.stdout  # stdout carries only the JSON then
+    result = retry_execution(Sessions(env, profile=profile), execution, names, follow=not no_wait, out=out)
+    if output == "json":
+        emit_json(result)
+    elif no_wait:
+        click.echo(f"retrying {result['execution_arn']} from {', '.join(result['failed_steps']) or 'its failed step'}")
+    if result["status"] not in ("Succeeded", "Executing"):
+        from mlops_core.errors import PipelineFailed
+
+        raise PipelineFailed(f"retried execution {result['status']}: {result['execution_arn']}")

@@ -174,6 +174,82 @@ def events(failed, output):
 
 
 @main.command()
+@click.option("--pipeline", default=None, help="Pipeline name (as in the environment's `pipelines:`).")
+@click.option("--step", default=None, help="Step name, as in the definition (e.g. Train).")
+@click.option(
+    "--error",
+    default="ThrottlingException",
+    show_default=True,
+    help="Error code: ThrottlingException, InternalFailure, ServiceUnavailable, ResourceLimitExceeded "
+    "(failed service calls), InternalServerError, CapacityError (failed jobs), or any other code "
+    "(not retried).",
+)
+@click.option("--times", type=int, default=1, show_default=True, help="How many attempts fail, then it is cleared.")
+@click.option("--clear", is_flag=True, help="Remove every pending fault.")
+@output_option
+def fault(pipeline, step, error, times, clear, output):
+    """Make the next attempts of a pipeline step fail with an AWS error, to see its retry policy work.
+
+    \b
+    sandbox fault --pipeline mlops-demo-train --step Train --error ThrottlingException --times 2
+    sandbox fault                 # list pending faults
+    sandbox fault --clear
+    """
+    from mlops_core.errors import ConfigError
+    from sandbox import client
+
+    if bool(pipeline) != bool(step):
+        raise ConfigError("give both --pipeline and --step", field="--pipeline/--step")
+    if times < 1:
+        raise ConfigError(f"{times} is not a whole number of at least 1", field="--times")
+    body = (
+        {"clear": True}
+        if clear
+        else ({"pipeline": pipeline, "step": step, "error": error, "times": times} if pipeline else {})
+    )
+    try:
+        faults = client.call("fault", body)["faults"]
+    except Exception as exc:
+        if "not an error code" in str(exc):
+            raise ConfigError(str(exc).split("failed: ", 1)[-1], field="--error") from None
+        raise
+    if output == "json":
+        emit_json(faults)
+        return
+    rows = [
+        {"pipeline": f["pipeline"], "step": f["step"], "error": f["error"], "remaining": f["remaining"]} for f in faults
+    ]
+    click.echo(table(rows, ["pipeline", "step", "error", "remaining"]) if rows else "no pending faults")
+
+
+@main.command()
+@click.argument("execution")
+@output_option
+def attempts(execution, output):
+    """Each attempt of each step of a pipeline execution: when it ran, why it failed, how long the retry
+    policy waited before the next (AWS itself shows only the AttemptCount)."""
+    from sandbox import client
+
+    result = client.call("attempts", {"execution_arn": execution})
+    if output == "json":
+        emit_json(result)
+        return
+    rows = [
+        {
+            "step": s["StepName"],
+            "attempt": a["Attempt"],
+            "start": a["StartTime"],
+            "status": a["StepStatus"],
+            "retry after (s)": a.get("RetryAfterSeconds", ""),
+            "reason": (a.get("FailureReason") or "")[:80],
+        }
+        for s in result["steps"]
+        for a in s["Attempts"]
+    ]
+    click.echo(table(rows, ["step", "attempt", "start", "status", "retry after (s)", "reason"]) if rows else "no steps")
+
+
+@main.command()
 @click.option("--env-dir", type=click.Path(file_okay=False), default=None)
 def demo(env_dir):
     """The main job on the sandbox: the promotion story, narrated, ending with a summary."""

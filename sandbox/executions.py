@@ -5,11 +5,12 @@ addressed by ARN, and StartPipelineExecution handing the stored definition to th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 
 from sandbox.patches import patch
-from sandbox.server import MIDDLEWARES, RESET_HOOKS
+from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 _started_here: set[str] = set()  # executions this server process runs; others were cut by a restart
@@ -232,7 +233,8 @@ def patch_pipeline_executions():
 
 
 def _api_step(step: dict) -> dict:
-    return {k: v for k, v in step.items() if v not in (None, "") or k == "StepStatus"}
+    # the attempt history is the sandbox's own record (`sandbox attempts`); AWS shows AttemptCount only
+    return {k: v for k, v in step.items() if (v not in (None, "") or k == "StepStatus") and not k.startswith("Sandbox")}
 
 
 def _keep(value):
@@ -254,5 +256,57 @@ def _reset_engine(server):
     shutil.rmtree(runtime.work_root(), ignore_errors=True)
 
 
+@route("fault")
+def _fault(server, body):
+    """Inject a fault: {"pipeline", "step", "error", "times"}; {"clear": true}; {} lists the pending ones."""
+    from sandbox.engine import retries
+
+    if body.get("clear"):
+        retries.clear()
+    elif body.get("pipeline"):
+        times = body.get("times", 1)
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            return 400, {"error": f"times must be a whole number of at least 1, got {times!r}"}
+        if not re.match(r"^[A-Za-z][A-Za-z0-9]{2,127}$", str(body.get("error") or "")):
+            return 400, {"error": f"not an error code: {body.get('error')!r}"}
+        retries.inject(body["pipeline"], str(body.get("step") or ""), body["error"], times)
+    return 200, {"faults": retries.pending()}
+
+
+@route("attempts")
+def _attempts(server, body):
+    """Every attempt of every step of one execution (start, end, failure, the wait before the next)."""
+    from moto.sagemaker import utils
+    from moto.sagemaker.models import sagemaker_backends
+
+    arn = str(body.get("execution_arn") or "")
+    parts = arn.split(":")
+    if len(parts) < 6 or "/execution/" not in arn:
+        return 400, {"error": f"not a pipeline execution ARN: {arn!r}"}
+    try:
+        record = utils.get_pipeline_execution_from_arn(sagemaker_backends[parts[4]][parts[3]].pipelines, arn)
+    except Exception:  # noqa: BLE001 - moto answers a missing execution with several error types
+        return 404, {"error": f"no pipeline execution {arn}"}
+    from sandbox.engine import executor
+
+    with executor.LOCK:
+        steps = [
+            {
+                "StepName": s["StepName"],
+                "AttemptCount": s.get("AttemptCount", 1),
+                "Attempts": s.get("SandboxAttempts", []),
+            }
+            for s in getattr(record, "sandbox_steps", [])
+        ]
+    return 200, {"execution_arn": arn, "steps": steps}
+
+
+def _reset_faults(server):
+    from sandbox.engine import retries
+
+    retries.clear()
+
+
+RESET_HOOKS.append(_reset_faults)
 MIDDLEWARES.append(_attach_engine)
 RESET_HOOKS.append(_reset_engine)

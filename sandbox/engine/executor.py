@@ -11,7 +11,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 
-from sandbox.engine import expressions, runtime, steps as step_types
+from sandbox.engine import expressions, retries, runtime, steps as step_types
 
 LOCK = threading.RLock()  # guards every execution record the engine and the API share
 FAILED_STEPS = "Step failure: One or multiple steps failed."
@@ -180,6 +180,47 @@ class ExecutionRun:
         with LOCK:
             self.record.sandbox_steps.append(entry)
         self._step_event(step, entry, "Starting")
+        policies = step.get("RetryPolicies") or []
+        history, retried, first = [], {}, time.monotonic()
+        while True:
+            started = utcnow()
+            status, props, reason, metadata = self._attempt(step)
+            attempt = {"Attempt": len(history) + 1, "StartTime": started.isoformat(), "EndTime": utcnow().isoformat()}
+            attempt.update({"StepStatus": status, **({"FailureReason": reason} if reason else {})})
+            history.append(attempt)
+            if status != "Failed" or self.stop.is_set():
+                break
+            kind_of_error = retries.exception_type(reason, kind)
+            policy = retries.matching_policy(policies, kind_of_error, kind)
+            if policy is None:
+                break
+            index = policies.index(policy)
+            if not retries.may_retry(policy, retried.get(index, 0), (time.monotonic() - first) / 60):
+                break
+            retried[index] = retried.get(index, 0) + 1
+            wait_seconds = retries.delay(policy, retried[index])
+            attempt.update(ExceptionType=kind_of_error, RetryAfterSeconds=wait_seconds)
+            with LOCK:
+                entry["Metadata"] = metadata
+                entry["SandboxAttempts"] = list(history)
+            if self.stop.wait(wait_seconds):
+                status, reason = "Stopped", None
+                break
+            step_types.cleanup(self.workdir / name)  # a new attempt is a new job: no output of the last one
+            with LOCK:
+                entry["AttemptCount"] = len(history) + 1
+        if self.stop.is_set() and status == "Succeeded" and kind not in ("Condition", "Fail"):
+            status = "Stopped"
+        with LOCK:
+            entry.update(StepStatus=status, EndTime=utcnow(), Metadata=metadata, SandboxAttempts=history)
+            if reason:
+                entry["FailureReason"] = reason
+        self._step_event(step, entry, "Executing")
+        return status, props
+
+    def _attempt(self, step: dict):
+        """One attempt of a step: (status, properties, failure reason, metadata)."""
+        name, kind = step["Name"], step["Type"]
         ctx = step_types.StepContext(
             account=self.account,
             region=self.region,
@@ -195,6 +236,9 @@ class ExecutionRun:
         self.expr.execution["CurrentDateTime"] = utcnow().isoformat()
         status, props, reason, metadata = "Succeeded", {}, None, {}
         try:
+            injected = retries.take(self.pipeline_name, name, kind)
+            if injected:
+                raise step_types.StepFailed(injected)
             raw = step.get("Arguments") or {}
             args = raw if kind in step_types.RAW_ARGUMENTS else expressions.evaluate(raw, self.expr)
             result = step_types.RUNNERS[kind](step, args, ctx)
@@ -212,14 +256,7 @@ class ExecutionRun:
                 ctx.metadata,
             )
             traceback.print_exc()
-        if self.stop.is_set() and status == "Succeeded" and kind not in ("Condition", "Fail"):
-            status = "Stopped"
-        with LOCK:
-            entry.update(StepStatus=status, EndTime=utcnow(), Metadata=metadata)
-            if reason:
-                entry["FailureReason"] = reason
-        self._step_event(step, entry, "Executing")
-        return status, props
+        return status, props, reason, metadata
 
     def _read_s3(self, uri: str) -> bytes:
         creds = runtime.role_credentials(
