@@ -49,9 +49,9 @@ def down(discard):
     """Stop the sandbox, keeping its state for the next `up` unless --discard."""
     from sandbox import client
 
+    stopped = client.down(save=not discard)
     if discard:
         client.forget_snapshot()
-    stopped = client.down(save=not discard)
     click.echo(
         ("sandbox stopped" + (", state discarded" if discard else ", state saved"))
         if stopped

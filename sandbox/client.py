@@ -20,19 +20,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlops_core.errors import SandboxError
+from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
+from sandbox.server import TOKEN_HEADER
 
 START_TIMEOUT = 30.0
 
 
 def home() -> Path:
-    path = Path(os.environ.get("MLOPS_SANDBOX_HOME") or Path.home() / ".mlops-sandbox")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    """The sandbox home, created 0700 (an existing directory's mode is corrected: it holds secrets)."""
+    return private_dir(Path(os.environ.get("MLOPS_SANDBOX_HOME") or Path.home() / ".mlops-sandbox"))
+
+
+def _token(directory: Path) -> str | None:
+    try:
+        return home_secrets(directory, create=False)["control_token"]
+    except FileNotFoundError:
+        return None
+    except HomeSecretsError as exc:
+        raise SandboxError(str(exc)) from None
 
 
 @contextmanager
 def _start_lock(directory: Path):
-    with open(directory / "start.lock", "w") as fh:
+    with os.fdopen(open_private(directory / "start.lock", os.O_WRONLY | os.O_CREAT), "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -40,11 +50,17 @@ def _start_lock(directory: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _request(endpoint: str, name: str, body: dict | None = None, method: str = "POST", timeout: float = 30.0) -> dict:
+def _request(
+    endpoint: str,
+    name: str,
+    body: dict | None = None,
+    method: str = "POST",
+    timeout: float = 30.0,
+    directory: Path | None = None,
+) -> dict:
     data = json.dumps(body or {}).encode() if method == "POST" else None
-    req = urllib.request.Request(
-        f"{endpoint}/_sandbox/{name}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", TOKEN_HEADER: _token(directory or home()) or ""}
+    req = urllib.request.Request(f"{endpoint}/_sandbox/{name}", data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -89,7 +105,7 @@ def running(directory: Path | None = None) -> dict | None:
         info_path.unlink(missing_ok=True)
         return None
     try:
-        return _request(info["endpoint"], "status", method="GET", timeout=5)
+        return _request(info["endpoint"], "status", method="GET", timeout=5, directory=directory)
     except SandboxError:
         return None
 
@@ -100,18 +116,22 @@ def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
     with _start_lock(directory):
         status = running(directory)
         if status is None:
+            try:
+                home_secrets(directory)  # the server's control token and state key, created 0600 once
+            except HomeSecretsError as exc:
+                raise SandboxError(str(exc)) from None
             status = _spawn(directory, port)
     if accounts:
         missing = {
             label: a for label, a in accounts.items() if a not in {acc["account_id"] for acc in status["accounts"]}
         }
         if missing:
-            status = _request(status["endpoint"], "accounts", {"accounts": missing})
+            status = _request(status["endpoint"], "accounts", {"accounts": missing}, directory=directory)
     return status
 
 
 def _spawn(directory: Path, port: int) -> dict:
-    log = open(directory / "server.log", "ab")  # noqa: SIM115 - the child process keeps it open
+    log = os.fdopen(open_private(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
     env = dict(os.environ)
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])
@@ -149,7 +169,7 @@ def down(save: bool = True, timeout: float = 20.0) -> bool:
         return False
     pid = status["pid"]
     try:
-        _request(status["endpoint"], "shutdown", {"save": save}, timeout=10)
+        _request(status["endpoint"], "shutdown", {"save": save}, timeout=10, directory=directory)
     except SandboxError:
         pass
     deadline = time.monotonic() + timeout
@@ -179,8 +199,26 @@ def call(name: str, body: dict | None = None) -> dict:
     return _request(status["endpoint"], name, body)
 
 
+STATE_FILES = ("state.pkl", "secrets.json")
+
+
 def forget_snapshot() -> None:
-    (home() / "state.pkl").unlink(missing_ok=True)
+    """Remove the saved state and the home's secrets (a damaged one included): the next `up` starts
+    empty, with new admin keys and a new control token."""
+    directory = home()
+    for name in STATE_FILES:
+        (directory / name).unlink(missing_ok=True)
+
+
+def admin_credentials(account_id: str) -> dict:
+    """The running sandbox's admin keys for one account (what `sandbox status --output json` shows)."""
+    status = running()
+    if status is None:
+        raise SandboxError("no sandbox is running (start it with `sandbox up`)")
+    for account in status["accounts"]:
+        if account["account_id"] == account_id:
+            return account["credentials"]
+    raise SandboxError(f"account {account_id} is not seeded in the sandbox")
 
 
 class SandboxBackend:

@@ -8,6 +8,8 @@ which snapshot the state so the next `sandbox up` resumes it.
 from __future__ import annotations
 
 import argparse
+import base64
+import hmac
 import json
 import os
 import signal
@@ -36,9 +38,17 @@ def route(name: str, methods=("POST",)):
     return register
 
 
-def admin_credentials(account_id: str) -> dict:
-    """Deterministic admin keys per account, so clients keep working across `sandbox reset`."""
-    return {"aws_access_key_id": f"AKIA{account_id}SBX0", "aws_secret_access_key": f"sandbox-admin-secret-{account_id}"}
+TOKEN_HEADER = "X-Sandbox-Token"
+
+
+def new_admin_credentials() -> dict:
+    """Random admin keys for one account of this sandbox home: nothing about them can be guessed
+    from the account id, and they stay the same across `reset` and restarts (kept in the state)."""
+    raw = os.urandom(40)
+    return {
+        "aws_access_key_id": "AKIA" + base64.b32encode(raw[:10]).decode(),  # 20 characters, as AWS's
+        "aws_secret_access_key": base64.b64encode(raw[10:]).decode(),  # 40 characters
+    }
 
 
 class SandboxServer:
@@ -52,11 +62,14 @@ class SandboxServer:
         self.lock = threading.RLock()
         self.httpd = None
         self.extra: dict = {}  # state patches keep across restarts, by patch name
+        self.admins: dict[str, dict] = {}  # account id -> its admin's keys (random per sandbox home)
+        from sandbox.home import home_secrets
+
+        self.secrets = home_secrets(home)
 
     # -- state ----------------------------------------------------------------------------------
     def seed_account(self, account_id: str, label: str) -> None:
-        from moto.iam.models import iam_backends
-        from moto.iam.models import AccessKey
+        from moto.iam.models import AccessKey, iam_backends
 
         with self.lock:
             iam = iam_backends[account_id]["aws"]
@@ -64,7 +77,7 @@ class SandboxServer:
                 iam.create_user("us-east-1", ADMIN_USER)
                 iam.put_user_policy(ADMIN_USER, "sandbox-account-admin", json.dumps(ADMIN_POLICY))
             user = iam.users[ADMIN_USER]
-            creds = admin_credentials(account_id)
+            creds = self.admins.get(account_id) or self.admins.setdefault(account_id, new_admin_credentials())
             if not any(k.access_key_id == creds["aws_access_key_id"] for k in user.access_keys):
                 key = AccessKey(ADMIN_USER, prefix="AKIA", account_id=account_id)
                 key.access_key_id = creds["aws_access_key_id"]
@@ -91,7 +104,11 @@ class SandboxServer:
         from sandbox.patches import snapshot
 
         with self.lock:
-            skipped = snapshot.dump(self.snapshot_path(), {"accounts": self.accounts, "extra": self.extra})
+            skipped = snapshot.dump(
+                self.snapshot_path(),
+                {"accounts": self.accounts, "admins": self.admins, "extra": self.extra},
+                self.secrets["state_key"],
+            )
         for line in skipped:
             print(f"snapshot: skipped {line}", file=sys.stderr)
 
@@ -99,8 +116,9 @@ class SandboxServer:
         from sandbox.patches import snapshot
 
         if self.snapshot_path().exists():
-            saved = snapshot.restore(self.snapshot_path())
+            saved = snapshot.restore(self.snapshot_path(), self.secrets["state_key"])
             self.accounts.update(saved.get("accounts", {}))
+            self.admins.update(saved.get("admins", {}))
             self.extra.update(saved.get("extra", {}))
 
     def status(self) -> dict:
@@ -109,7 +127,7 @@ class SandboxServer:
             "pid": os.getpid(),
             "started": self.started,
             "accounts": [
-                {"account_id": a, "label": label, "credentials": admin_credentials(a)}
+                {"account_id": a, "label": label, "credentials": self.admins[a]}
                 for a, label in sorted(self.accounts.items(), key=lambda kv: kv[1])
             ],
         }
@@ -124,6 +142,15 @@ class SandboxServer:
 
         def app(environ, start_response):
             path = environ.get("PATH_INFO", "")
+            control = path.startswith(("/_sandbox/", "/moto-api")) or _host(environ) == "moto_api"
+            if control and not self.authorized(environ):
+                # moto's /moto-api/data.json lists every access key and session token; its reset and
+                # ours wipe every account: only the owner of this sandbox home may call them
+                return _respond(
+                    start_response,
+                    403,
+                    {"error": f"{path} needs the control token of the sandbox home ({TOKEN_HEADER} header)"},
+                )
             if not path.startswith("/_sandbox/"):
                 return moto_app(environ, start_response)
             name = path[len("/_sandbox/") :].strip("/")
@@ -134,11 +161,15 @@ class SandboxServer:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
                 status, payload = handler[0](self, body)
-            except Exception as exc:  # a sandbox bug must answer, not hang the client
+            except Exception as exc:  # noqa: BLE001 - a sandbox bug must answer, not hang the client
                 status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
             return _respond(start_response, status, payload)
 
         return app
+
+    def authorized(self, environ) -> bool:
+        given = environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"), "")
+        return hmac.compare_digest(given.encode(), self.secrets["control_token"].encode())
 
     def serve(self) -> None:
         from werkzeug.serving import make_server
@@ -169,18 +200,28 @@ MIDDLEWARES: list = []
 RESET_HOOKS: list = []
 
 
+def _host(environ) -> str:
+    return (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0].lower()
+
+
 def _respond(start_response, status: int, payload: dict):
     body = json.dumps(payload, default=str).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}.get(status, "")
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "")
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    from sandbox.home import write_private
+
+    write_private(path, json.dumps(data, indent=2, default=str).encode(), durable=False)
 
 
 @route("status", methods=("GET", "POST"))
@@ -216,9 +257,16 @@ def main(argv=None) -> int:
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    args.home.mkdir(parents=True, exist_ok=True)
+    from sandbox.home import HomeSecretsError, private_dir
+    from sandbox.patches.snapshot import SnapshotError
+
+    private_dir(args.home)
     _load_extensions()
-    SandboxServer(args.home, args.port).serve()
+    try:
+        SandboxServer(args.home, args.port).serve()
+    except (SnapshotError, HomeSecretsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # the client shows this last line of server.log
+        return 1
     return 0
 
 
@@ -239,6 +287,6 @@ EXTENSIONS: tuple = (
 if __name__ == "__main__":
     # Run as the importable module, not __main__: extensions register their ROUTES, MIDDLEWARES and
     # RESET_HOOKS on `sandbox.server`, which would otherwise be a second, unused copy of this module.
-    from sandbox import server as _server
+    from sandbox import server as _server  # noqa: PLW0406
 
     sys.exit(_server.main())

@@ -30,8 +30,8 @@ def bootstrapped(sandbox_server):
 def jenkins_agent(bootstrapped):
     """The Jenkins agent's own role in the Jenkins account (what its instance profile would give it)."""
     import boto3
-    from sandbox.client import running
-    from sandbox.server import admin_credentials
+
+    from sandbox.client import admin_credentials, running
 
     prod = bootstrapped["prod"]
     admin = boto3.Session(region_name=prod.region, **admin_credentials(JENKINS_ACCOUNT))
