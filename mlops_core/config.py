@@ -38,7 +38,11 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$", re.ASCII)
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$", re.ASCII)
 _CRON = re.compile(r"^cron\((.+)\)$", re.ASCII)
-_DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.+|[^:]+\.csv)$", re.ASCII)
+_DATASET = re.compile(r"^(builtin:[a-z0-9-]+|s3://[a-z0-9.-]{3,63}/.*|[^:]+)$", re.ASCII)
+_DATASET_WHAT = "a dataset (builtin:NAME, s3://BUCKET/PREFIX-OR-KEY, or a local CSV file, folder or glob)"
+_PARAMETER = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,255}$", re.ASCII)
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/=-]{1,512}$", re.ASCII)
+_KEY_SUFFIX = re.compile(r"^[A-Za-z0-9!_.*'()/=-]{0,255}$", re.ASCII)
 # EC2 ids: a prefix and 8 (older) or 17 hexadecimal digits; an ARN names the region and account too.
 _EC2_ID = {
     "subnet": re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", re.ASCII),
@@ -149,6 +153,18 @@ class Retries:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """An S3 object landing under `prefix` (and ending in `suffix`) in the artifacts bucket starts
+    `pipeline` with `parameter` set to the object's s3:// URI (EventBridge "Object Created")."""
+
+    name: str
+    prefix: str
+    suffix: str
+    pipeline: str
+    parameter: str
+
+
+@dataclass(frozen=True)
 class Environment:
     """One validated environment file. Names (ARNs, role names) are derived here and nowhere else."""
 
@@ -173,6 +189,7 @@ class Environment:
     source: Path
     network: Network | None = None
     retries: Retries = Retries()
+    arrivals: tuple = ()  # of Arrival
 
     @property
     def account_id(self) -> str:
@@ -372,6 +389,7 @@ _TOP_LEVEL = {
     "inference",
     "network",
     "retry",
+    "arrivals",
 }
 
 
@@ -433,7 +451,10 @@ class _Validator:
 
     def environment(self, path: Path) -> Environment:
         d = self.section(
-            self.data, "", _TOP_LEVEL, _TOP_LEVEL - {"training", "inference", "notifications", "network", "retry"}
+            self.data,
+            "",
+            _TOP_LEVEL,
+            _TOP_LEVEL - {"training", "inference", "notifications", "network", "retry", "arrivals"},
         )
         name = self.match(d["environment"], "environment", _ENV_NAME, "an environment name (lowercase, digits, -)")
         if path.stem != name and path.suffix in (".yaml", ".yml"):
@@ -566,6 +587,7 @@ class _Validator:
             source=path,
             network=self._network(d["network"], region, accounts[account]) if d.get("network") is not None else None,
             retries=self._retries(d.get("retry") or {}),
+            arrivals=self._arrivals(d.get("arrivals") or [], pipelines),
         )
 
     def _network(self, data, region: str, account_id: str) -> Network:
@@ -658,6 +680,32 @@ class _Validator:
         )
         return Retries(policies["service"], policies["jobs"], parallel)
 
+    def _arrivals(self, data, pipelines: dict) -> tuple:
+        if not isinstance(data, list):
+            self.fail("arrivals", f"expected a list of triggers, got {_show(data)}")
+        out, names = [], set()
+        for i, item in enumerate(data):
+            path = f"arrivals[{i}]"
+            a = self.section(
+                item,
+                path,
+                {"name", "prefix", "suffix", "pipeline", "parameter"},
+                {"name", "prefix", "pipeline", "parameter"},
+            )
+            name = self.match(
+                a["name"], f"{path}.name", re.compile(r"^[a-z][a-z0-9-]{0,30}$"), "a short name like inference-inbox"
+            )
+            if name in names:
+                self.fail(f"{path}.name", f"{name!r} is used by another trigger")
+            names.add(name)
+            prefix = self.match(a["prefix"], f"{path}.prefix", _KEY_PREFIX, "an S3 key prefix like prod/inbox/")
+            suffix = self.match(a.get("suffix", ""), f"{path}.suffix", _KEY_SUFFIX, "an S3 key suffix like .csv")
+            if a["pipeline"] not in pipelines:
+                self.fail(f"{path}.pipeline", f"{_show(a['pipeline'])} is not one of {', '.join(sorted(pipelines))}")
+            parameter = self.match(a["parameter"], f"{path}.parameter", _PARAMETER, "a pipeline parameter name")
+            out.append(Arrival(name, prefix, suffix, a["pipeline"], parameter))
+        return tuple(out)
+
     def _schedule(self, value) -> str:
         if not isinstance(value, str):
             self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
@@ -708,7 +756,7 @@ class _Validator:
                 t["dataset"],
                 "training.dataset",
                 _DATASET,
-                "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+                _DATASET_WHAT,
             )
         if "target" in t:
             values["target"] = self.match(t["target"], "training.target", re.compile(r"^\S.{0,127}$"), "a column name")
@@ -787,7 +835,7 @@ class _Validator:
                 i.get("input", default.input),
                 "inference.input",
                 _DATASET,
-                "a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+                _DATASET_WHAT,
             ),
             instance_type=self.match(
                 i.get("instance_type", default.instance_type),

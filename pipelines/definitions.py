@@ -450,6 +450,8 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     auc_threshold = b.add(b.ParameterFloat("AucThreshold", default_value=t.auc_threshold))
     tolerance = b.add(b.ParameterFloat("ChampionTolerance", default_value=t.champion_tolerance))
     approval = b.add(b.ParameterString("ModelApprovalStatus", default_value="PendingManualApproval"))
+    # What started the run when it was not a person: the delivery marker's S3 URI (arrival trigger).
+    trigger = b.add(b.ParameterString("DeliveryUri", default_value="none"))
     record = build_record()
     commit, build_id, build_url = (b.add(b.ParameterString(k, default_value=v)) for k, v in record.items())
 
@@ -459,10 +461,9 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=b.processor("preprocess.py", "Preprocess").run(
-            inputs=[
-                b.code_input(),
-                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="dataset"),
-            ],
+            # The dataset is read by the step itself (not a ProcessingInput): it lists the parts when the run
+            # starts and reads each at the version it listed, so the snapshot it records is exactly what it read.
+            inputs=[b.code_input()],
             outputs=[
                 *(
                     ProcessingOutput(
@@ -483,12 +484,20 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                     source="/opt/ml/processing/report",
                     destination=b.location(b.artifacts_bucket, "preprocess", "report"),
                 ),
+                # The data snapshot (every part's key, version, ETag, sha256, rows) goes with the model.
+                ProcessingOutput(
+                    output_name="snapshot",
+                    source="/opt/ml/processing/snapshot",
+                    destination=b.location(b.registry_bucket, "snapshot"),
+                ),
             ],
             arguments=[
                 "--input",
-                "/opt/ml/processing/input/data",
+                input_data,
                 "--dataset-uri",
                 input_data,
+                "--snapshot-dir",
+                "/opt/ml/processing/snapshot",
                 "--target",
                 t.target,
                 "--features",
@@ -665,6 +674,22 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 "dataset_sha256": JsonGet(
                     step_name=preprocess.name, property_file=preprocess_report, json_path="dataset.sha256"
                 ),
+                "dataset_rows": Join(
+                    on="",
+                    values=[
+                        JsonGet(step_name=preprocess.name, property_file=preprocess_report, json_path="dataset.rows")
+                    ],
+                ),
+                "dataset_parts": Join(
+                    on="",
+                    values=[
+                        JsonGet(
+                            step_name=preprocess.name, property_file=preprocess_report, json_path="dataset.part_count"
+                        )
+                    ],
+                ),
+                "dataset_snapshot": output_uri(preprocess, "snapshot", "snapshot.json"),
+                "trigger": trigger,
                 "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
                 "pipeline": b.pipeline_name,
                 "environment": env.name,
@@ -707,8 +732,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
         [preprocess, fit, evaluate, check],
         "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> register if good enough",
     )
-    if dataset.upload:
-        spec.uploads.append(dataset.upload)
+    spec.uploads.extend(dataset.uploads)
     return spec
 
 
@@ -876,8 +900,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         "latest approved model -> drift check -> batch transform, or fail with DataDriftDetected",
     )
     spec.lambda_functions.append(function)
-    if dataset.upload:
-        spec.uploads.append(dataset.upload)
+    spec.uploads.extend(dataset.uploads)
     return spec
 
 

@@ -452,12 +452,7 @@ def lineage(env, sessions, version: int, registry: Registry | None = None) -> di
         "approval_description": package.get("ApprovalDescription", ""),
         "created": _iso(package.get("CreationTime")),
         "registered_by": registered_by(package),
-        "dataset": {
-            "uri": metadata(package, "dataset-uri", "dataset_uri", "dataset", "DatasetUri"),
-            "sha256": metadata(
-                package, "dataset-sha256", "dataset_sha256", "dataset-hash", "dataset_hash", "DatasetSha256"
-            ),
-        },
+        "dataset": dataset_snapshot(package, registry),
         "git_commit": meta_props.get("CommitId") or metadata(package, "git-commit", "git_commit", "GitCommit"),
         "repository": meta_props.get("Repository"),
         "build": metadata(package, "build", "build-id", "build_id", "build-url", "build_url"),
@@ -474,6 +469,40 @@ def lineage(env, sessions, version: int, registry: Registry | None = None) -> di
         },
         "decisions": decisions(package),
         "deployed": deployments(package),
+    }
+
+
+def dataset_snapshot(package: dict, registry: Registry) -> dict:
+    """The data a version was trained on: the dataset URI, its digest and, per part, key, version id,
+    ETag, sha256 and rows, from the snapshot the training run recorded next to the model."""
+    snapshot_uri = metadata(package, "dataset_snapshot")
+    snapshot = registry.read_json(snapshot_uri) or {}
+    rows = metadata(package, "dataset_rows")
+    return {
+        "uri": metadata(package, "dataset-uri", "dataset_uri", "dataset", "DatasetUri"),
+        "sha256": metadata(
+            package, "dataset-sha256", "dataset_sha256", "dataset-hash", "dataset_hash", "DatasetSha256"
+        ),
+        "rows": int(rows) if rows and rows.isdigit() else snapshot.get("rows"),
+        "snapshot_uri": snapshot_uri,
+        "parts": snapshot.get("parts") or [],
+        "skipped": snapshot.get("skipped") or [],
+        "trigger": metadata(package, "trigger") if metadata(package, "trigger") not in (None, "none") else None,
+    }
+
+
+def compare_datasets(candidate: dict, champion: dict | None) -> dict:
+    """What changed in the data between the champion and the candidate: parts added or removed (by content
+    hash, so a part re-delivered under another key is the same part), rows on each side."""
+    ours = {p["sha256"]: p for p in candidate.get("parts") or []}
+    theirs = {p["sha256"]: p for p in (champion or {}).get("parts") or []}
+    return {
+        "candidate_rows": candidate.get("rows"),
+        "champion_rows": (champion or {}).get("rows"),
+        "same_data": bool(champion) and candidate.get("sha256") == champion.get("sha256"),
+        "added": [ours[h] for h in ours if h not in theirs],
+        "removed": [theirs[h] for h in theirs if h not in ours],
+        "kept": [ours[h] for h in ours if h in theirs],
     }
 
 
@@ -543,11 +572,29 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _part_lines(dataset: dict) -> list:
+    lines = []
+    for i, part in enumerate(dataset.get("parts") or [], 1):
+        version = f"  version {part['version_id']}" if part.get("version_id") else ""
+        etag = f"  etag {part['etag']}" if part.get("etag") else ""
+        lines.append(
+            f"    part {i}      {part.get('uri') or part.get('key')}{version}{etag}  sha256 {part.get('sha256')}  "
+            f"{part.get('rows')} rows"
+        )
+    for skipped in dataset.get("skipped") or []:
+        lines.append(f"    skipped     {skipped.get('key')}: {skipped.get('reason')}")
+    if dataset.get("trigger"):
+        lines.append(f"    started by  {dataset['trigger']}")
+    return lines
+
+
 def render_lineage(info: dict) -> str:
     lines = [
         f"version {info['version']}  {info['status']}  {info['arn']}",
         f"  registered    {info['created']} by {info['registered_by'] or 'unknown'}",
-        f"  dataset       {info['dataset']['uri'] or '-'}  sha256 {info['dataset']['sha256'] or '-'}",
+        f"  dataset       {info['dataset']['uri'] or '-'}  sha256 {info['dataset']['sha256'] or '-'}"
+        + (f"  {info['dataset']['rows']} rows" if info["dataset"].get("rows") is not None else ""),
+        *_part_lines(info["dataset"]),
         f"  git commit    {info['git_commit'] or '-'}",
         f"  build         {info['build'] or '-'}",
         f"  pipeline run  {info['pipeline_execution'] or '-'}",

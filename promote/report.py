@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from promote.registry import Metrics, Registry, lineage, version_of
+from promote.registry import Metrics, Registry, compare_datasets, dataset_snapshot, lineage, version_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 METRIC_LABELS = {"auc": "AUC", "accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1"}
@@ -42,6 +42,9 @@ def build_context(env, sessions, version: int) -> dict:
         "champion_arn": champion_package["ModelPackageArn"] if champion_package else None,
         "metrics": rows,
         "champions_skipped": skipped,
+        "data": compare_datasets(
+            candidate_info["dataset"], dataset_snapshot(champion_package, registry) if champion_package else None
+        ),
         "criteria": criteria(env, candidate, champion),
     }
 

@@ -55,7 +55,7 @@ MALFORMED = [
     (_set("environment", "production"), "environment: 'production' does not match the file name 'prod.yaml'"),
     (
         _set("projekt", "x"),
-        "projekt: unknown field (expected one of: account, accounts, backend, buckets, "
+        "projekt: unknown field (expected one of: account, accounts, arrivals, backend, buckets, "
         "environment, inference, jenkins, kind, kms, model_package_group, network, notifications, "
         "pipelines, project, region, retry, roles, schedule, terraform, training)",
     ),
@@ -131,7 +131,8 @@ MALFORMED = [
     (_set("inference.drift_threshold", 0), "inference.drift_threshold: 0 is not a number between 0.0001 and 10"),
     (
         _set("training.dataset", "ftp://data/x.csv"),
-        "training.dataset: 'ftp://data/x.csv' is not a dataset (builtin:NAME, s3://BUCKET/KEY or a path to a .csv)",
+        "training.dataset: 'ftp://data/x.csv' is not a dataset (builtin:NAME, s3://BUCKET/PREFIX-OR-KEY, or a local "
+        "CSV file, folder or glob)",
     ),
 ]
 

@@ -15,14 +15,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from snapshot import SnapshotError, open_dataset
 from tabular import (
     DataError,
     FeatureTransform,
     baseline_statistics,
-    find_csv,  # noqa: E402
     numeric_column,
-    read_csv,
-    sha256_file,
     run_or_fail,
     split_list,
     write_json,
@@ -35,7 +33,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--input", default="/opt/ml/processing/input/data", help="CSV file or directory holding one")
+    p.add_argument(
+        "--input",
+        default="/opt/ml/processing/input/data",
+        help="the dataset: an S3 prefix or object, a folder, a CSV file or a glob; every CSV part under it, "
+        "resolved now and read as one table",
+    )
     p.add_argument("--dataset-uri", default="", help="where the input came from (recorded in the report)")
     p.add_argument("--target", default="diagnosis", help="binary target column")
     p.add_argument("--features", default="all", help="comma-separated feature columns, or 'all' (every other one)")
@@ -54,26 +57,50 @@ def parse_args(argv=None):
     p.add_argument("--test-dir", default="/opt/ml/processing/test")
     p.add_argument("--baseline-dir", default="/opt/ml/processing/baseline")
     p.add_argument("--report-dir", default="/opt/ml/processing/report")
+    p.add_argument("--snapshot-dir", default="", help="where to write snapshot.json (the parts read), if anywhere")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
 
+def read_dataset(source: str, missing_values, **kwargs):
+    """(snapshot, frame, name to show): every part of `source` read as one table, its exact snapshot recorded."""
+    import io
+
+    import pandas as pd
+
+    try:
+        snapshot, reader = open_dataset(source)
+        shown = os.path.basename(snapshot.parts[0].name) if len(snapshot.parts) == 1 else source
+        with io.BufferedReader(reader, 1 << 20) as stream:
+            frame = pd.read_csv(
+                stream, na_values=list(missing_values), keep_default_na=True, skipinitialspace=True, **kwargs
+            )
+    except SnapshotError as exc:
+        raise DataError(str(exc)) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"input {shown} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"input {shown} is not a readable CSV: {first}") from None
+    return snapshot, frame, shown, reader.columns
+
+
 def load_and_validate(args):
-    """The validated frame, label vector, numeric and categorical feature lists and the positive class."""
-    path = find_csv(args.input)
+    """The snapshot, validated frame, label vector, numeric and categorical feature lists and the positive class."""
     categorical = split_list(args.categorical)
     # Numbers parse natively (fast on millions of rows); the target and categories stay text.
-    frame = read_csv(path, split_list(args.missing_values), dtype={c: str for c in [args.target, *categorical]})
-    header = _header(path)
+    snapshot, frame, shown, header = read_dataset(
+        args.input, split_list(args.missing_values), dtype={c: str for c in [args.target, *categorical]}
+    )
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
-        raise DataError(f"duplicate column name '{duplicated[0]}' in {path.name}")
+        raise DataError(f"duplicate column name '{duplicated[0]}' in {shown}")
     columns = [str(c) for c in frame.columns]
     if not len(frame):
-        raise DataError(f"input file {path.name} has a header but no data rows")
+        raise DataError(f"input {shown} has a header but no data rows")
     if args.target not in frame.columns:
-        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
-        raise DataError(f"target column '{args.target}' not found in {path.name} (columns: {shown})")
+        listed = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        raise DataError(f"target column '{args.target}' not found in {shown} (columns: {listed})")
 
     if args.features == "all":
         features = [c for c in columns if c != args.target]
@@ -81,14 +108,14 @@ def load_and_validate(args):
         features = split_list(args.features)
         for c in features:
             if c not in frame.columns:
-                raise DataError(f"feature column '{c}' not found in {path.name}")
+                raise DataError(f"feature column '{c}' not found in {shown}")
     if args.target in features:
         raise DataError(f"target column '{args.target}' is also listed as a feature")
     for c in categorical:
         if c not in features:
             raise DataError(f"categorical column '{c}' is not one of the feature columns")
     if not features:
-        raise DataError(f"{path.name} has no feature column besides the target '{args.target}'")
+        raise DataError(f"{shown} has no feature column besides the target '{args.target}'")
     numeric = [c for c in features if c not in categorical]
 
     target = frame[args.target]
@@ -129,14 +156,7 @@ def load_and_validate(args):
             raise DataError(f"column '{c}' has no values (every row is missing)")
     for c in categorical:
         frame[c] = frame[c].str.strip()
-    return path, frame, labels, numeric, categorical, positive
-
-
-def _header(path) -> list:
-    import csv
-
-    with open(path, newline="", errors="replace") as handle:
-        return [c.strip() for c in next(csv.reader(handle), [])]
+    return snapshot, frame, labels, numeric, categorical, positive
 
 
 def _class_order(value: str):
@@ -169,7 +189,7 @@ def write_split(directory: str, name: str, labels, matrix, columns) -> None:
 
 
 def run(args) -> dict:
-    path, frame, labels, numeric, categorical, positive = load_and_validate(args)
+    snapshot, frame, labels, numeric, categorical, positive = load_and_validate(args)
     parts = split(frame, labels, args)
     train = frame.loc[parts["train"]]
     transform = FeatureTransform.fit(train, numeric, categorical)
@@ -188,12 +208,16 @@ def run(args) -> dict:
     write_json(args.baseline_dir, "statistics.json", statistics)
     write_json(args.baseline_dir, "constraints.json", constraints)
 
+    recorded = snapshot.record()
     report = {
         "dataset": {
-            "uri": args.dataset_uri or str(path),
-            "file": path.name,
-            "sha256": sha256_file(path),
+            "uri": args.dataset_uri or args.input,
+            # one part: its file's sha256; several: a digest of every part's name and sha256
+            "sha256": snapshot.parts[0].sha256 if len(snapshot.parts) == 1 else recorded["sha256"],
             "rows": int(len(frame)),
+            "part_count": len(recorded["parts"]),
+            "parts": recorded["parts"],
+            "skipped": recorded["skipped"],
             "target": args.target,
             "positive_class": positive,
             "positive_rows": int(labels.sum()),
@@ -202,6 +226,8 @@ def run(args) -> dict:
         "splits": {name: int(len(index)) for name, index in parts.items()},
     }
     write_json(args.report_dir, "preprocess.json", report)
+    if args.snapshot_dir:
+        write_json(args.snapshot_dir, "snapshot.json", dict(recorded, sha256=report["dataset"]["sha256"]))
     return report
 
 

@@ -49,6 +49,7 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
             "AucThreshold",
             "ChampionTolerance",
             "ModelApprovalStatus",
+            "DeliveryUri",
             "GitCommit",
             "BuildId",
             "BuildUrl",

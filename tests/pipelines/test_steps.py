@@ -258,8 +258,8 @@ def test_inference_handler_scores_with_and_without_header(steps, trained, sample
 
 
 MALFORMED = [
-    ("empty file", b"", [], "input file data.csv is empty"),
-    ("header only", b"a,b,diagnosis\n", [], "input file data.csv has a header but no data rows"),
+    ("empty file", b"", [], "part {dir}/data.csv is empty (no header row)"),
+    ("header only", b"a,b,diagnosis\n", [], "input data.csv has a header but no data rows"),
     ("target missing", b"a,b\n1,2\n", [], "target column 'diagnosis' not found in data.csv (columns: a, b)"),
     (
         "target has gaps",
@@ -318,6 +318,7 @@ def test_malformed_data_fails_preprocessing_with_one_line(steps, tmp_path, capsy
     with pytest.raises(SystemExit) as exit_info:
         steps.preprocess.main(argv)
     assert exit_info.value.code == 1
+    message = message.format(dir=tmp_path)
     assert capsys.readouterr().err == f"error: {message}\n"
     assert (tmp_path / "message").read_text() == message
     assert not (tmp_path / "baseline").exists() and not (tmp_path / "train").exists()

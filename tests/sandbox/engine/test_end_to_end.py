@@ -206,3 +206,111 @@ def test_hpo_pipeline_tunes_then_registers_a_version_marked_for_the_review_board
     metadata = package["CustomerMetadataProperties"]
     assert metadata["review_board_approval_required"].lower() == "true"
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+# -- datasets of parts: the snapshot each run reads and records ------------------------------------
+def _put(story, key, body):
+    story.sessions.client("s3").put_object(
+        Bucket=story.env.buckets.artifacts,
+        Key=key,
+        Body=body,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=story.env.kms_key_alias,
+    )
+
+
+def _newest_package(story):
+    registry = story.registry()
+    summaries = registry.list_model_packages(
+        ModelPackageGroupName=story.env.model_package_group_arn, SortBy="CreationTime", SortOrder="Descending"
+    )["ModelPackageSummaryList"]
+    return registry.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def test_train_reads_every_delivered_part_at_run_start_and_records_the_snapshot(story):
+    import gzip
+    import hashlib
+
+    from mlops_core.session import Sessions
+    from pipelines.datasets import builtin_csv
+    from promote.registry import lineage
+
+    part1, part2 = builtin_csv("breast-cancer"), gzip.compress(builtin_csv("breast-cancer-part2"), mtime=0)
+    root = "dev/data/training/"
+    _put(story, root + "delivery-1/part-0001.csv", part1)
+    _put(story, root + "delivery-1/_SUCCESS", b"")
+    _put(story, root + "delivery-2/part-0001.csv.gz", part2)
+    _put(story, root + "delivery-2/_SUCCESS", b"")
+    _put(story, root + "delivery-3/part-0001.csv", b"half,uploaded\n")  # no marker yet: not read
+    uri = f"s3://{story.env.buckets.artifacts}/{root}"
+    # the same snapshot twice with the same seed: the same metrics
+    runs = [story.start("train", InputDataUri=uri, ChampionTolerance="1") for _ in range(2)]
+    packages = []
+    for arn in runs:
+        status, steps = story.wait(arn)
+        assert status == "Succeeded", {k: v.get("FailureReason") for k, v in steps.items()}
+        packages.append(_newest_package(story))
+    metadata = [p["CustomerMetadataProperties"] for p in packages]
+    assert metadata[0]["dataset_rows"] == metadata[1]["dataset_rows"] == "569"  # 455 + 114
+    assert metadata[0]["dataset_parts"] == "2"
+    assert metadata[0]["dataset_sha256"] == metadata[1]["dataset_sha256"]
+    assert metadata[0]["auc"] == metadata[1]["auc"]
+
+    version = int(packages[1]["ModelPackageVersion"])
+    info = lineage(story.env, Sessions(story.env), version)
+    parts = info["dataset"]["parts"]
+    assert [(p["key"], p["rows"], p["sha256"]) for p in parts] == [
+        (root + "delivery-1/part-0001.csv", 455, hashlib.sha256(part1).hexdigest()),
+        (root + "delivery-2/part-0001.csv.gz", 114, hashlib.sha256(part2).hexdigest()),
+    ]
+    assert all(p["etag"] and p["version_id"] for p in parts)  # the bucket is versioned: the exact version read
+    assert [s["key"] for s in info["dataset"]["skipped"]] == [f"{uri}delivery-3/part-0001.csv"]
+
+
+@pytest.mark.parametrize(
+    "case, objects, message",
+    [
+        ("empty prefix", {}, "holds no CSV part (the prefix is empty)"),
+        (
+            "another header",
+            {"a.csv": b"x,diagnosis\n1,0\n", "b.csv": b"y,diagnosis\n2,1\n"},
+            "part {root}b.csv has column 'y' where {root}a.csv has 'x' (column 1): parts must share a header",
+        ),
+        ("not a CSV", {"a.csv": b"x,diagnosis\n1,0\n", "b.parquet": b"PAR1"}, "part {root}b.parquet of"),
+    ],
+)
+def test_bad_parts_fail_preprocess_in_one_line_and_nothing_is_written_or_registered(story, case, objects, message):
+    root = f"dev/data/bad-{case.replace(' ', '-')}/"
+    for name, body in objects.items():
+        _put(story, root + name, body)
+    before = _newest_package(story)["ModelPackageArn"]
+    arn = story.start("train", InputDataUri=f"s3://{story.env.buckets.artifacts}/{root}")
+    status, steps = story.wait(arn)
+    assert status == "Failed" and steps["Preprocess"]["StepStatus"] == "Failed"
+    reason = steps["Preprocess"]["FailureReason"]
+    assert message.format(root=root) in reason and "\n" not in reason
+    assert "Train" not in steps and _newest_package(story)["ModelPackageArn"] == before
+    execution_id = arn.rsplit("/", 1)[1]
+    written = story.sessions.client("s3").list_objects_v2(
+        Bucket=story.env.buckets.artifacts, Prefix=f"dev/{story.specs['train'].name}/{execution_id}/"
+    )
+    assert written.get("KeyCount", 0) == 0
+
+
+def test_a_part_that_changes_or_disappears_after_listing_stops_the_read_naming_it(story):
+    from tests.pipelines.conftest import load_step
+
+    snapshot = load_step("snapshot")
+    s3 = story.sessions.client("s3")
+    root = "dev/data/racing/"
+    for name in ("a.csv", "b.csv"):
+        _put(story, root + name, b"x,diagnosis\n1,0\n")
+    uri = f"s3://{story.env.buckets.artifacts}/{root}"
+    listed = snapshot.resolve(uri, s3)
+    _put(story, root + "b.csv", b"x,diagnosis\n2,1\n")  # replaced after the listing
+    with pytest.raises(snapshot.SnapshotError, match=rf"part {uri}b.csv changed or disappeared after the run listed"):
+        snapshot.PartsReader(listed, s3).readall()
+    listed = snapshot.resolve(uri, s3)
+    s3.delete_object(Bucket=story.env.buckets.artifacts, Key=root + "a.csv")
+    with pytest.raises(snapshot.SnapshotError, match=rf"part {uri}a.csv changed or disappeared after the run listed"):
+        snapshot.PartsReader(listed, s3).readall()
