@@ -60,7 +60,8 @@ def main() -> int:
         f"re-run writes {second[2]} (goal 0: {'met' if second[2] == 0 else 'MISSED'})"
     )
     print(
-        f"re-run / first run: time {second[0] / first[0]:.2f}x, calls {(second[1] + second[2]) / (first[1] + first[2]):.2f}x; "
+        f"re-run / first run: time {second[0] / first[0]:.2f}x, "
+        f"calls {(second[1] + second[2]) / (first[1] + first[2]):.2f}x; "
         f"per call {1000 * first[0] / (first[1] + first[2]):.1f} ms first run, "
         f"{1000 * second[0] / max(1, second[1]):.1f} ms re-run"
     )

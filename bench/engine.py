@@ -83,8 +83,8 @@ def main() -> int:
         spec = build_pipelines(env, "train")["train"]
         build = time.perf_counter() - started
 
-        from pipelines.logs import step_logs
         from mlops_core.session import Sessions
+        from pipelines.logs import step_logs
 
         sessions = Sessions(env)
         upsert(sessions, env, spec)

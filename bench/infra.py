@@ -21,14 +21,14 @@ def timed_run(mode, env, sessions, timings):
     timings.clear()
     start = time.perf_counter()
     # as `promote infra` runs in text mode (outputs are read only for --output json)
-    result = run_infra(env, mode, sessions=sessions, echo=lambda line: None, want_outputs=False)
+    result = run_infra(env, mode, sessions=sessions, echo=lambda _line: None, want_outputs=False)
     return time.perf_counter() - start, result
 
 
 def show(label, seconds, timings, result):
     parts = ", ".join(f"{cmd} {t:.2f} s" for cmd, t in timings.items())
     changes = "changes" if result.has_changes else "no changes"
-    print(f"{label:<24} {seconds:6.2f} s  {changes:<10} applied={str(result.applied):<5}  [{parts}]")
+    print(f"{label:<24} {seconds:6.2f} s  {changes:<10} applied={result.applied!s:<5}  [{parts}]")
 
 
 def main() -> int:
@@ -39,7 +39,8 @@ def main() -> int:
         from mlops_core.config import load_environment
         from mlops_core.session import Sessions
         from promote.terraform import TerraformCli
-        from sandbox import client, terraform as sandbox_terraform
+        from sandbox import client
+        from sandbox import terraform as sandbox_terraform
 
         timings = defaultdict(float)
         original_run = TerraformCli.run

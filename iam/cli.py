@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from mlops_core.clikit import ToolkitCommand, environment_options, output_option
+from iam.bootstrap import Result, bootstrap
+from iam.executor import DisplayExecutor
+from mlops_core.clikit import ToolkitCommand, emit_json, environment_options, output_option
+from mlops_core.session import Sessions
 
 
 @click.command(cls=ToolkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +46,29 @@ def main(env, profile, account_kind, mode, output):
     --output json prints the plan and every policy document (iam/policies/ holds the
     same documents for review).
     """
-    from iam.bootstrap import run_bootstrap
+    result = bootstrap(env, account_kind, apply=(mode == "apply"), sessions=Sessions(env, profile=profile))
+    if output == "json":
+        emit_json(result.as_dict())
+    else:
+        click.echo(render(result, env, account_kind))
 
-    run_bootstrap(env, account_kind, mode=mode, output=output, profile=profile)
+
+def render(result: Result, env, account_kind: str) -> str:
+    """The plan as text, then one line saying what was (or would be) done."""
+    p = result.plan
+    verb = "Applying" if result.applied else "Plan for"
+    header = f"{verb} the {account_kind} account {p.account_id} ({p.region}), environment {env.name} [{env.backend}]:"
+    n = p.counts()
+    summary = f"{n['create']} to create, {n['update']} to update, {n['unchanged']} unchanged"
+    if p.is_noop:
+        verdict = (
+            f"Nothing to change: the {account_kind} account is bootstrapped ({summary}; {result.writes} write calls)."
+        )
+    elif result.applied:
+        verdict = (
+            f"Applied: {n['create']} created, {n['update']} updated, {n['unchanged']} unchanged "
+            f"({result.writes} write calls)."
+        )
+    else:
+        verdict = f"Plan: {summary}. Nothing was written; run again with --apply to execute it."
+    return f"{DisplayExecutor().render(p, header=header)}\n{verdict}"

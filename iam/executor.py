@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from iam.planner import Json, Plan, resolve
 from mlops_core.errors import ToolkitError
@@ -33,7 +34,6 @@ class Executor:
         """Run the plan wave by wave: the roles, then the key (its policy names them), then everything
         that names the key. Within a wave resources are independent and run concurrently; each
         resource's own calls keep their order."""
-        from concurrent.futures import ThreadPoolExecutor
 
         self.variables = dict(plan.variables)
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -12,15 +12,16 @@ import json
 import sys
 from pathlib import Path
 
+from iam.desired import desired_state
+from mlops_core.config import REPO_ROOT, list_environments, load_environment
+from mlops_core.errors import ConfigError
+
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
 
 
 def generated(env_dir=None) -> dict[str, str]:
     """{relative path: file text} for every account, from the shipped environment files: each workload
     account (dev, stage, prod) from the environment that runs in it, the registry from each (they must agree)."""
-    from iam.desired import desired_state
-    from mlops_core.config import REPO_ROOT, list_environments, load_environment
-    from mlops_core.errors import ConfigError
 
     env_dir = env_dir or REPO_ROOT / "environments"
     files: dict[str, str] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from mlops_core.errors import ToolkitError
@@ -79,7 +80,6 @@ def observe(state, clients: Clients, workers: int = 6) -> dict:
 
     Resources are described concurrently (reads are independent and each costs a round trip); a
     role's inline policies are read once the role is known to exist."""
-    from concurrent.futures import ThreadPoolExecutor
 
     observed: dict = {}
     first = [r for r in state.resources if not isinstance(r, RolePolicies)]
@@ -94,7 +94,7 @@ def observe(state, clients: Clients, workers: int = 6) -> dict:
     return observed
 
 
-def _key(resource: KmsKey, clients, observed) -> dict:
+def _key(resource: KmsKey, clients, _observed) -> dict:
     from botocore.exceptions import ClientError
 
     kms = clients("kms")
@@ -147,7 +147,7 @@ def _orphaned_key(kms, alias: str) -> dict | None:
     return None
 
 
-def _role(resource: Role, clients, observed) -> dict:
+def _role(resource: Role, clients, _observed) -> dict:
     found = _read(clients("iam").get_role, ("NoSuchEntity",), RoleName=resource.name)
     if found is None:
         return {"exists": False}
@@ -179,7 +179,7 @@ def _role_policies(resource: RolePolicies, clients, observed) -> dict:
     return {"policies": docs, "attached": attached}
 
 
-def _bucket(resource: Bucket, clients, observed) -> dict:
+def _bucket(resource: Bucket, clients, _observed) -> dict:
     from botocore.exceptions import ClientError
 
     s3 = clients("s3")
@@ -240,7 +240,7 @@ def _encryption(config: dict) -> dict:
     }
 
 
-def _table(resource: LockTable, clients, observed) -> dict:
+def _table(resource: LockTable, clients, _observed) -> dict:
     found = _read(clients("dynamodb").describe_table, ("ResourceNotFoundException",), TableName=resource.name)
     if found is None:
         return {"exists": False}
@@ -255,7 +255,7 @@ def _table(resource: LockTable, clients, observed) -> dict:
     }
 
 
-def _group(resource: ModelPackageGroup, clients, observed) -> dict:
+def _group(resource: ModelPackageGroup, clients, _observed) -> dict:
     sagemaker = clients("sagemaker")
     missing = ("ValidationException", "ResourceNotFound")
     group = _read(sagemaker.describe_model_package_group, missing, ModelPackageGroupName=resource.name)
@@ -271,7 +271,7 @@ def _group(resource: ModelPackageGroup, clients, observed) -> dict:
     }
 
 
-def _event_rule(resource: EventRule, clients, observed) -> dict:
+def _event_rule(resource: EventRule, clients, _observed) -> dict:
     events = clients("events")
     rule = _read(events.describe_rule, ("ResourceNotFoundException",), Name=resource.name)
     if rule is None:

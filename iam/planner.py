@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
-from iam.observe import BOOTSTRAP_ALIAS_TAG
+from iam.observe import BOOTSTRAP_ALIAS_TAG, BootstrapConflict
 
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -377,8 +377,6 @@ def _table(r: LockTable, d: dict, o: dict) -> Change:
         )
     change = Change(r.kind, r.name, "unchanged")
     if o.get("key_schema") and o["key_schema"] != [("LockID", "HASH")]:
-        from iam.observe import BootstrapConflict
-
         raise BootstrapConflict(
             f"DynamoDB table {r.name} exists with key {o['key_schema']}, not LockID: "
             "Terraform cannot lock with it; choose another terraform.lock_table"

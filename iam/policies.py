@@ -186,7 +186,7 @@ def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) ->
 
 def workload_key_policy(env) -> dict:
     arns = Arns(env)
-    upstream, downstream = promotion_neighbours(env, env.account)
+    _, downstream = promotion_neighbours(env, env.account)
     users = [arns.role(env.roles.execution, env.account_id), arns.role(env.roles.jenkins, env.account_id)]
     readers = [env.accounts[label] for label in downstream] + [env.registry_account_id]
     return key_policy(env, env.account_id, users=users, readers=readers)

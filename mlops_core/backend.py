@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
+from mlops_core.errors import ConfigError
+
 # Backends other than AWS register a factory under this entry-point group (the sandbox does, in
 # pyproject.toml), so this core package never imports them.
 BACKEND_ENTRY_POINTS = "mlops_toolkit.backends"
@@ -41,7 +43,7 @@ class AwsBackend:
     def __init__(self, profile: str | None = None):
         self.profile = profile or None
 
-    def base_session(self, region: str, account_id: str | None = None):
+    def base_session(self, region: str, account_id: str | None = None):  # noqa: ARG002 (the backend interface)
         # On AWS the caller has one identity whatever the target account; chaining reaches the others.
         import boto3
 
@@ -72,8 +74,6 @@ def _factory(name: str):
         for entry in entry_points(group=BACKEND_ENTRY_POINTS, name=name):
             _FACTORIES[name] = entry.load()
     if name not in _FACTORIES:
-        from mlops_core.errors import ConfigError
-
         raise ConfigError(f"no backend named '{name}' is installed", field="backend")
     return _FACTORIES[name]
 
@@ -103,8 +103,6 @@ def _refuse_local_endpoints() -> None:
     # included) would make the toolkit act there while saying "aws".
     for name, url in sorted(endpoint_overrides().items()):
         if is_local_endpoint(url):
-            from mlops_core.errors import ConfigError
-
             raise ConfigError(
                 f"'{url}' is an endpoint on this machine, not AWS: unset {name} or use the sandbox backend",
                 field=name,

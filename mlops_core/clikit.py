@@ -12,13 +12,24 @@ import sys
 
 import click
 
+from mlops_core.config import load_environment
 from mlops_core.errors import ToolkitError
+from mlops_core.text import table
+
+__all__ = [
+    "ToolkitCommand",
+    "ToolkitGroup",
+    "emit_json",
+    "environment_options",
+    "output_option",
+    "table",
+]
 
 
 class _OneLineUsageError(click.UsageError):
     """click's usage error (bad option value, unknown option...) as the toolkit's one line, exit 2."""
 
-    def show(self, file=None):
+    def show(self, file=None):  # noqa: ARG002 (click's signature; the edge always writes to stderr)
         click.echo(f"error: {self.format_message()}", err=True)
 
 
@@ -103,8 +114,6 @@ def environment_options(func):
     )
     @functools.wraps(func)
     def wrapper(*args, env_name, env_dir, backend, profile, **kwargs):
-        from mlops_core.config import load_environment
-
         env = load_environment(env_name, env_dir=env_dir, backend=backend)
         return func(*args, env=env, profile=profile, **kwargs)
 
@@ -123,11 +132,3 @@ def output_option(func):
 
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
-
-
-def table(rows: list[dict], columns: list[str]) -> str:
-    """A plain aligned text table."""
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)

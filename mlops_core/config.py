@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -356,8 +356,6 @@ def _strict_load(text: str):
 
 
 def _replace(env: Environment, **changes) -> Environment:
-    from dataclasses import replace
-
     return replace(env, **changes)
 
 

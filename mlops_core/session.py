@@ -12,6 +12,7 @@ import os
 import re
 import threading
 
+from mlops_core.backend import backend_for
 from mlops_core.errors import AccessDenied
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
@@ -35,8 +36,6 @@ class Sessions:
     """Every boto3 session a command needs for one environment, created once and reused."""
 
     def __init__(self, env, backend=None, *, who: str | None = None, profile: str | None = None):
-        from mlops_core.backend import backend_for
-
         self.env = env
         self.backend = backend or backend_for(env, profile)
         self.who = who

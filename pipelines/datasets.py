@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_core.errors import ConfigError
 from pipelines.specs import CodeUpload
 
 TARGET = "diagnosis"
@@ -52,7 +53,7 @@ def _parts():
     data = load_breast_cancer()
     names = [n.replace(" ", "_") for n in data.feature_names]
     order = np.random.RandomState(SPLIT_SEED).permutation(len(data.target))
-    n_batch = int(round(len(order) * BATCH_FRACTION))
+    n_batch = round(len(order) * BATCH_FRACTION)
     batch_idx, train_idx = np.sort(order[:n_batch]), np.sort(order[n_batch:])
     # scikit-learn codes malignant as 0; the mammography convention (and ours) is 1 = the finding.
     diagnosis = 1 - data.target
@@ -73,8 +74,6 @@ def _number(value) -> str:
 def builtin_csv(name: str) -> bytes:
     """The CSV bytes of one built-in dataset (header row; target column only in the training part)."""
     if name not in BUILTINS:
-        from mlops_core.errors import ConfigError
-
         raise ConfigError(
             f"'builtin:{name}' is not a built-in dataset (known: {', '.join('builtin:' + b for b in BUILTINS)})",
             field="dataset",
@@ -106,7 +105,6 @@ def locate(env, spec: str, purpose: str) -> DatasetLocation:
     a new URI (and a changed definition) while unchanged data costs nothing on re-runs. A folder or glob
     becomes a prefix holding its parts; an S3 URI is used as it is and read when the run starts.
     """
-    from mlops_core.errors import ConfigError
 
     if spec.startswith("s3://"):
         return DatasetLocation(spec)
@@ -144,8 +142,6 @@ def _read(env, path: Path, purpose: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        from mlops_core.errors import ConfigError
-
         raise ConfigError(f"cannot read '{path}': {exc.strerror}", source=_shown(env), field=purpose) from None
 
 

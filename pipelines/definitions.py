@@ -9,15 +9,20 @@ changed step scripts mean new S3 URIs, hence a changed definition.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import tarfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_core.errors import ConfigError
+from pipelines.datasets import locate
 from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
 
 PIPELINES = ("train", "hpo", "inference")
@@ -78,7 +83,6 @@ def _tarball(files) -> bytes:
             info = tarfile.TarInfo(path.name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
-    import gzip
 
     return gzip.compress(raw.getvalue(), mtime=0)
 
@@ -125,12 +129,10 @@ _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"
 
 def _quiet_sdk():
     """Import the SDK without its deprecation banners and INFO lines on stdout (--dry-run prints JSON there)."""
-    import logging
 
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     for name in ("sagemaker", "sagemaker.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    import warnings
 
     warnings.filterwarnings("ignore", module=r"sagemaker(\..*)?")
     import sagemaker  # noqa: F401
@@ -222,8 +224,6 @@ class _Builder:
             return False
         if step in NEEDS_NETWORK:
             if isinstance(net.isolation, tuple):
-                from mlops_core.errors import ConfigError
-
                 raise ConfigError(
                     f"'{step}' cannot run network-isolated: {NEEDS_NETWORK[step]}",
                     source=self.env.source,
@@ -292,8 +292,8 @@ class _Builder:
         )
 
     def estimator(self, hyperparameters: dict, instance_type, step: str):
-        from sagemaker.xgboost import XGBoost
         from sagemaker.workflow.functions import Join
+        from sagemaker.xgboost import XGBoost
 
         output = Join(on="/", values=["s3:/", self.registry_bucket, self.env.account, self.pipeline_name, "models"])
         return XGBoost(
@@ -425,10 +425,10 @@ def _substitute(node, literal: str, replacement):
 
 
 def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineSpec:
+    from sagemaker.drift_check_baselines import DriftCheckBaselines
     from sagemaker.inputs import TrainingInput
     from sagemaker.model import Model
     from sagemaker.model_metrics import MetricsSource, ModelMetrics
-    from sagemaker.drift_check_baselines import DriftCheckBaselines
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
@@ -438,8 +438,6 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     from sagemaker.workflow.model_step import ModelStep
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TuningStep
-
-    from pipelines.datasets import locate
 
     which = "hpo" if tuned else "train"
     b = _Builder(env, which, session, code)
@@ -753,8 +751,6 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.steps import ProcessingStep, TransformStep
 
-    from pipelines.datasets import locate
-
     b = _Builder(env, "inference", session, code)
     i = env.inference
     dataset = locate(env, i.input, "inference.input")
@@ -911,7 +907,7 @@ def _sdk_config_checked_once():
     import sagemaker.utils as sdk_utils
 
     original = sdk_utils.validate_sagemaker_config
-    sdk_utils.validate_sagemaker_config = lambda config=None: None
+    sdk_utils.validate_sagemaker_config = lambda *_, **__: None
     try:
         yield
     finally:
@@ -924,8 +920,6 @@ def build_pipelines(env, which=PIPELINES) -> dict:
         which = PIPELINES if which == "all" else (which,)
     unknown = [w for w in which if w not in PIPELINES]
     if unknown:
-        from mlops_core.errors import ConfigError
-
         raise ConfigError(f"'{unknown[0]}' is not one of {', '.join(PIPELINES)}", field="--pipeline")
     session = offline_session(env)
     code = code_bundle(env)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+import uuid
+from datetime import UTC, datetime
+
+from mlops_core.errors import AccessDenied, PipelineFailed, ToolkitError
+from mlops_core.text import table
+from pipelines.logs import execution_steps, step_logs
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 LOG_TAIL = 20
@@ -22,7 +27,7 @@ def _clients(sessions_or_client, logs_client=None):
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -33,7 +38,7 @@ def duration(seconds: float | None) -> str:
 def _elapsed(start, end=None) -> float | None:
     if start is None:
         return None
-    return ((end or datetime.now(timezone.utc)) - start).total_seconds()
+    return ((end or datetime.now(UTC)) - start).total_seconds()
 
 
 def _detail(step: dict) -> str:
@@ -56,13 +61,11 @@ def step_rows(steps: list[dict]) -> list[dict]:
             "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"))),
             "detail": _detail(s),
         }
-        for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=timezone.utc))
+        for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=UTC))
     ]
 
 
-def render_table(rows: list[dict], width: int = 120) -> str:
-    from mlops_core.clikit import table
-
+def render_table(rows: list[dict]) -> str:
     clipped = [dict(r, detail=(r["detail"][:70] + "...") if len(r["detail"]) > 73 else r["detail"]) for r in rows]
     return table(clipped, ["step", "status", "duration", "detail"]) if rows else "(no step started yet)"
 
@@ -82,7 +85,6 @@ def follow_execution(
     SageMaker client (then pass `logs_client` to show log lines of a failed step). On a terminal
     `out` the table redraws in place; otherwise each step status change prints one line.
     """
-    from pipelines.logs import execution_steps
 
     sagemaker, logs = _clients(sessions_or_client, logs_client)
     out = out or sys.stdout
@@ -105,7 +107,7 @@ def follow_execution(
             for row in rows:
                 if seen.get(row["step"]) != row["status"]:
                     seen[row["step"]] = row["status"]
-                    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+                    stamp = datetime.now(UTC).strftime("%H:%M:%S")
                     out.write(
                         f"{stamp}  {row['step']:<24} {row['status']:<10} {row['duration']:>7}  {row['detail'][:100]}\n"
                     )
@@ -134,7 +136,6 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
         out.write(f"\nstep {step['StepName']} failed: {step.get('FailureReason', 'no reason given')}\n")
         if logs is None:
             continue
-        from pipelines.logs import step_logs
 
         try:
             [log] = step_logs(sagemaker, logs, described["PipelineExecutionArn"], step["StepName"], tail=tail)
@@ -149,7 +150,6 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
 
 def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 0.0, poll: float = 0.5) -> str:
     """The most recent execution of `pipeline_name`, waiting up to `appear_timeout` seconds for one."""
-    from mlops_core.errors import PipelineFailed
 
     deadline = time.monotonic() + appear_timeout
     while True:
@@ -166,7 +166,6 @@ def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 
 
 def latest_failed_execution(sagemaker, pipeline_names) -> str:
     """The most recently started Failed execution among `pipeline_names`."""
-    from mlops_core.errors import ToolkitError
 
     failed = []
     for name in pipeline_names:
@@ -187,12 +186,8 @@ def retry_execution(sessions, execution_arn: str | None, pipeline_names, follow:
     """RetryPipelineExecution of a Failed execution (the most recent one when no ARN is given): SageMaker
     runs it again from the steps that failed, keeping what succeeded. Returns its ARN, the steps that had
     failed and the status it ended with (Executing when not followed)."""
-    import uuid
 
     from botocore.exceptions import ClientError
-
-    from mlops_core.errors import AccessDenied, ToolkitError
-    from pipelines.logs import execution_steps
 
     sagemaker = sessions.client("sagemaker")
     arn = execution_arn or latest_failed_execution(sagemaker, pipeline_names)

@@ -10,8 +10,14 @@ import sys
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
-from mlops_core.errors import ConfigError
+from mlops_core.config import load_environment
+from mlops_core.errors import ConfigError, PipelineFailed
+from mlops_core.session import Sessions
+from pipelines.definitions import build_pipelines, definition_text, dry_run_document
 from pipelines.floors import check_quality_floors
+from pipelines.logs import show_execution_logs
+from pipelines.progress import follow_execution, latest_execution_arn, retry_execution
+from pipelines.upsert import render_plan, selected, upsert
 
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
@@ -106,7 +112,6 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
         return
     if not env_name:
         raise ConfigError("missing option (e.g. --env dev)", field="--env")
-    from mlops_core.config import load_environment
 
     env = load_environment(env_name, env_dir=env_dir, backend=backend)
     parsed_params, parsed_tags = parse_params(params), parse_params(tags, "--tag")
@@ -116,34 +121,36 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
     if parsed_params or dry_run:
         # Building definitions is pure: no AWS call, no sandbox. Every --param is checked against what
         # the pipelines declare before anything is reached or written.
-        from pipelines.definitions import build_pipelines
-
         specs = build_pipelines(env, which)
         overrides = check_params(specs, parsed_params)
         check_quality_floors(env, parsed_params)  # a dry run shows only what a start would accept
     if dry_run:
-        from pipelines.definitions import dry_run_document
-
         document = dry_run_document(specs)
         for key, values in overrides.items():
             document[key]["parameters"].update(values)  # what an execution started with these --param would use
             document[key]["overridden_parameters"] = sorted(values)
         emit_json(document)
         return
-    from pipelines.upsert import run
 
-    run(
-        env,
-        which=which,
-        dry_run=dry_run,
-        start=start or wait,
-        wait=wait,
-        params=parsed_params,
-        tags=parsed_tags,
-        output=output,
-        profile=profile,
-        specs=specs,
-    )
+    check_quality_floors(env, parsed_params)  # before any AWS call or the slow definition build
+    sessions = Sessions(env, profile=profile)
+    # reach the account before the (slow) definition build, so a refused role fails at once
+    sessions.workload()
+    if specs is None:  # built above already when --param had to be checked
+        specs = build_pipelines(env, selected(which))
+    result = upsert(env, specs, sessions, extra_tags=parsed_tags, start=start or wait, params=parsed_params)
+    if output != "json":
+        click.echo(render_plan(result))
+    if wait and result.executions:
+        # with --output json stdout stays one JSON document; the live progress goes to stderr
+        progress = sys.stderr if output == "json" else sys.stdout
+        for execution in result.executions:
+            execution["status"] = follow_execution(sessions, execution["execution_arn"], out=progress)
+    if output == "json":
+        emit_json(result.as_dict())
+    failed = [e for e in result.executions if e.get("status") not in (None, "Succeeded")]
+    if failed:
+        raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
 
 
 @main.command()
@@ -158,9 +165,8 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
     show_default=True,
     help="File to write the definition JSON to (- for stdout).",
 )
-def definition(env, profile, which, out_file):
+def definition(env, profile, which, out_file):  # noqa: ARG001 (environment_options passes --profile)
     """Write one pipeline's definition JSON, as it would be upserted (no AWS call)."""
-    from pipelines.definitions import build_pipelines, definition_text
 
     text = definition_text(build_pipelines(env, which)[which])
     if out_file == "-":
@@ -182,8 +188,6 @@ def logs(env, profile, execution, step):
     """
     if not (execution.startswith("arn:") and "/execution/" in execution):
         raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
-    from mlops_core.session import Sessions
-    from pipelines.logs import show_execution_logs
 
     click.echo(show_execution_logs(Sessions(env, profile=profile), execution, step))
 
@@ -204,9 +208,6 @@ def follow(env, profile, which, execution, appear_timeout):
 
     Exit 0 when it succeeds, 1 when it fails or stops (the failing step's reason and log tail shown).
     """
-    from mlops_core.errors import PipelineFailed
-    from mlops_core.session import Sessions
-    from pipelines.progress import follow_execution, latest_execution_arn
 
     sessions = Sessions(env, profile=profile)
     arn = execution or latest_execution_arn(sessions.client("sagemaker"), env.pipelines[which], appear_timeout)
@@ -236,8 +237,6 @@ def retry(env, profile, execution, which, no_wait, output):
     run-pipeline retry --env prod                          # the most recent failed execution
     run-pipeline retry --env prod arn:aws:sagemaker:...:pipeline/mlops-demo-train/execution/abc123
     """
-    from mlops_core.session import Sessions
-    from pipelines.progress import retry_execution
 
     if execution is not None and not (execution.startswith("arn:") and "/execution/" in execution):
         raise ConfigError(f"'{execution}' is not a pipeline execution ARN", field="EXECUTION")
@@ -249,6 +248,4 @@ def retry(env, profile, execution, which, no_wait, output):
     elif no_wait:
         click.echo(f"retrying {result['execution_arn']} from {', '.join(result['failed_steps']) or 'its failed step'}")
     if result["status"] not in ("Succeeded", "Executing"):
-        from mlops_core.errors import PipelineFailed
-
         raise PipelineFailed(f"retried execution {result['status']}: {result['execution_arn']}")

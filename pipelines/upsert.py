@@ -14,14 +14,18 @@ definition is not a change.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mlops_core.config import REPO_ROOT
 from mlops_core.errors import AccessDenied, ConfigError
+from mlops_core.session import _local_user as user
+from mlops_core.session import session_name
 from pipelines.floors import check_quality_floors
 
 MANAGED_BY = "run-pipeline"
@@ -103,15 +107,10 @@ def build_tags(repo_root=None) -> dict:
 
 def _local_user() -> str:
     # spelled as in the role session names the approver's identity is compared by
-    from mlops_core.session import _local_user as user
-    from mlops_core.session import session_name
-
     return session_name("x", user()).rsplit("@", 1)[0]
 
 
 def _git_commit(repo_root=None) -> str | None:
-    from mlops_core.config import REPO_ROOT
-
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -194,7 +193,7 @@ def definition_changes(deployed_text: str, desired_normalised: str) -> list[str]
         new.get("Parameters", []),
         lambda a, b: f": {a.get('DefaultValue')!r} -> {b.get('DefaultValue')!r}",
     )
-    changes += _named_changes("step", _all_steps(old), _all_steps(new), lambda a, b: " changed")
+    changes += _named_changes("step", _all_steps(old), _all_steps(new), lambda *_: " changed")
     if not changes:
         changes.append("definition")
     return changes
@@ -232,7 +231,6 @@ def _all_steps(definition: dict) -> list[dict]:
 def describe_deployed(sagemaker, names) -> dict:
     """One DescribePipeline per pipeline, the whole read budget of an unchanged pipeline; the reads are
     independent, so they overlap (boto3 clients are thread-safe)."""
-    from concurrent.futures import ThreadPoolExecutor
 
     from botocore.exceptions import ClientError
 
@@ -242,7 +240,7 @@ def describe_deployed(sagemaker, names) -> dict:
         except ClientError as exc:
             if _is_not_found(exc):
                 return None
-            raise AccessDenied.from_client_error(exc) or exc
+            raise (AccessDenied.from_client_error(exc) or exc) from None
 
     names = list(names)
     if len(names) < 2:
@@ -275,7 +273,7 @@ def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[di
             _ensure_lambdas(clients["lambda"], p.desired.spec)
             arn = _write_pipeline(clients["sagemaker"], p, build)
         except ClientError as exc:
-            raise AccessDenied.from_client_error(exc) or exc
+            raise (AccessDenied.from_client_error(exc) or exc) from None
         results.append({**p.as_dict(), "arn": arn})
     return results
 
@@ -294,7 +292,6 @@ def _put_uploads(s3, spec, env, uploaded: set) -> None:
 
 def lambda_code_sha256(zip_bytes: bytes) -> str:
     """Lambda's own CodeSha256: base64 of the zip's SHA-256 digest."""
-    import base64
 
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
@@ -405,7 +402,7 @@ def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, bu
         try:
             arn = sagemaker.start_pipeline_execution(**kwargs)["PipelineExecutionArn"]
         except ClientError as exc:
-            raise AccessDenied.from_client_error(exc) or exc
+            raise (AccessDenied.from_client_error(exc) or exc) from None
         started.append({"pipeline": d.key, "name": d.name, "execution_arn": arn, "parameters": values})
     return started
 
@@ -468,7 +465,7 @@ def upsert(
     return result
 
 
-def _selected(which: str) -> tuple:
+def selected(which: str | None) -> tuple:
     return ("train", "hpo", "inference") if which in (None, "all") else (which,)
 
 
@@ -483,42 +480,3 @@ def render_plan(result: UpsertResult) -> str:
     for e in result.executions:
         lines.append(f"started {e['name']}: {e['execution_arn']}")
     return "\n".join(lines)
-
-
-def run(env, *, which, dry_run, start, wait, params, tags, output, profile=None, specs=None):
-    """`run-pipeline` without a subcommand: the CLI calls this and renders its failures."""
-    import click
-
-    from mlops_core.clikit import emit_json
-    from mlops_core.session import Sessions
-    from pipelines.definitions import build_pipelines
-
-    if dry_run:
-        from pipelines.definitions import dry_run_document
-
-        emit_json(dry_run_document(build_pipelines(env, _selected(which))))
-        return None
-    check_quality_floors(env, params or {})  # before any AWS call or the slow definition build
-    sessions = Sessions(env, profile=profile)
-    # reach the account before the (slow) definition build, so a refused role fails at once
-    sessions.workload()
-    if specs is None:  # the CLI built them already when it checked --param
-        specs = build_pipelines(env, _selected(which))
-    result = upsert(env, specs, sessions, extra_tags=tags, start=start or wait, params=params)
-    if output != "json":
-        click.echo(render_plan(result))
-    if wait and result.executions:
-        # with --output json stdout stays one JSON document; the live progress goes to stderr
-        progress = sys.stderr if output == "json" else sys.stdout
-        from pipelines.progress import follow_execution
-
-        for execution in result.executions:
-            execution["status"] = follow_execution(sessions, execution["execution_arn"], out=progress)
-    if output == "json":
-        emit_json(result.as_dict())
-    failed = [e for e in result.executions if e.get("status") not in (None, "Succeeded")]
-    if failed:
-        from mlops_core.errors import PipelineFailed
-
-        raise PipelineFailed(", ".join(f"{e['name']} ended {e['status']}" for e in failed))
-    return result

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.session import Sessions
+from promote import registry
+from promote.infra import check_target_account, deploy_target, run_infra
+from promote.report import write_report
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,14 +21,10 @@ def main():
 
 
 def _sessions(env, profile):
-    from mlops_core.session import Sessions
-
     return Sessions(env, profile=profile)
 
 
 def _decide(env, profile, version, decision, reason, output):
-    from promote import registry
-
     result = registry.decide(env, _sessions(env, profile), version, decision, reason)
     if output == "json":
         emit_json(result)
@@ -39,7 +39,6 @@ def _decide(env, profile, version, decision, reason, output):
 @output_option
 def list_versions(env, profile, output):
     """List the versions in the environment's model package group, newest first."""
-    from promote import registry
 
     rows = registry.list_versions(env, _sessions(env, profile))
     emit_json(rows) if output == "json" else click.echo(registry.render_versions(rows))
@@ -50,7 +49,6 @@ def list_versions(env, profile, output):
 @output_option
 def status(env, profile, output):
     """Versions with status, metrics, who registered/approved them, and where they run."""
-    from promote import registry
 
     rows = registry.status(env, _sessions(env, profile))
     emit_json(rows) if output == "json" else click.echo(registry.render_status(env, rows))
@@ -88,7 +86,6 @@ def reject(env, profile, version, reason, output):
 @output_option
 def lineage(env, profile, version, output):
     """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
-    from promote import registry
 
     info = registry.lineage(env, _sessions(env, profile), version)
     emit_json(info) if output == "json" else click.echo(registry.render_lineage(info))
@@ -102,7 +99,6 @@ def lineage(env, profile, version, output):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
 def report(env, profile, version, out_dir):
     """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
-    from promote.report import write_report
 
     written = write_report(env, _sessions(env, profile), version, out_dir)
     for path in written.values():
@@ -154,7 +150,6 @@ def infra(env, profile, mode, account_id, plan_file, output):
     promote infra --env prod --apply
     promote infra --env prod --apply --plan-file build/terraform/prod/plan.tfplan
     """
-    from promote.infra import check_target_account, deploy_target, run_infra
 
     check_target_account(env, account_id)
     if mode == "check":
@@ -168,7 +163,6 @@ def infra(env, profile, mode, account_id, plan_file, output):
             )
             emit_json(target["terraform_vars"])
         return
-    from mlops_core.session import Sessions
 
     echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
     result = run_infra(

@@ -9,14 +9,19 @@ sandbox: endpoints, an offline provider mirror) comes from `backend.terraform_ov
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_core.config import REPO_ROOT
 from mlops_core.errors import ConfigError, ToolkitError
+from mlops_core.session import Sessions
+from promote.terraform import TerraformCli
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
 VARS_FILE = "terraform.tfvars.json"
@@ -45,7 +50,6 @@ def terraform_vars(env) -> dict:
 
 def check_target_account(env, account_id: str | None) -> None:
     """The account a caller (Jenkins' prodAccount) says it deploys to must be the environment's."""
-    import re
 
     if account_id is None:
         return
@@ -157,7 +161,7 @@ def prepare_working_dir(env, overrides=None) -> Path:
     """A fresh copy of mlops-infra/ (keeping .terraform/ so init stays fast), the vars and overrides."""
     workdir = working_dir(env)
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in list(workdir.glob("*.tf")) + [workdir / "modules"]:
+    for stale in [*workdir.glob("*.tf"), workdir / "modules"]:
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -204,8 +208,6 @@ def run_infra(
     apply with plan_file: apply exactly that saved plan (the one Jenkins archived and a person
     approved), refused with PlanRefused when it was made from other code, variables or state.
     want_outputs=False skips reading the Terraform outputs after an apply (one provider start-up)."""
-    from mlops_core.session import Sessions
-    from promote.terraform import TerraformCli
 
     if mode not in ("plan", "apply", "destroy"):
         raise ValueError(mode)
@@ -252,7 +254,6 @@ def read_plan_config(plan_file: Path) -> dict:
     """What Terraform stores inside a saved plan (a zip: tfplan, tfstate, tfstate-prev, tfconfig/):
     `files`, the configuration snapshot {path relative to the root module: bytes}, module directories
     mapped back through tfconfig/modules.json; `prior_state`, the (lineage, serial) it was planned on."""
-    import zipfile
 
     try:
         with zipfile.ZipFile(plan_file) as archive:
@@ -338,7 +339,6 @@ def _apply_saved_plan(env, tf, workdir: Path, plan_file: Path, *, echo, want_out
 def _init_unless_current(tf, workdir: Path, backend_config: dict) -> None:
     """`terraform init` only when the code, the backend settings or the CLI configuration changed
     since the last successful one: init starts the provider and reads remote state, seconds each run."""
-    import hashlib
 
     digest = hashlib.sha256(json.dumps(backend_config, sort_keys=True).encode())
     for path in sorted(workdir.rglob("*")):

@@ -13,9 +13,10 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
+from mlops_core.text import table
 
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
 _METADATA_VALUE_MAX = 256
@@ -151,7 +152,7 @@ class Registry:
                 raise VersionNotFound(
                     f"--version: no version {version} in {self.env.model_package_group_arn}"
                 ) from None
-            raise AccessDenied.from_client_error(exc) or exc
+            raise (AccessDenied.from_client_error(exc) or exc) from None
 
     def read_json(self, s3_uri: str | None) -> dict | None:
         """An S3 JSON document the pipeline registered (evaluation report, baseline); None if absent."""
@@ -165,10 +166,10 @@ class Registry:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
                 return None
-            raise AccessDenied.from_client_error(exc) or exc
+            raise (AccessDenied.from_client_error(exc) or exc) from None
         return json.loads(body)
 
-    def metrics(self, package: dict) -> "Metrics":
+    def metrics(self, package: dict) -> Metrics:
         uri = metrics_uri(package)
         return Metrics.from_report(self.read_json(uri), uri)
 
@@ -204,7 +205,7 @@ def _call(func, **kwargs):
     try:
         return func(**kwargs)
     except ClientError as exc:
-        raise AccessDenied.from_client_error(exc) or exc
+        raise (AccessDenied.from_client_error(exc) or exc) from None
 
 
 # -- metrics from the evaluation report -----------------------------------------------------------
@@ -220,7 +221,7 @@ class Metrics:
     NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 
     @classmethod
-    def from_report(cls, doc: dict | None, source: str | None = None) -> "Metrics":
+    def from_report(cls, doc: dict | None, source: str | None = None) -> Metrics:
         """Reads SageMaker's model-quality layout ({"binary_classification_metrics": {"auc": {"value": ..}}})
         and the flat one ({"auc": .., "roc": {"fpr": [..], "tpr": [..]}}) alike."""
         if not doc:
@@ -285,7 +286,7 @@ def _roc(body: dict):
 
 # -- decisions: approve / reject with an audit trail ----------------------------------------------
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _build() -> str:
@@ -393,7 +394,7 @@ def record_deployment(sagemaker, package: dict, environment: str, where: str) ->
 # -- views: list, status, lineage -----------------------------------------------------------------
 def _iso(value) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return str(value or "")
 
 
@@ -540,14 +541,10 @@ def baseline_summary(statistics: dict | None, constraints: dict | None) -> dict:
 
 # -- rendering for people -------------------------------------------------------------------------
 def render_versions(rows: list[dict]) -> str:
-    from mlops_core.clikit import table
-
     return table(rows, ["version", "status", "created"]) if rows else "no versions registered yet"
 
 
 def render_status(env, rows: list[dict]) -> str:
-    from mlops_core.clikit import table
-
     if not rows:
         return f"no versions in {env.model_package_group_arn}"
     flat = [

@@ -8,7 +8,7 @@ reference the same PNG files, so it can be archived by Jenkins or attached to a 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from promote.registry import Metrics, Registry, compare_datasets, dataset_snapshot, lineage, version_of
@@ -33,7 +33,7 @@ def build_context(env, sessions, version: int) -> dict:
         rows.append({"name": name, "label": label, "candidate": ours, "champion": theirs, "delta": delta})
     return {
         "env": env,
-        "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "generated": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "version": version,
         "info": candidate_info,
         "candidate": candidate,
@@ -146,7 +146,7 @@ def _templates():
     html = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
     markdown = jinja2.Environment(loader=loader, autoescape=False, trim_blocks=True, lstrip_blocks=True)
     for environment in (html, markdown):
-        environment.filters["num"] = lambda v, d=4: "–" if v is None else f"{v:.{d}f}"
+        environment.filters["num"] = lambda v, d=4: "–" if v is None else f"{v:.{d}f}"  # noqa: RUF001 (typographic dash)
         environment.filters["signed"] = lambda v: "" if v is None else f"{v:+.4f}"
     return html, markdown
 

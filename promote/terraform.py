@@ -8,8 +8,10 @@ leaks onto the command line, and there is no way to give one command its own env
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -139,7 +141,6 @@ class TerraformCli:
 
     def state_pull(self) -> dict:
         """The current state from the backend (no provider starts); {} when there is none yet."""
-        import json
 
         _, out, _ = self.run("state pull")
         return json.loads(out) if out.strip() else {}
@@ -156,8 +157,6 @@ class TerraformCli:
         return out
 
     def output(self) -> dict:
-        import json
-
         from python_terraform import IsFlagged
 
         _, out, _ = self.run("output", json=IsFlagged)
@@ -195,7 +194,6 @@ def _flag():
 
 def _first_error(text: str) -> str:
     """Terraform's first "Error:" summary and its explanation, without the file location and code excerpt."""
-    import re
 
     lines = [line.strip().lstrip("│╷╵").strip() for line in text.splitlines()]
     start = next((i for i, line in enumerate(lines) if line.startswith("Error:")), None)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, output_option, table
+from mlops_core.config import list_environments, load_environment
+from mlops_core.errors import ConfigError
+from sandbox import client
+from sandbox.patches import load
+from sandbox.story import run_story
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,8 +22,6 @@ def main():
 
 
 def _accounts_of_environments(env_dir):
-    from mlops_core.config import list_environments, load_environment
-
     accounts = {}
     for name in list_environments(env_dir):
         for label, account_id in load_environment(name, env_dir=env_dir).sandbox_accounts.items():
@@ -37,7 +40,6 @@ def _accounts_of_environments(env_dir):
 @output_option
 def up(env_dir, port, output):
     """Start the sandbox (or reuse the running one) and seed the environments' accounts."""
-    from sandbox import client
 
     status = client.up(_accounts_of_environments(env_dir), port=port)
     _show(status, output)
@@ -47,7 +49,6 @@ def up(env_dir, port, output):
 @click.option("--discard", is_flag=True, help="Do not snapshot: the next `up` starts empty.")
 def down(discard):
     """Stop the sandbox, keeping its state for the next `up` unless --discard."""
-    from sandbox import client
 
     stopped = client.down(save=not discard)
     if discard:
@@ -63,7 +64,6 @@ def down(discard):
 @output_option
 def status(output):
     """Show the endpoint and, per account, its id and admin credentials (exit 1 if not running)."""
-    from sandbox import client
 
     current = client.running()
     if current is None:
@@ -78,7 +78,6 @@ def status(output):
 @main.command()
 def reset():
     """Empty every account (keeping the seeded admins): a clean slate without a restart."""
-    from sandbox import client
 
     client.reset()
     click.echo("sandbox reset: all accounts are empty")
@@ -87,7 +86,6 @@ def reset():
 @main.command()
 def patches():
     """List the AWS behaviours the sandbox adds to moto, one line each."""
-    from sandbox.patches import load
 
     for p in load().values():
         click.echo(f"{p.name:<32} {p.adds}")
@@ -115,8 +113,6 @@ def tick(to_time, by_duration, output):
     Schedules (cron()/rate()) fire only when the clock moves, once per occurrence, so a test or a
     demo decides when the nightly inference runs. Without options, fires what is due now.
     """
-    from mlops_core.errors import ConfigError
-    from sandbox import client
 
     if to_time and by_duration:
         raise ConfigError("give --to or --by, not both", field="--to/--by")
@@ -154,7 +150,6 @@ def events(failed, output):
     AWS drops a failed delivery silently (only the FailedInvocations metric counts it); here each is
     listed with its reason (topic policy, target role, key policy...).
     """
-    from sandbox import client
 
     records = client.call("events", {"status": "failed"} if failed else {})["deliveries"]
     if output == "json":
@@ -195,8 +190,6 @@ def fault(pipeline, step, error, times, clear, output):
     sandbox fault                 # list pending faults
     sandbox fault --clear
     """
-    from mlops_core.errors import ConfigError
-    from sandbox import client
 
     if bool(pipeline) != bool(step):
         raise ConfigError("give both --pipeline and --step", field="--pipeline/--step")
@@ -228,7 +221,6 @@ def fault(pipeline, step, error, times, clear, output):
 def attempts(execution, output):
     """Each attempt of each step of a pipeline execution: when it ran, why it failed, how long the retry
     policy waited before the next (AWS itself shows only the AttemptCount)."""
-    from sandbox import client
 
     result = client.call("attempts", {"execution_arn": execution})
     if output == "json":
@@ -253,7 +245,6 @@ def attempts(execution, output):
 @click.option("--env-dir", type=click.Path(file_okay=False), default=None)
 def demo(env_dir):
     """The main job on the sandbox: the promotion story, narrated, ending with a summary."""
-    from sandbox.story import run_story
 
     raise SystemExit(run_story(env_dir=env_dir))
 

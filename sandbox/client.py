@@ -19,9 +19,11 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlops_core.errors import SandboxError
+from mlops_core.backend import endpoint_overrides
+from mlops_core.errors import ConfigError, SandboxError
 from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
 from sandbox.server import TOKEN_HEADER
+from sandbox.terraform import terraform_overrides
 
 START_TIMEOUT = 30.0
 
@@ -110,7 +112,7 @@ def running(directory: Path | None = None) -> dict | None:
         return None
 
 
-def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
+def up(accounts: dict | None = None, port: int = 0) -> dict:
     """Start the server unless one runs; ensure `accounts` ({label: id}) are seeded. Returns status."""
     directory = home()
     with _start_lock(directory):
@@ -131,20 +133,21 @@ def up(accounts: dict | None = None, port: int = 0, quiet: bool = True) -> dict:
 
 
 def _spawn(directory: Path, port: int) -> dict:
-    log = os.fdopen(open_private(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
     env = dict(os.environ)
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.server", "--home", str(directory), "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        env=env,
-        cwd=str(directory),
-    )
+    log_fd = open_private(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    with os.fdopen(log_fd, "ab") as log:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.server", "--home", str(directory), "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=env,
+            cwd=str(directory),
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -248,8 +251,6 @@ class SandboxBackend:
             return boto3.Session(region_name=region)
         if self.identity:
             if self.identity not in self.labels:
-                from mlops_core.errors import ConfigError
-
                 raise ConfigError(
                     f"'{self.identity}' is not a sandbox account (one of: {', '.join(self.labels)})", field="--profile"
                 )
@@ -269,7 +270,6 @@ class SandboxBackend:
 
     def terraform_overrides(self):
         """Endpoints, an offline provider mirror and the S3 backend settings that aim Terraform here."""
-        from sandbox.terraform import terraform_overrides
 
         return terraform_overrides(self.endpoint_url)
 
@@ -280,7 +280,6 @@ _noted: set = set()
 def _note_ignored_endpoints(endpoint: str) -> None:
     """Every client of this backend names the sandbox endpoint explicitly, which botocore prefers to
     AWS_ENDPOINT_URL*: say so once, so nobody believes the variable took effect."""
-    from mlops_core.backend import endpoint_overrides
 
     for name, url in sorted(endpoint_overrides().items()):
         if url.rstrip("/") != endpoint and name not in _noted:

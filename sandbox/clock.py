@@ -11,8 +11,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from sandbox.engine import runtime
 from sandbox.server import RESET_HOOKS, route
 
 MAX_FIRINGS_PER_RULE = 100  # a tick of a year on rate(1 minute) must not start 500k pipelines
@@ -131,8 +132,6 @@ def schedule(expression: str, anchor: datetime):
 
 # -- the clock ------------------------------------------------------------------------------------
 def _state() -> dict:
-    from sandbox.engine import runtime
-
     srv = runtime.server()
     holder = srv.extra if srv is not None else _local
     return holder.setdefault("clock", {"offset": 0.0, "seen": {}, "anchors": {}})
@@ -142,7 +141,7 @@ _local: dict = {}
 
 
 def now() -> datetime:
-    return datetime.fromtimestamp(time.time() + _state()["offset"], timezone.utc).replace(microsecond=0)
+    return datetime.fromtimestamp(time.time() + _state()["offset"], UTC).replace(microsecond=0)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -159,7 +158,7 @@ def parse_time(text: str) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise ScheduleError(f"'{text}' is not an ISO time (e.g. 2026-01-02T06:00:00Z)") from None
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def scheduled_rules():
@@ -181,10 +180,9 @@ def observe(at: datetime) -> None:
         state["anchors"].setdefault(rule.arn, at.isoformat())  # rate() counts from the rule's creation
 
 
-def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
-    """Advance the clock and fire every due occurrence of every enabled scheduled rule."""
-    from sandbox import events
-
+def advance(to: datetime | None = None, by: timedelta | None = None) -> tuple[datetime, list, list[dict]]:
+    """Move the clock forward; returns the new time, the due (rule, occurrences) of every enabled
+    scheduled rule, and the rules skipped with the reason. Firing them is EventBridge's job (sandbox.events)."""
     state = _state()
     before = now()
     observe(before)
@@ -194,8 +192,8 @@ def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
             f"the sandbox clock only moves forward: it is {before.isoformat()}, {target.isoformat()} is in the past"
         )
     state["offset"] += (target - before).total_seconds()
-    fired, skipped = [], []
-    for account_id, region, rule in scheduled_rules():
+    due, skipped = [], []
+    for _, _, rule in scheduled_rules():
         last = parse_time(state["seen"].get(rule.arn, before.isoformat()))
         state["seen"][rule.arn] = target.isoformat()
         if rule.state != "ENABLED":
@@ -206,10 +204,8 @@ def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
         except ScheduleError as exc:
             skipped.append({"rule": rule.arn, "reason": str(exc)})
             continue
-        for at in occurrences:
-            deliveries = events.fire_scheduled(rule, at)
-            fired.append({"rule": rule.arn, "time": at.isoformat().replace("+00:00", "Z"), "deliveries": deliveries})
-    return {"now": target.isoformat().replace("+00:00", "Z"), "fired": fired, "skipped": skipped}
+        due.append((rule, occurrences))
+    return target, due, skipped
 
 
 def _limited(occurrences):
@@ -219,19 +215,13 @@ def _limited(occurrences):
         yield at
 
 
-@route("tick")
-def _tick(server, body):
-    try:
-        to = parse_time(body["to"]) if body.get("to") else None
-        by = parse_duration(body["by"]) if body.get("by") else None
-        return 200, tick(to=to, by=by)
-    except ScheduleError as exc:
-        return 400, {"error": str(exc)}
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
 
 
 @route("clock", methods=("GET", "POST"))
-def _clock(server, body):
-    return 200, {"now": now().isoformat().replace("+00:00", "Z")}
+def _clock(_server, _body):
+    return 200, {"now": iso(now())}
 
 
 def _reset(server):

@@ -15,8 +15,11 @@ import json
 import threading
 import traceback
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 
+from sandbox import clock, iam_policy
+from sandbox.engine import runtime
+from sandbox.iam_policy import Principal, evaluate
 from sandbox.patches import patch
 from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
 
@@ -26,8 +29,6 @@ _local: dict = {}
 
 
 def deliveries() -> list:
-    from sandbox.engine import runtime
-
     srv = runtime.server()
     holder = srv.extra if srv is not None else _local
     return holder.setdefault("event-deliveries", [])
@@ -35,7 +36,7 @@ def deliveries() -> list:
 
 def _record(rule, target, event, status: str, reason: str | None = None, result: dict | None = None) -> dict:
     entry = {
-        "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "account": rule.account_id,
         "region": rule.region_name,
         "rule": rule.name,
@@ -140,8 +141,6 @@ def _deliver_bus(rule, target, event) -> dict:
     those of the original), and only if the receiving bus's policy lets the sender's account put events."""
     from moto.events.models import events_backends
 
-    from sandbox.iam_policy import Principal, evaluate
-
     _, _, _, region, account, resource = target["Arn"].split(":", 5)
     bus = events_backends[account][region].event_buses.get(resource.split("/", 1)[1])
     if bus is None:
@@ -167,7 +166,6 @@ def _deliver_bus(rule, target, event) -> dict:
 
 def _deliver_sns(rule, target, event, body) -> dict:
     from moto.sns.models import sns_backends
-    from sandbox import iam_policy
 
     arn = target["Arn"]
     _, _, _, region, account, _ = arn.split(":", 5)
@@ -204,7 +202,6 @@ def _topic_key_problem(topic, principal, context) -> str | None:
             f"grant events.amazonaws.com kms:GenerateDataKey: use a customer managed key"
         )
     from moto.kms.models import kms_backends
-    from sandbox import iam_policy
 
     account, region = topic.arn.split(":")[4], topic.arn.split(":")[3]
     if key_ref.startswith("arn:"):
@@ -227,7 +224,6 @@ def _topic_key_problem(topic, principal, context) -> str | None:
 
 def _deliver_pipeline(rule, target, event) -> dict:
     from botocore.exceptions import ClientError
-    from sandbox.engine import runtime
 
     role_arn = target.get("RoleArn")
     if not role_arn:
@@ -256,9 +252,7 @@ def _moto_shaped(event: dict) -> dict:
     the sandbox emits carry AWS's ISO time."""
     shaped = copy.deepcopy(event)
     if isinstance(shaped.get("time"), str):
-        shaped["time"] = (
-            datetime.strptime(shaped["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-        )
+        shaped["time"] = datetime.strptime(shaped["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     return shaped
 
 
@@ -283,7 +277,7 @@ def _deliver_other(rule, target, event) -> dict:
 _original: dict = {}
 
 
-def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:
+def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:  # noqa: ARG001 (moto's signature)
     """A rule's reaction to an event on its bus (replaces moto's Rule.send_to_targets)."""
     if rule.state != "ENABLED" or rule.scheduled_expression:
         return  # scheduled rules are fired by the clock, never by events
@@ -325,7 +319,6 @@ def emit(
 ) -> dict:
     """Put an AWS service event (e.g. aws.sagemaker) on an account's bus; rules react as on AWS."""
     from moto.events.models import events_backends
-    from sandbox import clock
 
     event = {
         "version": "0",
@@ -362,8 +355,6 @@ def patch_eventbridge():
     def put_rule(self, name, *args, **kwargs):
         rule = original_put_rule(self, name, *args, **kwargs)
         if rule.scheduled_expression:
-            from sandbox import clock
-
             clock.observe(clock.now())
         return rule
 
@@ -380,6 +371,27 @@ def patch_eventbridge():
         return json.dumps({"Result": bool(result)})
 
     EventsHandler.test_event_pattern = test_event_pattern
+
+
+def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
+    """Advance the sandbox clock and deliver every due occurrence of every enabled scheduled rule."""
+    target, due, skipped = clock.advance(to=to, by=by)
+    fired = [
+        {"rule": rule.arn, "time": clock.iso(at), "deliveries": fire_scheduled(rule, at)}
+        for rule, occurrences in due
+        for at in occurrences
+    ]
+    return {"now": clock.iso(target), "fired": fired, "skipped": skipped}
+
+
+@route("tick")
+def _tick(_server, body):
+    try:
+        to = clock.parse_time(body["to"]) if body.get("to") else None
+        by = clock.parse_duration(body["by"]) if body.get("by") else None
+        return 200, tick(to=to, by=by)
+    except clock.ScheduleError as exc:
+        return 400, {"error": str(exc)}
 
 
 # -- SageMaker model registry events ---------------------------------------------------------------
@@ -413,7 +425,7 @@ def model_package_state_change(package_arn: str) -> dict | None:
     )
 
 
-def _model_package_events(app, server):
+def _model_package_events(app, _server):
     """Emit the state-change event after a successful CreateModelPackage / UpdateModelPackage,
     whoever registered or approved it (pipeline step, `promote approve`, console-like calls)."""
 
@@ -443,7 +455,7 @@ MIDDLEWARES.append(_model_package_events)
 
 
 @route("events", methods=("GET", "POST"))
-def _events(server, body):
+def _events(_server, body):
     records = list(deliveries())
     if body.get("status"):
         records = [r for r in records if r["status"] == body["status"]]

@@ -9,6 +9,7 @@ import re
 import shutil
 import threading
 
+from sandbox.engine import executor, expressions, preload, retries, runtime
 from sandbox.patches import patch
 from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
 
@@ -49,8 +50,6 @@ def patch_pipeline_executions():
     import moto.sagemaker.utils as utils
     from moto.core.responses import ActionResult
     from moto.sagemaker.responses import SageMakerResponse
-
-    from sandbox.engine import executor, expressions
 
     by_name = utils.get_pipeline_from_name
 
@@ -103,8 +102,6 @@ def patch_pipeline_executions():
         return result
 
     def _launch(record):
-        from sandbox.engine import preload, runtime
-
         if preload.enabled():  # warm the step-script zygote while the first steps set up, not on demand
             threading.Thread(target=runtime.zygote, name="sandbox-preload", daemon=True).start()
         _started_here.add(record.arn)
@@ -161,7 +158,7 @@ def patch_pipeline_executions():
             response["NextToken"] = str(start + size)
         return response
 
-    def stop_pipeline_execution(self, arn, client_request_token=None):
+    def stop_pipeline_execution(self, arn, client_request_token=None):  # noqa: ARG001 (moto's signature)
         record = _record(self, arn)
         with executor.LOCK:
             if record.pipeline_execution_status in TERMINAL:
@@ -176,7 +173,7 @@ def patch_pipeline_executions():
         executor.ENGINE.stop(arn)
         return {"PipelineExecutionArn": arn}
 
-    def retry_pipeline_execution(self, arn, client_request_token=None, parallelism_configuration=None):
+    def retry_pipeline_execution(self, arn, client_request_token=None, parallelism_configuration=None):  # noqa: ARG001
         record = _record(self, arn)
         with executor.LOCK:
             if record.pipeline_execution_status != "Failed":
@@ -242,24 +239,19 @@ def _keep(value):
 
 
 def _attach_engine(app, server):
-    from sandbox.engine import runtime
-
     runtime.attach(server)
     return app
 
 
-def _reset_engine(server):
-    from sandbox.engine import executor, runtime
-
+def _reset_engine(_server):
     executor.ENGINE.stop_all()
     _started_here.clear()
     shutil.rmtree(runtime.work_root(), ignore_errors=True)
 
 
 @route("fault")
-def _fault(server, body):
+def _fault(_server, body):
     """Inject a fault: {"pipeline", "step", "error", "times"}; {"clear": true}; {} lists the pending ones."""
-    from sandbox.engine import retries
 
     if body.get("clear"):
         retries.clear()
@@ -274,7 +266,7 @@ def _fault(server, body):
 
 
 @route("attempts")
-def _attempts(server, body):
+def _attempts(_server, body):
     """Every attempt of every step of one execution (start, end, failure, the wait before the next)."""
     from moto.sagemaker import utils
     from moto.sagemaker.models import sagemaker_backends
@@ -285,9 +277,8 @@ def _attempts(server, body):
         return 400, {"error": f"not a pipeline execution ARN: {arn!r}"}
     try:
         record = utils.get_pipeline_execution_from_arn(sagemaker_backends[parts[4]][parts[3]].pipelines, arn)
-    except Exception:  # noqa: BLE001 - moto answers a missing execution with several error types
+    except Exception:  # moto answers a missing execution with several error types
         return 404, {"error": f"no pipeline execution {arn}"}
-    from sandbox.engine import executor
 
     with executor.LOCK:
         steps = [
@@ -301,9 +292,7 @@ def _attempts(server, body):
     return 200, {"execution_arn": arn, "steps": steps}
 
 
-def _reset_faults(server):
-    from sandbox.engine import retries
-
+def _reset_faults(_server):
     retries.clear()
 
 

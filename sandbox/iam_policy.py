@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote
 
 ALLOW, DENY = "Allow", "Deny"
 
@@ -60,8 +62,6 @@ def parse(document: str | Mapping | None) -> dict | None:
 @lru_cache(maxsize=1024)
 def _parse_text(text: str) -> dict:
     # policies are re-read on every request; parsing the same text once keeps the sandbox cheap
-    from urllib.parse import unquote
-
     text = text.strip()
     if text.startswith("%7B") or text.startswith("%7b"):
         text = unquote(text)
@@ -222,12 +222,12 @@ def conditions_hold(condition: Mapping, context: Mapping[str, list[str]]) -> boo
     """Every operator block must hold (AND); within a key, any listed value may match (OR)."""
     for operator, block in condition.items():
         for key, expected in block.items():
-            if not _condition_holds(operator, key, _as_list(expected), context.get(key.lower())):
+            if not _condition_holds(operator, _as_list(expected), context.get(key.lower())):
                 return False
     return True
 
 
-def _condition_holds(operator: str, key: str, expected: list, actual: list[str] | None) -> bool:
+def _condition_holds(operator: str, expected: list, actual: list[str] | None) -> bool:
     expected = [_stringify(v) for v in expected]
     if operator == "Null":
         want_absent = expected[0].lower() == "true"

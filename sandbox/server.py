@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hmac
+import importlib
 import json
 import os
 import signal
@@ -17,6 +18,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from sandbox import patches
+from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_private
+from sandbox.patches import snapshot
+from sandbox.patches.snapshot import SnapshotError
 
 ADMIN_USER = "sandbox-admin"
 # The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
@@ -63,7 +69,6 @@ class SandboxServer:
         self.httpd = None
         self.extra: dict = {}  # state patches keep across restarts, by patch name
         self.admins: dict[str, dict] = {}  # account id -> its admin's keys (random per sandbox home)
-        from sandbox.home import home_secrets
 
         self.secrets = home_secrets(home)
 
@@ -101,8 +106,6 @@ class SandboxServer:
         return self.home / "state.pkl"
 
     def save(self) -> None:
-        from sandbox.patches import snapshot
-
         with self.lock:
             skipped = snapshot.dump(
                 self.snapshot_path(),
@@ -113,8 +116,6 @@ class SandboxServer:
             print(f"snapshot: skipped {line}", file=sys.stderr)
 
     def load(self) -> None:
-        from sandbox.patches import snapshot
-
         if self.snapshot_path().exists():
             saved = snapshot.restore(self.snapshot_path(), self.secrets["state_key"])
             self.accounts.update(saved.get("accounts", {}))
@@ -161,7 +162,7 @@ class SandboxServer:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
                 status, payload = handler[0](self, body)
-            except Exception as exc:  # noqa: BLE001 - a sandbox bug must answer, not hang the client
+            except Exception as exc:  # a sandbox bug must answer, not hang the client
                 status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
             return _respond(start_response, status, payload)
 
@@ -173,8 +174,6 @@ class SandboxServer:
 
     def serve(self) -> None:
         from werkzeug.serving import make_server
-
-        from sandbox import patches
 
         patches.apply_all()
         self.load()
@@ -219,13 +218,11 @@ def _respond(start_response, status: int, payload: dict):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from sandbox.home import write_private
-
     write_private(path, json.dumps(data, indent=2, default=str).encode(), durable=False)
 
 
 @route("status", methods=("GET", "POST"))
-def _status(server, body):
+def _status(server, _body):
     return 200, server.status()
 
 
@@ -241,7 +238,7 @@ def _accounts(server, body):
 
 
 @route("reset")
-def _reset(server, body):
+def _reset(server, _body):
     server.reset()
     return 200, server.status()
 
@@ -257,8 +254,6 @@ def main(argv=None) -> int:
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    from sandbox.home import HomeSecretsError, private_dir
-    from sandbox.patches.snapshot import SnapshotError
 
     private_dir(args.home)
     _load_extensions()
@@ -272,8 +267,6 @@ def main(argv=None) -> int:
 
 def _load_extensions() -> None:
     # Modules that add routes, middlewares and reset hooks register them on import.
-    import importlib
-
     for module in EXTENSIONS:
         importlib.import_module(module)
 
@@ -287,6 +280,6 @@ EXTENSIONS: tuple = (
 if __name__ == "__main__":
     # Run as the importable module, not __main__: extensions register their ROUTES, MIDDLEWARES and
     # RESET_HOOKS on `sandbox.server`, which would otherwise be a second, unused copy of this module.
-    from sandbox import server as _server  # noqa: PLW0406
+    from sandbox import server as _server
 
     sys.exit(_server.main())

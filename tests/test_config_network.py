@@ -12,7 +12,7 @@ import copy
 import pytest
 import yaml
 
-from mlops_core.config import Network, RetryPolicy, Retries, load_environment
+from mlops_core.config import Network, Retries, RetryPolicy, load_environment
 from mlops_core.errors import ConfigError
 from tests.conftest import REPO, run_cli
 

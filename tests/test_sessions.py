@@ -1,10 +1,8 @@
 """Cross-account sessions against the sandbox: who acts, in which account, cached, chained like Jenkins."""
 
-import os
-
 import pytest
 
-from mlops_core.session import Sessions, session_name
+from mlops_core.session import session_name
 
 
 def test_session_names_carry_the_jenkins_build_tag(monkeypatch):

@@ -61,7 +61,7 @@ def outputs_for(package: dict) -> dict:
     }
 
 
-def handler(event, context=None):
+def handler(event, context=None):  # noqa: ARG001 (Lambda's handler signature)
     group_arn = (event or {}).get("model_package_group_arn")
     if not group_arn:
         raise ValueError("the event has no model_package_group_arn")

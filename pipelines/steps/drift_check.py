@@ -24,7 +24,7 @@ from tabular import (
     DataError,
     FeatureStatistics,
     cdf_distance,
-    find_csv,  # noqa: E402
+    find_csv,
     load_json,
     run_or_fail,
     split_list,

@@ -18,7 +18,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import DataError, run_or_fail, write_json  # noqa: E402
+from tabular import DataError, run_or_fail, write_json
+from train import MODEL_FILE, load_split
 
 REPORT = "evaluation.json"
 MAX_ROC_POINTS = 101
@@ -62,8 +63,6 @@ def parse_args(argv=None):
 def load_model(path: str):
     """The booster from model.tar.gz (as SageMaker writes it) or from an already extracted directory."""
     import xgboost as xgb
-
-    from train import MODEL_FILE
 
     archive = path if os.path.isfile(path) else os.path.join(path, "model.tar.gz")
     if os.path.isfile(archive):
@@ -190,8 +189,6 @@ def decide(auc: float, threshold: float, champion: float | None, tolerance: floa
 def run(args) -> dict:
     import xgboost as xgb
 
-    from train import load_split
-
     booster = load_model(args.model)
     labels, features, names = load_split(args.test)
     probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
@@ -209,7 +206,7 @@ def run(args) -> dict:
     decision["message"] = "; ".join([decision["message"], *notes])
     decision["champion_model_package_arn"] = champion_arn
     decision["champions_skipped"] = skipped
-    report = {"binary_classification_metrics": metrics, "decision": decision, "test_rows": int(len(labels))}
+    report = {"binary_classification_metrics": metrics, "decision": decision, "test_rows": len(labels)}
     write_json(args.output, REPORT, report)
     return report
 

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import FeatureTransform  # noqa: E402
+from tabular import FeatureTransform
 
 MODEL_FILE = "xgboost-model.json"
 DECISION_THRESHOLD = 0.5
@@ -38,7 +38,7 @@ def model_fn(model_dir: str) -> LoadedModel:
     return LoadedModel(booster, transform, version)
 
 
-def input_fn(body, content_type: str = "text/csv", model: LoadedModel | None = None):
+def input_fn(body, content_type: str = "text/csv"):
     """The request body as a DataFrame of raw feature columns."""
     import pandas as pd
 
@@ -99,7 +99,7 @@ def transform_file(model: LoadedModel, input_path: str, output_path: str) -> int
     """Apply the handler to one file, as a batch transform does to one object; returns the row count."""
     with open(input_path, "rb") as handle:
         body = handle.read()
-    prediction = predict_fn(input_fn(body, "text/csv", model), model)
+    prediction = predict_fn(input_fn(body, "text/csv"), model)
     with open(output_path, "w") as handle:
         handle.write(output_fn(prediction, "text/csv"))
     return len(prediction[0])

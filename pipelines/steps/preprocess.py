@@ -9,6 +9,7 @@ Malformed data fails with one line naming the column, value or line; nothing dow
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -64,7 +65,6 @@ def parse_args(argv=None):
 
 def read_dataset(source: str, missing_values, **kwargs):
     """(snapshot, frame, name to show): every part of `source` read as one table, its exact snapshot recorded."""
-    import io
 
     import pandas as pd
 
@@ -214,7 +214,7 @@ def run(args) -> dict:
             "uri": args.dataset_uri or args.input,
             # one part: its file's sha256; several: a digest of every part's name and sha256
             "sha256": snapshot.parts[0].sha256 if len(snapshot.parts) == 1 else recorded["sha256"],
-            "rows": int(len(frame)),
+            "rows": len(frame),
             "part_count": len(recorded["parts"]),
             "parts": recorded["parts"],
             "skipped": recorded["skipped"],
@@ -223,7 +223,7 @@ def run(args) -> dict:
             "positive_rows": int(labels.sum()),
         },
         "features": {"numeric": numeric, "categorical": categorical, "encoded": transform.encoded_columns},
-        "splits": {name: int(len(index)) for name, index in parts.items()},
+        "splits": {name: len(index) for name, index in parts.items()},
     }
     write_json(args.report_dir, "preprocess.json", report)
     if args.snapshot_dir:

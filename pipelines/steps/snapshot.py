@@ -15,6 +15,7 @@ recorded), so the snapshot recorded is exactly what was read.
 
 from __future__ import annotations
 
+import csv
 import glob as globbing
 import gzip
 import hashlib
@@ -303,8 +304,6 @@ class PartsReader(io.RawIOBase):
 
 
 def _columns(header: bytes, part: Part) -> list:
-    import csv
-
     try:
         text = header.decode("utf-8-sig")
     except UnicodeDecodeError:

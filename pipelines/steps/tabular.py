@@ -130,7 +130,7 @@ class FeatureTransform:
         self.medians, self.categories, self.modes = dict(medians), dict(categories), dict(modes)
 
     @classmethod
-    def fit(cls, frame, numeric, categorical) -> "FeatureTransform":
+    def fit(cls, frame, numeric, categorical) -> FeatureTransform:
         medians = {c: _finite(float(frame[c].median())) if frame[c].notna().any() else 0.0 for c in numeric}
         categories, modes = {}, {}
         for c in categorical:
@@ -185,7 +185,7 @@ class FeatureTransform:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "FeatureTransform":
+    def from_json(cls, data: dict) -> FeatureTransform:
         return cls(data["numeric"], data["categorical"], data["medians"], data["categories"], data["modes"])
 
 

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tabular import DataError, fail, find_csv  # noqa: E402
+from tabular import DataError, fail, find_csv
 
 MODEL_FILE = "xgboost-model.json"
 DEFAULTS = {

@@ -9,16 +9,18 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sandbox.engine import expressions, retries, runtime, steps as step_types
+from sandbox import events
+from sandbox.engine import expressions, retries, runtime
+from sandbox.engine import steps as step_types
 
 LOCK = threading.RLock()  # guards every execution record the engine and the API share
 FAILED_STEPS = "Step failure: One or multiple steps failed."
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DefinitionError(Exception):
@@ -341,14 +343,12 @@ def _iso(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        value = datetime.fromtimestamp(value, timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = datetime.fromtimestamp(value, UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _emit(account, region, detail_type, resources, detail) -> None:
     try:
-        from sandbox import events
-
         events.emit(
             account, region, source="aws.sagemaker", detail_type=detail_type, resources=resources, detail=detail
         )

@@ -8,13 +8,17 @@ MLOPS_SANDBOX_PRELOAD=0 turns it off: every step then starts a fresh interpreter
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import runpy
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 PRELOADED = ("numpy", "pandas", "sklearn.model_selection", "sklearn.metrics", "xgboost", "boto3", "botocore.session")
@@ -82,8 +86,6 @@ class Child:
 
     def poll(self, timeout: float = 0.05):
         if self.returncode is None:
-            import select
-
             # a timed-out read would poison the socket's file object: wait for readability instead
             readable, _, _ = select.select([self.conn], [], [], timeout)
             if not readable:
@@ -124,7 +126,6 @@ def _child(request: dict) -> None:
         sys.argv = [script, *args]
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [os.path.dirname(os.path.abspath(script))] + extra + [p for p in sys.path[1:] if p not in extra]
-        import runpy
 
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
@@ -132,8 +133,6 @@ def _child(request: dict) -> None:
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
     except BaseException:
-        import traceback
-
         traceback.print_exc()
         code = 1
     finally:
@@ -181,7 +180,6 @@ def _watch_parent(parent: int) -> None:
 
 def main(socket_path: str, parent: int) -> int:
     _watch_parent(parent)
-    import importlib
 
     for module in PRELOADED:
         try:

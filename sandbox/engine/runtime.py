@@ -9,6 +9,9 @@ import os
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
+
+from sandbox.engine import preload
 
 REGION_DEFAULT = "us-east-1"
 _state = {"server": None}
@@ -42,7 +45,6 @@ def work_root() -> Path:
 
 def zygote():
     """The shared pre-forked Python for step scripts, or None when it cannot start."""
-    from sandbox.engine import preload
 
     with _zygote_lock:
         if "zygote" not in _state:
@@ -67,8 +69,6 @@ def trusts(role_arn: str, service: str) -> bool:
         try:
             document = json.loads(document)
         except ValueError:
-            from urllib.parse import unquote
-
             document = json.loads(unquote(document))
     statements = document.get("Statement", [])
     if isinstance(statements, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import random
 import re
 import shutil
@@ -97,17 +98,16 @@ class StepContext:
         if zygote is not None:
             proc = zygote.start(argv, env, str(cwd), str(log_path))
         else:
-            log = open(log_path, "wb")
-            proc = subprocess.Popen(
-                argv,
-                cwd=str(cwd),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            log.close()
+            with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=str(cwd),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         stopped = timed_out = False
         while proc.poll() is None:
@@ -405,7 +405,7 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
     }
 
 
-def run_training(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_training(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
     ctx.metadata["TrainingJob"] = {"Arn": ctx.arn("training-job", name)}
     _record_job(
@@ -439,8 +439,6 @@ def _candidates(ranges: dict, count: int, strategy: str, seed: str) -> list[dict
         for r in cont:
             lo, hi = float(r["MinValue"]), float(r["MaxValue"])
             if r.get("ScalingType") == "Logarithmic" and lo > 0:
-                import math
-
                 hp[r["Name"]] = str(round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 6))
             else:
                 hp[r["Name"]] = str(round(rng.uniform(lo, hi), 6))
@@ -452,7 +450,7 @@ def _candidates(ranges: dict, count: int, strategy: str, seed: str) -> list[dict
     return out
 
 
-def run_tuning(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_tuning(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     config = args.get("HyperParameterTuningJobConfig") or {}
     definition = args.get("TrainingJobDefinition") or {}
     objective = config.get("HyperParameterTuningJobObjective") or {}
@@ -508,7 +506,7 @@ def run_tuning(step: dict, args: dict, ctx: StepContext) -> StepResult:
 
 
 # -- Model, RegisterModel -------------------------------------------------------------------------
-def run_model(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_model(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
     kwargs = {k: v for k, v in args.items() if k != "ModelName"}
     kwargs.setdefault("ExecutionRoleArn", ctx.role_arn)
@@ -517,14 +515,14 @@ def run_model(step: dict, args: dict, ctx: StepContext) -> StepResult:
     return StepResult(dict(args, ModelName=name, ModelArn=arn), {"Model": {"Arn": arn}})
 
 
-def run_register(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_register(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     response = _call(ctx.client("sagemaker").create_model_package, **args)
     arn = response["ModelPackageArn"]
     return StepResult(dict(args, ModelPackageArn=arn), {"RegisterModel": {"Arn": arn}})
 
 
 # -- Transform ------------------------------------------------------------------------------------
-def run_transform(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     from botocore.exceptions import ClientError
 
     name = ctx.job_name()
@@ -680,7 +678,7 @@ def _as_text(value) -> str:
 
 
 # -- Condition, Fail ------------------------------------------------------------------------------
-def run_condition(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_condition(step: dict, _args: dict, ctx: StepContext) -> StepResult:
     raw = step.get("Arguments") or {}
     try:
         outcome = all(expressions.condition(c, ctx.expr) for c in raw.get("Conditions") or [])
@@ -689,7 +687,7 @@ def run_condition(step: dict, args: dict, ctx: StepContext) -> StepResult:
     return StepResult({"Outcome": outcome}, {"Condition": {"Outcome": "True" if outcome else "False"}})
 
 
-def run_fail(step: dict, args: dict, ctx: StepContext) -> StepResult:
+def run_fail(_step: dict, args: dict, _ctx: StepContext) -> StepResult:
     message = args.get("ErrorMessage")
     message = message if isinstance(message, str) else json.dumps(message)
     raise StepFailed(message or "Fail step reached")

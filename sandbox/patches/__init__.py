@@ -8,8 +8,8 @@ register it; nothing else in the toolkit needs to know.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # Modules that register patches, in the order they apply.
 PATCH_MODULES = (

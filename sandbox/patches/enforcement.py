@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from urllib.parse import unquote
 
 from sandbox import iam_policy
 from sandbox.iam_policy import Principal
@@ -359,7 +361,7 @@ def arn_account(arn: str | None, default: str) -> str:
 
 
 @resolver("sts")
-def _sts(response, action: str, caller: Caller, region: str, default_resource: str) -> Target:
+def _sts(response, action: str, caller: Caller, _region: str, _default_resource: str) -> Target:
     if action != "AssumeRole":
         return Target(["*"], caller.account_id, policy_kind="none")
     role_arn = param(response, "RoleArn", "")
@@ -395,7 +397,7 @@ def _query_list(response, prefix: str, fields: tuple[str, str]) -> list[tuple[st
 
 
 @resolver("iam")
-def _iam_resource(response, action, caller, region, default_resource) -> Target:
+def _iam_resource(response, action, caller, _region, _default_resource) -> Target:
     acct = caller.account_id
     for name_param, kind in (
         ("RoleName", "role"),
@@ -430,7 +432,7 @@ def _role_by_name(account_id: str, name: str):
 
 
 @resolver("sns")
-def _sns(response, action, caller, region, default_resource) -> Target:
+def _sns(response, action, caller, region, _default_resource) -> Target:
     topic_arn = param(response, "TopicArn") or param(response, "TargetArn") or param(response, "ResourceArn")
     if not topic_arn and action == "CreateTopic":
         topic_arn = f"arn:aws:sns:{region}:{caller.account_id}:{param(response, 'Name', '')}"
@@ -449,7 +451,7 @@ def _sns(response, action, caller, region, default_resource) -> Target:
 
 
 @resolver("events")
-def _events(response, action, caller, region, default_resource) -> Target:
+def _events(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     name = param(response, "Rule") or (
         param(response, "Name")
@@ -474,9 +476,7 @@ _FUNCTION_IN_PATH = re.compile(r"/functions/([^/]+)")
 
 
 @resolver("lambda")
-def _lambda(response, action, caller, region, default_resource) -> Target:
-    from urllib.parse import unquote
-
+def _lambda(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     name = None
     if action == "CreateFunction":
@@ -492,7 +492,7 @@ def _lambda(response, action, caller, region, default_resource) -> Target:
 
 
 @resolver("logs")
-def _logs(response, action, caller, region, default_resource) -> Target:
+def _logs(response, _action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     group = param(response, "logGroupName")
     if not group:
@@ -504,7 +504,7 @@ def _logs(response, action, caller, region, default_resource) -> Target:
 
 
 @resolver("dynamodb")
-def _dynamodb(response, action, caller, region, default_resource) -> Target:
+def _dynamodb(response, _action, caller, region, _default_resource) -> Target:
     table = param(response, "TableName") or param(response, "ResourceArn")
     if not table:
         return Target(["*"], caller.account_id, policy_kind="none")
@@ -649,4 +649,4 @@ def enable_enforcement():
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate_and_authorize
     # bucket policies are evaluated here with principals and conditions; moto's partial check would
     # deny TLS-only policies outright (it sees no aws:SecureTransport)
-    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
+    FakeBucket.get_permission = lambda *_: PermissionResult.NEUTRAL

@@ -126,11 +126,11 @@ def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, 
 
 
 @resolver("kms")
-def _kms(response, action, caller, region, default_resource) -> Target:
+def _kms(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     if action == "CreateKey":
         target = Target(["*"], acct, policy_kind="none")
-        target.after = lambda c, state: _refuse_lockout(response, c, f"arn:aws:kms:{region}:{acct}:key/new", region)
+        target.after = lambda c, _state: _refuse_lockout(response, c, f"arn:aws:kms:{region}:{acct}:key/new", region)
         return target
     if action in ("ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants"):
         return Target(["*"], acct, policy_kind="none")
@@ -150,17 +150,17 @@ def _kms(response, action, caller, region, default_resource) -> Target:
     if ref.key is None:
         # moto answers NotFoundException from the account the ARN names
         target = Target([ref.arn], acct, policy_kind="none")
-        target.after = lambda c, state: setattr(state, "owner_account", ref.account_id)
+        target.after = lambda _c, state: setattr(state, "owner_account", ref.account_id)
         return target
     target = key_target(ref, caller, encryption_context)
     if action == "PutKeyPolicy":
-        target.after = lambda c, state: _refuse_lockout(response, c, ref.arn, region)
+        target.after = lambda c, _state: _refuse_lockout(response, c, ref.arn, region)
         return target
     if action == "ReEncrypt":
         target.action = "kms:ReEncryptFrom"
     destination = param(response, "DestinationKeyId")
 
-    def after(c, state):
+    def after(c, _state):
         if action == "ReEncrypt" and destination:
             dest = resolve_key(destination, acct, region)
             if dest.key is not None:

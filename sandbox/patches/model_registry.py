@@ -60,7 +60,7 @@ def _group_policy(owner: str, region: str, group: str | None):
 
 
 @resolver("sagemaker")
-def _sagemaker(response, action, caller, region, default_resource) -> Target:
+def _sagemaker(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     if action in GROUP_ACTIONS or (
         action in ("CreateModelPackage", "ListModelPackages") and param(response, "ModelPackageGroupName")

@@ -11,8 +11,10 @@ the requester's account, as AWS documents; objects record the full key ARN.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from sandbox.patches import patch
-from sandbox.patches.enforcement import AccessDeniedBy, ERRORS, Target, current, resolver
+from sandbox.patches.enforcement import ERRORS, AccessDeniedBy, Target, base_context, current, decide, resolver
 from sandbox.patches.kms_keys import resolve_key, use_key
 
 # moto's request names -> IAM actions, where they differ
@@ -88,7 +90,7 @@ def _s3(response, action, caller, region, default_resource) -> Target:
 
         target.after = after
     elif key_name and iam_action in ("s3:GetObject", "s3:GetObjectVersion") and response.method == "GET":
-        target.after = lambda c, state: _check_read_key(c, bucket, owner, key_name, response, region)
+        target.after = lambda c, _state: _check_read_key(c, bucket, owner, key_name, response, region)
     return target
 
 
@@ -111,8 +113,6 @@ def _check_write_key(caller, state, bucket, owner, headers, region):
 
 def _check_copy_source(caller, source: str, region: str) -> None:
     """CopyObject reads its source: s3:GetObject on it (bucket policy included) and kms:Decrypt on its key."""
-    from urllib.parse import unquote
-    from sandbox.patches.enforcement import base_context, decide
 
     path, _, query = unquote(source).lstrip("/").partition("?")
     bucket_name, _, key_name = path.partition("/")
@@ -165,7 +165,7 @@ def _s3_error(code: str, message: str, status: int):
     return err
 
 
-def _access_denied(denied: AccessDeniedBy):
+def _access_denied(_denied: AccessDeniedBy):
     from moto.s3.exceptions import S3AccessDeniedError
 
     return S3AccessDeniedError()  # S3 says only "Access Denied", whatever the cause

@@ -16,6 +16,7 @@ import pickle
 import sys
 from pathlib import Path
 
+from sandbox.home import write_private
 from sandbox.patches import patch
 
 
@@ -81,7 +82,7 @@ class SnapshotError(Exception):
     """A state file that must not be loaded: one line naming it and how to recover."""
 
 
-def _recover(path) -> str:
+def _recover() -> str:
     return "`sandbox down --discard` removes it and the next `sandbox up` starts empty"
 
 
@@ -93,7 +94,7 @@ def state_bytes(extra: dict) -> tuple[bytes, list[str]]:
         fields = {k: v for k, v in vars(backends).items() if k not in _BACKEND_DICT_FIELDS}
         try:
             state[name] = pickle.dumps((dict(backends), fields))
-        except Exception as exc:  # noqa: BLE001 - one odd service must not lose the rest
+        except Exception as exc:  # one odd service must not lose the rest
             skipped.append(f"{name}: {exc}")
     return pickle.dumps({"services": state, "extra": extra}), skipped
 
@@ -105,18 +106,17 @@ def seal(payload: bytes, key: str) -> bytes:
 def unseal(data: bytes, key: str, path) -> bytes:
     """The payload of a sealed file, or SnapshotError when it is not this home's."""
     if not data.startswith(MAGIC):
-        raise SnapshotError(f"{path} is not a sandbox state file (damaged or foreign): {_recover(path)}")
+        raise SnapshotError(f"{path} is not a sandbox state file (damaged or foreign): {_recover()}")
     mac, payload = data[len(MAGIC) : len(MAGIC) + 32], data[len(MAGIC) + 32 :]
     if not hmac.compare_digest(mac, hmac.new(bytes.fromhex(key), payload, hashlib.sha256).digest()):
         raise SnapshotError(
-            f"{path} was not written by this sandbox home (damaged, or planted: it is never loaded): {_recover(path)}"
+            f"{path} was not written by this sandbox home (damaged, or planted: it is never loaded): {_recover()}"
         )
     return payload
 
 
 def dump(path, extra: dict, key: str) -> list[str]:
     """Seal every used service's state plus `extra` (the sandbox's own state) into `path` (0600)."""
-    from sandbox.home import write_private
 
     payload, skipped = state_bytes(extra)
     write_private(Path(path), seal(payload, key))  # atomic: a crash mid-write leaves the previous one
@@ -142,11 +142,11 @@ def restore(path, key: str) -> dict:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise SnapshotError(f"{path} cannot be read ({exc.strerror}): {_recover(path)}") from None
+        raise SnapshotError(f"{path} cannot be read ({exc.strerror}): {_recover()}") from None
     payload = unseal(data, key, path)
     try:
         return load_payload(payload)
-    except Exception as exc:  # noqa: BLE001 - authentic but unloadable (another moto version): one line
+    except Exception as exc:  # authentic but unloadable (another moto version): one line
         raise SnapshotError(
-            f"{path} cannot be loaded by this sandbox ({type(exc).__name__}: {exc}): {_recover(path)}"
+            f"{path} cannot be loaded by this sandbox ({type(exc).__name__}: {exc}): {_recover()}"
         ) from None

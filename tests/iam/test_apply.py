@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.iam.conftest import CallCounter, bootstrap_all, fresh_session
+from tests.iam.conftest import CallCounter, bootstrap_all
 
 
 def test_plan_on_empty_accounts_writes_nothing(clean_sandbox, envs, module_sessions):

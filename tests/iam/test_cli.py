@@ -39,7 +39,8 @@ def _nothing_written(sessions, env):
         (
             ["--env", "dev", "--account", "prod", "--apply"],
             None,
-            "error: --account: 'prod': environment 'dev' describes the dev account; use the environment whose account is prod",
+            "error: --account: 'prod': environment 'dev' describes the dev account; "
+            "use the environment whose account is prod",
         ),
         (
             ["--account", "prod", "--apply"],

@@ -136,7 +136,7 @@ def test_bucket_without_versioning_and_with_the_wrong_key_is_repaired_in_place()
     (change,) = [c for c in plan(PROD, observed).changes if c.action != "unchanged"]
     assert change.action == "update"
     assert [c.method for c in change.calls] == ["put_bucket_encryption", "put_bucket_versioning"]
-    policy_call = [c for c in plan(PROD, {}).calls if c.method == "put_bucket_policy"][0]
+    policy_call = next(c for c in plan(PROD, {}).calls if c.method == "put_bucket_policy")
     assert isinstance(policy_call.params["Policy"], Json)
 
 

@@ -214,10 +214,8 @@ def test_missing_state_bucket_fails_with_one_line_naming_it(cli, sandbox, terraf
 def test_a_broken_terraform_run_fails_with_terraforms_first_error(
     bootstrapped_prod, prod_env, terraform_workdir, monkeypatch
 ):
-    from promote.infra import run_infra
+    from promote.infra import run_infra, terraform_vars
     from promote.terraform import TerraformFailed
-
-    from promote.infra import terraform_vars
 
     broken = {**terraform_vars(prod_env), "account_id": "not-an-account"}
     monkeypatch.setattr("promote.infra.terraform_vars", lambda env: broken)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +29,7 @@ def test_terraform_fmt_check_catches_misformatted_code(tmp_path):
 
 def test_terraform_validate_is_clean_with_the_offline_provider(tmp_path):
     from promote.terraform import TerraformCli
-    from sandbox.terraform import ensure_provider_mirror, cli_config
+    from sandbox.terraform import cli_config, ensure_provider_mirror
 
     shutil.copytree(SOURCE_DIR, tmp_path / "infra")
     (tmp_path / "terraform.rc").write_text(cli_config(ensure_provider_mirror()))

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from pipelines.datasets import BUILTINS, DRIFTED_FEATURES, builtin_csv, locate
 from mlops_core.errors import ConfigError
+from pipelines.datasets import BUILTINS, DRIFTED_FEATURES, builtin_csv, locate
 
 
 def test_builtin_data_is_reproducible_and_split_without_overlap():

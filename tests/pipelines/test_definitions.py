@@ -141,7 +141,7 @@ def test_registered_package_carries_metrics_baselines_and_lineage(dev_specs):
 
 def test_every_output_and_artifact_is_kms_encrypted(dev_specs):
     seen = set()
-    for which, spec in dev_specs.items():
+    for spec in dev_specs.values():
         for s in all_steps(definition(spec)["Steps"]):
             args = s.get("Arguments", {})
             if s["Type"] == "Processing":

@@ -96,7 +96,7 @@ def test_latest_approved_package_is_resolved_at_run_time(registry, dev_env):
     assert all(isinstance(v, str) for v in found.values()), "Lambda step outputs are declared as String"
 
     register(registry, dev_env, "v4", "Approved", baselines=False)
-    with pytest.raises(handler.IncompleteModelPackage, match="has no DriftCheckBaselines.ModelDataQuality"):
+    with pytest.raises(handler.IncompleteModelPackage, match=r"has no DriftCheckBaselines\.ModelDataQuality"):
         handler.handler({"model_package_group_arn": dev_env.model_package_group_arn})
 
 

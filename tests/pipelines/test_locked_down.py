@@ -160,7 +160,7 @@ def test_without_a_network_block_the_definitions_have_no_network_settings_and_di
 
 
 def test_shipped_environments_retry_every_step_that_takes_a_policy(dev_specs):
-    for which, spec in dev_specs.items():
+    for spec in dev_specs.values():
         for step in steps_of(spec):
             if step["Type"] in RETRYABLE:
                 kinds = [p["ExceptionType"] for p in step["RetryPolicies"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import subprocess
@@ -46,7 +47,7 @@ def test_preprocess_writes_splits_baseline_and_report(preprocessed, sample_data)
     assert numbers["min"] <= numbers["mean"] <= numbers["max"] and numbers["std_dev"] > 0
     buckets = numbers["distribution"]["kll"]["buckets"]
     assert sum(b["count"] for b in buckets) == report["splits"]["train"]
-    assert all(a["upper_bound"] == b["lower_bound"] for a, b in zip(buckets, buckets[1:]))
+    assert all(a["upper_bound"] == b["lower_bound"] for a, b in itertools.pairwise(buckets))
     assert constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] == "Enabled"
     first = constraints["features"][0]
     assert first["completeness"] == 1.0 and first["num_constraints"] == {"is_non_negative": True}
@@ -88,7 +89,7 @@ def test_train_produces_a_loadable_model_and_logs_the_tuning_metric(trained, pre
     booster.load_model(str(model_dir / "xgboost-model.json"))
     _, features, names = load_test_split(preprocessed)
     probabilities = booster.predict(xgb.DMatrix(features, feature_names=names))
-    assert probabilities.shape == (len(features),) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    assert probabilities.shape == (len(features),) and ((probabilities >= 0) & (probabilities <= 1)).all()
     validation = next(m for m in METRIC_DEFINITIONS if m["Name"] == "validation:auc")
     found = re.findall(validation["Regex"], stdout)
     assert found and 0.5 < float(found[-1]) <= 1.0
@@ -350,7 +351,7 @@ def test_drift_check_flags_unseen_categories(steps, tmp_path):
     assert steps.preprocess.main(argv) == 0
     batch = ["size,colour"] + [f"{i % 9},{['red', 'blue', 'green'][i % 3]}" for i in range(30)]
     (tmp_path / "batch.csv").write_text("\n".join(batch) + "\n")
-    summary, violations = drift(steps, None, tmp_path, tmp_path / "batch.csv", tmp_path / "drift")
+    _, violations = drift(steps, None, tmp_path, tmp_path / "batch.csv", tmp_path / "drift")
     [violation] = violations["violations"]
     assert violation["feature_name"] == "colour" and violation["constraint_check_type"] == "categorical_values_check"
     assert violation["description"].endswith("unseen: green")

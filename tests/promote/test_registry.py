@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from promote import registry
 from mlops_core.session import Sessions
+from promote import registry
 from tests.promote.conftest import CANDIDATE_REPORT, CHAMPION_REPORT
 
 
 def test_approver_may_not_approve_what_they_registered(registry_world, prod_env):
     version = registry_world.register(CANDIDATE_REPORT, registered_by="alice")
-    with pytest.raises(registry.SeparationOfDuties, match="alice registered .*model-package/mlops-demo-models/1"):
+    with pytest.raises(registry.SeparationOfDuties, match=r"alice registered .*model-package/mlops-demo-models/1"):
         registry.decide(prod_env, Sessions(prod_env, who="alice"), version, "approve", "looks good")
     package = registry_world.describe(1)
     assert package["ModelApprovalStatus"] == "PendingManualApproval"

@@ -47,7 +47,8 @@ def test_new_tag_or_role_is_an_update(prod_env):
     assert {p.changes for p in plan(tagged, deployed)} == {("tags or description",)}
     deployed["mlops-demo-train"]["RoleArn"] = "arn:aws:iam::222222222222:role/someone-else"
     assert plan(desired, deployed)[0].changes == (
-        "role arn:aws:iam::222222222222:role/someone-else -> arn:aws:iam::222222222222:role/mlops-demo-sagemaker-execution",
+        "role arn:aws:iam::222222222222:role/someone-else -> "
+        "arn:aws:iam::222222222222:role/mlops-demo-sagemaker-execution",
     )
 
 

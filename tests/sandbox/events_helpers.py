@@ -4,7 +4,7 @@ EventBridge may use to start it, and an SNS topic whose messages are read throug
 import json
 import time
 
-from tests.sandbox.engine.conftest import ACCOUNT, ROLE_ARN
+from tests.sandbox.pipeline_account import ACCOUNT, ROLE_ARN
 
 QUICK_PIPELINE = {
     "Parameters": [{"Name": "Reason", "Type": "String", "DefaultValue": "manual"}],

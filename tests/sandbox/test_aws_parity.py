@@ -336,7 +336,7 @@ def test_explicit_deny_in_group_policy_stops_workload_accounts_approving(aws):
     _group(
         aws,
         [
-            _grant("Register", [dev_role], REGISTER + ["sagemaker:UpdateModelPackage"]),
+            _grant("Register", [dev_role], [*REGISTER, "sagemaker:UpdateModelPackage"]),
             {
                 "Sid": "NoSelfApproval",
                 "Effect": "Deny",
@@ -346,7 +346,7 @@ def test_explicit_deny_in_group_policy_stops_workload_accounts_approving(aws):
             },
         ],
     )
-    dev = aws.role(DEV, "mlops-demo-sagemaker-execution", [allow(REGISTER + ["sagemaker:UpdateModelPackage"], "*")])
+    dev = aws.role(DEV, "mlops-demo-sagemaker-execution", [allow([*REGISTER, "sagemaker:UpdateModelPackage"], "*")])
     arn = _register(dev)
     sm = dev.client("sagemaker")
     assert sm.describe_model_package(ModelPackageName=arn)["ModelPackageGroupName"] == GROUP
@@ -674,13 +674,16 @@ def test_bucket_policy_pinning_the_kms_key_refuses_another_key(aws):
             allow(["kms:GenerateDataKey", "kms:Decrypt"], [prod_key, registry_key]),
         ],
     ).client("s3")
-    put = lambda key: prod.put_object(
-        Bucket=ARTIFACTS,
-        Key="prod/model.tar.gz",
-        Body=b"w",  # noqa: E731
-        ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=key,
-    )
+
+    def put(key):
+        return prod.put_object(
+            Bucket=ARTIFACTS,
+            Key="prod/model.tar.gz",
+            Body=b"w",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key,
+        )
+
     assert error_code(put, prod_key) == "AccessDenied"
     put(registry_key)
     assert (
@@ -876,11 +879,14 @@ def test_copying_a_dev_encrypted_artifact_into_the_registry_needs_decrypt_on_the
             allow("kms:GenerateDataKey", registry_key),
         ],
     ).client("s3")
-    copy = lambda: publisher.copy_object(
-        Bucket=ARTIFACTS,
-        Key="dev/1/model.tar.gz",  # noqa: E731
-        CopySource={"Bucket": DEV_BUCKET, "Key": "models/1/model.tar.gz"},
-    )
+
+    def copy():
+        return publisher.copy_object(
+            Bucket=ARTIFACTS,
+            Key="dev/1/model.tar.gz",
+            CopySource={"Bucket": DEV_BUCKET, "Key": "models/1/model.tar.gz"},
+        )
+
     if not key_grants_registry:
         assert error_code(copy) == "AccessDenied"
         return

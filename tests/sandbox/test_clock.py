@@ -2,18 +2,17 @@
 that fall due (a pipeline target starts, once per occurrence)."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from sandbox.clock import Cron, Rate, ScheduleError, parse_duration, schedule
+from sandbox.clock import Rate, ScheduleError, parse_duration, schedule
 from tests.conftest import run_cli
-from tests.sandbox.engine.conftest import account  # noqa: F401  (fixture)
 from tests.sandbox.events_helpers import create_quick_pipeline, events_role, executions
 
 
 def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def occurrences(expression, after, until):

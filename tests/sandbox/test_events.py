@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from tests.sandbox.engine.conftest import ROLE_ARN, account  # noqa: F401  (account is a fixture)
 from tests.sandbox.events_helpers import (
     create_quick_pipeline,
     deliveries,
@@ -14,6 +13,7 @@ from tests.sandbox.events_helpers import (
     received,
     topic_with_queue,
 )
+from tests.sandbox.pipeline_account import ROLE_ARN
 
 CUSTOM = {"Source": "mlops.test", "DetailType": "Batch Arrived", "Detail": json.dumps({"batch": "b-7", "rows": 120})}
 

@@ -5,7 +5,6 @@ moves); the sandbox fails the same deliveries and records why, so a test can see
 import json
 
 from tests.conftest import run_cli
-from tests.sandbox.engine.conftest import account  # noqa: F401  (fixture)
 from tests.sandbox.events_helpers import (
     create_quick_pipeline,
     deliveries,

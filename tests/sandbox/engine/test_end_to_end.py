@@ -65,9 +65,9 @@ def upsert(sessions, env, spec):
 
 @pytest.fixture(scope="module")
 def story(sandbox_server):
-    from pipelines.definitions import build_pipelines
     from mlops_core.config import load_environment
     from mlops_core.session import Sessions
+    from pipelines.definitions import build_pipelines
     from sandbox import client
 
     client.reset()

@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox.engine.conftest import BUCKET, ROLE_ARN, ROLE_NAME, processing_step
+from tests.sandbox.pipeline_account import BUCKET, ROLE_ARN, ROLE_NAME, processing_step
 
 DOUBLE = """
 import argparse, json, pathlib
@@ -326,7 +326,7 @@ def test_executions_survive_a_restart_and_one_cut_short_says_so(tmp_path, monkey
     was running when the server stopped ends Failed with that reason instead of running forever."""
     from sandbox import client
     from tests.conftest import run_cli
-    from tests.sandbox.engine.conftest import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
+    from tests.sandbox.pipeline_account import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
 
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
     try:

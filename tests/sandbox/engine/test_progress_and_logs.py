@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.progress import follow_execution
 from tests.conftest import run_cli
-from tests.sandbox.engine.conftest import BUCKET, processing_step
+from tests.sandbox.pipeline_account import processing_step
 
 PREPARE = "print('reading batch'); print('rows: 120')"
 DRIFT = """
@@ -54,7 +54,7 @@ def test_follow_a_green_execution_ends_with_its_summary(account):
     assert follow_execution(account.client("sagemaker"), arn, out=out, poll=0.2) == "Succeeded"
     summary = out.getvalue().split("\n\n", 1)[1]
     assert "STEP" in summary and "Prepare" in summary and "ProcessingJob: pipelines-" in summary
-    assert f"execution Succeeded in " in summary and arn in summary
+    assert "execution Succeeded in " in summary and arn in summary
 
 
 def test_run_pipeline_logs_shows_each_step_or_one(account, drifted):

@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import run_cli
-from tests.sandbox.engine.conftest import BUCKET, processing_step
+from tests.sandbox.engine.conftest import processing_step
 from tests.sandbox.engine.test_step_types import sourcedir, training_args
 
 SERVICE = ["Step.SERVICE_FAULT", "Step.THROTTLING"]

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from tests.sandbox.engine.conftest import BUCKET, ROLE_ARN
+from tests.sandbox.pipeline_account import BUCKET, ROLE_ARN
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
@@ -285,7 +285,7 @@ def lambda_pipeline(function_arn):
 def test_lambda_step_runs_the_handler_as_the_function_role_and_exposes_outputs(account):
     function_arn = account.create_lambda("latest-approved", LATEST)
     account.put("approved/model.tar.gz", b"x")
-    described, steps = account.run("lambda-ok", lambda_pipeline(function_arn))
+    _, steps = account.run("lambda-ok", lambda_pipeline(function_arn))
     assert steps["LatestApproved"]["StepStatus"] == "Succeeded"
     outputs = {p["Name"]: p["Value"] for p in steps["LatestApproved"]["Metadata"]["Lambda"]["OutputParameters"]}
     assert outputs == {"ModelDataUrl": f"s3://{BUCKET}/approved/model.tar.gz", "Count": "1"}

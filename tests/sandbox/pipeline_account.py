@@ -1,5 +1,6 @@
-"""A pipeline account for engine tests: an execution role trusted by SageMaker, a KMS-less bucket,
-and a runner that creates a pipeline from a hand-written definition, starts it and waits."""
+"""A pipeline account for sandbox tests: an execution role trusted by SageMaker, a KMS-less bucket,
+and a runner that creates a pipeline from a hand-written definition, starts it and waits.
+The `account` fixture (tests/sandbox/conftest.py) sets it up."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import zipfile
 from dataclasses import dataclass
 
 import boto3
-import pytest
 from botocore.config import Config
 
 ACCOUNT = "111111111111"
@@ -154,16 +154,6 @@ class PipelineAccount:
         arn = self.start(name, definition, params, **kw)
         described = self.wait(arn)
         return described, self.steps(arn)
-
-
-@pytest.fixture
-def account(sandbox):
-    acct = PipelineAccount(sandbox)
-    acct.client("s3").create_bucket(Bucket=BUCKET)
-    iam = acct.client("iam")
-    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
-    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(EXECUTION_POLICY))
-    return acct
 
 
 def processing_step(
