@@ -115,7 +115,8 @@ class Training:
 class Inference:
     input: str = "builtin:breast-cancer-batch"
     instance_type: str = "ml.m5.large"
-    drift_threshold: float = 0.25
+    # False-alarm rate of the whole drift check per clean batch (all features and checks together).
+    drift_significance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -826,7 +827,13 @@ class _Validator:
         return {"hpo_max_jobs": max_jobs, "hpo_max_parallel_jobs": parallel, "hpo_ranges": ranges}
 
     def _inference(self, data) -> Inference:
-        i = self.section(data, "inference", {"input", "instance_type", "drift_threshold"}, set())
+        if isinstance(data, dict) and "drift_threshold" in data:
+            self.fail(
+                "inference.drift_threshold",
+                "replaced by inference.drift_significance: the false-alarm rate of the whole drift check per "
+                "batch (default 0.01), which accounts for the batch size where a fixed distance did not",
+            )
+        i = self.section(data, "inference", {"input", "instance_type", "drift_significance"}, set())
         default = Inference()
         return Inference(
             input=self.match(
@@ -841,8 +848,13 @@ class _Validator:
                 _INSTANCE_TYPE,
                 "a SageMaker instance type like ml.m5.large",
             ),
-            drift_threshold=float(
-                self.number(i.get("drift_threshold", default.drift_threshold), "inference.drift_threshold", 0.0001, 10)
+            drift_significance=float(
+                self.number(
+                    i.get("drift_significance", default.drift_significance),
+                    "inference.drift_significance",
+                    1e-9,
+                    0.5,
+                )
             ),
         )
 

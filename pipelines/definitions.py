@@ -757,7 +757,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     function = latest_approved_function(env)
     input_data = b.add(b.ParameterString("InputDataUri", default_value=dataset.s3_uri))
     output_bucket = b.add(b.ParameterString("PredictionsBucket", default_value=env.buckets.artifacts))
-    drift_threshold = b.add(b.ParameterFloat("DriftThreshold", default_value=i.drift_threshold))
+    drift_significance = b.add(b.ParameterFloat("DriftSignificance", default_value=i.drift_significance))
     transform_instance = b.add(b.ParameterString("TransformInstanceType", default_value=i.instance_type))
     function_arn = b.add(b.ParameterString("LatestApprovedFunctionArn", default_value=lambda_arn(env, function)))
 
@@ -811,8 +811,8 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
                 "/opt/ml/processing/baseline/constraints",
                 "--output",
                 "/opt/ml/processing/output",
-                "--drift-threshold",
-                drift_threshold,
+                "--significance",
+                drift_significance,
                 "--missing-values",
                 ",".join(env.training.missing_values),
                 "--model-version",

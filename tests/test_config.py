@@ -129,7 +129,14 @@ MALFORMED = [
         _set("training.hpo", {"ranges": {"eta": {"type": "continuous", "min": 0.5, "max": 0.1}}}),
         "training.hpo.ranges.eta: min 0.5 must be below max 0.1",
     ),
-    (_set("inference.drift_threshold", 0), "inference.drift_threshold: 0 is not a number between 0.0001 and 10"),
+    (_set("inference.drift_significance", 0), "inference.drift_significance: 0 is not a number between 1e-09 and 0.5"),
+    (
+        _set("inference.drift_threshold", 0.25),
+        (
+            "inference.drift_threshold: replaced by inference.drift_significance: the false-alarm rate of the whole "
+            "drift check per batch (default 0.01), which accounts for the batch size where a fixed distance did not"
+        ),
+    ),
     (
         _set("training.dataset", "ftp://data/x.csv"),
         "training.dataset: 'ftp://data/x.csv' is not a dataset (builtin:NAME, s3://BUCKET/PREFIX-OR-KEY, or a local "

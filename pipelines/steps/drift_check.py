@@ -1,13 +1,16 @@
 """Data-drift check: compare a batch of inference input with the baseline registered with the model
 (Model Monitor statistics.json / constraints.json) and write constraint_violations.json (same schema),
-the batch's own statistics.json, and drift_check.json (count + one-line message) for the pipeline's
-condition. Reads the batch in chunks, so memory stays flat however many rows arrive.
+the batch's own statistics.json, and drift_check.json (count, one-line message, every test's figures)
+for the pipeline's condition. Reads the batch in chunks, so memory stays flat however many rows arrive.
 
-Checks: missing and extra columns, data type, completeness, non-negativity, categorical domain, and per
-numeric feature the L-infinity distance between baseline and batch distributions over the baseline's
-buckets, against --drift-threshold.
+Every check is a statistical test of the batch against the baseline as two samples, so its false-alarm
+rate is known whatever the batch size: completeness (more missing values than the baseline's rate
+allows), categorical domain and non-negativity (more unseen values or negatives than chance allows),
+and distribution (the CDF distance over the baseline's buckets, numeric and categorical, against the
+two-sample Kolmogorov-Smirnov bound). The per-test level is Šidák-corrected over all tests of the batch,
+so --significance is the false-alarm rate of the whole check per clean batch.
     python pipelines/steps/drift_check.py --input batch.csv --baseline-statistics statistics.json \
-        --baseline-constraints constraints.json --output out/drift --drift-threshold 0.25
+        --baseline-constraints constraints.json --output out/drift --significance 0.01
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from significance import (
+    cdf_distance,
+    distance_bound,
+    distance_p_value,
+    excess_bound,
+    excess_p_value,
+    per_test_level,
+)
 from tabular import (
     CHUNK_ROWS,
     DataError,
     FeatureStatistics,
-    cdf_distance,
     find_csv,
     load_json,
     run_or_fail,
@@ -32,6 +42,7 @@ from tabular import (
 )
 
 SUMMARY = "drift_check.json"
+DEFAULT_SIGNIFICANCE = 0.01
 
 
 def parse_args(argv=None):
@@ -43,66 +54,92 @@ def parse_args(argv=None):
     p.add_argument("--baseline-constraints", default="/opt/ml/processing/baseline/constraints")
     p.add_argument("--output", default="/opt/ml/processing/output")
     p.add_argument(
-        "--drift-threshold",
+        "--significance",
         type=float,
-        default=None,
-        help="distance above which a feature has drifted (default: the constraints' comparison_threshold)",
+        default=DEFAULT_SIGNIFICANCE,
+        help="false-alarm rate of the whole check on a batch drawn from the baseline's distribution",
     )
     p.add_argument("--missing-values", default="?")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     p.add_argument("--model-version", default="", help="recorded in the summary: whose baseline this was")
     p.add_argument("--fail-on-violations", action="store_true", help="exit 1 when drift is found (local use)")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0 < args.significance < 1:
+        p.error(f"--significance {args.significance} is not between 0 and 1 (exclusive)")
+    return args
 
 
-def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
-    """Per-feature statistics of the batch on the baseline's buckets, and the batch's columns, in one pass."""
-    import pandas as pd
+def feature_kinds(baseline: dict) -> dict:
+    return {f["name"]: ("string" if f["inferred_type"] == "String" else "numeric") for f in baseline["features"]}
 
-    kinds = {f["name"]: ("string" if f["inferred_type"] == "String" else "numeric") for f in baseline["features"]}
+
+def new_statistics(baseline: dict, columns: list) -> dict:
+    """Empty running statistics for the batch's baseline columns, on the baseline's buckets."""
+    kinds = feature_kinds(baseline)
     edges = {}
     for f in baseline["features"]:
         buckets = f.get("numerical_statistics", {}).get("distribution", {}).get("kll", {}).get("buckets")
         if buckets:
             edges[f["name"]] = [b["lower_bound"] for b in buckets] + [buckets[-1]["upper_bound"]]
-    if path.stat().st_size == 0:
-        raise DataError(f"batch file {path.name} is empty")
+    return {c: FeatureStatistics(c, kinds[c], edges.get(c)) for c in columns if c in kinds}
+
+
+def frame_statistics(chunks, baseline: dict):
+    """Per-feature statistics of the batch given as DataFrame chunks, its columns, and its row count."""
     stats: dict = {}
     columns: list = []
     rows = 0
+    for chunk in chunks:
+        if not columns:
+            columns = [str(c) for c in chunk.columns]
+            stats = new_statistics(baseline, columns)
+        rows += len(chunk)
+        for name, feature in stats.items():
+            feature.add(chunk[name])
+    return stats, columns, rows
+
+
+def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
+    """frame_statistics of a CSV file, read in chunks of `chunk_rows`."""
+    import pandas as pd
+
+    if path.stat().st_size == 0:
+        raise DataError(f"batch file {path.name} is empty")
     reader = pd.read_csv(
         path,
         na_values=list(missing_values),
         keep_default_na=True,
         skipinitialspace=True,
         chunksize=chunk_rows,
-        dtype={name: str for name, kind in kinds.items() if kind == "string"},
+        dtype={name: str for name, kind in feature_kinds(baseline).items() if kind == "string"},
     )
     try:
-        for chunk in reader:
-            if not columns:
-                columns = [str(c) for c in chunk.columns]
-                stats = {c: FeatureStatistics(c, kinds[c], edges.get(c)) for c in columns if c in kinds}
-            rows += len(chunk)
-            for name, feature in stats.items():
-                feature.add(chunk[name])
+        return frame_statistics(reader, baseline)
     except pd.errors.EmptyDataError:
         raise DataError(f"batch file {path.name} is empty") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"batch file {path.name} is not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
-    return stats, columns, rows
+
+
+class _Test:
+    """One statistical test of a feature. Its bound and description depend on the per-test level, known
+    once every test is planned; `describe(level)` gives both, and is only asked for violations."""
+
+    def __init__(self, feature: str, check: str, p_value: float, observed: float, baseline: float, describe):
+        self.feature, self.check, self.p_value = feature, check, p_value
+        self.observed, self.baseline, self.describe = observed, baseline, describe
 
 
 def violations_for(
-    baseline: dict, constraints: dict, stats: dict, columns: list, rows: int, threshold: float
+    baseline: dict, constraints: dict, stats: dict, columns: list, rows: int, significance: float
 ) -> tuple[list, dict]:
-    """Model Monitor-style violations, and the distance measured per numeric feature."""
+    """Model Monitor-style violations, and the figures of every test (observed, baseline, bound, p-value)."""
     config = constraints.get("monitoring_config", {})
     datatype_threshold = float(config.get("datatype_check_threshold", 1.0))
-    domain_threshold = float(config.get("domain_content_threshold", 1.0))
     by_name = {c["name"]: c for c in constraints.get("features", [])}
-    violations, distances = [], {}
+    violations: list = []
+    report = {"significance": significance, "tests": 0, "level": significance, "checks": [], "distances": {}}
 
     def add(feature, check, description):
         violations.append({"feature_name": feature, "constraint_check_type": check, "description": description})
@@ -116,8 +153,9 @@ def violations_for(
             add(name, "extra_column_check", f"column '{name}' is not in the baseline")
     if rows == 0:
         add("*", "completeness_check", "the batch has no rows")
-        return violations, distances
+        return violations, report
 
+    tests: list[_Test] = []
     for f in baseline["features"]:
         name = f["name"]
         current = stats.get(name)
@@ -133,39 +171,149 @@ def violations_for(
                     f"{current.non_numeric} value(s) are not numbers ({numeric_share:.2%} numeric, baseline type "
                     f"{f['inferred_type']}, threshold {datatype_threshold:.2%})",
                 )
-        required = float(constraint.get("completeness", 0.0))
-        if current.completeness < required - 1e-12:
-            add(
-                name,
-                "completeness_check",
-                f"completeness {current.completeness:.4f} is below the baseline's {required:.4f}",
+        tests += _feature_tests(f, constraint, current)
+
+    level = per_test_level(significance, len(tests))
+    report.update(tests=len(tests), level=level)
+    for test in tests:
+        figures = {
+            "feature": test.feature,
+            "check": test.check,
+            "observed": test.observed,
+            "baseline": test.baseline,
+            "p_value": test.p_value,
+        }
+        if test.check == "baseline_drift_check":
+            report["distances"][test.feature] = round(test.observed, 6)
+        if test.p_value < level:
+            bound, text = test.describe(level)
+            figures["bound"] = bound
+            add(test.feature, test.check, f"{text} (p = {test.p_value:.3g} < level {level:.3g})")
+        report["checks"].append(figures)
+    return violations, report
+
+
+def _feature_tests(feature: dict, constraint: dict, current: FeatureStatistics) -> list[_Test]:
+    """The tests one feature gets: completeness, then domain/sign, then distribution."""
+    name = feature["name"]
+    kind = "string_statistics" if current.kind == "string" else "numerical_statistics"
+    common = feature[kind]["common"]
+    base_missing, base_present = int(common.get("num_missing", 0)), int(common.get("num_present", 0))
+    base_rows = base_missing + base_present
+    tests = []
+
+    batch_missing, batch_rows = current.missing, current.count
+    if base_rows:
+        base_completeness = base_present / base_rows
+
+        observed = 1 - batch_missing / batch_rows
+
+        def completeness(level):
+            bound = 1 - excess_bound(level, batch_rows, base_missing, base_rows) / batch_rows
+            return bound, (
+                f"completeness {observed:.4f} ({batch_rows - batch_missing} of {batch_rows} rows present) is below "
+                f"the bound {bound:.4f} for the baseline's {base_completeness:.4f} ({base_present} of {base_rows})"
             )
-        if constraint.get("num_constraints", {}).get("is_non_negative") and current.negatives:
-            add(name, "non_negative_check", f"{current.negatives} negative value(s); the baseline has none")
-        domain = constraint.get("string_constraints", {}).get("domains")
-        if current.kind == "string" and domain is not None and current.present:
-            in_domain = sum(c for v, c in current.category_counts.items() if v in set(domain))
-            share = in_domain / current.present
-            if share < domain_threshold:
-                unseen = sorted(v for v in current.category_counts if v not in set(domain))[:5]
-                add(
-                    name,
-                    "categorical_values_check",
-                    f"{share:.2%} of values are in the baseline's domain (threshold {domain_threshold:.2%}); "
-                    f"unseen: {', '.join(unseen)}",
-                )
-        if current.histogram is not None and current.present:
-            baseline_counts = [b["count"] for b in f["numerical_statistics"]["distribution"]["kll"]["buckets"]]
-            distance = cdf_distance(baseline_counts, current.histogram)
-            distances[name] = round(distance, 6)
-            if distance > threshold:
-                add(
-                    name,
-                    "baseline_drift_check",
-                    f"distance {distance:.4f} exceeds the threshold {threshold:.4f} (baseline mean "
-                    f"{f['numerical_statistics']['mean']:.4g}, batch mean {current.total / current.present:.4g})",
-                )
-    return violations, distances
+
+        p = excess_p_value(batch_missing, batch_rows, base_missing, base_rows)
+        tests.append(_Test(name, "completeness_check", p, observed, base_completeness, completeness))
+
+    if current.kind == "string":
+        tests += _categorical_tests(feature, constraint, current, base_present)
+    else:
+        tests += _numeric_tests(feature, constraint, current)
+    return tests
+
+
+def _categorical_tests(feature, constraint, current, base_present) -> list[_Test]:
+    name = feature["name"]
+    buckets = feature["string_statistics"].get("distribution", {}).get("categorical", {}).get("buckets", [])
+    base_counts = {b["value"]: float(b["count"]) for b in buckets}
+    domain = constraint.get("string_constraints", {}).get("domains")
+    domain = set(base_counts if domain is None else domain)
+    tests = []
+    present = current.present
+    if not present or not base_present:
+        return tests
+    unseen = {v: c for v, c in current.category_counts.items() if v not in domain}
+    outside = sum(unseen.values())
+
+    def categorical_values(level):
+        bound = excess_bound(level, present, 0, base_present) / present
+        shown = ", ".join(sorted(unseen, key=lambda v: (-unseen[v], v))[:5])
+        return bound, (
+            f"{outside / present:.2%} of values ({outside} of {present}) are outside the baseline's domain of "
+            f"{len(domain)} value(s) (none outside in {base_present}); bound {bound:.2%}; unseen: {shown}"
+        )
+
+    p = excess_p_value(outside, present, 0, base_present)
+    tests.append(_Test(name, "categorical_values_check", p, outside / present, 0.0, categorical_values))
+
+    # Categories in the baseline's order of frequency: a fixed order, so the KS bound holds.
+    order = sorted(base_counts, key=lambda v: (-base_counts[v], v))
+    base = [base_counts[v] for v in order]
+    cur = [float(current.category_counts.get(v, 0)) for v in order]
+    in_domain, base_total = sum(cur), sum(base)
+    if len(order) > 1 and in_domain and base_total:
+        distance = cdf_distance(base, cur)
+        tests.append(
+            _Test(
+                name,
+                "baseline_drift_check",
+                distance_p_value(distance, int(in_domain), int(base_total)),
+                distance,
+                0.0,
+                _distance_description(distance, int(in_domain), int(base_total), "category frequencies"),
+            )
+        )
+    return tests
+
+
+def _numeric_tests(feature, constraint, current) -> list[_Test]:
+    name = feature["name"]
+    numbers = feature["numerical_statistics"]
+    tests = []
+    base_present = int(numbers["common"].get("num_present", 0))
+    if constraint.get("num_constraints", {}).get("is_non_negative") and current.present and base_present:
+        negatives, present = current.negatives, current.present
+
+        def non_negative(level):
+            bound = excess_bound(level, present, 0, base_present) / present
+            return bound, (
+                f"{negatives} negative value(s) of {present} ({negatives / present:.2%}); the baseline has none in "
+                f"{base_present}; bound {bound:.2%}"
+            )
+
+        p = excess_p_value(negatives, present, 0, base_present)
+        tests.append(_Test(name, "non_negative_check", p, negatives / present, 0.0, non_negative))
+    buckets = numbers.get("distribution", {}).get("kll", {}).get("buckets")
+    if current.histogram is not None and current.present and buckets:
+        base = [b["count"] for b in buckets]
+        base_total = round(sum(base))
+        distance = cdf_distance(base, current.histogram)
+        means = f"baseline mean {numbers['mean']:.4g}, batch mean {current.total / current.present:.4g}"
+        tests.append(
+            _Test(
+                name,
+                "baseline_drift_check",
+                distance_p_value(distance, current.present, base_total),
+                distance,
+                0.0,
+                _distance_description(distance, current.present, base_total, "distribution", means),
+            )
+        )
+    return tests
+
+
+def _distance_description(distance, batch_n, baseline_n, what, extra=""):
+    def describe(level):
+        bound = distance_bound(level, batch_n, baseline_n)
+        return bound, (
+            f"{what} distance {distance:.4f} from the baseline exceeds the bound {bound:.4f} for {batch_n} batch "
+            f"and {baseline_n} baseline values{' (' + extra + ')' if extra else ''}"
+        )
+
+    return describe
 
 
 def run(args) -> dict:
@@ -174,21 +322,18 @@ def run(args) -> dict:
     constraints = load_json(args.baseline_constraints, "constraints.json")
     if not isinstance(baseline.get("features"), list):
         raise DataError("baseline statistics have no 'features' list: not a Model Monitor statistics.json")
-    threshold = args.drift_threshold
-    if threshold is None:
-        threshold = float(
-            constraints.get("monitoring_config", {})
-            .get("distribution_constraints", {})
-            .get("comparison_threshold", 0.1)
-        )
     stats, columns, rows = batch_statistics(path, baseline, split_list(args.missing_values), args.chunk_rows)
-    violations, distances = violations_for(baseline, constraints, stats, columns, rows, threshold)
+    violations, report = violations_for(baseline, constraints, stats, columns, rows, args.significance)
     write_json(args.output, "constraint_violations.json", {"violations": violations})
     write_json(
         args.output,
         "statistics.json",
         {"version": 0.0, "dataset": {"item_count": rows}, "features": [s.to_json() for s in stats.values()]},
     )
+    return write_summary(args, violations, report, rows)
+
+
+def write_summary(args, violations: list, report: dict, rows: int) -> dict:
     features = sorted({v["feature_name"] for v in violations})
     if violations:
         detail = "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in violations[:6])
@@ -198,15 +343,21 @@ def run(args) -> dict:
             f"{'; ...' if len(violations) > 6 else ''}"
         )
     else:
-        message = f"no drift: {rows} rows within threshold {threshold:.4f} on {len(distances)} numeric feature(s)"
+        message = (
+            f"no drift: {rows} rows pass {report['tests']} test(s) at a false-alarm rate of "
+            f"{report['significance']:g} per batch"
+        )
     summary = {
         "violation_count": len(violations),
         "drifted_features": features,
         "rows": rows,
-        "threshold": threshold,
-        "distances": distances,
+        "significance": report["significance"],
+        "tests": report["tests"],
+        "level_per_test": report["level"],
+        "distances": report["distances"],
         "model_version": args.model_version,
         "message": message,
+        "checks": report["checks"],
     }
     write_json(args.output, SUMMARY, summary)
     return summary

@@ -19,7 +19,8 @@ import numpy as np
 
 HISTOGRAM_BUCKETS = 10
 CHUNK_ROWS = 50_000
-# Model Monitor's suggested-constraints defaults; the drift threshold is a pipeline parameter on top.
+# Model Monitor's suggested-constraints defaults. The drift check tests each constraint at a significance
+# (a pipeline parameter) instead of the fixed thresholds, which ignore how many rows a batch has.
 MONITORING_CONFIG = {
     "evaluate_constraints": "Enabled",
     "emit_metrics": "Enabled",
@@ -223,14 +224,19 @@ class FeatureStatistics:
                 self.category_counts[value] = self.category_counts.get(value, 0) + int(count)
             return
         values = column if column.dtype.kind in "biuf" else pd.to_numeric(column, errors="coerce")
-        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if values.dtype.kind in "biuf":
+            # Float columns already hold NaN for missing values; na_value= would cost a 5x slower copy.
+            numbers = values.to_numpy(dtype=np.float64)
+        else:
+            numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
         numbers = numbers[~np.isnan(numbers)]
         self.non_numeric += n_present - len(numbers)
         self.present += len(numbers)
         if not len(numbers):
             return
         self.total += float(numbers.sum())
-        self.total_sq += float(np.dot(numbers, numbers))
+        # Not np.dot: BLAS threads cost more than the product itself on a busy machine.
+        self.total_sq += float(np.einsum("i,i->", numbers, numbers))
         self.minimum = min(self.minimum, float(numbers.min()))
         self.maximum = max(self.maximum, float(numbers.max()))
         self.negatives += int((numbers < 0).sum())
@@ -323,15 +329,6 @@ def baseline_statistics(frame, numeric: list, categorical: list) -> tuple[dict, 
         constraints.append(constraint)
     statistics = {"version": 0.0, "dataset": {"item_count": len(frame)}, "features": features}
     return statistics, {"version": 0.0, "features": constraints, "monitoring_config": MONITORING_CONFIG}
-
-
-def cdf_distance(baseline_counts, current_counts) -> float:
-    """L-infinity distance between two distributions' CDFs over the same buckets (Model Monitor's 'Simple')."""
-    base = np.asarray(baseline_counts, dtype=np.float64)
-    cur = np.asarray(current_counts, dtype=np.float64)
-    if base.sum() == 0 or cur.sum() == 0:
-        return 0.0
-    return float(np.max(np.abs(np.cumsum(base) / base.sum() - np.cumsum(cur) / cur.sum())))
 
 
 def load_json(path: str, default_name: str) -> dict:

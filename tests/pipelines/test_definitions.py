@@ -58,7 +58,7 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
         "inference": {
             "InputDataUri",
             "PredictionsBucket",
-            "DriftThreshold",
+            "DriftSignificance",
             "TransformInstanceType",
             "LatestApprovedFunctionArn",
             "ProcessingInstanceType",
@@ -76,7 +76,7 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
     assert train["AucThreshold"] == 0.9 and train["ChampionTolerance"] == 0.02
     assert train["ModelApprovalStatus"] == "PendingManualApproval"
     assert train["InputDataUri"].startswith(f"s3://{env.buckets.artifacts}/datasets/breast-cancer/")
-    assert dev_specs["inference"].parameters["DriftThreshold"] == 0.25
+    assert dev_specs["inference"].parameters["DriftSignificance"] == 0.01
 
 
 @pytest.mark.parametrize(

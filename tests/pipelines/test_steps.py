@@ -174,8 +174,6 @@ def drift(steps, sample_data, preprocessed, batch, out, *extra):
         str(preprocessed / "baseline"),
         "--output",
         str(out),
-        "--drift-threshold",
-        "0.25",
         *extra,
     ]
     assert steps.drift_check.main(argv) == 0
@@ -186,6 +184,10 @@ def test_drift_check_passes_the_clean_batch(steps, sample_data, preprocessed, tm
     summary, violations = drift(steps, sample_data, preprocessed, sample_data / "breast-cancer-batch.csv", tmp_path)
     assert summary["violation_count"] == 0 and violations == {"violations": []}
     assert summary["rows"] == 114 and len(summary["distances"]) == 30
+    # 30 features x (completeness, non-negativity, distribution), Sidak-corrected to 1% for the batch.
+    assert summary["tests"] == 90 and summary["significance"] == 0.01
+    assert summary["level_per_test"] == pytest.approx(1 - 0.99 ** (1 / 90))
+    assert summary["message"] == "no drift: 114 rows pass 90 test(s) at a false-alarm rate of 0.01 per batch"
     assert (tmp_path / "statistics.json").exists()
 
 
@@ -202,29 +204,90 @@ def test_drift_check_flags_exactly_the_shifted_features(steps, sample_data, prep
     assert summary["drifted_features"] == sorted(DRIFTED_FEATURES)
     assert {v["constraint_check_type"] for v in violations["violations"]} == {"baseline_drift_check"}
     assert all(set(v) == {"feature_name", "constraint_check_type", "description"} for v in violations["violations"])
+    # Each violation says what was observed, against which baseline, and the bound for this batch size.
+    radius = next(v for v in violations["violations"] if v["feature_name"] == "mean_radius")
+    figures = next(
+        c for c in summary["checks"] if c["feature"] == "mean_radius" and c["check"] == "baseline_drift_check"
+    )
+    assert radius["description"].startswith(
+        f"distribution distance {figures['observed']:.4f} from the baseline exceeds the bound {figures['bound']:.4f} "
+        "for 114 batch and 318 baseline values (baseline mean 14.15, batch mean 18.74)"
+    )
+    assert figures["p_value"] < summary["level_per_test"] and figures["observed"] > figures["bound"]
     assert summary["message"].startswith("4 violation(s) in 4 feature(s) against the baseline of model version 3")
 
 
-def test_drift_check_reports_structural_violations(steps, sample_data, preprocessed, tmp_path):
+def _edited_batch(sample_data, path, edit):
     lines = (sample_data / "breast-cancer-batch.csv").read_text().splitlines()
     header = lines[0].split(",")
-    drop = header.index("worst_symmetry")
-    rows = [[v for i, v in enumerate(line.split(",")) if i != drop] + ["x"] for line in lines]
-    rows[0][-1] = "patient_id"
-    texture = header.index("mean_texture")
-    rows[3][texture] = "abc"  # not a number
-    rows[4][header.index("mean_area")] = "?"  # missing
-    rows[5][header.index("mean_radius")] = "-1"
-    (tmp_path / "batch.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
-    _, violations = drift(steps, sample_data, preprocessed, tmp_path / "batch.csv", tmp_path / "out")
-    found = {(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]}
+    rows = [line.split(",") for line in lines]
+    edit(header, rows)
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    return path
+
+
+def test_drift_check_reports_structural_violations(steps, sample_data, preprocessed, tmp_path):
+    def edit(header, rows):
+        drop = header.index("worst_symmetry")
+        rows[:] = [[v for i, v in enumerate(r) if i != drop] + ["x"] for r in rows]
+        rows[0][-1] = "patient_id"
+        rows[3][header.index("mean_texture")] = "abc"  # not a number
+        for r in rows[1:41]:
+            r[header.index("mean_area")] = "?"  # 40 of 114 missing: far more than the baseline's none
+        for r in rows[1:11]:
+            r[header.index("mean_radius")] = "-1"  # 10 negatives where the baseline had none
+
+    _, violations = drift(
+        steps, sample_data, preprocessed, _edited_batch(sample_data, tmp_path / "b.csv", edit), tmp_path
+    )
+    found = {(v["feature_name"], v["constraint_check_type"]): v["description"] for v in violations["violations"]}
     assert {
         ("worst_symmetry", "missing_column_check"),
         ("patient_id", "extra_column_check"),
         ("mean_texture", "data_type_check"),
         ("mean_area", "completeness_check"),
         ("mean_radius", "non_negative_check"),
-    } <= found
+    } <= set(found)
+    assert re.match(
+        r"completeness 0\.6491 \(74 of 114 rows present\) is below the bound 0\.9\d{3} for the baseline's 1\.0000 "
+        r"\(318 of 318\) \(p = \S+ < level \S+\)$",
+        found[("mean_area", "completeness_check")],
+    )
+    assert found[("mean_radius", "non_negative_check")].startswith(
+        "10 negative value(s) of 114 (8.77%); the baseline has none in 318; bound"
+    )
+
+
+def test_drift_check_allows_what_sampling_explains(steps, sample_data, preprocessed, tmp_path):
+    """One missing value or one negative in 114 rows is within chance of a baseline that had none in 318."""
+
+    def edit(header, rows):
+        rows[4][header.index("mean_area")] = "?"
+        rows[5][header.index("mean_radius")] = "-1"
+
+    summary, violations = drift(
+        steps, sample_data, preprocessed, _edited_batch(sample_data, tmp_path / "b.csv", edit), tmp_path
+    )
+    assert violations == {"violations": []}
+    area = next(c for c in summary["checks"] if c["feature"] == "mean_area" and c["check"] == "completeness_check")
+    assert area["observed"] == pytest.approx(113 / 114) and area["baseline"] == 1.0
+    # Exchangeable rows: the one missing value lands in the batch with probability 114 / (114 + 318).
+    assert area["p_value"] == pytest.approx(114 / 432)
+
+
+def test_drift_check_significance_is_the_family_false_alarm_rate(steps, sample_data, preprocessed, tmp_path):
+    strict, _ = drift(steps, sample_data, preprocessed, sample_data / "breast-cancer-batch.csv", tmp_path / "a")
+    loose, _ = drift(
+        steps,
+        sample_data,
+        preprocessed,
+        sample_data / "breast-cancer-batch.csv",
+        tmp_path / "b",
+        "--significance",
+        "0.2",
+    )
+    assert loose["level_per_test"] == pytest.approx(1 - 0.8 ** (1 / 90))
+    assert loose["level_per_test"] > strict["level_per_test"]
 
 
 def test_drift_check_result_does_not_depend_on_chunk_size(steps, sample_data, preprocessed, tmp_path):
@@ -354,4 +417,7 @@ def test_drift_check_flags_unseen_categories(steps, tmp_path):
     _, violations = drift(steps, None, tmp_path, tmp_path / "batch.csv", tmp_path / "drift")
     [violation] = violations["violations"]
     assert violation["feature_name"] == "colour" and violation["constraint_check_type"] == "categorical_values_check"
-    assert violation["description"].endswith("unseen: green")
+    assert violation["description"].startswith(
+        "33.33% of values (10 of 30) are outside the baseline's domain of 2 value(s) (none outside in 56); bound "
+    )
+    assert "; unseen: green (p = " in violation["description"]
