@@ -164,7 +164,7 @@ def reference_implementation(directory: Path) -> bool:
     return True
 
 
-def timing(work: Path, frame, baseline_dir: Path, rows: int, significance: float) -> None:
+def timing(work: Path, frame, baseline_dir: Path, rows: int) -> None:
     import numpy as np
 
     big = work / "batch-1m.csv"
@@ -259,7 +259,7 @@ def main() -> int:
             )
             print(f"  {what:<38} {rate:7.2%}  {'ok' if rate >= 0.99 else 'BELOW the goal'}")
         if not args.skip_timing:
-            timing(work, frame, work / "pre" / "baseline", args.rows_1m, args.significance)
+            timing(work, frame, work / "pre" / "baseline", args.rows_1m)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 

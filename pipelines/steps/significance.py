@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import gammaln, kolmogi, kolmogorov
 
 # Tail terms further than this many standard deviations from the mean add less than e^-1000: skipped.
 _TAIL_SDS = 45.0
@@ -25,8 +26,6 @@ def per_test_level(significance: float, tests: int) -> float:
 
 
 def _log_choose(n, k):
-    from scipy.special import gammaln
-
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
@@ -82,8 +81,6 @@ def distance_p_value(distance: float, batch_n: int, baseline_n: int) -> float:
     On bucketed or tied values the distance can only be smaller than on the raw values, and the
     asymptotic tail is above the exact one, so the test errs towards not alarming.
     """
-    from scipy.special import kolmogorov
-
     size = effective_size(batch_n, baseline_n)
     if size == 0:
         return 1.0
@@ -92,8 +89,6 @@ def distance_p_value(distance: float, batch_n: int, baseline_n: int) -> float:
 
 def distance_bound(level: float, batch_n: int, baseline_n: int) -> float:
     """The largest CDF distance the two-sample KS test at `level` accepts for these sample sizes."""
-    from scipy.special import kolmogi
-
     size = effective_size(batch_n, baseline_n)
     if size == 0:
         return 1.0
