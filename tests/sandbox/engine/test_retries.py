@@ -17,8 +17,8 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import run_cli
-from tests.sandbox.engine.conftest import processing_step
 from tests.sandbox.engine.test_step_types import sourcedir, training_args
+from tests.sandbox.pipeline_account import processing_step
 
 SERVICE = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
 JOBS = ["SageMaker.RESOURCE_LIMIT", "SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR"]
