@@ -39,6 +39,11 @@ def generated(env_dir=None) -> dict[str, str]:
                     )
                 registry = docs
             files.update(docs)
+    # examples of settings the shipped environments do not use (a locked-down VPC): their own account's documents
+    for path in sorted((Path(env_dir) / "examples").glob("*.yaml")):
+        env = load_environment(str(path))
+        for file, doc in desired_state(env, env.account).documents().items():
+            files[f"examples/{env.name}/{file}"] = render(doc)
     return files
 
 
@@ -51,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
     files = generated()
-    existing = {str(p.relative_to(POLICIES_DIR)): p.read_text() for p in POLICIES_DIR.glob("*/*.json")}
+    existing = {str(p.relative_to(POLICIES_DIR)): p.read_text() for p in POLICIES_DIR.rglob("*.json")}
     if args.check:
         stale = sorted(set(files) ^ set(existing) | {f for f in files if existing.get(f) != files[f]})
         for f in stale:

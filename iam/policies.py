@@ -24,6 +24,12 @@ STAR_RESOURCE_JUSTIFIED = {
     "events:PutPermission": "authorised against no resource (IAM reference as parliament ships it); opens the "
     "default bus to the registry account",
     "events:RemovePermission": "authorised against no resource, like PutPermission",
+    "ec2:DescribeDhcpOptions": "EC2 Describe* calls support no resource-level permissions; SageMaker reads the "
+    "VPC's DHCP options for a job in a VPC",
+    "ec2:DescribeNetworkInterfaces": "EC2 Describe* calls support no resource-level permissions",
+    "ec2:DescribeSecurityGroups": "EC2 Describe* calls support no resource-level permissions",
+    "ec2:DescribeSubnets": "EC2 Describe* calls support no resource-level permissions",
+    "ec2:DescribeVpcs": "EC2 Describe* calls support no resource-level permissions",
     "events:DescribeEventBus": "read-only; Terraform calls it without a bus name to read the default bus's "
     "permissions, and which ARN that is authorised against is not documented",
 }
@@ -48,6 +54,12 @@ LINT_ACCEPTED = [
         "PERMISSIONS_MANAGEMENT_ACTIONS",
         "kms:CreateGrant on its own key, only for AWS resources: SageMaker grants itself use of the key for the "
         "encrypted volumes of the jobs",
+    ),
+    (
+        "role.*-sagemaker-execution.vpc-network-interfaces.json",
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "ec2:CreateNetworkInterfacePermission only on interfaces in the environment's subnets (ec2:Subnet): "
+        "SageMaker attaches the job's network interfaces to its instances with it",
     ),
     (
         "role.cross-account-jenkins-role.deploy-pipelines.json",
@@ -442,7 +454,48 @@ def execution_role_policies(env) -> dict[str, dict]:
             condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
         ),
     )
-    return {"data-and-keys": data_access, "sagemaker-pipeline-steps": sagemaker, "runtime": runtime}
+    policies = {"data-and-keys": data_access, "sagemaker-pipeline-steps": sagemaker, "runtime": runtime}
+    if env.network is not None:
+        policies["vpc-network-interfaces"] = vpc_network_interfaces(env)
+    return policies
+
+
+def vpc_network_interfaces(env) -> dict:
+    """What SageMaker needs from the execution role to put a job's network interfaces in the environment's
+    subnets (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): creating one only in
+    those subnets with those security groups, and managing only interfaces in those subnets (ec2:Subnet)."""
+    arns = Arns(env)
+    ec2 = f"arn:{arns.p}:ec2:{env.region}:{env.account_id}"
+    subnets = [f"{ec2}:subnet/{s}" for s in env.network.subnets]
+    groups = [f"{ec2}:security-group/{g}" for g in env.network.security_groups]
+    return document(
+        statement(
+            "CreateJobInterfacesInProjectSubnets",
+            "ec2:CreateNetworkInterface",
+            [*subnets, *groups, f"{ec2}:network-interface/*"],
+        ),
+        statement(
+            "ManageJobInterfacesInProjectSubnets",
+            [
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            f"{ec2}:network-interface/*",
+            condition={"ArnEquals": {"ec2:Subnet": subnets}},
+        ),
+        statement(
+            "DescribeNetwork",
+            [
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            "*",
+        ),
+    )
 
 
 def lambda_role_policies(env) -> dict[str, dict]:

@@ -65,8 +65,10 @@ BAD = [
     ),
     (
         {"network": {**NETWORK, "security_groups": ["sg-XYZ12345"]}},
-        "network.security_groups[0]: 'sg-XYZ12345' is not a security group id (sg-0123456789abcdef0) or "
-        "security-group ARN",
+        (
+            "network.security_groups[0]: 'sg-XYZ12345' is not a security group id (sg-0123456789abcdef0) or "
+            "security-group ARN"
+        ),
     ),
     (
         {"network": {**NETWORK, "subnets": [SG]}},
@@ -74,13 +76,17 @@ BAD = [
     ),
     (
         {"network": {**NETWORK, "subnets": [f"arn:aws:ec2:eu-west-1:222222222222:subnet/{SUBNET}"]}},
-        f"network.subnets[0]: 'arn:aws:ec2:eu-west-1:222222222222:subnet/{SUBNET}' is in region eu-west-1; "
-        "jobs of this environment run in us-east-1",
+        (
+            f"network.subnets[0]: 'arn:aws:ec2:eu-west-1:222222222222:subnet/{SUBNET}' is in region eu-west-1; "
+            "jobs of this environment run in us-east-1"
+        ),
     ),
     (
         {"network": {**NETWORK, "security_groups": [f"arn:aws:ec2:us-east-1:111111111111:security-group/{SG}"]}},
-        f"network.security_groups[0]: 'arn:aws:ec2:us-east-1:111111111111:security-group/{SG}' belongs to account "
-        "111111111111; jobs of this environment run in 222222222222",
+        (
+            f"network.security_groups[0]: 'arn:aws:ec2:us-east-1:111111111111:security-group/{SG}' belongs to "
+            "account 111111111111; jobs of this environment run in 222222222222"
+        ),
     ),
     (
         {"network": {"subnets": [SUBNET]}},

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from sandbox.engine import preload
 
 REGION_DEFAULT = "us-east-1"
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _state = {"server": None}
 _lock = threading.Lock()
 _zygote_lock = threading.Lock()

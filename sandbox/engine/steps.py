@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.engine import expressions, preload, runtime
+from sandbox.engine import expressions, network, preload, runtime
 
 ENGINE_DIR = Path(__file__).resolve().parent
 CONTAINER_ROOT = "/opt/ml/"
@@ -90,9 +90,21 @@ class StepContext:
         return path
 
     def run_process(
-        self, argv: list[str], *, env: dict, cwd: Path, timeout: float, log_group: str, log_stream: str
+        self,
+        argv: list[str],
+        *,
+        env: dict,
+        cwd: Path,
+        timeout: float,
+        log_group: str,
+        log_stream: str,
+        isolated: bool = False,
     ) -> str:
-        """Run a step's program; its combined output goes to the step's log stream. Returns the output."""
+        """Run a step's program; its combined output goes to the step's log stream. Returns the output.
+        `isolated`: no network and no AWS credentials, as in a network-isolated container."""
+        if isolated:
+            argv = [sys.executable, str(ENGINE_DIR / "isolated.py"), *argv[1:]]
+            env = {k: v for k, v in env.items() if k not in runtime.CREDENTIAL_VARIABLES}
         zygote = runtime.zygote() if preload.enabled() and preload.runnable(argv) else None
         log_path = self.step_dir() / f"output-{uuid.uuid4().hex[:8]}.log"
         if zygote is not None:
@@ -205,6 +217,15 @@ def _s3(ctx: StepContext, creds=None):
     return ctx.client("s3", creds)
 
 
+def _network(args: dict, kind: str, ctx: StepContext, role_arn: str, operation: str) -> bool:
+    """Refuse the job as SageMaker would when its VPC cannot be used; returns whether it runs isolated."""
+    try:
+        network.check(network.vpc_config(args, kind), role_arn, ctx.account, ctx.region, operation)
+    except network.NetworkRefused as exc:
+        raise StepFailed(str(exc)) from None
+    return network.isolated(args, kind)
+
+
 def _step_timeout(args: dict, default: float = 3600) -> float:
     return float((args.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or default)
 
@@ -221,6 +242,7 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
             f"(e.g. python3 script.py); image {app.get('ImageUri')} has none"
         )
     name = ctx.job_name()
+    isolated = _network(args, "Processing", ctx, args.get("RoleArn") or ctx.role_arn, "CreateProcessingJob")
     ctx.metadata["ProcessingJob"] = {"Arn": ctx.arn("processing-job", name)}
     sm = ctx.client("sagemaker")
     _record_job(
@@ -233,6 +255,7 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         ProcessingResources=args.get("ProcessingResources"),
         StoppingCondition=args.get("StoppingCondition"),
         Environment=args.get("Environment"),
+        NetworkConfig=args.get("NetworkConfig"),
     )
     job_creds = ctx.credentials(args.get("RoleArn") or ctx.role_arn)
     s3 = _s3(ctx, job_creds)
@@ -266,6 +289,7 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         timeout=_step_timeout(args),
         log_group="/aws/sagemaker/ProcessingJobs",
         log_stream=f"{name}/algo-1",
+        isolated=isolated,
     )
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
     for out in outputs:
@@ -305,7 +329,7 @@ def _decode_hp(value):
         return value
 
 
-def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -> dict:
+def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict, isolated: bool = False) -> dict:
     """Run one script-mode training job; returns its DescribeTrainingJob-like properties."""
     from botocore.exceptions import ClientError
 
@@ -327,17 +351,19 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
     for d in (code_dir, model_dir, output_dir):
         d.mkdir(parents=True, exist_ok=True)
     try:
-        if str(submit_dir).startswith("s3://"):
-            bucket, key = runtime.split_s3(submit_dir)
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-                tar.extractall(code_dir, filter="data")
         channels = {}
         for channel in args.get("InputDataConfig") or []:
             cname = channel["ChannelName"]
             target = root / "opt/ml/input/data" / cname
             runtime.download(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
             channels[cname] = target
+        if str(submit_dir).startswith("s3://"):
+            bucket, key = runtime.split_s3(submit_dir)
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:  # network isolation: the code came as the "code" input channel
+            body = Path(map_container_paths(str(submit_dir), root)).read_bytes()
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            tar.extractall(code_dir, filter="data")
     except ClientError as exc:
         raise _client_error(exc) from None
     except (FileNotFoundError, ValueError, tarfile.TarError) as exc:
@@ -372,6 +398,7 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
         timeout=_step_timeout(args),
         log_group="/aws/sagemaker/TrainingJobs",
         log_stream=f"{name}/algo-1",
+        isolated=isolated,
     )
     metrics = []
     for definition in algo.get("MetricDefinitions") or []:
@@ -407,6 +434,7 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict) -
 
 def run_training(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
+    isolated = _network(args, "Training", ctx, args.get("RoleArn") or ctx.role_arn, "CreateTrainingJob")
     ctx.metadata["TrainingJob"] = {"Arn": ctx.arn("training-job", name)}
     _record_job(
         ctx.client("sagemaker").create_training_job,
@@ -418,8 +446,11 @@ def run_training(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         OutputDataConfig=args.get("OutputDataConfig"),
         ResourceConfig=args.get("ResourceConfig"),
         StoppingCondition=args.get("StoppingCondition"),
+        VpcConfig=args.get("VpcConfig"),
+        EnableNetworkIsolation=args.get("EnableNetworkIsolation"),
+        EnableInterContainerTrafficEncryption=args.get("EnableInterContainerTrafficEncryption"),
     )
-    props = train_once(args, ctx, name, args.get("HyperParameters") or {})
+    props = train_once(args, ctx, name, args.get("HyperParameters") or {}, isolated)
     return StepResult(dict(args, **props), {"TrainingJob": {"Arn": props["TrainingJobArn"]}})
 
 
@@ -457,6 +488,7 @@ def run_tuning(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     metric, maximize = objective.get("MetricName"), objective.get("Type", "Maximize") == "Maximize"
     limit = int((config.get("ResourceLimits") or {}).get("MaxNumberOfTrainingJobs") or 1)
     tuning_name = f"{ctx.execution_id}-{ctx.step_name[:10]}-{uuid.uuid4().hex[:6]}"[:32]
+    isolated = _network(args, "Tuning", ctx, definition.get("RoleArn") or ctx.role_arn, "CreateHyperParameterTuningJob")
     ctx.metadata["TuningJob"] = {"Arn": ctx.arn("hyper-parameter-tuning-job", tuning_name)}
     _record_job(
         ctx.client("sagemaker").create_hyper_parameter_tuning_job,
@@ -472,7 +504,7 @@ def run_tuning(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         start=1,
     ):
         name = f"{tuning_name}-{index:03d}-{uuid.uuid4().hex[:8]}"
-        props = train_once(job_args, ctx, name, {**static, **hp})
+        props = train_once(job_args, ctx, name, {**static, **hp}, isolated)
         value = next((m["Value"] for m in props["FinalMetricDataList"] if m["MetricName"] == metric), None)
         if value is None:
             raise StepFailed(
@@ -510,6 +542,7 @@ def run_model(_step: dict, args: dict, ctx: StepContext) -> StepResult:
     name = ctx.job_name()
     kwargs = {k: v for k, v in args.items() if k != "ModelName"}
     kwargs.setdefault("ExecutionRoleArn", ctx.role_arn)
+    _network(args, "Model", ctx, kwargs["ExecutionRoleArn"], "CreateModel")
     response = _call(ctx.client("sagemaker").create_model, ModelName=name, **kwargs)
     arn = response.get("ModelArn") or ctx.arn("model", name)
     return StepResult(dict(args, ModelName=name, ModelArn=arn), {"Model": {"Arn": arn}})
@@ -532,6 +565,8 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         model = sm.describe_model(ModelName=args["ModelName"])
     except ClientError as exc:
         raise _client_error(exc) from None
+    # the transform's instances run in its model's VPC, with the model's role and isolation
+    isolated = _network(model, "Model", ctx, model.get("ExecutionRoleArn") or ctx.role_arn, "CreateTransformJob")
     _record_job(
         sm.create_transform_job,
         TransformJobName=name,
@@ -585,7 +620,13 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         out_cfg.get("Accept") or args["TransformInput"].get("ContentType") or "text/csv",
     ]
     ctx.run_process(
-        argv, env=env, cwd=code_dir, timeout=3600, log_group="/aws/sagemaker/TransformJobs", log_stream=f"{name}/algo-1"
+        argv,
+        env=env,
+        cwd=code_dir,
+        timeout=3600,
+        log_group="/aws/sagemaker/TransformJobs",
+        log_stream=f"{name}/algo-1",
+        isolated=isolated,
     )
     try:
         runtime.upload_dir(s3, output_dir, out_cfg["S3OutputPath"], out_cfg.get("KmsKeyId"))

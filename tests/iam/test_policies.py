@@ -23,11 +23,13 @@ def _states():
     dev = load_environment("dev", env_dir=ENVS)
     stage = load_environment("stage", env_dir=ENVS)
     prod = load_environment("prod", env_dir=ENVS)
+    locked_down = load_environment(str(ENVS / "examples" / "prod-locked-down.yaml"))
     return {
         "dev": desired_state(dev, "dev"),
         "stage": desired_state(stage, "stage"),
         "prod": desired_state(prod, "prod"),
         "registry": desired_state(prod, "registry"),
+        "examples/prod-locked-down": desired_state(locked_down, "prod"),
     }
 
 
@@ -88,7 +90,7 @@ def test_committed_policy_files_match_what_the_code_generates():
     files = generated(ENVS)
     on_disk = {
         str(p.relative_to(REPO_ROOT / "iam" / "policies")): p.read_text()
-        for p in (REPO_ROOT / "iam" / "policies").glob("*/*.json")
+        for p in (REPO_ROOT / "iam" / "policies").rglob("*.json")
     }
     assert sorted(on_disk) == sorted(files), "run `python -m iam.export` and commit iam/policies/"
     for rel, text in files.items():
@@ -132,3 +134,35 @@ def test_execution_role_passes_only_itself_and_only_to_sagemaker(kind):
     assert len(passes) == 1
     assert passes[0]["Resource"] == f"arn:aws:iam::{STATES[kind].account_id}:role/mlops-demo-sagemaker-execution"
     assert passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_execution_role_gets_network_interface_permissions_only_with_a_network_block():
+    """Conditioned as https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html describes: interfaces
+    created only in the environment's subnets with its security groups, managed only in those subnets."""
+
+    def execution_policies(kind):
+        return next(
+            r.policies
+            for r in STATES[kind].resources
+            if isinstance(r, RolePolicies) and r.role == "mlops-demo-sagemaker-execution"
+        )
+
+    for kind in ("dev", "stage", "prod"):
+        assert "vpc-network-interfaces" not in execution_policies(kind)
+        assert "ec2:" not in json.dumps(execution_policies(kind))
+    env = load_environment(str(ENVS / "examples" / "prod-locked-down.yaml"))
+    doc = execution_policies("examples/prod-locked-down")["vpc-network-interfaces"]
+    ec2 = "arn:aws:ec2:us-east-1:222222222222"
+    subnets = [f"{ec2}:subnet/{s}" for s in env.network.subnets]
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    create = by_sid["CreateJobInterfacesInProjectSubnets"]
+    assert create["Action"] == "ec2:CreateNetworkInterface"
+    assert create["Resource"] == [
+        *subnets,
+        *(f"{ec2}:security-group/{g}" for g in env.network.security_groups),
+        f"{ec2}:network-interface/*",
+    ]
+    manage = by_sid["ManageJobInterfacesInProjectSubnets"]
+    assert manage["Resource"] == f"{ec2}:network-interface/*"
+    assert manage["Condition"] == {"ArnEquals": {"ec2:Subnet": subnets}}
+    assert all(a.startswith("ec2:Describe") for a in by_sid["DescribeNetwork"]["Action"])
