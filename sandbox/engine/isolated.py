@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import runpy
 import socket
 import sys
 
@@ -14,8 +16,6 @@ CLONE_NEWNET = 0x40000000
 
 def _new_network_namespace() -> bool:
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.unshare(CLONE_NEWNET) == 0
     except (OSError, AttributeError):
@@ -36,7 +36,7 @@ def _refuse_ip_connections() -> None:
             return errno.ENETUNREACH
         return original_connect_ex(self, address)
 
-    def getaddrinfo(*args, **kwargs):
+    def getaddrinfo(*_args, **_kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (network isolation)")
 
     socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
@@ -54,8 +54,6 @@ def main() -> None:
     script, *args = sys.argv[1:]
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
-    import runpy
-
     runpy.run_path(script, run_name="__main__")
 
 

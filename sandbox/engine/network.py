@@ -11,6 +11,9 @@ has no network and no AWS credentials
 
 from __future__ import annotations
 
+from sandbox import iam_policy
+from sandbox.patches.enforcement import caller_for_role
+
 ENI_MANAGEMENT = (
     "ec2:CreateNetworkInterfacePermission",
     "ec2:DeleteNetworkInterface",
@@ -96,9 +99,6 @@ def check(vpc: dict | None, role_arn: str, account: str, region: str, operation:
 
 
 def _denied_eni_actions(role_arn, account, region, vpc_id, subnets, groups) -> tuple | None:
-    from sandbox import iam_policy
-    from sandbox.patches.enforcement import caller_for_role
-
     policies = caller_for_role(role_arn).policies
     arn = f"arn:aws:ec2:{region}:{account}"
     vpc_arn = f"{arn}:vpc/{vpc_id}"

@@ -23,8 +23,8 @@ import pytest
 from iam.policies import vpc_network_interfaces
 from mlops_core.config import parse_environment
 from tests.conftest import REPO
-from tests.sandbox.engine.conftest import ACCOUNT, ROLE_NAME, processing_step
 from tests.sandbox.engine.test_step_types import sourcedir, training_args
+from tests.sandbox.pipeline_account import ACCOUNT, ROLE_NAME, processing_step
 
 OTHER_ACCOUNT = "222222222222"
 
