@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ParallelismConfigu
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -144,3 +145,11 @@ def test_isolation_asked_for_a_step_that_needs_the_network_is_exit_2_naming_the_
         )
     )
     assert result.stdout == ""
+
+
+def test_the_locked_down_example_is_prod_plus_a_network_and_retries():
+    """environments/examples/prod-locked-down.yaml shows the blocks on prod; nothing else may drift."""
+    prod = load_environment("prod", env_dir=REPO / "environments")
+    example = load_environment(str(REPO / "environments" / "examples" / "prod-locked-down.yaml"))
+    assert example.network is not None and example.network.isolation is True
+    assert replace(example, name="prod", source=prod.source, network=None, retries=prod.retries) == prod
