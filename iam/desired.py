@@ -8,6 +8,7 @@ policies, buckets and table that name the key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from iam import policies
@@ -101,6 +102,18 @@ class EventRule:
 
 
 @dataclass(frozen=True)
+class EventBusPermission:
+    """One statement of the default bus's resource policy: another account may put events on it. Set by
+    the bootstrap (an admin), never by the deploy role: PutPermission cannot be limited to a principal by
+    IAM, so whoever may call it may open the bus to Principal "*"."""
+
+    name: str  # the statement id
+    principal_account: str
+    policy: dict  # the statement as the bus's policy shows it, for review
+    kind = "bus-permission"
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything `bootstrap-account` manages in one account."""
 
@@ -124,6 +137,8 @@ class AccountState:
                 docs[f"bucket-policy.{r.name}.json"] = r.policy
             elif isinstance(r, ModelPackageGroup):
                 docs[f"model-package-group-policy.{r.name}.json"] = r.policy
+            elif isinstance(r, EventBusPermission):
+                docs[f"event-bus-permission.{r.name}.json"] = r.policy
         return docs
 
 
@@ -231,6 +246,10 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
         )
     )
     resources.append(LockTable(env.terraform_lock_table, key.arn_variable, tags))
+    # the registry forwards model package events here (model_package_events_forwarding)
+    # alphanumeric: a valid statement id for both EventBridge and IAM's policy grammar
+    sid = "".join(w.title() for w in re.split(r"[^A-Za-z0-9]+", env.project)) + "RegistryModelEvents"
+    resources.append(EventBusPermission(sid, env.registry_account_id, policies.registry_puts_events_policy(env, sid)))
     return AccountState(env.account, account_id, env.region, tuple(resources))
 
 
@@ -271,7 +290,7 @@ def _registry(env, account_id: str, tags: dict) -> AccountState:
 
 def model_package_events_forwarding(env, tags: dict) -> EventRule:
     """Forward the group's package state changes (registered, approved, rejected) to every workload
-    account's default bus; each receiving bus must allow the registry account (mlops-infra/ does)."""
+    account's default bus; each receiving bus allows the registry account (EventBusPermission)."""
     pattern = {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],

@@ -10,7 +10,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
+from iam.desired import Bucket, EventBusPermission, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
 from mlops_core.errors import ToolkitError
 
 BOOTSTRAP_ALIAS_TAG = "bootstrap-alias"
@@ -285,6 +285,15 @@ def _event_rule(resource: EventRule, clients, _observed) -> dict:
     }
 
 
+def _event_bus_permission(resource: EventBusPermission, clients, _observed) -> dict:
+    policy = clients("events").describe_event_bus().get("Policy")
+    for s in json.loads(policy)["Statement"] if policy else []:
+        if s.get("Sid") == resource.name:
+            principal = (s.get("Principal") or {}).get("AWS", "")
+            return {"exists": True, "principal_account": principal.split(":")[4] if ":" in principal else principal}
+    return {"exists": False}
+
+
 _SERVICES = {
     KmsKey: "kms",
     Role: "iam",
@@ -293,6 +302,7 @@ _SERVICES = {
     LockTable: "dynamodb",
     ModelPackageGroup: "sagemaker",
     EventRule: "events",
+    EventBusPermission: "events",
 }
 _READERS = {
     KmsKey: _key,
@@ -302,4 +312,5 @@ _READERS = {
     LockTable: _table,
     ModelPackageGroup: _group,
     EventRule: _event_rule,
+    EventBusPermission: _event_bus_permission,
 }

@@ -11,7 +11,16 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from iam.desired import Bucket, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
+from iam.desired import (
+    Bucket,
+    EventBusPermission,
+    EventRule,
+    KmsKey,
+    LockTable,
+    ModelPackageGroup,
+    Role,
+    RolePolicies,
+)
 from iam.observe import BOOTSTRAP_ALIAS_TAG, BootstrapConflict
 
 PUBLIC_ACCESS_BLOCK = {
@@ -470,6 +479,27 @@ def _event_rule(r: EventRule, d: dict, o: dict) -> Change:
     return change
 
 
+def _event_bus_permission(r: EventBusPermission, d: dict, o: dict) -> Change:
+    put = APICall(
+        "events",
+        "put_permission",
+        {"Action": "events:PutEvents", "Principal": d["principal_account"], "StatementId": r.name},
+    )
+    if not o.get("exists"):
+        return Change(r.kind, r.name, "create", [f"account {d['principal_account']} may not put events yet"], {}, [put])
+    if o.get("principal_account") == d["principal_account"]:
+        return Change(r.kind, r.name, "unchanged")
+    remove = APICall("events", "remove_permission", {"StatementId": r.name})
+    return Change(
+        r.kind,
+        r.name,
+        "update",
+        [f"principal {o.get('principal_account')} -> {d['principal_account']}"],
+        {},
+        [remove, put],
+    )
+
+
 _PLANNERS = {
     KmsKey: _key,
     Role: _role,
@@ -478,4 +508,5 @@ _PLANNERS = {
     LockTable: _table,
     ModelPackageGroup: _group,
     EventRule: _event_rule,
+    EventBusPermission: _event_bus_permission,
 }

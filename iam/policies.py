@@ -9,6 +9,8 @@ keeps `"Resource": "*"` says why in `STAR_RESOURCE_JUSTIFIED`: the API has no re
 from __future__ import annotations
 
 VERSION = "2012-10-17"
+# The tag mlops-infra/ puts on everything it creates (provider default_tags, from promote/infra.py).
+INFRA_MANAGED_BY = "mlops-infra"
 
 # Actions AWS only authorises against "*" (they name no resource); the linter test accepts exactly these.
 STAR_RESOURCE_JUSTIFIED = {
@@ -21,9 +23,8 @@ STAR_RESOURCE_JUSTIFIED = {
     "sns:Unsubscribe": "SNS authorises subscription calls against no resource (Terraform removes subscriptions)",
     "kms:CreateKey": "a key that does not exist yet has no ARN; Terraform creates the notification topic's key",
     "kms:ListAliases": "ListAliases takes no resource; Terraform reads the topic key's alias with it",
-    "events:PutPermission": "authorised against no resource (IAM reference as parliament ships it); opens the "
-    "default bus to the registry account",
-    "events:RemovePermission": "authorised against no resource, like PutPermission",
+    "events:RemovePermission": "authorised against no resource (IAM reference as parliament ships it); Terraform "
+    "retires the bus statement older mlops-infra/ versions added (removing can only close the bus)",
     "ec2:DescribeDhcpOptions": "EC2 Describe* calls support no resource-level permissions; SageMaker reads the "
     "VPC's DHCP options for a job in a VPC",
     "ec2:DescribeNetworkInterfaces": "EC2 Describe* calls support no resource-level permissions",
@@ -80,8 +81,15 @@ LINT_ACCEPTED = [
     (
         "role.cross-account-jenkins-role.deploy-infra.json",
         "PERMISSIONS_MANAGEMENT_ACTIONS",
-        "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key: Terraform sets the "
-        "policies that let EventBridge publish; the bootstrap's key is denied explicitly",
+        "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key (keys tagged "
+        "managed-by=mlops-infra for this project and environment): Terraform sets the policies that let "
+        "EventBridge publish; the bootstrap's key is denied explicitly",
+    ),
+    (
+        "role.cross-account-jenkins-role.deploy-infra.json",
+        "RESOURCE_MISMATCH",
+        "AWS authorises kms:*Alias on the alias and on the key separately: the alias half is granted by name "
+        "prefix (TopicKeyAlias), the key half only on keys tagged as the toolkit's (ManageOnlyTheToolkitsKeys)",
     ),
 ]
 
@@ -302,6 +310,23 @@ def registry_bucket_policy(env) -> dict:
             principal="*",
             condition={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
         ),
+    )
+
+
+# -- event bus ----------------------------------------------------------------------------------------
+
+
+def registry_puts_events_policy(env, sid: str) -> dict:
+    """The statement PutPermission adds to a workload account's default bus: the registry account may put
+    events on it (the forwarded model package state changes)."""
+    arns = Arns(env)
+    return document(
+        statement(
+            sid,
+            "events:PutEvents",
+            f"arn:{arns.p}:events:{env.region}:{env.account_id}:event-bus/default",
+            principal={"AWS": arns.root(env.registry_account_id)},
+        )
     )
 
 
@@ -587,8 +612,13 @@ def jenkins_role_policies(env) -> dict[str, dict]:
             ],
             function,
         ),
-        statement("PutPipelineCode", ["s3:GetObject", "s3:PutObject"], arns.objects(env.buckets.artifacts)),
-        statement("ListPipelineCode", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(env.buckets.artifacts)),
+        # write-only, and only where the upsert writes: the code bundle and the built-in sample datasets
+        # (both content-addressed). No read of the bucket: it holds training data and pipeline outputs.
+        statement(
+            "PutPipelineCodeAndSampleData",
+            "s3:PutObject",
+            [arns.objects(env.buckets.artifacts, "code/"), arns.objects(env.buckets.artifacts, "datasets/")],
+        ),
         statement(
             "EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], key
         ),
@@ -597,6 +627,12 @@ def jenkins_role_policies(env) -> dict[str, dict]:
     # (alias/<project>-<environment>) does not match, so Terraform cannot re-point it.
     infra_prefix = f"{project}-{env.name}-"
     keys = f"arn:{arns.p}:kms:{region}:{account_id}:key/*"
+    # Keys Terraform creates carry the provider's default tags (promote/infra.py: managed-by=mlops-infra,
+    # project, environment); a key is the toolkit's only if it was created with them, and nothing may add
+    # them to another key (TagResource itself needs them already). AWS KMS ABAC:
+    # https://docs.aws.amazon.com/kms/latest/developerguide/abac.html
+    infra_tags = {"managed-by": INFRA_MANAGED_BY, "project": project, "environment": env.name}
+    toolkit_keys = {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in infra_tags.items()}}
     deploy_infra = document(
         statement(
             "ProjectRules",
@@ -615,12 +651,10 @@ def jenkins_role_policies(env) -> dict[str, dict]:
             ],
             f"arn:{arns.p}:events:{region}:{account_id}:rule/{infra_prefix}*",
         ),
-        # lets the registry account forward model package events to this account's default bus
-        statement(
-            "RegistryForwardsModelEvents",
-            ["events:DescribeEventBus", "events:PutPermission", "events:RemovePermission"],
-            "*",
-        ),
+        # No events:PutPermission: it takes no resource and no condition on the principal, so whoever holds
+        # it can open the bus to Principal "*". The bootstrap lets the registry account in (an admin's act);
+        # Terraform only reads the bus and may remove the statement older versions of mlops-infra/ added.
+        statement("ReadBusAndRetireOldPermission", ["events:DescribeEventBus", "events:RemovePermission"], "*"),
         statement(
             "ProjectTopics",
             [
@@ -637,11 +671,19 @@ def jenkins_role_policies(env) -> dict[str, dict]:
             f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*",
         ),
         statement("TopicSubscriptions", ["sns:GetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
-        # the notification topic's own key (EventBridge cannot publish to a topic under the AWS key)
-        statement("CreateTopicKey", "kms:CreateKey", "*"),
+        # the notification topic's own key (EventBridge cannot publish to a topic under the AWS key),
+        # created only with the toolkit's tags
         statement(
-            "ManageTopicKey",
+            "CreateTaggedTopicKey",
+            "kms:CreateKey",
+            "*",
+            condition={"StringEquals": {f"aws:RequestTag/{k}": v for k, v in infra_tags.items()}},
+        ),
+        statement(
+            "ManageOnlyTheToolkitsKeys",
             [
+                "kms:CreateAlias",
+                "kms:DeleteAlias",
                 "kms:DescribeKey",
                 "kms:EnableKeyRotation",
                 "kms:GetKeyPolicy",
@@ -651,14 +693,16 @@ def jenkins_role_policies(env) -> dict[str, dict]:
                 "kms:ScheduleKeyDeletion",
                 "kms:TagResource",
                 "kms:UntagResource",
+                "kms:UpdateAlias",
                 "kms:UpdateKeyDescription",
             ],
             keys,
+            condition=toolkit_keys,
         ),
         statement(
             "TopicKeyAlias",
             ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-            [f"arn:{arns.p}:kms:{region}:{account_id}:alias/{infra_prefix}*", keys],
+            f"arn:{arns.p}:kms:{region}:{account_id}:alias/{infra_prefix}*",
         ),
         statement("ListKeyAliases", "kms:ListAliases", "*"),
         statement(

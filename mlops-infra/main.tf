@@ -84,8 +84,5 @@ module "approval_pending" {
 }
 
 # Model package events happen in the registry account; the registry forwards them to this account's
-# default bus, which must accept them.
-resource "aws_cloudwatch_event_permission" "registry_forwards_model_events" {
-  principal    = var.registry_account_id
-  statement_id = "${local.prefix}-registry-model-events"
-}
+# default bus, which accepts them through the statement `bootstrap-account` adds (an admin's act:
+# events:PutPermission could open the bus to any account, so the deploy role does not hold it).

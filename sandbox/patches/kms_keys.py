@@ -107,13 +107,29 @@ def _context(caller_account: str, encryption_context: dict | None, via: str | No
     return ctx
 
 
+def _resource_tags(ref: KeyRef) -> dict:
+    """aws:ResourceTag/<key> of a KMS key: its tags, as AWS KMS ABAC evaluates them
+    (https://docs.aws.amazon.com/kms/latest/developerguide/abac.html)."""
+    tags = _backend(ref.account_id, ref.key.region).tagger.get_tag_dict_for_resource(ref.key.id)
+    return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+
+
+def _request_tags(response) -> dict:
+    """aws:RequestTag/<key> and aws:TagKeys of CreateKey / TagResource (their Tags parameter)."""
+    tags = {t.get("TagKey"): t.get("TagValue") for t in param(response, "Tags") or []}
+    ctx = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    if tags:
+        ctx["aws:TagKeys"] = list(tags)
+    return ctx
+
+
 def key_target(ref: KeyRef, caller: Caller, encryption_context=None, via=None) -> Target:
     return Target(
         [ref.arn],
         ref.account_id,
         policy=ref.key.policy,
         policy_kind="key",
-        context=_context(caller.account_id, encryption_context, via),
+        context={**_context(caller.account_id, encryption_context, via), **_resource_tags(ref)},
     )
 
 
@@ -129,14 +145,35 @@ def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, 
 def _kms(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
     if action == "CreateKey":
-        target = Target(["*"], acct, policy_kind="none")
-        target.after = lambda c, _state: _refuse_lockout(response, c, f"arn:aws:kms:{region}:{acct}:key/new", region)
+        target = Target(["*"], acct, policy_kind="none", context=_request_tags(response))
+        new_tags = {
+            k.replace("aws:RequestTag/", "aws:ResourceTag/"): v
+            for k, v in target.context.items()
+            if k.startswith("aws:RequestTag/")
+        }
+        target.after = lambda c, _state: _refuse_lockout(
+            response, c, f"arn:aws:kms:{region}:{acct}:key/new", region, new_tags
+        )
         return target
     if action in ("ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants"):
         return Target(["*"], acct, policy_kind="none")
     if action in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
+        # Permission on the alias AND on each key it is pointed at or away from
+        # (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
         alias = param(response, "AliasName", "")
-        return Target([f"arn:aws:kms:{region}:{acct}:{alias}"], acct, policy_kind="none")
+        target = Target([f"arn:aws:kms:{region}:{acct}:{alias}"], acct, policy_kind="none")
+        keys = [param(response, "TargetKeyId")] if action != "DeleteAlias" else []
+        if action != "CreateAlias":
+            current_key = _backend(acct, region).get_key_id_from_alias(alias)
+            keys.append(current_key)
+
+        def keys_allow(c, _state):
+            for ref in (resolve_key(k, acct, region) for k in keys if k):
+                if ref.key is not None:
+                    check(c, f"kms:{action}", key_target(ref, c), region)
+
+        target.after = keys_allow
+        return target
     encryption_context = param(response, "EncryptionContext") or param(response, "SourceEncryptionContext")
     key_ref = param(response, "KeyId") or param(response, "TargetKeyId")
     if action in ("Decrypt", "ReEncrypt") and not (action == "Decrypt" and key_ref):
@@ -153,8 +190,10 @@ def _kms(response, action, caller, region, _default_resource) -> Target:
         target.after = lambda _c, state: setattr(state, "owner_account", ref.account_id)
         return target
     target = key_target(ref, caller, encryption_context)
+    if action == "TagResource":
+        target.context.update(_request_tags(response))
     if action == "PutKeyPolicy":
-        target.after = lambda c, _state: _refuse_lockout(response, c, ref.arn, region)
+        target.after = lambda c, _state: _refuse_lockout(response, c, ref.arn, region, _resource_tags(ref))
         return target
     if action == "ReEncrypt":
         target.action = "kms:ReEncryptFrom"
@@ -175,7 +214,7 @@ def _kms(response, action, caller, region, _default_resource) -> Target:
     return target
 
 
-def _refuse_lockout(response, caller: Caller, key_arn: str, region: str) -> None:
+def _refuse_lockout(response, caller: Caller, key_arn: str, region: str, tags: dict | None = None) -> None:
     """AWS refuses a key policy that would not let its author change it again, unless told to bypass
     the check (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-bypass-policy-lockout-safety-check)."""
     from moto.core.exceptions import JsonRESTError
@@ -192,7 +231,8 @@ def _refuse_lockout(response, caller: Caller, key_arn: str, region: str) -> None
                 caller.account_id,
                 policy=policy,
                 policy_kind="key",
-                context=_context(caller.account_id, None, None),
+                # the key's tags as they will be once the call succeeds (CreateKey: the request's)
+                context={**_context(caller.account_id, None, None), **(tags or {})},
             ),
             region,
         )

@@ -209,6 +209,170 @@ def _start(principal, account, name):
     )
 
 
+# -- what cross-account-jenkins-role may touch in prod: only what the toolkit creates -----------------
+# Terraform's keys carry the provider's default tags (promote/infra.py); AWS KMS ABAC decides on them:
+# https://docs.aws.amazon.com/kms/latest/developerguide/abac.html (aws:ResourceTag, aws:RequestTag).
+TOOLKIT_TAGS = [
+    {"TagKey": "managed-by", "TagValue": "mlops-infra"},
+    {"TagKey": "project", "TagValue": "mlops-demo"},
+    {"TagKey": "environment", "TagValue": "prod"},
+]
+
+
+def _prod_key(w, name: str, tags: list) -> str:
+    """A key created by prod's admin (cached on the world): another team's key, or one Terraform made."""
+    cache = w.__dict__.setdefault("keys", {})
+    if name not in cache:
+        kms = w.sessions.client("kms", w.sessions.in_account(PROD))
+        cache[name] = kms.create_key(Description=name, **({"Tags": tags} if tags else {}))["KeyMetadata"]["KeyId"]
+    return cache[name]
+
+
+def _key_policy(account: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
+
+
+def _prod_training_data(w) -> str:
+    key = "datasets/customers/train.csv"
+    w.sessions.client("s3", w.sessions.in_account(PROD)).put_object(
+        Bucket=w.envs["prod"].buckets.artifacts,
+        Key=key,
+        Body=b"a,b\n1,2\n",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=w.prod_key,
+    )
+    return key
+
+
+JENKINS_ROWS = [
+    Row(
+        "cross-account-jenkins-role",
+        "kms:PutKeyPolicy",
+        "another team's key in prod (not tagged as the toolkit's)",
+        False,
+        lambda w: _jenkins_client(w, "kms").put_key_policy(
+            KeyId=_prod_key(w, "other-team", []), PolicyName="default", Policy=_key_policy(JENKINS)
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:ScheduleKeyDeletion",
+        "another team's key in prod",
+        False,
+        lambda w: _jenkins_client(w, "kms").schedule_key_deletion(
+            KeyId=_prod_key(w, "other-team", []), PendingWindowInDays=7
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:TagResource",
+        "another team's key, tagging it as the toolkit's to take it over",
+        False,
+        lambda w: _jenkins_client(w, "kms").tag_resource(KeyId=_prod_key(w, "other-team", []), Tags=TOOLKIT_TAGS),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:CreateKey",
+        "a key without the toolkit's tags",
+        False,
+        lambda w: _jenkins_client(w, "kms").create_key(Description="untagged"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:CreateKey",
+        "the notification topic's key, with the toolkit's tags (Terraform)",
+        True,
+        lambda w: _jenkins_client(w, "kms").create_key(Description="topic key", Tags=TOOLKIT_TAGS),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:PutKeyPolicy",
+        "a key tagged as the toolkit's (Terraform sets the topic key's policy)",
+        True,
+        lambda w: _jenkins_client(w, "kms").put_key_policy(
+            KeyId=_prod_key(w, "toolkit", TOOLKIT_TAGS), PolicyName="default", Policy=_key_policy(PROD)
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:CreateAlias",
+        "alias/mlops-demo-prod-* on a key tagged as the toolkit's",
+        True,
+        lambda w: _jenkins_client(w, "kms").create_alias(
+            AliasName="alias/mlops-demo-prod-matrix", TargetKeyId=_prod_key(w, "toolkit", TOOLKIT_TAGS)
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:CreateAlias",
+        "alias/mlops-demo-prod-* on another team's key",
+        False,
+        lambda w: _jenkins_client(w, "kms").create_alias(
+            AliasName="alias/mlops-demo-prod-adopted", TargetKeyId=_prod_key(w, "other-team", [])
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "kms:ScheduleKeyDeletion",
+        "a key tagged as the toolkit's (terraform destroy)",
+        True,
+        lambda w: _jenkins_client(w, "kms").schedule_key_deletion(
+            KeyId=_prod_key(w, "toolkit-destroyed", TOOLKIT_TAGS), PendingWindowInDays=7
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "events:PutPermission",
+        'the default bus, to Principal "*"',
+        False,
+        lambda w: _jenkins_client(w, "events").put_permission(
+            Action="events:PutEvents", Principal="*", StatementId="anyone"
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "events:DescribeEventBus",
+        "the default bus (Terraform reads it)",
+        True,
+        lambda w: _jenkins_client(w, "events").describe_event_bus(),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "s3:GetObject",
+        "training data in prod's artifacts bucket",
+        False,
+        lambda w: _jenkins_client(w, "s3").get_object(
+            Bucket=w.envs["prod"].buckets.artifacts, Key=_prod_training_data(w)
+        ),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "s3:PutObject",
+        "code/ in prod's artifacts bucket (the upsert's code bundle)",
+        True,
+        lambda w: _jenkins_client(w, "s3").put_object(
+            Bucket=w.envs["prod"].buckets.artifacts,
+            Key="code/0123abcd/steps/train.py",
+            Body=b"print('train')",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=w.prod_key,
+        ),
+    ),
+]
+
+
 ROWS = [
     # stage, the pre-prod account: reads what prod reads (models trained upstream), writes nothing in prod
     Row(
@@ -565,6 +729,7 @@ ROWS = [
             ),
         ),
     ),
+    *JENKINS_ROWS,
 ]
 
 

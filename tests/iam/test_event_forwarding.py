@@ -22,7 +22,7 @@ def test_a_version_registered_in_the_registry_reaches_a_rule_in_prod(bootstrappe
     """AWS puts "SageMaker Model Package State Change" only on the bus of the account that owns the
     package (the registry). Without the forwarding rule the bootstrap creates there, the approval
     notification rule mlops-infra/ creates in prod never fires; and the receiving bus must allow the
-    registry account (mlops-infra/ grants it) or EventBridge drops the event (AWS: "Sending and receiving
+    registry account (bootstrap-account grants it) or EventBridge drops the event (AWS: "Sending and receiving
     events between AWS accounts in Amazon EventBridge")."""
     prod = envs["prod"]
     sessions = module_sessions["prod"]
@@ -43,17 +43,24 @@ def test_a_version_registered_in_the_registry_reaches_a_rule_in_prod(bootstrappe
     )
     events.put_targets(Rule="approvals-seen", Targets=[{"Id": "queue", "Arn": queue_arn}])
 
-    # the prod bus does not allow the registry yet: the forwarded event is dropped
-    _register_a_version(sessions, prod)
-    assert sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []) == []
-
-    events.put_permission(Action="events:PutEvents", Principal=prod.registry_account_id, StatementId="registry")
+    # the bootstrap let the registry account put events on the prod bus: the forwarded event arrives
     _register_a_version(sessions, prod)
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     events_seen = [json.loads(m["Body"]) for m in messages]
     assert [
         (e["account"], e["detail"]["ModelPackageGroupName"], e["detail"]["ModelApprovalStatus"]) for e in events_seen
     ] == [(prod.registry_account_id, prod.model_package_group, "PendingManualApproval")]
+    for m in messages:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    # without that statement the forwarded event is dropped
+    [sid] = [s["Sid"] for s in json.loads(events.describe_event_bus()["Policy"])["Statement"]]
+    events.remove_permission(StatementId=sid)
+    try:
+        _register_a_version(sessions, prod)
+        assert sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []) == []
+    finally:
+        events.put_permission(Action="events:PutEvents", Principal=prod.registry_account_id, StatementId=sid)
 
 
 def test_the_forwarding_rule_targets_every_workload_account_and_reapplies_as_a_no_op(

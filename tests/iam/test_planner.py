@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from iam.desired import Bucket, KmsKey, LockTable, Role, RolePolicies, desired_state
+from iam.desired import Bucket, EventBusPermission, KmsKey, LockTable, Role, RolePolicies, desired_state
 from iam.planner import PUBLIC_ACCESS_BLOCK, Json, normalize, plan
 from mlops_core.config import REPO_ROOT, load_environment
 
@@ -56,6 +56,8 @@ def bootstrapped(state):
                 "key": KEY_ARN,
                 "key_schema": [("LockID", "HASH")],
             }
+        elif isinstance(r, EventBusPermission):
+            o = {"exists": True, "principal_account": r.principal_account}
         observed[(r.kind, r.name)] = o
     return observed
 
@@ -194,7 +196,7 @@ def test_executor_waves_put_roles_first_then_the_key_alone_then_its_users():
     assert grouped == [
         ["iam-role"] * 4,
         ["kms-key"],
-        ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 + ["dynamodb-table"],
+        ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 + ["dynamodb-table", "bus-permission"],
     ]
     observed = bootstrapped(PROD)
     observed[("iam-role", "mlops-demo-events")] = {"exists": False}

@@ -61,7 +61,7 @@ def test_apply_uses_the_archived_plan_and_refuses_stale_or_foreign_ones(
     applied = cli("promote", "infra", "--env", "prod", "--apply", "--plan-file", str(archived))
     assert applied.returncode == 0, applied.stderr
     assert f"applying the saved plan {archived}" in applied.stdout
-    assert "Apply complete! Resources: 15 added" in applied.stdout
+    assert "Apply complete! Resources: 14 added" in applied.stdout
     assert "Plan:" not in applied.stdout
     assert len(_rule_names(bootstrapped_prod, prod_env)) == 4
 
