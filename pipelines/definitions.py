@@ -43,6 +43,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Steps whose container must reach the network: network isolation (no network at all, not even VPC
 # endpoints) would break them. Every other job runs isolated when the environment's network says so.
 NEEDS_NETWORK = {
+    "Preprocess": "it reads the dataset's parts from S3 itself, at the versions listed when the run starts",
     "Evaluate": "its container calls the SageMaker API (the champion lookup in the registry)",
     "CreateModel": "the serving container downloads its inference code from S3 (SAGEMAKER_SUBMIT_DIRECTORY)",
     "LatestApprovedModel": "it is a Lambda function calling the SageMaker API; Lambda has no network isolation",

@@ -133,7 +133,7 @@ def test_bad_network_or_retry_settings_fail_with_one_line(tmp_path, top, expecte
 
 
 def test_isolation_asked_for_a_step_that_needs_the_network_is_exit_2_naming_the_step(tmp_path):
-    path = _write(tmp_path, network={**NETWORK, "isolation": ["Preprocess", "Evaluate"]})
+    path = _write(tmp_path, network={**NETWORK, "isolation": ["Train", "Evaluate"]})
     result = run_cli("run-pipeline", "--env", str(path), "--pipeline", "train", "--dry-run")
     assert result.returncode == 2
     assert (
