@@ -61,12 +61,7 @@ class AwsBackend:
         return
 
 
-_FACTORIES: dict = {}
-
-
-def register_backend(name: str, factory) -> None:
-    """Make `factory(env, profile)` the backend for environments that say `backend: <name>`."""
-    _FACTORIES[name] = factory
+_FACTORIES: dict = {}  # backend name -> factory(env, profile), loaded once from its entry point
 
 
 def _factory(name: str):

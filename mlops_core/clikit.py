@@ -20,7 +20,9 @@ __all__ = [
     "ToolkitCommand",
     "ToolkitGroup",
     "emit_json",
+    "env_dir_option",
     "environment_options",
+    "environment_selection",
     "output_option",
     "table",
 ]
@@ -87,37 +89,59 @@ def _client_error_line(exc) -> str | None:
     return None
 
 
-def environment_options(func):
-    """--env, --env-dir, --backend and --profile, loaded into an Environment passed as `env`."""
+def _environment_selection(*, required: bool) -> list:
+    """The four options that pick an environment and whom to act as, defined once for every command."""
+    return [
+        click.option(
+            "--env",
+            "env_name",
+            required=required,
+            metavar="ENV",
+            help="Environment name (a file in environments/) or a path to its YAML file.",
+        ),
+        env_dir_option,
+        click.option(
+            "--backend",
+            type=click.Choice(["sandbox", "aws"]),
+            default=None,
+            help="Override the environment's backend: the embedded sandbox or real AWS.",
+        ),
+        click.option(
+            "--profile",
+            default=None,
+            help="AWS profile to act as (on the sandbox: an account label such as registry).",
+        ),
+    ]
 
-    @click.option(
-        "--env",
-        "env_name",
-        required=True,
-        metavar="ENV",
-        help="Environment name (a file in environments/) or a path to its YAML file.",
-    )
-    @click.option(
+
+def env_dir_option(func):
+    return click.option(
         "--env-dir",
         type=click.Path(file_okay=False),
         default=None,
         help="Directory of environment files (default: $MLOPS_ENV_DIR or ./environments).",
-    )
-    @click.option(
-        "--backend",
-        type=click.Choice(["sandbox", "aws"]),
-        default=None,
-        help="Override the environment's backend: the embedded sandbox or real AWS.",
-    )
-    @click.option(
-        "--profile", default=None, help="AWS profile to act as (on the sandbox: an account label such as registry)."
-    )
+    )(func)
+
+
+def environment_options(func):
+    """--env, --env-dir, --backend and --profile, loaded into an Environment passed as `env`."""
+
     @functools.wraps(func)
     def wrapper(*args, env_name, env_dir, backend, profile, **kwargs):
         env = load_environment(env_name, env_dir=env_dir, backend=backend)
         return func(*args, env=env, profile=profile, **kwargs)
 
+    for option in reversed(_environment_selection(required=True)):
+        wrapper = option(wrapper)
     return wrapper
+
+
+def environment_selection(func):
+    """The same options with --env optional, passed through unloaded as env_name, env_dir, backend and
+    profile: for a group that also runs without a subcommand (run-pipeline)."""
+    for option in reversed(_environment_selection(required=False)):
+        func = option(func)
+    return func
 
 
 def output_option(func):

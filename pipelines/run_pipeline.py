@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, environment_selection, output_option
 from mlops_core.config import load_environment
 from mlops_core.errors import ConfigError, PipelineFailed
 from mlops_core.session import Sessions
@@ -77,10 +77,7 @@ def check_params(specs: dict, params: dict) -> dict:
 
 
 @click.group(cls=ToolkitGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--env", "env_name", metavar="ENV", help="Environment name (a file in environments/) or a YAML path.")
-@click.option("--env-dir", type=click.Path(file_okay=False), default=None, help="Directory of environment files.")
-@click.option("--backend", type=click.Choice(["sandbox", "aws"]), default=None, help="Override the backend.")
-@click.option("--profile", default=None, help="AWS profile (on the sandbox: an account label).")
+@environment_selection
 @click.option(
     "--pipeline",
     "which",

@@ -22,7 +22,7 @@ from pathlib import Path
 from mlops_core.backend import endpoint_overrides
 from mlops_core.errors import ConfigError, SandboxError
 from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
-from sandbox.server import TOKEN_HEADER
+from sandbox.protocol import TOKEN_HEADER, error_from
 from sandbox.terraform import terraform_overrides
 
 START_TIMEOUT = 30.0
@@ -67,12 +67,12 @@ def _request(
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
+        text = exc.read().decode(errors="replace")
         try:
-            detail = json.loads(detail).get("error", detail)
+            answer = json.loads(text)
         except ValueError:
-            pass
-        raise SandboxError(f"sandbox {name} failed: {detail}") from None
+            answer = text
+        raise error_from(exc.code, answer, name) from None
     except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
         # HTTPException covers IncompleteRead: a server that shuts down may close before its reply is flushed
         raise SandboxError(f"sandbox at {endpoint} did not answer {name}: {getattr(exc, 'reason', exc)}") from None

@@ -3,7 +3,8 @@
 tests and demos decide when a schedule runs.
 
 Sandbox time is wall-clock time plus an offset that only grows. Each scheduled rule fires once for
-every occurrence in (last tick, now], delivered to its targets like any other EventBridge event.
+every occurrence in (last tick, now]: `advance()` says which are due and sandbox/events.py delivers
+them to their targets like any other EventBridge event.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sandbox.engine import runtime
-from sandbox.server import RESET_HOOKS, route
+from sandbox.patching import Patch, Route
 
 MAX_FIRINGS_PER_RULE = 100  # a tick of a year on rate(1 minute) must not start 500k pipelines
 _DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
@@ -219,7 +220,6 @@ def iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-@route("clock", methods=("GET", "POST"))
 def _clock(_server, _body):
     return 200, {"now": iso(now())}
 
@@ -228,4 +228,9 @@ def _reset(server):
     server.extra.pop("clock", None)
 
 
-RESET_HOOKS.append(_reset)
+PATCH = Patch(
+    name="sandbox-clock",
+    adds="a clock only `sandbox tick` moves: EventBridge schedules (cron/rate) fire when it passes them",
+    routes={"clock": Route(_clock, methods=("GET", "POST"))},
+    reset=_reset,
+)

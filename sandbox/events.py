@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from sandbox import clock, iam_policy
 from sandbox.engine import runtime
 from sandbox.iam_policy import Principal, evaluate
-from sandbox.patches import patch
-from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
+from sandbox.patching import Patch, Route
+from sandbox.protocol import InvalidInput
 
 MAX_RECORDS = 1000
 _lock = threading.Lock()
@@ -338,11 +338,6 @@ def emit(
     return event
 
 
-@patch(
-    "eventbridge-delivery",
-    adds="EventBridge rules publish to SNS (topic policy and key checked) and start SageMaker pipelines "
-    "(target role checked); input transformers; scheduled rules ignore events; deliveries recorded",
-)
 def patch_eventbridge():
     from moto.events.models import EventPattern, EventsBackend, Rule
     from moto.events.responses import EventsHandler
@@ -384,14 +379,13 @@ def tick(to: datetime | None = None, by: timedelta | None = None) -> dict:
     return {"now": clock.iso(target), "fired": fired, "skipped": skipped}
 
 
-@route("tick")
 def _tick(_server, body):
     try:
         to = clock.parse_time(body["to"]) if body.get("to") else None
         by = clock.parse_duration(body["by"]) if body.get("by") else None
         return 200, tick(to=to, by=by)
     except clock.ScheduleError as exc:
-        return 400, {"error": str(exc)}
+        raise InvalidInput(str(exc), field="to" if body.get("to") else "by") from None
 
 
 # -- SageMaker model registry events ---------------------------------------------------------------
@@ -425,7 +419,7 @@ def model_package_state_change(package_arn: str) -> dict | None:
     )
 
 
-def _model_package_events(app, _server):
+def _model_package_events(app):
     """Emit the state-change event after a successful CreateModelPackage / UpdateModelPackage,
     whoever registered or approved it (pipeline step, `promote approve`, console-like calls)."""
 
@@ -451,10 +445,6 @@ def _model_package_events(app, _server):
     return wrapped
 
 
-MIDDLEWARES.append(_model_package_events)
-
-
-@route("events", methods=("GET", "POST"))
 def _events(_server, body):
     records = list(deliveries())
     if body.get("status"):
@@ -466,4 +456,22 @@ def _reset(server):
     server.extra.pop("event-deliveries", None)
 
 
-RESET_HOOKS.append(_reset)
+PATCH = Patch(
+    name="eventbridge-delivery",
+    adds=(
+        "EventBridge rules publish to SNS (topic policy and key checked) and start SageMaker pipelines "
+        "(target role checked); input transformers; scheduled rules ignore events; deliveries recorded"
+    ),
+    overrides=(
+        "moto.events.models.Rule.send_to_targets",
+        "moto.events.models.EventsBackend.put_rule",
+        "moto.events.responses.EventsHandler.test_event_pattern",
+    ),
+    apply=patch_eventbridge,
+    routes={
+        "tick": Route(_tick),
+        "events": Route(_events, methods=("GET", "POST")),
+    },
+    wrap=_model_package_events,
+    reset=_reset,
+)

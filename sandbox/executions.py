@@ -10,8 +10,8 @@ import shutil
 import threading
 
 from sandbox.engine import executor, expressions, preload, retries, runtime
-from sandbox.patches import patch
-from sandbox.server import MIDDLEWARES, RESET_HOOKS, route
+from sandbox.patching import Patch, Route
+from sandbox.protocol import InvalidInput, NotFound
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 _started_here: set[str] = set()  # executions this server process runs; others were cut by a restart
@@ -40,11 +40,6 @@ def _interrupted(record) -> None:
                 step["FailureReason"] = "the sandbox server stopped while this step ran"
 
 
-@patch(
-    "pipeline-executions",
-    adds="pipeline executions run their definition (Executing -> Succeeded/Failed/Stopped); list steps, stop, "
-    "retry; pipelines by ARN",
-)
 def patch_pipeline_executions():
     import moto.sagemaker.models as models
     import moto.sagemaker.utils as utils
@@ -238,18 +233,17 @@ def _keep(value):
     return str(value)
 
 
-def _attach_engine(app, server):
+def _attach_engine(server):
     runtime.attach(server)
-    return app
 
 
-def _reset_engine(_server):
+def _reset(_server):
+    retries.clear()
     executor.ENGINE.stop_all()
     _started_here.clear()
     shutil.rmtree(runtime.work_root(), ignore_errors=True)
 
 
-@route("fault")
 def _fault(_server, body):
     """Inject a fault: {"pipeline", "step", "error", "times"}; {"clear": true}; {} lists the pending ones."""
 
@@ -258,14 +252,13 @@ def _fault(_server, body):
     elif body.get("pipeline"):
         times = body.get("times", 1)
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-            return 400, {"error": f"times must be a whole number of at least 1, got {times!r}"}
+            raise InvalidInput(f"{times!r} is not a whole number of at least 1", field="times")
         if not re.match(r"^[A-Za-z][A-Za-z0-9]{2,127}$", str(body.get("error") or "")):
-            return 400, {"error": f"not an error code: {body.get('error')!r}"}
+            raise InvalidInput(f"not an error code: {body.get('error')!r}", field="error")
         retries.inject(body["pipeline"], str(body.get("step") or ""), body["error"], times)
     return 200, {"faults": retries.pending()}
 
 
-@route("attempts")
 def _attempts(_server, body):
     """Every attempt of every step of one execution (start, end, failure, the wait before the next)."""
     from moto.sagemaker import utils
@@ -274,11 +267,11 @@ def _attempts(_server, body):
     arn = str(body.get("execution_arn") or "")
     parts = arn.split(":")
     if len(parts) < 6 or "/execution/" not in arn:
-        return 400, {"error": f"not a pipeline execution ARN: {arn!r}"}
+        raise InvalidInput(f"not a pipeline execution ARN: {arn!r}")
     try:
         record = utils.get_pipeline_execution_from_arn(sagemaker_backends[parts[4]][parts[3]].pipelines, arn)
     except Exception:  # moto answers a missing execution with several error types
-        return 404, {"error": f"no pipeline execution {arn}"}
+        raise NotFound(f"no pipeline execution {arn}") from None
 
     with executor.LOCK:
         steps = [
@@ -292,10 +285,30 @@ def _attempts(_server, body):
     return 200, {"execution_arn": arn, "steps": steps}
 
 
-def _reset_faults(_server):
-    retries.clear()
-
-
-RESET_HOOKS.append(_reset_faults)
-MIDDLEWARES.append(_attach_engine)
-RESET_HOOKS.append(_reset_engine)
+PATCH = Patch(
+    name="pipeline-executions",
+    adds=(
+        "pipeline executions run their definition (Executing -> Succeeded/Failed/Stopped); list steps, stop, "
+        "retry; pipelines by ARN"
+    ),
+    overrides=(
+        "moto.sagemaker.models.get_pipeline_from_name",
+        "moto.sagemaker.utils.get_pipeline_from_name",
+        "moto.sagemaker.models.SageMakerModelBackend.start_pipeline_execution",
+        "moto.sagemaker.models.SageMakerModelBackend.describe_pipeline_execution",
+        "moto.sagemaker.models.SageMakerModelBackend.list_pipeline_executions",
+        "moto.sagemaker.models.SageMakerModelBackend.list_pipeline_execution_steps",
+        "moto.sagemaker.models.SageMakerModelBackend.stop_pipeline_execution",
+        "moto.sagemaker.models.SageMakerModelBackend.retry_pipeline_execution",
+        "moto.sagemaker.responses.SageMakerResponse.list_pipeline_execution_steps",
+        "moto.sagemaker.responses.SageMakerResponse.stop_pipeline_execution",
+        "moto.sagemaker.responses.SageMakerResponse.retry_pipeline_execution",
+    ),
+    apply=patch_pipeline_executions,
+    routes={
+        "fault": Route(_fault),
+        "attempts": Route(_attempts),
+    },
+    start=_attach_engine,
+    reset=_reset,
+)

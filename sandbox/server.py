@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hmac
-import importlib
 import json
 import os
 import signal
@@ -19,10 +18,11 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import patches
 from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_private
-from sandbox.patches import snapshot
+from sandbox.patches import PATCHES, apply_all, patch_routes, snapshot
 from sandbox.patches.snapshot import SnapshotError
+from sandbox.patching import Route
+from sandbox.protocol import TOKEN_HEADER, Forbidden, InvalidInput, NotFound, RouteError, ServerFault, error_body
 
 ADMIN_USER = "sandbox-admin"
 # The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
@@ -30,21 +30,6 @@ ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "SandboxAccountAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
-
-ROUTES: dict = {}
-
-
-def route(name: str, methods=("POST",)):
-    """Register a handler for `/_sandbox/<name>`: handler(server, body: dict) -> (status, dict)."""
-
-    def register(func):
-        ROUTES[name] = (func, methods)
-        return func
-
-    return register
-
-
-TOKEN_HEADER = "X-Sandbox-Token"
 
 
 def new_admin_credentials() -> dict:
@@ -97,8 +82,9 @@ class SandboxServer:
         with self.lock:
             moto_api_backend.reset()
             self.extra.clear()
-            for hook in RESET_HOOKS:
-                hook(self)
+            for patch in PATCHES:
+                if patch.reset is not None:
+                    patch.reset(self)
             for account_id, label in list(self.accounts.items()):
                 self.seed_account(account_id, label)
 
@@ -138,8 +124,10 @@ class SandboxServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         moto_app = DomainDispatcherApplication(create_backend_app)
-        for wrap in MIDDLEWARES:
-            moto_app = wrap(moto_app, self)
+        for patch in PATCHES:
+            if patch.wrap is not None:
+                moto_app = patch.wrap(moto_app)
+        routes = {**SERVER_ROUTES, **patch_routes()}
 
         def app(environ, start_response):
             path = environ.get("PATH_INFO", "")
@@ -147,23 +135,24 @@ class SandboxServer:
             if control and not self.authorized(environ):
                 # moto's /moto-api/data.json lists every access key and session token; its reset and
                 # ours wipe every account: only the owner of this sandbox home may call them
-                return _respond(
-                    start_response,
-                    403,
-                    {"error": f"{path} needs the control token of the sandbox home ({TOKEN_HEADER} header)"},
-                )
+                refused = Forbidden(f"{path} needs the control token of the sandbox home ({TOKEN_HEADER} header)")
+                return _respond(start_response, refused.status, error_body(refused))
             if not path.startswith("/_sandbox/"):
                 return moto_app(environ, start_response)
             name = path[len("/_sandbox/") :].strip("/")
-            handler = ROUTES.get(name)
-            if handler is None or environ["REQUEST_METHOD"] not in handler[1]:
-                return _respond(start_response, 404, {"error": f"no sandbox route {environ['REQUEST_METHOD']} {path}"})
+            route = routes.get(name)
+            if route is None or environ["REQUEST_METHOD"] not in route.methods:
+                missing = NotFound(f"no sandbox route {environ['REQUEST_METHOD']} {path}")
+                return _respond(start_response, missing.status, error_body(missing))
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
-                status, payload = handler[0](self, body)
+                status, payload = route.handler(self, body)
+            except RouteError as exc:
+                status, payload = exc.status, error_body(exc)
             except Exception as exc:  # a sandbox bug must answer, not hang the client
-                status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+                fault = ServerFault(f"{type(exc).__name__}: {exc}")
+                status, payload = fault.status, error_body(fault)
             return _respond(start_response, status, payload)
 
         return app
@@ -175,8 +164,11 @@ class SandboxServer:
     def serve(self) -> None:
         from werkzeug.serving import make_server
 
-        patches.apply_all()
+        apply_all()
         self.load()
+        for patch in PATCHES:
+            if patch.start is not None:
+                patch.start(self)
         self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True)
         self.port = self.httpd.server_port
         _write_json(self.home / "server.json", self.status())
@@ -191,12 +183,6 @@ class SandboxServer:
         except FileNotFoundError:
             pass
         self.httpd.shutdown()
-
-
-# Hooks other sandbox modules add: MIDDLEWARES wrap moto's WSGI app (wrap(app, server) -> app);
-# RESET_HOOKS run on `sandbox reset` before accounts are re-seeded.
-MIDDLEWARES: list = []
-RESET_HOOKS: list = []
 
 
 def _host(environ) -> str:
@@ -221,32 +207,37 @@ def _write_json(path: Path, data: dict) -> None:
     write_private(path, json.dumps(data, indent=2, default=str).encode(), durable=False)
 
 
-@route("status", methods=("GET", "POST"))
 def _status(server, _body):
     return 200, server.status()
 
 
-@route("accounts")
 def _accounts(server, body):
     """Ensure accounts exist: {"accounts": {"label": "123456789012", ...}}."""
     for label, account_id in (body.get("accounts") or {}).items():
         if not (isinstance(account_id, str) and len(account_id) == 12 and account_id.isdigit()):
-            return 400, {"error": f"not a 12-digit account id: {account_id!r}"}
+            raise InvalidInput(f"not a 12-digit account id: {account_id!r}", field="accounts")
         server.seed_account(account_id, label)
     _write_json(server.home / "server.json", server.status())
     return 200, server.status()
 
 
-@route("reset")
 def _reset(server, _body):
     server.reset()
     return 200, server.status()
 
 
-@route("shutdown")
 def _shutdown(server, body):
     threading.Thread(target=server.stop, kwargs={"save": body.get("save", True)}, daemon=True).start()
     return 200, {"stopping": True}
+
+
+# The server's own control routes; each patch declares its routes in its Patch (sandbox/patches).
+SERVER_ROUTES = {
+    "status": Route(_status, methods=("GET", "POST")),
+    "accounts": Route(_accounts),
+    "reset": Route(_reset),
+    "shutdown": Route(_shutdown),
+}
 
 
 def main(argv=None) -> int:
@@ -256,7 +247,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     private_dir(args.home)
-    _load_extensions()
     try:
         SandboxServer(args.home, args.port).serve()
     except (SnapshotError, HomeSecretsError) as exc:
@@ -265,21 +255,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def _load_extensions() -> None:
-    # Modules that add routes, middlewares and reset hooks register them on import.
-    for module in EXTENSIONS:
-        importlib.import_module(module)
-
-
-EXTENSIONS: tuple = (
-    "sandbox.executions",
-    "sandbox.events",
-    "sandbox.clock",
-)
-
 if __name__ == "__main__":
-    # Run as the importable module, not __main__: extensions register their ROUTES, MIDDLEWARES and
-    # RESET_HOOKS on `sandbox.server`, which would otherwise be a second, unused copy of this module.
-    from sandbox import server as _server
-
-    sys.exit(_server.main())
+    sys.exit(main())

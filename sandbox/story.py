@@ -13,10 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
 
 from mlops_core.config import load_environment
 from pipelines import datasets
@@ -25,6 +24,11 @@ from sandbox import client
 BIN = Path(sys.executable).parent
 DATA_SCIENTIST = "dana"
 APPROVER = "alex"
+
+
+def plain(text: str, *, bold: bool = False, fg: str | None = None, err: bool = False) -> None:  # noqa: ARG001
+    """Unstyled output, the default when no terminal styling is passed in (bold/fg are ignored)."""
+    print(text, file=sys.stderr if err else sys.stdout)
 
 
 class StoryFailed(Exception):
@@ -37,7 +41,8 @@ class Story:
     work: Path
     stages: list = field(default_factory=list)  # (title, outcome, seconds)
     artefacts: list = field(default_factory=list)  # (what, where)
-    jenkins_env: dict = field(default_factory=dict)
+    # say(text, bold=False, fg=None, err=False): the `sandbox demo` command passes click.secho
+    say: Callable[..., None] = plain
 
     # -- running commands -----------------------------------------------------------------------
     def cli(
@@ -54,9 +59,9 @@ class Story:
         if self.env_dir and argv[0] in ("bootstrap-account", "run-pipeline", "promote") and "--env" in argv:
             command += ["--env-dir", self.env_dir]
         shown = " ".join(argv)
-        click.secho(f"\n== {title}", bold=True)
+        self.say(f"\n== {title}", bold=True)
         who = "   # as Jenkins, via cross-account-jenkins-role" if env else f"   # as {person}" if person else ""
-        click.echo(f"$ {shown}{who}")
+        self.say(f"$ {shown}{who}")
         # Separation of duties compares people: the one who trained may not approve. Sessions are named
         # after the local user (or Jenkins' BUILD_TAG), so each person of the story is a user name.
         people = {"USER": person, "LOGNAME": person} if person else {}
@@ -66,17 +71,17 @@ class Story:
         )
         seconds = time.monotonic() - start
         if capture and show and result.stdout:
-            click.echo(result.stdout.rstrip())
+            self.say(result.stdout.rstrip())
         if result.returncode != expect:
             if result.stderr and (capture or not show):
-                click.echo(result.stderr.rstrip(), err=True)
+                self.say(result.stderr.rstrip(), err=True)
             self.stages.append((title, f"FAILED ({result.returncode})", seconds))
             raise StoryFailed(f"`{shown}` exited {result.returncode}, expected {expect}")
         self.stages.append((title, "ok" if expect == 0 else f"ok (exit {expect}, as expected)", seconds))
         return result
 
     def step(self, title: str, func):
-        click.secho(f"\n== {title}", bold=True)
+        self.say(f"\n== {title}", bold=True)
         start = time.monotonic()
         try:
             value = func()
@@ -163,18 +168,18 @@ def _drifted_batch_arrives(env) -> str:
     return uri
 
 
-def run_story(env_dir=None) -> int:
+def run_story(env_dir=None, say: Callable[..., None] | None = None) -> int:
     """Run every stage; stop at the first that fails. Returns the exit code."""
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mlops-story-"))
-    story = Story(env_dir=env_dir, work=work)
+    story = Story(env_dir=env_dir, work=work, say=say or plain)
     try:
         load_environment("dev", env_dir=env_dir)  # a broken dev.yaml stops the story before it starts
         prod = load_environment("prod", env_dir=env_dir)
         _tell(story, prod)
     except StoryFailed as exc:
-        click.secho(f"\nthe story stopped: {exc}", fg="red", err=True)
+        story.say(f"\nthe story stopped: {exc}", fg="red", err=True)
         _summary(story, started)
         return 1
     _summary(story, started)
@@ -326,11 +331,11 @@ def _tell(story: Story, prod) -> None:
 
 
 def _summary(story: Story, started: float) -> None:
-    click.secho("\n== Summary", bold=True)
+    story.say("\n== Summary", bold=True)
     for title, outcome, seconds in story.stages:
-        click.echo(f"{outcome:<12} {seconds:6.1f}s  {title}")
-    click.echo(f"total {time.monotonic() - started:.1f}s")
+        story.say(f"{outcome:<12} {seconds:6.1f}s  {title}")
+    story.say(f"total {time.monotonic() - started:.1f}s")
     if story.artefacts:
-        click.secho("\nArtefacts", bold=True)
+        story.say("\nArtefacts", bold=True)
         for what, where in story.artefacts:
-            click.echo(f"  {what:<50} {where}")
+            story.say(f"  {what:<50} {where}")

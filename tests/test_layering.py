@@ -49,6 +49,7 @@ HEAVY = {
     "cryptography",
     "werkzeug",
     "jsonpath_ng",
+    "scipy",
 }
 
 
@@ -186,3 +187,24 @@ def test_function_level_imports_only_defer_heavy_libraries():
         if deferred and target.split(".")[0] not in HEAVY
     ]
     assert not late, "move these imports to module top (only heavy libraries are deferred):\n" + "\n".join(late)
+
+
+# Commands are thin: they parse, call a library function that returns data, and render it.
+COMMAND_MODULES = {"mlops_core.clikit", "pipelines.run_pipeline", "promote.cli", "iam.cli", "sandbox.cli"}
+
+
+def test_only_command_modules_import_click():
+    importers = {module for module in MODULES for target, _, _ in _imports(module) if target.split(".")[0] == "click"}
+    assert importers == COMMAND_MODULES
+
+
+def test_library_code_imports_no_command_module():
+    # a library reaching for a command (or the CLI kit) would render for the terminal again
+    wrong = [
+        f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}"
+        for module in MODULES
+        if module not in COMMAND_MODULES
+        for target, line, _ in _imports(module)
+        if target in COMMAND_MODULES
+    ]
+    assert not wrong, "\n".join(wrong)

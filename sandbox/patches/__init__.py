@@ -1,60 +1,47 @@
 """The one registry of sandbox patches: each adds one AWS behaviour that moto lacks.
 
-A patch module declares itself with `@patch(name, adds=...)`; `apply_all()` runs each once in the
-server process before it serves. `sandbox patches` lists them. Add a module to PATCH_MODULES to
-register it; nothing else in the toolkit needs to know.
+Each patch module ends with its declaration, `PATCH = Patch(...)` (see sandbox/patching.py): what it
+adds, what in moto it overrides, its control routes, and its start and reset hooks. PATCHES lists
+them in the order they apply; the server (sandbox/server.py) reads everything from here, and
+`sandbox patches` prints it. To add a patch: write the module, add its PATCH below.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from sandbox import clock, events, executions
+from sandbox.patches import enforcement, kms_keys, model_registry, s3_encryption, sagemaker_tags, snapshot
+from sandbox.patching import Patch, Route
 
-# Modules that register patches, in the order they apply.
-PATCH_MODULES = (
-    "sandbox.patches.snapshot",
-    "sandbox.patches.enforcement",
-    "sandbox.patches.model_registry",
-    "sandbox.patches.kms_keys",
-    "sandbox.patches.s3_encryption",
-    "sandbox.patches.sagemaker_tags",
-    "sandbox.executions",
-    "sandbox.events",
+PATCHES: tuple[Patch, ...] = (
+    snapshot.PATCH,
+    enforcement.PATCH,
+    model_registry.PATCH,
+    kms_keys.PATCH,
+    s3_encryption.PATCH,
+    sagemaker_tags.PATCH,
+    executions.PATCH,
+    events.PATCH,
+    clock.PATCH,
 )
 
-
-@dataclass(frozen=True)
-class Patch:
-    name: str
-    adds: str  # one line: the AWS behaviour this patch adds to moto
-    apply: Callable[[], None]
-
-
-REGISTRY: dict[str, Patch] = {}
 _applied: set[str] = set()
 
 
-def patch(name: str, *, adds: str):
-    """Register the decorated zero-argument function as the patch `name`."""
-
-    def register(func):
-        REGISTRY[name] = Patch(name, adds, func)
-        return func
-
-    return register
-
-
-def load() -> dict[str, Patch]:
-    for module in PATCH_MODULES:
-        importlib.import_module(module)
-    return REGISTRY
-
-
 def apply_all() -> list[str]:
-    """Apply every registered patch once (idempotent); returns the names applied."""
-    for name, p in load().items():
-        if name not in _applied:
-            p.apply()
-            _applied.add(name)
-    return list(REGISTRY)
+    """Apply every patch once, in order (idempotent, in the server process); returns their names."""
+    for patch in PATCHES:
+        if patch.apply is not None and patch.name not in _applied:
+            patch.apply()
+            _applied.add(patch.name)
+    return [patch.name for patch in PATCHES]
+
+
+def patch_routes() -> dict[str, Route]:
+    """Every patch's control routes by name; two patches may not claim the same one."""
+    routes: dict[str, Route] = {}
+    for patch in PATCHES:
+        for name, route in patch.routes.items():
+            if name in routes:
+                raise ValueError(f"sandbox patches {patch.name} and another both declare /_sandbox/{name}")
+            routes[name] = route
+    return routes

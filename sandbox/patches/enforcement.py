@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from sandbox import iam_policy
 from sandbox.iam_policy import Principal
-from sandbox.patches import patch
+from sandbox.patching import Patch
 
 PARTITION = "aws"
 _local = threading.local()
@@ -199,22 +199,6 @@ def caller_for_role(role_arn: str, session_name: str = "sandbox") -> Caller:
         principal_arn=role.arn if role else role_arn,
     )
     return Caller(principal, policies=_role_policies(role) if role else [], kind="role")
-
-
-def trust_allows_service(role_arn: str, service: str) -> bool:
-    """Whether `service` (e.g. "events.amazonaws.com") may assume `role_arn` per its trust policy."""
-    account_id = role_arn.split(":")[4]
-    role = _role_by_arn(account_id, role_arn)
-    if role is None:
-        return False
-    result = iam_policy.evaluate(
-        [role.assume_role_policy_document],
-        "sts:AssumeRole",
-        role.arn,
-        {},
-        principal=Principal(account_id="", arn=service, service=service),
-    )
-    return result.allowed and not result.denied
 
 
 def _between(text: str, start: str, end: str) -> str:
@@ -634,11 +618,6 @@ def _signing_service(response) -> str:
     return response.service_name
 
 
-@patch(
-    "iam-enforcement",
-    adds="every request is authorized like AWS: identity policies on real resource "
-    "ARNs, resource/key/trust policies, cross-account needs both sides",
-)
 def enable_enforcement():
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
@@ -650,3 +629,18 @@ def enable_enforcement():
     # bucket policies are evaluated here with principals and conditions; moto's partial check would
     # deny TLS-only policies outright (it sees no aws:SecureTransport)
     FakeBucket.get_permission = lambda *_: PermissionResult.NEUTRAL
+
+
+PATCH = Patch(
+    name="iam-enforcement",
+    adds=(
+        "every request is authorized like AWS: identity policies on real resource "
+        "ARNs, resource/key/trust policies, cross-account needs both sides"
+    ),
+    overrides=(
+        "moto.core.authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action",
+        "moto.s3.models.FakeBucket.get_permission",
+        "moto.settings.INITIAL_NO_AUTH_ACTION_COUNT",
+    ),
+    apply=enable_enforcement,
+)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.patches import patch
 from sandbox.patches.enforcement import AccessDeniedBy, Caller, Target, arn_account, check, current, param, resolver
+from sandbox.patching import Patch
 
 CRYPTO = {
     "Encrypt",
@@ -249,11 +249,6 @@ def _owner_backend(self):
     return _backend(account, self.region)
 
 
-@patch(
-    "kms-cross-account",
-    adds="KMS key ARNs from other accounts resolve there; key policies (root "
-    "delegation, principals, conditions) decide; disabled/pending keys refuse",
-)
 def patch_kms():
     from moto.kms.models import KmsBackend
     from moto.kms.responses import KmsResponse
@@ -270,3 +265,20 @@ def _accepting_arns(method):
 
     wrapper.__name__ = method.__name__
     return wrapper
+
+
+PATCH = Patch(
+    name="kms-cross-account",
+    adds=(
+        "KMS key ARNs from other accounts resolve there; key policies (root "
+        "delegation, principals, conditions) decide; disabled/pending keys refuse"
+    ),
+    overrides=(
+        "moto.kms.models.KmsBackend.cancel_key_deletion",
+        "moto.kms.models.KmsBackend.disable_key",
+        "moto.kms.models.KmsBackend.enable_key",
+        "moto.kms.models.KmsBackend.schedule_key_deletion",
+        "moto.kms.responses.KmsResponse.kms_backend",
+    ),
+    apply=patch_kms,
+)

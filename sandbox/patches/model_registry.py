@@ -11,8 +11,8 @@ ModelApprovalStatus defaults to PendingManualApproval, and packages/groups can b
 from __future__ import annotations
 
 from sandbox import iam_policy
-from sandbox.patches import patch
 from sandbox.patches.enforcement import Target, arn_account, current, param, resolver
+from sandbox.patching import Patch
 
 GROUP_ACTIONS = {
     "CreateModelPackageGroup",
@@ -174,11 +174,6 @@ def delete_model_package_group(self):
     return EmptyResult()
 
 
-@patch(
-    "model-registry-cross-account",
-    adds="model package group policies stored and enforced; packages created/read/approved by ARN "
-    "from other accounts; approval updates keep metadata; default PendingManualApproval",
-)
 def patch_model_registry():
     from moto.sagemaker.models import ModelPackageGroup, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
@@ -251,3 +246,26 @@ def patch_model_registry():
     SageMakerModelBackend.list_model_packages = list_model_packages
     SageMakerModelBackend.update_model_package = update_model_package
     ModelPackageGroup.resource_policy = None  # class default: groups pickled before this patch still load
+
+
+PATCH = Patch(
+    name="model-registry-cross-account",
+    adds=(
+        "model package group policies stored and enforced; packages created/read/approved by ARN "
+        "from other accounts; approval updates keep metadata; default PendingManualApproval"
+    ),
+    overrides=(
+        "moto.sagemaker.models.ModelPackageGroup.resource_policy",
+        "moto.sagemaker.models.SageMakerModelBackend.create_model_package",
+        "moto.sagemaker.models.SageMakerModelBackend.describe_model_package_group",
+        "moto.sagemaker.models.SageMakerModelBackend.list_model_packages",
+        "moto.sagemaker.models.SageMakerModelBackend.update_model_package",
+        "moto.sagemaker.responses.SageMakerResponse.sagemaker_backend",
+        "moto.sagemaker.responses.SageMakerResponse.delete_model_package",
+        "moto.sagemaker.responses.SageMakerResponse.delete_model_package_group",
+        "moto.sagemaker.responses.SageMakerResponse.delete_model_package_group_policy",
+        "moto.sagemaker.responses.SageMakerResponse.get_model_package_group_policy",
+        "moto.sagemaker.responses.SageMakerResponse.put_model_package_group_policy",
+    ),
+    apply=patch_model_registry,
+)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from sandbox.patches import patch
 from sandbox.patches.enforcement import ERRORS, AccessDeniedBy, Target, base_context, current, decide, resolver
 from sandbox.patches.kms_keys import resolve_key, use_key
+from sandbox.patching import Patch
 
 # moto's request names -> IAM actions, where they differ
 _IAM_NAMES = {
@@ -174,11 +174,6 @@ def _access_denied(_denied: AccessDeniedBy):
 ERRORS["s3"] = _access_denied
 
 
-@patch(
-    "s3-bucket-policies-and-sse-kms",
-    adds="bucket policies with principals/conditions decide cross-account access; SSE-KMS objects "
-    "record their key ARN and reading needs kms:Decrypt on it (writing kms:GenerateDataKey)",
-)
 def patch_s3():
     from moto.s3.models import S3Backend
 
@@ -193,3 +188,14 @@ def patch_s3():
         return obj
 
     S3Backend.put_object = put_object_with_key_arn
+
+
+PATCH = Patch(
+    name="s3-bucket-policies-and-sse-kms",
+    adds=(
+        "bucket policies with principals/conditions decide cross-account access; SSE-KMS objects "
+        "record their key ARN and reading needs kms:Decrypt on it (writing kms:GenerateDataKey)"
+    ),
+    overrides=("moto.s3.models.S3Backend.put_object",),
+    apply=patch_s3,
+)

@@ -7,13 +7,9 @@ exists for the resource, the value is updated").
 
 from __future__ import annotations
 
-from sandbox.patches import patch
+from sandbox.patching import Patch
 
 
-@patch(
-    "sagemaker-add-tags-overwrite",
-    adds="SageMaker AddTags updates an existing key's value instead of adding a second tag with the same key",
-)
 def add_tags_overwrite():
     from moto.sagemaker.models import SageMakerModelBackend
 
@@ -24,3 +20,11 @@ def add_tags_overwrite():
         return resource.tags
 
     SageMakerModelBackend.add_tags = add_tags
+
+
+PATCH = Patch(
+    name="sagemaker-add-tags-overwrite",
+    adds=("SageMaker AddTags updates an existing key's value instead of adding a second tag with the same key"),
+    overrides=("moto.sagemaker.models.SageMakerModelBackend.add_tags",),
+    apply=add_tags_overwrite,
+)

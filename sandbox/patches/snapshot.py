@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 from sandbox.home import write_private
-from sandbox.patches import patch
+from sandbox.patching import Patch
 
 
-@patch("pickle-crypto-keys", adds="KMS key material survives a sandbox restart (keys pickle as PEM)")
 def register_key_reducers():
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -150,3 +149,11 @@ def restore(path, key: str) -> dict:
         raise SnapshotError(
             f"{path} cannot be loaded by this sandbox ({type(exc).__name__}: {exc}): {_recover()}"
         ) from None
+
+
+PATCH = Patch(
+    name="pickle-crypto-keys",
+    adds=("KMS key material survives a sandbox restart (keys pickle as PEM)"),
+    overrides=("copyreg.dispatch_table",),
+    apply=register_key_reducers,
+)
