@@ -485,6 +485,14 @@ def execution_role_policies(env) -> dict[str, dict]:
     return policies
 
 
+JOB_CREATION = [
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateModel",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob",
+]
+
+
 def vpc_network_interfaces(env) -> dict:
     """What SageMaker needs from the execution role to put a job's network interfaces in the environment's
     subnets (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): creating one only in
@@ -508,6 +516,30 @@ def vpc_network_interfaces(env) -> dict:
             ],
             f"{ec2}:network-interface/*",
             condition={"ArnEquals": {"ec2:Subnet": subnets}},
+        ),
+        # AWS-enforced: this role creates no job or model outside the environment's subnets and groups
+        statement(
+            "NoJobOutsideTheEnvironmentVpc",
+            JOB_CREATION,
+            "*",
+            effect="Deny",
+            condition={"Null": {"sagemaker:VpcSubnets": "true"}},
+        ),
+        statement(
+            "NoJobInOtherSubnets",
+            JOB_CREATION,
+            "*",
+            effect="Deny",
+            condition={"ForAnyValue:StringNotEquals": {"sagemaker:VpcSubnets": list(env.network.subnets)}},
+        ),
+        statement(
+            "NoJobWithOtherSecurityGroups",
+            JOB_CREATION,
+            "*",
+            effect="Deny",
+            condition={
+                "ForAnyValue:StringNotEquals": {"sagemaker:VpcSecurityGroupIds": list(env.network.security_groups)}
+            },
         ),
         statement(
             "DescribeNetwork",

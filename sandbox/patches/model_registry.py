@@ -59,6 +59,54 @@ def _group_policy(owner: str, region: str, group: str | None):
     return (getattr(g, "resource_policy", None), g is not None)
 
 
+# Where each job-creating request keeps what the SageMaker condition keys describe
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html):
+# condition key -> path in the request, per action.
+_JOB_CONDITIONS = {
+    "CreateTrainingJob": {
+        "sagemaker:VpcSubnets": "VpcConfig.Subnets",
+        "sagemaker:VpcSecurityGroupIds": "VpcConfig.SecurityGroupIds",
+        "sagemaker:NetworkIsolation": "EnableNetworkIsolation",
+        "sagemaker:InterContainerTrafficEncryption": "EnableInterContainerTrafficEncryption",
+        "sagemaker:VolumeKmsKey": "ResourceConfig.VolumeKmsKeyId",
+        "sagemaker:OutputKmsKey": "OutputDataConfig.KmsKeyId",
+    },
+    "CreateProcessingJob": {
+        "sagemaker:VpcSubnets": "NetworkConfig.VpcConfig.Subnets",
+        "sagemaker:VpcSecurityGroupIds": "NetworkConfig.VpcConfig.SecurityGroupIds",
+        "sagemaker:NetworkIsolation": "NetworkConfig.EnableNetworkIsolation",
+        "sagemaker:InterContainerTrafficEncryption": "NetworkConfig.EnableInterContainerTrafficEncryption",
+        "sagemaker:VolumeKmsKey": "ProcessingResources.ClusterConfig.VolumeKmsKeyId",
+        "sagemaker:OutputKmsKey": "ProcessingOutputConfig.KmsKeyId",
+    },
+    "CreateHyperParameterTuningJob": {
+        "sagemaker:VpcSubnets": "TrainingJobDefinition.VpcConfig.Subnets",
+        "sagemaker:VpcSecurityGroupIds": "TrainingJobDefinition.VpcConfig.SecurityGroupIds",
+        "sagemaker:NetworkIsolation": "TrainingJobDefinition.EnableNetworkIsolation",
+        "sagemaker:InterContainerTrafficEncryption": "TrainingJobDefinition.EnableInterContainerTrafficEncryption",
+        "sagemaker:OutputKmsKey": "TrainingJobDefinition.OutputDataConfig.KmsKeyId",
+    },
+    "CreateModel": {
+        "sagemaker:VpcSubnets": "VpcConfig.Subnets",
+        "sagemaker:VpcSecurityGroupIds": "VpcConfig.SecurityGroupIds",
+        "sagemaker:NetworkIsolation": "EnableNetworkIsolation",
+    },
+}
+
+
+def job_request_conditions(response, action: str) -> dict:
+    """The SageMaker condition keys a job or model creation request sets (absent when the request has none)."""
+    out = {}
+    for key, path in _JOB_CONDITIONS.get(action, {}).items():
+        first, *rest = path.split(".")
+        value = param(response, first)
+        for part in rest:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value not in (None, "", []):
+            out[key] = value
+    return out
+
+
 @resolver("sagemaker")
 def _sagemaker(response, action, caller, region, _default_resource) -> Target:
     acct = caller.account_id
@@ -92,7 +140,8 @@ def _sagemaker(response, action, caller, region, _default_resource) -> Target:
         if value:
             if value.startswith("arn:"):
                 return Target([value], arn_account(value, acct), policy_kind="none")
-            return Target([_arn(region, acct, kind, value.lower())], acct, policy_kind="none")
+            context = job_request_conditions(response, action)
+            return Target([_arn(region, acct, kind, value.lower())], acct, policy_kind="none", context=context)
     tagged = param(response, "ResourceArn")  # AddTags / ListTags / DeleteTags
     if tagged:
         return Target([tagged], arn_account(tagged, acct), policy_kind="none")

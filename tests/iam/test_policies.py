@@ -166,3 +166,10 @@ def test_execution_role_gets_network_interface_permissions_only_with_a_network_b
     assert manage["Resource"] == f"{ec2}:network-interface/*"
     assert manage["Condition"] == {"ArnEquals": {"ec2:Subnet": subnets}}
     assert all(a.startswith("ec2:Describe") for a in by_sid["DescribeNetwork"]["Action"])
+    for sid, key, values in (
+        ("NoJobInOtherSubnets", "sagemaker:VpcSubnets", list(env.network.subnets)),
+        ("NoJobWithOtherSecurityGroups", "sagemaker:VpcSecurityGroupIds", list(env.network.security_groups)),
+    ):
+        assert by_sid[sid]["Effect"] == "Deny"
+        assert by_sid[sid]["Condition"] == {"ForAnyValue:StringNotEquals": {key: values}}
+    assert by_sid["NoJobOutsideTheEnvironmentVpc"]["Condition"] == {"Null": {"sagemaker:VpcSubnets": "true"}}

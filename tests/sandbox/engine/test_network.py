@@ -192,3 +192,16 @@ def test_isolated_script_mode_training_gets_its_code_as_the_code_channel(account
     )
     assert job["VpcConfig"] == {"Subnets": [vpc["subnet_a"]], "SecurityGroupIds": [vpc["sg_a"]]}
     assert job["EnableNetworkIsolation"] is True and job["EnableInterContainerTrafficEncryption"] is True
+
+
+def test_the_bootstrapped_role_may_create_no_job_outside_the_environment_vpc(account, vpc):
+    """AWS-enforced as well: the role's policy denies job creation whose request has no VpcConfig or other
+    subnets (the sagemaker:VpcSubnets / sagemaker:VpcSecurityGroupIds condition keys,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html)."""
+    grant_bootstrapped_eni_policy(account, [vpc["subnet_a"]], [vpc["sg_a"]])
+    step = network_step(account, [vpc["subnet_a"]], [vpc["sg_a"]])
+    del step["Arguments"]["NetworkConfig"]
+    status, job = run_job(account, step)
+    assert status == "Failed"
+    assert "AccessDenied" in job["FailureReason"] and "sagemaker:CreateProcessingJob" in job["FailureReason"]
+    assert "explicit deny" in job["FailureReason"]
