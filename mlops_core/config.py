@@ -35,6 +35,7 @@ _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$", re.ASCII)
 _KMS_ALIAS = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$", re.ASCII)
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", re.ASCII)
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$", re.ASCII)
+_CONTRACT = re.compile(r"^[^:*?]+\.ya?ml$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$", re.ASCII)
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$", re.ASCII)
 _CRON = re.compile(r"^cron\((.+)\)$", re.ASCII)
@@ -109,6 +110,8 @@ class Training:
         HpoRange("max_depth", "integer", 2, 6),
         HpoRange("eta", "continuous", 0.05, 0.5),
     )
+    # The data contract (YAML, relative to the environment file): `run-pipeline contract` proposes one.
+    contract: str | None = None
 
 
 @dataclass(frozen=True)
@@ -746,6 +749,7 @@ class _Validator:
             "champion_tolerance",
             "hyperparameters",
             "hpo",
+            "contract",
         }
         t = self.section(data, "training", allowed, set())
         default = Training()
@@ -788,6 +792,10 @@ class _Validator:
             values["hyperparameters"] = dict(hp)
         if "hpo" in t:
             values.update(self._hpo(t["hpo"], default))
+        if "contract" in t:
+            values["contract"] = self.match(
+                t["contract"], "training.contract", _CONTRACT, "a path to a contract file (.yaml)"
+            )
         return Training(**{**default.__dict__, **values})
 
     def _hpo(self, data, default: Training) -> dict:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_core.errors import ConfigError
+from pipelines.contracts import contract_upload
 from pipelines.datasets import locate
 from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
 
@@ -38,6 +39,7 @@ METRIC_DEFINITIONS = [
 # The SDK's Model.create() insists on a literal role ARN (it expands role names with an IAM call), so the
 # CreateModel step gets this placeholder, replaced by the ExecutionRoleArn parameter in the JSON.
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-for-ExecutionRoleArn-parameter"
+CONTRACT_DIR = "/opt/ml/processing/input/contract"
 # Fixed timestamp inside archives so the same code always yields the same bytes (and S3 URI).
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Steps whose container must reach the network: network isolation (no network at all, not even VPC
@@ -292,6 +294,14 @@ class _Builder:
             source=self.code.steps_prefix, destination="/opt/ml/processing/input/code", input_name="code"
         )
 
+    def contract_input(self, contract) -> list:
+        """The data contract as a processing input (none when the environment names no contract)."""
+        from sagemaker.processing import ProcessingInput
+
+        if contract is None:
+            return []
+        return [ProcessingInput(source=contract.s3_uri, destination=CONTRACT_DIR, input_name="contract")]
+
     def estimator(self, hyperparameters: dict, instance_type, step: str):
         from sagemaker.workflow.functions import Join
         from sagemaker.xgboost import XGBoost
@@ -456,13 +466,14 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
 
     features = "all" if t.features == "all" else ",".join(t.features)
     splits = ("train", "validation", "test")
+    contract = contract_upload(env)
     preprocess_report = PropertyFile(name="PreprocessReport", output_name="report", path="preprocess.json")
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=b.processor("preprocess.py", "Preprocess").run(
             # The dataset is read by the step itself (not a ProcessingInput): it lists the parts when the run
             # starts and reads each at the version it listed, so the snapshot it records is exactly what it read.
-            inputs=[b.code_input()],
+            inputs=[b.code_input(), *b.contract_input(contract)],
             outputs=[
                 *(
                     ProcessingOutput(
@@ -510,6 +521,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 "/opt/ml/processing/baseline",
                 "--report-dir",
                 "/opt/ml/processing/report",
+                *(["--contract", CONTRACT_DIR] if contract else []),
                 "--failure-file",
                 "/opt/ml/output/message",
             ],
@@ -732,6 +744,8 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
         "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> register if good enough",
     )
     spec.uploads.extend(dataset.uploads)
+    if contract:
+        spec.uploads.append(contract)
     return spec
 
 
@@ -777,6 +791,46 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         outputs=[LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String) for o in outputs],
     )
     approved = {o: resolve.properties.Outputs[o] for o in outputs}
+
+    # The data contract first: a batch that breaks it is DataValidationFailed (notify), never drift (retrain).
+    contract = contract_upload(env)
+    validation_summary = PropertyFile(name="DataValidationResult", output_name="validation", path="validation.json")
+    validation = ProcessingStep(
+        name="DataValidation",
+        step_args=b.processor("validate.py", "DataValidation").run(
+            inputs=[
+                b.code_input(),
+                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
+                ProcessingInput(
+                    source=approved["baseline_statistics_uri"],
+                    destination="/opt/ml/processing/baseline/statistics",
+                    input_name="statistics",
+                ),
+                *b.contract_input(contract),
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name="validation",
+                    source="/opt/ml/processing/output",
+                    destination=b.location(b.artifacts_bucket, "data-validation"),
+                )
+            ],
+            arguments=[
+                "--input",
+                "/opt/ml/processing/input/data",
+                "--baseline-statistics",
+                "/opt/ml/processing/baseline/statistics",
+                *(["--contract", CONTRACT_DIR] if contract else []),
+                "--output",
+                "/opt/ml/processing/output",
+                "--missing-values",
+                ",".join(env.training.missing_values),
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[validation_summary],
+    )
 
     drift_summary = PropertyFile(name="DriftCheckResult", output_name="drift", path="drift_check.json")
     drift = ProcessingStep(
@@ -892,12 +946,39 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         if_steps=[create_model, transform],
         else_steps=[drifted],
     )
+    invalid = FailStep(
+        name="DataValidationFailed",
+        error_message=Join(
+            on="",
+            values=[
+                "DataValidationFailed: ",
+                JsonGet(step_name=validation.name, property_file=validation_summary, json_path="message"),
+                "; violations: ",
+                validation.properties.ProcessingOutputConfig.Outputs["validation"].S3Output.S3Uri,
+                "/contract_violations.json",
+            ],
+        ),
+    )
+    valid = ConditionStep(
+        name="CheckDataValidation",
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=validation.name, property_file=validation_summary, json_path="violation_count"),
+                right=0,
+            )
+        ],
+        if_steps=[drift, check],
+        else_steps=[invalid],
+    )
     spec = b.pipeline(
-        [resolve, drift, check],
-        "latest approved model -> drift check -> batch transform, or fail with DataDriftDetected",
+        [resolve, validation, valid],
+        "latest approved model -> data contract -> drift check -> batch transform, or fail with "
+        "DataValidationFailed / DataDriftDetected",
     )
     spec.lambda_functions.append(function)
     spec.uploads.extend(dataset.uploads)
+    if contract:
+        spec.uploads.append(contract)
     return spec
 
 

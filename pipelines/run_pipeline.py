@@ -6,13 +6,15 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, environment_selection, output_option
 from mlops_core.config import load_environment
-from mlops_core.errors import ConfigError, PipelineFailed
+from mlops_core.errors import ConfigError, PipelineFailed, ToolkitError
 from mlops_core.session import Sessions
+from pipelines.contracts import contract_path, propose_contract
 from pipelines.definitions import build_pipelines, definition_text, dry_run_document
 from pipelines.floors import check_quality_floors
 from pipelines.logs import show_execution_logs
@@ -246,3 +248,34 @@ def retry(env, profile, execution, which, no_wait, output):
         click.echo(f"retrying {result['execution_arn']} from {', '.join(result['failed_steps']) or 'its failed step'}")
     if result["status"] not in ("Succeeded", "Executing"):
         raise PipelineFailed(f"retried execution {result['status']}: {result['execution_arn']}")
+
+
+@main.command()
+@environment_options
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the proposal (default: the environment's training.contract file; - for stdout).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing contract file (the reviewed one).")
+def contract(env, profile, out_file, force):
+    """Propose a data contract from the environment's training data, for the team to review and commit.
+
+    Per column: type, required, nullable, a minimum for columns never negative and allowed values for
+    integer codes and the target; rare codes are marked for review. Preprocess then checks training data
+    against it and inference checks each batch before the drift check (DataValidationFailed).
+    """
+    target = out_file or (str(contract_path(env)) if contract_path(env) else "-")
+    if target != "-" and Path(target).exists() and not force:
+        raise ToolkitError(f"{target} exists (the reviewed contract): pass --force to replace it, or -o elsewhere")
+    s3 = Sessions(env, profile=profile).client("s3") if env.training.dataset.startswith("s3://") else None
+    text = propose_contract(env, s3)
+    if target == "-":
+        click.echo(text, nl=False)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text)
+    click.echo(f"wrote {target}: review it, then commit it", err=True)

@@ -16,11 +16,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from contract import FAILURE, ContractCheck, columns_to_check
 from snapshot import SnapshotError, open_dataset
 from tabular import (
     DataError,
     FeatureTransform,
     baseline_statistics,
+    load_json,
     numeric_column,
     run_or_fail,
     split_list,
@@ -59,6 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--baseline-dir", default="/opt/ml/processing/baseline")
     p.add_argument("--report-dir", default="/opt/ml/processing/report")
     p.add_argument("--snapshot-dir", default="", help="where to write snapshot.json (the parts read), if anywhere")
+    p.add_argument(
+        "--contract",
+        default="",
+        help="the data contract (JSON file or its directory): the data must meet it (DataValidationFailed)",
+    )
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
@@ -95,6 +102,12 @@ def load_and_validate(args):
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise DataError(f"duplicate column name '{duplicated[0]}' in {shown}")
+    if args.contract:
+        check = ContractCheck(columns_to_check(load_json(args.contract, "contract.json"), with_target=True))
+        check.header(frame.columns)
+        check.add(frame)
+        if check.violations():
+            raise DataError(f"{FAILURE}: {check.message(shown)}")
     columns = [str(c) for c in frame.columns]
     if not len(frame):
         raise DataError(f"input {shown} has a header but no data rows")

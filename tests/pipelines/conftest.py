@@ -35,6 +35,7 @@ def steps():
         evaluate = load_step("evaluate")
         drift_check = load_step("drift_check")
         inference = load_step("inference")
+        validate = load_step("validate")
 
     return Steps
 

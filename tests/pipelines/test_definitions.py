@@ -215,6 +215,33 @@ def test_fail_steps_say_what_went_wrong(dev_specs):
     assert [s["Name"] for s in check["ElseSteps"]] == ["DataDriftDetected"]
 
 
+def test_the_data_contract_gates_training_and_comes_before_the_drift_check(dev_specs, dev_environment):
+    from pipelines.contracts import load_contract
+
+    [upload] = [u for u in dev_specs["train"].uploads if u.s3_uri.endswith("/contract.json")]
+    assert upload.s3_uri.startswith(f"s3://{dev_environment.buckets.artifacts}/contracts/")
+    assert json.loads(upload.body) == load_contract(dev_environment)
+    for which, name in (("train", "Preprocess"), ("hpo", "Preprocess"), ("inference", "DataValidation")):
+        arguments = step(dev_specs[which], name)["Arguments"]
+        inputs = {i["InputName"]: i["S3Input"] for i in arguments["ProcessingInputs"]}
+        assert inputs["contract"]["S3Uri"] == upload.s3_uri
+        container = arguments["AppSpecification"]["ContainerArguments"]
+        assert container[container.index("--contract") + 1] == inputs["contract"]["LocalPath"]
+        assert upload in dev_specs[which].uploads
+
+    top = [s["Name"] for s in definition(dev_specs["inference"])["Steps"]]
+    assert top == ["LatestApprovedModel", "DataValidation", "CheckDataValidation"]
+    gate = step(dev_specs["inference"], "CheckDataValidation")["Arguments"]
+    [condition] = gate["Conditions"]
+    assert condition["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
+        "Get": "Steps.DataValidation.PropertyFiles.DataValidationResult"
+    }
+    assert [s["Name"] for s in gate["IfSteps"]] == ["DataDriftCheck", "CheckDataDrift"]
+    assert [s["Name"] for s in gate["ElseSteps"]] == ["DataValidationFailed"]
+    failed = step(dev_specs["inference"], "DataValidationFailed")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert failed[0] == "DataValidationFailed: " and "/contract_violations.json" in failed
+
+
 def test_inference_uses_the_model_resolved_at_run_time(dev_specs, dev_environment):
     spec = dev_specs["inference"]
     [function] = spec.lambda_functions

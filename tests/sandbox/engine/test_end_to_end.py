@@ -189,6 +189,36 @@ def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_traini
     dev_sm.stop_pipeline_execution(PipelineExecutionArn=started[0]["PipelineExecutionArn"])  # not needed further
 
 
+def test_a_malformed_batch_fails_data_validation_naming_column_value_and_row_and_is_not_drift(story):
+    """Bad types and missing columns break the data contract: DataValidationFailed, and the drift check
+    never runs (a model approved by the previous test scores nothing)."""
+    from pipelines.datasets import builtin_csv
+
+    lines = builtin_csv("breast-cancer-batch").decode().splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines]
+    rows[3][header.index("mean_texture")] = "sixty"
+    drop = header.index("worst_symmetry")
+    body = "\n".join(",".join(v for i, v in enumerate(r) if i != drop) for r in rows) + "\n"
+    key = "datasets/malformed/batch.csv"
+    story.sessions.client("s3").put_object(
+        Bucket=story.env.buckets.artifacts,
+        Key=key,
+        Body=body.encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=story.env.kms_key_alias,
+    )
+    status, steps = story.wait(story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}"))
+    assert status == "Failed"
+    reason = steps["DataValidationFailed"]["FailureReason"]
+    assert reason.startswith(
+        "DataValidationFailed: batch.csv breaks the data contract: column 'worst_symmetry' is required by the "
+        "contract but missing; column 'mean_texture': 1 value(s) not a number: 'sixty' (row 3); violations: s3://"
+    )
+    assert reason.endswith("/data-validation/contract_violations.json")
+    assert "DataDriftCheck" not in steps and "DataDriftDetected" not in steps and "BatchTransform" not in steps
+
+
 def test_hpo_pipeline_tunes_then_registers_a_version_marked_for_the_review_board(story):
     """The tuning step runs as the execution role too: a pipeline's tuning job name carries neither the
     project nor the pipelines- prefix (32 characters at most), so the role must be allowed to create it
