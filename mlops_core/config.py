@@ -110,7 +110,7 @@ class Training:
         HpoRange("max_depth", "integer", 2, 6),
         HpoRange("eta", "continuous", 0.05, 0.5),
     )
-    # The data contract (YAML, relative to the environment file): `run-pipeline contract` proposes one.
+    # The data contract (YAML; in the file relative to it, here resolved): `run-pipeline contract` proposes one.
     contract: str | None = None
 
 
@@ -584,7 +584,7 @@ class _Validator:
             pipelines=pipelines,
             schedule=schedule,
             notification_emails=emails,
-            training=self._training(d.get("training") or {}),
+            training=self._training(d.get("training") or {}, path),
             inference=self._inference(d.get("inference") or {}),
             source=path,
             network=self._network(d["network"], region, accounts[account]) if d.get("network") is not None else None,
@@ -737,7 +737,7 @@ class _Validator:
                 self.fail("schedule", f"{_show(value)}: field '{part}' has characters cron does not accept")
         return value
 
-    def _training(self, data) -> Training:
+    def _training(self, data, path: Path) -> Training:
         allowed = {
             "dataset",
             "target",
@@ -793,9 +793,16 @@ class _Validator:
         if "hpo" in t:
             values.update(self._hpo(t["hpo"], default))
         if "contract" in t:
-            values["contract"] = self.match(
-                t["contract"], "training.contract", _CONTRACT, "a path to a contract file (.yaml)"
+            contract = Path(
+                self.match(t["contract"], "training.contract", _CONTRACT, "a path to a contract file (.yaml)")
             )
+            if not contract.is_absolute():
+                # Relative to the environment file, else to the environments directory (a copy of an environment
+                # file elsewhere still finds the team's contract); resolved now, so two files naming one
+                # contract name the same file.
+                candidates = [path.parent / contract, environments_dir() / contract]
+                contract = next((c for c in candidates if c.exists()), candidates[0]).resolve()
+            values["contract"] = str(contract)
         return Training(**{**default.__dict__, **values})
 
     def _hpo(self, data, default: Training) -> dict:

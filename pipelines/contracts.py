@@ -27,12 +27,7 @@ _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 def contract_path(env) -> Path | None:
     """The contract file the environment names, relative to the environment file; None when it names none."""
-    if not env.training.contract:
-        return None
-    path = Path(env.training.contract)
-    if not path.is_absolute() and env.source is not None:
-        path = Path(env.source).parent / path
-    return path
+    return Path(env.training.contract) if env.training.contract else None
 
 
 def load_contract(env) -> dict | None:
