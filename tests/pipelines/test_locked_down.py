@@ -9,13 +9,14 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html (whi
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
 import pytest
 
 from mlops_core.config import parse_environment
-from pipelines.definitions import NEEDS_NETWORK, PIPELINES, build_pipelines
+from pipelines.definitions import NEEDS_NETWORK, PIPELINES, STEPS_DIR, build_pipelines
 from tests.conftest import REPO
 
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
@@ -165,3 +166,44 @@ def test_shipped_environments_retry_every_step_that_takes_a_policy(dev_specs):
             if step["Type"] in RETRYABLE:
                 kinds = [p["ExceptionType"] for p in step["RetryPolicies"]]
                 assert kinds[0] == SERVICE and (kinds[1:] == [JOBS] if step["Type"] in JOB_STEPS else kinds[1:] == [])
+
+
+def _local_modules(script: Path) -> set[Path]:
+    """The step script and every module of pipelines/steps/ it imports, transitively."""
+    seen, todo = set(), [script]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            todo += [STEPS_DIR / f"{n.split('.')[0]}.py" for n in names]
+    return seen
+
+
+def test_no_step_that_runs_isolated_calls_aws_from_its_container(locked_down_specs):
+    """A step script (or a module of pipelines/steps/ it imports) that uses boto3 needs the network: it
+    must be listed in NEEDS_NETWORK, or it would fail on AWS with no network and no credentials."""
+    checked = set()
+    for spec in locked_down_specs.values():
+        for step in steps_of(spec):
+            args = step.get("Arguments", {})
+            job = args.get("TrainingJobDefinition") or args
+            if step["Type"] == "Processing":
+                isolated = args["NetworkConfig"]["EnableNetworkIsolation"]
+                script = STEPS_DIR / Path(args["AppSpecification"]["ContainerEntrypoint"][-1]).name
+            elif step["Type"] in ("Training", "Tuning"):
+                isolated = job["EnableNetworkIsolation"]
+                hps = job.get("HyperParameters") or job.get("StaticHyperParameters")
+                script = STEPS_DIR / json.loads(hps["sagemaker_program"])
+            else:
+                continue
+            if not isolated:
+                continue
+            uses_aws = [p.name for p in _local_modules(script) if "boto3" in p.read_text()]
+            assert uses_aws == [], f"{step['Name']} runs isolated but {uses_aws} call AWS: add it to NEEDS_NETWORK"
+            checked.add(step["Name"])
+    assert checked >= {"Train", "Tune", "DataDriftCheck"}
