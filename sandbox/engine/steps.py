@@ -249,7 +249,13 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         sm.create_processing_job,
         ProcessingJobName=name,
         RoleArn=args.get("RoleArn") or ctx.role_arn,
-        AppSpecification=app,
+        # SageMaker receives every container argument as a string, a Float parameter's value included
+        AppSpecification={
+            **app,
+            "ContainerArguments": [expressions.text(a) for a in app.get("ContainerArguments") or []],
+        }
+        if app.get("ContainerArguments")
+        else app,
         ProcessingInputs=args.get("ProcessingInputs"),
         ProcessingOutputConfig=args.get("ProcessingOutputConfig"),
         ProcessingResources=args.get("ProcessingResources"),

@@ -97,8 +97,10 @@ def test_train_runs_in_the_vpc_and_a_double_throttle_on_train_is_retried(locked_
     assert [a.get("RetryAfterSeconds") for a in train] == [1.0, 2.0, None]
     preprocess = _job(sm, "Processing", steps["Preprocess"])
     assert preprocess["NetworkConfig"]["VpcConfig"] == vpc
-    # it reads the dataset's parts from S3 itself: in the VPC, not isolated
+    evaluate = _job(sm, "Processing", steps["Evaluate"])
+    # both call AWS from their container (the dataset's parts in S3, the registry): in the VPC, not isolated
     assert preprocess["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert evaluate["NetworkConfig"] == {**preprocess["NetworkConfig"], "EnableNetworkIsolation": False}
     trained = _job(sm, "Training", steps["Train"])
     assert trained["VpcConfig"] == vpc
     assert trained["EnableNetworkIsolation"] is True and trained["EnableInterContainerTrafficEncryption"] is True
