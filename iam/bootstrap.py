@@ -7,18 +7,21 @@ Tests and the bench call it with their own sessions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from iam.desired import desired_state
 from iam.executor import Executor
 from iam.observe import Clients, observe
+from iam.planner import Plan
 from iam.planner import plan as make_plan
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
 from mlops_core.session import Sessions
 
 
 @dataclass
 class Result:
-    plan: object
+    plan: Plan
     applied: bool
     reads: int
     writes: int
@@ -38,7 +41,7 @@ class Result:
         }
 
 
-def account_session(sessions, account_id: str):
+def account_session(sessions: Sessions, account_id: str) -> Any:
     """The caller acting in `account_id`; refuses when those credentials land in another account,
     which on AWS means the wrong profile."""
     session = sessions.in_account(account_id)
@@ -52,7 +55,9 @@ def account_session(sessions, account_id: str):
     return session
 
 
-def bootstrap(env, account_kind: str, *, apply: bool, sessions=None, session=None) -> Result:
+def bootstrap(
+    env: Environment, account_kind: str, *, apply: bool, sessions: Sessions | None = None, session: Any | None = None
+) -> Result:
     """Plan (and with apply=True execute) the bootstrap of one account. `session` overrides the
     account session (tests hook call counters onto it)."""
 

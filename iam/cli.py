@@ -7,6 +7,7 @@ import click
 from iam.bootstrap import Result, bootstrap
 from iam.executor import DisplayExecutor
 from mlops_core.clikit import ToolkitCommand, emit_json, environment_options, output_option
+from mlops_core.config import Environment
 from mlops_core.session import Sessions
 
 
@@ -29,7 +30,7 @@ from mlops_core.session import Sessions
 )
 @click.option("--apply", "mode", flag_value="apply", help="Execute the plan.")
 @output_option
-def main(env, profile, account_kind, mode, output):
+def main(env: Environment, profile: str | None, account_kind: str, mode: str, output: str) -> None:
     """Bootstrap one AWS account for the MLOps toolkit: run once per account by an admin.
 
     \b
@@ -53,7 +54,7 @@ def main(env, profile, account_kind, mode, output):
         click.echo(render(result, env, account_kind))
 
 
-def render(result: Result, env, account_kind: str) -> str:
+def render(result: Result, env: Environment, account_kind: str) -> str:
     """The plan as text, then one line saying what was (or would be) done."""
     p = result.plan
     verb = "Applying" if result.applied else "Plan for"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from iam import policies
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
 
 MANAGED_BY = "bootstrap-account"
@@ -142,7 +143,7 @@ class AccountState:
         return docs
 
 
-def check_account_kind(env, account_kind: str) -> str:
+def check_account_kind(env: Environment, account_kind: str) -> str:
     """The account id `account_kind` means for this environment, or a one-line ConfigError.
 
     `account_kind` is `registry` or the environment's own workload account label (dev, stage, prod,
@@ -169,7 +170,7 @@ def check_account_kind(env, account_kind: str) -> str:
     return env.account_id
 
 
-def desired_state(env, account_kind: str) -> AccountState:
+def desired_state(env: Environment, account_kind: str) -> AccountState:
     account_id = check_account_kind(env, account_kind)
     tags = {"project": env.project, "managed-by": MANAGED_BY}
     if account_kind == "registry":
@@ -288,7 +289,7 @@ def _registry(env, account_id: str, tags: dict) -> AccountState:
     )
 
 
-def model_package_events_forwarding(env, tags: dict) -> EventRule:
+def model_package_events_forwarding(env: Environment, tags: dict) -> EventRule:
     """Forward the group's package state changes (registered, approved, rejected) to every workload
     account's default bus; each receiving bus allows the registry account (EventBusPermission)."""
     pattern = {

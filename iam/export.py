@@ -19,7 +19,7 @@ from mlops_core.errors import ConfigError
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
 
 
-def generated(env_dir=None) -> dict[str, str]:
+def generated(env_dir: str | Path | None = None) -> dict[str, str]:
     """{relative path: file text} for every account, from the shipped environment files: each workload
     account (dev, stage, prod) from the environment that runs in it, the registry from each (they must agree)."""
 
@@ -51,7 +51,7 @@ def render(document: dict) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)

@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from iam.desired import Bucket, EventBusPermission, EventRule, KmsKey, LockTable, ModelPackageGroup, Role, RolePolicies
+from iam.desired import (
+    AccountState,
+    Bucket,
+    EventBusPermission,
+    EventRule,
+    KmsKey,
+    LockTable,
+    ModelPackageGroup,
+    Role,
+    RolePolicies,
+)
 from mlops_core.errors import ToolkitError
 
 BOOTSTRAP_ALIAS_TAG = "bootstrap-alias"
@@ -75,7 +86,7 @@ def _doc(value) -> dict | None:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def observe(state, clients: Clients, workers: int = 6) -> dict:
+def observe(state: AccountState, clients: Clients, workers: int = 6) -> dict:
     """{(kind, name): observed dict} for every resource of the desired `state`.
 
     Resources are described concurrently (reads are independent and each costs a round trip); a
@@ -304,7 +315,7 @@ _SERVICES = {
     EventRule: "events",
     EventBusPermission: "events",
 }
-_READERS = {
+_READERS: dict[type, Callable[..., dict]] = {
     KmsKey: _key,
     Role: _role,
     RolePolicies: _role_policies,

@@ -9,9 +9,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from iam.desired import (
+    AccountState,
     Bucket,
     EventBusPermission,
     EventRule,
@@ -107,7 +110,7 @@ def _scalar(value) -> str:
     return str(value)
 
 
-def normalize(document) -> dict | None:
+def normalize(document: dict | None) -> dict | None:
     """The form two equivalent policies share: AWS may return a one-item list as a string, reorder
     statements or turn booleans into strings, none of which is a change."""
     if document is None:
@@ -119,7 +122,7 @@ def normalize(document) -> dict | None:
         statements = [statements]
     out = []
     for s in statements:
-        n = {}
+        n: dict[str, Any] = {}
         for key, value in s.items():
             if key in ("Action", "NotAction", "Resource", "NotResource"):
                 n[key] = _as_list(value)
@@ -140,7 +143,7 @@ def normalize(document) -> dict | None:
     return {"Version": document.get("Version", "2008-10-17"), "Statement": out}
 
 
-def resolve(value, variables: dict):
+def resolve(value: Any, variables: dict) -> Any:
     """Substitute known `${...}` variables in strings, dicts, lists and Json documents."""
     if isinstance(value, str):
         return _VARIABLE.sub(lambda m: variables.get(m.group(0), m.group(0)), value)
@@ -153,7 +156,7 @@ def resolve(value, variables: dict):
     return value
 
 
-def json_diff(current, desired, label: str) -> str:
+def json_diff(current: Any, desired: Any, label: str) -> str:
     def lines(doc):
         return [] if doc is None else json.dumps(normalize(doc), indent=2, sort_keys=True).splitlines()
 
@@ -171,7 +174,7 @@ def _same(current, desired) -> bool:
 # -- per resource ---------------------------------------------------------------------------------
 
 
-def plan(state, observed: dict) -> Plan:
+def plan(state: AccountState, observed: dict) -> Plan:
     variables = {}
     for r in state.resources:
         if isinstance(r, KmsKey) and observed.get((r.kind, r.name), {}).get("exists"):
@@ -311,7 +314,7 @@ def _bucket(r: Bucket, d: dict, o: dict) -> Change:
     diffs = {}
     exists = o.get("exists")
     if not exists:
-        params = {"Bucket": r.name}
+        params: dict[str, Any] = {"Bucket": r.name}
         if r.region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": r.region}
         calls.append(APICall("s3", "create_bucket", params))
@@ -500,7 +503,7 @@ def _event_bus_permission(r: EventBusPermission, d: dict, o: dict) -> Change:
     )
 
 
-_PLANNERS = {
+_PLANNERS: dict[type, Callable[..., Any]] = {
     KmsKey: _key,
     Role: _role,
     RolePolicies: _role_policies,

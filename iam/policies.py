@@ -8,6 +8,8 @@ keeps `"Resource": "*"` says why in `STAR_RESOURCE_JUSTIFIED`: the API has no re
 
 from __future__ import annotations
 
+from mlops_core.config import Environment
+
 VERSION = "2012-10-17"
 # The tag mlops-infra/ puts on everything it creates (provider default_tags, from promote/infra.py).
 INFRA_MANAGED_BY = "mlops-infra"
@@ -99,12 +101,18 @@ def key_arn_ref(alias: str) -> str:
     return f"${{kms-key-arn:{alias}}}"
 
 
-def document(*statements: dict) -> dict:
+def document(*statements: dict | None) -> dict:
     return {"Version": VERSION, "Statement": [s for s in statements if s]}
 
 
 def statement(
-    sid: str, actions, resources=None, *, effect: str = "Allow", principal=None, condition: dict | None = None
+    sid: str,
+    actions: str | list[str],
+    resources: str | list[str] | None = None,
+    *,
+    effect: str = "Allow",
+    principal: str | dict | None = None,
+    condition: dict | None = None,
 ) -> dict:
     """One statement with a stable key order, so reviewed JSON and diffs read the same every time."""
     out: dict = {"Sid": sid, "Effect": effect}
@@ -118,7 +126,7 @@ def statement(
     return out
 
 
-def trust(service: str | None = None, *, aws=None, condition: dict | None = None) -> dict:
+def trust(service: str | None = None, *, aws: str | list[str] | None = None, condition: dict | None = None) -> dict:
     principal = {"Service": service} if service else {"AWS": aws}
     return document(statement("Trust", "sts:AssumeRole", principal=principal, condition=condition))
 
@@ -175,7 +183,7 @@ KEY_USE = [
 KEY_READ = ["kms:Decrypt", "kms:DescribeKey"]
 
 
-def promotion_neighbours(env, label: str) -> tuple[list[str], list[str]]:
+def promotion_neighbours(env: Environment, label: str) -> tuple[list[str], list[str]]:
     """(upstream, downstream) workload account labels of `label` on the promotion path, in file order:
     a model trained upstream (dev) is read downstream (prod), never the other way round."""
     labels = list(env.workload_accounts)
@@ -191,7 +199,7 @@ def registry_prefix(label: str) -> str:
 # -- KMS key policies -------------------------------------------------------------------------------
 
 
-def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) -> dict:
+def key_policy(env: Environment, account_id: str, *, users: list[str], readers: list[str]) -> dict:
     """Root delegation (so IAM policies in the account decide), named users, and other accounts that
     may only decrypt: their own IAM policies must still allow it, as AWS evaluates both sides."""
     arns = Arns(env)
@@ -204,7 +212,7 @@ def key_policy(env, account_id: str, *, users: list[str], readers: list[str]) ->
     )
 
 
-def workload_key_policy(env) -> dict:
+def workload_key_policy(env: Environment) -> dict:
     arns = Arns(env)
     _, downstream = promotion_neighbours(env, env.account)
     users = [arns.role(env.roles.execution, env.account_id), arns.role(env.roles.jenkins, env.account_id)]
@@ -212,11 +220,11 @@ def workload_key_policy(env) -> dict:
     return key_policy(env, env.account_id, users=users, readers=readers)
 
 
-def registry_key_alias(env) -> str:
+def registry_key_alias(env: Environment) -> str:
     return f"alias/{env.project}-registry"
 
 
-def registry_key_policy(env) -> dict:
+def registry_key_policy(env: Environment) -> dict:
     arns = Arns(env)
     return key_policy(
         env, env.registry_account_id, users=[arns.role(env.roles.approver, env.registry_account_id)], readers=[]
@@ -237,7 +245,7 @@ def _secure_transport_only(arns: Arns, bucket: str) -> dict:
     )
 
 
-def data_bucket_policy(env, bucket: str) -> dict:
+def data_bucket_policy(env: Environment, bucket: str) -> dict:
     """An account's own bucket: TLS only, and no put may ask for anything but SSE-KMS. A put without
     the header gets the bucket's default SSE-KMS key, so nothing lands unencrypted either way."""
     arns = Arns(env)
@@ -254,7 +262,7 @@ def data_bucket_policy(env, bucket: str) -> dict:
     )
 
 
-def registry_bucket_policy(env) -> dict:
+def registry_bucket_policy(env: Environment) -> dict:
     """Each workload execution role reads and writes under its own prefix and reads upstream prefixes.
     Writers come from other accounts, so they must name their own key: a put without SSE-KMS headers
     would fall back to the registry's key, which the reading accounts cannot use."""
@@ -316,7 +324,7 @@ def registry_bucket_policy(env) -> dict:
 # -- event bus ----------------------------------------------------------------------------------------
 
 
-def registry_puts_events_policy(env, sid: str) -> dict:
+def registry_puts_events_policy(env: Environment, sid: str) -> dict:
     """The statement PutPermission adds to a workload account's default bus: the registry account may put
     events on it (the forwarded model package state changes)."""
     arns = Arns(env)
@@ -345,7 +353,7 @@ LOOKUP_ACTIONS = [
 ]
 
 
-def model_package_group_policy(env) -> dict:
+def model_package_group_policy(env: Environment) -> dict:
     """Workload accounts register and read; nobody outside the registry account changes a package:
     approval is the approver role's, which its own (same-account) IAM policy grants."""
     arns = Arns(env)
@@ -381,7 +389,7 @@ def _name_prefixed(arns: Arns, account_id: str, env) -> list[str]:
     ] + [arns.sagemaker(account_id, "hyper-parameter-tuning-job/*")]
 
 
-def execution_role_policies(env) -> dict[str, dict]:
+def execution_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     account_id, label = env.account_id, env.account
     upstream, _ = promotion_neighbours(env, label)
@@ -493,12 +501,13 @@ JOB_CREATION = [
 ]
 
 
-def vpc_network_interfaces(env) -> dict:
+def vpc_network_interfaces(env: Environment) -> dict:
     """What SageMaker needs from the execution role to put a job's network interfaces in the environment's
     subnets (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): creating one only in
     those subnets with those security groups, and managing only interfaces in those subnets (ec2:Subnet)."""
     arns = Arns(env)
     ec2 = f"arn:{arns.p}:ec2:{env.region}:{env.account_id}"
+    assert env.network is not None  # asked for only when the environment has a network block
     subnets = [f"{ec2}:subnet/{s}" for s in env.network.subnets]
     groups = [f"{ec2}:security-group/{g}" for g in env.network.security_groups]
     return document(
@@ -555,7 +564,7 @@ def vpc_network_interfaces(env) -> dict:
     )
 
 
-def lambda_role_policies(env) -> dict[str, dict]:
+def lambda_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     logs = f"arn:{arns.p}:logs:{env.region}:{env.account_id}:log-group:/aws/lambda/{env.project}-*"
     return {
@@ -571,7 +580,7 @@ def lambda_role_policies(env) -> dict[str, dict]:
     }
 
 
-def events_role_policies(env) -> dict[str, dict]:
+def events_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     return {
         "start-project-pipelines": document(
@@ -580,11 +589,11 @@ def events_role_policies(env) -> dict[str, dict]:
     }
 
 
-def jenkins_trust(env) -> dict:
+def jenkins_trust(env: Environment) -> dict:
     return trust(aws=env.jenkins.principal_arn, condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}})
 
 
-def jenkins_role_policies(env) -> dict[str, dict]:
+def jenkins_role_policies(env: Environment) -> dict[str, dict]:
     """What a deploy from Jenkins does in this account: upsert the pipelines (code, Lambda, pipeline),
     and apply mlops-infra/ (rules, topics, its own roles) with Terraform state in S3 + DynamoDB."""
     arns = Arns(env)
@@ -767,7 +776,7 @@ def jenkins_role_policies(env) -> dict[str, dict]:
     return {"deploy-pipelines": deploy_pipelines, "deploy-infra": deploy_infra}
 
 
-def approver_role_policies(env) -> dict[str, dict]:
+def approver_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     registry = env.buckets.registry
     keys = [key_arn_ref(registry_key_alias(env))] + [arns.kms_keys(a) for a in env.workload_accounts.values()]

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
+
+# boto3 and botocore ship no type information; their sessions and configs are Any here.
+BotoSession = Any
+BotoConfig = Any
 
 # Backends other than AWS register a factory under this entry-point group (the sandbox does, in
 # pyproject.toml), so this core package never imports them.
@@ -28,43 +35,56 @@ class TerraformOverrides:
     (TF_CLI_CONFIG_FILE, e.g. an offline provider mirror); env: extra environment variables.
     """
 
-    files: dict = field(default_factory=dict)
-    backend_config: dict = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    backend_config: dict[str, str] = field(default_factory=dict)
     cli_config: str | None = None
-    env: dict = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """What the toolkit needs from wherever its AWS calls go (AwsBackend, or one from an entry point)."""
+
+    name: str
+    endpoint_url: str | None
+
+    def base_session(self, region: str, account_id: str | None = None) -> BotoSession: ...
+
+    def botocore_config(self, region: str) -> BotoConfig: ...
+
+    def terraform_overrides(self) -> TerraformOverrides | None: ...
 
 
 class AwsBackend:
     """Real AWS: the standard credential chain (env vars, profile, SSO, instance role)."""
 
     name = "aws"
-    endpoint_url = None
+    endpoint_url: str | None = None
 
-    def __init__(self, profile: str | None = None):
+    def __init__(self, profile: str | None = None) -> None:
         self.profile = profile or None
 
-    def base_session(self, region: str, account_id: str | None = None):  # noqa: ARG002 (the backend interface)
+    def base_session(self, region: str, account_id: str | None = None) -> BotoSession:  # noqa: ARG002 (the interface)
         # On AWS the caller has one identity whatever the target account; chaining reaches the others.
         import boto3
 
         return boto3.Session(profile_name=self.profile, region_name=region)
 
-    def botocore_config(self, region: str):
+    def botocore_config(self, region: str) -> BotoConfig:
         from botocore.config import Config
 
         return Config(
             region_name=region, retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=10, read_timeout=70
         )
 
-    def terraform_overrides(self):
+    def terraform_overrides(self) -> TerraformOverrides | None:
         """Nothing to add: Terraform reaches AWS with its defaults (registry providers, real endpoints)."""
-        return
+        return None
 
 
-_FACTORIES: dict = {}  # backend name -> factory(env, profile), loaded once from its entry point
+_FACTORIES: dict[str, Any] = {}  # backend name -> factory(env, profile), loaded once from its entry point
 
 
-def _factory(name: str):
+def _factory(name: str) -> Any:
     if name not in _FACTORIES:
         for entry in entry_points(group=BACKEND_ENTRY_POINTS, name=name):
             _FACTORIES[name] = entry.load()
@@ -73,7 +93,7 @@ def _factory(name: str):
     return _FACTORIES[name]
 
 
-def endpoint_overrides(environ=None) -> dict:
+def endpoint_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables botocore would honour, by name."""
     environ = os.environ if environ is None else environ
     if str(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")).lower() == "true":
@@ -104,7 +124,7 @@ def _refuse_local_endpoints() -> None:
             )
 
 
-def backend_for(env, profile: str | None = None):
+def backend_for(env: Environment, profile: str | None = None) -> Backend:
     """The backend an environment names (after any --backend override)."""
     if env.backend == "aws":
         _refuse_local_endpoints()

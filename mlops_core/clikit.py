@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -28,10 +30,13 @@ __all__ = [
 ]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 class _OneLineUsageError(click.UsageError):
     """click's usage error (bad option value, unknown option...) as the toolkit's one line, exit 2."""
 
-    def show(self, file=None):  # noqa: ARG002 (click's signature; the edge always writes to stderr)
+    def show(self, file: IO[Any] | None = None) -> None:  # noqa: ARG002 (click's signature; always stderr)
         click.echo(f"error: {self.format_message()}", err=True)
 
 
@@ -42,16 +47,16 @@ def _one_line(exc: click.UsageError) -> click.UsageError:
 class _ErrorEdge:
     """Renders toolkit failures as one line on stderr with the right exit code."""
 
-    def make_context(self, *args, **kwargs):
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         # option values are checked here (click types, ranges), before the command runs or reaches AWS
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(*args, **kwargs)  # type: ignore[misc]
         except click.UsageError as exc:
             raise _one_line(exc) from None
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except click.UsageError as exc:  # a subcommand's options, an unknown subcommand
             raise _one_line(exc) from None
         except ToolkitError as exc:
@@ -76,7 +81,7 @@ class ToolkitCommand(_ErrorEdge, click.Command):
     """A single command with the toolkit's error edge."""
 
 
-def _client_error_line(exc) -> str | None:
+def _client_error_line(exc: BaseException) -> str | None:
     """botocore's ClientError as one line, without importing botocore when it was never used."""
     botocore_exceptions = sys.modules.get("botocore.exceptions")
     if botocore_exceptions is None:
@@ -89,7 +94,7 @@ def _client_error_line(exc) -> str | None:
     return None
 
 
-def _environment_selection(*, required: bool) -> list:
+def _environment_selection(*, required: bool) -> list[Callable[[F], F]]:
     """The four options that pick an environment and whom to act as, defined once for every command."""
     return [
         click.option(
@@ -114,7 +119,7 @@ def _environment_selection(*, required: bool) -> list:
     ]
 
 
-def env_dir_option(func):
+def env_dir_option(func: F) -> F:
     return click.option(
         "--env-dir",
         type=click.Path(file_okay=False),
@@ -123,11 +128,13 @@ def env_dir_option(func):
     )(func)
 
 
-def environment_options(func):
+def environment_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--env, --env-dir, --backend and --profile, loaded into an Environment passed as `env`."""
 
     @functools.wraps(func)
-    def wrapper(*args, env_name, env_dir, backend, profile, **kwargs):
+    def wrapper(
+        *args: Any, env_name: str, env_dir: str | None, backend: str | None, profile: str | None, **kwargs: Any
+    ) -> Any:
         env = load_environment(env_name, env_dir=env_dir, backend=backend)
         return func(*args, env=env, profile=profile, **kwargs)
 
@@ -136,7 +143,7 @@ def environment_options(func):
     return wrapper
 
 
-def environment_selection(func):
+def environment_selection(func: F) -> F:
     """The same options with --env optional, passed through unloaded as env_name, env_dir, backend and
     profile: for a group that also runs without a subcommand (run-pipeline)."""
     for option in reversed(_environment_selection(required=False)):
@@ -144,7 +151,7 @@ def environment_selection(func):
     return func
 
 
-def output_option(func):
+def output_option(func: F) -> F:
     return click.option(
         "--output",
         type=click.Choice(["text", "json"]),
@@ -154,5 +161,5 @@ def output_option(func):
     )(func)
 
 
-def emit_json(data) -> None:
+def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))

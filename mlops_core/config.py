@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mlops_core.errors import ConfigError
 
@@ -247,7 +247,7 @@ def environments_dir(env_dir: str | os.PathLike | None = None) -> Path:
     return local if local.is_dir() else REPO_ROOT / "environments"
 
 
-def environment_path(name_or_path: str, env_dir=None) -> Path:
+def environment_path(name_or_path: str, env_dir: str | os.PathLike | None = None) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
         return candidate
@@ -261,11 +261,13 @@ def environment_path(name_or_path: str, env_dir=None) -> Path:
     return path
 
 
-def list_environments(env_dir=None) -> list[str]:
+def list_environments(env_dir: str | os.PathLike | None = None) -> list[str]:
     return sorted(p.stem for p in environments_dir(env_dir).glob("*.yaml"))
 
 
-def load_environment(name_or_path: str, env_dir=None, backend: str | None = None) -> Environment:
+def load_environment(
+    name_or_path: str, env_dir: str | os.PathLike | None = None, backend: str | None = None
+) -> Environment:
     """Load and validate one environment. `backend` (from --backend) overrides the file's value."""
     path = environment_path(name_or_path, env_dir)
     display = _display_path(path)
@@ -316,7 +318,7 @@ class _StrictYamlError(Exception):
     """A YAML document that parses but that an environment file must not be (duplicate key, too deep)."""
 
 
-def _strict_load(text: str):
+def _strict_load(text: str) -> Any:
     """yaml.safe_load, refusing duplicate keys (YAML forbids them; PyYAML keeps the last silently) and
     nesting deeper than MAX_NESTING (PyYAML's composer recurses: 1,000 levels is a RecursionError)."""
     import yaml
@@ -324,7 +326,7 @@ def _strict_load(text: str):
     class StrictLoader(yaml.SafeLoader):
         depth = 0
 
-        def compose_node(self, parent, index):
+        def compose_node(self, parent: Any, index: Any) -> Any:
             self.depth += 1
             try:
                 if self.depth > MAX_NESTING:
@@ -336,8 +338,8 @@ def _strict_load(text: str):
             finally:
                 self.depth -= 1
 
-        def construct_mapping(self, node, deep=False):
-            seen: dict = {}
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen: dict[Any, Any] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue  # `<<: *defaults` may be overridden by explicit keys, as YAML allows
@@ -359,7 +361,7 @@ def _strict_load(text: str):
         loader.dispose()
 
 
-def _replace(env: Environment, **changes) -> Environment:
+def _replace(env: Environment, **changes: Any) -> Environment:
     return replace(env, **changes)
 
 
@@ -402,7 +404,7 @@ class _Validator:
         self.data = data
         self.source = source
 
-    def fail(self, field_path: str, message: str):
+    def fail(self, field_path: str, message: str) -> NoReturn:
         raise ConfigError(message, source=self.source, field=field_path)
 
     def section(self, data: dict, path: str, allowed: set, required: set) -> dict:
@@ -419,26 +421,26 @@ class _Validator:
                 self.fail(f"{path}.{key}" if path else key, "required field is missing")
         return data
 
-    def match(self, value, path: str, pattern: re.Pattern, what: str) -> str:
+    def match(self, value: Any, path: str, pattern: re.Pattern, what: str) -> str:
         # fullmatch: `$` alone accepts a trailing newline ("111111111111\n" as an account id)
         if not isinstance(value, str) or not pattern.fullmatch(value):
             self.fail(path, f"{_show(value)} is not {what}")
         return value
 
-    def number(self, value, path: str, low: float, high: float, integer=False):
+    def number(self, value: Any, path: str, low: float, high: float, integer: bool = False) -> Any:
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not (low <= value <= high):
             kind = "a whole number" if integer else "a number"
             self.fail(path, f"{_show(value)} is not {kind} between {low} and {high}")
         return value
 
-    def at_least(self, value, path: str, low: float, integer=False):
+    def at_least(self, value: Any, path: str, low: float, integer: bool = False) -> Any:
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or value < low:
             self.fail(path, f"{_show(value)} is not {'a whole number' if integer else 'a number'} of at least {low}")
         return value
 
-    def string_list(self, value, path: str, pattern: re.Pattern | None = None, what: str = "") -> tuple:
+    def string_list(self, value: Any, path: str, pattern: re.Pattern | None = None, what: str = "") -> tuple:
         if not isinstance(value, list):
             self.fail(path, f"expected a list, got {_show(value)}")
         for i, item in enumerate(value):
@@ -446,7 +448,7 @@ class _Validator:
                 self.fail(f"{path}[{i}]", f"{_show(item)} is not {what or 'a string'}")
         return tuple(value)
 
-    def account_id(self, value, path: str) -> str:
+    def account_id(self, value: Any, path: str) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
             self.fail(path, f"{value} must be quoted: account ids are 12-digit strings (a number loses leading zeros)")
         return self.match(value, path, _ACCOUNT_ID, "a 12-digit AWS account id")
@@ -592,7 +594,7 @@ class _Validator:
             arrivals=self._arrivals(d.get("arrivals") or [], pipelines),
         )
 
-    def _network(self, data, region: str, account_id: str) -> Network:
+    def _network(self, data: Any, region: str, account_id: str) -> Network:
         n = self.section(data, "network", {"subnets", "security_groups", "isolation"}, set())
         for present, missing in (("subnets", "security_groups"), ("security_groups", "subnets")):
             if n.get(present) and not n.get(missing):
@@ -615,7 +617,7 @@ class _Validator:
             self.fail("network.isolation", f"{_show(isolation)} is not true, false or a list of step names")
         return Network(subnets, groups, isolation)
 
-    def _ec2_ids(self, value, path: str, kind: str, limit: int, region: str, account_id: str) -> tuple:
+    def _ec2_ids(self, value: Any, path: str, kind: str, limit: int, region: str, account_id: str) -> tuple:
         what = {
             "subnet": "a subnet id (subnet-0123456789abcdef0) or subnet ARN",
             "sg": "a security group id (sg-0123456789abcdef0) or security-group ARN",
@@ -652,7 +654,7 @@ class _Validator:
             ids.append(item)
         return tuple(ids)
 
-    def _retries(self, data) -> Retries:
+    def _retries(self, data: Any) -> Retries:
         r = self.section(data, "retry", {"service", "jobs", "max_parallel_steps"}, set())
         default = Retries()
         policies = {}
@@ -682,7 +684,7 @@ class _Validator:
         )
         return Retries(policies["service"], policies["jobs"], parallel)
 
-    def _arrivals(self, data, pipelines: dict) -> tuple:
+    def _arrivals(self, data: Any, pipelines: dict) -> tuple:
         if not isinstance(data, list):
             self.fail("arrivals", f"expected a list of triggers, got {_show(data)}")
         out, names = [], set()
@@ -708,7 +710,7 @@ class _Validator:
             out.append(Arrival(name, prefix, suffix, a["pipeline"], parameter))
         return tuple(out)
 
-    def _schedule(self, value) -> str:
+    def _schedule(self, value: Any) -> str:
         if not isinstance(value, str):
             self.fail("schedule", f"{_show(value)} is not a cron(...) or rate(...) expression")
         rate = _RATE.fullmatch(value)
@@ -737,7 +739,7 @@ class _Validator:
                 self.fail("schedule", f"{_show(value)}: field '{part}' has characters cron does not accept")
         return value
 
-    def _training(self, data, path: Path) -> Training:
+    def _training(self, data: Any, path: Path) -> Training:
         allowed = {
             "dataset",
             "target",
@@ -805,7 +807,7 @@ class _Validator:
             values["contract"] = str(contract)
         return Training(**{**default.__dict__, **values})
 
-    def _hpo(self, data, default: Training) -> dict:
+    def _hpo(self, data: Any, default: Training) -> dict:
         h = self.section(data, "training.hpo", {"max_jobs", "max_parallel_jobs", "ranges"}, set())
         max_jobs = self.number(h.get("max_jobs", default.hpo_max_jobs), "training.hpo.max_jobs", 1, 100, integer=True)
         parallel = self.number(
@@ -841,7 +843,7 @@ class _Validator:
             ranges = tuple(parsed)
         return {"hpo_max_jobs": max_jobs, "hpo_max_parallel_jobs": parallel, "hpo_ranges": ranges}
 
-    def _inference(self, data) -> Inference:
+    def _inference(self, data: Any) -> Inference:
         if isinstance(data, dict) and "drift_threshold" in data:
             self.fail(
                 "inference.drift_threshold",
@@ -874,7 +876,7 @@ class _Validator:
         )
 
 
-def _show(value) -> str:
+def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, (dict, list)):

@@ -3,6 +3,10 @@
 Exit code 2 means the input was wrong (config, arguments); 1 means an operation failed.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class ToolkitError(Exception):
     """Base class: `str(error)` is the one line shown to the user."""
@@ -15,7 +19,7 @@ class ConfigError(ToolkitError):
 
     exit_code = 2
 
-    def __init__(self, message, *, source=None, field=None):
+    def __init__(self, message: str, *, source: object = None, field: str | None = None):
         self.source = source
         self.field = field
         prefix = ": ".join(str(p) for p in (source, field) if p)
@@ -28,7 +32,7 @@ class AccessDenied(ToolkitError):
     CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
     @classmethod
-    def from_client_error(cls, exc) -> "AccessDenied | None":
+    def from_client_error(cls, exc: Any) -> AccessDenied | None:
         """The one-line form of a botocore ClientError that is a denial, else None."""
         err = exc.response.get("Error", {})
         if err.get("Code") in cls.CODES:

@@ -11,8 +11,10 @@ import getpass
 import os
 import re
 import threading
+from typing import Any
 
-from mlops_core.backend import backend_for
+from mlops_core.backend import Backend, BotoSession, backend_for
+from mlops_core.config import Environment
 from mlops_core.errors import AccessDenied
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
@@ -35,22 +37,24 @@ def _local_user() -> str:
 class Sessions:
     """Every boto3 session a command needs for one environment, created once and reused."""
 
-    def __init__(self, env, backend=None, *, who: str | None = None, profile: str | None = None):
+    def __init__(
+        self, env: Environment, backend: Backend | None = None, *, who: str | None = None, profile: str | None = None
+    ) -> None:
         self.env = env
         self.backend = backend or backend_for(env, profile)
         self.who = who
-        self._cache: dict = {}
+        self._cache: dict[tuple, Any] = {}
         self._lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
-    def client(self, service: str, session=None):
+    def client(self, service: str, session: BotoSession | None = None) -> Any:
         """A client for `service` on `session` (default: the workload session), pointed at the backend."""
         session = session or self.workload()
         return session.client(
             service, endpoint_url=self.backend.endpoint_url, config=self.backend.botocore_config(self.env.region)
         )
 
-    def base(self, account_id: str | None = None):
+    def base(self, account_id: str | None = None) -> BotoSession:
         """The caller's own credentials, as the backend supplies them for acting in `account_id`."""
         key = ("base", account_id)
         with self._lock:
@@ -58,14 +62,16 @@ class Sessions:
                 self._cache[key] = self.backend.base_session(self.env.region, account_id or self.env.account_id)
             return self._cache[key]
 
-    def caller_account(self, session=None) -> str:
+    def caller_account(self, session: BotoSession | None = None) -> str:
         session = session or self.base()
         key = ("identity", id(session))
         if key not in self._cache:
             self._cache[key] = self.client("sts", session).get_caller_identity()["Account"]
         return self._cache[key]
 
-    def assume(self, role_arn: str, *, purpose: str, external_id: str | None = None, source=None):
+    def assume(
+        self, role_arn: str, *, purpose: str, external_id: str | None = None, source: BotoSession | None = None
+    ) -> BotoSession:
         """A refreshable session for `role_arn`, assumed from `source` (default: the caller)."""
         source = source or self.base()
         key = ("role", role_arn, id(source))
@@ -77,7 +83,7 @@ class Sessions:
             self._cache.setdefault(key, session)
             return self._cache[key]
 
-    def _refreshable(self, role_arn, purpose, external_id, source):
+    def _refreshable(self, role_arn: str, purpose: str, external_id: str | None, source: BotoSession) -> BotoSession:
         import boto3
         import botocore.session
         from botocore.credentials import RefreshableCredentials
@@ -86,7 +92,7 @@ class Sessions:
         sts = self.client("sts", source)
         name = session_name(purpose, self.who)
 
-        def fetch():
+        def fetch() -> dict[str, str]:
             kwargs = {"RoleArn": role_arn, "RoleSessionName": name, "DurationSeconds": 3600}
             if external_id:
                 kwargs["ExternalId"] = external_id
@@ -114,7 +120,7 @@ class Sessions:
         return boto3.Session(botocore_session=core, region_name=self.env.region)
 
     # -- the identities the toolkit acts as -----------------------------------------------------
-    def workload(self):
+    def workload(self) -> BotoSession:
         """Acting in the environment's account: the caller itself when it is already there, else the
         cross-account Jenkins role (with ExternalId), as Jenkins does when it deploys to prod."""
         base = self.base()
@@ -127,11 +133,11 @@ class Sessions:
             source=base,
         )
 
-    def in_account(self, account_id: str):
+    def in_account(self, account_id: str) -> BotoSession:
         """The caller acting in another account (an admin bootstrapping it, an approver signing in)."""
         return self.base(account_id)
 
-    def as_role(self, role: str, *, purpose: str, account_id: str | None = None):
+    def as_role(self, role: str, *, purpose: str, account_id: str | None = None) -> BotoSession:
         """Assume one of the environment's roles, e.g. `approver` in the registry account."""
         arn = self.env.role_arn(role, account_id)
         source = self.in_account(arn.split(":")[4])

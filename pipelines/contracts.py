@@ -12,7 +12,9 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError, ToolkitError
 from pipelines.datasets import locate
 from pipelines.specs import CodeUpload
@@ -25,12 +27,12 @@ _PLAIN = re.compile(r"^[A-Za-z_][\w.-]*$")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 
-def contract_path(env) -> Path | None:
+def contract_path(env: Environment) -> Path | None:
     """The contract file the environment names, relative to the environment file; None when it names none."""
     return Path(env.training.contract) if env.training.contract else None
 
 
-def load_contract(env) -> dict | None:
+def load_contract(env: Environment) -> dict | None:
     """The environment's contract as the steps read it (JSON-ready), validated; None when it names none."""
     path = contract_path(env)
     if path is None:
@@ -126,7 +128,7 @@ def _rule(rule, field, fail) -> dict:
     return out
 
 
-def contract_upload(env) -> CodeUpload | None:
+def contract_upload(env: Environment) -> CodeUpload | None:
     """The contract as JSON, content-addressed in the artifacts bucket: a changed contract is a new URI
     (hence a changed definition), an unchanged one costs nothing on re-runs."""
     contract = load_contract(env)
@@ -140,7 +142,7 @@ def contract_upload(env) -> CodeUpload | None:
 # ---- proposing a contract from the training data ---------------------------------------------
 
 
-def training_frame(env, s3=None):
+def training_frame(env: Environment, s3: Any | None = None) -> Any:  # a pandas DataFrame
     """The training data as the preprocess step parses it (every part, the missing-value markers as NaN)."""
     import pandas as pd
 
@@ -166,7 +168,7 @@ def training_frame(env, s3=None):
         raise ToolkitError(f"the training data {spec} is not a readable CSV: {exc}") from None
 
 
-def propose_contract(env, s3=None) -> str:
+def propose_contract(env: Environment, s3: Any | None = None) -> str:
     """A proposed contract (YAML, with comments saying what to review) from the environment's training data."""
     frame = training_frame(env, s3)
     t = env.training
@@ -177,7 +179,7 @@ def propose_contract(env, s3=None) -> str:
     return render(proposal, env, len(frame))
 
 
-def render(proposal: dict, env, rows: int) -> str:
+def render(proposal: dict, env: Environment, rows: int) -> str:
     contract, review = proposal["contract"], proposal["review"]
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
 from pipelines.specs import CodeUpload
 
@@ -97,7 +98,7 @@ def builtin_csv(name: str) -> bytes:
     return _csv(names, batch)
 
 
-def locate(env, spec: str, purpose: str) -> DatasetLocation:
+def locate(env: Environment, spec: str, purpose: str) -> DatasetLocation:
     """The S3 URI a pipeline parameter defaults to for `spec` (builtin:NAME, s3://..., or a local CSV file,
     folder or glob).
 
@@ -161,7 +162,7 @@ def _shown(env) -> str | None:
     return str(env.source) if env.source is not None else None
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2 or argv[0] != "write":
         print("usage: python -m pipelines.datasets write DIR", file=sys.stderr)

@@ -18,9 +18,12 @@ import os
 import tarfile
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
 from pipelines.contracts import contract_upload
 from pipelines.datasets import locate
@@ -66,7 +69,7 @@ class CodeBundle:
     uploads: tuple
 
 
-def code_bundle(env) -> CodeBundle:
+def code_bundle(env: Environment) -> CodeBundle:
     files = sorted(p for p in STEPS_DIR.glob("*.py"))
     digest = hashlib.sha256()
     for path in files:
@@ -90,7 +93,7 @@ def _tarball(files) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def latest_approved_function(env) -> LambdaFunction:
+def latest_approved_function(env: Environment) -> LambdaFunction:
     """The inference pipeline's Lambda: resolves the latest Approved package at run time."""
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -108,7 +111,7 @@ def latest_approved_function(env) -> LambdaFunction:
     )
 
 
-def lambda_arn(env, function: LambdaFunction) -> str:
+def lambda_arn(env: Environment, function: LambdaFunction) -> str:
     return f"arn:{env.partition}:lambda:{env.region}:{env.account_id}:function:{function.name}"
 
 
@@ -145,7 +148,7 @@ def _quiet_sdk():
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def offline_session(env):
+def offline_session(env: Environment) -> Any:  # a sagemaker PipelineSession
     """A PipelineSession that can build definitions but whose every AWS request raises OfflineBuildError."""
     _quiet_sdk()
     import boto3
@@ -996,7 +999,7 @@ def _sdk_config_checked_once():
         sdk_utils.validate_sagemaker_config = original
 
 
-def build_pipelines(env, which=PIPELINES) -> dict:
+def build_pipelines(env: Environment, which: str | Sequence[str] = PIPELINES) -> dict:
     """PipelineSpecs keyed by "train" / "hpo" / "inference" (which: one name, "all", or a sequence)."""
     if isinstance(which, str):
         which = PIPELINES if which == "all" else (which,)

@@ -8,10 +8,11 @@ weaken them either.
 
 from __future__ import annotations
 
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
 
 
-def check_quality_floors(env, params: dict) -> None:
+def check_quality_floors(env: Environment, params: dict) -> None:
     """ConfigError (exit 2) naming the parameter, its value and the environment's floor."""
     t = env.training
     floors = {

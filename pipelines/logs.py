@@ -5,8 +5,10 @@ on the sandbox alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlops_core.errors import ConfigError
+from mlops_core.session import Sessions
 
 # Where SageMaker writes each job kind's container output.
 JOB_LOG_GROUPS = {
@@ -26,7 +28,7 @@ class StepLog:
     note: str = ""
 
 
-def execution_steps(sagemaker, execution_arn: str) -> list[dict]:
+def execution_steps(sagemaker: Any, execution_arn: str) -> list[dict]:
     """Every step of the execution, oldest first."""
     steps, kwargs = [], {"PipelineExecutionArn": execution_arn, "SortOrder": "Ascending"}
     while True:
@@ -37,7 +39,9 @@ def execution_steps(sagemaker, execution_arn: str) -> list[dict]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def step_logs(sagemaker, logs, execution_arn: str, step: str | None = None, tail: int | None = None) -> list[StepLog]:
+def step_logs(
+    sagemaker: Any, logs: Any, execution_arn: str, step: str | None = None, tail: int | None = None
+) -> list[StepLog]:
     steps = execution_steps(sagemaker, execution_arn)
     if step is not None:
         chosen = [s for s in steps if s["StepName"] == step]
@@ -144,6 +148,6 @@ def render(step_logs_: list[StepLog]) -> str:
     return "\n".join(out)
 
 
-def show_execution_logs(sessions, execution_arn: str, step: str | None = None) -> str:
+def show_execution_logs(sessions: Sessions, execution_arn: str, step: str | None = None) -> str:
     """What `run-pipeline logs` prints."""
     return render(step_logs(sessions.client("sagemaker"), sessions.client("logs"), execution_arn, step))

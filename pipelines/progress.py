@@ -9,8 +9,10 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from mlops_core.errors import AccessDenied, PipelineFailed, ToolkitError
+from mlops_core.session import Sessions
 from mlops_core.text import table
 from pipelines.logs import execution_steps, step_logs
 
@@ -71,11 +73,11 @@ def render_table(rows: list[dict]) -> str:
 
 
 def follow_execution(
-    sessions_or_client,
+    sessions_or_client: Any,
     execution_arn: str,
-    out=None,
+    out: TextIO | None = None,
     poll: float = 2.0,
-    logs_client=None,
+    logs_client: Any | None = None,
     timeout: float | None = None,
     tail: int = LOG_TAIL,
 ) -> str:
@@ -148,7 +150,7 @@ def _summary(out, described, steps, sagemaker, logs, tail, live) -> None:
     out.flush()
 
 
-def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 0.0, poll: float = 0.5) -> str:
+def latest_execution_arn(sagemaker: Any, pipeline_name: str, appear_timeout: float = 0.0, poll: float = 0.5) -> str:
     """The most recent execution of `pipeline_name`, waiting up to `appear_timeout` seconds for one."""
 
     deadline = time.monotonic() + appear_timeout
@@ -164,7 +166,7 @@ def latest_execution_arn(sagemaker, pipeline_name: str, appear_timeout: float = 
         time.sleep(poll)
 
 
-def latest_failed_execution(sagemaker, pipeline_names) -> str:
+def latest_failed_execution(sagemaker: Any, pipeline_names: list[str]) -> str:
     """The most recently started Failed execution among `pipeline_names`."""
 
     failed = []
@@ -182,7 +184,13 @@ def latest_failed_execution(sagemaker, pipeline_names) -> str:
     return max(failed, key=lambda s: s["StartTime"])["PipelineExecutionArn"]
 
 
-def retry_execution(sessions, execution_arn: str | None, pipeline_names, follow: bool = True, out=None) -> dict:
+def retry_execution(
+    sessions: Sessions,
+    execution_arn: str | None,
+    pipeline_names: list[str],
+    follow: bool = True,
+    out: TextIO | None = None,
+) -> dict:
     """RetryPipelineExecution of a Failed execution (the most recent one when no ARN is given): SageMaker
     runs it again from the steps that failed, keeping what succeeded. Returns its ARN, the steps that had
     failed and the status it ended with (Executing when not followed)."""

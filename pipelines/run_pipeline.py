@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, environment_selection, output_option
-from mlops_core.config import load_environment
+from mlops_core.config import Environment, load_environment
 from mlops_core.errors import ConfigError, PipelineFailed, ToolkitError
 from mlops_core.session import Sessions
 from pipelines.contracts import contract_path, propose_contract
@@ -24,9 +24,9 @@ from pipelines.upsert import render_plan, selected, upsert
 PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
 
 
-def parse_params(values, option: str = "--param") -> dict:
+def parse_params(values: tuple[str, ...], option: str = "--param") -> dict:
     """--param K=V pairs into a dict; a malformed or repeated pair is a one-line ConfigError."""
-    params = {}
+    params: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -95,7 +95,20 @@ def check_params(specs: dict, params: dict) -> dict:
 @click.option("--tag", "tags", multiple=True, metavar="K=V", help="Extra tag on the pipelines (repeatable).")
 @output_option
 @click.pass_context
-def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, params, tags, output):
+def main(
+    ctx: click.Context,
+    env_name: str | None,
+    env_dir: str | None,
+    backend: str | None,
+    profile: str | None,
+    which: str,
+    dry_run: bool,
+    start: bool,
+    wait: bool,
+    params: tuple[str, ...],
+    tags: tuple[str, ...],
+    output: str,
+) -> None:
     """Upsert the environment's SageMaker pipelines, planned as create / update / unchanged.
 
     From Jenkins (credentials of another account) it assumes the environment's
@@ -124,6 +137,7 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
         overrides = check_params(specs, parsed_params)
         check_quality_floors(env, parsed_params)  # a dry run shows only what a start would accept
     if dry_run:
+        assert specs is not None  # built above for every dry run
         document = dry_run_document(specs)
         for key, values in overrides.items():
             document[key]["parameters"].update(values)  # what an execution started with these --param would use
@@ -164,7 +178,7 @@ def main(ctx, env_name, env_dir, backend, profile, which, dry_run, start, wait, 
     show_default=True,
     help="File to write the definition JSON to (- for stdout).",
 )
-def definition(env, profile, which, out_file):  # noqa: ARG001 (environment_options passes --profile)
+def definition(env: Environment, profile: str | None, which: str, out_file: str) -> None:  # noqa: ARG001 (environment_options passes --profile)
     """Write one pipeline's definition JSON, as it would be upserted (no AWS call)."""
 
     text = definition_text(build_pipelines(env, which)[which])
@@ -180,7 +194,7 @@ def definition(env, profile, which, out_file):  # noqa: ARG001 (environment_opti
 @environment_options
 @click.argument("execution")
 @click.option("--step", default=None, help="Only this step's log.")
-def logs(env, profile, execution, step):
+def logs(env: Environment, profile: str | None, execution: str, step: str | None) -> None:
     """Show the logs of a pipeline execution's steps (CloudWatch Logs of its jobs and Lambda).
 
     EXECUTION is the execution ARN that `--start` printed; the environment says which account to read.
@@ -202,7 +216,7 @@ def logs(env, profile, execution, step):
     show_default=True,
     help="Seconds to wait for a first execution to appear (one a schedule or rule is starting).",
 )
-def follow(env, profile, which, execution, appear_timeout):
+def follow(env: Environment, profile: str | None, which: str, execution: str, appear_timeout: float) -> None:
     """Follow an execution started elsewhere (a schedule, a retrain rule, a colleague) until it ends.
 
     Exit 0 when it succeeds, 1 when it fails or stops (the failing step's reason and log tail shown).
@@ -228,7 +242,7 @@ def follow(env, profile, which, execution, appear_timeout):
 )
 @click.option("--no-wait", is_flag=True, help="Ask for the retry and return; do not follow it.")
 @output_option
-def retry(env, profile, execution, which, no_wait, output):
+def retry(env: Environment, profile: str | None, execution: str, which: str, no_wait: bool, output: str) -> None:
     """Resume a failed execution from its failed step (RetryPipelineExecution): the steps that
     succeeded are not run again. Follows it until it ends; exit 1 if it fails again.
 
@@ -261,7 +275,7 @@ def retry(env, profile, execution, which, no_wait, output):
     help="Where to write the proposal (default: the environment's training.contract file; - for stdout).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing contract file (the reviewed one).")
-def contract(env, profile, out_file, force):
+def contract(env: Environment, profile: str | None, out_file: str, force: bool) -> None:
     """Propose a data contract from the environment's training data, for the team to review and commit.
 
     Per column: type, required, nullable, a minimum for columns never negative and allowed values for

@@ -21,12 +21,14 @@ import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from mlops_core.config import REPO_ROOT
+from mlops_core.config import REPO_ROOT, Environment
 from mlops_core.errors import AccessDenied, ConfigError
+from mlops_core.session import Sessions, session_name
 from mlops_core.session import _local_user as user
-from mlops_core.session import session_name
 from pipelines.floors import check_quality_floors
+from pipelines.specs import PipelineSpec
 
 MANAGED_BY = "run-pipeline"
 _FINGERPRINT_MARK = "spec-sha256="
@@ -45,11 +47,11 @@ class DesiredPipeline:
     description: str  # carries the fingerprint
     identity_tags: dict  # compared: project, environment, --tag values
     parameters: dict  # name -> default
-    spec: object = field(compare=False, repr=False)
+    spec: PipelineSpec = field(compare=False, repr=False)
     parallelism: dict | None = None  # ParallelismConfiguration
 
     @property
-    def fingerprint(self) -> str:
+    def fingerprint(self) -> str | None:
         return _fingerprint(self.description)
 
 
@@ -82,7 +84,7 @@ def normalise_definition(text: str) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def identity_tags(env, extra_tags: dict | None = None) -> dict:
+def identity_tags(env: Environment, extra_tags: dict | None = None) -> dict:
     tags = {"project": env.project, "environment": env.name}
     for key, value in (extra_tags or {}).items():
         if key in tags or key in BUILD_TAG_KEYS:
@@ -94,7 +96,7 @@ def identity_tags(env, extra_tags: dict | None = None) -> dict:
 BUILD_TAG_KEYS = ("git-commit", "build", "build-url")
 
 
-def build_tags(repo_root=None) -> dict:
+def build_tags(repo_root: str | os.PathLike | None = None) -> dict:
     """Which build changed the pipeline: Jenkins' variables when present, else the local checkout."""
     commit = os.environ.get("GIT_COMMIT") or _git_commit(repo_root)
     # outside Jenkins the "build" is the person running it: the registry's separation of duties
@@ -125,7 +127,7 @@ def _git_commit(repo_root=None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def desired_pipelines(env, specs: dict, extra_tags: dict | None = None) -> list[DesiredPipeline]:
+def desired_pipelines(env: Environment, specs: dict, extra_tags: dict | None = None) -> list[DesiredPipeline]:
     """PipelineSpecs (pipelines.definitions.build_pipelines) as the desired state to compare."""
     tags = identity_tags(env, extra_tags)
     desired = []
@@ -228,7 +230,7 @@ def _all_steps(definition: dict) -> list[dict]:
 
 
 # -- reading what is deployed ---------------------------------------------------------------------
-def describe_deployed(sagemaker, names) -> dict:
+def describe_deployed(sagemaker: Any, names: list[str]) -> dict:
     """One DescribePipeline per pipeline, the whole read budget of an unchanged pipeline; the reads are
     independent, so they overlap (boto3 clients are thread-safe)."""
 
@@ -259,15 +261,17 @@ def _is_not_found(exc) -> bool:
 
 
 # -- applying the plan ----------------------------------------------------------------------------
-def apply(plans: list[PipelinePlan], clients: dict, env, build: dict) -> list[dict]:
+def apply(plans: list[PipelinePlan], clients: dict, env: Environment, build: dict) -> list[dict]:
     """Execute create/update instructions: code uploads, then Lambda functions, then the pipeline."""
     from botocore.exceptions import ClientError
 
-    results, uploaded = [], set()
+    results: list[dict] = []
+    uploaded: set[str] = set()
     for p in plans:
         if p.action == "unchanged":
             results.append({**p.as_dict(), "arn": None})
             continue
+        assert p.desired is not None  # plan() sets it on every create/update
         try:
             _put_uploads(clients["s3"], p.desired.spec, env, uploaded)
             _ensure_lambdas(clients["lambda"], p.desired.spec)
@@ -343,6 +347,7 @@ def _lambda_configuration(fn) -> dict:
 
 def _write_pipeline(sm, p: PipelinePlan, build: dict) -> str:
     want = p.desired
+    assert want is not None  # plan() sets it on every create/update
     tags = {**want.identity_tags, **build}
     parallelism = {"ParallelismConfiguration": want.parallelism} if want.parallelism else {}
     if p.action == "create":
@@ -380,13 +385,13 @@ def split_parameters(desired: list[DesiredPipeline], params: dict) -> dict:
     return {d.name: {k: v for k, v in params.items() if k in d.parameters} for d in desired}
 
 
-def start_executions(sagemaker, desired: list[DesiredPipeline], params: dict, build: dict) -> list[dict]:
+def start_executions(sagemaker: Any, desired: list[DesiredPipeline], params: dict, build: dict) -> list[dict]:
     from botocore.exceptions import ClientError
 
     per_pipeline = split_parameters(desired, params)
     started = []
     for d in desired:
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "PipelineName": d.name,
             "PipelineExecutionDescription": f"started by {MANAGED_BY} ({build.get('build', 'local')})",
         }
@@ -427,9 +432,9 @@ class UpsertResult:
 
 
 def upsert(
-    env,
+    env: Environment,
     specs: dict,
-    sessions,
+    sessions: Sessions,
     *,
     extra_tags: dict | None = None,
     start: bool = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.config import Environment
 from mlops_core.session import Sessions
 from promote import registry
 from promote.infra import check_target_account, deploy_target, run_infra
@@ -12,7 +13,7 @@ from promote.report import write_report
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main():
+def main() -> None:
     """Move model versions through the central registry and deploy the prod infrastructure.
 
     Approvals act as the approver role in the registry account and are refused when the approver
@@ -37,7 +38,7 @@ def _decide(env, profile, version, decision, reason, output):
 @main.command("list")
 @environment_options
 @output_option
-def list_versions(env, profile, output):
+def list_versions(env: Environment, profile: str | None, output: str) -> None:
     """List the versions in the environment's model package group, newest first."""
 
     rows = registry.list_versions(env, _sessions(env, profile))
@@ -47,7 +48,7 @@ def list_versions(env, profile, output):
 @main.command()
 @environment_options
 @output_option
-def status(env, profile, output):
+def status(env: Environment, profile: str | None, output: str) -> None:
     """Versions with status, metrics, who registered/approved them, and where they run."""
 
     rows = registry.status(env, _sessions(env, profile))
@@ -61,7 +62,7 @@ def status(env, profile, output):
 )
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
-def approve(env, profile, version, reason, output):
+def approve(env: Environment, profile: str | None, version: int, reason: str, output: str) -> None:
     """Approve a version as the approver role (refused for the principal that registered it)."""
     _decide(env, profile, version, "approve", reason, output)
 
@@ -73,7 +74,7 @@ def approve(env, profile, version, reason, output):
 )
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
-def reject(env, profile, version, reason, output):
+def reject(env: Environment, profile: str | None, version: int, reason: str, output: str) -> None:
     """Reject a version as the approver role (refused for the principal that registered it)."""
     _decide(env, profile, version, "reject", reason, output)
 
@@ -84,7 +85,7 @@ def reject(env, profile, version, reason, output):
     "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
 )
 @output_option
-def lineage(env, profile, version, output):
+def lineage(env: Environment, profile: str | None, version: int, output: str) -> None:
     """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
 
     info = registry.lineage(env, _sessions(env, profile), version)
@@ -97,7 +98,7 @@ def lineage(env, profile, version, output):
     "--version", "version", required=True, type=click.IntRange(min=1), help="Model package version number (1, 2, ...)."
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
-def report(env, profile, version, out_dir):
+def report(env: Environment, profile: str | None, version: int, out_dir: str) -> None:
     """Write an HTML and Markdown approval report: candidate vs. champion, ROC, confusion matrix."""
 
     written = write_report(env, _sessions(env, profile), version, out_dir)
@@ -131,7 +132,9 @@ def report(env, profile, version, out_dir):
     "was made from other code, variables or state.",
 )
 @output_option
-def infra(env, profile, mode, account_id, plan_file, output):
+def infra(
+    env: Environment, profile: str | None, mode: str, account_id: str | None, plan_file: str | None, output: str
+) -> None:
     """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
 
     \b

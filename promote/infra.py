@@ -15,10 +15,12 @@ import os
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_core.config import REPO_ROOT
+from mlops_core.backend import TerraformOverrides
+from mlops_core.config import REPO_ROOT, Environment
 from mlops_core.errors import ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from promote.terraform import TerraformCli
@@ -30,7 +32,7 @@ PLAN_TEXT = "plan.txt"
 CLI_CONFIG_FILE = "terraform.rc"
 
 
-def terraform_vars(env) -> dict:
+def terraform_vars(env: Environment) -> dict:
     """The variables of mlops-infra/, all derived from the environment: the one source of truth."""
     return {
         "region": env.region,
@@ -48,7 +50,7 @@ def terraform_vars(env) -> dict:
     }
 
 
-def check_target_account(env, account_id: str | None) -> None:
+def check_target_account(env: Environment, account_id: str | None) -> None:
     """The account a caller (Jenkins' prodAccount) says it deploys to must be the environment's."""
 
     if account_id is None:
@@ -63,7 +65,7 @@ def check_target_account(env, account_id: str | None) -> None:
         )
 
 
-def deploy_target(env) -> dict:
+def deploy_target(env: Environment) -> dict:
     """What a deployer needs to reach the environment (`promote infra --check`): no secret in it."""
     return {
         "environment": env.name,
@@ -77,7 +79,7 @@ def deploy_target(env) -> dict:
     }
 
 
-def state_backend_config(env) -> dict:
+def state_backend_config(env: Environment) -> dict:
     """Remote state in the bootstrap's bucket, locked with its DynamoDB table, encrypted with the env key."""
     return {
         "bucket": env.buckets.terraform_state,
@@ -93,7 +95,7 @@ class StateStorageMissing(ToolkitError):
     """The Terraform state bucket or lock table is not there: the account was not bootstrapped."""
 
 
-def check_state_storage(env, sessions) -> None:
+def check_state_storage(env: Environment, sessions: Sessions) -> None:
     """Fail before Terraform does, naming the missing bucket or table and the command that creates it."""
     from botocore.exceptions import ClientError
 
@@ -122,7 +124,7 @@ def check_state_storage(env, sessions) -> None:
         raise
 
 
-def working_dir(env) -> Path:
+def working_dir(env: Environment) -> Path:
     base = os.environ.get("MLOPS_TERRAFORM_WORKDIR")
     # absolute: terraform runs inside it, and paths handed to it must not be relative to the caller
     return ((Path(base) if base else Path.cwd() / ".terraform-work") / env.name).resolve()
@@ -157,7 +159,7 @@ class InfraResult:
         }
 
 
-def prepare_working_dir(env, overrides=None) -> Path:
+def prepare_working_dir(env: Environment, overrides: TerraformOverrides | None = None) -> Path:
     """A fresh copy of mlops-infra/ (keeping .terraform/ so init stays fast), the vars and overrides."""
     workdir = working_dir(env)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +184,9 @@ def prepare_working_dir(env, overrides=None) -> Path:
     return workdir
 
 
-def terraform_environment(env, sessions, overrides, workdir: Path) -> dict:
+def terraform_environment(
+    env: Environment, sessions: Sessions, overrides: TerraformOverrides | None, workdir: Path
+) -> dict:
     """Credentials of the identity that deploys to the environment's account (on a Jenkins agent: the
     cross-account role), handed to terraform as environment variables, never on its command line."""
     credentials = sessions.workload().get_credentials().get_frozen_credentials()
@@ -201,7 +205,13 @@ def terraform_environment(env, sessions, overrides, workdir: Path) -> dict:
 
 
 def run_infra(
-    env, mode: str, *, sessions=None, echo=print, want_outputs: bool = True, plan_file: str | Path | None = None
+    env: Environment,
+    mode: str,
+    *,
+    sessions: Sessions | None = None,
+    echo: Callable[[str], None] = print,
+    want_outputs: bool = True,
+    plan_file: str | Path | None = None,
 ) -> InfraResult:
     """plan: show and save the plan. apply: plan, then apply that saved plan. destroy: plan a destroy
     and apply it. Re-running apply on an unchanged environment changes nothing and says so.

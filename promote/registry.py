@@ -14,8 +14,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from mlops_core.config import Environment
 from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
+from mlops_core.session import Sessions
 from mlops_core.text import table
 
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
@@ -33,7 +36,7 @@ class VersionNotFound(ToolkitError):
     exit_code = 2
 
 
-def package_arn(env, version: int) -> str:
+def package_arn(env: Environment, version: int) -> str:
     """A version's ARN, derived from the group ARN (the package lives in the registry account)."""
     group_arn = env.model_package_group_arn
     return group_arn.replace(":model-package-group/", ":model-package/") + f"/{int(version)}"
@@ -98,23 +101,23 @@ def check_separation_of_duties(package: dict, approver_arn: str) -> None:
 class Registry:
     """The environment's model package group, reached by ARN as the approver role."""
 
-    env: object
-    sessions: object
+    env: Environment
+    sessions: Sessions
     purpose: str = "registry-read"
-    _session: object = field(default=None, repr=False)
+    _session: Any = field(default=None, repr=False)
 
     @property
-    def session(self):
+    def session(self) -> Any:
         if self._session is None:
             self._session = self.sessions.as_role("approver", purpose=self.purpose)
         return self._session
 
     @property
-    def sagemaker(self):
+    def sagemaker(self) -> Any:
         return self.sessions.client("sagemaker", self.session)
 
     @property
-    def s3(self):
+    def s3(self) -> Any:
         return self.sessions.client("s3", self.session)
 
     def identity(self) -> str:
@@ -315,7 +318,7 @@ def deployments(package: dict) -> dict:
     }
 
 
-def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
+def decide(env: Environment, sessions: Sessions, version: int, decision: str, reason: str) -> dict:
     """Approve or reject `version` as the approver role; returns what was recorded."""
     if decision not in DECISIONS:
         raise ConfigError(f"'{decision}' is not one of {', '.join(DECISIONS)}", field="decision")
@@ -336,7 +339,7 @@ def decide(env, sessions, version: int, decision: str, reason: str) -> dict:
             "arn": package["ModelPackageArn"],
             "status": status,
             "changed": False,
-            "decision": (decisions(package) or [None])[-1],
+            "decision": decisions(package)[-1] if decisions(package) else None,
         }
     check_separation_of_duties(package, approver)
 
@@ -376,7 +379,7 @@ def _fit_json(entry: dict) -> str:
     return json.dumps(slim, separators=(",", ":"), ensure_ascii=False)[:_METADATA_VALUE_MAX]
 
 
-def record_deployment(sagemaker, package: dict, environment: str, where: str) -> None:
+def record_deployment(sagemaker: Any, package: dict, environment: str, where: str) -> None:
     """Record on the version that `environment` runs it (`deployed:<env>` = "<time> <where>").
 
     Call with a client allowed sagemaker:UpdateModelPackage on the group's packages. All properties are
@@ -398,7 +401,7 @@ def _iso(value) -> str:
     return str(value or "")
 
 
-def list_versions(env, sessions) -> list[dict]:
+def list_versions(env: Environment, sessions: Sessions) -> list[dict]:
     registry = Registry(env, sessions)
     return [
         {
@@ -411,7 +414,7 @@ def list_versions(env, sessions) -> list[dict]:
     ]
 
 
-def status(env, sessions) -> list[dict]:
+def status(env: Environment, sessions: Sessions) -> list[dict]:
     """Each version with its metrics, who registered and decided on it, and where it runs."""
     registry = Registry(env, sessions)
     rows = []
@@ -435,7 +438,7 @@ def status(env, sessions) -> list[dict]:
     return rows
 
 
-def lineage(env, sessions, version: int, registry: Registry | None = None) -> dict:
+def lineage(env: Environment, sessions: Sessions, version: int, registry: Registry | None = None) -> dict:
     """Where a version came from and where it went: data, code, run, metrics, baseline, decisions, use."""
     registry = registry or Registry(env, sessions, purpose=f"lineage-v{version}")
     package = registry.describe(version)
@@ -500,7 +503,7 @@ def compare_datasets(candidate: dict, champion: dict | None) -> dict:
     return {
         "candidate_rows": candidate.get("rows"),
         "champion_rows": (champion or {}).get("rows"),
-        "same_data": bool(champion) and candidate.get("sha256") == champion.get("sha256"),
+        "same_data": bool(champion) and candidate.get("sha256") == (champion or {}).get("sha256"),
         "added": [ours[h] for h in ours if h not in theirs],
         "removed": [theirs[h] for h in theirs if h not in ours],
         "kept": [ours[h] for h in ours if h in theirs],
@@ -516,7 +519,7 @@ def _maybe_json(value):
 
 def baseline_summary(statistics: dict | None, constraints: dict | None) -> dict:
     """The drift baseline at a glance: rows, features and per-feature statistics (Model Monitor schema)."""
-    summary = {"item_count": None, "features": []}
+    summary: dict[str, Any] = {"item_count": None, "features": []}
     if statistics:
         summary["item_count"] = (statistics.get("dataset") or {}).get("item_count")
         for feature in statistics.get("features", []):
@@ -544,7 +547,7 @@ def render_versions(rows: list[dict]) -> str:
     return table(rows, ["version", "status", "created"]) if rows else "no versions registered yet"
 
 
-def render_status(env, rows: list[dict]) -> str:
+def render_status(env: Environment, rows: list[dict]) -> str:
     if not rows:
         return f"no versions in {env.model_package_group_arn}"
     flat = [

@@ -11,13 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlops_core.config import Environment
+from mlops_core.session import Sessions
 from promote.registry import Metrics, Registry, compare_datasets, dataset_snapshot, lineage, version_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 METRIC_LABELS = {"auc": "AUC", "accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1"}
 
 
-def build_context(env, sessions, version: int) -> dict:
+def build_context(env: Environment, sessions: Sessions, version: int) -> dict:
     """Everything the report shows, as plain data (also what tests compare with the registry)."""
     registry = Registry(env, sessions, purpose=f"report-v{version}")
     candidate_info = lineage(env, sessions, version, registry=registry)
@@ -49,7 +51,7 @@ def build_context(env, sessions, version: int) -> dict:
     }
 
 
-def criteria(env, candidate: Metrics, champion: Metrics | None) -> list[dict]:
+def criteria(env: Environment, candidate: Metrics, champion: Metrics | None) -> list[dict]:
     """The promotion rules of the environment, checked on the numbers the report shows."""
     auc = candidate.values.get("auc")
     checks = [
@@ -151,7 +153,7 @@ def _templates():
     return html, markdown
 
 
-def write_report(env, sessions, version: int, out_dir) -> dict:
+def write_report(env: Environment, sessions: Sessions, version: int, out_dir: str) -> dict:
     """Write report.html, report.md and their images under OUT/<group>-v<N>/; returns the paths."""
     context = build_context(env, sessions, version)
     target = Path(out_dir) / f"{env.model_package_group}-v{version}"

@@ -19,6 +19,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_core.errors import ToolkitError
 
@@ -97,7 +98,7 @@ class TerraformCli:
                     else:
                         os.environ[key] = value
 
-    def run(self, command: str, *args, ok_codes=(0,), **options) -> tuple[int, str, str]:
+    def run(self, command: str, *args: str, ok_codes: tuple[int, ...] = (0,), **options: Any) -> tuple[int, str, str]:
         with self._environment(), warnings.catch_warnings():
             # python-terraform logs each failure with the deprecated Logger.warn; the failure is raised below
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -173,7 +174,7 @@ class TerraformCli:
 def _plan_text(stdout: str) -> str:
     """The reviewable part of `terraform plan` output: no per-resource refresh chatter, and not the
     closing hint to run `terraform apply` (the toolkit applies the saved plan itself)."""
-    lines = []
+    lines: list[str] = []
     for line in stdout.splitlines():
         if line.startswith(("Saved the plan to:", "Note: You didn't use the -out option")):
             break
@@ -199,7 +200,7 @@ def _first_error(text: str) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith("Error:")), None)
     if start is None:
         return " ".join(line for line in lines if line)[:500] or "no output"
-    kept = []
+    kept: list[str] = []
     for line in lines[start:]:
         if line.startswith("Error:") and kept:
             break

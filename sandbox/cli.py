@@ -13,7 +13,7 @@ from sandbox.story import run_story
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main():
+def main() -> None:
     """The embedded multi-account AWS on 127.0.0.1 (moto plus the cross-account behaviour it lacks).
 
     State lives as long as the server and survives `down`/`up` (snapshotted to $MLOPS_SANDBOX_HOME,
@@ -33,7 +33,7 @@ def _accounts_of_environments(env_dir):
 @env_dir_option
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @output_option
-def up(env_dir, port, output):
+def up(env_dir: str | None, port: int, output: str) -> None:
     """Start the sandbox (or reuse the running one) and seed the environments' accounts."""
 
     status = client.up(_accounts_of_environments(env_dir), port=port)
@@ -42,7 +42,7 @@ def up(env_dir, port, output):
 
 @main.command()
 @click.option("--discard", is_flag=True, help="Do not snapshot: the next `up` starts empty.")
-def down(discard):
+def down(discard: bool) -> None:
     """Stop the sandbox, keeping its state for the next `up` unless --discard."""
 
     stopped = client.down(save=not discard)
@@ -57,7 +57,7 @@ def down(discard):
 
 @main.command()
 @output_option
-def status(output):
+def status(output: str) -> None:
     """Show the endpoint and, per account, its id and admin credentials (exit 1 if not running)."""
 
     current = client.running()
@@ -71,7 +71,7 @@ def status(output):
 
 
 @main.command()
-def reset():
+def reset() -> None:
     """Empty every account (keeping the seeded admins): a clean slate without a restart."""
 
     client.reset()
@@ -79,7 +79,7 @@ def reset():
 
 
 @main.command()
-def patches():
+def patches() -> None:
     """List the AWS behaviours the sandbox adds to moto, one line each."""
 
     for p in PATCHES:
@@ -102,7 +102,7 @@ def patches():
     help="Advance the clock by this much (e.g. 90s, 15m, 6h, 1d, 2w).",
 )
 @output_option
-def tick(to_time, by_duration, output):
+def tick(to_time: str | None, by_duration: str | None, output: str) -> None:
     """Advance the sandbox clock and fire the EventBridge schedules that fall due.
 
     Schedules (cron()/rate()) fire only when the clock moves, once per occurrence, so a test or a
@@ -134,7 +134,7 @@ def tick(to_time, by_duration, output):
 @main.command()
 @click.option("--failed", is_flag=True, help="Only deliveries that failed.")
 @output_option
-def events(failed, output):
+def events(failed: bool, output: str) -> None:
     """EventBridge deliveries the sandbox made: to which target, and why any failed.
 
     AWS drops a failed delivery silently (only the FailedInvocations metric counts it); here each is
@@ -172,7 +172,7 @@ def events(failed, output):
 @click.option("--times", type=int, default=1, show_default=True, help="How many attempts fail, then it is cleared.")
 @click.option("--clear", is_flag=True, help="Remove every pending fault.")
 @output_option
-def fault(pipeline, step, error, times, clear, output):
+def fault(pipeline: str | None, step: str | None, error: str, times: int, clear: bool, output: str) -> None:
     """Make the next attempts of a pipeline step fail with an AWS error, to see its retry policy work.
 
     \b
@@ -203,7 +203,7 @@ def fault(pipeline, step, error, times, clear, output):
 @main.command()
 @click.argument("execution")
 @output_option
-def attempts(execution, output):
+def attempts(execution: str, output: str) -> None:
     """Each attempt of each step of a pipeline execution: when it ran, why it failed, how long the retry
     policy waited before the next (AWS itself shows only the AttemptCount)."""
 
@@ -228,7 +228,7 @@ def attempts(execution, output):
 
 @main.command()
 @env_dir_option
-def demo(env_dir):
+def demo(env_dir: str | None) -> None:
     """The main job on the sandbox: the promotion story, narrated, ending with a summary."""
 
     raise SystemExit(run_story(env_dir=env_dir, say=click.secho))

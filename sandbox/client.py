@@ -18,8 +18,10 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from mlops_core.backend import endpoint_overrides
+from mlops_core.backend import TerraformOverrides, endpoint_overrides
+from mlops_core.config import Environment
 from mlops_core.errors import ConfigError, SandboxError
 from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
 from sandbox.protocol import TOKEN_HEADER, error_from
@@ -236,12 +238,12 @@ class SandboxBackend:
         self.identity = identity
 
     @classmethod
-    def for_environment(cls, env, identity: str | None = None) -> SandboxBackend:
+    def for_environment(cls, env: Environment, identity: str | None = None) -> SandboxBackend:
         backend = cls(up(env.sandbox_accounts), identity)
         _note_ignored_endpoints(backend.endpoint_url)
         return backend
 
-    def base_session(self, region: str, account_id: str | None = None):
+    def base_session(self, region: str, account_id: str | None = None) -> Any:
         """The caller acting in `account_id`. MLOPS_SANDBOX_CREDENTIALS=env uses AWS_* variables
         instead (as a Jenkins `withAWS` block sets them); an identity label (--profile) picks one
         account's admin whatever the target."""
@@ -260,7 +262,7 @@ class SandboxBackend:
             raise SandboxError(f"account {account_id} is not seeded in the sandbox")
         return boto3.Session(region_name=region, **creds)
 
-    def botocore_config(self, region: str):
+    def botocore_config(self, region: str) -> Any:
         from botocore.config import Config
 
         # Loopback never throttles; an unimplemented call should fail at once, not retry for 10 s.
@@ -268,7 +270,7 @@ class SandboxBackend:
             region_name=region, retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=300
         )
 
-    def terraform_overrides(self):
+    def terraform_overrides(self) -> TerraformOverrides:
         """Endpoints, an offline provider mirror and the S3 backend settings that aim Terraform here."""
 
         return terraform_overrides(self.endpoint_url)
@@ -287,6 +289,6 @@ def _note_ignored_endpoints(endpoint: str) -> None:
             print(f"note: {name}={url} is ignored: backend sandbox talks to {endpoint}", file=sys.stderr)
 
 
-def backend_for_environment(env, identity: str | None = None) -> SandboxBackend:
+def backend_for_environment(env: Environment, identity: str | None = None) -> SandboxBackend:
     """The entry point core's backend registry loads for `backend: sandbox` (see pyproject.toml)."""
     return SandboxBackend.for_environment(env, identity)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sandbox.engine import runtime
 from sandbox.patching import Patch, Route
@@ -90,7 +92,7 @@ class Cron:
         # EventBridge numbers days 1=SUN..7=SAT; Python's weekday() is 0=MON..6=SUN
         return self.dow is None or (day.weekday() + 1) % 7 + 1 in self.dow
 
-    def between(self, after: datetime, until: datetime):
+    def between(self, after: datetime, until: datetime) -> Iterator[datetime]:
         """Occurrences t with after < t <= until, in order."""
         day = after.replace(hour=0, minute=0, second=0, microsecond=0)
         while day <= until:
@@ -113,7 +115,7 @@ class Rate:
         self.period = timedelta(seconds=int(parts[0]) * _RATE_UNITS[parts[1]])
         self.anchor = anchor
 
-    def between(self, after: datetime, until: datetime):
+    def between(self, after: datetime, until: datetime) -> Iterator[datetime]:
         k = max(0, int((after - self.anchor) / self.period))
         while True:
             at = self.anchor + k * self.period
@@ -124,7 +126,7 @@ class Rate:
             k += 1
 
 
-def schedule(expression: str, anchor: datetime):
+def schedule(expression: str, anchor: datetime) -> Cron | Rate:
     m = re.fullmatch(r"\s*(cron|rate)\((.*)\)\s*", expression or "")
     if not m:
         raise ScheduleError(f"'{expression}' is not a cron() or rate() expression")
@@ -162,7 +164,7 @@ def parse_time(text: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def scheduled_rules():
+def scheduled_rules() -> Iterator[tuple[str, str, Any]]:
     from moto.events.models import events_backends
 
     for account_id, regions in list(events_backends.items()):

@@ -16,6 +16,7 @@ import threading
 import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sandbox import clock, iam_policy
 from sandbox.engine import runtime
@@ -119,7 +120,7 @@ def _inside_quotes(text: str, index: int) -> bool:
 
 
 # -- delivery -------------------------------------------------------------------------------------
-def deliver(rule, target: dict, event: dict) -> dict:
+def deliver(rule: Any, target: dict, event: dict) -> dict:
     """Deliver one event to one target of `rule`; returns the delivery record."""
     arn = target.get("Arn", "")
     try:
@@ -277,7 +278,7 @@ def _deliver_other(rule, target, event) -> dict:
 _original: dict = {}
 
 
-def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:  # noqa: ARG001 (moto's signature)
+def send_to_targets(rule: Any, event: dict, transform_input: bool = True) -> None:  # noqa: ARG001 (moto's signature)
     """A rule's reaction to an event on its bus (replaces moto's Rule.send_to_targets)."""
     if rule.state != "ENABLED" or rule.scheduled_expression:
         return  # scheduled rules are fired by the clock, never by events
@@ -291,7 +292,7 @@ def send_to_targets(rule, event: dict, transform_input: bool = True) -> None:  #
             _record(rule, target, event, "failed", f"sandbox error: {type(exc).__name__}: {exc}")
 
 
-def fire_scheduled(rule, at: datetime) -> list[dict]:
+def fire_scheduled(rule: Any, at: datetime) -> list[dict]:
     """The "Scheduled Event" AWS sends a scheduled rule's targets at `at`."""
     event = {
         "version": "0",
@@ -338,7 +339,7 @@ def emit(
     return event
 
 
-def patch_eventbridge():
+def patch_eventbridge() -> None:
     from moto.events.models import EventPattern, EventsBackend, Rule
     from moto.events.responses import EventsHandler
 

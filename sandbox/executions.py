@@ -40,7 +40,7 @@ def _interrupted(record) -> None:
                 step["FailureReason"] = "the sandbox server stopped while this step ran"
 
 
-def patch_pipeline_executions():
+def patch_pipeline_executions() -> None:
     import moto.sagemaker.models as models
     import moto.sagemaker.utils as utils
     from moto.core.responses import ActionResult

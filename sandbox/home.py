@@ -22,7 +22,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def open_private(path: Path, flags: int):
+def open_private(path: Path, flags: int) -> int:
     """os.open with mode 0600 enforced (O_CREAT's mode is filtered by the umask; fchmod is not)."""
     fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
     try:

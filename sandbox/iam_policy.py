@@ -72,7 +72,7 @@ def statements(document: Mapping | None) -> list[dict]:
     if not document:
         return []
     stmts = document.get("Statement", [])
-    return [stmts] if isinstance(stmts, Mapping) else list(stmts)
+    return [dict(stmts)] if isinstance(stmts, Mapping) else list(stmts)
 
 
 def evaluate(

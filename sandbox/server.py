@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_private
 from sandbox.patches import PATCHES, apply_all, patch_routes, snapshot
 from sandbox.patches.snapshot import SnapshotError
-from sandbox.patching import Route
+from sandbox.patching import Route, WsgiApp
 from sandbox.protocol import TOKEN_HEADER, Forbidden, InvalidInput, NotFound, RouteError, ServerFault, error_body
 
 ADMIN_USER = "sandbox-admin"
@@ -51,7 +52,7 @@ class SandboxServer:
         self.accounts: dict[str, str] = {}  # account id -> label (dev, prod, registry, jenkins...)
         self.started = time.time()
         self.lock = threading.RLock()
-        self.httpd = None
+        self.httpd: Any = None  # werkzeug's server, once serving
         self.extra: dict = {}  # state patches keep across restarts, by patch name
         self.admins: dict[str, dict] = {}  # account id -> its admin's keys (random per sandbox home)
 
@@ -120,7 +121,7 @@ class SandboxServer:
         }
 
     # -- serving --------------------------------------------------------------------------------
-    def wsgi(self):
+    def wsgi(self) -> WsgiApp:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         moto_app = DomainDispatcherApplication(create_backend_app)
@@ -157,7 +158,7 @@ class SandboxServer:
 
         return app
 
-    def authorized(self, environ) -> bool:
+    def authorized(self, environ: dict) -> bool:
         given = environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"), "")
         return hmac.compare_digest(given.encode(), self.secrets["control_token"].encode())
 
@@ -240,7 +241,7 @@ SERVER_ROUTES = {
 }
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the sandbox server in the foreground.")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlops_core.config import load_environment
 from pipelines import datasets
@@ -80,7 +81,7 @@ class Story:
         self.stages.append((title, "ok" if expect == 0 else f"ok (exit {expect}, as expected)", seconds))
         return result
 
-    def step(self, title: str, func):
+    def step(self, title: str, func: Callable[[], Any]) -> Any:
         self.say(f"\n== {title}", bold=True)
         start = time.monotonic()
         try:
@@ -96,6 +97,8 @@ def _sandbox_session(label: str, region: str):
     import boto3
 
     status = client.running()
+    if status is None:
+        raise StoryFailed("the sandbox stopped while the story ran")
     account = next(a for a in status["accounts"] if a["label"] == label)
     return boto3.Session(region_name=region, **account["credentials"]), status["endpoint"]
 
@@ -168,7 +171,7 @@ def _drifted_batch_arrives(env) -> str:
     return uri
 
 
-def run_story(env_dir=None, say: Callable[..., None] | None = None) -> int:
+def run_story(env_dir: str | None = None, say: Callable[..., None] | None = None) -> int:
     """Run every stage; stop at the first that fails. Returns the exit code."""
 
     started = time.monotonic()

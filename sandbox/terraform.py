@@ -119,7 +119,7 @@ def backend_config(endpoint: str) -> dict:
     }
 
 
-def terraform_overrides(endpoint: str):
+def terraform_overrides(endpoint: str) -> TerraformOverrides:
     """The TerraformOverrides a SandboxBackend hands to `promote infra`."""
 
     mirror = ensure_provider_mirror()

@@ -8,6 +8,8 @@ No approved package is a failure of this step with a message naming the group: s
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 
 
@@ -19,7 +21,7 @@ class IncompleteModelPackage(Exception):
     """The approved package lacks something batch inference needs (container, baseline)."""
 
 
-def latest_approved_package(sagemaker, group_arn: str) -> dict:
+def latest_approved_package(sagemaker: Any, group_arn: str) -> dict:
     """DescribeModelPackage of the newest Approved package in the group."""
     found = sagemaker.list_model_packages(
         ModelPackageGroupName=group_arn,
@@ -61,7 +63,7 @@ def outputs_for(package: dict) -> dict:
     }
 
 
-def handler(event, context=None):  # noqa: ARG001 (Lambda's handler signature)
+def handler(event: Any, context: Any | None = None) -> dict:  # noqa: ARG001 (Lambda's handler signature)
     group_arn = (event or {}).get("model_package_group_arn")
     if not group_arn:
         raise ValueError("the event has no model_package_group_arn")

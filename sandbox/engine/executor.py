@@ -10,6 +10,7 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from typing import Any
 
 from sandbox import events
 from sandbox.engine import expressions, retries, runtime
@@ -51,7 +52,7 @@ def flatten(definition: dict) -> dict:
     return found
 
 
-def dependencies(step: dict, gate) -> set[str]:
+def dependencies(step: dict, gate: Any) -> set[str]:
     deps = set(step.get("DependsOn") or []) | expressions.references(step.get("FunctionArn"))
     args = step.get("Arguments") or {}
     if step.get("Type") == "Condition":
@@ -183,7 +184,9 @@ class ExecutionRun:
             self.record.sandbox_steps.append(entry)
         self._step_event(step, entry, "Starting")
         policies = step.get("RetryPolicies") or []
-        history, retried, first = [], {}, time.monotonic()
+        history: list[dict] = []
+        retried: dict[int, int] = {}  # policy index -> retries made
+        first = time.monotonic()
         while True:
             started = utcnow()
             status, props, reason, metadata = self._attempt(step)

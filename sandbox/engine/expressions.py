@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class EvaluationError(Exception):
@@ -40,7 +41,7 @@ def parse_path(path: str) -> list:
     return tokens
 
 
-def walk(value, tokens: list, describe: str):
+def walk(value: Any, tokens: list, describe: str) -> Any:
     """Follow tokens through dicts and lists; a string key on a list picks the item it names
     (OutputName, ChannelName, MetricName...), as SageMaker's property references do."""
     for token in tokens:
@@ -66,7 +67,7 @@ def walk(value, tokens: list, describe: str):
     return value
 
 
-def get(path: str, ctx: Context):
+def get(path: str, ctx: Context) -> Any:
     head, _, rest = path.partition(".")
     if head == "Parameters":
         if rest not in ctx.parameters:
@@ -86,7 +87,7 @@ def get(path: str, ctx: Context):
     raise EvaluationError(f"unknown reference '{path}'")
 
 
-def json_get(spec: dict, ctx: Context):
+def json_get(spec: dict, ctx: Context) -> Any:
     path = spec.get("Path")
     if not isinstance(path, str):
         raise EvaluationError("Std:JsonGet needs a Path")
@@ -113,7 +114,7 @@ def json_get(spec: dict, ctx: Context):
     return walk(document, parse_path(path), f"Std:JsonGet '{path}' in {source}")
 
 
-def evaluate(expr, ctx: Context):
+def evaluate(expr: Any, ctx: Context) -> Any:
     """Evaluate an expression (or a whole Arguments structure) to plain JSON values."""
     if isinstance(expr, list):
         return [evaluate(item, ctx) for item in expr]
@@ -131,7 +132,7 @@ def evaluate(expr, ctx: Context):
     return {k: evaluate(v, ctx) for k, v in expr.items()}
 
 
-def text(value) -> str:
+def text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -199,7 +200,7 @@ def _comparable(left, right):
 
 
 # -- parameters -----------------------------------------------------------------------------------
-def typed(value, kind: str, name: str):
+def typed(value: Any, kind: str, name: str) -> Any:
     """A parameter value (overrides arrive as strings) converted to the definition's declared type."""
     try:
         if kind == "Integer":
@@ -234,7 +235,7 @@ def resolve_parameters(declared: list, overrides: list | None) -> dict:
     return {name: typed(value, types[name], name) for name, value in values.items()}
 
 
-def references(expr) -> set[str]:
+def references(expr: Any) -> set[str]:
     """Names of the steps an expression reads properties of (its data dependencies)."""
     found: set[str] = set()
     if isinstance(expr, list):

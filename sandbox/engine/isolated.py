@@ -39,7 +39,8 @@ def _refuse_ip_connections() -> None:
     def getaddrinfo(*_args, **_kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (network isolation)")
 
-    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo
 
 
 def isolate() -> str:

@@ -21,11 +21,11 @@ class Context:
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 128
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         return 60_000
 
 
-def main(code_zip, handler, event_json, result_json) -> int:
+def main(code_zip: str, handler: str, event_json: str, result_json: str) -> int:
     code_dir = tempfile.mkdtemp(prefix="lambda-")
     with zipfile.ZipFile(code_zip) as archive:
         archive.extractall(code_dir)

@@ -35,7 +35,7 @@ class Zygote:
     def __init__(self, directory: Path):
         self.directory = directory
         self.socket_path = str(directory / "zygote.sock")
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
     def ensure(self) -> bool:
@@ -62,7 +62,7 @@ class Zygote:
                 time.sleep(0.05)
             return False
 
-    def start(self, argv: list[str], env: dict, cwd: str, log_path: str):
+    def start(self, argv: list[str], env: dict, cwd: str, log_path: str) -> Child:
         """Fork a child running `argv` (python script args); returns a handle with pid and wait()."""
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.socket_path)
@@ -82,9 +82,9 @@ class Zygote:
 class Child:
     def __init__(self, conn, reader, pid: int):
         self.conn, self.reader, self.pid = conn, reader, pid
-        self.returncode = None
+        self.returncode: int | None = None
 
-    def poll(self, timeout: float = 0.05):
+    def poll(self, timeout: float = 0.05) -> int | None:
         if self.returncode is None:
             # a timed-out read would poison the socket's file object: wait for readability instead
             readable, _, _ = select.select([self.conn], [], [], timeout)

@@ -9,23 +9,24 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from sandbox.engine import preload
 
 REGION_DEFAULT = "us-east-1"
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-_state = {"server": None}
+_state: dict[str, Any] = {"server": None}
 _lock = threading.Lock()
 _zygote_lock = threading.Lock()
 
 
-def attach(server) -> None:
+def attach(server: Any) -> None:
     """Remember the running SandboxServer (its port and home) for steps and deliveries."""
     _state["server"] = server
 
 
-def server():
+def server() -> Any:
     return _state["server"]
 
 
@@ -44,7 +45,7 @@ def work_root() -> Path:
     return path
 
 
-def zygote():
+def zygote() -> preload.Zygote | None:
     """The shared pre-forked Python for step scripts, or None when it cannot start."""
 
     with _zygote_lock:
@@ -122,7 +123,7 @@ def role_credentials(role_arn: str, service: str, session_name: str, region: str
     }
 
 
-def client(service: str, creds: dict, region: str = REGION_DEFAULT):
+def client(service: str, creds: dict, region: str = REGION_DEFAULT) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -161,7 +162,7 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def download(s3, uri: str, dest: Path) -> int:
+def download(s3: Any, uri: str, dest: Path) -> int:
     """Copy an object or every object under a prefix into `dest` (a directory); returns the count."""
     bucket, key = split_s3(uri)
     dest.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ def download(s3, uri: str, dest: Path) -> int:
     return count
 
 
-def upload_dir(s3, source: Path, uri: str, kms_key: str | None = None) -> int:
+def upload_dir(s3: Any, source: Path, uri: str, kms_key: str | None = None) -> int:
     bucket, prefix = split_s3(uri)
     count = 0
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
@@ -197,7 +198,7 @@ def upload_dir(s3, source: Path, uri: str, kms_key: str | None = None) -> int:
     return count
 
 
-def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> None:
+def upload_file(s3: Any, path: Path, uri: str, kms_key: str | None = None) -> None:
     bucket, key = split_s3(uri)
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
     with open(path, "rb") as fh:

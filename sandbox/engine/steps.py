@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sandbox.engine import expressions, network, preload, runtime
 
@@ -71,7 +72,7 @@ class StepContext:
                 raise StepFailed(f"ClientError: {exc}") from None
         return self._creds[key]
 
-    def client(self, service: str, creds: dict | None = None):
+    def client(self, service: str, creds: dict | None = None) -> Any:
         return runtime.client(service, creds or self.credentials(), self.region)
 
     def job_name(self, suffix_len: int = 10) -> str:
@@ -84,7 +85,7 @@ class StepContext:
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
 
-    def step_dir(self, *parts) -> Path:
+    def step_dir(self, *parts: str) -> Path:
         path = self.workdir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -107,6 +108,7 @@ class StepContext:
             env = {k: v for k, v in env.items() if k not in runtime.CREDENTIAL_VARIABLES}
         zygote = runtime.zygote() if preload.enabled() and preload.runnable(argv) else None
         log_path = self.step_dir() / f"output-{uuid.uuid4().hex[:8]}.log"
+        proc: preload.Child | subprocess.Popen
         if zygote is not None:
             proc = zygote.start(argv, env, str(cwd), str(log_path))
         else:
@@ -132,7 +134,7 @@ class StepContext:
                 break
             if zygote is None:
                 time.sleep(0.05)
-        if zygote is None:
+        if isinstance(proc, subprocess.Popen):
             proc.wait()
         else:
             while proc.poll(1.0) is None:
@@ -196,7 +198,7 @@ def _record_job(func, **kwargs):
     return None
 
 
-def map_container_paths(value, root: Path):
+def map_container_paths(value: Any, root: Path) -> Any:
     if isinstance(value, str) and value.startswith(CONTAINER_ROOT):
         return str(root) + value
     if isinstance(value, list):

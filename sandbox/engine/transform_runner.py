@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 
-def main(code_dir, entry, model_dir, input_dir, output_dir, content_type, accept) -> int:
+def main(
+    code_dir: str, entry: str, model_dir: str, input_dir: str, output_dir: str, content_type: str, accept: str
+) -> int:
     sys.path.insert(0, code_dir)
     spec = importlib.util.spec_from_file_location(Path(entry).stem, str(Path(code_dir) / entry))
+    assert spec is not None and spec.loader is not None, entry
     handler = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(handler)
     missing = [f for f in ("model_fn", "input_fn", "predict_fn", "output_fn") if not hasattr(handler, f)]

@@ -96,7 +96,7 @@ def _iam(account_id: str):
     return iam_backends[account_id][PARTITION]
 
 
-def identify(response) -> Caller:
+def identify(response: Any) -> Caller:
     """The caller of a signed request, with a checked signature (moto's credentials, AWS's rules)."""
     from moto.core.exceptions import SignatureDoesNotMatchError
 
@@ -320,7 +320,7 @@ RESOLVERS: dict[str, Callable] = {}
 ERRORS: dict[str, Callable] = {}
 
 
-def resolver(service: str):
+def resolver(service: str) -> Callable[[Callable], Callable]:
     def register(func):
         RESOLVERS[service] = func
         return func
@@ -328,7 +328,7 @@ def resolver(service: str):
     return register
 
 
-def param(response, name: str, default=None):
+def param(response: Any, name: str, default: Any = None) -> Any:
     try:
         value = response._get_param(name)
     except Exception:  # a body that is not JSON or a query string
@@ -514,7 +514,7 @@ PASSED_ROLES = {
 }
 
 
-def passed_roles(response, service: str, api_action: str) -> list[tuple[str, str]]:
+def passed_roles(response: Any, service: str, api_action: str) -> list[tuple[str, str]]:
     where = PASSED_ROLES.get((service, api_action))
     if where is None:
         return []
@@ -569,12 +569,12 @@ ERRORS["iam"] = ERRORS["sts"] = _query_denied("AccessDenied")
 ERRORS["sns"] = _query_denied("AuthorizationError")
 
 
-def service_error(service: str, denied: AccessDeniedBy):
+def service_error(service: str, denied: AccessDeniedBy) -> Exception:
     return ERRORS.get(service, _query_denied("AccessDenied"))(denied)
 
 
 # -- the hook moto calls before serving each request ------------------------------------------------
-def authenticate_and_authorize(response, iam_request_cls, resource: str = "*") -> None:
+def authenticate_and_authorize(response: Any, iam_request_cls: Any, resource: str = "*") -> None:
     if response.headers.get("X-Amz-Target") in ("AWSCognitoIdentityService.GetId",):
         return
     caller = identify(response)
@@ -618,7 +618,7 @@ def _signing_service(response) -> str:
     return response.service_name
 
 
-def enable_enforcement():
+def enable_enforcement() -> None:
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.access_control import PermissionResult

@@ -11,6 +11,7 @@ KMSInvalidStateException). `use_key()` is the same check for services (S3) actin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.patches.enforcement import AccessDeniedBy, Caller, Target, arn_account, check, current, param, resolver
 from sandbox.patching import Patch
@@ -33,7 +34,7 @@ CRYPTO = {
 @dataclass
 class KeyRef:
     account_id: str
-    key: object | None  # moto's Key, or None when it does not exist
+    key: Any  # moto's Key, or None when it does not exist
     arn: str
 
 
@@ -86,7 +87,7 @@ def key_for_ciphertext(blob: bytes, caller_account: str, region: str) -> KeyRef 
     return None
 
 
-def refuse_unusable(key) -> None:
+def refuse_unusable(key: Any) -> None:
     """Raise AWS's key-state error for a key that cannot encrypt or decrypt now."""
     from moto.core.exceptions import JsonRESTError
 
@@ -97,7 +98,7 @@ def refuse_unusable(key) -> None:
 
 
 def _context(caller_account: str, encryption_context: dict | None, via: str | None) -> dict:
-    ctx = {"kms:CallerAccount": caller_account}
+    ctx: dict[str, Any] = {"kms:CallerAccount": caller_account}
     if via:
         ctx["kms:ViaService"] = via
     for k, v in (encryption_context or {}).items():
@@ -123,7 +124,7 @@ def _request_tags(response) -> dict:
     return ctx
 
 
-def key_target(ref: KeyRef, caller: Caller, encryption_context=None, via=None) -> Target:
+def key_target(ref: KeyRef, caller: Caller, encryption_context: dict | None = None, via: str | None = None) -> Target:
     return Target(
         [ref.arn],
         ref.account_id,
@@ -133,7 +134,9 @@ def key_target(ref: KeyRef, caller: Caller, encryption_context=None, via=None) -
     )
 
 
-def use_key(caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, encryption_context=None) -> None:
+def use_key(
+    caller: Caller, action: str, ref: KeyRef, region: str, *, via: str, encryption_context: dict | None = None
+) -> None:
     """A service using `ref` on the caller's behalf (S3 SSE-KMS): key state, key policy, IAM policy."""
     if ref.key is None:
         raise AccessDeniedBy(caller, action, ref.arn, "because the key does not exist or is not accessible")
@@ -249,7 +252,7 @@ def _owner_backend(self):
     return _backend(account, self.region)
 
 
-def patch_kms():
+def patch_kms() -> None:
     from moto.kms.models import KmsBackend
     from moto.kms.responses import KmsResponse
 

@@ -10,6 +10,8 @@ ModelApprovalStatus defaults to PendingManualApproval, and packages/groups can b
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox import iam_policy
 from sandbox.patches.enforcement import Target, arn_account, current, param, resolver
 from sandbox.patching import Patch
@@ -94,7 +96,7 @@ _JOB_CONDITIONS = {
 }
 
 
-def job_request_conditions(response, action: str) -> dict:
+def job_request_conditions(response: Any, action: str) -> dict:
     """The SageMaker condition keys a job or model creation request sets (absent when the request has none)."""
     out = {}
     for key, path in _JOB_CONDITIONS.get(action, {}).items():
@@ -158,7 +160,7 @@ def _owner_backend(self):
 
 
 # -- request layer: the group-policy APIs moto lacks ------------------------------------------------
-def put_model_package_group_policy(self):
+def put_model_package_group_policy(self: Any) -> Any:
     from moto.core.responses import ActionResult
     from moto.sagemaker.exceptions import ValidationError
 
@@ -177,7 +179,7 @@ def put_model_package_group_policy(self):
     return ActionResult({"ModelPackageGroupArn": group.arn})
 
 
-def get_model_package_group_policy(self):
+def get_model_package_group_policy(self: Any) -> Any:
     from moto.core.responses import ActionResult
     from moto.sagemaker.exceptions import ValidationError
 
@@ -189,7 +191,7 @@ def get_model_package_group_policy(self):
     return ActionResult({"ResourcePolicy": group.resource_policy})
 
 
-def delete_model_package_group_policy(self):
+def delete_model_package_group_policy(self: Any) -> Any:
     from moto.core.responses import EmptyResult
 
     group = self.sagemaker_backend.describe_model_package_group(
@@ -199,7 +201,7 @@ def delete_model_package_group_policy(self):
     return EmptyResult()
 
 
-def delete_model_package(self):
+def delete_model_package(self: Any) -> Any:
     from moto.core.responses import EmptyResult
 
     backend = self.sagemaker_backend
@@ -210,7 +212,7 @@ def delete_model_package(self):
     return EmptyResult()
 
 
-def delete_model_package_group(self):
+def delete_model_package_group(self: Any) -> Any:
     from moto.core.responses import EmptyResult
     from moto.sagemaker.exceptions import ValidationError
 
@@ -223,7 +225,7 @@ def delete_model_package_group(self):
     return EmptyResult()
 
 
-def patch_model_registry():
+def patch_model_registry() -> None:
     from moto.sagemaker.models import ModelPackageGroup, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
 

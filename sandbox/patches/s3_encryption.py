@@ -174,7 +174,7 @@ def _access_denied(_denied: AccessDeniedBy):
 ERRORS["s3"] = _access_denied
 
 
-def patch_s3():
+def patch_s3() -> None:
     from moto.s3.models import S3Backend
 
     put_object = S3Backend.put_object

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sandbox.patching import Patch
 
 
-def add_tags_overwrite():
+def add_tags_overwrite() -> None:
     from moto.sagemaker.models import SageMakerModelBackend
 
     def add_tags(self, arn, tags):

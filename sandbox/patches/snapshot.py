@@ -20,7 +20,7 @@ from sandbox.home import write_private
 from sandbox.patching import Patch
 
 
-def register_key_reducers():
+def register_key_reducers() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -102,7 +102,7 @@ def seal(payload: bytes, key: str) -> bytes:
     return MAGIC + hmac.new(bytes.fromhex(key), payload, hashlib.sha256).digest() + payload
 
 
-def unseal(data: bytes, key: str, path) -> bytes:
+def unseal(data: bytes, key: str, path: Path) -> bytes:
     """The payload of a sealed file, or SnapshotError when it is not this home's."""
     if not data.startswith(MAGIC):
         raise SnapshotError(f"{path} is not a sandbox state file (damaged or foreign): {_recover()}")
@@ -114,7 +114,7 @@ def unseal(data: bytes, key: str, path) -> bytes:
     return payload
 
 
-def dump(path, extra: dict, key: str) -> list[str]:
+def dump(path: Path, extra: dict, key: str) -> list[str]:
     """Seal every used service's state plus `extra` (the sandbox's own state) into `path` (0600)."""
 
     payload, skipped = state_bytes(extra)
@@ -136,7 +136,7 @@ def load_payload(payload: bytes) -> dict:
     return snapshot.get("extra", {})
 
 
-def restore(path, key: str) -> dict:
+def restore(path: Path, key: str) -> dict:
     """Load a snapshot written by dump() (after checking it is this home's); returns `extra`."""
     try:
         data = Path(path).read_bytes()
