@@ -224,6 +224,15 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
             ),
             policies.events_role_policies(env),
         ),
+        (
+            Role(
+                policies.audit_role_name(env),
+                f"{env.project}: the approver reads who started the run that registered a version",
+                policies.audit_trust(env),
+                tags,
+            ),
+            policies.audit_role_policies(env),
+        ),
     ]
     resources: list = [role for role, _ in roles]
     resources.append(key)
@@ -266,7 +275,7 @@ def _registry(env, account_id: str, tags: dict) -> AccountState:
     approver = Role(
         env.roles.approver,
         f"{env.project}: approves or rejects model package versions",
-        policies.trust(aws=policies.Arns(env).root(account_id)),
+        policies.person_trust(policies.Arns(env).root(account_id)),
         tags,
     )
     return AccountState(

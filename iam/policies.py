@@ -33,6 +33,8 @@ STAR_RESOURCE_JUSTIFIED = {
     "ec2:DescribeSecurityGroups": "EC2 Describe* calls support no resource-level permissions",
     "ec2:DescribeSubnets": "EC2 Describe* calls support no resource-level permissions",
     "ec2:DescribeVpcs": "EC2 Describe* calls support no resource-level permissions",
+    "cloudtrail:LookupEvents": "LookupEvents takes no resource (Service Authorization Reference); the audit role "
+    "that holds it does nothing else but read pipeline executions",
     "events:DescribeEventBus": "read-only; Terraform calls it without a bus name to read the default bus's "
     "permissions, and which ARN that is authorised against is not documented",
 }
@@ -81,6 +83,12 @@ LINT_ACCEPTED = [
         "ecr:GetAuthorizationToken: SageMaker pulls the framework images with the execution role",
     ),
     (
+        "role.*-approver.approve-model-packages.json",
+        "CREDENTIALS_EXPOSURE",
+        "sts:AssumeRole of exactly the workload accounts' registration-audit roles, which only read CloudTrail "
+        "and the project's pipeline executions: separation of duties reads who started a run there",
+    ),
+    (
         "role.cross-account-jenkins-role.deploy-infra.json",
         "PERMISSIONS_MANAGEMENT_ACTIONS",
         "sns:SetTopicAttributes and kms:PutKeyPolicy on the project's topic and its key (keys tagged "
@@ -126,9 +134,39 @@ def statement(
     return out
 
 
-def trust(service: str | None = None, *, aws: str | list[str] | None = None, condition: dict | None = None) -> dict:
+def trust(
+    service: str | None = None,
+    *,
+    aws: str | list[str] | None = None,
+    condition: dict | None = None,
+    actions: str | list[str] = "sts:AssumeRole",
+) -> dict:
     principal = {"Service": service} if service else {"AWS": aws}
-    return document(statement("Trust", "sts:AssumeRole", principal=principal, condition=condition))
+    return document(statement("Trust", actions, principal=principal, condition=condition))
+
+
+# Who acts in a role is its STS source identity, set once at sign-in and carried through role chaining
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_monitor.html).
+# Roles that act for a person or for Jenkins may be assumed only by a session that has one: setting it,
+# or carrying it in a chain, needs sts:SetSourceIdentity in the trust policy, and sts:SourceIdentity is
+# in the request either way.
+WITH_SOURCE_IDENTITY = ["sts:AssumeRole", "sts:SetSourceIdentity"]
+SOURCE_IDENTITY_PRESENT = {"Null": {"sts:SourceIdentity": "false"}}
+
+# Registration can only be pending: the approval status a workload role may put on a new version
+# (sagemaker:ModelApprovalStatus, in the request of CreateModelPackage and UpdateModelPackage).
+PENDING = "PendingManualApproval"
+ONLY_PENDING = {"StringEquals": {"sagemaker:ModelApprovalStatus": PENDING}}
+
+
+def person_trust(aws) -> dict:
+    """A role a person (or Jenkins) assumes: only with a source identity."""
+    return trust(aws=aws, actions=WITH_SOURCE_IDENTITY, condition=SOURCE_IDENTITY_PRESENT)
+
+
+def audit_role_name(env) -> str:
+    """The read-only role in each workload account through which the approver reads who started a run."""
+    return env.audit_role
 
 
 class Arns:
@@ -340,12 +378,6 @@ def registry_puts_events_policy(env: Environment, sid: str) -> dict:
 
 # -- model package group --------------------------------------------------------------------------
 
-REGISTER_ACTIONS = [
-    "sagemaker:CreateModelPackage",
-    "sagemaker:DescribeModelPackage",
-    "sagemaker:DescribeModelPackageGroup",
-    "sagemaker:ListModelPackages",
-]
 LOOKUP_ACTIONS = [
     "sagemaker:DescribeModelPackage",
     "sagemaker:DescribeModelPackageGroup",
@@ -354,21 +386,39 @@ LOOKUP_ACTIONS = [
 
 
 def model_package_group_policy(env: Environment) -> dict:
-    """Workload accounts register and read; nobody outside the registry account changes a package:
-    approval is the approver role's, which its own (same-account) IAM policy grants."""
+    """Workload accounts register (only as PendingManualApproval) and read; nobody outside the registry
+    account changes a package: approval is the approver role's, which its own (same-account) IAM policy
+    grants. The Deny statements hold even if a workload role's own policy were widened."""
     arns = Arns(env)
-    executions = [arns.role(env.roles.execution, a) for a in env.workload_accounts.values()]
-    lookups = [arns.role(env.roles.lambda_, a) for a in env.workload_accounts.values()]
+    accounts = env.workload_accounts.values()
+    executions = [arns.role(env.roles.execution, a) for a in accounts]
+    lookups = [arns.role(env.roles.lambda_, a) for a in accounts]
+    workload = executions + lookups + [arns.role(env.roles.jenkins, a) for a in accounts]
     resources = arns.group_and_packages()
     return document(
-        statement("WorkloadExecutionRolesRegister", REGISTER_ACTIONS, resources, principal={"AWS": executions}),
+        statement(
+            "WorkloadExecutionRolesRegisterPending",
+            "sagemaker:CreateModelPackage",
+            resources,
+            principal={"AWS": executions},
+            condition=ONLY_PENDING,
+        ),
+        statement("WorkloadExecutionRolesRead", LOOKUP_ACTIONS, resources, principal={"AWS": executions}),
         statement("InferenceLambdaLooksUpApproved", LOOKUP_ACTIONS, resources, principal={"AWS": lookups}),
+        statement(
+            "NoApprovedRegistrationFromWorkloadAccounts",
+            "sagemaker:CreateModelPackage",
+            resources,
+            effect="Deny",
+            principal={"AWS": workload},
+            condition={"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
+        ),
         statement(
             "NoApprovalFromWorkloadAccounts",
             ["sagemaker:UpdateModelPackage"],
             resources,
             effect="Deny",
-            principal={"AWS": executions + lookups},
+            principal={"AWS": workload},
         ),
     )
 
@@ -451,7 +501,13 @@ def execution_role_policies(env: Environment) -> dict[str, dict]:
             ],
             _name_prefixed(arns, account_id, env),
         ),
-        statement("RegisterInCentralRegistry", REGISTER_ACTIONS[:-1], arns.group_and_packages()),
+        statement(
+            "RegisterInCentralRegistryOnlyPending",
+            "sagemaker:CreateModelPackage",
+            arns.group_and_packages(),
+            condition=ONLY_PENDING,
+        ),
+        statement("ReadCentralRegistry", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
         statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
         statement(
             "InvokeInferenceStepLambda",
@@ -590,7 +646,40 @@ def events_role_policies(env: Environment) -> dict[str, dict]:
 
 
 def jenkins_trust(env: Environment) -> dict:
-    return trust(aws=env.jenkins.principal_arn, condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}})
+    """The Jenkins agent, with the ExternalId. A source identity the agent's session carries passes on
+    (AWS requires sts:SetSourceIdentity for that), but none is required: Jenkins' withAWS step assumes the
+    role without one. A run Jenkins starts without one has no verified starter, so separation of duties
+    refuses every decision on what it registers (fail closed)."""
+    return trust(
+        aws=env.jenkins.principal_arn,
+        actions=WITH_SOURCE_IDENTITY,
+        condition={"StringEquals": {"sts:ExternalId": env.jenkins.external_id}},
+    )
+
+
+def audit_trust(env: Environment) -> dict:
+    """Only the approver role, carrying the approver's source identity, may read who started a run here."""
+    return person_trust(Arns(env).role(env.roles.approver, env.registry_account_id))
+
+
+def audit_role_policies(env: Environment) -> dict[str, dict]:
+    """Read who started the pipeline execution that registered a version, and which version it registered:
+    CloudTrail's StartPipelineExecution record and the execution's steps. Nothing else."""
+    arns = Arns(env)
+    account_id, project = env.account_id, env.project
+    return {
+        "read-registration-provenance": document(
+            statement(
+                "ReadProjectPipelineExecutions",
+                ["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps"],
+                [
+                    arns.sagemaker(account_id, f"pipeline/{project}-*"),
+                    arns.sagemaker(account_id, f"pipeline/{project}-*/execution/*"),
+                ],
+            ),
+            statement("WhoStartedThem", "cloudtrail:LookupEvents", "*"),
+        )
+    }
 
 
 def jenkins_role_policies(env: Environment) -> dict[str, dict]:
@@ -792,6 +881,12 @@ def approver_role_policies(env: Environment) -> dict[str, dict]:
                 arns.group_and_packages(),
             ),
             statement("ListPackages", ["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], "*"),
+            # separation of duties reads who started the registering run, in the account where it ran
+            statement(
+                "ReadRegistrationProvenance",
+                WITH_SOURCE_IDENTITY,
+                [arns.role(audit_role_name(env), a) for a in env.workload_accounts.values()],
+            ),
             statement("ReadArtifactsForReports", "s3:GetObject", arns.objects(registry)),
             statement("ListArtifacts", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(registry)),
             # Reports read artefacts encrypted with the key of the account that trained them; those keys'

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import click
 
 from mlops_core.config import load_environment
 from mlops_core.errors import ToolkitError
+from mlops_core.session import LOGIN_VARIABLE, login_identity
 from mlops_core.text import table
 
 __all__ = [
@@ -116,7 +118,22 @@ def _environment_selection(*, required: bool) -> list[Callable[[F], F]]:
             default=None,
             help="AWS profile to act as (on the sandbox: an account label such as registry).",
         ),
+        click.option(
+            "--as",
+            "login_as",
+            default=None,
+            metavar="NAME",
+            help=f"Who acts (default: ${LOGIN_VARIABLE}), set once as the STS source identity of the first role "
+            "assumed. On AWS, SSO/SAML/OIDC sign-in sets it instead.",
+        ),
     ]
+
+
+def _log_in(login_as: str | None) -> None:
+    """--as NAME: the rest of the command (and what it spawns) acts as NAME."""
+    identity = login_identity(login_as, field="--as") if login_as is not None else None
+    if identity:
+        os.environ[LOGIN_VARIABLE] = identity
 
 
 def env_dir_option(func: F) -> F:
@@ -133,8 +150,15 @@ def environment_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(
-        *args: Any, env_name: str, env_dir: str | None, backend: str | None, profile: str | None, **kwargs: Any
+        *args: Any,
+        env_name: str,
+        env_dir: str | None,
+        backend: str | None,
+        profile: str | None,
+        login_as: str | None,
+        **kwargs: Any,
     ) -> Any:
+        _log_in(login_as)
         env = load_environment(env_name, env_dir=env_dir, backend=backend)
         return func(*args, env=env, profile=profile, **kwargs)
 
@@ -146,9 +170,16 @@ def environment_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def environment_selection(func: F) -> F:
     """The same options with --env optional, passed through unloaded as env_name, env_dir, backend and
     profile: for a group that also runs without a subcommand (run-pipeline)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, login_as: str | None, **kwargs: Any) -> Any:
+        _log_in(login_as)
+        return func(*args, **kwargs)
+
+    selected: Any = wrapper
     for option in reversed(_environment_selection(required=False)):
-        func = option(func)
-    return func
+        selected = option(selected)
+    return cast("F", selected)
 
 
 def output_option(func: F) -> F:

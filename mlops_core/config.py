@@ -212,9 +212,16 @@ class Environment:
     def partition(self) -> str:
         return "aws-us-gov" if "-gov-" in self.region else "aws"
 
+    @property
+    def audit_role(self) -> str:
+        """The read-only role in each workload account through which the approver reads who started the
+        run that registered a version (CloudTrail, pipeline executions)."""
+        return f"{self.project}-registration-audit"
+
     def role_arn(self, role: str, account_id: str | None = None) -> str:
-        """ARN of one of the environment's roles (`execution`, `lambda`, `events`, `jenkins`, `approver`)."""
-        name = getattr(self.roles, "lambda_" if role == "lambda" else role)
+        """ARN of one of the environment's roles (`execution`, `lambda`, `events`, `jenkins`, `approver`,
+        `audit`)."""
+        name = self.audit_role if role == "audit" else getattr(self.roles, "lambda_" if role == "lambda" else role)
         if account_id is None:
             account_id = self.registry_account_id if role == "approver" else self.account_id
         return f"arn:{self.partition}:iam::{account_id}:role/{name}"

@@ -1,8 +1,15 @@
 """Cross-account sessions: from the caller's credentials, assume the environment's roles.
 
+Who acts is the STS source identity, set once by the first AssumeRole of a chain and carried by AWS
+through every later one (it cannot be changed inside a chain). On AWS it comes from the sign-in: SSO
+(IAM Identity Center), a SAML IdP's `https://aws.amazon.com/SAML/Attributes/SourceIdentity` attribute
+or an OIDC token's `https://aws.amazon.com/source_identity` claim. A caller whose credentials carry none
+(an IAM user, a Jenkins agent, the sandbox's account admin) names itself with `--as NAME` or
+`MLOPS_AS=NAME`: the toolkit passes it as SourceIdentity on its first AssumeRole only. Session names
+(Jenkins BUILD_TAG or the local user) are for reading CloudTrail, never for deciding who acted.
+
 Sessions are cached per (role, source) and refresh themselves before expiry, so a long `--wait`
-outlives the one-hour STS credentials. Session names say who acts and why (Jenkins BUILD_TAG or
-the local user) so CloudTrail shows it.
+outlives the one-hour STS credentials.
 """
 
 from __future__ import annotations
@@ -15,9 +22,25 @@ from typing import Any
 
 from mlops_core.backend import Backend, BotoSession, backend_for
 from mlops_core.config import Environment
-from mlops_core.errors import AccessDenied
+from mlops_core.errors import AccessDenied, ConfigError
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
+# AWS's SourceIdentity: 2-64 characters of [\w+=,.@-], not starting with "aws:"
+_SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
+LOGIN_VARIABLE = "MLOPS_AS"
+
+
+def login_identity(value: str | None = None, *, field: str = LOGIN_VARIABLE) -> str | None:
+    """The person (or service) acting, from `--as` or MLOPS_AS; None when neither is set."""
+    value = value if value is not None else os.environ.get(LOGIN_VARIABLE)
+    if not value:
+        return None
+    if not _SOURCE_IDENTITY.match(value) or value.lower().startswith("aws:"):
+        raise ConfigError(
+            f"'{value}' is not a valid source identity (2-64 letters, digits or _+=,.@-, not starting aws:)",
+            field=field,
+        )
+    return value
 
 
 def session_name(purpose: str, who: str | None = None) -> str:
@@ -38,13 +61,21 @@ class Sessions:
     """Every boto3 session a command needs for one environment, created once and reused."""
 
     def __init__(
-        self, env: Environment, backend: Backend | None = None, *, who: str | None = None, profile: str | None = None
+        self,
+        env: Environment,
+        backend: Backend | None = None,
+        *,
+        who: str | None = None,
+        profile: str | None = None,
+        identity: str | None = None,
     ) -> None:
         self.env = env
         self.backend = backend or backend_for(env, profile)
-        self.who = who
+        self.identity = login_identity(identity)
+        self.who = who or self.identity
         self._cache: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        self._source_identity: dict = {}  # id(session) -> the SourceIdentity STS returned for it
 
     # -- plumbing -------------------------------------------------------------------------------
     def client(self, service: str, session: BotoSession | None = None) -> Any:
@@ -55,12 +86,25 @@ class Sessions:
         )
 
     def base(self, account_id: str | None = None) -> BotoSession:
-        """The caller's own credentials, as the backend supplies them for acting in `account_id`."""
+        """The caller's own credentials for acting in `account_id`. Where the backend has a login role (the
+        sandbox), a named caller first logs in: its first AssumeRole, which sets the source identity."""
         key = ("base", account_id)
         with self._lock:
-            if key not in self._cache:
-                self._cache[key] = self.backend.base_session(self.env.region, account_id or self.env.account_id)
+            if key in self._cache:
+                return self._cache[key]
+        account_id = account_id or self.env.account_id
+        session = self.backend.base_session(self.env.region, account_id)
+        login = getattr(self.backend, "login_role_arn", None)
+        login_role = login(account_id) if login and self.identity else None
+        if login_role:
+            session = self._refreshable(login_role, "login", None, session)
+        with self._lock:
+            self._cache.setdefault(key, session)
             return self._cache[key]
+
+    def source_identity(self, session: BotoSession) -> str | None:
+        """The source identity AWS returned when `session` was assumed (None for the caller's own credentials)."""
+        return self._source_identity.get(id(session))
 
     def caller_account(self, session: BotoSession | None = None) -> str:
         session = session or self.base()
@@ -91,20 +135,28 @@ class Sessions:
 
         sts = self.client("sts", source)
         name = session_name(purpose, self.who)
+        # Only the first AssumeRole of a chain names the caller; AWS carries it through the rest.
+        first = id(source) not in self._source_identity
+        answered = {}
 
         def fetch() -> dict[str, str]:
             kwargs = {"RoleArn": role_arn, "RoleSessionName": name, "DurationSeconds": 3600}
             if external_id:
                 kwargs["ExternalId"] = external_id
+            if first and self.identity:
+                kwargs["SourceIdentity"] = self.identity
             try:
-                creds = sts.assume_role(**kwargs)["Credentials"]
+                response = sts.assume_role(**kwargs)
             except ClientError as exc:
                 code = exc.response["Error"].get("Code", "")
                 if code in ("AccessDenied", "AccessDeniedException"):
+                    hint = "" if self.identity else f" (no source identity: log in with --as NAME or {LOGIN_VARIABLE})"
                     raise AccessDenied(
-                        f"cannot assume {role_arn}: {exc.response['Error'].get('Message', code)}"
+                        f"cannot assume {role_arn}: {exc.response['Error'].get('Message', code)}{hint}"
                     ) from None
                 raise
+            creds = response["Credentials"]
+            answered["source_identity"] = response.get("SourceIdentity")
             return {
                 "access_key": creds["AccessKeyId"],
                 "secret_key": creds["SecretAccessKey"],
@@ -117,7 +169,9 @@ class Sessions:
         )
         core = botocore.session.get_session()
         core._credentials = credentials  # botocore has no public setter for refreshable credentials
-        return boto3.Session(botocore_session=core, region_name=self.env.region)
+        session = boto3.Session(botocore_session=core, region_name=self.env.region)
+        self._source_identity[id(session)] = answered.get("source_identity")
+        return session
 
     # -- the identities the toolkit acts as -----------------------------------------------------
     def workload(self) -> BotoSession:

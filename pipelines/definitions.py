@@ -461,7 +461,6 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     training_instance = b.add(b.ParameterString("TrainingInstanceType", default_value=t.instance_type))
     auc_threshold = b.add(b.ParameterFloat("AucThreshold", default_value=t.auc_threshold))
     tolerance = b.add(b.ParameterFloat("ChampionTolerance", default_value=t.champion_tolerance))
-    approval = b.add(b.ParameterString("ModelApprovalStatus", default_value="PendingManualApproval"))
     # What started the run when it was not a person: the delivery marker's S3 URI (arrival trigger).
     trigger = b.add(b.ParameterString("DeliveryUri", default_value="none"))
     record = build_record()
@@ -668,7 +667,9 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
             inference_instances=[env.inference.instance_type],
             transform_instances=[env.inference.instance_type],
             model_package_group_name=b.group,
-            approval_status=approval,
+            # never a parameter: a version is registered pending and only the approver role approves
+            # (the registry's policies refuse anything else from a workload role)
+            approval_status="PendingManualApproval",
             description=f"{env.project}: trained by {b.pipeline_name} in {env.name}",
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(

@@ -24,7 +24,7 @@ from mlops_core.backend import TerraformOverrides, endpoint_overrides
 from mlops_core.config import Environment
 from mlops_core.errors import ConfigError, SandboxError
 from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
-from sandbox.protocol import TOKEN_HEADER, error_from
+from sandbox.protocol import LOGIN_ROLE, LOGIN_ROLE_PATH, TOKEN_HEADER, error_from
 from sandbox.terraform import terraform_overrides
 
 START_TIMEOUT = 30.0
@@ -261,6 +261,18 @@ class SandboxBackend:
         if creds is None:
             raise SandboxError(f"account {account_id} is not seeded in the sandbox")
         return boto3.Session(region_name=region, **creds)
+
+    def login_role_arn(self, account_id: str | None) -> str | None:
+        """Where a person logs in to `account_id`: the seeded login role, assumed from the account's admin
+        with the person's name as source identity (on AWS, SSO/SAML/OIDC sign-in does this). None when the
+        caller brings its own credentials (MLOPS_SANDBOX_CREDENTIALS=env, as Jenkins does)."""
+        if os.environ.get("MLOPS_SANDBOX_CREDENTIALS") == "env":
+            return None
+        if self.identity in self.labels:
+            account_id = self.labels[self.identity]
+        return (
+            f"arn:aws:iam::{account_id}:role{LOGIN_ROLE_PATH}{LOGIN_ROLE}" if account_id in self.credentials else None
+        )
 
     def botocore_config(self, region: str) -> Any:
         from botocore.config import Config

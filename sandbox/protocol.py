@@ -12,6 +12,10 @@ from __future__ import annotations
 from mlops_core.errors import ConfigError, SandboxError
 
 TOKEN_HEADER = "X-Sandbox-Token"
+# Where a person logs in to an account of the sandbox (seeded by the server, assumed by the client's
+# backend with the person's name as STS source identity), kept apart from what the toolkit creates.
+LOGIN_ROLE = "sandbox-login"
+LOGIN_ROLE_PATH = "/sandbox/"
 
 
 class InvalidInput(ConfigError):

@@ -23,7 +23,17 @@ from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_priv
 from sandbox.patches import PATCHES, apply_all, patch_routes, snapshot
 from sandbox.patches.snapshot import SnapshotError
 from sandbox.patching import Route, WsgiApp
-from sandbox.protocol import TOKEN_HEADER, Forbidden, InvalidInput, NotFound, RouteError, ServerFault, error_body
+from sandbox.protocol import (
+    LOGIN_ROLE,
+    LOGIN_ROLE_PATH,
+    TOKEN_HEADER,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RouteError,
+    ServerFault,
+    error_body,
+)
 
 ADMIN_USER = "sandbox-admin"
 # The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
@@ -31,6 +41,25 @@ ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "SandboxAccountAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
+
+
+# A person "logs in" to an account by assuming this role with their name as STS source identity: the
+# sandbox's stand-in for IAM Identity Center's permission-set roles, or a SAML/OIDC role whose IdP sets
+# the source identity (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_monitor.html).
+# Only the account's admin may assume it, and only with a source identity.
+def login_trust(account_id: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "LoginNamesAPerson",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:user/{ADMIN_USER}"},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                "Condition": {"Null": {"sts:SourceIdentity": "false"}},
+            }
+        ],
+    }
 
 
 def new_admin_credentials() -> dict:
@@ -67,6 +96,18 @@ class SandboxServer:
             if ADMIN_USER not in iam.users:
                 iam.create_user("us-east-1", ADMIN_USER)
                 iam.put_user_policy(ADMIN_USER, "sandbox-account-admin", json.dumps(ADMIN_POLICY))
+            if LOGIN_ROLE not in {r.name for r in iam.roles.values()}:
+                iam.create_role(
+                    role_name=LOGIN_ROLE,
+                    assume_role_policy_document=json.dumps(login_trust(account_id)),
+                    path=LOGIN_ROLE_PATH,
+                    permissions_boundary=None,
+                    description="sandbox: a person's login session (IAM Identity Center / SAML stand-in)",
+                    tags=[],
+                    max_session_duration="3600",
+                    linked_service=None,
+                )
+                iam.put_role_policy(LOGIN_ROLE, "sandbox-account-admin", json.dumps(ADMIN_POLICY))
             user = iam.users[ADMIN_USER]
             creds = self.admins.get(account_id) or self.admins.setdefault(account_id, new_admin_credentials())
             if not any(k.access_key_id == creds["aws_access_key_id"] for k in user.access_keys):

@@ -63,9 +63,9 @@ class Story:
         self.say(f"\n== {title}", bold=True)
         who = "   # as Jenkins, via cross-account-jenkins-role" if env else f"   # as {person}" if person else ""
         self.say(f"$ {shown}{who}")
-        # Separation of duties compares people: the one who trained may not approve. Sessions are named
-        # after the local user (or Jenkins' BUILD_TAG), so each person of the story is a user name.
-        people = {"USER": person, "LOGNAME": person} if person else {}
+        # Separation of duties compares people by the STS source identity they log in with (MLOPS_AS on
+        # the sandbox; SSO/SAML/OIDC on AWS), never by user or session names.
+        people = {"MLOPS_AS": person, "USER": person, "LOGNAME": person} if person else {}
         start = time.monotonic()
         result = subprocess.run(
             command, env={**os.environ, **people, **(env or {})}, text=True, capture_output=capture or not show
@@ -125,7 +125,8 @@ def _jenkins_agent_credentials(env) -> dict:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": "sts:AssumeRole",
+                # the deploy roles require a source identity, which the toolkit sets on this first hop
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                 "Resource": [env.role_arn("jenkins", account) for account in env.workload_accounts.values()],
             }
         ],
@@ -143,6 +144,7 @@ def _jenkins_agent_credentials(env) -> dict:
         "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
         "AWS_SESSION_TOKEN": creds["SessionToken"],
         "MLOPS_SANDBOX_CREDENTIALS": "env",
+        "MLOPS_AS": "jenkins",  # as the Jenkinsfile sets it
         "BUILD_TAG": "jenkins-mlops-demo-1",
     }
 
@@ -227,7 +229,9 @@ def _tell(story: Story, prod) -> None:
         "--wait",
         person=DATA_SCIENTIST,
     )
-    story.cli("Version 1 waits in the central registry", "promote", "status", "--env", "dev", capture=True)
+    story.cli(
+        "Version 1 waits in the central registry", "promote", "status", "--env", "dev", capture=True, person=APPROVER
+    )
     report_dir = story.work / "reports"
     story.cli(
         "The approver reads the approval report",
@@ -325,7 +329,7 @@ def _tell(story: Story, prod) -> None:
         "--pipeline",
         "train",
     )
-    story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True)
+    story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True, person=APPROVER)
     story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events", capture=True)
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['inference']}/"):
         if uri.endswith("constraint_violations.json"):

@@ -9,12 +9,22 @@ them in the order they apply; the server (sandbox/server.py) reads everything fr
 from __future__ import annotations
 
 from sandbox import clock, events, executions
-from sandbox.patches import enforcement, kms_keys, model_registry, s3_encryption, sagemaker_tags, snapshot
+from sandbox.patches import (
+    cloudtrail,
+    enforcement,
+    kms_keys,
+    model_registry,
+    s3_encryption,
+    sagemaker_tags,
+    snapshot,
+    source_identity,
+)
 from sandbox.patching import Patch, Route
 
 PATCHES: tuple[Patch, ...] = (
     snapshot.PATCH,
     enforcement.PATCH,
+    source_identity.PATCH,
     model_registry.PATCH,
     kms_keys.PATCH,
     s3_encryption.PATCH,
@@ -22,6 +32,7 @@ PATCHES: tuple[Patch, ...] = (
     executions.PATCH,
     events.PATCH,
     clock.PATCH,
+    cloudtrail.PATCH,
 )
 
 _applied: set[str] = set()

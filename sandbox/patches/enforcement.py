@@ -38,6 +38,10 @@ class Caller:
     policies: list = field(default_factory=list)  # identity policy documents (text or dict)
     session_policy: str | None = None
     kind: str = "user"  # user | role | anonymous
+    access_key_id: str = ""
+    principal_id: str = ""  # AIDA... for a user, AROA...:<session> for a role session (as CloudTrail shows)
+    source_identity: str | None = None  # STS source identity carried by a role session
+    session_issued: Any = None  # a datetime: when the role session was created (CloudTrail's creationDate)
 
     @property
     def account_id(self) -> str:
@@ -142,7 +146,14 @@ def _caller_for_key(account_id: str, key_id: str, token: str | None) -> tuple[Ca
             account_id=account_id, arn=assumed.arn, principal_arn=role.arn if role else assumed.role_arn
         )
         caller = Caller(
-            principal, policies=_role_policies(role) if role else [], session_policy=assumed.policy or None, kind="role"
+            principal,
+            policies=_role_policies(role) if role else [],
+            session_policy=assumed.policy or None,
+            kind="role",
+            access_key_id=key_id,
+            principal_id=f"{role.id if role else 'AROA'}:{assumed.session_name}",
+            source_identity=getattr(assumed, "source_identity", None),
+            session_issued=getattr(assumed, "created", None),
         )
         return caller, assumed.secret_access_key, assumed.session_token
     user = iam.users.get(access_key.user_name)
@@ -151,6 +162,8 @@ def _caller_for_key(account_id: str, key_id: str, token: str | None) -> tuple[Ca
         Principal(account_id=account_id, arn=user_arn, principal_arn=user_arn),
         policies=_user_policies(iam, user) if user else [],
         kind="user",
+        access_key_id=key_id,
+        principal_id=user.id if user else "",
     )
     return caller, access_key.secret_access_key, None
 
@@ -243,6 +256,10 @@ def base_context(caller: Caller, region: str, owner_account: str) -> dict:
         )
         if caller.kind == "user":
             ctx["aws:username"] = p.principal_arn.split("/")[-1]
+        if caller.source_identity:
+            # present in every request of a session whose source identity is set
+            # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceidentity)
+            ctx["aws:SourceIdentity"] = caller.source_identity
     return ctx
 
 
@@ -352,6 +369,8 @@ def _sts(response, action: str, caller: Caller, _region: str, _default_resource:
     owner = arn_account(role_arn, caller.account_id)
     role = _role_by_arn(owner, role_arn) if role_arn.startswith("arn:") else None
     ctx = {"sts:ExternalId": param(response, "ExternalId"), "sts:RoleSessionName": param(response, "RoleSessionName")}
+    resource = role.arn if role else role_arn
+    source_identity = _source_identity(response, caller, resource)
     tags = _query_list(response, "Tags.member", ("Key", "Value"))
     if tags:
         ctx.update({f"aws:RequestTag/{k}": v for k, v in tags})
@@ -368,7 +387,43 @@ def _sts(response, action: str, caller: Caller, _region: str, _default_resource:
         target.policy = {"Statement": []}
     if tags:
         target.extra_actions = ["sts:TagSession"]
+    if source_identity:
+        # Setting a source identity, or carrying one into a chained session, needs sts:SetSourceIdentity
+        # in the role's trust policy (and, across accounts or in a chain, the caller's own policy).
+        ctx["sts:SourceIdentity"] = source_identity
+        target.extra_actions.append("sts:SetSourceIdentity")
+    state = current()
+    if state is not None:
+        state.extra["source_identity"] = source_identity
     return target
+
+
+_SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+
+def _source_identity(response, caller: Caller, role_arn: str) -> str | None:
+    """The source identity the new session will carry: the caller's, which a chained AssumeRole may
+    repeat but never change, else the one requested (AWS: id_credentials_temp_control-access_monitor)."""
+    requested = param(response, "SourceIdentity")
+    if requested is not None and (not _SOURCE_IDENTITY.match(requested) or requested.lower().startswith("aws:")):
+        raise SourceIdentityInvalid(requested)
+    carried = caller.source_identity
+    if carried and requested and requested != carried:
+        raise AccessDeniedBy(
+            caller,
+            "sts:SetSourceIdentity",
+            role_arn,
+            f"because the source identity of this role session ({carried}) cannot be changed to {requested}",
+        )
+    return carried or requested
+
+
+class SourceIdentityInvalid(Exception):
+    def __init__(self, value: str):
+        super().__init__(
+            f"1 validation error detected: Value '{value}' at 'sourceIdentity' failed to satisfy constraint: "
+            "Member must have length between 2 and 64, match [\\w+=,.@-]* and not begin with aws:"
+        )
 
 
 def _query_list(response, prefix: str, fields: tuple[str, str]) -> list[tuple[str, str]]:
@@ -609,6 +664,12 @@ def authenticate_and_authorize(response: Any, iam_request_cls: Any, resource: st
             target.after(caller, state)
     except AccessDeniedBy as denied:
         raise service_error(service, denied) from None
+    except SourceIdentityInvalid as invalid:
+        from moto.core.exceptions import _RESTError as RESTError
+
+        err = RESTError("ValidationError", str(invalid))
+        err.code = 400
+        raise err from None
 
 
 def _signing_service(response) -> str:

@@ -5,7 +5,9 @@ AWS: https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-version.html
 A group ARN or package ARN from another account acts in that account iff the group's resource policy
 allows the caller (and the caller's own IAM policy allows it, enforced by sandbox.patches.enforcement).
 Also fixes moto's registry defects we depend on: approval-only updates keep the rest of the package,
-ModelApprovalStatus defaults to PendingManualApproval, and packages/groups can be deleted.
+ModelApprovalStatus defaults to PendingManualApproval, packages/groups can be deleted, and CreatedBy /
+LastModifiedBy name the caller's IamIdentity (Arn, PrincipalId, SourceIdentity) instead of moto's fake
+Studio user profile.
 """
 
 from __future__ import annotations
@@ -109,8 +111,25 @@ def job_request_conditions(response: Any, action: str) -> dict:
     return out
 
 
+# Condition keys SageMaker puts in the request context (Service Authorization Reference for SageMaker:
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html): the
+# approval status is there only when the request carries ModelApprovalStatus.
+APPROVAL_STATUS_ACTIONS = {"CreateModelPackage", "UpdateModelPackage"}
+
+
+def _context(response, action) -> dict:
+    status = param(response, "ModelApprovalStatus") if action in APPROVAL_STATUS_ACTIONS else None
+    return {"sagemaker:ModelApprovalStatus": status} if status else {}
+
+
 @resolver("sagemaker")
 def _sagemaker(response, action, caller, region, _default_resource) -> Target:
+    target = _sagemaker_target(response, action, caller, region)
+    target.context.update(_context(response, action))
+    return target
+
+
+def _sagemaker_target(response, action, caller, region) -> Target:
     acct = caller.account_id
     if action in GROUP_ACTIONS or (
         action in ("CreateModelPackage", "ListModelPackages") and param(response, "ModelPackageGroupName")
@@ -151,6 +170,19 @@ def _sagemaker(response, action, caller, region, _default_resource) -> Target:
     if execution:
         return Target([execution], arn_account(execution, acct), policy_kind="none")
     return Target(["*"], acct, policy_kind="none")
+
+
+def user_context() -> dict | None:
+    """SageMaker's UserContext for the caller of this request: outside Studio only IamIdentity, with the
+    session's source identity (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_IamIdentity.html)."""
+    state = current()
+    if state is None or state.caller.kind == "anonymous":
+        return None
+    caller = state.caller
+    identity = {"Arn": caller.arn, "PrincipalId": caller.principal_id}
+    if caller.source_identity:
+        identity["SourceIdentity"] = caller.source_identity
+    return {"IamIdentity": identity}
 
 
 def _owner_backend(self):
@@ -240,6 +272,7 @@ def patch_model_registry() -> None:
         setattr(SageMakerResponse, handler.__name__, handler)
 
     create_package = SageMakerModelBackend.create_model_package
+    create_group = SageMakerModelBackend.create_model_package_group
     describe_group = SageMakerModelBackend.describe_model_package_group
     list_packages = SageMakerModelBackend.list_model_packages
 
@@ -249,6 +282,14 @@ def patch_model_registry() -> None:
         package = self.model_packages[arn]
         if group and package.model_approval_status is None:
             package.model_approval_status = "PendingManualApproval"  # AWS's default for versioned packages
+        package.created_by = package.last_modified_by = user_context()
+        return arn
+
+    def create_model_package_group(self, *args, **kwargs):
+        arn = create_group(self, *args, **kwargs)
+        for group in self.model_package_groups.values():
+            if group.arn == arn:
+                group.created_by = user_context()
         return arn
 
     def describe_model_package_group(self, model_package_group_name):
@@ -290,24 +331,40 @@ def patch_model_registry() -> None:
         if additional_inference_specifications_to_add:
             package.add_additional_inference_specifications(additional_inference_specifications_to_add)
         package.modifications_done()
+        package.last_modified_by = user_context()
         return package.arn
 
     SageMakerModelBackend.create_model_package = create_model_package
+    SageMakerModelBackend.create_model_package_group = create_model_package_group
     SageMakerModelBackend.describe_model_package_group = describe_model_package_group
     SageMakerModelBackend.list_model_packages = list_model_packages
     SageMakerModelBackend.update_model_package = update_model_package
     ModelPackageGroup.resource_policy = None  # class default: groups pickled before this patch still load
+    group_response = ModelPackageGroup.gen_response_object
+
+    def group_response_with_creator(self):
+        # AWS's DescribeModelPackageGroup answers CreatedBy; moto leaves it out
+        response = group_response(self)
+        if isinstance(getattr(self, "created_by", None), dict) and "IamIdentity" in self.created_by:
+            response["CreatedBy"] = self.created_by
+        return response
+
+    ModelPackageGroup.gen_response_object = group_response_with_creator
 
 
 PATCH = Patch(
     name="model-registry-cross-account",
     adds=(
         "model package group policies stored and enforced; packages created/read/approved by ARN "
-        "from other accounts; approval updates keep metadata; default PendingManualApproval"
+        "from other accounts; approval updates keep metadata; default PendingManualApproval; CreatedBy/"
+        "LastModifiedBy name the caller's IamIdentity with its source identity; sagemaker:ModelApprovalStatus "
+        "from the request"
     ),
     overrides=(
         "moto.sagemaker.models.ModelPackageGroup.resource_policy",
+        "moto.sagemaker.models.ModelPackageGroup.gen_response_object",
         "moto.sagemaker.models.SageMakerModelBackend.create_model_package",
+        "moto.sagemaker.models.SageMakerModelBackend.create_model_package_group",
         "moto.sagemaker.models.SageMakerModelBackend.describe_model_package_group",
         "moto.sagemaker.models.SageMakerModelBackend.list_model_packages",
         "moto.sagemaker.models.SageMakerModelBackend.update_model_package",

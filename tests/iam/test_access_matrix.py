@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops_core.errors import AccessDenied
+from mlops_core.session import Sessions
 from tests.iam.conftest import trust_account_root_too
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
@@ -54,8 +55,15 @@ def world(bootstrapped, envs, module_sessions):
         arn = env.role_arn(role)
         trust_account_root_too(s, arn)
         w.principals[label] = s.assume(arn, purpose=f"matrix-{label}", source=s.in_account(env.account_id))
-    w.principals["approver"] = s.as_role("approver", purpose="matrix-approver")
-    w.principals["jenkins-agent"] = _jenkins_agent(s)
+    # people and Jenkins act with a source identity (the approver's and Jenkins' trust policies require one)
+    w.alex = Sessions(prod, identity="alex")
+    w.principals["approver"] = w.alex.as_role("approver", purpose="matrix-approver")
+    w.principals["registry-admin"] = s.in_account(REGISTRY)
+    w.jenkins_sessions = Sessions(prod, identity="jenkins")
+    w.principals["jenkins-agent"] = _jenkins_agent(s, w.jenkins_sessions)
+    w.principals["jenkins-agent-anonymous"] = s.assume(
+        f"arn:aws:iam::{JENKINS}:role/jenkins-agent", purpose="matrix-anonymous-agent", source=s.in_account(JENKINS)
+    )
     w.dev_key = w.key_arn(DEV, dev.kms_key_alias)
     w.prod_key = w.key_arn(PROD, prod.kms_key_alias)
     w.stage_key = w.key_arn(STAGE, stage.kms_key_alias)
@@ -103,8 +111,9 @@ def world(bootstrapped, envs, module_sessions):
     return w
 
 
-def _jenkins_agent(s):
-    """The Jenkins agent's own role in the Jenkins account, which the prod role's trust policy names."""
+def _jenkins_agent(s, jenkins_sessions):
+    """The Jenkins agent's own role in the Jenkins account, which the prod role's trust policy names; the
+    agent signs in as `jenkins` (its source identity, carried into the deploy role)."""
     admin = s.in_account(JENKINS)
     iam = s.client("iam", admin)
     iam.create_role(
@@ -115,7 +124,7 @@ def _jenkins_agent(s):
                 "Statement": [
                     {
                         "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
+                        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                         "Principal": {"AWS": f"arn:aws:iam::{JENKINS}:root"},
                     }
                 ],
@@ -131,20 +140,22 @@ def _jenkins_agent(s):
                 "Statement": [
                     {
                         "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
+                        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                         "Resource": "arn:aws:iam::*:role/cross-account-jenkins-role",
                     }
                 ],
             }
         ),
     )
-    return s.assume(f"arn:aws:iam::{JENKINS}:role/jenkins-agent", purpose="matrix-jenkins-agent", source=admin)
+    return jenkins_sessions.assume(
+        f"arn:aws:iam::{JENKINS}:role/jenkins-agent", purpose="matrix-jenkins-agent", source=admin
+    )
 
 
-def _register(sagemaker, w) -> str:
+def _register(sagemaker, w, status="PendingManualApproval") -> str:
     return sagemaker.create_model_package(
         ModelPackageGroupName=w.group_arn,
-        ModelApprovalStatus="PendingManualApproval",
+        **({"ModelApprovalStatus": status} if status else {}),
         InferenceSpecification={
             "Containers": [
                 {
@@ -158,11 +169,12 @@ def _register(sagemaker, w) -> str:
     )["ModelPackageArn"]
 
 
-def _jenkins(w, external_id):
+def _jenkins(w, external_id, agent="jenkins-agent"):
     env = w.envs["prod"]
     kwargs = {"external_id": external_id} if external_id else {}
-    return w.sessions.assume(
-        env.role_arn("jenkins"), purpose=f"matrix-jenkins-{external_id}", source=w.principals["jenkins-agent"], **kwargs
+    sessions = w.jenkins_sessions if agent == "jenkins-agent" else w.sessions
+    return sessions.assume(
+        env.role_arn("jenkins"), purpose=f"matrix-jenkins-{external_id}", source=w.principals[agent], **kwargs
     )
 
 
@@ -200,6 +212,13 @@ def _put(principal, key, kms=True):
 def _approve(principal):
     return lambda w: w.client(principal, "sagemaker").update_model_package(
         ModelPackageArn=w.package_arn, ModelApprovalStatus="Approved", ApprovalDescription="matrix"
+    )
+
+
+def _audit(w, principal, account):
+    """A session of the registration-audit role in `account`, assumed from `principal`."""
+    return w.sessions.assume(
+        w.envs["prod"].role_arn("audit", account), purpose=f"matrix-audit-{principal}", source=w.principals[principal]
     )
 
 
@@ -562,7 +581,65 @@ ROWS = [
         lambda w: _register(w.client("prod-lambda", "sagemaker"), w),
     ),
     Row(
+        "dev-execution",
+        "sagemaker:CreateModelPackage",
+        "registry group, ModelApprovalStatus=Approved",
+        False,
+        lambda w: _register(w.client("dev-execution", "sagemaker"), w, "Approved"),
+    ),
+    Row(
+        "prod-execution",
+        "sagemaker:CreateModelPackage",
+        "registry group, ModelApprovalStatus=Approved",
+        False,
+        lambda w: _register(w.client("prod-execution", "sagemaker"), w, "Approved"),
+    ),
+    Row(
+        "dev-execution",
+        "sagemaker:CreateModelPackage",
+        "registry group, no ModelApprovalStatus (the condition key is absent)",
+        False,
+        lambda w: _register(w.client("dev-execution", "sagemaker"), w, None),
+    ),
+    Row(
         "dev-execution", "sagemaker:UpdateModelPackage", "approve a registry package", False, _approve("dev-execution")
+    ),
+    Row(
+        "registry-admin",
+        "sts:AssumeRole",
+        "approver role without a source identity",
+        False,
+        lambda w: w.sessions.as_role("approver", purpose="matrix-anonymous-approver"),
+    ),
+    Row(
+        "approver",
+        "sts:AssumeRole",
+        "dev registration-audit role (source identity carried)",
+        True,
+        lambda w: _audit(w, "approver", DEV),
+    ),
+    Row(
+        "dev-execution",
+        "sts:AssumeRole",
+        "dev registration-audit role",
+        False,
+        lambda w: _audit(w, "dev-execution", DEV),
+    ),
+    Row(
+        "registration-audit",
+        "cloudtrail:LookupEvents",
+        "prod trail",
+        True,
+        lambda w: w.sessions.client("cloudtrail", _audit(w, "approver", PROD)).lookup_events(MaxResults=1),
+    ),
+    Row(
+        "registration-audit",
+        "sagemaker:ListPipelineExecutions",
+        "dev train pipeline (not in its policy)",
+        False,
+        lambda w: w.sessions.client("sagemaker", _audit(w, "approver", DEV)).list_pipeline_executions(
+            PipelineName="mlops-demo-train"
+        ),
     ),
     Row(
         "prod-execution",
@@ -613,6 +690,13 @@ ROWS = [
         "cross-account-jenkins-role with its ExternalId",
         True,
         lambda w: _jenkins(w, w.envs["prod"].jenkins.external_id),
+    ),
+    Row(
+        "jenkins-agent",
+        "sts:AssumeRole",
+        "cross-account-jenkins-role with its ExternalId, no source identity (as withAWS does)",
+        True,
+        lambda w: _jenkins(w, w.envs["prod"].jenkins.external_id, agent="jenkins-agent-anonymous"),
     ),
     Row(
         "cross-account-jenkins-role",
@@ -770,4 +854,6 @@ def test_matrix_covers_the_rows_the_issue_names():
         ("prod-execution", "sagemaker:StartPipelineExecution", False),
         ("jenkins-agent", "sts:AssumeRole", False),
         ("prod-events", "sagemaker:StartPipelineExecution", False),
+        ("dev-execution", "sagemaker:CreateModelPackage", False),
+        ("prod-execution", "sagemaker:CreateModelPackage", False),
     } <= named

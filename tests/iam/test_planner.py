@@ -194,9 +194,9 @@ def test_executor_waves_put_roles_first_then_the_key_alone_then_its_users():
 
     grouped = [[c.kind for c in wave] for wave in waves(plan(PROD, {}).changes)]
     assert grouped == [
-        ["iam-role"] * 4,
+        ["iam-role"] * 5,  # execution, Lambda, Jenkins, EventBridge, registration audit
         ["kms-key"],
-        ["iam-role-policies"] * 4 + ["s3-bucket"] * 2 + ["dynamodb-table", "bus-permission"],
+        ["iam-role-policies"] * 5 + ["s3-bucket"] * 2 + ["dynamodb-table", "bus-permission"],
     ]
     observed = bootstrapped(PROD)
     observed[("iam-role", "mlops-demo-events")] = {"exists": False}

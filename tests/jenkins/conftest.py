@@ -87,7 +87,8 @@ def jenkins_agent(sandbox):
                 "Statement": [
                     {
                         "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
+                        # the deploy role's trust requires a source identity, set on this first hop
+                        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                         "Resource": f"arn:aws:iam::*:role/{env.roles.jenkins}",
                     }
                 ],

@@ -48,7 +48,6 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
             "TrainingInstanceType",
             "AucThreshold",
             "ChampionTolerance",
-            "ModelApprovalStatus",
             "DeliveryUri",
             "GitCommit",
             "BuildId",
@@ -74,7 +73,7 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
         assert {k: declared[k] for k in common} == common
     train = dev_specs["train"].parameters
     assert train["AucThreshold"] == 0.9 and train["ChampionTolerance"] == 0.02
-    assert train["ModelApprovalStatus"] == "PendingManualApproval"
+    assert "ModelApprovalStatus" not in train  # a run cannot choose its version's approval status
     assert train["InputDataUri"].startswith(f"s3://{env.buckets.artifacts}/datasets/breast-cancer/")
     assert dev_specs["inference"].parameters["DriftSignificance"] == 0.01
 
@@ -100,7 +99,7 @@ def test_registry_group_is_referenced_by_arn(dev_specs, dev_environment):
         register = step(dev_specs[which], "Register-RegisterModel")
         assert register["Type"] == "RegisterModel"
         assert register["Arguments"]["ModelPackageGroupName"] == group
-        assert register["Arguments"]["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+        assert register["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
         evaluate = step(dev_specs[which], "Evaluate")["Arguments"]["AppSpecification"]["ContainerArguments"]
         assert evaluate[evaluate.index("--model-package-group-arn") + 1] == group
     lambda_step = step(dev_specs["inference"], "LatestApprovedModel")

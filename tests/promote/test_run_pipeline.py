@@ -59,7 +59,13 @@ def jenkins_agent(bootstrapped):
         PolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": prod.role_arn("jenkins")}],
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                        "Resource": prod.role_arn("jenkins"),
+                    }
+                ],
             }
         ),
     )
@@ -78,6 +84,7 @@ def jenkins(jenkins_agent):
     """What a Jenkins `withAWS` block leaves: the agent's credentials in AWS_* variables, and the build."""
     return {
         "MLOPS_SANDBOX_CREDENTIALS": "env",
+        "MLOPS_AS": "jenkins",  # the Jenkinsfile's identity: the deploy role's trust requires one
         **jenkins_agent,
         "BUILD_TAG": "jenkins-mlops-deploy-17",
         "BUILD_URL": "https://jenkins.example.com/job/mlops-deploy/17/",

@@ -107,7 +107,9 @@ def test_an_approved_champion_without_metrics_is_skipped_and_named_not_a_crash(w
     ]
 
     version = candidate["ModelPackageVersion"]
-    done = cli("promote", "report", "--env", "dev", "--version", str(version), "--out", str(tmp_path))
+    done = cli(
+        "promote", "report", "--env", "dev", "--version", str(version), "--out", str(tmp_path), env={"MLOPS_AS": "alex"}
+    )
     assert done.returncode == 0, done.stderr
     markdown = next(tmp_path.glob("*/report.md")).read_text()
     assert "No other Approved version has metrics to compare with." in markdown
