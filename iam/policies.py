@@ -159,12 +159,12 @@ PENDING = "PendingManualApproval"
 ONLY_PENDING = {"StringEquals": {"sagemaker:ModelApprovalStatus": PENDING}}
 
 
-def person_trust(aws) -> dict:
+def person_trust(aws: str | list[str]) -> dict:
     """A role a person (or Jenkins) assumes: only with a source identity."""
     return trust(aws=aws, actions=WITH_SOURCE_IDENTITY, condition=SOURCE_IDENTITY_PRESENT)
 
 
-def audit_role_name(env) -> str:
+def audit_role_name(env: Environment) -> str:
     """The read-only role in each workload account through which the approver reads who started a run."""
     return env.audit_role
 

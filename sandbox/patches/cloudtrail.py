@@ -138,7 +138,7 @@ def _backend(account_id: str, region: str):
     return backend
 
 
-def record(response, api_name: str, source: str, read_only: bool, result) -> dict | None:
+def record(response: Any, api_name: str, source: str, read_only: bool, result: Any) -> dict | None:
     state = current()
     if state is None or state.caller.kind == "anonymous":
         return None
@@ -222,7 +222,7 @@ def lookup_events(self) -> str:
     return json.dumps(body)
 
 
-def patch_cloudtrail():
+def patch_cloudtrail() -> None:
     from moto.cloudtrail.models import CloudTrailBackend
     from moto.cloudtrail.responses import CloudTrailResponse
 

@@ -14,7 +14,7 @@ from sandbox.patches.enforcement import current
 from sandbox.patching import Patch
 
 
-def patch_source_identity():
+def patch_source_identity() -> None:
     from moto.core.responses import ActionResult
     from moto.core.utils import utcnow
     from moto.sts.exceptions import STSValidationError
