@@ -21,8 +21,8 @@ def main() -> None:
     """
 
 
-def _accounts_of_environments(env_dir):
-    accounts = {}
+def _accounts_of_environments(env_dir: str | None) -> dict[str, str]:
+    accounts: dict[str, str] = {}
     for name in list_environments(env_dir):
         for label, account_id in load_environment(name, env_dir=env_dir).sandbox_accounts.items():
             accounts.setdefault(label, account_id)

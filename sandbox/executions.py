@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+from typing import Any
 
 from sandbox.engine import executor, expressions, preload, retries, runtime
 from sandbox.patching import Patch, Route
@@ -148,7 +149,7 @@ def patch_pipeline_executions() -> None:
         start = int(next_token or 0)
         size = int(max_results or 50)
         page = items[start : start + size]
-        response = {"PipelineExecutionSteps": page}
+        response: dict[str, Any] = {"PipelineExecutionSteps": page}
         if start + size < len(items):
             response["NextToken"] = str(start + size)
         return response
