@@ -5,6 +5,7 @@ definitions shared by the definition tests."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -152,3 +153,29 @@ def prod_specs(prod_environment):
     from pipelines.definitions import build_pipelines
 
     return build_pipelines(prod_environment)
+
+
+@pytest.fixture
+def prod_workload(sandbox, prod_env):
+    """prod as its own admin, with the roles the specs name, the artifacts bucket and the KMS alias."""
+    from mlops_core.session import Sessions
+
+    s = Sessions(prod_env)
+    ensure_prod_basics(s, prod_env)
+    return s
+
+
+def ensure_prod_basics(s, env):
+    iam = s.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ],
+    }
+    for role in ("execution", "lambda"):
+        iam.create_role(RoleName=env.role_arn(role).split("/")[-1], AssumeRolePolicyDocument=json.dumps(trust))
+    s.client("s3").create_bucket(Bucket=env.buckets.artifacts)
+    kms = s.client("kms")
+    key = kms.create_key(Description="prod")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=env.kms_key_alias, TargetKeyId=key)

@@ -1,6 +1,6 @@
 """A pipeline account for sandbox tests: an execution role trusted by SageMaker, a KMS-less bucket,
 and a runner that creates a pipeline from a hand-written definition, starts it and waits.
-The `account` fixture (tests/sandbox/conftest.py) sets it up."""
+The `account` fixture (tests/conftest.py) sets it up."""
 
 from __future__ import annotations
 

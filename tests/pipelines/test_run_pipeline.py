@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import REPO
-from tests.promote.conftest import CallCounter
+from tests.pipelines.upsert_helpers import CallCounter
 
 JENKINS_ACCOUNT = "444444444444"
 

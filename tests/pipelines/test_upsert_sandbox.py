@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines.upsert import lambda_code_sha256, upsert
-from tests.promote.conftest import CallCounter, make_specs
+from tests.pipelines.upsert_helpers import CallCounter, make_specs
 
 BUILD_1 = {"git-commit": "aaaa111", "build": "jenkins-mlops-1"}
 BUILD_2 = {"git-commit": "bbbb222", "build": "jenkins-mlops-2"}

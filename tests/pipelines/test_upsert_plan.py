@@ -3,7 +3,7 @@
 import json
 
 from pipelines.upsert import desired_pipelines, normalise_definition, plan
-from tests.promote.conftest import make_specs
+from tests.pipelines.upsert_helpers import make_specs
 
 
 def _deployed_as_aws_returns_it(desired, **overrides):
