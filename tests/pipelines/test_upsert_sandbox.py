@@ -73,14 +73,14 @@ def test_changed_definition_and_lambda_code_are_updated_with_the_new_build_tags(
 
 def test_start_passes_only_each_pipelines_own_parameters(prod_workload, prod_env):
     result = upsert(
-        prod_env, make_specs(prod_env), prod_workload, build=BUILD_1, start=True, params={"AucThreshold": "0.8"}
+        prod_env, make_specs(prod_env), prod_workload, build=BUILD_1, start=True, params={"AucThreshold": "0.95"}
     )
     assert len(result.executions) == 3
     sm = prod_workload.client("sagemaker")
     execution = result.executions[0]["execution_arn"]
     assert sm.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineArn"].endswith("/mlops-demo-train")
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
-    assert {"Name": "AucThreshold", "Value": "0.8"} in params
+    assert {"Name": "AucThreshold", "Value": "0.95"} in params
 
 
 def test_unknown_parameter_fails_before_anything_is_written(prod_workload, prod_env):
