@@ -234,6 +234,11 @@ def registry_prefix(label: str) -> str:
     return f"{label}/"
 
 
+def sealed_prefix(label: str) -> str:
+    """Where a workload account's Seal step writes, once, what a registered version points at."""
+    return f"sealed/{label}/"
+
+
 # -- KMS key policies -------------------------------------------------------------------------------
 
 
@@ -263,9 +268,15 @@ def registry_key_alias(env: Environment) -> str:
 
 
 def registry_key_policy(env: Environment) -> dict:
+    """The approver uses the key; workload accounts may decrypt, so that an object the registry account
+    itself wrote under sealed/ (the bucket default key) is still read and hash-checked by inference,
+    not merely unreadable. What each may read stays decided by the bucket policy."""
     arns = Arns(env)
     return key_policy(
-        env, env.registry_account_id, users=[arns.role(env.roles.approver, env.registry_account_id)], readers=[]
+        env,
+        env.registry_account_id,
+        users=[arns.role(env.roles.approver, env.registry_account_id)],
+        readers=list(env.workload_accounts.values()),
     )
 
 
@@ -315,7 +326,7 @@ def registry_bucket_policy(env: Environment) -> dict:
             statement(
                 f"{sid}ReadWriteOwnPrefix",
                 ["s3:GetObject", "s3:PutObject"],
-                arns.objects(bucket, registry_prefix(label)),
+                [arns.objects(bucket, registry_prefix(label)), arns.objects(bucket, sealed_prefix(label))],
                 principal=role,
             )
         )
@@ -324,7 +335,7 @@ def registry_bucket_policy(env: Environment) -> dict:
                 statement(
                     f"{sid}ReadUpstreamPrefixes",
                     "s3:GetObject",
-                    [arns.objects(bucket, registry_prefix(u)) for u in upstream],
+                    [arns.objects(bucket, p(u)) for u in upstream for p in (registry_prefix, sealed_prefix)],
                     principal=role,
                 )
             )
@@ -334,11 +345,46 @@ def registry_bucket_policy(env: Environment) -> dict:
                 "s3:ListBucket",
                 arns.bucket(bucket),
                 principal=role,
-                condition={"StringLike": {"s3:prefix": [f"{registry_prefix(p)}*" for p in [label, *upstream]]}},
+                condition={
+                    "StringLike": {
+                        "s3:prefix": [f"{f(p)}*" for p in [label, *upstream] for f in (registry_prefix, sealed_prefix)]
+                    }
+                },
             )
         )
+        # the inference Lambda verifies the sealed bytes' sha256 before any step uses them
+        statements.append(
+            statement(
+                f"{sid}LambdaReadsSealed",
+                "s3:GetObject",
+                [arns.objects(bucket, sealed_prefix(p)) for p in [label, *upstream]],
+                principal={"AWS": arns.role(env.roles.lambda_, account_id)},
+            )
+        )
+    workloads = [
+        arns.role(r, a) for a in env.workload_accounts.values() for r in (env.roles.execution, env.roles.lambda_)
+    ]
     return document(
         *statements,
+        # Sealed objects are written once: every put must carry If-None-Match (S3 then refuses an existing
+        # key with 412), and nothing is deleted (a delete would let a later put "create" the key again).
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+        # Multipart uploads (their parts cannot carry the header) and CopyObject are refused there too.
+        statement(
+            "SealedObjectsAreWrittenOnce",
+            "s3:PutObject",
+            arns.objects(bucket, "sealed/"),
+            effect="Deny",
+            principal={"AWS": workloads},
+            condition={"Null": {"s3:if-none-match": "true"}},
+        ),
+        statement(
+            "SealedObjectsStay",
+            ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            arns.objects(bucket, "sealed/"),
+            effect="Deny",
+            principal={"AWS": workloads},
+        ),
         _secure_transport_only(arns, bucket),
         statement(
             "DenyUnencryptedPuts",
@@ -451,11 +497,15 @@ def execution_role_policies(env: Environment) -> dict[str, dict]:
     data_access = document(
         statement("DataBucketObjects", ["s3:GetObject", "s3:PutObject"], arns.objects(data)),
         statement("DataBucketList", ["s3:GetBucketLocation", "s3:ListBucket"], arns.bucket(data)),
-        statement("RegistryArtifactsOwnPrefix", ["s3:GetObject", "s3:PutObject"], arns.objects(registry, own_prefix)),
+        statement(
+            "RegistryArtifactsOwnPrefix",
+            ["s3:GetObject", "s3:PutObject"],
+            [arns.objects(registry, own_prefix), arns.objects(registry, sealed_prefix(label))],
+        ),
         statement(
             "RegistryArtifactsUpstreamRead",
             "s3:GetObject",
-            [arns.objects(registry, registry_prefix(u)) for u in upstream],
+            [arns.objects(registry, p(u)) for u in upstream for p in (registry_prefix, sealed_prefix)],
         )
         if upstream
         else None,
@@ -463,7 +513,11 @@ def execution_role_policies(env: Environment) -> dict[str, dict]:
             "RegistryArtifactsList",
             "s3:ListBucket",
             arns.bucket(registry),
-            condition={"StringLike": {"s3:prefix": [f"{p}*" for p in read_prefixes]}},
+            condition={
+                "StringLike": {
+                    "s3:prefix": [f"{p}*" for p in read_prefixes] + [f"{sealed_prefix(p)}*" for p in [label, *upstream]]
+                }
+            },
         ),
         statement("OwnKey", KEY_USE, key),
         statement(
@@ -622,11 +676,26 @@ def vpc_network_interfaces(env: Environment) -> dict:
 
 def lambda_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
+    upstream, _ = promotion_neighbours(env, env.account)
     logs = f"arn:{arns.p}:logs:{env.region}:{env.account_id}:log-group:/aws/lambda/{env.project}-*"
     return {
         "latest-approved-model": document(
             statement("DescribeRegistryPackages", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
             statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
+            # it checks the sha256 of what the version points at: the sealed copies, under the key of the
+            # account that trained them (whose key policy names this account when it is downstream)
+            statement(
+                "ReadSealedArtefacts",
+                "s3:GetObject",
+                [arns.objects(env.buckets.registry, sealed_prefix(p)) for p in [env.account, *upstream]],
+            ),
+            statement(
+                "DecryptSealedArtefacts",
+                KEY_READ,
+                [key_arn_ref(env.kms_key_alias)]
+                + [arns.kms_keys(env.accounts[u]) for u in upstream]
+                + [arns.kms_keys(env.registry_account_id)],
+            ),
             statement(
                 "FunctionLogs",
                 ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],

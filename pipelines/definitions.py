@@ -50,6 +50,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 NEEDS_NETWORK = {
     "Preprocess": "it reads the dataset's parts from S3 itself, at the versions listed when the run starts",
     "Evaluate": "its container calls the SageMaker API (the champion lookup in the registry)",
+    "Seal": "its container writes the sealed copies to the registry bucket itself, with If-None-Match",
     "CreateModel": "the serving container downloads its inference code from S3 (SAGEMAKER_SUBMIT_DIRECTORY)",
     "LatestApprovedModel": "it is a Lambda function calling the SageMaker API; Lambda has no network isolation",
 }
@@ -642,19 +643,76 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
     def output_uri(step, name, filename):
         return Join(on="/", values=[step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri, filename])
 
-    statistics = MetricsSource(
-        s3_uri=output_uri(preprocess, "baseline", "statistics.json"), content_type="application/json"
+    # What the version will point at is first copied write-once under sealed/ with its sha256 recorded:
+    # the workload roles may not overwrite or delete anything there (registry bucket policy), and
+    # inference and the reports verify each hash before use.
+    sealed_report = PropertyFile(name="SealedArtefacts", output_name="sealed", path="sealed.json")
+    seal = ProcessingStep(
+        name="Seal",
+        step_args=b.processor("seal.py", "Seal").run(
+            inputs=[
+                b.code_input(),
+                ProcessingInput(source=model_data, destination="/opt/ml/processing/model", input_name="model"),
+                ProcessingInput(
+                    source=evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+                    destination="/opt/ml/processing/evaluation",
+                    input_name="evaluation",
+                ),
+                ProcessingInput(
+                    source=preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri,
+                    destination="/opt/ml/processing/baseline",
+                    input_name="baseline",
+                ),
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name="sealed",
+                    source="/opt/ml/processing/sealed",
+                    destination=b.location(b.artifacts_bucket, "sealed"),
+                )
+            ],
+            arguments=[
+                "--model",
+                "/opt/ml/processing/model",
+                "--evaluation",
+                "/opt/ml/processing/evaluation",
+                "--baseline",
+                "/opt/ml/processing/baseline",
+                "--destination",
+                Join(
+                    on="/",
+                    values=[
+                        "s3:/",
+                        b.registry_bucket,
+                        "sealed",
+                        env.account,
+                        b.pipeline_name,
+                        ExecutionVariables.PIPELINE_EXECUTION_ID,
+                    ],
+                ),
+                "--kms-key-id",
+                b.kms,
+                "--output",
+                "/opt/ml/processing/sealed",
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[sealed_report],
     )
-    constraints = MetricsSource(
-        s3_uri=output_uri(preprocess, "baseline", "constraints.json"), content_type="application/json"
-    )
+
+    def sealed(name, field):
+        return JsonGet(step_name=seal.name, property_file=sealed_report, json_path=f"{name}.{field}")
+
+    statistics = MetricsSource(s3_uri=sealed("statistics", "s3_uri"), content_type="application/json")
+    constraints = MetricsSource(s3_uri=sealed("constraints", "s3_uri"), content_type="application/json")
     auc = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path="binary_classification_metrics.auc.value"
     )
     # A model package carries no network settings: whoever deploys a version gives its model a VPC.
     model = Model(
         image_uri=b.image,
-        model_data=model_data,
+        model_data=sealed("model", "s3_uri"),
         role=b.role,
         sagemaker_session=session,
         env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir},
@@ -672,9 +730,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
             approval_status="PendingManualApproval",
             description=f"{env.project}: trained by {b.pipeline_name} in {env.name}",
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(
-                    s3_uri=output_uri(evaluate, "evaluation", "evaluation.json"), content_type="application/json"
-                ),
+                model_statistics=MetricsSource(s3_uri=sealed("evaluation", "s3_uri"), content_type="application/json"),
                 model_data_statistics=statistics,
                 model_data_constraints=constraints,
             ),
@@ -709,6 +765,11 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 "pipeline": b.pipeline_name,
                 "environment": env.name,
                 "code_sha256": code.sha256,
+                # what inference and the reports check the sealed bytes against
+                "model_sha256": sealed("model", "sha256"),
+                "evaluation_sha256": sealed("evaluation", "sha256"),
+                "statistics_sha256": sealed("statistics", "sha256"),
+                "constraints_sha256": sealed("constraints", "sha256"),
                 "auc": Join(on="", values=[auc]),
                 **hyperparameter_record,
             },
@@ -740,12 +801,12 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 ),
             ),
         ],
-        if_steps=[register],
+        if_steps=[seal, register],
         else_steps=[rejected],
     )
     spec = b.pipeline(
         [preprocess, fit, evaluate, check],
-        "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> register if good enough",
+        "preprocess -> " + ("tune" if tuned else "train") + " -> evaluate -> seal and register if good enough",
     )
     spec.uploads.extend(dataset.uploads)
     if contract:

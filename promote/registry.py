@@ -9,6 +9,7 @@ which build). Where a version runs is recorded the same way, as `deployed:<env>`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,10 @@ _APPROVAL_DESCRIPTION_MAX = 1024
 
 class SeparationOfDuties(ToolkitError):
     """The approver registered the version it is asked to approve or reject."""
+
+
+class ArtefactChanged(ToolkitError):
+    """An object a version points at is not the one whose sha256 was recorded at registration."""
 
 
 class VersionNotFound(ToolkitError):
@@ -157,24 +162,32 @@ class Registry:
                 ) from None
             raise (AccessDenied.from_client_error(exc) or exc) from None
 
-    def read_json(self, s3_uri: str | None) -> dict | None:
-        """An S3 JSON document the pipeline registered (evaluation report, baseline); None if absent."""
+    def read_bytes(self, s3_uri: str | None) -> bytes | None:
+        """An S3 object the pipeline registered (evaluation report, baseline); None if absent."""
         if not s3_uri or not s3_uri.startswith("s3://"):
             return None
         from botocore.exceptions import ClientError
 
         bucket, _, key = s3_uri[5:].partition("/")
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
                 return None
             raise (AccessDenied.from_client_error(exc) or exc) from None
-        return json.loads(body)
+
+    def read_json(self, s3_uri: str | None) -> dict | None:
+        body = self.read_bytes(s3_uri)
+        return json.loads(body) if body is not None else None
 
     def metrics(self, package: dict) -> Metrics:
+        """The version's metrics from its evaluation report, once the report's sha256 is the one recorded
+        at registration (ArtefactChanged otherwise): a report never shows metrics someone rewrote."""
         uri = metrics_uri(package)
-        return Metrics.from_report(self.read_json(uri), uri)
+        body = self.read_bytes(uri)
+        if body is not None:
+            verify_sha256(package, uri, body, "evaluation_sha256")
+        return Metrics.from_report(json.loads(body) if body is not None else None, uri)
 
     def champion(self, exclude_version: int | None = None, skipped: list | None = None) -> dict | None:
         """The newest Approved version other than `exclude_version` that has registered metrics: what runs
@@ -183,14 +196,30 @@ class Registry:
         for summary in self.summaries():
             if summary.get("ModelApprovalStatus") == "Approved" and version_of(summary) != exclude_version:
                 package = self.describe(version_of(summary))
-                if not metrics_uri(package):
+                reason = None if metrics_uri(package) else "no ModelMetrics.ModelQuality.Statistics"
+                if reason is None:
+                    try:
+                        self.metrics(package)
+                    except ArtefactChanged as exc:
+                        reason = f"an evaluation report that fails verification ({exc})"
+                if reason:
                     if skipped is not None:
-                        skipped.append(
-                            {"version": version_of(package), "reason": "no ModelMetrics.ModelQuality.Statistics"}
-                        )
+                        skipped.append({"version": version_of(package), "reason": reason})
                     continue
                 return package
         return None
+
+
+def verify_sha256(package: dict, uri: str, body: bytes, entry: str) -> None:
+    """ArtefactChanged unless `body` hashes to the sha256 the version recorded under `entry`."""
+    recorded, actual = metadata(package, entry), hashlib.sha256(body).hexdigest()
+    version = version_of(package)
+    if not recorded:
+        raise ArtefactChanged(f"version {version} records no {entry} for {uri}: its content cannot be verified")
+    if actual != recorded:
+        raise ArtefactChanged(
+            f"version {version}: {uri} has sha256 {actual}, not the {recorded} recorded at registration"
+        )
 
 
 def metrics_uri(package: dict) -> str | None:
@@ -420,7 +449,10 @@ def status(env: Environment, sessions: Sessions) -> list[dict]:
     rows = []
     for summary in registry.summaries():
         package = registry.describe(version_of(summary))
-        metrics = registry.metrics(package)
+        try:
+            values, integrity = registry.metrics(package).values, ""
+        except ArtefactChanged as exc:  # one version's changed report must not hide the others
+            values, integrity = {}, str(exc)
         last = (decisions(package) or [{}])[-1]
         rows.append(
             {
@@ -430,7 +462,8 @@ def status(env: Environment, sessions: Sessions) -> list[dict]:
                 "registered_by": registered_by(package) or "",
                 "decided_by": last.get("by", ""),
                 "decided_at": last.get("at", ""),
-                "metrics": metrics.values,
+                "metrics": values,
+                "integrity": integrity,
                 "deployed": deployments(package),
                 "arn": package["ModelPackageArn"],
             }

@@ -149,9 +149,9 @@ def _jenkins_agent_credentials(env) -> dict:
     }
 
 
-def _objects(env, bucket: str, prefix: str) -> list[str]:
+def _objects(env, bucket: str, prefix: str, account: str | None = None) -> list[str]:
     """The S3 URIs under a prefix, read as the account's admin: where the story's artefacts landed."""
-    session, endpoint = _sandbox_session(env.account, env.region)
+    session, endpoint = _sandbox_session(account or env.account, env.region)
     listed = session.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
     return [f"s3://{bucket}/{o['Key']}" for o in listed.get("Contents", [])]
 
@@ -272,6 +272,9 @@ def _tell(story: Story, prod) -> None:
         "AUC above threshold; report reviewed",
         person=APPROVER,
     )
+
+    for uri in _objects(prod, prod.buckets.registry, "sealed/dev/", account="registry"):
+        story.artefacts.append(("version 1 as sealed (write-once, its sha256 on the version)", uri))
 
     jenkins = story.step(
         "Jenkins' agent identity (outside the toolkit) is set up in its own account",

@@ -2,15 +2,27 @@
 the central registry's group (by ARN, cross-account) and return what the next steps need: model data
 URL, image, the data-quality baseline registered with it, and its version.
 
+Before returning, it reads the model artefact and both baseline files and checks each against the
+sha256 the version recorded at registration: a changed (or unrecorded) artefact fails the step naming
+the version and the object, so nothing downstream runs on bytes nobody approved.
+
 No approved package is a failure of this step with a message naming the group: scoring with no model
 (or a stale one) must not go on. Only boto3, which the Lambda runtime provides.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import boto3
+
+# step output -> the CustomerMetadataProperties entry holding its sha256 (pipelines/definitions.py)
+RECORDED_SHA256 = {
+    "model_data_url": "model_sha256",
+    "baseline_statistics_uri": "statistics_sha256",
+    "baseline_constraints_uri": "constraints_sha256",
+}
 
 
 class NoApprovedModel(Exception):
@@ -63,8 +75,45 @@ def outputs_for(package: dict) -> dict:
     }
 
 
+class ArtefactChanged(Exception):
+    """An object a version points at is not the one registered (or no hash was registered for it)."""
+
+
+def object_sha256(s3: Any, uri: str) -> str:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    digest = hashlib.sha256()
+    for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_artefacts(s3: Any, package: dict, outputs: dict) -> None:
+    """Each artefact's sha256 equals the one recorded at registration, or ArtefactChanged."""
+    metadata = package.get("CustomerMetadataProperties") or {}
+    version, arn = outputs["model_version"], outputs["model_package_arn"]
+    for output, entry in RECORDED_SHA256.items():
+        uri, recorded = outputs[output], metadata.get(entry)
+        if not recorded:
+            raise ArtefactChanged(
+                f"version {version} ({arn}) records no {entry} for {uri}: only artefacts whose hash was "
+                "recorded at registration are used; register the model with the train pipeline"
+            )
+        try:
+            actual = object_sha256(s3, uri)
+        except Exception as exc:  # botocore errors: the object cannot be verified, so it is not used
+            raise ArtefactChanged(f"version {version} ({arn}): cannot read {uri} to verify its sha256: {exc}") from None
+        if actual != recorded:
+            raise ArtefactChanged(
+                f"version {version} ({arn}): {uri} has sha256 {actual}, not the {recorded} recorded at "
+                "registration: refusing a changed artefact"
+            )
+
+
 def handler(event: Any, context: Any | None = None) -> dict:  # noqa: ARG001 (Lambda's handler signature)
     group_arn = (event or {}).get("model_package_group_arn")
     if not group_arn:
         raise ValueError("the event has no model_package_group_arn")
-    return outputs_for(latest_approved_package(boto3.client("sagemaker"), group_arn))
+    package = latest_approved_package(boto3.client("sagemaker"), group_arn)
+    outputs = outputs_for(package)
+    verify_artefacts(boto3.client("s3"), package, outputs)
+    return outputs

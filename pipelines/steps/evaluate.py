@@ -10,6 +10,7 @@ champion exists in the registry, the champion's AUC minus the tolerance.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -133,7 +134,8 @@ def approved_packages(sagemaker, group_arn: str):
 def champion_auc(group_arn: str) -> tuple[float | None, str | None, list[dict]]:
     """AUC of the newest Approved package whose evaluation report can be compared with (the champion),
     its ARN, and the newer Approved packages skipped because they cannot be: an approved version
-    registered without ModelMetrics must not stop every later training run."""
+    registered without ModelMetrics must not stop every later training run, and a report whose sha256
+    is not the one recorded at registration is not believed."""
     import boto3
 
     sagemaker, s3, skipped = boto3.client("sagemaker"), boto3.client("s3"), []
@@ -147,6 +149,17 @@ def champion_auc(group_arn: str) -> tuple[float | None, str | None, list[dict]]:
                 continue
             bucket, _, key = uri[len("s3://") :].partition("/")
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            recorded = (package.get("CustomerMetadataProperties") or {}).get("evaluation_sha256")
+            actual = hashlib.sha256(body).hexdigest()
+            if recorded != actual:
+                reason = (
+                    f"{uri} has sha256 {actual}, not the {recorded} recorded at registration"
+                    if recorded
+                    else f"no evaluation_sha256 recorded for {uri}"
+                )
+                skipped.append({"model_package_arn": arn, "reason": reason})
+                print(f"champion comparison skips {arn}: {reason}")
+                continue
             return float(json.loads(body)["binary_classification_metrics"]["auc"]["value"]), arn, skipped
         return None, None, skipped
     except Exception as exc:  # botocore errors: one line naming what could not be read

@@ -74,6 +74,10 @@ def _s3(response, action, caller, region, default_resource) -> Target:
     ctx = {
         "s3:x-amz-server-side-encryption": headers.get("x-amz-server-side-encryption"),
         "s3:x-amz-server-side-encryption-aws-kms-key-id": headers.get("x-amz-server-side-encryption-aws-kms-key-id"),
+        # conditional writes (PutObject, CompleteMultipartUpload): present only when the request sends them
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+        "s3:if-none-match": headers.get("If-None-Match"),
+        "s3:if-match": headers.get("If-Match"),
     }
     if "prefix" in response.querystring:
         ctx["s3:prefix"] = response.querystring["prefix"][0]

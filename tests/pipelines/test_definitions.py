@@ -124,13 +124,25 @@ def test_registered_package_carries_metrics_baselines_and_lineage(dev_specs):
         "hyperparameters",
         "auc",
         "code_sha256",
+        "model_sha256",
+        "evaluation_sha256",
+        "statistics_sha256",
+        "constraints_sha256",
     } <= set(metadata)
+    # the version points at the sealed copies, and records the sha256 the Seal step computed for each
+    sealed = {"Get": "Steps.Seal.PropertyFiles.SealedArtefacts"}
+    for name in ("model", "evaluation", "statistics", "constraints"):
+        assert metadata[f"{name}_sha256"]["Std:JsonGet"] == {"Path": f"{name}.sha256", "PropertyFile": sealed}
     assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
     assert metadata["dataset_sha256"]["Std:JsonGet"]["Path"] == "dataset.sha256"
     assert json.loads(metadata["hyperparameters"]) == {"eta": 0.2, "max_depth": 4, "num_round": 60}
     assert metadata["review_board_approval_required"] == "false"
     container = train["InferenceSpecification"]["Containers"][0]
-    assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    assert container["ModelDataUrl"]["Std:JsonGet"] == {"Path": "model.s3_uri", "PropertyFile": sealed}
+    assert train["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]["Std:JsonGet"]["Path"] == "evaluation.s3_uri"
+    seal = step(dev_specs["train"], "Seal")["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in seal["ProcessingInputs"]}
+    assert inputs["model"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
     hpo = step(dev_specs["hpo"], "Register-RegisterModel")["Arguments"]["CustomerMetadataProperties"]
@@ -181,7 +193,7 @@ def test_quality_condition_reads_the_report_evaluate_writes(dev_specs, steps, mo
         # the environment's floor as a literal: no run parameter can lower it
         assert paths[1] == dev_specs[which].parameters["AucThreshold"] == 0.9
         assert paths[2]["Std:JsonGet"]["Path"] == "decision.champion_minimum_auc"
-        assert [s["Name"] for s in condition["IfSteps"]] == ["Register-RegisterModel"]
+        assert [s["Name"] for s in condition["IfSteps"]] == ["Seal", "Register-RegisterModel"]
         assert [s["Name"] for s in condition["ElseSteps"]] == ["ModelQualityBelowThreshold"]
 
     # The paths the condition reads exist in a report the script really writes, at the file it names.

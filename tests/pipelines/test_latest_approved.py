@@ -38,12 +38,27 @@ def registry(sandbox, dev_env, monkeypatch):
         "sagemaker", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region)
     )
     client.create_model_package_group(ModelPackageGroupName=dev_env.model_package_group)
+    client.s3 = session.client("s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region))
+    client.s3.create_bucket(Bucket=dev_env.buckets.registry)
     return client
+
+
+def _put(client, bucket, key, body: bytes) -> str:
+    """An artefact as the Seal step leaves it; returns its sha256."""
+    import hashlib
+
+    client.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return hashlib.sha256(body).hexdigest()
 
 
 def register(client, env, version_tag, status, baselines=True):
     bucket = env.buckets.registry
+    recorded = {"model_sha256": _put(client, bucket, f"dev/models/{version_tag}/output/model.tar.gz", b"model")}
+    if baselines:
+        recorded["statistics_sha256"] = _put(client, bucket, f"dev/{version_tag}/statistics.json", b"{}")
+        recorded["constraints_sha256"] = _put(client, bucket, f"dev/{version_tag}/constraints.json", b"{}")
     args = dict(
+        CustomerMetadataProperties=recorded,
         ModelPackageGroupName=env.model_package_group,
         ModelApprovalStatus=status,
         InferenceSpecification={
@@ -109,18 +124,15 @@ def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_en
         "s3", endpoint_url=backend.endpoint_url, config=backend.botocore_config(dev_env.region)
     )
     bucket = dev_env.buckets.registry
-    s3.create_bucket(Bucket=bucket)
-    s3.put_object(
-        Bucket=bucket,
-        Key="dev/run-1/evaluation/evaluation.json",
-        Body=json.dumps({"binary_classification_metrics": {"auc": {"value": 0.9612}}}).encode(),
-    )
+    report = json.dumps({"binary_classification_metrics": {"auc": {"value": 0.9612}}}).encode()
+    evaluation_sha256 = _put(registry, bucket, "dev/run-1/evaluation/evaluation.json", report)
     older = register(registry, dev_env, "v1", "Approved")
     # The champion is the newest Approved version; its registered evaluation report holds its AUC.
     with_metrics = registry.create_model_package(
         ModelPackageGroupName=dev_env.model_package_group,
         ModelApprovalStatus="Approved",
         InferenceSpecification=registry.describe_model_package(ModelPackageName=older)["InferenceSpecification"],
+        CustomerMetadataProperties={"evaluation_sha256": evaluation_sha256},
         ModelMetrics={
             "ModelQuality": {
                 "Statistics": {
@@ -134,3 +146,10 @@ def test_evaluate_reads_the_champion_from_the_registered_report(registry, dev_en
     assert steps.evaluate.champion_auc(dev_env.model_package_group_arn) == (0.9612, with_metrics["ModelPackageArn"], [])
     decision = steps.evaluate.decide(0.95, 0.9, 0.9612, 0.01)
     assert decision["passed"] is False and decision["champion_minimum_auc"] == pytest.approx(0.9512)
+
+    # a rewritten report is not believed: that champion is skipped (so is v1, which has no metrics)
+    s3.put_object(Bucket=bucket, Key="dev/run-1/evaluation/evaluation.json", Body=report.replace(b"0.9612", b"0.5"))
+    auc, arn, skipped = steps.evaluate.champion_auc(dev_env.model_package_group_arn)
+    assert (auc, arn) == (None, None)
+    assert [s["model_package_arn"] for s in skipped] == [with_metrics["ModelPackageArn"], older]
+    assert f"not the {evaluation_sha256} recorded at registration" in skipped[0]["reason"]

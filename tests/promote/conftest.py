@@ -127,6 +127,7 @@ class RegistryWorld:
         self.s3.create_bucket(Bucket=env.buckets.registry)
         self.sm.create_model_package_group(ModelPackageGroupName=env.model_package_group)
         self.versions = 0
+        self.sha256 = {}  # key -> sha256 of what put_json wrote, recorded on versions as the pipeline does
 
     def describe(self, version):
         from promote.registry import package_arn
@@ -134,7 +135,11 @@ class RegistryWorld:
         return self.sm.describe_model_package(ModelPackageName=package_arn(self.env, version))
 
     def put_json(self, key, doc):
-        self.s3.put_object(Bucket=self.env.buckets.registry, Key=key, Body=json.dumps(doc).encode())
+        import hashlib
+
+        body = json.dumps(doc).encode()
+        self.s3.put_object(Bucket=self.env.buckets.registry, Key=key, Body=body)
+        self.sha256[key] = hashlib.sha256(body).hexdigest()
         return f"s3://{self.env.buckets.registry}/{key}"
 
     def register(self, report, *, status="PendingManualApproval", registered_by="alice", extra_metadata=None):
@@ -171,6 +176,9 @@ class RegistryWorld:
                 "dataset-uri": "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv",
                 "dataset-sha256": "ab" * 32,
                 "build": f"jenkins-mlops-{n}",
+                "evaluation_sha256": self.sha256[f"{prefix}/evaluation.json"],
+                "statistics_sha256": self.sha256[f"{prefix}/statistics.json"],
+                "constraints_sha256": self.sha256[f"{prefix}/constraints.json"],
                 **(extra_metadata or {}),
             },
         )
