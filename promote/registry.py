@@ -185,7 +185,7 @@ class Registry:
         at registration (ArtefactChanged otherwise): a report never shows metrics someone rewrote."""
         uri = metrics_uri(package)
         body = self.read_bytes(uri)
-        if body is not None:
+        if uri and body is not None:
             verify_sha256(package, uri, body, "evaluation_sha256")
         return Metrics.from_report(json.loads(body) if body is not None else None, uri)
 
