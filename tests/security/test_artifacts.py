@@ -129,8 +129,9 @@ def test_the_report_refuses_to_show_a_forged_auc(world, cli, tmp_path):
     forged["binary_classification_metrics"]["auc"]["value"] = 0.999
     _plant(world, uri, json.dumps(forged).encode())
     try:
-        done = cli("promote", "report", "--env", "dev", "--version", "1", "--out", str(tmp_path))
-        status = cli("promote", "status", "--env", "dev", "--output", "json")
+        approver = {"MLOPS_AS": "alex"}  # a person reads the report (the approver's source identity)
+        done = cli("promote", "report", "--env", "dev", "--version", "1", "--out", str(tmp_path), env=approver)
+        status = cli("promote", "status", "--env", "dev", "--output", "json", env=approver)
     finally:
         _plant(world, uri, original)
     assert done.returncode == 1, done.stdout + done.stderr
