@@ -11,6 +11,9 @@ from __future__ import annotations
 from mlops_core.config import Environment
 
 VERSION = "2012-10-17"
+# Where the pipeline upsert puts objects in a workload's artifacts bucket, all content-addressed: the
+# code bundle, the built-in sample datasets and the data contracts (tests check every upload is here).
+UPSERT_PREFIXES = ("code/", "datasets/", "contracts/")
 # The tag mlops-infra/ puts on everything it creates (provider default_tags, from promote/infra.py).
 INFRA_MANAGED_BY = "mlops-infra"
 
@@ -811,12 +814,12 @@ def jenkins_role_policies(env: Environment) -> dict[str, dict]:
             ],
             function,
         ),
-        # write-only, and only where the upsert writes: the code bundle and the built-in sample datasets
-        # (both content-addressed). No read of the bucket: it holds training data and pipeline outputs.
+        # write-only, and only where the upsert writes (UPSERT_PREFIXES). No read of the bucket: it holds
+        # training data and pipeline outputs.
         statement(
             "PutPipelineCodeAndSampleData",
             "s3:PutObject",
-            [arns.objects(env.buckets.artifacts, "code/"), arns.objects(env.buckets.artifacts, "datasets/")],
+            [arns.objects(env.buckets.artifacts, prefix) for prefix in UPSERT_PREFIXES],
         ),
         statement(
             "EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], key

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO
 from tests.iam import test_access_matrix as matrix
 from tests.iam.conftest import bootstrapped, clean_sandbox, envs, module_sessions  # noqa: F401 (fixtures)
 from tests.iam.test_access_matrix import JENKINS_ROWS, world  # noqa: F401 (fixture)
@@ -43,3 +44,17 @@ def test_the_deploy_role_no_longer_holds_put_permission_or_reads_the_artifacts_b
 
 def _list(value):
     return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_every_upload_of_the_upsert_lands_where_the_deploy_role_may_write(env_name):
+    """The role writes only under UPSERT_PREFIXES: an upload elsewhere would fail Jenkins' deploy."""
+    from iam.policies import UPSERT_PREFIXES
+    from mlops_core.config import load_environment
+    from pipelines.definitions import build_pipelines
+
+    env = load_environment(env_name, env_dir=REPO / "environments")
+    base = f"s3://{env.buckets.artifacts}/"
+    uploads = {u.s3_uri for spec in build_pipelines(env, "all").values() for u in spec.uploads}
+    assert uploads
+    assert [u for u in uploads if not (u.startswith(base) and u[len(base) :].startswith(UPSERT_PREFIXES))] == []
