@@ -120,6 +120,16 @@ class Inference:
     instance_type: str = "ml.m5.large"
     # False-alarm rate of the whole drift check per clean batch (all features and checks together).
     drift_significance: float = 0.01
+    # Column of the batch that identifies a record (passed through to the predictions); None: the toolkit
+    # numbers the rows (1, 2, ... in the batch, header excluded) and that number is the record id.
+    id_column: str | None = None
+    # Model quality against ground truth: labels (id,label) land under <env>/ground-truth/<inference run>/;
+    # a metric fails when it is below the registered baseline minus its tolerance, beyond sampling noise
+    # at this false-alarm rate (for all metrics of a batch together).
+    quality_tolerance: dict = field(
+        default_factory=lambda: {m: 0.05 for m in ("auc", "f1", "precision", "recall", "accuracy")}
+    )
+    quality_significance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -564,13 +574,17 @@ class _Validator:
             _SAGEMAKER_NAME,
             "a model package group name (letters, digits, -; at most 63)",
         )
-        p = self.section(d["pipelines"], "pipelines", {"train", "hpo", "inference"}, {"train", "hpo", "inference"})
+        p = self.section(
+            d["pipelines"], "pipelines", {"train", "hpo", "inference", "quality"}, {"train", "hpo", "inference"}
+        )
+        # The model-quality pipeline came later: files without it get a name derived from the project.
+        p = {**p, "quality": p.get("quality", f"{project}-model-quality")}
         pipelines = {
             k: self.match(v, f"pipelines.{k}", _SAGEMAKER_NAME, "a pipeline name (letters, digits, -; at most 63)")
             for k, v in p.items()
         }
-        if len(set(pipelines.values())) < 3:
-            self.fail("pipelines", "train, hpo and inference must have three different names")
+        if len(set(pipelines.values())) < len(pipelines):
+            self.fail("pipelines", "train, hpo, inference and quality must have different names")
         schedule = self._schedule(d["schedule"])
 
         n = self.section(d.get("notifications") or {}, "notifications", {"emails"}, set())
@@ -857,9 +871,45 @@ class _Validator:
                 "replaced by inference.drift_significance: the false-alarm rate of the whole drift check per "
                 "batch (default 0.01), which accounts for the batch size where a fixed distance did not",
             )
-        i = self.section(data, "inference", {"input", "instance_type", "drift_significance"}, set())
+        i = self.section(
+            data,
+            "inference",
+            {"input", "instance_type", "drift_significance", "id_column", "quality_tolerance", "quality_significance"},
+            set(),
+        )
         default = Inference()
+        tolerance = dict(default.quality_tolerance)
+        if "quality_tolerance" in i:
+            given = i["quality_tolerance"]
+            if isinstance(given, (int, float)) and not isinstance(given, bool):
+                given = {m: given for m in tolerance}
+            if not isinstance(given, dict):
+                self.fail(
+                    "inference.quality_tolerance",
+                    f"expected a number or a mapping of metric to number, got {_show(given)}",
+                )
+            for metric, value in given.items():
+                if metric not in tolerance:
+                    self.fail(
+                        f"inference.quality_tolerance.{metric}",
+                        f"unknown metric (expected one of: {', '.join(sorted(tolerance))})",
+                    )
+                tolerance[metric] = float(self.number(value, f"inference.quality_tolerance.{metric}", 0, 1))
         return Inference(
+            id_column=(
+                self.match(i["id_column"], "inference.id_column", re.compile(r"^\S.{0,127}$"), "a column name")
+                if i.get("id_column") is not None
+                else None
+            ),
+            quality_tolerance=tolerance,
+            quality_significance=float(
+                self.number(
+                    i.get("quality_significance", default.quality_significance),
+                    "inference.quality_significance",
+                    1e-9,
+                    0.5,
+                )
+            ),
             input=self.match(
                 i.get("input", default.input),
                 "inference.input",

@@ -29,7 +29,7 @@ from pipelines.contracts import contract_upload
 from pipelines.datasets import locate
 from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
 
-PIPELINES = ("train", "hpo", "inference")
+PIPELINES = ("train", "hpo", "inference", "quality")
 STEPS_DIR = Path(__file__).resolve().parent / "steps"
 LAMBDA_SOURCE = Path(__file__).resolve().parent / "inference" / "latest_approved.py"
 XGBOOST_VERSION = "1.7-1"
@@ -53,6 +53,8 @@ NEEDS_NETWORK = {
     "Seal": "its container writes the sealed copies to the registry bucket itself, with If-None-Match",
     "CreateModel": "the serving container downloads its inference code from S3 (SAGEMAKER_SUBMIT_DIRECTORY)",
     "LatestApprovedModel": "it is a Lambda function calling the SageMaker API; Lambda has no network isolation",
+    "ModelQuality": "its container reads the labels and predictions from S3 and the version's baseline from the "
+    "registry (which batch is labelled is known only from the labels' key)",
 }
 
 
@@ -878,7 +880,13 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
                     output_name="validation",
                     source="/opt/ml/processing/output",
                     destination=b.location(b.artifacts_bucket, "data-validation"),
-                )
+                ),
+                # The checked rows with their record ids: what the batch transform scores.
+                ProcessingOutput(
+                    output_name="records",
+                    source="/opt/ml/processing/records",
+                    destination=b.location(b.artifacts_bucket, "data-validation", "records"),
+                ),
             ],
             arguments=[
                 "--input",
@@ -886,6 +894,9 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
                 "--baseline-statistics",
                 "/opt/ml/processing/baseline/statistics",
                 *(["--contract", CONTRACT_DIR] if contract else []),
+                "--records-dir",
+                "/opt/ml/processing/records",
+                *(["--id-column", i.id_column] if i.id_column else []),
                 "--output",
                 "/opt/ml/processing/output",
                 "--missing-values",
@@ -954,6 +965,8 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
             "SAGEMAKER_SUBMIT_DIRECTORY": code.sourcedir,
             "MODEL_VERSION": approved["model_version"],
             "MODEL_PACKAGE_ARN": approved["model_package_arn"],
+            # Each input line starts with its record id (the validation step writes them so): pass it through.
+            "RECORD_IDS": "first-column",
         },
     )
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=transform_instance))
@@ -985,7 +998,11 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     )
     transform = TransformStep(
         name="BatchTransform",
-        step_args=transformer.transform(data=input_data, content_type="text/csv", split_type="Line"),
+        step_args=transformer.transform(
+            data=validation.properties.ProcessingOutputConfig.Outputs["records"].S3Output.S3Uri,
+            content_type="text/csv",
+            split_type="Line",
+        ),
     )
 
     drifted = FailStep(
@@ -1047,6 +1064,92 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     return spec
 
 
+# ---- model quality against ground truth ----------------------------------------------------------
+
+
+def ground_truth_prefix(env) -> str:
+    """Where labels for a scored batch land: <env>/ground-truth/<inference execution id>/<file>.csv."""
+    return f"{env.name}/ground-truth/"
+
+
+def _quality_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
+    from sagemaker.processing import ProcessingOutput
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionEquals
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.workflow.steps import ProcessingStep
+
+    b = _Builder(env, "quality", session, code)
+    i = env.inference
+    # The labels' S3 URI: what their arrival trigger (or `run-pipeline --param LabelsUri=...`) passes.
+    labels = b.add(b.ParameterString("LabelsUri", default_value="none"))
+    predictions_bucket = b.add(b.ParameterString("PredictionsBucket", default_value=env.buckets.artifacts))
+    significance = b.add(b.ParameterFloat("QualitySignificance", default_value=i.quality_significance))
+    summary = PropertyFile(name="ModelQualityResult", output_name="quality", path="quality.json")
+    measure = ProcessingStep(
+        name="ModelQuality",
+        step_args=b.processor("quality.py", "ModelQuality").run(
+            inputs=[b.code_input()],
+            outputs=[
+                ProcessingOutput(
+                    output_name="quality",
+                    source="/opt/ml/processing/output",
+                    destination=b.location(b.artifacts_bucket, "model-quality"),
+                )
+            ],
+            arguments=[
+                "--labels-uri",
+                labels,
+                "--ground-truth-prefix",
+                ground_truth_prefix(env),
+                "--predictions-prefix",
+                Join(on="/", values=["s3:/", predictions_bucket, env.name, "predictions/"]),
+                "--model-package-group-arn",
+                b.group,
+                "--tolerances",
+                ",".join(f"{m}={v}" for m, v in sorted(i.quality_tolerance.items())),
+                "--significance",
+                significance,
+                "--output",
+                "/opt/ml/processing/output",
+                "--failure-file",
+                "/opt/ml/output/message",
+            ],
+        ),
+        property_files=[summary],
+    )
+    below = FailStep(
+        name="ModelQualityBelowThreshold",
+        error_message=Join(
+            on="",
+            values=[
+                "ModelQualityBelowThreshold: ",
+                JsonGet(step_name=measure.name, property_file=summary, json_path="message"),
+                "; violations: ",
+                measure.properties.ProcessingOutputConfig.Outputs["quality"].S3Output.S3Uri,
+                "/constraint_violations.json",
+            ],
+        ),
+    )
+    check = ConditionStep(
+        name="CheckModelQuality",
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=measure.name, property_file=summary, json_path="violation_count"), right=0
+            )
+        ],
+        if_steps=[],
+        else_steps=[below],
+    )
+    return b.pipeline(
+        [measure, check],
+        "labels joined with the batch's predictions -> AUC/F1/precision/recall/accuracy against the version's "
+        "baseline, or fail with ModelQualityBelowThreshold",
+    )
+
+
 @contextlib.contextmanager
 def _sdk_config_checked_once():
     """The SDK re-validates its config against the full JSON schema on every one of ~150 lookups per build
@@ -1062,7 +1165,7 @@ def _sdk_config_checked_once():
 
 
 def build_pipelines(env: Environment, which: str | Sequence[str] = PIPELINES) -> dict:
-    """PipelineSpecs keyed by "train" / "hpo" / "inference" (which: one name, "all", or a sequence)."""
+    """PipelineSpecs keyed by "train" / "hpo" / "inference" / "quality" (which: a name, "all", or a sequence)."""
     if isinstance(which, str):
         which = PIPELINES if which == "all" else (which,)
     unknown = [w for w in which if w not in PIPELINES]
@@ -1075,6 +1178,8 @@ def build_pipelines(env: Environment, which: str | Sequence[str] = PIPELINES) ->
         for name in which:
             if name == "inference":
                 specs[name] = _inference_pipeline(env, session, code)
+            elif name == "quality":
+                specs[name] = _quality_pipeline(env, session, code)
             else:
                 specs[name] = _training_pipeline(env, session, code, tuned=(name == "hpo"))
     return specs

@@ -21,7 +21,7 @@ from pipelines.logs import show_execution_logs
 from pipelines.progress import follow_execution, latest_execution_arn, retry_execution
 from pipelines.upsert import render_plan, selected, upsert
 
-PIPELINE_CHOICES = ("train", "hpo", "inference", "all")
+PIPELINE_CHOICES = ("train", "hpo", "inference", "quality", "all")
 
 
 def parse_params(values: tuple[str, ...], option: str = "--param") -> dict:

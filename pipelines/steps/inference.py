@@ -3,6 +3,9 @@
 Input: CSV of the raw feature columns, with or without the header row (a split mini-batch has none).
 Output: one CSV line per input row: probability of the positive class, predicted label, and the model
 version that produced it (MODEL_VERSION / MODEL_PACKAGE_ARN from the model's environment).
+With RECORD_IDS=first-column (what the inference pipeline sets: its validation step writes the checked
+batch with the record id first, no header, the model's columns in training order) each line starts with
+the record id: `record_id,probability,label,model_version`, so labels can be joined later.
     python pipelines/steps/inference.py --model-dir out/model --input batch.csv --output predictions.csv
 """
 
@@ -23,8 +26,9 @@ DECISION_THRESHOLD = 0.5
 
 
 class LoadedModel:
-    def __init__(self, booster, transform: FeatureTransform, version: str):
+    def __init__(self, booster, transform: FeatureTransform, version: str, ids_first: bool = False):
         self.booster, self.transform, self.version = booster, transform, version
+        self.ids_first = ids_first
 
 
 def model_fn(model_dir: str) -> LoadedModel:
@@ -35,7 +39,7 @@ def model_fn(model_dir: str) -> LoadedModel:
     with open(os.path.join(model_dir, "preprocessing.json")) as handle:
         transform = FeatureTransform.from_json(json.load(handle))
     version = os.environ.get("MODEL_VERSION") or os.environ.get("MODEL_PACKAGE_ARN") or "unregistered"
-    return LoadedModel(booster, transform, version)
+    return LoadedModel(booster, transform, version, os.environ.get("RECORD_IDS") == "first-column")
 
 
 def input_fn(body, content_type: str = "text/csv"):
@@ -45,6 +49,10 @@ def input_fn(body, content_type: str = "text/csv"):
     if content_type.split(";")[0].strip() != "text/csv":
         raise ValueError(f"unsupported content type {content_type}: send text/csv")
     raw = body if isinstance(body, (bytes, bytearray)) else str(body).encode()
+    # SageMaker calls input_fn(body, content_type) without the model: the switch is the model's environment.
+    if os.environ.get("RECORD_IDS") == "first-column":
+        # Written by the validation step: no header, the id first and kept as text (leading zeros matter).
+        return pd.read_csv(io.BytesIO(raw), header=None, dtype={0: str}, na_values=["?"], keep_default_na=True)
     first_line = raw[: raw.find(b"\n")] if b"\n" in raw else raw
     # Without a header pandas numbers the columns; predict_fn maps them to the training column order.
     return pd.read_csv(
@@ -69,6 +77,10 @@ def predict_fn(data, model: LoadedModel):
     import numpy as np
 
     columns = model.transform.raw_columns
+    ids = None
+    if model.ids_first:
+        ids = data.pop(0).to_numpy()
+        data.columns = range(len(data.columns))
     if all(isinstance(c, int) for c in data.columns):
         if len(data.columns) != len(columns):
             raise ValueError(
@@ -82,15 +94,23 @@ def predict_fn(data, model: LoadedModel):
     matrix = model.transform.matrix(data)
     # In-place prediction skips building a DMatrix copy of the batch; columns are in training order.
     probabilities = model.booster.inplace_predict(matrix, validate_features=False)
-    return probabilities, (probabilities >= DECISION_THRESHOLD).astype(np.int8), model.version
+    labels = (probabilities >= DECISION_THRESHOLD).astype(np.int8)
+    if ids is not None:
+        return probabilities, labels, model.version, ids
+    return probabilities, labels, model.version
 
 
 def output_fn(prediction, accept: str = "text/csv"):
-    """CSV lines `probability,label,model_version`."""
-    probabilities, labels, version = prediction
+    """CSV lines `probability,label,model_version`, after the record id when the input carried one."""
+    probabilities, labels, version = prediction[:3]
     if accept.split(";")[0].strip() not in ("text/csv", "*/*"):
         raise ValueError(f"unsupported accept type {accept}: ask for text/csv")
     suffix = f",{version}\n"
+    if len(prediction) == 4:
+        ids = prediction[3].tolist()
+        return "".join(
+            [f"{i},{p:.6f},{label}{suffix}" for i, p, label in zip(ids, probabilities.tolist(), labels.tolist())]
+        )
     # One f-string per row over plain Python floats: about twice as fast as numpy's char functions.
     return "".join([f"{p:.6f},{label}{suffix}" for p, label in zip(probabilities.tolist(), labels.tolist())])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaln, kolmogi, kolmogorov
+from scipy.special import gammaln, kolmogi, kolmogorov, ndtri
 
 # Tail terms further than this many standard deviations from the mean add less than e^-1000: skipped.
 _TAIL_SDS = 45.0
@@ -102,3 +102,40 @@ def cdf_distance(baseline_counts, current_counts) -> float:
     if base.sum() == 0 or cur.sum() == 0:
         return 0.0
     return float(np.max(np.abs(np.cumsum(base) / base.sum() - np.cumsum(cur) / cur.sum())))
+
+
+def shortfall_bound(baseline: float, tolerance: float, level: float, se_batch: float, se_baseline: float) -> float:
+    """The lowest value of a metric a batch may show before it is significantly below `baseline - tolerance`:
+    a one-sided z-test at `level` whose error combines the batch's and the baseline's sampling errors."""
+    return baseline - tolerance - float(ndtri(1 - level)) * math.sqrt(se_batch**2 + se_baseline**2)
+
+
+def metric_standard_errors(tp: int, fp: int, fn: int, tn: int, auc: float) -> dict:
+    """Sampling standard errors of accuracy, precision, recall and F1 (delta method on the confusion
+    counts) and of AUC (Hanley and McNeil, 1982) for a labelled sample with these counts."""
+
+    def proportion(p, n):
+        return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+    n = tp + fp + fn + tn
+    accuracy = (tp + tn) / n if n else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    d = 2 * tp + fp + fn
+    # F1 = 2tp / (2tp + fp + fn) is scale-free, so its delta-method variance is sum (dF1/dcount)^2 * count.
+    f1_var = ((2 * (fp + fn) / d**2) ** 2 * tp + (2 * tp / d**2) ** 2 * (fp + fn)) if d else 0.0
+    positives, negatives = tp + fn, tn + fp
+    if positives and negatives:
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        auc_var = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
+            positives * negatives
+        )
+    else:
+        auc_var = 0.0
+    return {
+        "accuracy": proportion(accuracy, n),
+        "precision": proportion(precision, tp + fp),
+        "recall": proportion(recall, tp + fn),
+        "f1": math.sqrt(max(f1_var, 0.0)),
+        "auc": math.sqrt(max(auc_var, 0.0)),
+    }

@@ -6,6 +6,11 @@ range or allowed values, missing values where not nullable and missing columns a
 one the model's baseline implies: its columns are required, its numeric columns hold numbers.
 Reads the batch in chunks, so memory stays flat however many rows arrive.
 
+With --records-dir it also writes what the batch transform scores: the checked rows, no header, the record
+id first (the --id-column's value, or the row number in the batch: 1, 2, ... header excluded), then the
+model's columns in training order (the baseline's). Scoring this copy, not the input object, means the rows
+scored are exactly the rows checked. It is removed again when the batch fails validation.
+
     python pipelines/steps/validate.py --input batch.csv --contract contract.json --output out/validation
 """
 
@@ -37,6 +42,8 @@ def parse_args(argv=None):
         help="the model's baseline statistics.json: the contract it implies when --contract names none",
     )
     p.add_argument("--output", default="/opt/ml/processing/output")
+    p.add_argument("--records-dir", default="", help="where to write the checked rows with their record ids")
+    p.add_argument("--id-column", default="", help="the batch's record id column (default: number the rows)")
     p.add_argument("--missing-values", default="?")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     p.add_argument("--failure-file", default="/opt/ml/output/message")
@@ -50,7 +57,66 @@ def load_rules(args) -> tuple[dict, str]:
     return columns_to_check(implied_contract(statistics), with_target=False), "the contract the baseline implies"
 
 
-def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int) -> ContractCheck:
+class RecordWriter:
+    """Writes each checked chunk as `record_id,<model columns>` lines and checks the record ids are usable."""
+
+    def __init__(self, path: Path, columns: list, id_column: str):
+        self.path, self.columns, self.id_column = path, columns, id_column
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "w")  # noqa: SIM115 (closed by close(), chunks arrive one at a time)
+        self.seen: set = set()
+        self.problems: list = []
+        self.rows = 0
+
+    def add(self, chunk) -> None:
+        first = self.rows + 1
+        self.rows += len(chunk)
+        if not self.id_column:
+            ids = [str(r) for r in range(first, first + len(chunk))]
+        elif self.id_column not in chunk.columns:
+            return  # reported once by problems()
+        else:
+            column = chunk[self.id_column]
+            ids = column.astype(str).str.strip().tolist()
+            # A missing id is the contract's to report (the id column is required and not nullable).
+            for offset, (value, missing) in enumerate(zip(ids, column.isna().tolist())):
+                if not missing and value in self.seen:
+                    self._problem(f"record id {value!r} in column '{self.id_column}' repeats in row {first + offset}")
+                self.seen.add(value)
+        present = [c for c in self.columns if c in chunk.columns]
+        if len(present) < len(self.columns):
+            return  # a missing model column is a contract violation; nothing is scored
+        block = chunk[self.columns].copy()
+        block.insert(0, "__record_id__", ids)
+        block.to_csv(self.handle, header=False, index=False, na_rep="")
+
+    def _problem(self, text: str) -> None:
+        if len(self.problems) < 3:
+            self.problems.append(text)
+        elif len(self.problems) == 3:
+            self.problems.append("...")
+
+    def violations(self) -> list:
+        found = self.problems
+        return (
+            [
+                {
+                    "feature_name": self.id_column or "*",
+                    "constraint_check_type": "record_id_check",
+                    "description": "; ".join(found),
+                }
+            ]
+            if found
+            else []
+        )
+
+    def close(self, keep: bool) -> None:
+        self.handle.close()
+        if not keep:
+            self.path.unlink()
+
+
+def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int, records=None) -> ContractCheck:
     """The contract check of a CSV batch, read in chunks; an unreadable file is one violation, not an error."""
     import pandas as pd
 
@@ -71,6 +137,8 @@ def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int) -> Con
             if i == 0:
                 check.header(chunk.columns)
             check.add(chunk)
+            if records is not None:
+                records.add(chunk)
     except pd.errors.EmptyDataError:
         check.unreadable = f"{path.name} is empty"
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -82,12 +150,23 @@ def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int) -> Con
 def run(args) -> dict:
     path = find_csv(args.input)
     rules, which = load_rules(args)
-    check = check_batch(path, rules, split_list(args.missing_values), args.chunk_rows)
+    records = None
+    if args.records_dir:
+        features = [f["name"] for f in load_json(args.baseline_statistics, "statistics.json")["features"]]
+        if args.id_column:
+            rules = {**rules, args.id_column: {"type": "category", "required": True, "nullable": False}}
+        records = RecordWriter(Path(args.records_dir) / "records.csv", features, args.id_column)
+    check = check_batch(path, rules, split_list(args.missing_values), args.chunk_rows, records)
     violations = check.violations()
+    if records is not None:
+        violations += records.violations()
+        records.close(keep=not violations and not check.unreadable)
     if check.unreadable:
         unreadable = {"feature_name": "*", "constraint_check_type": "data_type_check", "description": check.unreadable}
         violations.insert(0, unreadable)
         message = check.unreadable
+    elif violations and not check.violations():
+        message = f"{path.name}: {violations[0]['description']}"
     elif violations:
         message = check.message(path.name)
     else:

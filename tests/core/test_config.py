@@ -96,7 +96,10 @@ MALFORMED = [
         _set("model_package_group", "models_v1"),
         "model_package_group: 'models_v1' is not a model package group name (letters, digits, -; at most 63)",
     ),
-    (_set("pipelines.hpo", "mlops-demo-train"), "pipelines: train, hpo and inference must have three different names"),
+    (
+        _set("pipelines.hpo", "mlops-demo-train"),
+        "pipelines: train, hpo, inference and quality must have different names",
+    ),
     (
         _set("schedule", "cron(0 6 * * *)"),
         "schedule: 'cron(0 6 * * *)' has 5 fields; EventBridge cron needs 6 "

@@ -64,6 +64,7 @@ def test_each_pipeline_has_its_parameters_with_environment_defaults(dev_specs, d
         },
     }
     expected["hpo"] = expected["train"]
+    expected["quality"] = {"LabelsUri", "PredictionsBucket", "QualitySignificance", "ProcessingInstanceType"}
     assert set(dev_specs) == set(PIPELINES)
     for which, spec in dev_specs.items():
         assert spec.name == env.pipelines[which]
@@ -343,7 +344,7 @@ def test_dry_run_prints_every_definition_without_aws(cli, tmp_path):
     result = cli("run-pipeline", "--env", "dev", "--pipeline", "all", "--dry-run", env=env)
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
-    assert set(printed) == {"train", "hpo", "inference"}
+    assert set(printed) == {"train", "hpo", "inference", "quality"}
     assert printed["train"]["definition"]["Steps"][0]["Name"] == "Preprocess"
     assert printed["inference"]["lambda_functions"][0]["name"] == "mlops-demo-latest-approved-model"
     assert not (tmp_path / "none").exists(), "a dry run must not start the sandbox"

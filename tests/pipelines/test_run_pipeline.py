@@ -114,6 +114,7 @@ def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(
         ("mlops-demo-train", "create"),
         ("mlops-demo-train-hpo", "create"),
         ("mlops-demo-inference", "create"),
+        ("mlops-demo-model-quality", "create"),
     ]
 
     sm = chained.client("sagemaker")
@@ -127,8 +128,8 @@ def test_jenkins_creates_then_a_rerun_is_one_read_per_pipeline_and_no_write(
 
     counter = CallCounter().attach(chained.workload())
     again = upsert(prod, prod_specs, chained)
-    assert [p.action for p in again.plans] == ["unchanged"] * 3, [p.changes for p in again.plans]
-    assert counter.calls == [("sagemaker", "DescribePipeline")] * 3
+    assert [p.action for p in again.plans] == ["unchanged"] * 4, [p.changes for p in again.plans]
+    assert counter.calls == [("sagemaker", "DescribePipeline")] * 4
 
 
 def test_untrusted_jenkins_is_refused_in_one_line_and_nothing_is_written(bootstrapped, jenkins, cli):

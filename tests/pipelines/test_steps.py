@@ -321,6 +321,39 @@ def test_inference_handler_scores_with_and_without_header(steps, trained, sample
         handler.input_fn(body, "application/json")
 
 
+def test_predictions_carry_the_record_id_the_validation_step_wrote(
+    steps, trained, sample_data, preprocessed, monkeypatch, tmp_path
+):
+    """The configured id column is passed through; without one the row number (header excluded) is the id."""
+    handler = steps.inference
+    monkeypatch.setenv("MODEL_VERSION", "7")
+    model = handler.model_fn(str(trained[0]))
+    plain = handler.output_fn(
+        handler.predict_fn(handler.input_fn((sample_data / "breast-cancer-batch.csv").read_bytes(), "text/csv"), model),
+        "text/csv",
+    ).splitlines()
+
+    lines = (sample_data / "breast-cancer-batch.csv").read_text().splitlines()
+    # The id column anywhere in the batch, here last, with ids that look like numbers but are text.
+    with_ids = [lines[0] + ",patient"] + [f"{line},00{n}" for n, line in enumerate(lines[1:], start=1)]
+    (tmp_path / "batch.csv").write_text("\n".join(with_ids) + "\n")
+    monkeypatch.setenv("RECORD_IDS", "first-column")
+    model = handler.model_fn(str(trained[0]))
+    for id_column, expected_ids in (
+        ("patient", [f"00{n}" for n in range(1, 115)]),
+        ("", [str(n) for n in range(1, 115)]),
+    ):
+        out = tmp_path / f"v-{id_column or 'rows'}"
+        argv = ["--input", str(tmp_path / "batch.csv"), "--baseline-statistics", str(preprocessed / "baseline")]
+        argv += ["--output", str(out), "--records-dir", str(out / "records")]
+        assert steps.validate.main([*argv, *(["--id-column", id_column] if id_column else [])]) == 0
+        records = (out / "records" / "records.csv").read_bytes()
+        scored = handler.output_fn(handler.predict_fn(handler.input_fn(records, "text/csv"), model), "text/csv")
+        rows = [line.split(",", 1) for line in scored.splitlines()]
+        assert [r[0] for r in rows] == expected_ids
+        assert [r[1] for r in rows] == plain  # same scores as the raw batch, in the same order
+
+
 MALFORMED = [
     ("empty file", b"", [], "part {dir}/data.csv is empty (no header row)"),
     ("header only", b"a,b,diagnosis\n", [], "input data.csv has a header but no data rows"),

@@ -219,6 +219,117 @@ def test_a_malformed_batch_fails_data_validation_naming_column_value_and_row_and
     assert "DataDriftCheck" not in steps and "DataDriftDetected" not in steps and "BatchTransform" not in steps
 
 
+def _put_labels(story, key, rows):
+    body = "id,label\n" + "".join(f"{i},{label}\n" for i, label in rows)
+    story.sessions.client("s3").put_object(
+        Bucket=story.env.buckets.artifacts,
+        Key=key,
+        Body=body.encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=story.env.kms_key_alias,
+    )
+    return f"s3://{story.env.buckets.artifacts}/{key}"
+
+
+def test_model_quality_against_ground_truth_passes_then_a_drop_fails_and_starts_hpo(story):
+    """Version 1 (approved above) scores the clean batch, each prediction with its record id; labels for that
+    batch pass; labels the model gets badly wrong fail ModelQualityBelowThreshold and the rule on that step
+    starts the train-with-HPO pipeline; labels that cannot be joined write no verdict and start nothing."""
+    import io
+
+    import pandas as pd
+
+    from pipelines.datasets import builtin_csv
+    from pipelines.definitions import build_pipelines
+
+    scored = story.start("inference")
+    status, steps = story.wait(scored)
+    assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    execution = scored.rsplit("/", 1)[-1]
+    s3 = story.sessions.client("s3")
+    listed = s3.list_objects_v2(Bucket=story.env.buckets.artifacts, Prefix=f"{story.env.name}/predictions/")
+    [key] = [o["Key"] for o in listed["Contents"] if f"/{execution}/" in o["Key"]]
+    lines = s3.get_object(Bucket=story.env.buckets.artifacts, Key=key)["Body"].read().decode().splitlines()
+    assert len(lines) == 114 and [line.split(",")[0] for line in lines[:3]] == ["1", "2", "3"]
+
+    quality = build_pipelines(story.env, ("quality", "hpo"))
+    for spec in quality.values():
+        upsert(story.sessions, story.env, spec)
+    hpo_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{quality['hpo'].name}"
+    quality_arn = f"arn:aws:sagemaker:us-east-1:{DEV}:pipeline/{quality['quality'].name}"
+    events = story.sessions.client("events")
+    # The shape of mlops-infra's rule: the quality pipeline's ModelQualityBelowThreshold step failed.
+    events.put_rule(
+        Name="hpo-on-quality-drop",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Building Pipeline Execution Step Status Change"],
+                "detail": {
+                    "pipelineArn": [quality_arn],
+                    "stepName": ["ModelQualityBelowThreshold"],
+                    "currentStepStatus": ["Failed"],
+                },
+            }
+        ),
+    )
+    events.put_targets(
+        Rule="hpo-on-quality-drop", Targets=[{"Id": "hpo", "Arn": hpo_arn, "RoleArn": story.env.role_arn("events")}]
+    )
+
+    def hpo_runs():
+        listed = story.sm.list_pipeline_executions(PipelineName=quality["hpo"].name)["PipelineExecutionSummaries"]
+        return {s["PipelineExecutionArn"] for s in listed}
+
+    def run_quality(uri):
+        arn = story.sm.start_pipeline_execution(
+            PipelineName=quality["quality"].name,
+            PipelineParameters=[{"Name": "LabelsUri", "Value": uri}],
+        )["PipelineExecutionArn"]
+        return story.wait(arn)
+
+    truth = pd.read_csv(io.BytesIO(builtin_csv("breast-cancer-part2")))["diagnosis"].tolist()
+    prefix = f"{story.env.name}/ground-truth/{execution}"
+    before = hpo_runs()
+    status, steps = run_quality(_put_labels(story, f"{prefix}/labels.csv", enumerate(truth, start=1)))
+    assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    assert "ModelQualityBelowThreshold" not in steps
+
+    # The world changed: the model is wrong on half of the next labels.
+    wrong = [(i, 1 - t if i % 2 else t) for i, t in enumerate(truth, start=1)]
+    status, steps = run_quality(_put_labels(story, f"{prefix}/later.csv", wrong))
+    assert status == "Failed"
+    reason = steps["ModelQualityBelowThreshold"]["FailureReason"]
+    assert reason.startswith("ModelQualityBelowThreshold: ") and f"on batch {execution} (114 labelled" in reason
+    assert "model version 1" in reason and reason.endswith("/model-quality/constraint_violations.json")
+    deadline, started = time.monotonic() + 10, set()
+    while not started and time.monotonic() < deadline:
+        started = hpo_runs() - before
+        time.sleep(0.2)
+    assert len(started) == 1, "the quality rule did not start the train-with-HPO pipeline"
+    for arn in started:
+        story.sm.stop_pipeline_execution(PipelineExecutionArn=arn)
+
+    # Bad input: one line naming the file and the problem, no verdict, no HPO.
+    before = hpo_runs()
+    for key, rows, problem in (
+        (f"{prefix}/unknown.csv", [(1, 0), (999, 1)], "labels unknown.csv: 1 id(s) are not among the 114 record(s)"),
+        (f"{prefix}/twice.csv", [(1, 0), (1, 1)], "labels twice.csv: id '1' is labelled more than once (rows 1, 2)"),
+        (f"{prefix}/range.csv", [(1, 0), (2, 7)], "labels range.csv: label '7' of id '2' (row 2) is not 0 or 1"),
+        (
+            f"{story.env.name}/ground-truth/never-scored/labels.csv",
+            [(1, 0)],
+            "labels labels.csv: batch never-scored was never scored",
+        ),
+    ):
+        status, steps = run_quality(_put_labels(story, key, rows))
+        assert status == "Failed" and "ModelQualityBelowThreshold" not in steps
+        # The processing job's failure reason carries the step's one line.
+        assert f"error: {problem}" in steps["ModelQuality"]["FailureReason"], steps["ModelQuality"]["FailureReason"]
+    time.sleep(1)
+    assert hpo_runs() == before
+
+
 def test_hpo_pipeline_tunes_then_registers_a_version_marked_for_the_review_board(story):
     """The tuning step runs as the execution role too: a pipeline's tuning job name carries neither the
     project nor the pipelines- prefix (32 characters at most), so the role must be allowed to create it
