@@ -1067,12 +1067,12 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
 # ---- model quality against ground truth ----------------------------------------------------------
 
 
-def ground_truth_prefix(env) -> str:
+def ground_truth_prefix(env: Environment) -> str:
     """Where labels for a scored batch land: <env>/ground-truth/<inference execution id>/<file>.csv."""
     return f"{env.name}/ground-truth/"
 
 
-def _quality_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
+def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> PipelineSpec:
     from sagemaker.processing import ProcessingOutput
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionEquals
