@@ -135,3 +135,24 @@ def test_run_pipeline_retry_finishes_a_failed_execution_from_its_failed_step(acc
     again = run_cli("run-pipeline", "retry", "--env", "dev", arn)
     assert again.returncode == 1
     assert again.stderr.strip().splitlines()[-1].endswith(f"{arn} is Succeeded: only a Failed execution can be retried")
+
+
+def test_the_pipelines_parallelism_configuration_bounds_the_steps_running_at_once(account):
+    """ParallelismConfiguration given at CreatePipeline applies to every execution that does not override
+    it (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ParallelismConfiguration.html)."""
+    script = "import sys, time\ntime.sleep(float(sys.argv[1]))\n"
+    code = account.put_script("nap.py", script).rsplit("/", 1)[0] + "/"
+    steps = [processing_step(name, code, "nap.py", arguments=["1.0"]) for name in ("A", "B")]
+    body = json.dumps({"Version": "2020-12-01", "Metadata": {}, "Parameters": [], "Steps": steps})
+    sm = account.client("sagemaker")
+    sm.create_pipeline(
+        PipelineName="one-at-a-time",
+        PipelineDefinition=body,
+        RoleArn=steps[0]["Arguments"]["RoleArn"],
+        ParallelismConfiguration={"MaxParallelExecutionSteps": 1},
+    )
+    arn = sm.start_pipeline_execution(PipelineName="one-at-a-time")["PipelineExecutionArn"]
+    assert account.wait(arn)["PipelineExecutionStatus"] == "Succeeded"
+    a, b = (account.steps(arn)[n] for n in ("A", "B"))
+    first, second = sorted((a, b), key=lambda s: s["StartTime"])
+    assert second["StartTime"] >= first["EndTime"], "two steps ran at once under MaxParallelExecutionSteps=1"
