@@ -1,5 +1,6 @@
 # What runs in a workload account besides the pipelines: the inference schedule, retraining when
-# inference fails, failure and approval notifications, and the encrypted topic they go to.
+# inference fails, train-with-HPO when model quality drops on labelled data, failure and approval
+# notifications, and the encrypted topic they go to.
 
 locals {
   prefix = "${var.project}-${var.environment}"
@@ -16,6 +17,8 @@ module "notifications" {
     module.retraining.rule_arn,
     module.train_failed.rule_arn,
     module.approval_pending.rule_arn,
+    module.quality_retraining.rule_arns[0],
+    module.quality_retraining.rule_arns[1],
   ]
 }
 
@@ -36,6 +39,16 @@ module "retraining" {
   train_pipeline_arn     = var.train_pipeline_arn
   events_role_arn        = var.events_role_arn
   topic_arn              = module.notifications.topic_arn
+}
+
+module "quality_retraining" {
+  source = "./modules/quality_retraining"
+
+  name_prefix          = local.prefix
+  quality_pipeline_arn = var.quality_pipeline_arn
+  hpo_pipeline_arn     = var.hpo_pipeline_arn
+  events_role_arn      = var.events_role_arn
+  topic_arn            = module.notifications.topic_arn
 }
 
 module "train_failed" {

@@ -51,6 +51,16 @@ variable "train_pipeline_arn" {
   type        = string
 }
 
+variable "quality_pipeline_arn" {
+  description = "The model-quality pipeline (labels joined with predictions, compared with the version's baseline)."
+  type        = string
+}
+
+variable "hpo_pipeline_arn" {
+  description = "The train-with-HPO pipeline started when model quality drops."
+  type        = string
+}
+
 variable "events_role_arn" {
   description = "Role EventBridge assumes to start the pipelines (created by bootstrap-account)."
   type        = string

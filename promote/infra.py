@@ -43,6 +43,8 @@ def terraform_vars(env: Environment) -> dict:
         "model_package_group_name": env.model_package_group,
         "inference_pipeline_arn": env.pipeline_arn("inference"),
         "train_pipeline_arn": env.pipeline_arn("train"),
+        "quality_pipeline_arn": env.pipeline_arn("quality"),
+        "hpo_pipeline_arn": env.pipeline_arn("hpo"),
         "events_role_arn": env.role_arn("events"),
         "schedule_expression": env.schedule,
         "notification_emails": list(env.notification_emails),

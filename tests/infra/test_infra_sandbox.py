@@ -22,8 +22,8 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
 ):
     result = cli("promote", "infra", "--env", "prod", "--apply")
     assert result.returncode == 0, result.stderr
-    assert "Plan: 14 to add, 0 to change, 0 to destroy." in result.stdout
-    assert "Apply complete! Resources: 14 added" in result.stdout
+    assert "Plan: 19 to add, 0 to change, 0 to destroy." in result.stdout
+    assert "Apply complete! Resources: 19 added" in result.stdout
     workdir = terraform_workdir / "prod"
     assert "aws_cloudwatch_event_rule" in (workdir / "plan.txt").read_text()
     assert (workdir / "plan.tfplan").stat().st_size > 0
@@ -49,6 +49,23 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
     assert by_id["start-train-pipeline"]["RoleArn"] == prod_env.role_arn("events")
     topic_arn = by_id["notify-retraining"]["Arn"]
     assert "retraining has been started" in by_id["notify-retraining"]["InputTransformer"]["InputTemplate"]
+
+    # Model quality below the baseline on labelled data starts train-with-HPO; other quality failures only tell.
+    dropped = rules["mlops-demo-prod-hpo-on-quality-drop"]
+    assert json.loads(dropped["EventPattern"])["detail"] == {
+        "pipelineArn": [prod_env.pipeline_arn("quality")],
+        "currentStepStatus": ["Failed"],
+        "stepName": ["ModelQualityBelowThreshold"],
+    }
+    by_id = {t["Id"]: t for t in targets[dropped["Name"]]}
+    assert by_id["start-hpo-pipeline"]["Arn"] == prod_env.pipeline_arn("hpo")
+    assert by_id["start-hpo-pipeline"]["RoleArn"] == prod_env.role_arn("events")
+    assert (
+        "train-with-HPO pipeline has been started" in by_id["notify-quality-drop"]["InputTransformer"]["InputTemplate"]
+    )
+    other = rules["mlops-demo-prod-quality-run-failed"]
+    assert json.loads(other["EventPattern"])["detail"]["stepName"] == [{"anything-but": ["ModelQualityBelowThreshold"]}]
+    assert [t["Id"] for t in targets[other["Name"]]] == ["notify-quality-run-failure"]
 
     approval = rules["mlops-demo-prod-model-pending-approval"]
     assert json.loads(approval["EventPattern"])["detail"] == {
@@ -80,6 +97,8 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
             "mlops-demo-prod-retrain-on-inference-failure",
             "mlops-demo-prod-train-failed",
             "mlops-demo-prod-model-pending-approval",
+            "mlops-demo-prod-hpo-on-quality-drop",
+            "mlops-demo-prod-quality-run-failed",
         )
     }
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
