@@ -27,7 +27,7 @@ from sandbox.home import HomeSecretsError, home_secrets, open_private, private_d
 from sandbox.protocol import LOGIN_ROLE, LOGIN_ROLE_PATH, TOKEN_HEADER, error_from
 from sandbox.terraform import terraform_overrides
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a start replays the journal written since the last snapshot
 
 
 def home() -> Path:
@@ -204,15 +204,16 @@ def call(name: str, body: dict | None = None) -> dict:
     return _request(status["endpoint"], name, body)
 
 
-STATE_FILES = ("state.pkl", "secrets.json")
+STATE_FILES = ("state.snap", "state.pkl", "journal-*.log", "secrets.json")
 
 
 def forget_snapshot() -> None:
-    """Remove the saved state and the home's secrets (a damaged one included): the next `up` starts
-    empty, with new admin keys and a new control token."""
+    """Remove the saved state, its journal and the home's secrets (a damaged one included): the
+    next `up` starts empty, with new admin keys and a new control token."""
     directory = home()
-    for name in STATE_FILES:
-        (directory / name).unlink(missing_ok=True)
+    for pattern in STATE_FILES:
+        for path in directory.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def admin_credentials(account_id: str) -> dict:

@@ -10,7 +10,9 @@ import shutil
 import threading
 from typing import Any
 
+from sandbox import journal
 from sandbox.engine import executor, expressions, preload, retries, runtime
+from sandbox.journal import durable
 from sandbox.patching import Patch, Route
 from sandbox.protocol import InvalidInput, NotFound
 
@@ -31,6 +33,12 @@ def _validation(message: str):
 
 
 def _interrupted(record) -> None:
+    # replay rebuilds the state as it was; what the restart cut short is marked after it (mark_interrupted)
+    if not journal.replaying():
+        _mark_interrupted(record)
+
+
+def _mark_interrupted(record) -> None:
     # a snapshot restores executions whose worker threads died with the previous server process
     if record.pipeline_execution_status in ("Executing", "Stopping") and record.arn not in _started_here:
         record.pipeline_execution_status = "Failed"
@@ -41,10 +49,22 @@ def _interrupted(record) -> None:
                 step["FailureReason"] = "the sandbox server stopped while this step ran"
 
 
+@durable("engine.interrupted")
+def mark_interrupted() -> None:
+    """After a restart nothing runs: every execution left Executing or Stopping failed with it."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    for account_backends in list(sagemaker_backends.values()):
+        for backend in list(account_backends.values()):
+            for pipeline in list(getattr(backend, "pipelines", {}).values()):
+                for record in list(pipeline.pipeline_executions.values()):
+                    with executor.LOCK:
+                        _mark_interrupted(record)
+
+
 def patch_pipeline_executions() -> None:
-    import moto.sagemaker.models as models
-    import moto.sagemaker.utils as utils
     from moto.core.responses import ActionResult
+    from moto.sagemaker import models, utils
     from moto.sagemaker.responses import SageMakerResponse
 
     by_name = utils.get_pipeline_from_name
@@ -98,6 +118,9 @@ def patch_pipeline_executions() -> None:
         return result
 
     def _launch(record):
+        if journal.replaying():  # the start is replayed (its events included), not the run
+            executor.ExecutionRun(executor.ENGINE, record, **record.sandbox_run_args).started()
+            return
         if preload.enabled():  # warm the step-script zygote while the first steps set up, not on demand
             threading.Thread(target=runtime.zygote, name="sandbox-preload", daemon=True).start()
         _started_here.add(record.arn)

@@ -62,8 +62,15 @@ class ServerFault(ControlError):
     status = 500
 
 
+class Unavailable(ControlError):
+    """The server is starting (replaying its journal) or stopping: the request was not run."""
+
+    code = "Unavailable"
+    status = 503
+
+
 ERRORS: dict[str, type[InvalidInput] | type[ControlError]] = {
-    cls.code: cls for cls in (InvalidInput, Forbidden, NotFound, ServerFault)
+    cls.code: cls for cls in (InvalidInput, Forbidden, NotFound, ServerFault, Unavailable)
 }
 RouteError = (InvalidInput, ControlError)
 

@@ -1,14 +1,18 @@
-"""The sandbox server process: moto on 127.0.0.1 with the sandbox patches, seeded accounts and snapshots.
+"""The sandbox server process: moto on 127.0.0.1 with the sandbox patches, seeded accounts and durable state.
 
-Started detached by `sandbox up` (sandbox.client). It binds a free loopback port, writes
-`server.json` in the sandbox home, and serves until `POST /_sandbox/shutdown` or SIGTERM, both of
-which snapshot the state so the next `sandbox up` resumes it.
+Started detached by `sandbox up` (sandbox.client). It binds a free loopback port, replays its journal
+(sandbox/journal.py: every acknowledged write survives SIGKILL), writes `server.json` in the sandbox
+home, and serves until `POST /_sandbox/shutdown` or SIGTERM: then it stops accepting writes, lets
+those in flight finish, snapshots and exits. State a patch keeps must live in a moto BackendDict or
+in `SandboxServer.extra` (both are snapshotted) and change only while a request or a journaled
+operation runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import faulthandler
 import hmac
 import json
 import os
@@ -19,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sandbox import journal
 from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_private
-from sandbox.patches import PATCHES, apply_all, patch_routes, snapshot
-from sandbox.patches.snapshot import SnapshotError
+from sandbox.journal import OP_HEADER, JournalError
+from sandbox.patches import PATCHES, apply_all, patch_routes
 from sandbox.patching import Route, WsgiApp
 from sandbox.protocol import (
     LOGIN_ROLE,
@@ -32,8 +37,10 @@ from sandbox.protocol import (
     NotFound,
     RouteError,
     ServerFault,
+    Unavailable,
     error_body,
 )
+from sandbox.statefile import SnapshotError
 
 ADMIN_USER = "sandbox-admin"
 # The sandbox's stand-in for each account's root: an admin inside the emulator, never a real identity.
@@ -86,6 +93,12 @@ class SandboxServer:
         self.admins: dict[str, dict] = {}  # account id -> its admin's keys (random per sandbox home)
 
         self.secrets = home_secrets(home)
+        self.journal = None
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self._stopping = threading.Lock()
+        self.in_flight = 0
+        self.in_flight_lock = threading.Lock()
 
     # -- state ----------------------------------------------------------------------------------
     def seed_account(self, account_id: str, label: str) -> None:
@@ -130,25 +143,14 @@ class SandboxServer:
             for account_id, label in list(self.accounts.items()):
                 self.seed_account(account_id, label)
 
-    def snapshot_path(self) -> Path:
-        return self.home / "state.pkl"
+    def saved_state(self) -> dict:
+        """The sandbox's own state that snapshots keep beside moto's backends."""
+        return {"accounts": self.accounts, "admins": self.admins, "extra": self.extra}
 
-    def save(self) -> None:
-        with self.lock:
-            skipped = snapshot.dump(
-                self.snapshot_path(),
-                {"accounts": self.accounts, "admins": self.admins, "extra": self.extra},
-                self.secrets["state_key"],
-            )
-        for line in skipped:
-            print(f"snapshot: skipped {line}", file=sys.stderr)
-
-    def load(self) -> None:
-        if self.snapshot_path().exists():
-            saved = snapshot.restore(self.snapshot_path(), self.secrets["state_key"])
-            self.accounts.update(saved.get("accounts", {}))
-            self.admins.update(saved.get("admins", {}))
-            self.extra.update(saved.get("extra", {}))
+    def restore_state(self, saved: dict) -> None:
+        self.accounts.update(saved.get("accounts", {}))
+        self.admins.update(saved.get("admins", {}))
+        self.extra.update(saved.get("extra", {}))
 
     def status(self) -> dict:
         return {
@@ -171,14 +173,8 @@ class SandboxServer:
                 moto_app = patch.wrap(moto_app)
         routes = {**SERVER_ROUTES, **patch_routes()}
 
-        def app(environ, start_response):
+        def dispatch(environ, start_response):
             path = environ.get("PATH_INFO", "")
-            control = path.startswith(("/_sandbox/", "/moto-api")) or _host(environ) == "moto_api"
-            if control and not self.authorized(environ):
-                # moto's /moto-api/data.json lists every access key and session token; its reset and
-                # ours wipe every account: only the owner of this sandbox home may call them
-                refused = Forbidden(f"{path} needs the control token of the sandbox home ({TOKEN_HEADER} header)")
-                return _respond(start_response, refused.status, error_body(refused))
             if not path.startswith("/_sandbox/"):
                 return moto_app(environ, start_response)
             name = path[len("/_sandbox/") :].strip("/")
@@ -197,6 +193,27 @@ class SandboxServer:
                 status, payload = fault.status, error_body(fault)
             return _respond(start_response, status, payload)
 
+        durable = self.journal.wsgi(dispatch)  # every write journaled before its reply
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            control = path.startswith(("/_sandbox/", "/moto-api")) or _host(environ) == "moto_api"
+            if control and not self.authorized(environ):
+                # moto's /moto-api/data.json lists every access key and session token; its reset and
+                # ours wipe every account: only the owner of this sandbox home may call them
+                refused = Forbidden(f"{path} needs the control token of the sandbox home ({TOKEN_HEADER} header)")
+                return _respond(start_response, refused.status, error_body(refused))
+            if not self.ready.is_set() and not environ.get("HTTP_" + OP_HEADER.upper().replace("-", "_")):
+                starting = Unavailable("the sandbox is starting (replaying its journal)")
+                return _respond(start_response, starting.status, error_body(starting))
+            with self.in_flight_lock:
+                self.in_flight += 1
+            try:
+                return durable(environ, start_response)
+            finally:
+                with self.in_flight_lock:
+                    self.in_flight -= 1
+
         return app
 
     def authorized(self, environ: dict) -> bool:
@@ -204,27 +221,53 @@ class SandboxServer:
         return hmac.compare_digest(given.encode(), self.secrets["control_token"].encode())
 
     def serve(self) -> None:
+        """Listen, replay the journal (serving only the requests the server makes to itself
+        meanwhile), then serve until SIGTERM or /_sandbox/shutdown."""
         from werkzeug.serving import make_server
 
-        apply_all()
-        self.load()
+        apply_all()  # journal.PATCH among them: operations draw randomness and time from their records
+        self.journal = journal.Journal(self)
+        journal.ACTIVE = self.journal
         for patch in PATCHES:
             if patch.start is not None:
                 patch.start(self)
         self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True)
         self.port = self.httpd.server_port
+        threading.Thread(target=self.httpd.serve_forever, name="sandbox-http", daemon=True).start()
+        terminate = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: terminate.set())  # handled below, in the main thread
+        try:
+            replayed = self.journal.recover()
+        except Exception:
+            self.httpd.shutdown()
+            raise
+        if replayed:
+            print(f"journal: replayed {replayed} operations", file=sys.stderr)
+        self.ready.set()
         _write_json(self.home / "server.json", self.status())
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self.stop, daemon=True).start())
-        self.httpd.serve_forever()
+        # a timed wait: the main thread must wake up for Python to run the SIGTERM handler
+        while not self.stopped.wait(0.2):
+            if terminate.is_set():
+                self.stop()
 
     def stop(self, save: bool = True) -> None:
-        if save:
-            self.save()
-        try:
-            (self.home / "server.json").unlink()
-        except FileNotFoundError:
-            pass
-        self.httpd.shutdown()
+        """Stop accepting writes, let the ones in flight finish and be journaled, snapshot (unless
+        discarding), stop listening, exit."""
+        with self._stopping:
+            if self.stopped.is_set():
+                return
+            with self.journal.lock:  # waits for the operation in flight
+                self.journal.stopping = True
+            (self.home / "server.json").unlink(missing_ok=True)
+            self.httpd.shutdown()
+            deadline = time.monotonic() + 10
+            while self.in_flight and time.monotonic() < deadline:  # replies already computed are sent
+                time.sleep(0.02)
+            if save:
+                with self.journal.lock:
+                    self.journal.compact()
+            self.journal.close()
+            self.stopped.set()
 
 
 def _host(environ) -> str:
@@ -259,12 +302,14 @@ def _accounts(server, body):
         if not (isinstance(account_id, str) and len(account_id) == 12 and account_id.isdigit()):
             raise InvalidInput(f"not a 12-digit account id: {account_id!r}", field="accounts")
         server.seed_account(account_id, label)
-    _write_json(server.home / "server.json", server.status())
+    if server.ready.is_set():  # not while replaying
+        _write_json(server.home / "server.json", server.status())
     return 200, server.status()
 
 
 def _reset(server, _body):
     server.reset()
+    server.journal.compact_requested = True  # the journal before the reset is not needed any more
     return 200, server.status()
 
 
@@ -289,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     private_dir(args.home)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack to server.log
     try:
         SandboxServer(args.home, args.port).serve()
-    except (SnapshotError, HomeSecretsError) as exc:
+    except (SnapshotError, HomeSecretsError, JournalError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # the client shows this last line of server.log
         return 1
     return 0

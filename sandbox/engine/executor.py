@@ -15,6 +15,7 @@ from typing import Any
 from sandbox import events
 from sandbox.engine import expressions, retries, runtime
 from sandbox.engine import steps as step_types
+from sandbox.journal import durable
 
 LOCK = threading.RLock()  # guards every execution record the engine and the API share
 FAILED_STEPS = "Step failure: One or multiple steps failed."
@@ -157,8 +158,7 @@ class ExecutionRun:
                     self.expr.steps[name] = props
                     if "Outcome" in props:
                         outcomes[name] = props["Outcome"]
-        with LOCK:
-            self.record.sandbox_properties = dict(self.expr.steps)
+        self._properties = dict(self.expr.steps)
         if self.stop.is_set():
             self._finish("Stopped", None)
         elif any(s in ("Failed", "Stopped") for s in state.values()):
@@ -180,9 +180,7 @@ class ExecutionRun:
             "Metadata": {},
             "AttemptCount": 1,
         }
-        with LOCK:
-            self.record.sandbox_steps.append(entry)
-        self._step_event(step, entry, "Starting")
+        self._report(append=entry, raised=[self._step_event(step, entry, "Starting")])
         policies = step.get("RetryPolicies") or []
         history: list[dict] = []
         retried: dict[int, int] = {}  # policy index -> retries made
@@ -217,10 +215,12 @@ class ExecutionRun:
         if self.stop.is_set() and status == "Succeeded" and kind not in ("Condition", "Fail"):
             status = "Stopped"
         with LOCK:
-            entry.update(StepStatus=status, EndTime=utcnow(), Metadata=metadata, SandboxAttempts=history)
+            index = next(i for i, e in enumerate(self.record.sandbox_steps) if e is entry)
+            fields = {**entry, "StepStatus": status, "EndTime": utcnow(), "Metadata": metadata}
+            fields["SandboxAttempts"] = history
             if reason:
-                entry["FailureReason"] = reason
-        self._step_event(step, entry, "Executing")
+                fields["FailureReason"] = reason
+        self._report(update=[index, fields], raised=[self._step_event(step, fields, "Executing")])
         return status, props
 
     def _attempt(self, step: dict):
@@ -287,19 +287,22 @@ class ExecutionRun:
         }
         if reason:
             detail["executionFailureReason"] = reason
-        _emit(
-            self.account,
-            self.region,
-            "SageMaker Model Building Pipeline Execution Status Change",
-            [self.pipeline_arn, self.arn],
-            detail,
+        event = {
+            "detail_type": "SageMaker Model Building Pipeline Execution Status Change",
+            "resources": [self.pipeline_arn, self.arn],
+            "detail": detail,
+        }
+        self._report(
+            properties=getattr(self, "_properties", None),
+            raised=[event],
+            finish={"status": status, "reason": reason, "at": utcnow()},
         )
-        with LOCK:
-            self.record.pipeline_execution_status = status
-            self.record.pipeline_execution_failure_reason = reason
-            self.record.last_modified_time = utcnow()
-            self.record.sandbox_end_time = utcnow()
         self.engine.finished(self)
+
+    def _report(self, **change) -> None:
+        """One change of the execution (a step started or ended, the end) and the events it raises,
+        as one journaled operation of the sandbox (replayed as is after a restart)."""
+        record_execution_change(account=self.account, region=self.region, arn=self.arn, **change)
 
     def started(self) -> None:
         detail = {
@@ -318,7 +321,7 @@ class ExecutionRun:
             detail,
         )
 
-    def _step_event(self, step: dict, entry: dict, previous: str) -> None:
+    def _step_event(self, step: dict, entry: dict, previous: str) -> dict:
         detail = {
             "stepName": entry["StepName"],
             "stepType": step["Type"],
@@ -333,13 +336,11 @@ class ExecutionRun:
             detail["stepEndTime"] = _iso(entry["EndTime"])
         if entry.get("FailureReason"):
             detail["failureReason"] = entry["FailureReason"]
-        _emit(
-            self.account,
-            self.region,
-            "SageMaker Model Building Pipeline Execution Step Status Change",
-            [self.pipeline_arn, self.arn],
-            detail,
-        )
+        return {
+            "detail_type": "SageMaker Model Building Pipeline Execution Step Status Change",
+            "resources": [self.pipeline_arn, self.arn],
+            "detail": detail,
+        }
 
 
 def _iso(value) -> str | None:
@@ -348,6 +349,40 @@ def _iso(value) -> str | None:
     if isinstance(value, (int, float)):
         value = datetime.fromtimestamp(value, UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@durable("engine.execution-change")
+def record_execution_change(
+    account: str,
+    region: str,
+    arn: str,
+    append: dict | None = None,
+    update: list | None = None,
+    properties: dict | None = None,
+    raised: list = (),
+    finish: dict | None = None,
+) -> None:
+    """Apply one change to an execution record, then put its events on the bus; the final status
+    shows last (rules react first: whoever sees "Failed" can rely on the retrain rule having fired)."""
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemaker.utils import get_pipeline_execution_from_arn
+
+    record = get_pipeline_execution_from_arn(sagemaker_backends[account][region].pipelines, arn)
+    with LOCK:
+        if append is not None:
+            record.sandbox_steps.append(append)
+        if update is not None:
+            record.sandbox_steps[update[0]].update(update[1])
+        if properties is not None:
+            record.sandbox_properties = properties
+    for event in raised:
+        _emit(account, region, event["detail_type"], event["resources"], event["detail"])
+    if finish is not None:
+        with LOCK:
+            record.pipeline_execution_status = finish["status"]
+            record.pipeline_execution_failure_reason = finish["reason"]
+            record.last_modified_time = finish["at"]
+            record.sandbox_end_time = finish["at"]
 
 
 def _emit(account, region, detail_type, resources, detail) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sandbox.engine import preload
+from sandbox.journal import durable, op_headers
 
 REGION_DEFAULT = "us-east-1"
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -93,6 +94,12 @@ def trusts(role_arn: str, service: str) -> bool:
 def role_credentials(role_arn: str, service: str, session_name: str, region: str = REGION_DEFAULT) -> dict:
     """Temporary credentials of `role_arn` as `service` (sagemaker/lambda/events.amazonaws.com)
     would obtain them: only if the role's trust policy allows that service."""
+    # minting them changes STS state: a journaled operation, so requests signed with them replay
+    return _mint_role_credentials(role_arn=role_arn, service=service, session_name=session_name, region=region)
+
+
+@durable("engine.role-credentials")
+def _mint_role_credentials(role_arn: str, service: str, session_name: str, region: str) -> dict:
     from moto.sts.models import AssumedRole, sts_backends
 
     if not trusts(role_arn, service):
@@ -127,7 +134,7 @@ def client(service: str, creds: dict, region: str = REGION_DEFAULT) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    made = boto3.client(
         service,
         endpoint_url=endpoint(),
         region_name=region,
@@ -136,6 +143,14 @@ def client(service: str, creds: dict, region: str = REGION_DEFAULT) -> Any:
         aws_session_token=creds["AWS_SESSION_TOKEN"],
         config=Config(retries={"max_attempts": 1}, read_timeout=300),
     )
+    # a call made during a journaled operation (an EventBridge delivery starting a pipeline) runs
+    # as part of it, not behind it
+    made.meta.events.register("before-send", _mark_operation)
+    return made
+
+
+def _mark_operation(request, **_):
+    request.headers.update(op_headers())
 
 
 def process_env(creds: dict, region: str) -> dict:

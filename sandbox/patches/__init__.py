@@ -8,7 +8,7 @@ them in the order they apply; the server (sandbox/server.py) reads everything fr
 
 from __future__ import annotations
 
-from sandbox import clock, events, executions
+from sandbox import clock, events, executions, journal
 from sandbox.patches import (
     cloudtrail,
     enforcement,
@@ -22,6 +22,7 @@ from sandbox.patches import (
 from sandbox.patching import Patch, Route
 
 PATCHES: tuple[Patch, ...] = (
+    journal.PATCH,
     snapshot.PATCH,
     enforcement.PATCH,
     source_identity.PATCH,

@@ -107,7 +107,8 @@ def test_home_is_private_whatever_the_umask_or_existing_mode(own_home):
     run_cli("sandbox", "down")  # writes the state
     assert stat.S_IMODE(own_home.stat().st_mode) == 0o700
     files = [p for p in own_home.iterdir() if p.is_file()]
-    assert {p.name for p in files} >= {"secrets.json", "state.pkl", "server.log"}
+    assert {p.name for p in files} >= {"secrets.json", "state.snap", "server.log"}
+    assert any(p.name.startswith("journal-") for p in files)
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
@@ -120,15 +121,17 @@ class _Planted:
         return (open, (str(self.marker), "w"))
 
 
-def test_a_planted_state_file_is_refused_in_one_line_and_never_loaded(own_home):
+@pytest.mark.parametrize("name", ["state.snap", "state.pkl"])
+def test_a_planted_state_file_is_refused_in_one_line_and_never_loaded(own_home, name):
     _up(own_home)
     run_cli("sandbox", "down")
     marker = own_home / "code-ran"
-    (own_home / "state.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    (own_home / "state.snap").unlink()
+    (own_home / name).write_bytes(pickle.dumps(_Planted(marker)))
     result = run_cli("sandbox", "up")
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert "state.pkl" in line and "sandbox down --discard" in line
+    assert name in line and "sandbox down --discard" in line
     assert not marker.exists(), "the planted pickle ran"
     assert run_cli("sandbox", "down", "--discard").returncode == 0
     assert run_cli("sandbox", "up").returncode == 0  # recovered, empty
