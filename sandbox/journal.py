@@ -23,6 +23,7 @@ include; anything else is rebuilt only by replay.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import io
@@ -35,13 +36,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from sandbox import statefile as snapshot
 from sandbox.home import fsync_dir, open_private, write_private
-from sandbox.patching import Patch
+from sandbox.patching import Patch, WsgiApp
 from sandbox.protocol import Unavailable, error_body
 
 SNAPSHOT = "state.snap"
@@ -113,9 +116,7 @@ def install_determinism() -> None:
 
     os.urandom = urandom
     for rng in (mock_random, random._inst):
-        plain_random, plain_bits = rng.random, rng.getrandbits
-        rng.random = lambda plain=plain_random: _op().rng.random() if _op() is not None else plain()
-        rng.getrandbits = lambda k, plain=plain_bits: _op().rng.getrandbits(k) if _op() is not None else plain(k)
+        _route_through_operations(rng)
     random.random = random._inst.random
 
     def clock_time() -> float:
@@ -135,24 +136,40 @@ def install_determinism() -> None:
     base_backend.uuid4 = lambda: uuid.UUID(bytes=_real_urandom(16), version=4)
 
 
-def _utcnow_trampoline():
-    return _sandbox_utcnow()  # noqa: F821 - resolved in moto.core.utils, where this code is installed
+def _route_through_operations(rng: random.Random) -> None:
+    plain_random, plain_bits = rng.random, rng.getrandbits
+
+    def routed_random() -> float:
+        op = _op()
+        return op.rng.random() if op is not None else plain_random()
+
+    def routed_bits(k: int) -> int:
+        op = _op()
+        return op.rng.getrandbits(k) if op is not None else plain_bits(k)
+
+    # instance attributes: every method of Random (choice, randint, uuid4...) draws through these two
+    setattr(rng, "random", routed_random)  # noqa: B010
+    setattr(rng, "getrandbits", routed_bits)  # noqa: B010
+
+
+def _utcnow_trampoline() -> datetime:
+    return _sandbox_utcnow()  # type: ignore[name-defined]  # noqa: F821 - resolved in moto.core.utils
 
 
 # -- operations the engine makes on its own ----------------------------------------------------------
-def durable(kind: str):
+def durable(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make `func(**kwargs)` a journaled operation named `kind` (replayed with the same arguments)."""
 
-    def register(func):
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
         HANDLERS[kind] = func
 
-        def wrapper(**kwargs):
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
             journal = ACTIVE
             if journal is None or _op() is not None or journal.replaying:
                 return func(**kwargs)
             return journal.run({"kind": kind, "args": _encode(kwargs)}, lambda: func(**kwargs))
 
-        wrapper.__wrapped__ = func
         return wrapper
 
     return register
@@ -195,7 +212,7 @@ def _action(environ, body: bytes) -> str | None:
     return None
 
 
-def is_write(environ, body: bytes) -> bool:
+def is_write(environ: dict, body: bytes) -> bool:
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
     if path.startswith("/_sandbox/"):
@@ -283,7 +300,7 @@ class Journal:
         self.inner = None  # the WSGI app requests are replayed into (set by wsgi())
 
     # -- running ------------------------------------------------------------------------------------
-    def run(self, record: dict, fn):
+    def run(self, record: dict, fn: Callable[[], Any]) -> Any:
         """Run `fn` as one operation and journal `record` (fsync'd) before returning its result."""
         if _op() is not None:
             return fn()  # part of the operation this thread (or the request that called us) runs
@@ -300,7 +317,7 @@ class Journal:
                 _tls.op, self.active = None, None
                 self._append({**record, "seed": seed, "t": started})
 
-    def wsgi(self, inner):
+    def wsgi(self, inner: WsgiApp) -> WsgiApp:
         """`inner` with every write journaled before its reply; a request the server makes to
         itself during an operation (OP_HEADER) runs inside that operation."""
         self.inner = inner

@@ -93,7 +93,7 @@ class SandboxServer:
         self.admins: dict[str, dict] = {}  # account id -> its admin's keys (random per sandbox home)
 
         self.secrets = home_secrets(home)
-        self.journal = None
+        self.journal = journal.Journal(self)
         self.ready = threading.Event()
         self.stopped = threading.Event()
         self._stopping = threading.Lock()
@@ -226,7 +226,6 @@ class SandboxServer:
         from werkzeug.serving import make_server
 
         apply_all()  # journal.PATCH among them: operations draw randomness and time from their records
-        self.journal = journal.Journal(self)
         journal.ACTIVE = self.journal
         for patch in PATCHES:
             if patch.start is not None:

@@ -63,7 +63,7 @@ def seal(payload: bytes, key: str) -> bytes:
     return MAGIC + hmac.new(bytes.fromhex(key), payload, hashlib.sha256).digest() + payload
 
 
-def unseal(data: bytes, key: str, path) -> bytes:
+def unseal(data: bytes, key: str, path: Path | str) -> bytes:
     """The payload of a sealed file, or SnapshotError when it is not this home's."""
     if not data.startswith(MAGIC):
         raise SnapshotError(f"{path} is not a sandbox state file (damaged or foreign): {_recover()}")
@@ -75,7 +75,7 @@ def unseal(data: bytes, key: str, path) -> bytes:
     return payload
 
 
-def dump(path, extra: dict, key: str) -> list[str]:
+def dump(path: Path | str, extra: dict, key: str) -> list[str]:
     """Seal every used service's state plus `extra` (the sandbox's own state) into `path` (0600)."""
 
     payload, skipped = state_bytes(extra)
@@ -97,7 +97,7 @@ def load_payload(payload: bytes) -> dict:
     return snapshot.get("extra", {})
 
 
-def restore(path, key: str) -> dict:
+def restore(path: Path | str, key: str) -> dict:
     """Load a snapshot written by dump() (after checking it is this home's); returns `extra`."""
     try:
         data = Path(path).read_bytes()

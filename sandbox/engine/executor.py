@@ -359,7 +359,7 @@ def record_execution_change(
     append: dict | None = None,
     update: list | None = None,
     properties: dict | None = None,
-    raised: list = (),
+    raised: list | tuple = (),
     finish: dict | None = None,
 ) -> None:
     """Apply one change to an execution record, then put its events on the bus; the final status
