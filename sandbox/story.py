@@ -7,6 +7,7 @@ bucket) the story does itself with plain boto3 against the sandbox, and says so.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -308,7 +309,7 @@ def _tell(story: Story, prod) -> None:
         "inference",
     )
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/predictions/"):
-        story.artefacts.append(("predictions (probability, label, model version)", uri))
+        story.artefacts.append(("predictions (record id, probability, label, model version)", uri))
 
     uri = story.step("A drifted batch arrives at the inference input", lambda: _drifted_batch_arrives(prod))
     story.artefacts.append(("drifted input batch", uri))
@@ -338,6 +339,93 @@ def _tell(story: Story, prod) -> None:
         if uri.endswith("constraint_violations.json"):
             story.artefacts.append(("drift check violations (one per inference run)", uri))
     story.artefacts.append(("SNS notifications and every rule delivery", "sandbox events"))
+
+    _model_quality(story, prod, jenkins)
+
+
+def _labels_arrive(env, wrong_share: float, name: str) -> str:
+    """Ground truth for the batch version 1 scored lands under <env>/ground-truth/<its inference run>/: the
+    labelling team's upload, outside the toolkit. With `wrong_share`, that share of the labels disagree with
+    the model's view of the world (the world changed): the model underperforms on them."""
+    import pandas as pd
+
+    [predictions] = [u for u in _objects(env, env.buckets.artifacts, f"{env.name}/predictions/") if u.endswith(".out")]
+    execution = predictions.split("/")[-2]
+    truth = pd.read_csv(io.BytesIO(datasets.builtin_csv("breast-cancer-part2")))[datasets.TARGET].tolist()
+    every = round(1 / wrong_share) if wrong_share else 0
+    rows = [(i, 1 - t if every and i % every == 0 else t) for i, t in enumerate(truth, start=1)]
+    session, endpoint = _sandbox_session(env.account, env.region)
+    key = f"{env.name}/ground-truth/{execution}/{name}"
+    session.client("s3", endpoint_url=endpoint).put_object(
+        Bucket=env.buckets.artifacts,
+        Key=key,
+        Body=("id,label\n" + "".join(f"{i},{label}\n" for i, label in rows)).encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=env.kms_key_alias,
+    )
+    return f"s3://{env.buckets.artifacts}/{key}"
+
+
+def _model_quality(story: Story, prod, jenkins: dict) -> None:
+    labels = story.step(
+        "Ground-truth labels for version 1's scored batch arrive (id,label)",
+        lambda: _labels_arrive(prod, 0, "labels.csv"),
+    )
+    story.artefacts.append(("ground-truth labels (id,label)", labels))
+    story.cli(
+        "Model quality against the labels: AUC, F1, precision, recall, accuracy hold against version 1's baseline",
+        "run-pipeline",
+        "--env",
+        "prod",
+        "--pipeline",
+        "quality",
+        "--start",
+        "--wait",
+        "--param",
+        f"LabelsUri={labels}",
+        env=jenkins,
+    )
+    later = story.step(
+        "Later labels arrive on which the model is wrong half the time",
+        lambda: _labels_arrive(prod, 0.5, "later-labels.csv"),
+    )
+    story.cli(
+        "Model quality fails: ModelQualityBelowThreshold",
+        "run-pipeline",
+        "--env",
+        "prod",
+        "--pipeline",
+        "quality",
+        "--start",
+        "--wait",
+        "--param",
+        f"LabelsUri={later}",
+        env=jenkins,
+        expect=1,
+    )
+    story.cli(
+        "The quality rule started the train-with-HPO pipeline in prod",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "hpo",
+    )
+    story.cli(
+        "Version 3 comes from that HPO run and waits for approval (tuned versions are marked for the review board)",
+        "promote",
+        "lineage",
+        "--env",
+        "prod",
+        "--version",
+        "3",
+        capture=True,
+        person=APPROVER,
+    )
+    for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['quality']}/"):
+        if uri.endswith(("statistics.json", "constraint_violations.json")):
+            story.artefacts.append(("model-quality statistics / violations (one per labels file)", uri))
 
 
 def _summary(story: Story, started: float) -> None:
