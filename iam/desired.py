@@ -293,6 +293,12 @@ def _registry(env, account_id: str, tags: dict) -> AccountState:
                 policies.model_package_group_policy(env),
                 tags,
             ),
+            ModelPackageGroup(
+                policies.branch_group(env),
+                f"{env.project}: versions trained on git branches in dev; none can be approved",
+                policies.branch_model_package_group_policy(env),
+                tags,
+            ),
             model_package_events_forwarding(env, tags),
         ),
     )

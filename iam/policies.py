@@ -8,6 +8,7 @@ keeps `"Resource": "*"` says why in `STAR_RESOURCE_JUSTIFIED`: the API has no re
 
 from __future__ import annotations
 
+from mlops_core.branches import branch_group
 from mlops_core.config import Environment
 
 VERSION = "2012-10-17"
@@ -201,8 +202,8 @@ class Arns:
     def table(self, account_id: str, name: str) -> str:
         return f"arn:{self.p}:dynamodb:{self.region}:{account_id}:table/{name}"
 
-    def group_and_packages(self) -> list[str]:
-        registry, group = self.env.registry_account_id, self.env.model_package_group
+    def group_and_packages(self, group: str | None = None) -> list[str]:
+        registry, group = self.env.registry_account_id, group or self.env.model_package_group
         return [
             self.sagemaker(registry, f"model-package-group/{group}"),
             self.sagemaker(registry, f"model-package/{group}/*"),
@@ -344,6 +345,14 @@ def registry_bucket_policy(env: Environment) -> dict:
             )
         statements.append(
             statement(
+                f"{sid}InferenceAppendsRunRecords",
+                "s3:PutObject",
+                arns.objects(bucket, f"{registry_prefix(label)}runs/"),
+                principal={"AWS": arns.role(env.roles.lambda_, account_id)},
+            )
+        )
+        statements.append(
+            statement(
                 f"{sid}ListItsPrefixes",
                 "s3:ListBucket",
                 arns.bucket(bucket),
@@ -389,6 +398,15 @@ def registry_bucket_policy(env: Environment) -> dict:
             principal={"AWS": workloads},
         ),
         _secure_transport_only(arns, bucket),
+        # where versions ran is append-only: a put there must be conditional on the key not existing
+        statement(
+            "RunRecordsAreAppendOnly",
+            "s3:PutObject",
+            arns.objects(bucket, "*/runs/"),
+            effect="Deny",
+            principal="*",
+            condition={"Null": {"s3:if-none-match": "true"}},
+        ),
         statement(
             "DenyUnencryptedPuts",
             "s3:PutObject",
@@ -432,6 +450,34 @@ LOOKUP_ACTIONS = [
     "sagemaker:DescribeModelPackageGroup",
     "sagemaker:ListModelPackages",
 ]
+
+
+def branch_model_package_group_policy(env: Environment) -> dict:
+    """The group branch runs register in: dev-like accounts' execution roles register and read; no
+    principal at all may update a package (approve, or anything else): branch versions stay
+    PendingManualApproval forever, so no inference Lambda, which reads only Approved versions of the
+    main group, can ever serve one in stage or prod."""
+    arns = Arns(env)
+    group = branch_group(env)
+    dev_like = [arns.role(env.roles.execution, a) for label, a in env.workload_accounts.items() if label == "dev"]
+    resources = arns.group_and_packages(group)
+    return document(
+        statement(
+            "DevExecutionRolesRegisterBranchRunsPending",
+            "sagemaker:CreateModelPackage",
+            resources,
+            principal={"AWS": dev_like},
+            condition=ONLY_PENDING,
+        ),
+        statement("DevExecutionRolesReadBranchRuns", LOOKUP_ACTIONS, resources, principal={"AWS": dev_like}),
+        statement(
+            "NoBranchVersionIsEverApproved",
+            ["sagemaker:UpdateModelPackage"],
+            resources,
+            effect="Deny",
+            principal={"AWS": "*"},
+        ),
+    )
 
 
 def model_package_group_policy(env: Environment) -> dict:
@@ -565,6 +611,18 @@ def execution_role_policies(env: Environment) -> dict[str, dict]:
             condition=ONLY_PENDING,
         ),
         statement("ReadCentralRegistry", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
+        # branch runs (dev-like accounts only) register in the group where nothing can be approved
+        statement(
+            "RegisterBranchRuns",
+            "sagemaker:CreateModelPackage",
+            arns.group_and_packages(branch_group(env)),
+            condition=ONLY_PENDING,
+        )
+        if env.kind == "dev"
+        else None,
+        statement("ReadBranchRuns", LOOKUP_ACTIONS[:-1], arns.group_and_packages(branch_group(env)))
+        if env.kind == "dev"
+        else None,
         statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
         statement(
             "InvokeInferenceStepLambda",
@@ -699,6 +757,14 @@ def lambda_role_policies(env: Environment) -> dict[str, dict]:
                 + [arns.kms_keys(env.accounts[u]) for u in upstream]
                 + [arns.kms_keys(env.registry_account_id)],
             ),
+            # the RecordRun step appends where a version ran; the registry bucket policy refuses any
+            # put there without If-None-Match: *, so a record is never overwritten
+            statement(
+                "AppendRunRecords",
+                "s3:PutObject",
+                arns.objects(env.buckets.registry, f"{registry_prefix(env.account)}runs/"),
+            ),
+            statement("EncryptRunRecords", ["kms:DescribeKey", "kms:GenerateDataKey"], key_arn_ref(env.kms_key_alias)),
             statement(
                 "FunctionLogs",
                 ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -712,7 +778,15 @@ def events_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     return {
         "start-project-pipelines": document(
-            statement("StartProjectPipelines", "sagemaker:StartPipelineExecution", arns.pipelines(env.account_id))
+            statement(
+                "StartProjectPipelines",
+                "sagemaker:StartPipelineExecution",
+                # dev-like accounts also hold branch namespaces' pipelines (<project>-<namespace>-...),
+                # the pattern Jenkins deploys there already; prod-like accounts: the named pipelines only
+                [arns.sagemaker(env.account_id, f"pipeline/{env.project}-*")]
+                if env.kind == "dev"
+                else arns.pipelines(env.account_id),
+            )
         )
     }
 
@@ -821,6 +895,30 @@ def jenkins_role_policies(env: Environment) -> dict[str, dict]:
             "s3:PutObject",
             [arns.objects(env.buckets.artifacts, prefix) for prefix in UPSERT_PREFIXES],
         ),
+        # dev-like accounts hold git branches' namespaces: a deploy claims one (branches/<ns>/branch.json)
+        # and `run-pipeline teardown --branch` removes the branch's pipelines, Lambda and S3 data there
+        statement(
+            "TearDownBranches",
+            ["lambda:DeleteFunction", "sagemaker:DeletePipeline"],
+            [pipelines_arns[0], function],
+        )
+        if env.kind == "dev"
+        else None,
+        statement(
+            "BranchNamespaces",
+            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            arns.objects(env.buckets.artifacts, "branches/"),
+        )
+        if env.kind == "dev"
+        else None,
+        statement(
+            "ListBranchNamespaces",
+            "s3:ListBucket",
+            arns.bucket(env.buckets.artifacts),
+            condition={"StringLike": {"s3:prefix": ["branches/*"]}},
+        )
+        if env.kind == "dev"
+        else None,
         statement(
             "EncryptWithAccountKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], key
         ),

@@ -194,3 +194,14 @@ def output_option(func: F) -> F:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+def branch_option(func: F) -> F:
+    """--branch NAME: act on that git branch's namespace inside a dev-like environment."""
+    return click.option(
+        "--branch",
+        default=None,
+        metavar="NAME",
+        help="Git branch (Jenkins: $BRANCH_NAME): its own namespace of pipelines, Lambda, rules, S3 data and "
+        "Terraform state in the dev-like environment.",
+    )(func)

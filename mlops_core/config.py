@@ -204,6 +204,10 @@ class Environment:
     network: Network | None = None
     retries: Retries = Retries()
     arrivals: tuple = ()  # of Arrival
+    # A git branch's namespace inside a dev-like environment (mlops_core.branches.branch_environment)
+    branch: str | None = None
+    namespace: str | None = None
+    base_name: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -235,6 +239,30 @@ class Environment:
         if account_id is None:
             account_id = self.registry_account_id if role == "approver" else self.account_id
         return f"arn:{self.partition}:iam::{account_id}:role/{name}"
+
+    @property
+    def lambda_function_name(self) -> str:
+        """The inference pipeline's latest-approved-model Lambda (one per branch namespace)."""
+        return f"{self.project}-{self.namespace + '-' if self.namespace else ''}latest-approved-model"
+
+    @property
+    def outputs_prefix(self) -> str:
+        """First part of the S3 keys pipeline steps write in the artifacts bucket."""
+        return f"branches/{self.namespace}" if self.namespace else self.account
+
+    @property
+    def predictions_prefix(self) -> str:
+        """First part of the S3 keys batch predictions are written under."""
+        return f"branches/{self.namespace}" if self.namespace else self.name
+
+    @property
+    def register_group(self) -> str:
+        """The group train runs register in: a branch's own group, where nothing can be approved."""
+        return f"{self.model_package_group}-branches" if self.namespace else self.model_package_group
+
+    @property
+    def register_group_arn(self) -> str:
+        return self.model_package_group_arn.rsplit("/", 1)[0] + "/" + self.register_group
 
     @property
     def model_package_group_arn(self) -> str:

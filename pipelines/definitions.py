@@ -55,6 +55,7 @@ NEEDS_NETWORK = {
     "LatestApprovedModel": "it is a Lambda function calling the SageMaker API; Lambda has no network isolation",
     "ModelQuality": "its container reads the labels and predictions from S3 and the version's baseline from the "
     "registry (which batch is labelled is known only from the labels' key)",
+    "RecordRun": "it is a Lambda function writing to S3; Lambda has no network isolation",
 }
 
 
@@ -105,7 +106,7 @@ def latest_approved_function(env: Environment) -> LambdaFunction:
         archive.writestr(info, LAMBDA_SOURCE.read_bytes())
     body = raw.getvalue()
     return LambdaFunction(
-        name=f"{env.project}-latest-approved-model",
+        name=env.lambda_function_name,
         role_arn=env.role_arn("lambda"),
         handler="latest_approved.handler",
         runtime=LAMBDA_RUNTIME,
@@ -189,7 +190,10 @@ class _Builder:
         # Role, registry group and key carry account ids: parameters, defaulting to this environment's.
         self.role = ParameterString("ExecutionRoleArn", default_value=env.role_arn("execution"))
         self.kms = ParameterString("KmsKeyId", default_value=env.kms_key_alias)
-        self.group = ParameterString("ModelPackageGroupArn", default_value=env.model_package_group_arn)
+        # Inference reads the main group's approved versions; training registers in env.register_group
+        # (on a branch: a group where nothing can be approved, so branch versions never reach prod).
+        group = env.model_package_group_arn if which == "inference" else env.register_group_arn
+        self.group = ParameterString("ModelPackageGroupArn", default_value=group)
         self.artifacts_bucket = ParameterString("ArtifactsBucket", default_value=env.buckets.artifacts)
         self.registry_bucket = ParameterString("ModelArtifactsBucket", default_value=env.buckets.registry)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value=env.training.instance_type)
@@ -217,7 +221,7 @@ class _Builder:
             values=[
                 "s3:/",
                 bucket,
-                self.env.account,
+                self.env.outputs_prefix if bucket is self.artifacts_bucket else self.env.account,
                 self.pipeline_name,
                 ExecutionVariables.PIPELINE_EXECUTION_ID,
                 *parts,
@@ -854,7 +858,8 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     resolve = LambdaStep(
         name="LatestApprovedModel",
         lambda_func=Lambda(function_arn=function_arn, session=session),
-        inputs={"model_package_group_arn": b.group},
+        # the environment whose pin (`promote pin`) decides the version; a branch follows its dev environment
+        inputs={"model_package_group_arn": b.group, "environment": env.base_name or env.name},
         outputs=[LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String) for o in outputs],
     )
     approved = {o: resolve.properties.Outputs[o] for o in outputs}
@@ -977,7 +982,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         values=[
             "s3:/",
             output_bucket,
-            env.name,
+            env.predictions_prefix,
             "predictions",
             Join(on="=", values=["model-version", approved["model_version"]]),
             ExecutionVariables.PIPELINE_EXECUTION_ID,
@@ -1005,6 +1010,25 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         ),
     )
 
+    # After a successful transform: where this version ran, appended to the registry bucket under this
+    # account's prefix (what `promote status` shows as RUNS IN and `promote lineage` as history).
+    record = LambdaStep(
+        name="RecordRun",
+        lambda_func=Lambda(function_arn=function_arn, session=session),
+        inputs={
+            "action": "record",
+            "environment": env.name,
+            "model_version": approved["model_version"],
+            "model_package_arn": approved["model_package_arn"],
+            "execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            "runs_bucket": b.registry_bucket,
+            "runs_prefix": f"{env.account}/runs/{env.name}/",
+            "kms_key_id": b.kms,
+        },
+        outputs=[LambdaOutput(output_name="record_uri", output_type=LambdaOutputTypeEnum.String)],
+        depends_on=[transform],
+    )
+
     drifted = FailStep(
         name="DataDriftDetected",
         error_message=Join(
@@ -1025,7 +1049,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
                 left=JsonGet(step_name=drift.name, property_file=drift_summary, json_path="violation_count"), right=0
             )
         ],
-        if_steps=[create_model, transform],
+        if_steps=[create_model, transform, record],
         else_steps=[drifted],
     )
     invalid = FailStep(

@@ -10,10 +10,20 @@ from pathlib import Path
 
 import click
 
-from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, environment_selection, output_option
+from mlops_core.branches import for_branch
+from mlops_core.clikit import (
+    ToolkitGroup,
+    branch_option,
+    emit_json,
+    environment_options,
+    environment_selection,
+    output_option,
+)
 from mlops_core.config import Environment, load_environment
 from mlops_core.errors import ConfigError, PipelineFailed, ToolkitError
 from mlops_core.session import Sessions
+from pipelines.branches import claim_namespace
+from pipelines.branches import teardown as teardown_branch
 from pipelines.contracts import contract_path, propose_contract
 from pipelines.definitions import build_pipelines, definition_text, dry_run_document
 from pipelines.floors import check_quality_floors
@@ -93,6 +103,7 @@ def check_params(specs: dict, params: dict) -> dict:
 @click.option("--wait", is_flag=True, help="Follow the executions with a live table of steps (implies --start).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Pipeline parameter for --start (repeatable).")
 @click.option("--tag", "tags", multiple=True, metavar="K=V", help="Extra tag on the pipelines (repeatable).")
+@branch_option
 @output_option
 @click.pass_context
 def main(
@@ -107,6 +118,7 @@ def main(
     wait: bool,
     params: tuple[str, ...],
     tags: tuple[str, ...],
+    branch: str | None,
     output: str,
 ) -> None:
     """Upsert the environment's SageMaker pipelines, planned as create / update / unchanged.
@@ -116,6 +128,8 @@ def main(
 
     \b
     run-pipeline --env dev --pipeline train --start --wait
+    run-pipeline --env dev --branch feature/new-features --start
+    run-pipeline teardown --env dev --branch feature/new-features
     run-pipeline --env prod --dry-run
     run-pipeline definition --env dev --pipeline train -o train.json
     run-pipeline logs EXECUTION_ARN --env dev --step Train
@@ -125,7 +139,7 @@ def main(
     if not env_name:
         raise ConfigError("missing option (e.g. --env dev)", field="--env")
 
-    env = load_environment(env_name, env_dir=env_dir, backend=backend)
+    env = for_branch(load_environment(env_name, env_dir=env_dir, backend=backend), branch)
     parsed_params, parsed_tags = parse_params(params), parse_params(tags, "--tag")
     if parsed_params and not (start or wait or dry_run):
         raise ConfigError("--param only applies with --start, --wait or --dry-run", field="--param")
@@ -149,6 +163,7 @@ def main(
     sessions = Sessions(env, profile=profile)
     # reach the account before the (slow) definition build, so a refused role fails at once
     sessions.workload()
+    claim_namespace(env, sessions)  # a branch: its namespace must be free or already its own
     if specs is None:  # built above already when --param had to be checked
         specs = build_pipelines(env, selected(which))
     result = upsert(env, specs, sessions, extra_tags=parsed_tags, start=start or wait, params=parsed_params)
@@ -293,3 +308,25 @@ def contract(env: Environment, profile: str | None, out_file: str, force: bool) 
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     Path(target).write_text(text)
     click.echo(f"wrote {target}: review it, then commit it", err=True)
+
+
+@main.command()
+@environment_options
+@branch_option
+@output_option
+def teardown(env: Environment, profile: str | None, branch: str | None, output: str) -> None:
+    """Remove a branch's namespace from the dev-like environment, and nothing else.
+
+    Destroys its mlops-infra resources and Terraform state, deletes its pipelines, its Lambda and its
+    S3 data under branches/<namespace>/, and releases the namespace. Jenkins runs it when a branch
+    is deleted or merged.
+
+    \b
+    run-pipeline teardown --env dev --branch feature/new-features
+    """
+    if branch is None:
+        raise ConfigError("teardown needs --branch NAME: the main environment is never torn down", field="--branch")
+    echo = (lambda line: click.echo(line, err=True)) if output == "json" else click.echo
+    removed = teardown_branch(for_branch(env, branch), Sessions(env, profile=profile), echo=echo)
+    if output == "json":
+        emit_json(removed)

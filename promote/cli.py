@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mlops_core.clikit import ToolkitGroup, emit_json, environment_options, output_option
+from mlops_core.branches import for_branch
+from mlops_core.clikit import ToolkitGroup, branch_option, emit_json, environment_options, output_option
 from mlops_core.config import Environment
 from mlops_core.session import Sessions
-from promote import registry
+from promote import pins, registry
 from promote.infra import check_target_account, deploy_target, run_infra
 from promote.report import write_report
 
@@ -51,7 +52,7 @@ def list_versions(env: Environment, profile: str | None, output: str) -> None:
 def status(env: Environment, profile: str | None, output: str) -> None:
     """Versions with status, metrics, who registered/approved them, and where they run."""
 
-    rows = registry.status(env, _sessions(env, profile))
+    rows = pins.status(env, _sessions(env, profile))
     emit_json(rows) if output == "json" else click.echo(registry.render_status(env, rows))
 
 
@@ -86,9 +87,9 @@ def reject(env: Environment, profile: str | None, version: int, reason: str, out
 )
 @output_option
 def lineage(env: Environment, profile: str | None, version: int, output: str) -> None:
-    """Dataset, commit, pipeline execution, metrics, baseline, approvals and deployments of a version."""
+    """Dataset, commit, pipeline execution, metrics, baseline, approvals, every recorded run and pins."""
 
-    info = registry.lineage(env, _sessions(env, profile), version)
+    info = pins.lineage(env, _sessions(env, profile), version)
     emit_json(info) if output == "json" else click.echo(registry.render_lineage(info))
 
 
@@ -131,9 +132,16 @@ def report(env: Environment, profile: str | None, version: int, out_dir: str) ->
     help="With --apply: apply exactly this saved plan (the one archived and approved); refused when it "
     "was made from other code, variables or state.",
 )
+@branch_option
 @output_option
 def infra(
-    env: Environment, profile: str | None, mode: str, account_id: str | None, plan_file: str | None, output: str
+    env: Environment,
+    profile: str | None,
+    mode: str,
+    account_id: str | None,
+    plan_file: str | None,
+    branch: str | None,
+    output: str,
 ) -> None:
     """Plan or apply the Terraform in mlops-infra/ with variables generated from the environment.
 
@@ -155,6 +163,7 @@ def infra(
     """
 
     check_target_account(env, account_id)
+    env = for_branch(env, branch)
     if mode == "check":
         target = deploy_target(env)
         if output == "json":
@@ -178,3 +187,41 @@ def infra(
     )
     if output == "json":
         emit_json(result.as_dict())
+
+
+def _pin_result(result: dict, output: str) -> None:
+    emit_json(result) if output == "json" else click.echo(pins.render_pin(result))
+
+
+@main.command("pin")
+@environment_options
+@click.option("--version", "version", required=True, type=click.IntRange(min=1), help="The Approved version to run.")
+@click.option("--reason", required=True, help="Why: recorded on the version with who and when.")
+@output_option
+def pin_command(env: Environment, profile: str | None, version: int, reason: str, output: str) -> None:
+    """Make the environment's inference use VERSION instead of the latest Approved one (approvers only).
+
+    \b
+    promote pin --env prod --version 6 --reason "v7 mislabels the new region's batches"
+    promote unpin --env prod --reason "v8 fixes it"
+    promote rollback --env prod --reason "v7 misbehaves"
+    """
+    _pin_result(pins.pin(env, _sessions(env, profile), version, reason), output)
+
+
+@main.command("unpin")
+@environment_options
+@click.option("--reason", required=True, help="Why: recorded on the version with who and when.")
+@output_option
+def unpin_command(env: Environment, profile: str | None, reason: str, output: str) -> None:
+    """Let the environment's inference follow the latest Approved version again (approvers only)."""
+    _pin_result(pins.unpin(env, _sessions(env, profile), reason), output)
+
+
+@main.command("rollback")
+@environment_options
+@click.option("--reason", required=True, help="Why: recorded on the version with who and when.")
+@output_option
+def rollback_command(env: Environment, profile: str | None, reason: str, output: str) -> None:
+    """Pin the Approved version that ran in the environment before the one that runs there now."""
+    _pin_result(pins.rollback(env, _sessions(env, profile), reason), output)

@@ -23,6 +23,7 @@ from mlops_core.backend import TerraformOverrides
 from mlops_core.config import REPO_ROOT, Environment
 from mlops_core.errors import ConfigError, ToolkitError
 from mlops_core.session import Sessions
+from pipelines.branches import claim_namespace
 from promote.terraform import TerraformCli
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
@@ -48,7 +49,13 @@ def terraform_vars(env: Environment) -> dict:
         "events_role_arn": env.role_arn("events"),
         "schedule_expression": env.schedule,
         "notification_emails": list(env.notification_emails),
-        "tags": {"project": env.project, "environment": env.name, "managed-by": "mlops-infra"},
+        # a branch's resources carry its environment's tags (what the deploy role's conditions name) and its own
+        "tags": {
+            "project": env.project,
+            "environment": env.base_name or env.name,
+            "managed-by": "mlops-infra",
+            **({"branch-namespace": env.namespace} if env.namespace else {}),
+        },
     }
 
 
@@ -230,6 +237,8 @@ def run_infra(
         read_plan_config(plan_file)  # not a plan file: refused before anything is written
     sessions = sessions or Sessions(env)
     check_state_storage(env, sessions)
+    if env.namespace and mode != "destroy":  # a branch: its namespace must be free or already its own
+        claim_namespace(env, sessions)
     overrides = _overrides(sessions.backend)
     workdir = prepare_working_dir(env, overrides)
     tf = TerraformCli(workdir, env=_process_env(terraform_environment(env, sessions, overrides, workdir)))
@@ -372,3 +381,31 @@ def _overrides(backend):
 def _process_env(variables: dict) -> dict:
     # A profile from the caller's shell would override the credentials chosen above; None unsets it.
     return {"AWS_PROFILE": None, **variables}
+
+
+def teardown_branch_infra(env: Environment, sessions: Sessions, echo: Callable[[str], None] = print) -> dict:
+    """A branch's teardown step (registered in pyproject.toml): destroy what mlops-infra/ created for
+    the branch, then remove its Terraform state object and lock digest and its working directory.
+    Nothing to do when the branch never applied infra."""
+    from botocore.exceptions import ClientError
+
+    if not env.namespace:
+        raise ConfigError("only a branch's infrastructure is torn down", field="--branch")
+    session = sessions.workload()
+    s3, dynamodb = sessions.client("s3", session), sessions.client("dynamodb", session)
+    key = state_backend_config(env)["key"]
+    try:
+        s3.head_object(Bucket=env.buckets.terraform_state, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return {"destroyed": False, "state": None}
+        raise
+    result = run_infra(env, "destroy", sessions=sessions, echo=echo, want_outputs=False)
+    s3.delete_object(Bucket=env.buckets.terraform_state, Key=key)
+    # the S3 backend keeps the state's checksum in the lock table under "<bucket>/<key>-md5"
+    dynamodb.delete_item(
+        TableName=env.terraform_lock_table, Key={"LockID": {"S": f"{env.buckets.terraform_state}/{key}-md5"}}
+    )
+    shutil.rmtree(result.working_dir, ignore_errors=True)
+    echo(f"deleted Terraform state s3://{env.buckets.terraform_state}/{key}")
+    return {"destroyed": result.applied, "state": key}

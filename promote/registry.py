@@ -466,6 +466,7 @@ def status(env: Environment, sessions: Sessions) -> list[dict]:
                 "integrity": integrity,
                 "deployed": deployments(package),
                 "arn": package["ModelPackageArn"],
+                "metadata_keys": sorted(package.get("CustomerMetadataProperties") or {}),
             }
         )
     return rows
@@ -592,12 +593,13 @@ def render_status(env: Environment, rows: list[dict]) -> str:
             "f1": _fmt(r["metrics"].get("f1")),
             "registered by": r["registered_by"],
             "decided by": r["decided_by"],
-            "runs in": ", ".join(sorted(r["deployed"])) or "-",
+            "runs in": ", ".join(sorted(set(r.get("runs_in", [])) | set(r["deployed"]))) or "-",
+            "pinned for": ", ".join(r.get("pinned_for", [])) or "-",
         }
         for r in rows
     ]
     return f"{env.model_package_group_arn}\n" + table(
-        flat, ["version", "status", "created", "auc", "f1", "registered by", "decided by", "runs in"]
+        flat, ["version", "status", "created", "auc", "f1", "registered by", "decided by", "runs in", "pinned for"]
     )
 
 
@@ -648,4 +650,19 @@ def render_lineage(info: dict) -> str:
     lines.append(
         "  runs in       " + (", ".join(f"{k} ({v})" for k, v in sorted(info["deployed"].items())) or "nowhere yet")
     )
+    runs = info.get("runs")
+    if runs is not None:
+        lines.append("  ran           " + ("" if runs else "no recorded inference"))
+        for r in runs:
+            lines.append(f"    {r['at']} in {r['environment']} (account {r['account']}), execution {r['execution']}")
+    pins = info.get("pins")
+    if pins:
+        lines.append(
+            "  pins          " + (f"pinned for {', '.join(info['pinned_for'])}" if info.get("pinned_for") else "")
+        )
+        for p in pins:
+            lines.append(
+                f"    {p.get('action')} {p.get('environment')} by {p.get('by')} at {p.get('at')} "
+                f"(build {p.get('build')}): {p.get('reason', '')}"
+            )
     return "\n".join(lines)

@@ -198,6 +198,15 @@ def _tell(story: Story, prod) -> None:
 
     story.cli("An admin bootstraps the dev account", "bootstrap-account", "--env", "dev", "--account", "dev", "--apply")
     story.cli(
+        "An admin bootstraps the stage (pre-prod) account",
+        "bootstrap-account",
+        "--env",
+        "stage",
+        "--account",
+        "stage",
+        "--apply",
+    )
+    story.cli(
         "An admin bootstraps the prod account", "bootstrap-account", "--env", "prod", "--account", "prod", "--apply"
     )
     story.cli(
@@ -333,7 +342,15 @@ def _tell(story: Story, prod) -> None:
         "--pipeline",
         "train",
     )
-    story.cli("Version 2 waits for approval", "promote", "status", "--env", "prod", capture=True, person=APPROVER)
+    story.cli(
+        "Version 2 waits for approval; version 1 is the one that ran in prod (RUNS IN)",
+        "promote",
+        "status",
+        "--env",
+        "prod",
+        capture=True,
+        person=APPROVER,
+    )
     story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events", capture=True)
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['inference']}/"):
         if uri.endswith("constraint_violations.json"):

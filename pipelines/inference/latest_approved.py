@@ -1,6 +1,14 @@
-"""Lambda step of the inference pipeline: resolve, at run time, the latest Approved model package in
-the central registry's group (by ARN, cross-account) and return what the next steps need: model data
-URL, image, the data-quality baseline registered with it, and its version.
+"""Lambda steps of the inference pipeline.
+
+Resolve (first step): at run time, the Approved model package the environment runs (the version an
+approver pinned for it with `promote pin`, else the latest Approved) in the central registry's group
+(by ARN, cross-account), and return what the next steps need: model data URL, image, the
+data-quality baseline registered with it, and its version.
+
+Record (last step, after a successful batch transform): where the version ran, as one new object in
+the registry bucket, `<account label>/runs/<environment>/<time>_v<version>_<execution id>.json`,
+written with If-None-Match: * (the bucket policy refuses any other put there, so records are only
+ever appended, never overwritten).
 
 Before returning, it reads the model artefact and both baseline files and checks each against the
 sha256 the version recorded at registration: a changed (or unrecorded) artefact fails the step naming
@@ -13,6 +21,8 @@ No approved package is a failure of this step with a message naming the group: s
 from __future__ import annotations
 
 import hashlib
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -33,22 +43,55 @@ class IncompleteModelPackage(Exception):
     """The approved package lacks something batch inference needs (container, baseline)."""
 
 
-def latest_approved_package(sagemaker: Any, group_arn: str) -> dict:
-    """DescribeModelPackage of the newest Approved package in the group."""
-    found = sagemaker.list_model_packages(
-        ModelPackageGroupName=group_arn,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    summaries = found.get("ModelPackageSummaryList", [])
+PIN_PREFIX = "pinned:"
+
+
+def approved_summaries(sagemaker: Any, group_arn: str) -> list:
+    """Every Approved package of the group, newest first (all pages)."""
+    summaries, token = [], None
+    while True:
+        kwargs = {
+            "ModelPackageGroupName": group_arn,
+            "ModelApprovalStatus": "Approved",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 100,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        page = sagemaker.list_model_packages(**kwargs)
+        summaries += page.get("ModelPackageSummaryList", [])
+        token = page.get("NextToken")
+        if not token:
+            return summaries
+
+
+def latest_approved_package(sagemaker: Any, group_arn: str, environment: str | None = None) -> dict:
+    """DescribeModelPackage of the version `environment` runs: the Approved one pinned for it
+    (`pinned:<environment>` in its metadata), else the newest Approved. A pinned version that is no
+    longer Approved is not served."""
+    summaries = approved_summaries(sagemaker, group_arn) if environment else []
+    if not environment:
+        found = sagemaker.list_model_packages(
+            ModelPackageGroupName=group_arn,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+        summaries = found.get("ModelPackageSummaryList", [])
     if not summaries:
         raise NoApprovedModel(
             f"no approved model in {group_arn}: approve a version "
             "(promote approve --version N) before running inference"
         )
-    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+    latest: dict = {}
+    for summary in summaries:
+        package: dict = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        latest = latest or package
+        if not environment or f"{PIN_PREFIX}{environment}" in (package.get("CustomerMetadataProperties") or {}):
+            return package
+    return latest
 
 
 def outputs_for(package: dict) -> dict:
@@ -107,13 +150,40 @@ def verify_artefacts(s3: Any, package: dict, outputs: dict) -> None:
                 f"version {version} ({arn}): {uri} has sha256 {actual}, not the {recorded} recorded at "
                 "registration: refusing a changed artefact"
             )
+def record_run(s3: Any, event: dict) -> dict:
+    """Append where a version ran: one new object per successful execution, never overwritten."""
+    required = ("environment", "model_version", "model_package_arn", "execution_arn")
+    missing = [k for k in required + ("runs_bucket", "runs_prefix") if not event.get(k)]
+    if missing:
+        raise ValueError(f"the record event lacks {', '.join(missing)}")
+    # the account the pipeline ran in is in its execution ARN (no account id is baked into definitions)
+    event = {**event, "account_id": event["execution_arn"].split(":")[4]}
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    execution_id = event["execution_arn"].rsplit("/", 1)[-1]
+    key = f"{event['runs_prefix']}{at}_v{event['model_version']}_{execution_id}.json"
+    record = {k: event[k] for k in (*required, "account_id")}
+    record["at"] = at
+    extra = {"SSEKMSKeyId": event["kms_key_id"]} if event.get("kms_key_id") else {}
+    s3.put_object(
+        Bucket=event["runs_bucket"],
+        Key=key,
+        Body=json.dumps(record, sort_keys=True).encode(),
+        ContentType="application/json",
+        IfNoneMatch="*",
+        ServerSideEncryption="aws:kms",
+        **extra,
+    )
+    return {"record_uri": f"s3://{event['runs_bucket']}/{key}"}
 
 
 def handler(event: Any, context: Any | None = None) -> dict:  # noqa: ARG001 (Lambda's handler signature)
-    group_arn = (event or {}).get("model_package_group_arn")
+    event = event or {}
+    if event.get("action") == "record":
+        return record_run(boto3.client("s3"), event)
+    group_arn = event.get("model_package_group_arn")
     if not group_arn:
         raise ValueError("the event has no model_package_group_arn")
-    package = latest_approved_package(boto3.client("sagemaker"), group_arn)
+    package = latest_approved_package(boto3.client("sagemaker"), group_arn, event.get("environment") or None)
     outputs = outputs_for(package)
     verify_artefacts(boto3.client("s3"), package, outputs)
     return outputs

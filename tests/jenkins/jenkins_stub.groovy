@@ -374,8 +374,21 @@ class WhenBlock {
     WhenBlock(Dsl dsl) { this.dsl = dsl }
 
     def environment(Map args) { conditions << (dsl.currentEnv()[args.name] == args.value) }
-    def expression(Closure body) { conditions << (Dsl.run(body, new Steps(dsl)) as boolean) }
-    def branch(String pattern) { conditions << false }
+    def expression(Closure body) {
+        body.resolveStrategy = Closure.DELEGATE_FIRST
+        body.delegate = new Steps(dsl)
+        conditions << (body.call() as boolean)  // Groovy truth, as Jenkins evaluates it
+    }
+    // Jenkins matches BRANCH_NAME (set by multibranch jobs) against an Ant-style glob; no BRANCH_NAME, no match
+    def branch(String pattern) {
+        String name = dsl.currentEnv()['BRANCH_NAME']
+        String regex = pattern.replace('.', '\\.').replace('**', '\u0000').replace('*', '[^/]*')
+                .replace('?', '.').replace('\u0000', '.*')
+        conditions << (name != null && name ==~ regex)
+    }
+    def not(Closure body) { WhenBlock inner = new WhenBlock(dsl); Dsl.run(body, inner); conditions << !inner.conditions.every { it } }
+    def allOf(Closure body) { WhenBlock inner = new WhenBlock(dsl); Dsl.run(body, inner); conditions << inner.conditions.every { it } }
+    def anyOf(Closure body) { WhenBlock inner = new WhenBlock(dsl); Dsl.run(body, inner); conditions << inner.conditions.any { it } }
     def getParams() { dsl.params }
     def getEnv() { dsl.currentEnv() }
 }

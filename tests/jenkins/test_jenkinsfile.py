@@ -55,70 +55,84 @@ def test_npm_groovy_lint_finds_no_error(groovy_lint):
 def test_parameters_are_the_build_with_parameters_form():
     text = JENKINSFILE.read_text()
     for declaration in (
-        "choice(name: 'ENV', choices: ['dev', 'prod']",
         "string(name: 'prodAccount'",
         "booleanParam(name: 'APPLY_INFRA'",
         "booleanParam(name: 'START_PIPELINES'",
+        "string(name: 'CLEANUP_BRANCH'",
     ):
         assert declaration in text
 
 
-@pytest.mark.slow
-def test_invalid_prod_account_stops_the_build_before_anything_is_deployed(groovy, jenkins_agent, tmp_path):
-    result, build = run_stub(
-        groovy, tmp_path, agent_env=jenkins_agent, params={"ENV": "prod", "prodAccount": "12345", "APPLY_INFRA": True}
-    )
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert build["result"] == "FAILURE"
-    events = build["events"]
-    [failed] = [e for e in events if e["event"] == "stage-failed"]
-    assert failed["stage"] == "Check parameters"
-    [check] = [e for e in events if e["event"] == "sh" and "promote infra" in e["script"]]
-    assert check["exit"] == 2
-    assert "error: --account-id: '12345' is not a 12-digit AWS account id" in check["stderr_tail"]
-    skipped = {e["stage"] for e in events if e["event"] == "stage-skipped"}
-    assert {"Definitions and plan", "Approve prod", "Upsert pipelines", "Apply infra"} <= skipped
-    assert not [e for e in events if e["event"].startswith("withAWS")]
-    [notify] = [e for e in events if e["event"] == "step" and e["step"] == "emailext"]
-    assert "FAILED" in notify["args"]["subject"] and "ENV=prod" in notify["args"]["subject"]
+def _passed(build) -> list[str]:
+    return [e["stage"] for e in build["events"] if e["event"] == "stage-passed"]
 
 
-@pytest.fixture
-def bootstrapped_prod(sandbox, cli):
-    """What admins do once before Jenkins can deploy: bootstrap the registry and prod accounts."""
-    for account in ("registry", "prod"):
-        result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")
-        assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.slow
-def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(
-    groovy, jenkins_agent, bootstrapped_prod, prod_env, tmp_path
-):
-    result, build = run_stub(
-        groovy,
-        tmp_path,
-        agent_env=jenkins_agent,
-        params={"ENV": "prod", "prodAccount": prod_env.account_id, "APPLY_INFRA": True, "START_PIPELINES": False},
-    )
+def _succeeded(result, build):
     assert build is not None, result.stderr[-3000:]
     events = build["events"]
     failures = [e for e in events if e["event"] in ("stage-failed", "post-failed")]
     failed_commands = [e for e in events if e["event"] == "sh" and e["exit"] != 0]
     assert result.returncode == 0 and build["result"] == "SUCCESS", (failures, failed_commands, result.stdout[-3000:])
 
-    passed = [e["stage"] for e in events if e["event"] == "stage-passed"]
-    assert passed == [
+
+@pytest.mark.slow
+def test_invalid_prod_account_stops_the_main_build_before_anything_is_deployed(groovy, jenkins_agent, tmp_path):
+    result, build = run_stub(
+        groovy,
+        tmp_path,
+        agent_env={**jenkins_agent, "BRANCH_NAME": "main"},
+        params={"prodAccount": "12345", "APPLY_INFRA": True},
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert build["result"] == "FAILURE"
+    events = build["events"]
+    [failed] = [e for e in events if e["event"] == "stage-failed"]
+    assert failed["stage"] == "Check parameters"
+    [check] = [e for e in events if e["event"] == "sh" and "--account-id" in e["script"]]
+    assert check["exit"] == 2
+    assert "error: --account-id: '12345' is not a 12-digit AWS account id" in check["stderr_tail"]
+    skipped = {e["stage"] for e in events if e["event"] == "stage-skipped"}
+    assert {"Deploy to stage", "Plan prod", "Approve prod", "Deploy to prod"} <= skipped
+    assert not [e for e in events if e["event"].startswith("withAWS")]
+    [notify] = [e for e in events if e["event"] == "step" and e["step"] == "emailext"]
+    assert "FAILED" in notify["args"]["subject"] and "(main)" in notify["args"]["subject"]
+
+
+@pytest.fixture
+def bootstrapped_main(sandbox, cli):
+    """What admins do once before Jenkins can deploy main: bootstrap stage, prod and the registry."""
+    for env_name, account in (("stage", "stage"), ("prod", "prod"), ("prod", "registry")):
+        result = cli("bootstrap-account", "--env", env_name, "--account", account, "--apply")
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_main_deploys_to_stage_then_after_the_gate_to_prod_through_the_jenkins_roles(
+    groovy, jenkins_agent, bootstrapped_main, prod_env, tmp_path
+):
+    from mlops_core.config import load_environment
+
+    stage_env = load_environment("stage", env_dir=REPO / "environments")
+    result, build = run_stub(
+        groovy,
+        tmp_path,
+        agent_env={**jenkins_agent, "BRANCH_NAME": "main"},
+        params={"prodAccount": prod_env.account_id, "APPLY_INFRA": True, "START_PIPELINES": False},
+    )
+    _succeeded(result, build)
+    events = build["events"]
+    assert _passed(build) == [
         "Install",
         "Check parameters",
         "Lint and tests",
-        "Definitions and plan",
+        "Deploy to stage",
+        "Plan prod",
         "Approve prod",
-        "Upsert pipelines",
-        "Apply infra",
+        "Deploy to prod",
     ]
     assert {e["stage"]: e["reason"] for e in events if e["event"] == "stage-skipped"} == {
-        "Start pipelines": "when condition is false"
+        "Clean up branch": "when condition is false",
+        "Deploy branch to dev": "when condition is false",
     }
     # the build's own lint and test runs are the only things not executed (CI runs both), and the log says so
     skipped = [e for e in events if e["event"] == "sh-skipped"]
@@ -129,25 +143,75 @@ def test_dry_run_for_prod_deploys_pipelines_and_infra_through_the_jenkins_role(
     assert all("skipped by the stub" in e["reason"] for e in skipped)
     [approval] = [e for e in events if e["event"] == "input"]
     assert approval["answer"] == "proceed" and approval["stage"] == "Approve prod"
+    # stage is deployed before anyone is asked about prod; prod only after the answer
+    order = [e.get("stage") for e in events]
+    assert order.index("Deploy to stage") < order.index("Approve prod") < order.index("Deploy to prod")
 
-    jenkins_role = prod_env.role_arn("jenkins")
-    assumed = [e for e in events if e["event"] == "withAWS"]
-    assert {e["role_arn"] for e in assumed} == {jenkins_role}
-    assert {e["external_id"] for e in assumed} == {prod_env.jenkins.external_id}
-    deploying = [e for e in events if e["event"] == "sh" and e["stage"] in ("Upsert pipelines", "Apply infra")]
-    assert deploying and all(e["aws_role"] == jenkins_role and e["exit"] == 0 for e in deploying)
+    for stage_name, env in (("Deploy to stage", stage_env), ("Deploy to prod", prod_env)):
+        assumed = [e for e in events if e["event"] == "withAWS" and e["stage"] == stage_name]
+        assert {(e["role_arn"], e["external_id"]) for e in assumed} == {
+            (env.role_arn("jenkins"), env.jenkins.external_id)
+        }
+        deploying = [e for e in events if e["event"] == "sh" and e["stage"] == stage_name and "infra" in e["script"]]
+        assert deploying and all(e["aws_role"] == env.role_arn("jenkins") and e["exit"] == 0 for e in deploying)
+    applied = [e["script"] for e in events if e["event"] == "sh" and "--apply" in e["script"]]
+    assert [("--env stage" in a, "--plan-file" in a) for a in applied] == [(True, True), (False, True)]
 
-    definitions = json.loads((REPO / "build" / "definitions.json").read_text())
-    assert len(definitions) == 3
     assert "Plan:" in (REPO / "build" / "terraform" / "prod" / "plan.txt").read_text()
     archived = [e["args"]["artifacts"] for e in events if e["event"] == "step" and e["step"] == "archiveArtifacts"]
-    assert any("plan.txt" in a and "definitions.json" in a for a in archived)
+    assert any("plan.tfplan" in a and "definitions-*.json" in a for a in archived)
 
     from mlops_core.session import Sessions
 
-    sessions = Sessions(prod_env)
-    prod = sessions.in_account(prod_env.account_id)
-    pipelines = {p["PipelineName"] for p in sessions.client("sagemaker", prod).list_pipelines()["PipelineSummaries"]}
-    assert set(prod_env.pipelines.values()) <= pipelines
-    rules = {r["Name"] for r in sessions.client("events", prod).list_rules(NamePrefix="mlops-demo-prod-")["Rules"]}
-    assert "mlops-demo-prod-inference-schedule" in rules
+    for env in (stage_env, prod_env):
+        sessions = Sessions(env)
+        account = sessions.in_account(env.account_id)
+        sagemaker = sessions.client("sagemaker", account)
+        pipelines = {p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]}
+        assert set(env.pipelines.values()) <= pipelines
+        rules = {r["Name"] for r in sessions.client("events", account).list_rules(NamePrefix="mlops-demo-")["Rules"]}
+        assert f"mlops-demo-{env.name}-inference-schedule" in rules
+
+
+@pytest.mark.slow
+def test_a_feature_branch_deploys_to_its_dev_namespace_and_the_cleanup_path_removes_it(
+    groovy, jenkins_agent, sandbox, cli, dev_env, tmp_path
+):
+    for env_name, account in (("dev", "dev"), ("prod", "registry")):
+        result = cli("bootstrap-account", "--env", env_name, "--account", account, "--apply")
+        assert result.returncode == 0, result.stderr
+    branch = "feature/JIRA-7_new-features"
+    result, build = run_stub(
+        groovy, tmp_path, agent_env={**jenkins_agent, "BRANCH_NAME": branch}, params={"APPLY_INFRA": True}
+    )
+    _succeeded(result, build)
+    assert _passed(build) == ["Install", "Check parameters", "Lint and tests", "Deploy branch to dev"]
+    events = build["events"]
+    assert not [e for e in events if e["event"] == "input"]
+    assumed = {(e["role_arn"], e["stage"]) for e in events if e["event"] == "withAWS"}
+    assert assumed == {(dev_env.role_arn("jenkins"), "Deploy branch to dev")}
+
+    from mlops_core.session import Sessions
+
+    sessions = Sessions(dev_env)
+    dev = sessions.in_account(dev_env.account_id)
+    sagemaker, events_client = sessions.client("sagemaker", dev), sessions.client("events", dev)
+
+    def deployed():
+        pipelines = {p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]}
+        rules = {r["Name"] for r in events_client.list_rules(NamePrefix="mlops-demo-dev-")["Rules"]}
+        return pipelines, rules
+
+    pipelines, rules = deployed()
+    target = json.loads((REPO / "build" / "target-dev.json").read_text())
+    ns = target["environment"].removeprefix("dev-")
+    assert {f"mlops-demo-{ns}-train", f"mlops-demo-{ns}-train-hpo", f"mlops-demo-{ns}-inference"} == pipelines
+    assert f"mlops-demo-dev-{ns}-inference-schedule" in rules and len(rules) == 4
+
+    # the branch is deleted: the cleanup job runs the same Jenkinsfile with CLEANUP_BRANCH
+    result, build = run_stub(
+        groovy, tmp_path, agent_env={**jenkins_agent, "BRANCH_NAME": "main"}, params={"CLEANUP_BRANCH": branch}
+    )
+    _succeeded(result, build)
+    assert _passed(build) == ["Install", "Clean up branch"]
+    assert deployed() == (set(), set())

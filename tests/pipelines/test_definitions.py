@@ -104,7 +104,7 @@ def test_registry_group_is_referenced_by_arn(dev_specs, dev_environment):
         evaluate = step(dev_specs[which], "Evaluate")["Arguments"]["AppSpecification"]["ContainerArguments"]
         assert evaluate[evaluate.index("--model-package-group-arn") + 1] == group
     lambda_step = step(dev_specs["inference"], "LatestApprovedModel")
-    assert lambda_step["Arguments"] == {"model_package_group_arn": group}
+    assert lambda_step["Arguments"] == {"model_package_group_arn": group, "environment": "dev"}
     assert dev_environment.model_package_group_arn.startswith(
         f"arn:aws:sagemaker:us-east-1:{dev_environment.registry_account_id}:model-package-group/"
     )
@@ -223,7 +223,10 @@ def test_fail_steps_say_what_went_wrong(dev_specs):
     [condition] = check["Conditions"]
     assert condition["Type"] == "Equals" and condition["RightValue"] == 0
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "violation_count"
-    assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform"]
+    assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform", "RecordRun"]
+    # where the version ran is recorded only after the transform succeeded
+    record = next(s for s in check["IfSteps"] if s["Name"] == "RecordRun")
+    assert record["DependsOn"] == ["BatchTransform"] and record["Arguments"]["action"] == "record"
     assert [s["Name"] for s in check["ElseSteps"]] == ["DataDriftDetected"]
 
 
