@@ -93,8 +93,14 @@ def teardown(env: Environment, sessions: Any, echo: Callable[[str], None] = prin
             f"no branch {env.branch!r} (namespace '{env.namespace}') is deployed in {env.base_name} "
             f"(account {env.account_id}): nothing to tear down"
         )
+    steps = teardown_steps()
+    if not steps:  # fail closed: never remove the pipelines and leave the branch's rules behind
+        raise ToolkitError(
+            "no teardown step for the branch's infrastructure is installed (promote's "
+            "mlops_toolkit.branch_teardown entry point): reinstall the toolkit (make install)"
+        )
     removed: dict = {"branch": env.branch, "namespace": env.namespace, "environment": env.base_name}
-    for name, step in teardown_steps():
+    for name, step in steps:
         removed[name] = step(env, sessions, echo)
     for name in pipelines:
         token = hashlib.sha256(f"teardown {name}".encode()).hexdigest()  # idempotency token: 32-128 characters

@@ -120,10 +120,13 @@ def _record(registry: Registry, package: dict, entry: dict, *, set_pin: bool) ->
 
 def _entry(env: Environment, registry: Registry, action: str, reason: str, **extra: object) -> dict:
     principal = registry.identity()
+    # who: the STS source identity AWS carried into the approver session (verified by AWS, not a name we
+    # chose); the role session's name only when the session has none
+    verified = registry.sessions.source_identity(registry.session)
     return {
         "action": action,
         "environment": env.name,
-        "by": person(principal),
+        "by": verified or person(principal),
         "principal": principal,
         "at": _now(),
         "build": _build(),

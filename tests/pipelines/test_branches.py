@@ -21,6 +21,7 @@ def terraform_workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_TERRAFORM_WORKDIR", str(workdir))
     return workdir
 
+
 ALPHA, BETA = "feature/Alpha", "bugfix/JIRA-42_beta#"
 
 

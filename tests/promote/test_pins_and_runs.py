@@ -11,9 +11,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.iam.conftest import trust_account_root_too
-from tests.pipelines.test_latest_approved import load_handler, register
+from tests.pipelines.test_latest_approved import load_handler
 
 pytestmark = pytest.mark.slow
+
+
+APPROVER = {"MLOPS_AS": "alex"}  # the approver signs in: the approver role's trust needs a source identity
 
 
 @pytest.fixture
@@ -37,18 +40,37 @@ def world(sandbox, cli, prod_env):
     for tag in ("v1", "v2", "v3"):
         _register_by_arn(sm, prod_env, tag)
     for version, verb in ((1, "approve"), (2, "approve"), (3, "reject")):
-        result = cli("promote", verb, "--env", "prod", "--version", str(version), "--reason", f"{verb} v{version}")
+        result = cli(
+            "promote", verb, "--env", "prod", "--version", str(version), "--reason", f"{verb} v{version}", env=APPROVER
+        )
         assert result.returncode == 0, result.stderr
     return s, roles
 
 
 def _register_by_arn(sagemaker, env, tag):
-    # the registration the train pipeline makes: by group ARN, PendingManualApproval, with its baselines
-    class ByArn:
-        def create_model_package(self, **kwargs):
-            return sagemaker.create_model_package(**{**kwargs, "ModelPackageGroupName": env.model_package_group_arn})
-
-    register(ByArn(), env, tag, "PendingManualApproval")
+    """The registration the train pipeline makes: by group ARN, PendingManualApproval, with its baselines."""
+    bucket = env.buckets.registry
+    baseline = {"ContentType": "application/json"}
+    sagemaker.create_model_package(
+        ModelPackageGroupName=env.model_package_group_arn,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                    "ModelDataUrl": f"s3://{bucket}/dev/models/{tag}/output/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                "Statistics": {**baseline, "S3Uri": f"s3://{bucket}/dev/{tag}/statistics.json"},
+                "Constraints": {**baseline, "S3Uri": f"s3://{bucket}/dev/{tag}/constraints.json"},
+            }
+        },
+    )
 
 
 def _run(roles, s, env, version, execution):
@@ -78,7 +100,7 @@ def _served(roles, s, env) -> str:
 
 
 def _status(cli) -> dict:
-    result = cli("promote", "status", "--env", "prod", "--output", "json")
+    result = cli("promote", "status", "--env", "prod", "--output", "json", env=APPROVER)
     assert result.returncode == 0, result.stderr
     return {row["version"]: row for row in json.loads(result.stdout)}
 
@@ -119,40 +141,48 @@ def test_runs_are_recorded_append_only_and_pins_decide_what_inference_serves(wor
 
     status = _status(cli)
     assert status[2]["runs_in"] == ["prod"] and status[1]["runs_in"] == [] and status[3]["status"] == "Rejected"
-    table = cli("promote", "status", "--env", "prod").stdout
+    table = cli("promote", "status", "--env", "prod", env=APPROVER).stdout
     assert "RUNS IN" in table and "PINNED FOR" in table
-    lineage = json.loads(cli("promote", "lineage", "--env", "prod", "--version", "1", "--output", "json").stdout)
+    lineage = json.loads(
+        cli("promote", "lineage", "--env", "prod", "--version", "1", "--output", "json", env=APPROVER).stdout
+    )
     assert [(r["environment"], r["account"], r["execution"]) for r in lineage["runs"]] == [
         ("prod", prod_env.account_id, "exec-a")
     ]
 
     # v2 misbehaves: roll back to the Approved version that ran before it.
-    rolled = cli("promote", "rollback", "--env", "prod", "--reason", "v2 flags every record", "--output", "json")
+    rolled = cli(
+        "promote", "rollback", "--env", "prod", "--reason", "v2 flags every record", "--output", "json", env=APPROVER
+    )
     assert rolled.returncode == 0, rolled.stderr
     result = json.loads(rolled.stdout)
     assert (result["version"], result["rolled_back_from"], result["pin"]["action"]) == (1, 2, "rollback")
-    assert result["pin"]["by"] and result["pin"]["at"] and "v2 flags every record" in result["pin"]["reason"]
+    assert result["pin"]["by"] == "alex" and result["pin"]["at"] and "v2 flags every record" in result["pin"]["reason"]
     assert _served(roles, s, prod_env) == "1"
     assert _status(cli)[1]["pinned_for"] == ["prod"]
 
     # Bad pins: one line each, nothing changed.
-    line = _one_line(cli("promote", "pin", "--env", "prod", "--version", "3", "--reason", "x"), 1)
+    line = _one_line(cli("promote", "pin", "--env", "prod", "--version", "3", "--reason", "x", env=APPROVER), 1)
     assert line == "error: version 3 is Rejected: only an Approved version can be pinned for prod", line
-    line = _one_line(cli("promote", "pin", "--env", "prod", "--version", "99", "--reason", "x"), 2)
+    line = _one_line(cli("promote", "pin", "--env", "prod", "--version", "99", "--reason", "x", env=APPROVER), 2)
     assert "no version 99 in" in line, line
     assert _served(roles, s, prod_env) == "1"
 
     # Pin v2 explicitly, then unpin: prod follows the latest Approved again; each action is recorded.
-    pinned = cli("promote", "pin", "--env", "prod", "--version", "2", "--reason", "fixed upstream")
+    pinned = cli("promote", "pin", "--env", "prod", "--version", "2", "--reason", "fixed upstream", env=APPROVER)
     assert pinned.returncode == 0 and "prod pinned to version 2" in pinned.stdout, pinned.stderr
     assert _served(roles, s, prod_env) == "2"
-    unpinned = cli("promote", "unpin", "--env", "prod", "--reason", "back to latest")
+    unpinned = cli("promote", "unpin", "--env", "prod", "--reason", "back to latest", env=APPROVER)
     assert unpinned.returncode == 0, unpinned.stderr
-    line = _one_line(cli("promote", "unpin", "--env", "prod", "--reason", "again"), 1)
+    line = _one_line(cli("promote", "unpin", "--env", "prod", "--reason", "again", env=APPROVER), 1)
     assert line == "error: no version is pinned for prod: it already runs the latest Approved version", line
-    history = json.loads(cli("promote", "lineage", "--env", "prod", "--version", "1", "--output", "json").stdout)
+    history = json.loads(
+        cli("promote", "lineage", "--env", "prod", "--version", "1", "--output", "json", env=APPROVER).stdout
+    )
     assert [p["action"] for p in history["pins"]] == ["rollback", "unpin"]
-    history = json.loads(cli("promote", "lineage", "--env", "prod", "--version", "2", "--output", "json").stdout)
+    history = json.loads(
+        cli("promote", "lineage", "--env", "prod", "--version", "2", "--output", "json", env=APPROVER).stdout
+    )
     assert [p["action"] for p in history["pins"]] == ["pin", "unpin"]
 
     # Only approvers pin: a workload role cannot write the pin the Lambda reads.
