@@ -108,6 +108,7 @@ def running(directory: Path | None = None) -> dict | None:
     if not _pid_alive(int(info.get("pid", -1))):
         info_path.unlink(missing_ok=True)
         return None
+    _token(directory)  # a damaged secrets file is its own one-line error, not "not running"
     try:
         return _request(info["endpoint"], "status", method="GET", timeout=5, directory=directory)
     except SandboxError:
@@ -169,12 +170,16 @@ def _spawn(directory: Path, port: int) -> dict:
 def down(save: bool = True, timeout: float = 20.0) -> bool:
     """Stop the server, snapshotting its state unless save=False. Returns False if none was running."""
     directory = home()
-    status = running(directory)
+    try:
+        status = running(directory)
+    except SandboxError:  # e.g. damaged secrets: the server cannot be asked, but it can be signalled
+        status = _by_pid(directory)
     if status is None:
         return False
     pid = status["pid"]
     try:
-        _request(status["endpoint"], "shutdown", {"save": save}, timeout=10, directory=directory)
+        if status.get("endpoint"):
+            _request(status["endpoint"], "shutdown", {"save": save}, timeout=10, directory=directory)
     except SandboxError:
         pass
     deadline = time.monotonic() + timeout
@@ -187,6 +192,14 @@ def down(save: bool = True, timeout: float = 20.0) -> bool:
             os.kill(pid, 9)
     (directory / "server.json").unlink(missing_ok=True)
     return True
+
+
+def _by_pid(directory: Path) -> dict | None:
+    try:
+        pid = int(json.loads((directory / "server.json").read_text()).get("pid", -1))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+    return {"pid": pid} if _pid_alive(pid) else None
 
 
 def reset() -> dict:

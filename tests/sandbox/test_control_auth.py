@@ -135,3 +135,17 @@ def test_a_planted_state_file_is_refused_in_one_line_and_never_loaded(own_home, 
     assert not marker.exists(), "the planted pickle ran"
     assert run_cli("sandbox", "down", "--discard").returncode == 0
     assert run_cli("sandbox", "up").returncode == 0  # recovered, empty
+
+
+def test_a_damaged_secrets_file_is_one_line_and_discard_recovers(own_home):
+    from sandbox.client import _pid_alive
+
+    pid = _up(own_home)["pid"]
+    (own_home / "secrets.json").write_text("not json")
+    result = run_cli("sandbox", "status")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "secrets.json is damaged" in line and "sandbox down --discard" in line
+    assert run_cli("sandbox", "down", "--discard").returncode == 0
+    assert not _pid_alive(pid), "the server kept running behind a damaged secrets file"
+    assert run_cli("sandbox", "up").returncode == 0
