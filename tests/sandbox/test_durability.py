@@ -185,7 +185,7 @@ def _writer(world, endpoint, ledger: Ledger, stop: threading.Event, seed: int):
                 client("registry", "sagemaker").create_model_package(
                     ModelPackageGroupName=GROUP,
                     ModelApprovalStatus="PendingManualApproval",
-                    CustomerMetadataProperties={"write": value},
+                    ModelPackageDescription=value,  # listed in the summaries: no describe per version
                     InferenceSpecification={
                         "Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"}],
                         "SupportedContentTypes": ["text/csv"],
@@ -221,9 +221,7 @@ def _observed(status, world) -> dict:
     sm = _admin(status, "registry", "sagemaker")
     for page in sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=GROUP):
         for summary in page["ModelPackageSummaryList"]:
-            described = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            value = (described.get("CustomerMetadataProperties") or {}).get("write")
-            seen["package"][value] = described["ModelApprovalStatus"]
+            seen["package"][summary.get("ModelPackageDescription")] = summary["ModelApprovalStatus"]
     token = json.loads((_home() / "secrets.json").read_text())["control_token"]
     request = urllib.request.Request(status["endpoint"] + "/moto-api/data.json", headers={"X-Sandbox-Token": token})
     with urllib.request.urlopen(request, timeout=30) as resp:
