@@ -14,7 +14,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_core.config import Environment
@@ -61,43 +61,150 @@ def metadata(package: dict, *names: str) -> str | None:
 
 
 def person(principal: str | None) -> str | None:
-    """Who acted: an assumed-role ARN's session name (`<who>@<purpose>`), a local run's `local:<who>`
-    build id, or the name itself."""
+    """A readable name for a principal: an assumed-role ARN's session name (`<who>@<purpose>`), or the
+    name itself. For display only: who acted is decided by source identities, never by this."""
     if not principal:
         return None
     if ":assumed-role/" in principal:
         principal = principal.rsplit("/", 1)[1]
-    principal = principal.split("@", 1)[0]
-    if principal.startswith("local:"):
-        principal = principal[len("local:") :]
-    return principal.lower()
-
-
-# Who registered a version, as the train pipeline records it: an explicit record if any, else the
-# build that started the run (its BuildId parameter: Jenkins' BUILD_TAG or `local:<user>`, which
-# `run-pipeline --start` passes).
-_REGISTRANT_KEYS = ("registered-by", "registered_by", "RegisteredBy", "started-by", "build-id", "build_id")
+    return principal.split("@", 1)[0].lower()
 
 
 def registered_by(package: dict) -> str | None:
-    """The principal that registered a version: the pipeline's record, else SageMaker's CreatedBy."""
+    """Who registered a version, as SageMaker recorded it (CreatedBy.IamIdentity): the source identity
+    when the session had one, else the principal (a pipeline's execution role)."""
     created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
-    return metadata(package, *_REGISTRANT_KEYS) or created.get("Arn")
+    if created.get("SourceIdentity"):
+        return created["SourceIdentity"]
+    execution = registering_execution(package)
+    return f"pipeline:{execution.rsplit('/', 1)[-1]}" if execution else person(created.get("Arn"))
 
 
-def _registering_principals(package: dict) -> set:
-    created = (package.get("CreatedBy") or {}).get("IamIdentity") or {}
-    found = {created.get("Arn"), metadata(package, *_REGISTRANT_KEYS)}
-    return {p for p in found if p}
+class ProvenanceUnverified(ToolkitError):
+    """Who started the run that registered a version cannot be read from AWS's records: fail closed."""
 
 
-def check_separation_of_duties(package: dict, approver_arn: str) -> None:
-    """Refuse when the approver (same role session, or same person) registered the version."""
-    for principal in _registering_principals(package):
-        if principal == approver_arn or person(principal) == person(approver_arn):
+@dataclass(frozen=True)
+class Provenance:
+    """The pipeline execution that registered a version and who started it, per AWS's own records."""
+
+    execution_arn: str
+    started_by: str | None  # the starter's STS source identity; None when EventBridge started it
+    starter_arn: str  # the principal in CloudTrail's StartPipelineExecution record
+    by_rule: bool = False
+
+    def describe(self) -> str:
+        return f"EventBridge ({self.starter_arn})" if self.by_rule else str(self.started_by)
+
+
+_EXECUTION_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:(\d{12}):pipeline/([^/]+)/execution/([^/]+)$")
+# CloudTrail delivers within about 15 minutes of the call; the execution's CreationTime is within
+# seconds of it, so the record is searched in a window around that time.
+_TRAIL_WINDOW = timedelta(minutes=30)
+
+
+def registering_execution(package: dict) -> str | None:
+    meta = package.get("MetadataProperties") or {}
+    return meta.get("GeneratedBy") or metadata(
+        package, "pipeline_execution_arn", "pipeline-execution-arn", "pipeline-execution", "execution-arn"
+    )
+
+
+def provenance(env: Environment, sessions: Sessions, approver_session: Any, package: dict) -> Provenance:
+    """Read, as the read-only audit role of the account where it ran, which execution registered the
+    version (its RegisterModel step names this package) and who started it (CloudTrail)."""
+    from botocore.exceptions import ClientError
+
+    arn, version = package["ModelPackageArn"], version_of(package)
+    execution = registering_execution(package) or ""
+    match = _EXECUTION_ARN.match(execution)
+    if not match or match.group(1) not in env.workload_accounts.values():
+        raise ProvenanceUnverified(
+            f"version {version} names no pipeline execution of {', '.join(env.workload_accounts)} "
+            f"({execution or 'none'}): cannot verify who trained it, so nobody may decide on it"
+        )
+    account = match.group(1)
+    audit = sessions.assume(env.role_arn("audit", account), purpose=f"audit-v{version}", source=approver_session)
+    sm, trail = sessions.client("sagemaker", audit), sessions.client("cloudtrail", audit)
+    try:
+        described = sm.describe_pipeline_execution(PipelineExecutionArn=execution)
+        steps = _all(sm.list_pipeline_execution_steps, "PipelineExecutionSteps", PipelineExecutionArn=execution)
+    except ClientError as exc:
+        raise ProvenanceUnverified(
+            f"version {version}: cannot read {execution}: {exc.response['Error'].get('Message', '')}"
+        ) from None
+    registered = {((st.get("Metadata") or {}).get("RegisterModel") or {}).get("Arn") for st in steps}
+    if arn not in registered:
+        raise ProvenanceUnverified(
+            f"version {version} was not registered by {execution} (no RegisterModel step of it created {arn}): "
+            "cannot verify who trained it"
+        )
+    record = _start_record(trail, execution, described["CreationTime"])
+    if record is None:
+        raise ProvenanceUnverified(
+            f"no CloudTrail record of who started {execution} in account {account} "
+            "(CloudTrail can take up to 15 minutes): try again later"
+        )
+    identity = record.get("userIdentity") or {}
+    context = identity.get("sessionContext") or {}
+    starter_arn = identity.get("arn", "")
+    source_identity = context.get("sourceIdentity")
+    if source_identity:
+        return Provenance(execution, source_identity, starter_arn)
+    issuer = (context.get("sessionIssuer") or {}).get("arn")
+    if issuer == env.role_arn("events", account):
+        # Only events.amazonaws.com can assume the events role (its trust policy): the retrain rule or
+        # the schedule started it, no person chose to train this version.
+        return Provenance(execution, None, starter_arn, by_rule=True)
+    raise ProvenanceUnverified(
+        f"{execution} was started by {starter_arn or 'an unknown principal'} without a source identity: "
+        "cannot verify who trained it"
+    )
+
+
+def _all(call, key: str, **kwargs) -> list:
+    found, token = [], None
+    while True:
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        found += page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def _start_record(trail, execution: str, created) -> dict | None:
+    token = None
+    while True:
+        kwargs = {
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "StartPipelineExecution"}],
+            "StartTime": created - _TRAIL_WINDOW,
+            "EndTime": created + _TRAIL_WINDOW,
+            "MaxResults": 50,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        page = trail.lookup_events(**kwargs)
+        for event in page.get("Events", []):
+            record = json.loads(event.get("CloudTrailEvent") or "{}")
+            if (record.get("responseElements") or {}).get("pipelineExecutionArn") == execution:
+                return record
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a != "" and a.lower() == b.lower()
+
+
+def check_separation_of_duties(package: dict, approver: str, origin: Provenance) -> None:
+    """Refuse when the approver's source identity started the registering run or created the version."""
+    created = ((package.get("CreatedBy") or {}).get("IamIdentity") or {}).get("SourceIdentity")
+    for who, what in ((origin.started_by, f"started {origin.execution_arn}"), (created, "created it")):
+        if _same(who, approver):
             raise SeparationOfDuties(
-                f"{person(approver_arn)} registered {package['ModelPackageArn']} ({principal}) and may not "
-                "also decide on it: ask another approver"
+                f"{approver} {what}, which registered {package['ModelPackageArn']}, and may not also decide "
+                "on it: ask another approver"
             )
 
 
@@ -361,8 +468,18 @@ def decide(env: Environment, sessions: Sessions, version: int, decision: str, re
     registry = Registry(env, sessions, purpose=f"{decision}-v{version}")
     package = registry.describe(version)
     status = DECISIONS[decision]
-    approver = registry.identity()
-    if package.get("ModelApprovalStatus") == status:
+    approver_arn = registry.identity()
+    # who decides is the source identity STS returned for the approver session (the approver role's trust
+    # policy admits no session without one), never a name the caller chose
+    approver = sessions.source_identity(registry.session)
+    if not approver:
+        raise AccessDenied(
+            f"{approver_arn} carries no source identity: sign in as a person (SSO, or --as/MLOPS_AS) to decide"
+        )
+    board = (metadata(package, "review_board_approval_required") or "").lower() == "true"
+    current_status = package.get("ModelApprovalStatus")
+    first = first_board_approval(env, package) if board and current_status == "PendingManualApproval" else None
+    if current_status == status:
         return {
             "version": version,
             "arn": package["ModelPackageArn"],
@@ -370,30 +487,69 @@ def decide(env: Environment, sessions: Sessions, version: int, decision: str, re
             "changed": False,
             "decision": decisions(package)[-1] if decisions(package) else None,
         }
-    check_separation_of_duties(package, approver)
+    origin = provenance(env, sessions, registry.session, package)
+    check_separation_of_duties(package, approver, origin)
+    if first and decision == "approve" and _same(first, approver):
+        raise SeparationOfDuties(
+            f"{approver} already approved version {version} for the review board, which needs a second approval "
+            "from another person"
+        )
 
     at, build = _now(), _build()
-    who = person(approver)
-    entry = {"status": status, "by": who, "principal": approver, "at": at, "build": build, "reason": reason}
+    entry = {
+        "status": status,
+        "by": approver,
+        "principal": approver_arn,
+        "at": at,
+        "started_by": origin.describe(),
+        "build": build,
+        "reason": reason,
+    }
+    pending_board = board and decision == "approve" and not first
+    if board and decision == "approve":
+        entry["board"] = "2/2" if first else "1/2"
     number = len(decisions(package)) + 1
     properties = dict(package.get("CustomerMetadataProperties") or {})
     properties[f"decision:{number}"] = _fit_json(entry)
-    description = f"{status} by {who} at {at} (build {build}): {reason}"[:_APPROVAL_DESCRIPTION_MAX]
-    _call(
-        registry.sagemaker.update_model_package,
-        ModelPackageArn=package["ModelPackageArn"],
-        ModelApprovalStatus=status,
-        ApprovalDescription=description,
-        CustomerMetadataProperties=properties,
-    )
+    if pending_board:
+        description = f"Review board: approved by {approver} at {at} (1 of 2, build {build}): {reason}"
+    elif first and decision == "approve":
+        description = f"{status} by {approver} and {first} (review board) at {at} (build {build}): {reason}"
+    else:
+        description = f"{status} by {approver} at {at} (build {build}): {reason}"
+    update = {
+        "ModelPackageArn": package["ModelPackageArn"],
+        "ApprovalDescription": description[:_APPROVAL_DESCRIPTION_MAX],
+        "CustomerMetadataProperties": properties,
+    }
+    if not pending_board:
+        update["ModelApprovalStatus"] = status
+    _call(registry.sagemaker.update_model_package, **update)
     return {
         "version": version,
         "arn": package["ModelPackageArn"],
-        "status": status,
+        "status": current_status if pending_board else status,
         "changed": True,
         "decision": entry,
-        "approval_description": description,
+        "approval_description": update["ApprovalDescription"],
+        "review_board": entry.get("board"),
     }
+
+
+def first_board_approval(env: Environment, package: dict) -> str | None:
+    """The first review-board approval of a pending version, if AWS says the approver role made it: the
+    last `decision:<n>` entry is a 1/2 board approval and SageMaker's LastModifiedBy is an approver-role
+    session with that source identity (workload roles cannot update packages; a forged entry written at
+    registration is not the approver's and does not count)."""
+    modified = (package.get("LastModifiedBy") or {}).get("IamIdentity") or {}
+    approver_sessions = f"arn:{env.partition}:sts::{env.registry_account_id}:assumed-role/{env.roles.approver}/"
+    entries = decisions(package)
+    if not entries or not modified.get("Arn", "").startswith(approver_sessions):
+        return None
+    last = entries[-1]
+    if last.get("board") != "1/2" or last.get("status") != "Approved":
+        return None
+    return last.get("by") if _same(last.get("by"), modified.get("SourceIdentity")) else None
 
 
 def _fit_json(entry: dict) -> str:

@@ -66,7 +66,7 @@ class Story:
         self.say(f"$ {shown}{who}")
         # Separation of duties compares people by the STS source identity they log in with (MLOPS_AS on
         # the sandbox; SSO/SAML/OIDC on AWS), never by user or session names.
-        people = {"MLOPS_AS": person, "USER": person, "LOGNAME": person} if person else {}
+        people = {"MLOPS_AS": person} if person else {}
         start = time.monotonic()
         result = subprocess.run(
             command, env={**os.environ, **people, **(env or {})}, text=True, capture_output=capture or not show
@@ -145,7 +145,7 @@ def _jenkins_agent_credentials(env) -> dict:
         "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
         "AWS_SESSION_TOKEN": creds["SessionToken"],
         "MLOPS_SANDBOX_CREDENTIALS": "env",
-        "MLOPS_AS": "jenkins",  # as the Jenkinsfile sets it
+        "MLOPS_AS": "jenkins",  # the toolkit sets it as source identity on its first AssumeRole
         "BUILD_TAG": "jenkins-mlops-demo-1",
     }
 

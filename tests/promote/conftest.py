@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.conftest import REPO
+
 # -- the registry account as the train pipeline leaves it -------------------------------------------
 REGISTRY = "333333333333"
 
@@ -76,58 +78,27 @@ CANDIDATE_REPORT = evaluation_report(
 )
 
 
-def approver_policy(env):
-    group_arn = env.model_package_group_arn
-    packages = group_arn.replace(":model-package-group/", ":model-package/") + "/*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DecideOnVersions",
-                "Effect": "Allow",
-                "Action": [
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:UpdateModelPackage",
-                    "sagemaker:ListModelPackages",
-                    "sagemaker:DescribeModelPackageGroup",
-                ],
-                "Resource": [group_arn, packages],
-            },
-            {
-                "Sid": "ReadReports",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{env.buckets.registry}/*"],
-            },
-        ],
-    }
-
-
 class RegistryWorld:
-    """The registry account with a group, an approver role and versions registered by the pipeline."""
+    """dev and the registry bootstrapped as the README says; each version is registered the way the train
+    pipeline does it: by a RegisterModel step of a pipeline execution in dev, running as dev's execution
+    role, started by a person logged in with a source identity (so AWS's records say who trained it)."""
 
     def __init__(self, env):
+        from iam.bootstrap import bootstrap
+        from mlops_core.config import load_environment
         from mlops_core.session import Sessions
 
         self.env = env
+        self.dev = load_environment("dev", env_dir=REPO / "environments")
+        for kind, environment in (("dev", self.dev), ("registry", env)):
+            bootstrap(environment, kind, apply=True, sessions=Sessions(environment))
         self.admin_sessions = Sessions(env)
         self.admin = self.admin_sessions.in_account(REGISTRY)
         self.sm = self.admin_sessions.client("sagemaker", self.admin)
         self.s3 = self.admin_sessions.client("s3", self.admin)
-        iam = self.admin_sessions.client("iam", self.admin)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{REGISTRY}:root"}}
-            ],
-        }
-        role = env.role_arn("approver").split("/")[-1]
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-        iam.put_role_policy(RoleName=role, PolicyName="approve", PolicyDocument=json.dumps(approver_policy(env)))
-        self.s3.create_bucket(Bucket=env.buckets.registry)
-        self.sm.create_model_package_group(ModelPackageGroupName=env.model_package_group)
         self.versions = 0
         self.sha256 = {}  # key -> sha256 of what put_json wrote, recorded on versions as the pipeline does
+        self.executions: dict[int, str] = {}
 
     def describe(self, version):
         from promote.registry import package_arn
@@ -138,22 +109,30 @@ class RegistryWorld:
         import hashlib
 
         body = json.dumps(doc).encode()
-        self.s3.put_object(Bucket=self.env.buckets.registry, Key=key, Body=body)
+        self.s3.put_object(
+            Bucket=self.env.buckets.registry,
+            Key=key,
+            Body=body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=f"alias/{self.env.project}-registry",
+        )
         self.sha256[key] = hashlib.sha256(body).hexdigest()
         return f"s3://{self.env.buckets.registry}/{key}"
 
     def register(self, report, *, status="PendingManualApproval", registered_by="alice", extra_metadata=None):
+        """Version N, registered by a pipeline execution `registered_by` started: a person's source
+        identity; "" the account's admin without one; None the events role, as the retrain rule does.
+        status=Approved approves it as the registry's admin afterwards (a champion from before)."""
         self.versions += 1
         n = self.versions
         prefix = f"dev/models/v{n}"
         metrics_uri = self.put_json(f"{prefix}/evaluation.json", report)
         stats_uri = self.put_json(f"{prefix}/statistics.json", STATISTICS)
         constraints_uri = self.put_json(f"{prefix}/constraints.json", CONSTRAINTS)
-        execution = f"arn:aws:sagemaker:us-east-1:111111111111:pipeline/mlops-demo-train/execution/run{n}"
-        self.sm.create_model_package(
-            ModelPackageGroupName=self.env.model_package_group,
-            ModelApprovalStatus=status,
-            InferenceSpecification={
+        arguments = {
+            "ModelPackageGroupName": self.env.model_package_group_arn,
+            "ModelApprovalStatus": "PendingManualApproval",
+            "InferenceSpecification": {
                 "Containers": [
                     {
                         "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
@@ -163,16 +142,16 @@ class RegistryWorld:
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
-            ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
-            DriftCheckBaselines={
+            "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
+            "DriftCheckBaselines": {
                 "ModelDataQuality": {
                     "Statistics": {"ContentType": "application/json", "S3Uri": stats_uri},
                     "Constraints": {"ContentType": "application/json", "S3Uri": constraints_uri},
                 }
             },
-            MetadataProperties={"CommitId": f"c0ffee{n}", "GeneratedBy": execution},
-            CustomerMetadataProperties={
-                **({"registered-by": registered_by} if registered_by else {}),
+            "MetadataProperties": {"CommitId": f"c0ffee{n}"},
+            "CustomerMetadataProperties": {
+                "pipeline_execution_arn": {"Get": "Execution.PipelineExecutionArn"},
                 "dataset-uri": "s3://mlops-demo-dev-artifacts/data/breast-cancer.csv",
                 "dataset-sha256": "ab" * 32,
                 "build": f"jenkins-mlops-{n}",
@@ -181,8 +160,47 @@ class RegistryWorld:
                 "constraints_sha256": self.sha256[f"{prefix}/constraints.json"],
                 **(extra_metadata or {}),
             },
-        )
+        }
+        self.executions[n] = self._run_registration(arguments, registered_by)
+        if status != "PendingManualApproval":
+            from promote.registry import package_arn
+
+            self.sm.update_model_package(ModelPackageArn=package_arn(self.env, n), ModelApprovalStatus=status)
         return n
+
+    def _run_registration(self, arguments: dict, started_by: str | None) -> str:
+        import time
+
+        from mlops_core.session import Sessions
+        from tests.iam.conftest import trust_account_root_too
+
+        definition = {
+            "Version": "2020-12-01",
+            "Parameters": [],
+            "Steps": [{"Name": "Register", "Type": "RegisterModel", "Arguments": arguments}],
+        }
+        # started_by: a person's source identity; "" the account's admin with none; None the events role
+        owner_sessions = Sessions(self.dev, identity=started_by if started_by is not None else "pipeline-owner")
+        owner = owner_sessions.client("sagemaker", owner_sessions.workload())
+        name, text = self.dev.pipelines["train"], json.dumps(definition)
+        if self.executions:
+            owner.update_pipeline(PipelineName=name, PipelineDefinition=text)
+        else:
+            owner.create_pipeline(PipelineName=name, PipelineDefinition=text, RoleArn=self.dev.role_arn("execution"))
+        starter = owner
+        if started_by is None:  # EventBridge starts pipelines as the events role (the admin stands in for it)
+            admin = Sessions(self.dev)
+            trust_account_root_too(admin, self.dev.role_arn("events"))
+            events = admin.assume(self.dev.role_arn("events"), purpose="retrain-rule", source=admin.base())
+            starter = admin.client("sagemaker", events)
+        execution = starter.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+        for _ in range(600):
+            described = owner.describe_pipeline_execution(PipelineExecutionArn=execution)
+            if described["PipelineExecutionStatus"] != "Executing":
+                assert described["PipelineExecutionStatus"] == "Succeeded", described
+                return execution
+            time.sleep(0.1)
+        raise AssertionError(f"{execution} did not finish")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def test_report_compares_candidate_with_champion_and_shows_its_images(registry_w
     registry_world.register(CHAMPION_REPORT, status="Approved", registered_by="carol")
     registry_world.register(CANDIDATE_REPORT, registered_by="alice")
 
-    result = cli("promote", "report", "--env", "prod", "--version", "2", "--out", str(tmp_path))
+    result = cli("promote", "report", "--env", "prod", "--version", "2", "--out", str(tmp_path), "--as", "alex")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "mlops-demo-models-v2"
     assert result.stdout.split() == [
@@ -61,7 +61,7 @@ def test_first_version_has_no_champion_and_a_missed_threshold_says_so(registry_w
 
     weak = evaluation_report(0.71, [[100, 43], [30, 55]], [0.0, 0.4, 1.0], [0.0, 0.7, 1.0], 0.56, 0.65, 0.6, 0.68)
     registry_world.register(weak, registered_by="alice")
-    paths = write_report(prod_env, sessions(prod_env, who="bob"), 1, tmp_path)
+    paths = write_report(prod_env, sessions(prod_env, identity="bob"), 1, tmp_path)
     html = paths["html"].read_text()
     assert "No other version is Approved yet" in html
     assert '<td class="missed">NOT met</td>' in html
