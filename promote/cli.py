@@ -17,8 +17,9 @@ from promote.report import write_report
 def main() -> None:
     """Move model versions through the central registry and deploy the prod infrastructure.
 
-    Approvals act as the approver role in the registry account and are refused when the approver
-    registered the version (separation of duties). Every decision is recorded on the version.
+    Approvals act as the approver role in the registry account (sign in with --as NAME or MLOPS_AS on the
+    sandbox, SSO on AWS) and are refused when the approver started the run that registered the version,
+    per CloudTrail (separation of duties). Every decision is recorded on the version.
     """
 
 
@@ -64,7 +65,7 @@ def status(env: Environment, profile: str | None, output: str) -> None:
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
 def approve(env: Environment, profile: str | None, version: int, reason: str, output: str) -> None:
-    """Approve a version as the approver role (refused for the principal that registered it)."""
+    """Approve a version as the approver role (refused for whoever started the run that registered it)."""
     _decide(env, profile, version, "approve", reason, output)
 
 
@@ -76,7 +77,7 @@ def approve(env: Environment, profile: str | None, version: int, reason: str, ou
 @click.option("--reason", required=True, help="Why: recorded on the version and in ApprovalDescription.")
 @output_option
 def reject(env: Environment, profile: str | None, version: int, reason: str, output: str) -> None:
-    """Reject a version as the approver role (refused for the principal that registered it)."""
+    """Reject a version as the approver role (refused for whoever started the run that registered it)."""
     _decide(env, profile, version, "reject", reason, output)
 
 

@@ -1,10 +1,13 @@
 """The central model registry as the approver sees it: versions, approvals with an audit trail, lineage.
 
 Every operation acts as the environment's approver role in the registry account and reaches the
-group by its ARN. An approval or rejection is refused when the approver is the principal that
-registered the version (separation of duties), and is recorded on the version itself: in
-ApprovalDescription and as `decision:<n>` entries in CustomerMetadataProperties (who, when, why,
-which build). Where a version runs is recorded the same way, as `deployed:<env>` entries.
+group by its ARN. A decision is refused when the approver's STS source identity is the one that started
+the pipeline execution which registered the version (read from CloudTrail and the execution's steps in
+the account where it ran, through the read-only registration-audit role), and when that cannot be
+verified. Versions marked for the review board need two approvals from two different people. Every
+decision is recorded on the version: in ApprovalDescription and as `decision:<n>` entries in
+CustomerMetadataProperties (who, when, why, who trained it). Where a version runs is recorded the same
+way, as `deployed:<env>` entries.
 """
 
 from __future__ import annotations
