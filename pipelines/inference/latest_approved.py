@@ -150,6 +150,8 @@ def verify_artefacts(s3: Any, package: dict, outputs: dict) -> None:
                 f"version {version} ({arn}): {uri} has sha256 {actual}, not the {recorded} recorded at "
                 "registration: refusing a changed artefact"
             )
+
+
 def record_run(s3: Any, event: dict) -> dict:
     """Append where a version ran: one new object per successful execution, never overwritten."""
     required = ("environment", "model_version", "model_package_arn", "execution_arn")

@@ -39,11 +39,12 @@ def world(sandbox, cli, prod_env):
     sm = s.client("sagemaker", trainer)
     for tag in ("v1", "v2", "v3"):
         _register_by_arn(sm, prod_env, tag)
-    for version, verb in ((1, "approve"), (2, "approve"), (3, "reject")):
-        result = cli(
-            "promote", verb, "--env", "prod", "--version", str(version), "--reason", f"{verb} v{version}", env=APPROVER
-        )
-        assert result.returncode == 0, result.stderr
+    # decided by the registry's admin: these versions were registered by a direct call, not by a pipeline
+    # run, so `promote approve` refuses them (no verifiable trainer; tests/security covers that)
+    registry_sm = s.client("sagemaker", s.in_account(prod_env.registry_account_id))
+    for version, status in ((1, "Approved"), (2, "Approved"), (3, "Rejected")):
+        arn = prod_env.model_package_group_arn.replace(":model-package-group/", ":model-package/") + f"/{version}"
+        registry_sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
     return s, roles
 
 
