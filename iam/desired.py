@@ -68,6 +68,9 @@ class Bucket:
     region: str
     tags: dict
     versioning: bool = True
+    # S3 sends every object event of the bucket to the account's default EventBridge bus (the arrival
+    # rules of mlops-infra/ pick theirs): on for the buckets data lands in.
+    event_bridge: bool = False
     kind = "s3-bucket"
 
 
@@ -244,6 +247,7 @@ def _workload(env, account_id: str, tags: dict) -> AccountState:
             policies.data_bucket_policy(env, env.buckets.artifacts),
             env.region,
             tags,
+            event_bridge=bool(getattr(env, "arrivals", ())),
         )
     )
     resources.append(

@@ -231,8 +231,12 @@ def _bucket(resource: Bucket, clients, _observed) -> dict:
         )
         or {}
     )
+    notifications = _read(s3.get_bucket_notification_configuration, (), Bucket=resource.name) or {}
+    notifications.pop("ResponseMetadata", None)
     return {
         "exists": True,
+        "notifications": notifications,
+        "event_bridge": "EventBridgeConfiguration" in notifications,
         "encryption": encryption,
         "versioning": versioning,
         "public_access_block": public_access,

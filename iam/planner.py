@@ -353,6 +353,18 @@ def _bucket(r: Bucket, d: dict, o: dict) -> Change:
                 {"Bucket": r.name, "Tagging": {"TagSet": [{"Key": k, "Value": v} for k, v in sorted(merged.items())]}},
             )
         )
+    if r.event_bridge and not o.get("event_bridge"):
+        if exists:
+            reasons.append("EventBridge notifications off -> on (arrival triggers)")
+        # PutBucketNotificationConfiguration replaces the whole configuration: keep what else is there
+        notifications = {**(o.get("notifications") or {}), "EventBridgeConfiguration": {}}
+        calls.append(
+            APICall(
+                "s3",
+                "put_bucket_notification_configuration",
+                {"Bucket": r.name, "NotificationConfiguration": notifications},
+            )
+        )
     if not _same(o.get("policy"), d["policy"]):
         if exists:
             reasons.append("bucket policy differs")

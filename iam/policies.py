@@ -79,7 +79,7 @@ LINT_ACCEPTED = [
         "role.cross-account-jenkins-role.deploy-pipelines.json",
         "PRIVILEGE_ESCALATION",
         "lambda:UpdateFunctionCode on the project's functions, deploying them is the point; their role (the "
-        "Lambda role) can only read the registry and write its logs",
+        "Lambda role) can only read the registry, write its logs and start the pipelines arrival triggers name",
     ),
     (
         "role.*-sagemaker-execution.runtime.json",
@@ -739,7 +739,7 @@ def lambda_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     upstream, _ = promotion_neighbours(env, env.account)
     logs = f"arn:{arns.p}:logs:{env.region}:{env.account_id}:log-group:/aws/lambda/{env.project}-*"
-    return {
+    docs = {
         "latest-approved-model": document(
             statement("DescribeRegistryPackages", LOOKUP_ACTIONS[:-1], arns.group_and_packages()),
             statement("ListRegistryPackages", "sagemaker:ListModelPackages", "*"),
@@ -772,6 +772,14 @@ def lambda_role_policies(env: Environment) -> dict[str, dict]:
             ),
         )
     }
+    arrivals = getattr(env, "arrivals", ())
+    if arrivals:
+        # The arrival function starts exactly the pipelines an arrival trigger names, nothing else.
+        targets = sorted({arns.sagemaker(env.account_id, f"pipeline/{env.pipelines[a.pipeline]}") for a in arrivals})
+        docs["start-on-arrival"] = document(
+            statement("StartArrivalPipelines", "sagemaker:StartPipelineExecution", targets)
+        )
+    return docs
 
 
 def events_role_policies(env: Environment) -> dict[str, dict]:
@@ -879,9 +887,12 @@ def jenkins_role_policies(env: Environment) -> dict[str, dict]:
         statement(
             "InferenceStepLambda",
             [
+                "lambda:AddPermission",
                 "lambda:CreateFunction",
                 "lambda:GetFunction",
                 "lambda:GetFunctionConfiguration",
+                "lambda:GetPolicy",
+                "lambda:RemovePermission",
                 "lambda:TagResource",
                 "lambda:UpdateFunctionCode",
                 "lambda:UpdateFunctionConfiguration",

@@ -1,5 +1,6 @@
 # What runs in a workload account besides the pipelines: the inference schedule, retraining when
-# inference fails, train-with-HPO when model quality drops on labelled data, failure and approval
+# inference fails on drift (other failures only notify), train-with-HPO when model quality drops on
+# labelled data, arrival triggers (objects landing in S3 start pipelines), failure and approval
 # notifications, and the encrypted topic they go to.
 
 locals {
@@ -15,6 +16,7 @@ module "notifications" {
   # Only the project's own rules may publish: the topic policy names each rule.
   publisher_rule_arns = [
     module.retraining.rule_arn,
+    module.retraining.failure_rule_arn,
     module.train_failed.rule_arn,
     module.approval_pending.rule_arn,
     module.quality_retraining.rule_arns[0],
@@ -35,6 +37,7 @@ module "retraining" {
   source = "./modules/retraining"
 
   name                   = "${local.prefix}-retrain-on-inference-failure"
+  failure_rule_name      = "${local.prefix}-inference-failed"
   inference_pipeline_arn = var.inference_pipeline_arn
   train_pipeline_arn     = var.train_pipeline_arn
   events_role_arn        = var.events_role_arn
@@ -94,6 +97,15 @@ module "approval_pending" {
     time    = "$.time"
   }
   input_template = "\"[${local.prefix}] Model <group> version <version> is waiting for your approval (registered <time>): <package>. Review it with: promote report --env ${var.environment} --version <version>, then promote approve or promote reject.\""
+}
+
+module "arrivals" {
+  source = "./modules/arrivals"
+
+  name_prefix  = local.prefix
+  bucket       = var.arrival_bucket
+  function_arn = var.arrival_function_arn
+  triggers     = var.arrival_triggers
 }
 
 # Model package events happen in the registry account; the registry forwards them to this account's

@@ -76,6 +76,28 @@ variable "schedule_expression" {
   }
 }
 
+variable "arrival_bucket" {
+  description = "The bucket whose new objects the arrival triggers watch (its EventBridge notifications are on)."
+  type        = string
+}
+
+variable "arrival_function_arn" {
+  description = "The function that starts a pipeline for an arrived object (deployed by run-pipeline)."
+  type        = string
+}
+
+variable "arrival_triggers" {
+  description = "Objects that start a pipeline when they land: prefix, suffix, pipeline name, parameter to set."
+  type = list(object({
+    name          = string
+    prefix        = string
+    suffix        = string
+    pipeline_name = string
+    parameter     = string
+  }))
+  default = []
+}
+
 variable "notification_emails" {
   description = "Addresses subscribed (by email) to the notification topic."
   type        = list(string)

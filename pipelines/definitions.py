@@ -32,6 +32,8 @@ from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
 PIPELINES = ("train", "hpo", "inference", "quality")
 STEPS_DIR = Path(__file__).resolve().parent / "steps"
 LAMBDA_SOURCE = Path(__file__).resolve().parent / "inference" / "latest_approved.py"
+ARRIVAL_SOURCE = Path(__file__).resolve().parent / "triggers" / "start_on_arrival.py"
+ARRIVAL_FUNCTION = "start-on-arrival"
 XGBOOST_VERSION = "1.7-1"
 LAMBDA_RUNTIME = "python3.12"
 OBJECTIVE_METRIC = "validation:auc"
@@ -112,6 +114,29 @@ def latest_approved_function(env: Environment) -> LambdaFunction:
         runtime=LAMBDA_RUNTIME,
         zip_bytes=body,
         sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+def _zipped(path: Path) -> bytes:
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo(path.name, date_time=_EPOCH)
+        info.external_attr = 0o644 << 16
+        archive.writestr(info, path.read_bytes())
+    return raw.getvalue()
+
+
+def arrival_function(env: Environment) -> LambdaFunction:
+    """The function the arrival rules of mlops-infra/ invoke: starts the pipeline with the object's URI."""
+    body = _zipped(ARRIVAL_SOURCE)
+    return LambdaFunction(
+        name=f"{env.project}-{ARRIVAL_FUNCTION}",
+        role_arn=env.role_arn("lambda"),
+        handler="start_on_arrival.handler",
+        runtime=LAMBDA_RUNTIME,
+        zip_bytes=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+        timeout=30,
     )
 
 
@@ -1206,6 +1231,9 @@ def build_pipelines(env: Environment, which: str | Sequence[str] = PIPELINES) ->
                 specs[name] = _quality_pipeline(env, session, code)
             else:
                 specs[name] = _training_pipeline(env, session, code, tuned=(name == "hpo"))
+    # The pipelines an arrival trigger starts carry the arrival function, deployed with them.
+    for name in sorted({a.pipeline for a in getattr(env, "arrivals", ())} & set(specs)):
+        specs[name].lambda_functions.append(arrival_function(env))
     return specs
 
 

@@ -134,7 +134,16 @@ def desired_pipelines(env: Environment, specs: dict, extra_tags: dict | None = N
     for key, spec in specs.items():
         definition = normalise_definition(spec.definition)
         digest = hashlib.sha256(
-            json.dumps({"definition": definition, "role": spec.role_arn, "tags": tags}, sort_keys=True).encode()
+            json.dumps(
+                {
+                    "definition": definition,
+                    "role": spec.role_arn,
+                    "tags": tags,
+                    # a function deployed with the pipeline (arrival trigger) changes without the definition
+                    "functions": sorted(f"{f.name}:{f.sha256}" for f in getattr(spec, "lambda_functions", ()) or ()),
+                },
+                sort_keys=True,
+            ).encode()
         ).hexdigest()
         purpose = getattr(spec, "description", "") or f"{env.project} {key} pipeline for {env.name}"
         description = f"{purpose[:2900]} (managed by {MANAGED_BY}, {_FINGERPRINT_MARK}{digest})"

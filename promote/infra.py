@@ -24,6 +24,7 @@ from mlops_core.config import REPO_ROOT, Environment
 from mlops_core.errors import ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from pipelines.branches import claim_namespace
+from pipelines.definitions import ARRIVAL_FUNCTION
 from promote.terraform import TerraformCli
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
@@ -49,6 +50,18 @@ def terraform_vars(env: Environment) -> dict:
         "events_role_arn": env.role_arn("events"),
         "schedule_expression": env.schedule,
         "notification_emails": list(env.notification_emails),
+        "arrival_bucket": env.buckets.artifacts,
+        "arrival_function_arn": arrival_function_arn(env),
+        "arrival_triggers": [
+            {
+                "name": a.name,
+                "prefix": a.prefix,
+                "suffix": a.suffix,
+                "pipeline_name": env.pipelines[a.pipeline],
+                "parameter": a.parameter,
+            }
+            for a in env.arrivals
+        ],
         # a branch's resources carry its environment's tags (what the deploy role's conditions name) and its own
         "tags": {
             "project": env.project,
@@ -57,6 +70,10 @@ def terraform_vars(env: Environment) -> dict:
             **({"branch-namespace": env.namespace} if env.namespace else {}),
         },
     }
+
+
+def arrival_function_arn(env: Environment) -> str:
+    return f"arn:{env.partition}:lambda:{env.region}:{env.account_id}:function:{env.project}-{ARRIVAL_FUNCTION}"
 
 
 def check_target_account(env: Environment, account_id: str | None) -> None:

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sandbox import clock, iam_policy
@@ -134,7 +140,81 @@ def deliver(rule: Any, target: dict, event: dict) -> dict:
         return _deliver_pipeline(rule, target, event)
     if service == "events" and ":event-bus/" in arn:
         return _deliver_bus(rule, target, event)
+    if service == "lambda":
+        return _deliver_lambda(rule, target, event, body)
     return _deliver_other(rule, target, event)
+
+
+def _deliver_lambda(rule, target, event, body: str) -> dict:
+    """Invoke a Lambda function as EventBridge does (asynchronously, on AWS): only if the function's
+    resource policy lets events.amazonaws.com invoke it for this rule; the function runs as its role."""
+    from moto.awslambda.models import lambda_backends
+
+    arn = target["Arn"]
+    _, _, _, region, account, _ = arn.split(":", 5)
+    try:
+        function = lambda_backends[account][region].get_function(arn)
+    except Exception:  # moto's not-found exception differs by version
+        return _record(rule, target, event, "failed", f"function {arn} does not exist")
+    statements = list(getattr(function.policy, "statements", []) or [])
+    events_principal = iam_policy.Principal(account_id="", arn="events.amazonaws.com", service="events.amazonaws.com")
+    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
+    decision = iam_policy.evaluate(
+        [{"Version": "2012-10-17", "Statement": statements}] if statements else [],
+        "lambda:InvokeFunction",
+        [function.function_arn, arn],
+        context,
+        principal=events_principal,
+    )
+    if decision.denied or not decision.allowed:
+        return _record(
+            rule,
+            target,
+            event,
+            "failed",
+            f"the resource policy of {function.function_arn} does not allow events.amazonaws.com to "
+            f"lambda:InvokeFunction for rule {rule.arn}",
+        )
+    try:
+        creds = runtime.role_credentials(function.role, "lambda.amazonaws.com", function.function_name[:64], region)
+    except runtime.RoleNotAssumable as exc:
+        return _record(rule, target, event, "failed", str(exc))
+    work = Path(tempfile.mkdtemp(prefix="sandbox-lambda-"))
+    (work / "code.zip").write_bytes(function.code_bytes)
+    (work / "event.json").write_text(body)
+    env = runtime.process_env(creds, region)
+    env.update({"AWS_LAMBDA_FUNCTION_NAME": function.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"})
+    runner = Path(__file__).resolve().parent / "engine" / "lambda_runner.py"
+    argv = [sys.executable, str(runner), str(work / "code.zip"), function.handler, str(work / "event.json")]
+    try:
+        done = subprocess.run(
+            [*argv, str(work / "result.json")],
+            env=env,
+            cwd=work,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=float(function.timeout or 60),
+        )
+    except subprocess.TimeoutExpired:
+        return _record(rule, target, event, "failed", f"{function.function_name} timed out")
+    output = (done.stdout or "") + (done.stderr or "")
+    stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+    runtime.write_log(account, region, f"/aws/lambda/{function.function_name}", stream, output)
+    try:
+        result = json.loads((work / "result.json").read_text())
+    except (OSError, ValueError):
+        result = {"errorMessage": output.strip().splitlines()[-1] if output.strip() else "no output"}
+    shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0:
+        return _record(
+            rule,
+            target,
+            event,
+            "failed",
+            f"{function.function_name}: {result.get('errorType', 'Error')}: {result.get('errorMessage')}",
+        )
+    return _record(rule, target, event, "delivered", result=result if isinstance(result, dict) else {"result": result})
 
 
 def _deliver_bus(rule, target, event) -> dict:
@@ -387,6 +467,97 @@ def _tick(_server, body):
         return 200, tick(to=to, by=by)
     except clock.ScheduleError as exc:
         raise InvalidInput(str(exc), field="to" if body.get("to") else "by") from None
+
+
+# -- S3 event notifications to EventBridge --------------------------------------------------------
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html: the reason of an Object Created
+# event is the API that created the object; of an Object Deleted event, DeleteObject.
+S3_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "POST Object",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+    "s3:ObjectRemoved:Delete": "DeleteObject",
+    "s3:ObjectRemoved:DeleteMarkerCreated": "DeleteObject",
+}
+_sequence = iter(range(1, 1 << 62))
+
+
+def s3_event(account_id: str, bucket, event_name: str, key) -> dict:
+    """The event S3 puts on the bucket owner's default bus for `event_name` on `key`, as AWS shapes it."""
+    from moto.s3 import notifications
+
+    detail_type = notifications._detail_type(event_name)
+    obj = {"key": key.name, "etag": (key.etag or "").strip('"')}
+    if detail_type != "Object Deleted":
+        obj["size"] = key.size
+    if getattr(key, "version_id", None) and key.version_id != "null":
+        obj["version-id"] = key.version_id
+    with _lock:
+        obj["sequencer"] = f"{next(_sequence):016X}"
+    detail = {
+        "version": "0",
+        "bucket": {"name": bucket.name},
+        "object": obj,
+        "request-id": uuid.uuid4().hex[:16].upper(),
+        "requester": account_id,
+        "source-ip-address": "127.0.0.1",
+    }
+    if event_name in S3_REASONS:
+        detail["reason"] = S3_REASONS[event_name]
+    return {"detail_type": detail_type, "resources": [f"arn:aws:s3:::{bucket.name}"], "detail": detail}
+
+
+@patch(
+    "s3-eventbridge-notifications",
+    adds="S3 sends object events to the default EventBridge bus of buckets with EventBridgeConfiguration, in "
+    "AWS's shape (etag, reason PutObject/CopyObject/..., ISO time), asynchronously like AWS",
+)
+def patch_s3_eventbridge():
+    from moto.s3 import notifications
+
+    def send(account_id, bucket, event_name, key):
+        try:
+            shaped = s3_event(account_id, bucket, event_name, key)
+        except ValueError:  # an event type S3 does not send to EventBridge
+            return
+
+        def deliver_later():
+            try:
+                emit(account_id, bucket.region_name, source="aws.s3", **shaped)
+            except Exception:  # S3 delivers asynchronously: a failed delivery never fails the request
+                traceback.print_exc()
+
+        threading.Thread(target=deliver_later, name="sandbox-s3-event", daemon=True).start()
+
+    notifications._send_event_bridge_message = send
+
+    # moto stores EventBridgeConfiguration but GetBucketNotificationConfiguration leaves it out
+    from moto.s3.responses import S3Response
+
+    original_get = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self):
+        response = original_get(self)
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or configuration.event_bridge is None:
+            return response
+        status, headers, body = response if isinstance(response, tuple) else (200, {}, response)
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        if "<EventBridgeConfiguration" in text:
+            return response
+        if "</NotificationConfiguration>" in text:
+            text = text.replace(
+                "</NotificationConfiguration>", "<EventBridgeConfiguration/></NotificationConfiguration>"
+            )
+        else:
+            text = (
+                '<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><EventBridgeConfiguration/></NotificationConfiguration>'
+            )
+        return status, headers, text
+
+    S3Response.get_bucket_notification = get_bucket_notification
 
 
 # -- SageMaker model registry events ---------------------------------------------------------------

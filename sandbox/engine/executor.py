@@ -285,8 +285,10 @@ class ExecutionRun:
             "previousPipelineExecutionStatus": previous,
             "currentPipelineExecutionStatus": status,
         }
-        if reason:
-            detail["executionFailureReason"] = reason
+        # AWS's execution event carries no failure reason (the failed step's event does, as failureReason):
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+        if self.record.pipeline_execution_description:
+            detail["pipelineExecutionDescription"] = self.record.pipeline_execution_description
         event = {
             "detail_type": "SageMaker Model Building Pipeline Execution Status Change",
             "resources": [self.pipeline_arn, self.arn],
@@ -330,7 +332,8 @@ class ExecutionRun:
             "stepStartTime": _iso(entry["StartTime"]),
             "previousStepStatus": previous,
             "currentStepStatus": entry["StepStatus"],
-            "metadata": entry.get("Metadata") or {},
+            # the event spells metadata in lower camel case ({"processingJob": {"arn": ...}}), unlike the API
+            "metadata": _camel(entry.get("Metadata") or {}),
         }
         if entry.get("EndTime"):
             detail["stepEndTime"] = _iso(entry["EndTime"])
@@ -341,6 +344,14 @@ class ExecutionRun:
             "resources": [self.pipeline_arn, self.arn],
             "detail": detail,
         }
+
+
+def _camel(value):
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:] if isinstance(k, str) else k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
 
 
 def _iso(value) -> str | None:

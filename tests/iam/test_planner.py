@@ -47,6 +47,8 @@ def bootstrapped(state):
                 "public_access_block": dict(PUBLIC_ACCESS_BLOCK),
                 "policy": r.policy,
                 "tags": dict(r.tags),
+                "event_bridge": r.event_bridge,
+                "notifications": {"EventBridgeConfiguration": {}} if r.event_bridge else {},
             }
         elif isinstance(r, LockTable):
             o = {
@@ -202,3 +204,22 @@ def test_executor_waves_put_roles_first_then_the_key_alone_then_its_users():
     observed[("iam-role", "mlops-demo-events")] = {"exists": False}
     observed[("iam-role-policies", "mlops-demo-events")] = {"policies": {}, "attached": []}
     assert [[c.name for c in w] for w in waves(plan(PROD, observed).changes)] == [["mlops-demo-events"]] * 2
+
+
+def test_buckets_that_receive_data_get_eventbridge_notifications_and_keep_their_other_ones():
+    """prod.yaml has arrival triggers: its artifacts bucket must send S3 events to EventBridge
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-event-notifications-eventbridge.html);
+    PutBucketNotificationConfiguration replaces the whole configuration, so what else is there stays."""
+    observed = bootstrapped(PROD)
+    bucket = observed[("s3-bucket", "mlops-demo-prod-artifacts")]
+    queue = {"QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:222222222222:audit", "Events": ["s3:*"]}]}
+    bucket.update(event_bridge=False, notifications=dict(queue))
+    [change] = [c for c in plan(PROD, observed).changes if c.action != "unchanged"]
+    assert change.name == "mlops-demo-prod-artifacts" and change.reasons == [
+        "EventBridge notifications off -> on (arrival triggers)"
+    ]
+    [call] = change.calls
+    assert call.method == "put_bucket_notification_configuration"
+    assert call.params["NotificationConfiguration"] == {**queue, "EventBridgeConfiguration": {}}
+    state_bucket = next(r for r in PROD.resources if r.name == "mlops-demo-prod-tfstate")
+    assert state_bucket.event_bridge is False  # no data lands there

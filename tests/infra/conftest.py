@@ -22,4 +22,17 @@ def bootstrapped_prod(sandbox, cli, prod_env):
     for account in ("registry", "prod"):
         result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")
         assert result.returncode == 0, result.stderr
-    return Sessions(prod_env)
+    sessions = Sessions(prod_env)
+    # run-pipeline deploys the arrival function with the pipelines, before Jenkins applies mlops-infra/
+    from pipelines.definitions import arrival_function
+
+    function = arrival_function(prod_env)
+    sessions.client("lambda").create_function(
+        FunctionName=function.name,
+        Role=function.role_arn,
+        Handler=function.handler,
+        Runtime=function.runtime,
+        Code={"ZipFile": function.zip_bytes},
+        Timeout=function.timeout,
+    )
+    return sessions

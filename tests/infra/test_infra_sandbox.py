@@ -40,10 +40,32 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
 
     retrain = rules["mlops-demo-prod-retrain-on-inference-failure"]
     pattern = json.loads(retrain["EventPattern"])
+    # retrain only on a stale model: the failed step must be the drift check's Fail step
+    assert retrain["EventPattern"] and pattern["detail-type"] == [
+        "SageMaker Model Building Pipeline Execution Step Status Change"
+    ]
     assert pattern["detail"] == {
         "pipelineArn": [prod_env.pipeline_arn("inference")],
-        "currentPipelineExecutionStatus": ["Failed"],
+        "currentStepStatus": ["Failed"],
+        "stepName": ["DataDriftDetected"],
     }
+    otherwise = json.loads(rules["mlops-demo-prod-inference-failed"]["EventPattern"])
+    assert otherwise["detail"]["stepName"] == [{"anything-but": ["DataDriftDetected"]}]
+    [notify_only] = targets["mlops-demo-prod-inference-failed"]
+    assert "no retraining was started" in notify_only["InputTransformer"]["InputTemplate"]
+
+    # the arrival trigger of prod.yaml: a .csv landing under prod/inbox/ invokes the arrival function
+    inbox_rule = rules["mlops-demo-prod-arrival-inference-inbox"]
+    assert json.loads(inbox_rule["EventPattern"]) == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [prod_env.buckets.artifacts]},
+            "object": {"key": [{"wildcard": "prod/inbox/*.csv"}]},
+        },
+    }
+    [start_on_arrival] = targets[inbox_rule["Name"]]
+    assert start_on_arrival["Arn"].endswith(":function:mlops-demo-start-on-arrival")
     by_id = {t["Id"]: t for t in targets[retrain["Name"]]}
     assert by_id["start-train-pipeline"]["Arn"] == prod_env.pipeline_arn("train")
     assert by_id["start-train-pipeline"]["RoleArn"] == prod_env.role_arn("events")
@@ -95,6 +117,7 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
         rules[name]["Arn"]
         for name in (
             "mlops-demo-prod-retrain-on-inference-failure",
+            "mlops-demo-prod-inference-failed",
             "mlops-demo-prod-train-failed",
             "mlops-demo-prod-model-pending-approval",
             "mlops-demo-prod-hpo-on-quality-drop",
@@ -136,7 +159,22 @@ def test_a_new_version_pending_approval_in_the_registry_notifies_approvers(
 # rules react to, without running the real steps (the engine's own tests do that).
 _FAILS = {
     "Version": "2020-12-01",
-    "Steps": [{"Name": "DriftCheck", "Type": "Fail", "Arguments": {"ErrorMessage": "DataDriftDetected"}}],
+    "Parameters": [{"Name": "InputDataUri", "Type": "String", "DefaultValue": "s3://nowhere/batch.csv"}],
+    "Steps": [
+        {"Name": "DataDriftDetected", "Type": "Fail", "Arguments": {"ErrorMessage": "DataDriftDetected: 4 features"}}
+    ],
+}
+# Inference failing for another reason (a malformed batch stops the drift check): notify, never retrain.
+_FAILS_OTHERWISE = {
+    "Version": "2020-12-01",
+    "Parameters": [{"Name": "InputDataUri", "Type": "String", "DefaultValue": "s3://nowhere/batch.csv"}],
+    "Steps": [
+        {
+            "Name": "DataDriftCheck",
+            "Type": "Fail",
+            "Arguments": {"ErrorMessage": "AlgorithmError: column 'mean_radius' is not numeric"},
+        }
+    ],
 }
 _SUCCEEDS = {
     "Version": "2020-12-01",
@@ -182,10 +220,55 @@ def _inference_failure_starts_training_and_notifies(sessions, env, topic_arn):
     [message] = messages
     inference_arn = re.escape(env.pipeline_arn("inference"))
     assert re.fullmatch(
-        rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\): '
-        r'retraining has been started\. A new model version will wait for approval\."',
+        rf'"Inference pipeline {inference_arn} FAILED at \S+ \(execution {re.escape(failed)}\) because the '
+        r"model is stale \(DataDriftDetected\): retraining has been started\. A new model version will wait "
+        r'for approval\."',
         message,
     ), message
+
+    # another failure: one sentence with the reason, and no second training run
+    sagemaker.update_pipeline(PipelineName=env.pipelines["inference"], PipelineDefinition=json.dumps(_FAILS_OTHERWISE))
+    other = sagemaker.start_pipeline_execution(PipelineName=env.pipelines["inference"])["PipelineExecutionArn"]
+    deadline, messages = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not messages:
+        time.sleep(0.2)
+        messages += _take(sqs, inbox)
+    [message] = messages
+    assert message == (
+        f'"Inference run {other} FAILED at {message.split(" FAILED at ")[1].split(" ")[0]} in step DataDriftCheck '
+        "(AlgorithmError: column 'mean_radius' is not numeric); no retraining was started, as the model is not "
+        'known to be stale."'
+    )
+    time.sleep(1.0)
+    train_runs = sagemaker.list_pipeline_executions(PipelineName=env.pipelines["train"])["PipelineExecutionSummaries"]
+    assert len(train_runs) == 1, "a failure that is not drift must not start training"
+
+    # a batch dropped into the inbox is scored at once: inference starts on exactly that batch
+    s3 = sessions.client("s3", prod)
+    s3.put_object(
+        Bucket=env.buckets.artifacts,
+        Key="prod/inbox/2024-06-01.csv",
+        Body=b"a,b\n1,2\n",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=env.kms_key_alias,
+    )
+    deadline, started = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not started:
+        time.sleep(0.2)
+        started = [
+            e
+            for e in sagemaker.list_pipeline_executions(PipelineName=env.pipelines["inference"])[
+                "PipelineExecutionSummaries"
+            ]
+            if e["PipelineExecutionArn"] not in (failed, other)
+        ]
+    [batch_run] = started
+    parameters = sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=batch_run["PipelineExecutionArn"]
+    )
+    assert {"Name": "InputDataUri", "Value": f"s3://{env.buckets.artifacts}/prod/inbox/2024-06-01.csv"} in parameters[
+        "PipelineParameters"
+    ]
 
 
 def _new_version_in_the_registry_notifies_approvers(sessions, env, inbox):
