@@ -178,6 +178,19 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
+def _warm_service_models() -> None:
+    """boto3's default session with the models scripts and functions use already parsed (the SageMaker one
+    is megabytes of JSON): a forked child's boto3.client() then costs milliseconds. Nothing account- or
+    credential-specific is resolved here; the child's environment decides those when it makes a client."""
+    try:
+        boto3 = importlib.import_module("boto3")
+        boto3.setup_default_session()
+        for service in ("sagemaker", "s3"):
+            boto3.DEFAULT_SESSION._session.get_service_model(service)
+    except Exception:  # only a speed-up
+        pass
+
+
 def main(socket_path: str, parent: int) -> int:
     _watch_parent(parent)
 
@@ -186,6 +199,7 @@ def main(socket_path: str, parent: int) -> int:
             importlib.import_module(module)
         except Exception:  # a missing library only means its users import it themselves
             pass
+    _warm_service_models()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = socket_path + ".tmp"
     server.bind(tmp)

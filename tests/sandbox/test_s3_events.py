@@ -95,6 +95,7 @@ def _arrival_function(account, name="start-on-arrival", invoke_rule_arn=None):
         Handler="start_on_arrival.handler",
         Runtime="python3.12",
         Code={"ZipFile": raw.getvalue()},
+        Timeout=30,  # as pipelines.definitions.arrival_function deploys it
     )["FunctionArn"]
     if invoke_rule_arn:
         lam.add_permission(
