@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_core.config import load_environment
+from mlops_core.session import Sessions
 from pipelines import datasets
+from promote.registry import lineage, list_versions
 from sandbox import client
 
 BIN = Path(sys.executable).parent
@@ -43,6 +45,7 @@ class Story:
     work: Path
     stages: list = field(default_factory=list)  # (title, outcome, seconds)
     artefacts: list = field(default_factory=list)  # (what, where)
+    versions: list = field(default_factory=list)  # (version, status, rows, parts, part names, auc, sha256)
     # say(text, bold=False, fg=None, err=False): the `sandbox demo` command passes click.secho
     say: Callable[..., None] = plain
 
@@ -174,6 +177,97 @@ def _drifted_batch_arrives(env) -> str:
     return uri
 
 
+def _s3(env):
+    session, endpoint = _sandbox_session(env.account, env.region)
+    return session.client("s3", endpoint_url=endpoint)
+
+
+def _put(env, s3, key: str, body: bytes) -> str:
+    s3.put_object(
+        Bucket=env.buckets.artifacts, Key=key, Body=body, ServerSideEncryption="aws:kms", SSEKMSKeyId=env.kms_key_alias
+    )
+    return f"s3://{env.buckets.artifacts}/{key}"
+
+
+def _deliver_training_part(story: Story, env, delivery: str, builtin: str) -> str:
+    """The data team delivers one part of training data to prod's dataset prefix, then its _SUCCESS marker
+    (what Spark, Glue or EMR write when a job's output is complete): the delivery counts from then on."""
+    s3 = _s3(env)
+    prefix = env.training.dataset[len(f"s3://{env.buckets.artifacts}/") :] + f"{delivery}/"
+    part = _put(env, s3, prefix + "part-0001.csv", datasets.builtin_csv(builtin))
+    _put(env, s3, prefix + "_SUCCESS", b"")
+    story.say(f"{part}\n{part.rsplit('/', 1)[0]}/_SUCCESS")
+    return part
+
+
+def _executions(env, which: str) -> list[str]:
+    session, endpoint = _sandbox_session(env.account, env.region)
+    sm = session.client("sagemaker", endpoint_url=endpoint)
+    return [
+        e["PipelineExecutionArn"]
+        for e in sm.list_pipeline_executions(PipelineName=env.pipelines[which])["PipelineExecutionSummaries"]
+    ]
+
+
+def _no_training_started(story: Story, env) -> None:
+    time.sleep(1.0)  # S3 events are delivered asynchronously, as on AWS: give a wrong rule time to fire
+    runs = _executions(env, "train")
+    if runs:
+        raise StoryFailed(f"a training delivery started {len(runs)} run(s) in prod; prod retrains on drift only")
+    story.say("no training run: new data alone does not make the approved model stale")
+
+
+def _drop_into_inbox(story: Story, env, name: str, body: bytes) -> str:
+    """A batch lands in the inference inbox; the arrival rule starts inference on exactly that batch."""
+    before = set(_executions(env, "inference"))
+    inbox = next(a for a in env.arrivals if a.pipeline == "inference")
+    uri = _put(env, _s3(env), inbox.prefix + name, body)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        started = [arn for arn in _executions(env, "inference") if arn not in before]
+        if started:
+            story.say(f"{uri} started {started[0]}")
+            return started[0]
+        time.sleep(0.1)
+    raise StoryFailed(f"dropping {uri} into the inbox started no inference run within 30s")
+
+
+def _malformed_batch() -> bytes:
+    """A batch an upstream export broke: its third line has more fields than the header."""
+    header, first = datasets.builtin_csv("breast-cancer-batch").split(b"\n")[:2]
+    return header + b"\n" + first + b"\n" + b",".join([b"1"] * (header.count(b",") + 5)) + b"\n"
+
+
+def _malformed_batch_notified_not_retrained(story: Story, env) -> None:
+    time.sleep(1.0)
+    train_runs = _executions(env, "train")
+    if len(train_runs) != 1:
+        raise StoryFailed(f"the malformed batch started training ({len(train_runs)} train runs, expected 1)")
+    sent = [
+        d
+        for d in client.call("events", {})["deliveries"]
+        if d["rule"].endswith("-inference-failed") and d["status"] == "delivered"
+    ]
+    if not sent:
+        raise StoryFailed("no notification was sent for the failed inference run")
+    story.say(f"notified by rule {sent[-1]['rule']}; still {len(train_runs)} training run (the drift retrain)")
+
+
+def _versions(story: Story, env) -> None:
+    """Each version's data: rows and parts, from the registry (what `promote lineage` shows), read as
+    the approver, who logs in with a source identity like every person of the story."""
+    sessions = Sessions(env, identity=APPROVER)
+    for row in list_versions(env, sessions):
+        info = lineage(env, sessions, row["version"])
+        data = info["dataset"]
+        parts = ", ".join(p["key"].rsplit("/", 2)[-2] + "/" + p["key"].rsplit("/", 1)[-1] for p in data["parts"])
+        auc = info["metrics"].get("auc")
+        story.versions.append(
+            (row["version"], info["status"], data.get("rows"), len(data["parts"]), parts, auc, data.get("sha256"))
+        )
+        story.say(f"v{row['version']}: {data.get('rows')} rows in {len(data['parts'])} part(s)")
+
+
 def run_story(env_dir: str | None = None, say: Callable[..., None] | None = None) -> int:
     """Run every stage; stop at the first that fails. Returns the exit code."""
 
@@ -286,13 +380,19 @@ def _tell(story: Story, prod) -> None:
     for uri in _objects(prod, prod.buckets.registry, "sealed/dev/", account="registry"):
         story.artefacts.append(("version 1 as sealed (write-once, its sha256 on the version)", uri))
 
+    part1 = story.step(
+        "The data team delivers training part 1 to prod (the data v1 was trained on)",
+        lambda: _deliver_training_part(story, prod, "delivery-0001", "breast-cancer"),
+    )
+    story.artefacts.append(("training part 1 (prod)", part1))
+
     jenkins = story.step(
         "Jenkins' agent identity (outside the toolkit) is set up in its own account",
         lambda: _jenkins_agent_credentials(prod),
     )
     story.cli("Jenkins promotes the pipelines to prod", "run-pipeline", "--env", "prod", env=jenkins)
     story.cli(
-        "Jenkins applies mlops-infra/: schedule, retrain rule, notifications",
+        "Jenkins applies mlops-infra/: schedule, retrain rule, arrival triggers, notifications",
         "promote",
         "infra",
         "--env",
@@ -320,6 +420,16 @@ def _tell(story: Story, prod) -> None:
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/predictions/"):
         story.artefacts.append(("predictions (record id, probability, label, model version)", uri))
 
+    part2 = story.step(
+        "Training part 2 arrives in prod (the scored batch, now with its diagnoses)",
+        lambda: _deliver_training_part(story, prod, "delivery-0002", "breast-cancer-part2"),
+    )
+    story.artefacts.append(("training part 2 (prod)", part2))
+    story.step(
+        "No run starts: prod retrains when the model is stale, not on delivery",
+        lambda: _no_training_started(story, prod),
+    )
+
     uri = story.step("A drifted batch arrives at the inference input", lambda: _drifted_batch_arrives(prod))
     story.artefacts.append(("drifted input batch", uri))
     story.cli("Another day: the next scheduled run", "sandbox", "tick", "--by", "1d")
@@ -334,7 +444,7 @@ def _tell(story: Story, prod) -> None:
         expect=1,
     )
     story.cli(
-        "The retrain rule started the train pipeline in prod",
+        "The retrain rule started the train pipeline in prod: it reads part 1 + part 2",
         "run-pipeline",
         "follow",
         "--env",
@@ -351,6 +461,53 @@ def _tell(story: Story, prod) -> None:
         capture=True,
         person=APPROVER,
     )
+    story.cli(
+        "Version 2's lineage lists the exact parts it was trained on",
+        "promote",
+        "lineage",
+        "--env",
+        "prod",
+        "--version",
+        "2",
+        capture=True,
+        person=APPROVER,
+    )
+
+    batch = story.step(
+        "A clean batch is dropped into the inbox: inference starts at once, no schedule",
+        lambda: _drop_into_inbox(story, prod, "batch-0002.csv", datasets.builtin_csv("breast-cancer-batch")),
+    )
+    story.cli(
+        "Inference scores exactly that batch with the approved version 1",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "inference",
+        "--execution",
+        batch,
+    )
+    bad = story.step(
+        "A malformed batch is dropped into the inbox",
+        lambda: _drop_into_inbox(story, prod, "batch-0003.csv", _malformed_batch()),
+    )
+    story.cli(
+        "Inference fails on the malformed batch",
+        "run-pipeline",
+        "follow",
+        "--env",
+        "prod",
+        "--pipeline",
+        "inference",
+        "--execution",
+        bad,
+        expect=1,
+    )
+    story.step(
+        "The team is told why in one sentence, and no retraining starts",
+        lambda: _malformed_batch_notified_not_retrained(story, prod),
+    )
     story.cli("EventBridge deliveries, SNS notification to the approvers among them", "sandbox", "events", capture=True)
     for uri in _objects(prod, prod.buckets.artifacts, f"{prod.name}/{prod.pipelines['inference']}/"):
         if uri.endswith("constraint_violations.json"):
@@ -358,6 +515,7 @@ def _tell(story: Story, prod) -> None:
     story.artefacts.append(("SNS notifications and every rule delivery", "sandbox events"))
 
     _model_quality(story, prod, jenkins)
+    story.step("Each version's data, from the registry", lambda: _versions(story, prod))
 
 
 def _labels_arrive(env, wrong_share: float, name: str) -> str:
@@ -366,7 +524,8 @@ def _labels_arrive(env, wrong_share: float, name: str) -> str:
     the model's view of the world (the world changed): the model underperforms on them."""
     import pandas as pd
 
-    [predictions] = [u for u in _objects(env, env.buckets.artifacts, f"{env.name}/predictions/") if u.endswith(".out")]
+    # version 1 scored this batch twice (the schedule, then the inbox drop): either run's record ids do
+    predictions = [u for u in _objects(env, env.buckets.artifacts, f"{env.name}/predictions/") if u.endswith(".out")][0]
     execution = predictions.split("/")[-2]
     truth = pd.read_csv(io.BytesIO(datasets.builtin_csv("breast-cancer-part2")))[datasets.TARGET].tolist()
     every = round(1 / wrong_share) if wrong_share else 0
@@ -450,6 +609,14 @@ def _summary(story: Story, started: float) -> None:
     for title, outcome, seconds in story.stages:
         story.say(f"{outcome:<12} {seconds:6.1f}s  {title}")
     story.say(f"total {time.monotonic() - started:.1f}s")
+    if story.versions:
+        story.say("\nVersions and the data they were trained on", bold=True)
+        for version, status, rows, count, parts, auc, sha in story.versions:
+            shown_auc = f"{auc:.4f}" if isinstance(auc, float) else "-"
+            story.say(
+                f"  v{version}  {status:<22} AUC {shown_auc}  {rows} rows in {count} part(s): {parts or '-'}"
+                f"  (snapshot sha256 {str(sha)[:12]}...)"
+            )
     if story.artefacts:
         story.say("\nArtefacts", bold=True)
         for what, where in story.artefacts:

@@ -14,6 +14,8 @@ Only boto3, which the Lambda runtime provides.
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 
 REQUIRED = ("pipeline", "parameter", "bucket", "key", "event_id")
@@ -23,7 +25,7 @@ class BadArrivalEvent(Exception):
     """The rule's input transformer did not provide what this function needs."""
 
 
-def start_for(sagemaker, event: dict) -> dict:
+def start_for(sagemaker: Any, event: dict) -> dict:
     missing = [k for k in REQUIRED if not event.get(k)]
     if missing:
         raise BadArrivalEvent(f"the arrival event lacks {', '.join(missing)} (check the rule's input transformer)")
@@ -39,7 +41,7 @@ def start_for(sagemaker, event: dict) -> dict:
     return {"pipeline_execution_arn": response["PipelineExecutionArn"], "object": uri}
 
 
-def handler(event, _context):
+def handler(event: dict, _context: Any) -> dict:
     result = start_for(boto3.client("sagemaker"), event)
     print(f"{result['object']} started {result['pipeline_execution_arn']}")
     return result

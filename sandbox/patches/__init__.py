@@ -8,7 +8,7 @@ them in the order they apply; the server (sandbox/server.py) reads everything fr
 
 from __future__ import annotations
 
-from sandbox import clock, events, executions, journal
+from sandbox import clock, events, executions, journal, s3_events
 from sandbox.patches import (
     cloudtrail,
     enforcement,
@@ -32,6 +32,7 @@ PATCHES: tuple[Patch, ...] = (
     sagemaker_tags.PATCH,
     executions.PATCH,
     events.PATCH,
+    s3_events.PATCH,
     clock.PATCH,
     cloudtrail.PATCH,
 )

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 PROBE = r"""
 import importlib, inspect, json, pathlib, re, sys
 source = "".join(p.read_text() for p in pathlib.Path("sandbox").rglob("*.py"))
-for name in sorted(set(re.findall(r"\bmoto(?:\.[a-z_]+)+", source))):
+for name in sorted(set(re.findall(r"\bmoto(?:\.[a-z0-9_]+)+", source))):
     while name:
         try:
             importlib.import_module(name)
