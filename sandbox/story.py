@@ -525,7 +525,9 @@ def _labels_arrive(env, wrong_share: float, name: str) -> str:
     import pandas as pd
 
     # version 1 scored this batch twice (the schedule, then the inbox drop): either run's record ids do
-    predictions = [u for u in _objects(env, env.buckets.artifacts, f"{env.name}/predictions/") if u.endswith(".out")][0]
+    predictions = next(
+        u for u in _objects(env, env.buckets.artifacts, f"{env.name}/predictions/") if u.endswith(".out")
+    )
     execution = predictions.split("/")[-2]
     truth = pd.read_csv(io.BytesIO(datasets.builtin_csv("breast-cancer-part2")))[datasets.TARGET].tolist()
     every = round(1 / wrong_share) if wrong_share else 0

@@ -401,7 +401,7 @@ def test_train_reads_every_delivered_part_at_run_start_and_records_the_snapshot(
     assert metadata[0]["auc"] == metadata[1]["auc"]
 
     version = int(packages[1]["ModelPackageVersion"])
-    info = lineage(story.env, Sessions(story.env), version)
+    info = lineage(story.env, Sessions(story.env, identity="alex"), version)  # the approver logs in
     parts = info["dataset"]["parts"]
     assert [(p["key"], p["rows"], p["sha256"]) for p in parts] == [
         (root + "delivery-1/part-0001.csv", 455, hashlib.sha256(part1).hexdigest()),
