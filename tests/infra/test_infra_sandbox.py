@@ -22,8 +22,8 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
 ):
     result = cli("promote", "infra", "--env", "prod", "--apply")
     assert result.returncode == 0, result.stderr
-    assert "Plan: 19 to add, 0 to change, 0 to destroy." in result.stdout
-    assert "Apply complete! Resources: 19 added" in result.stdout
+    assert "Plan: 24 to add, 0 to change, 0 to destroy." in result.stdout
+    assert "Apply complete! Resources: 24 added" in result.stdout
     workdir = terraform_workdir / "prod"
     assert "aws_cloudwatch_event_rule" in (workdir / "plan.txt").read_text()
     assert (workdir / "plan.tfplan").stat().st_size > 0
