@@ -480,7 +480,7 @@ def upsert(
 
 
 def selected(which: str | None) -> tuple:
-    return ("train", "hpo", "inference") if which in (None, "all") else (which,)
+    return ("train", "hpo", "inference", "quality") if which in (None, "all") else (which,)
 
 
 def render_plan(result: UpsertResult) -> str:

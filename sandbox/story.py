@@ -544,41 +544,52 @@ def _labels_arrive(env, wrong_share: float, name: str) -> str:
     return f"s3://{env.buckets.artifacts}/{key}"
 
 
-def _model_quality(story: Story, prod, jenkins: dict) -> None:
-    labels = story.step(
-        "Ground-truth labels for version 1's scored batch arrive (id,label)",
-        lambda: _labels_arrive(prod, 0, "labels.csv"),
+def _quality_run_for(story: Story, env, wrong_share: float, name: str) -> str:
+    """Labels land under the ground-truth prefix; the labels' arrival rule starts the model-quality pipeline
+    on exactly that file. Returns the execution it started."""
+    before = set(_executions(env, "quality"))
+    uri = _labels_arrive(env, wrong_share, name)
+    story.artefacts.append(("ground-truth labels (id,label)", uri))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        started = [arn for arn in _executions(env, "quality") if arn not in before]
+        if started:
+            story.say(f"{uri} started {started[0]}")
+            return started[0]
+        time.sleep(0.1)
+    raise StoryFailed(f"labels {uri} started no model-quality run within 30s")
+
+
+def _model_quality(story: Story, prod, jenkins: dict) -> None:  # noqa: ARG001 (the runs start on arrival)
+    run = story.step(
+        "Ground-truth labels for version 1's scored batch arrive (id,label): their arrival starts model quality",
+        lambda: _quality_run_for(story, prod, 0, "labels.csv"),
     )
-    story.artefacts.append(("ground-truth labels (id,label)", labels))
     story.cli(
         "Model quality against the labels: AUC, F1, precision, recall, accuracy hold against version 1's baseline",
         "run-pipeline",
+        "follow",
         "--env",
         "prod",
         "--pipeline",
         "quality",
-        "--start",
-        "--wait",
-        "--param",
-        f"LabelsUri={labels}",
-        env=jenkins,
+        "--execution",
+        run,
     )
-    later = story.step(
+    run = story.step(
         "Later labels arrive on which the model is wrong half the time",
-        lambda: _labels_arrive(prod, 0.5, "later-labels.csv"),
+        lambda: _quality_run_for(story, prod, 0.5, "later-labels.csv"),
     )
     story.cli(
         "Model quality fails: ModelQualityBelowThreshold",
         "run-pipeline",
+        "follow",
         "--env",
         "prod",
         "--pipeline",
         "quality",
-        "--start",
-        "--wait",
-        "--param",
-        f"LabelsUri={later}",
-        env=jenkins,
+        "--execution",
+        run,
         expect=1,
     )
     story.cli(

@@ -22,8 +22,8 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
 ):
     result = cli("promote", "infra", "--env", "prod", "--apply")
     assert result.returncode == 0, result.stderr
-    assert "Plan: 24 to add, 0 to change, 0 to destroy." in result.stdout
-    assert "Apply complete! Resources: 24 added" in result.stdout
+    assert "Plan: 27 to add, 0 to change, 0 to destroy." in result.stdout
+    assert "Apply complete! Resources: 27 added" in result.stdout
     workdir = terraform_workdir / "prod"
     assert "aws_cloudwatch_event_rule" in (workdir / "plan.txt").read_text()
     assert (workdir / "plan.tfplan").stat().st_size > 0
@@ -66,6 +66,13 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
     }
     [start_on_arrival] = targets[inbox_rule["Name"]]
     assert start_on_arrival["Arn"].endswith(":function:mlops-demo-start-on-arrival")
+    # and the labels' trigger: ground truth landing under prod/ground-truth/ starts the model-quality pipeline
+    labels_rule = rules["mlops-demo-prod-arrival-labels"]
+    assert json.loads(labels_rule["EventPattern"])["detail"]["object"] == {
+        "key": [{"wildcard": "prod/ground-truth/*.csv"}]
+    }
+    [start_quality] = targets[labels_rule["Name"]]
+    assert start_quality["Arn"] == start_on_arrival["Arn"]
     by_id = {t["Id"]: t for t in targets[retrain["Name"]]}
     assert by_id["start-train-pipeline"]["Arn"] == prod_env.pipeline_arn("train")
     assert by_id["start-train-pipeline"]["RoleArn"] == prod_env.role_arn("events")

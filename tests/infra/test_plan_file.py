@@ -61,9 +61,9 @@ def test_apply_uses_the_archived_plan_and_refuses_stale_or_foreign_ones(
     applied = cli("promote", "infra", "--env", "prod", "--apply", "--plan-file", str(archived))
     assert applied.returncode == 0, applied.stderr
     assert f"applying the saved plan {archived}" in applied.stdout
-    assert "Apply complete! Resources: 24 added" in applied.stdout
+    assert "Apply complete! Resources: 27 added" in applied.stdout
     assert "Plan:" not in applied.stdout
-    assert len(_rule_names(bootstrapped_prod, prod_env)) == 8
+    assert len(_rule_names(bootstrapped_prod, prod_env)) == 9
 
     # Applying it again: the state moved on since it was planned; Terraform refuses, so do we, in one line.
     line = _refused(cli("promote", "infra", "--env", "prod", "--apply", "--plan-file", str(archived)))
