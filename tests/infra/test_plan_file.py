@@ -4,6 +4,7 @@ line, changing nothing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest

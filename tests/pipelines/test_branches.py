@@ -168,7 +168,8 @@ def test_two_branches_side_by_side_and_one_torn_down(cli, sandbox, dev_env, sess
     removed = json.loads(torn.stdout)
     assert removed["infra"]["state"] == "mlops-infra/dev-feature-alpha/terraform.tfstate"
     after = _account(s, dev_env)
-    assert after == {kind: sorted(set(before[kind]) - set(alpha.get(kind, []))) for kind in before}
+    # exactly alpha's resources are gone: everything named from its namespace, nothing else
+    assert after == {kind: sorted(n for n in before[kind] if "feature-alpha" not in n) for kind in before}
 
     again = cli("run-pipeline", "teardown", "--env", "dev", "--branch", ALPHA)
     assert again.returncode == 1

@@ -61,10 +61,12 @@ def test_approve_refused_for_the_registrant_then_done_by_another_and_shown(regis
         "BY",
         "RUNS",
         "IN",
+        "PINNED",
+        "FOR",
     ]
     v2 = lines[2].split()
     pipeline_run = "pipeline:" + execution.rsplit("/", 1)[1]
-    assert v2[:2] == ["2", "Approved"] and v2[3:] == ["0.9810", "0.9470", pipeline_run, "bob", "-"]
+    assert v2[:2] == ["2", "Approved"] and v2[3:] == ["0.9810", "0.9470", pipeline_run, "bob", "-", "-"]
 
     listed = cli("promote", "list", "--env", "prod", "--output", "json", env={"MLOPS_AS": "dave"})
     assert listed.returncode == 0, listed.stderr
