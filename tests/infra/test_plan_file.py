@@ -4,7 +4,6 @@ line, changing nothing."""
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import pytest
