@@ -852,11 +852,8 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.lambda_helper import Lambda
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.transformer import Transformer
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import ConditionEquals
     from sagemaker.workflow.execution_variables import ExecutionVariables
-    from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.functions import Join
     from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
     from sagemaker.workflow.model_step import ModelStep
     from sagemaker.workflow.properties import PropertyFile
@@ -1054,52 +1051,23 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         depends_on=[transform],
     )
 
-    drifted = FailStep(
-        name="DataDriftDetected",
-        error_message=Join(
-            on="",
-            values=[
-                "DataDriftDetected: ",
-                JsonGet(step_name=drift.name, property_file=drift_summary, json_path="message"),
-                "; violations: ",
-                drift.properties.ProcessingOutputConfig.Outputs["drift"].S3Output.S3Uri,
-                "/constraint_violations.json",
-            ],
-        ),
-    )
-    check = ConditionStep(
-        name="CheckDataDrift",
-        conditions=[
-            ConditionEquals(
-                left=JsonGet(step_name=drift.name, property_file=drift_summary, json_path="violation_count"), right=0
-            )
-        ],
+    check = _fail_on_violations(
+        "CheckDataDrift",
+        "DataDriftDetected",
+        drift,
+        drift_summary,
+        "drift",
+        "constraint_violations.json",
         if_steps=[create_model, transform, record],
-        else_steps=[drifted],
     )
-    invalid = FailStep(
-        name="DataValidationFailed",
-        error_message=Join(
-            on="",
-            values=[
-                "DataValidationFailed: ",
-                JsonGet(step_name=validation.name, property_file=validation_summary, json_path="message"),
-                "; violations: ",
-                validation.properties.ProcessingOutputConfig.Outputs["validation"].S3Output.S3Uri,
-                "/contract_violations.json",
-            ],
-        ),
-    )
-    valid = ConditionStep(
-        name="CheckDataValidation",
-        conditions=[
-            ConditionEquals(
-                left=JsonGet(step_name=validation.name, property_file=validation_summary, json_path="violation_count"),
-                right=0,
-            )
-        ],
+    valid = _fail_on_violations(
+        "CheckDataValidation",
+        "DataValidationFailed",
+        validation,
+        validation_summary,
+        "validation",
+        "contract_violations.json",
         if_steps=[drift, check],
-        else_steps=[invalid],
     )
     spec = b.pipeline(
         [resolve, validation, valid],
@@ -1123,10 +1091,7 @@ def ground_truth_prefix(env: Environment) -> str:
 
 def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> PipelineSpec:
     from sagemaker.processing import ProcessingOutput
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import ConditionEquals
-    from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.functions import Join
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.steps import ProcessingStep
 
@@ -1169,28 +1134,14 @@ def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> Pipel
         ),
         property_files=[summary],
     )
-    below = FailStep(
-        name="ModelQualityBelowThreshold",
-        error_message=Join(
-            on="",
-            values=[
-                "ModelQualityBelowThreshold: ",
-                JsonGet(step_name=measure.name, property_file=summary, json_path="message"),
-                "; violations: ",
-                measure.properties.ProcessingOutputConfig.Outputs["quality"].S3Output.S3Uri,
-                "/constraint_violations.json",
-            ],
-        ),
-    )
-    check = ConditionStep(
-        name="CheckModelQuality",
-        conditions=[
-            ConditionEquals(
-                left=JsonGet(step_name=measure.name, property_file=summary, json_path="violation_count"), right=0
-            )
-        ],
+    check = _fail_on_violations(
+        "CheckModelQuality",
+        "ModelQualityBelowThreshold",
+        measure,
+        summary,
+        "quality",
+        "constraint_violations.json",
         if_steps=[],
-        else_steps=[below],
     )
     return b.pipeline(
         [measure, check],
@@ -1258,3 +1209,39 @@ def dry_run_document(specs: dict) -> dict:
         }
         for which, spec in specs.items()
     }
+
+
+def _fail_on_violations(
+    check_name: str, failure: str, step: Any, summary: Any, output: str, violations_file: str, *, if_steps: list
+) -> Any:
+    """Go on with `if_steps` when the check step's summary counts no violation; otherwise fail as `failure`
+    (the reason the notification and retrain rules match), with the check's message and its violations file."""
+    # the SDK is imported where definitions are built, never on a command's --help path
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionEquals
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.functions import Join, JsonGet
+
+    failed = FailStep(
+        name=failure,
+        error_message=Join(
+            on="",
+            values=[
+                f"{failure}: ",
+                JsonGet(step_name=step.name, property_file=summary, json_path="message"),
+                "; violations: ",
+                step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri,
+                f"/{violations_file}",
+            ],
+        ),
+    )
+    return ConditionStep(
+        name=check_name,
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=step.name, property_file=summary, json_path="violation_count"), right=0
+            )
+        ],
+        if_steps=if_steps,
+        else_steps=[failed],
+    )
