@@ -130,6 +130,11 @@ class Inference:
         default_factory=lambda: {m: 0.05 for m in ("auc", "f1", "precision", "recall", "accuracy")}
     )
     quality_significance: float = 0.01
+    # Instances per job (inference.instance_count). More than 1 splits the batch by S3 object
+    # (ShardedByS3Key): the checks (DataValidation, DataDriftCheck, ModelQuality) run N instances writing
+    # partial results and a 1-instance merge; the transform spreads the objects over N instances.
+    check_instance_count: int = 1
+    transform_instance_count: int = 1
 
 
 @dataclass(frozen=True)
@@ -902,9 +907,18 @@ class _Validator:
         i = self.section(
             data,
             "inference",
-            {"input", "instance_type", "drift_significance", "id_column", "quality_tolerance", "quality_significance"},
+            {
+                "input",
+                "instance_type",
+                "instance_count",
+                "drift_significance",
+                "id_column",
+                "quality_tolerance",
+                "quality_significance",
+            },
             set(),
         )
+        counts = self._instance_counts(i.get("instance_count", {}))
         default = Inference()
         tolerance = dict(default.quality_tolerance)
         if "quality_tolerance" in i:
@@ -924,6 +938,8 @@ class _Validator:
                     )
                 tolerance[metric] = float(self.number(value, f"inference.quality_tolerance.{metric}", 0, 1))
         return Inference(
+            check_instance_count=counts["checks"],
+            transform_instance_count=counts["transform"],
             id_column=(
                 self.match(i["id_column"], "inference.id_column", re.compile(r"^\S.{0,127}$"), "a column name")
                 if i.get("id_column") is not None
@@ -959,6 +975,16 @@ class _Validator:
                 )
             ),
         )
+
+    def _instance_counts(self, data: Any) -> dict:
+        """inference.instance_count: {checks: N, transform: N}; SageMaker takes 1 to 100 instances per job
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingClusterConfig.html,
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformResources.html)."""
+        counts = self.section(data, "inference.instance_count", {"checks", "transform"}, set())
+        return {
+            key: self.number(counts.get(key, 1), f"inference.instance_count.{key}", 1, 100, integer=True)
+            for key in ("checks", "transform")
+        }
 
 
 def _show(value: Any) -> str:

@@ -45,6 +45,13 @@ METRIC_DEFINITIONS = [
 # CreateModel step gets this placeholder, replaced by the ExecutionRoleArn parameter in the JSON.
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-for-ExecutionRoleArn-parameter"
 CONTRACT_DIR = "/opt/ml/processing/input/contract"
+# A sharded check (inference.instance_count.checks > 1): each instance writes <current_host>.json under
+# PARTIALS_DIR, read from the file SageMaker Processing writes in every instance
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html#byoc-config);
+# the merge step reads all of them from MERGE_DIR.
+PARTIALS_DIR = "/opt/ml/processing/partials"
+MERGE_DIR = "/opt/ml/processing/input/partials"
+RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 # Fixed timestamp inside archives so the same code always yields the same bytes (and S3 URI).
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Steps whose container must reach the network: network isolation (no network at all, not even VPC
@@ -306,13 +313,13 @@ class _Builder:
             "enable_network_isolation": self.isolated(step),
         }
 
-    def processor(self, script: str, step: str):
+    def processor(self, script: str, step: str, instance_count: int = 1):
         from sagemaker.processing import Processor
 
         return Processor(
             role=self.role,
             image_uri=self.image,
-            instance_count=1,
+            instance_count=instance_count,
             instance_type=self.processing_instance,
             entrypoint=["python3", f"/opt/ml/processing/input/code/{script}"],
             volume_kms_key=self.kms,
@@ -336,6 +343,83 @@ class _Builder:
         if contract is None:
             return []
         return [ProcessingInput(source=contract.s3_uri, destination=CONTRACT_DIR, input_name="contract")]
+
+    def check(
+        self,
+        name: str,
+        script: str,
+        *,
+        inputs: list,
+        outputs: list,
+        arguments: list,
+        summary: Any,
+        where: str,
+        shard_outputs: Sequence = (),
+    ) -> tuple[list, Any]:
+        """A check as its steps and the step whose summary the condition reads. One instance: one step, as
+        always. N instances (inference.instance_count.checks): the check runs on N instances, each seeing its
+        share of the batch (input "batch", ShardedByS3Key) and writing a partial result, then a 1-instance
+        `<name>Merge` step merges the partials into the same outputs and summary one instance writes."""
+        from sagemaker.processing import ProcessingInput, ProcessingOutput
+        from sagemaker.workflow.steps import ProcessingStep
+
+        count = self.env.inference.check_instance_count
+        if count == 1:
+            step = ProcessingStep(
+                name=name,
+                step_args=self.processor(script, name).run(
+                    inputs=inputs, outputs=[*outputs, *shard_outputs], arguments=arguments
+                ),
+                property_files=[summary],
+            )
+            return [step], step
+        sharded = [
+            ProcessingInput(
+                source=i.source,
+                destination=i.destination,
+                input_name=i.input_name,
+                s3_data_distribution_type="ShardedByS3Key",
+            )
+            if i.input_name == "batch"
+            else i
+            for i in inputs
+        ]
+        partials = ProcessingOutput(
+            output_name="partials",
+            source=PARTIALS_DIR,
+            destination=self.location(self.artifacts_bucket, where, "partials"),
+        )
+        shards = ProcessingStep(
+            name=name,
+            step_args=self.processor(script, name, instance_count=count).run(
+                inputs=sharded,
+                outputs=[partials, *shard_outputs],
+                arguments=[*arguments, "--shard-output", PARTIALS_DIR, "--resource-config", RESOURCE_CONFIG],
+            ),
+        )
+        merge_arguments = list(arguments)
+        if "--input" in merge_arguments:  # the partials replace the batch
+            at = merge_arguments.index("--input")
+            merge_arguments[at : at + 2] = ["--merge-partials", MERGE_DIR]
+        else:
+            merge_arguments += ["--merge-partials", MERGE_DIR]
+        merge = ProcessingStep(
+            name=f"{name}Merge",
+            step_args=self.processor(script, name).run(
+                inputs=[
+                    *(i for i in inputs if i.input_name != "batch"),
+                    ProcessingInput(
+                        source=shards.properties.ProcessingOutputConfig.Outputs["partials"].S3Output.S3Uri,
+                        destination=MERGE_DIR,
+                        input_name="partials",
+                    ),
+                ],
+                outputs=outputs,
+                arguments=merge_arguments,
+            ),
+            property_files=[summary],
+        )
+        return [shards, merge], merge
 
     def estimator(self, hyperparameters: dict, instance_type, step: str):
         from sagemaker.workflow.functions import Join
@@ -857,7 +941,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
     from sagemaker.workflow.model_step import ModelStep
     from sagemaker.workflow.properties import PropertyFile
-    from sagemaker.workflow.steps import ProcessingStep, TransformStep
+    from sagemaker.workflow.steps import TransformStep
 
     b = _Builder(env, "inference", session, code)
     i = env.inference
@@ -889,97 +973,101 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     # The data contract first: a batch that breaks it is DataValidationFailed (notify), never drift (retrain).
     contract = contract_upload(env)
     validation_summary = PropertyFile(name="DataValidationResult", output_name="validation", path="validation.json")
-    validation = ProcessingStep(
-        name="DataValidation",
-        step_args=b.processor("validate.py", "DataValidation").run(
-            inputs=[
-                b.code_input(),
-                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
-                ProcessingInput(
-                    source=approved["baseline_statistics_uri"],
-                    destination="/opt/ml/processing/baseline/statistics",
-                    input_name="statistics",
-                ),
-                *b.contract_input(contract),
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name="validation",
-                    source="/opt/ml/processing/output",
-                    destination=b.location(b.artifacts_bucket, "data-validation"),
-                ),
-                # The checked rows with their record ids: what the batch transform scores.
-                ProcessingOutput(
-                    output_name="records",
-                    source="/opt/ml/processing/records",
-                    destination=b.location(b.artifacts_bucket, "data-validation", "records"),
-                ),
-            ],
-            arguments=[
-                "--input",
-                "/opt/ml/processing/input/data",
-                "--baseline-statistics",
-                "/opt/ml/processing/baseline/statistics",
-                *(["--contract", CONTRACT_DIR] if contract else []),
-                "--records-dir",
-                "/opt/ml/processing/records",
-                *(["--id-column", i.id_column] if i.id_column else []),
-                "--output",
-                "/opt/ml/processing/output",
-                "--missing-values",
-                ",".join(env.training.missing_values),
-                "--failure-file",
-                "/opt/ml/output/message",
-            ],
-        ),
-        property_files=[validation_summary],
+    validation_steps, validation_result = b.check(
+        "DataValidation",
+        "validate.py",
+        inputs=[
+            b.code_input(),
+            ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
+            ProcessingInput(
+                source=approved["baseline_statistics_uri"],
+                destination="/opt/ml/processing/baseline/statistics",
+                input_name="statistics",
+            ),
+            *b.contract_input(contract),
+        ],
+        outputs=[
+            ProcessingOutput(
+                output_name="validation",
+                source="/opt/ml/processing/output",
+                destination=b.location(b.artifacts_bucket, "data-validation"),
+            ),
+        ],
+        # The checked rows with their record ids: what the batch transform scores (sharded: each
+        # instance writes those of its objects).
+        shard_outputs=[
+            ProcessingOutput(
+                output_name="records",
+                source="/opt/ml/processing/records",
+                destination=b.location(b.artifacts_bucket, "data-validation", "records"),
+            ),
+        ],
+        arguments=[
+            "--input",
+            "/opt/ml/processing/input/data",
+            "--baseline-statistics",
+            "/opt/ml/processing/baseline/statistics",
+            *(["--contract", CONTRACT_DIR] if contract else []),
+            "--records-dir",
+            "/opt/ml/processing/records",
+            *(["--id-column", i.id_column] if i.id_column else []),
+            "--output",
+            "/opt/ml/processing/output",
+            "--missing-values",
+            ",".join(env.training.missing_values),
+            "--failure-file",
+            "/opt/ml/output/message",
+        ],
+        summary=validation_summary,
+        where="data-validation",
     )
+    validation = validation_steps[0]
 
     drift_summary = PropertyFile(name="DriftCheckResult", output_name="drift", path="drift_check.json")
-    drift = ProcessingStep(
-        name="DataDriftCheck",
-        step_args=b.processor("drift_check.py", "DataDriftCheck").run(
-            inputs=[
-                b.code_input(),
-                ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
-                ProcessingInput(
-                    source=approved["baseline_statistics_uri"],
-                    destination="/opt/ml/processing/baseline/statistics",
-                    input_name="statistics",
-                ),
-                ProcessingInput(
-                    source=approved["baseline_constraints_uri"],
-                    destination="/opt/ml/processing/baseline/constraints",
-                    input_name="constraints",
-                ),
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name="drift",
-                    source="/opt/ml/processing/output",
-                    destination=b.location(b.artifacts_bucket, "drift-check"),
-                )
-            ],
-            arguments=[
-                "--input",
-                "/opt/ml/processing/input/data",
-                "--baseline-statistics",
-                "/opt/ml/processing/baseline/statistics",
-                "--baseline-constraints",
-                "/opt/ml/processing/baseline/constraints",
-                "--output",
-                "/opt/ml/processing/output",
-                "--significance",
-                drift_significance,
-                "--missing-values",
-                ",".join(env.training.missing_values),
-                "--model-version",
-                approved["model_version"],
-                "--failure-file",
-                "/opt/ml/output/message",
-            ],
-        ),
-        property_files=[drift_summary],
+    drift_steps, drift = b.check(
+        "DataDriftCheck",
+        "drift_check.py",
+        inputs=[
+            b.code_input(),
+            ProcessingInput(source=input_data, destination="/opt/ml/processing/input/data", input_name="batch"),
+            ProcessingInput(
+                source=approved["baseline_statistics_uri"],
+                destination="/opt/ml/processing/baseline/statistics",
+                input_name="statistics",
+            ),
+            ProcessingInput(
+                source=approved["baseline_constraints_uri"],
+                destination="/opt/ml/processing/baseline/constraints",
+                input_name="constraints",
+            ),
+        ],
+        outputs=[
+            ProcessingOutput(
+                output_name="drift",
+                source="/opt/ml/processing/output",
+                destination=b.location(b.artifacts_bucket, "drift-check"),
+            )
+        ],
+        arguments=[
+            "--input",
+            "/opt/ml/processing/input/data",
+            "--baseline-statistics",
+            "/opt/ml/processing/baseline/statistics",
+            "--baseline-constraints",
+            "/opt/ml/processing/baseline/constraints",
+            "--output",
+            "/opt/ml/processing/output",
+            "--significance",
+            drift_significance,
+            "--missing-values",
+            ",".join(env.training.missing_values),
+            "--model-version",
+            approved["model_version"],
+            "--failure-file",
+            "/opt/ml/output/message",
+        ],
+        summary=drift_summary,
+        where="drift-check",
     )
 
     model = b.model(
@@ -1012,7 +1100,9 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     )
     transformer = Transformer(
         model_name=create_model.properties.ModelName,
-        instance_count=1,
+        # Each object of the records goes to one instance (sharded validation writes one per batch object);
+        # each object is sent in mini-batches of whole lines within MaxPayloadInMB.
+        instance_count=i.transform_instance_count,
         instance_type=transform_instance,
         output_path=predictions,
         accept="text/csv",
@@ -1063,14 +1153,14 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
     valid = _fail_on_violations(
         "CheckDataValidation",
         "DataValidationFailed",
-        validation,
+        validation_result,
         validation_summary,
         "validation",
         "contract_violations.json",
-        if_steps=[drift, check],
+        if_steps=[*drift_steps, check],
     )
     spec = b.pipeline(
-        [resolve, validation, valid],
+        [resolve, *validation_steps, valid],
         "latest approved model -> data contract -> drift check -> batch transform, or fail with "
         "DataValidationFailed / DataDriftDetected",
     )
@@ -1093,7 +1183,6 @@ def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> Pipel
     from sagemaker.processing import ProcessingOutput
     from sagemaker.workflow.functions import Join
     from sagemaker.workflow.properties import PropertyFile
-    from sagemaker.workflow.steps import ProcessingStep
 
     b = _Builder(env, "quality", session, code)
     i = env.inference
@@ -1102,37 +1191,37 @@ def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> Pipel
     predictions_bucket = b.add(b.ParameterString("PredictionsBucket", default_value=env.buckets.artifacts))
     significance = b.add(b.ParameterFloat("QualitySignificance", default_value=i.quality_significance))
     summary = PropertyFile(name="ModelQualityResult", output_name="quality", path="quality.json")
-    measure = ProcessingStep(
-        name="ModelQuality",
-        step_args=b.processor("quality.py", "ModelQuality").run(
-            inputs=[b.code_input()],
-            outputs=[
-                ProcessingOutput(
-                    output_name="quality",
-                    source="/opt/ml/processing/output",
-                    destination=b.location(b.artifacts_bucket, "model-quality"),
-                )
-            ],
-            arguments=[
-                "--labels-uri",
-                labels,
-                "--ground-truth-prefix",
-                ground_truth_prefix(env),
-                "--predictions-prefix",
-                Join(on="/", values=["s3:/", predictions_bucket, env.name, "predictions/"]),
-                "--model-package-group-arn",
-                b.group,
-                "--tolerances",
-                ",".join(f"{m}={v}" for m, v in sorted(i.quality_tolerance.items())),
-                "--significance",
-                significance,
-                "--output",
-                "/opt/ml/processing/output",
-                "--failure-file",
-                "/opt/ml/output/message",
-            ],
-        ),
-        property_files=[summary],
+    measure_steps, measure = b.check(
+        "ModelQuality",
+        "quality.py",
+        inputs=[b.code_input()],
+        outputs=[
+            ProcessingOutput(
+                output_name="quality",
+                source="/opt/ml/processing/output",
+                destination=b.location(b.artifacts_bucket, "model-quality"),
+            )
+        ],
+        arguments=[
+            "--labels-uri",
+            labels,
+            "--ground-truth-prefix",
+            ground_truth_prefix(env),
+            "--predictions-prefix",
+            Join(on="/", values=["s3:/", predictions_bucket, env.name, "predictions/"]),
+            "--model-package-group-arn",
+            b.group,
+            "--tolerances",
+            ",".join(f"{m}={v}" for m, v in sorted(i.quality_tolerance.items())),
+            "--significance",
+            significance,
+            "--output",
+            "/opt/ml/processing/output",
+            "--failure-file",
+            "/opt/ml/output/message",
+        ],
+        summary=summary,
+        where="model-quality",
     )
     check = _fail_on_violations(
         "CheckModelQuality",
@@ -1144,7 +1233,7 @@ def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> Pipel
         if_steps=[],
     )
     return b.pipeline(
-        [measure, check],
+        [*measure_steps, check],
         "labels joined with the batch's predictions -> AUC/F1/precision/recall/accuracy against the version's "
         "baseline, or fail with ModelQualityBelowThreshold",
     )

@@ -134,6 +134,19 @@ MALFORMED = [
     ),
     (_set("inference.drift_significance", 0), "inference.drift_significance: 0 is not a number between 1e-09 and 0.5"),
     (
+        _set("inference.instance_count", {"checks": 0}),
+        "inference.instance_count.checks: 0 is not a whole number between 1 and 100",
+    ),
+    (
+        _set("inference.instance_count", {"transform": 2.5}),
+        "inference.instance_count.transform: 2.5 is not a whole number between 1 and 100",
+    ),
+    (
+        _set("inference.instance_count", {"check": 2}),
+        "inference.instance_count.check: unknown field (expected one of: checks, transform)",
+    ),
+    (_set("inference.instance_count", 4), "inference.instance_count: expected a mapping, got 4"),
+    (
         _set("inference.drift_threshold", 0.25),
         (
             "inference.drift_threshold: replaced by inference.drift_significance: the false-alarm rate of the whole "
@@ -185,6 +198,17 @@ def test_shipped_environments_load_with_sandbox_backend(name):
     assert env.backend == "sandbox"
     assert env.registry_account_id == "333333333333"
     assert env.account_id == {"dev": "111111111111", "stage": "555555555555", "prod": "222222222222"}[name]
+    # one instance per job unless the file asks for more: the definitions stay as they were
+    assert (env.inference.check_instance_count, env.inference.transform_instance_count) == (1, 1)
+
+
+def test_instance_counts_are_read_per_job_kind(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["inference"]["instance_count"] = {"checks": 3}
+    path = tmp_path / "prod.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = load_environment(str(path))
+    assert (env.inference.check_instance_count, env.inference.transform_instance_count) == (3, 1)
     assert env.model_package_group_arn == (
         "arn:aws:sagemaker:us-east-1:333333333333:model-package-group/mlops-demo-models"
     )

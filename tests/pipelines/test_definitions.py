@@ -358,3 +358,97 @@ def test_dry_run_prints_every_definition_without_aws(cli, tmp_path):
     written = json.loads(out.read_text())
     assert written["Parameters"][0]["Name"] == "ExecutionRoleArn"
     assert "222222222222" in json.dumps(written["Parameters"])
+
+
+def test_more_instances_shard_the_checks_and_the_transform(dev_environment, dev_specs):
+    """inference.instance_count: N > 1 runs each check on N instances, each seeing its share of the batch
+    (ShardedByS3Key, https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html)
+    and writing a partial, then a 1-instance merge whose summary the condition reads; the Fail steps
+    (what the EventBridge rules match) keep their names. One instance (the shipped files): no merge step."""
+    import dataclasses
+
+    for spec in (dev_specs["inference"], dev_specs["quality"]):
+        names = [s["Name"] for s in all_steps(definition(spec)["Steps"])]
+        assert not [n for n in names if n.endswith("Merge")], names
+    env = dataclasses.replace(
+        dev_environment,
+        inference=dataclasses.replace(dev_environment.inference, check_instance_count=3, transform_instance_count=3),
+    )
+    specs = build_pipelines(env, ["inference", "quality"])
+    inference, quality = specs["inference"], specs["quality"]
+
+    def processing(spec, name):
+        args = step(spec, name)["Arguments"]
+        inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}
+        outputs = {o["OutputName"]: o["S3Output"] for o in args["ProcessingOutputConfig"]["Outputs"]}
+        return args, inputs, outputs, args["AppSpecification"]["ContainerArguments"]
+
+    for spec, check, summary, output, condition, failure in (
+        (
+            inference,
+            "DataValidation",
+            "DataValidationResult",
+            "validation",
+            "CheckDataValidation",
+            "DataValidationFailed",
+        ),
+        (inference, "DataDriftCheck", "DriftCheckResult", "drift", "CheckDataDrift", "DataDriftDetected"),
+        (quality, "ModelQuality", "ModelQualityResult", "quality", "CheckModelQuality", "ModelQualityBelowThreshold"),
+    ):
+        args, inputs, outputs, argv = processing(spec, check)
+        assert args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+        assert {n: i["S3DataDistributionType"] for n, i in inputs.items()} == {
+            n: "ShardedByS3Key" if n == "batch" else "FullyReplicated" for n in inputs
+        }
+        assert argv[-4:] == [
+            "--shard-output",
+            outputs["partials"]["LocalPath"],
+            "--resource-config",
+            "/opt/ml/config/resourceconfig.json",
+        ]
+        assert output not in outputs and "PropertyFiles" not in step(spec, check)
+        merge_args, merge_inputs, merge_outputs, merge_argv = processing(spec, f"{check}Merge")
+        assert merge_args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+        assert merge_args.get("NetworkConfig") == args.get("NetworkConfig")
+        assert "batch" not in merge_inputs
+        assert merge_inputs["partials"]["S3Uri"] == {
+            "Get": f"Steps.{check}.ProcessingOutputConfig.Outputs['partials'].S3Output.S3Uri"
+        }
+        # the merge takes the check's arguments with the partials in place of the batch
+        expected = [a for a in argv[:-4]]
+        if "--input" in expected:
+            at = expected.index("--input")
+            expected[at : at + 2] = []
+        assert [a for a in merge_argv if a not in ("--merge-partials", merge_inputs["partials"]["LocalPath"])] == (
+            expected
+        )
+        assert merge_argv[merge_argv.index("--merge-partials") + 1] == merge_inputs["partials"]["LocalPath"]
+        assert list(merge_outputs) == [output]
+        [property_file] = step(spec, f"{check}Merge")["PropertyFiles"]
+        assert property_file["PropertyFileName"] == summary and property_file["OutputName"] == output
+        [gate] = step(spec, condition)["Arguments"]["Conditions"]
+        assert gate["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
+            "Get": f"Steps.{check}Merge.PropertyFiles.{summary}"
+        }
+        assert step(spec, failure)["Type"] == "Fail"
+    _, _, validation_outputs, _ = processing(inference, "DataValidation")
+    assert set(validation_outputs) == {"partials", "records"}
+    assert [s["Name"] for s in definition(inference)["Steps"]] == [
+        "LatestApprovedModel",
+        "DataValidation",
+        "DataValidationMerge",
+        "CheckDataValidation",
+    ]
+    assert [s["Name"] for s in step(inference, "CheckDataValidation")["Arguments"]["IfSteps"]] == [
+        "DataDriftCheck",
+        "DataDriftCheckMerge",
+        "CheckDataDrift",
+    ]
+
+    transform = step(inference, "BatchTransform")["Arguments"]
+    assert transform["TransformResources"]["InstanceCount"] == 3
+    assert transform["TransformInput"]["SplitType"] == "Line" and transform["BatchStrategy"] == "MultiRecord"
+    assert 0 < transform["MaxPayloadInMB"] <= 100 and transform["TransformOutput"]["AssembleWith"] == "Line"
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": "Steps.DataValidation.ProcessingOutputConfig.Outputs['records'].S3Output.S3Uri"
+    }
