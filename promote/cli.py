@@ -8,6 +8,7 @@ from mlops_core.branches import for_branch
 from mlops_core.clikit import ToolkitGroup, branch_option, emit_json, environment_options, output_option
 from mlops_core.config import Environment
 from mlops_core.session import Sessions
+from promote import monitor as monitoring
 from promote import pins, registry
 from promote.infra import check_target_account, deploy_target, run_infra
 from promote.report import write_report
@@ -188,6 +189,55 @@ def infra(
     )
     if output == "json":
         emit_json(result.as_dict())
+
+
+@main.command()
+@environment_options
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    metavar="AGE|DATE",
+    help="Runs started since: an age (90m, 12h, 30d, 2w) or an ISO date or time (2026-11-01, 2026-11-01T06:00Z).",
+)
+@click.option(
+    "--chart",
+    "chart",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write a PNG of drift and quality over time, approvals and retrains marked (atomically).",
+)
+@output_option
+def monitor(env: Environment, profile: str | None, since: str, chart: str | None, output: str) -> None:
+    """Recent runs of the environment's pipelines with their metrics, approvals and retrains.
+
+    \b
+    One row per run of the train, hpo, inference and quality pipelines: when it started, its status
+    and the step that failed (the reason below the table), who started it (CloudTrail: a person's
+    source identity, EventBridge for the schedule and the retrain rules, or an arrival), the model
+    version it used or registered, rows scored, the worst drift feature with its distance and bound,
+    the quality metrics when labels arrived (or the Evaluate step's for training), and its duration.
+    Runs come from ListPipelineExecutions/ListPipelineExecutionSteps and the metrics from CloudWatch
+    GetMetricData in the environment's account (namespace MLOps/<project>), one query per run over
+    the run's own time window; approvals from the versions' decision records in the registry (as the
+    approver role: sign in with --as NAME). A value CloudWatch holds more than once in a run's window
+    (runs overlapping) is marked '?'. --chart writes drift per run (worst distance/bound and the top
+    features) and quality over time with the approvals and the retrains the rules started marked.
+
+    \b
+    promote monitor --env prod
+    promote monitor --env prod --since 12h --output json
+    promote monitor --env prod --since 2026-11-01 --chart monitor.png
+    """
+
+    since_at = monitoring.parse_since(since)
+    if chart:
+        monitoring.check_chart_path(chart)
+    report = monitoring.collect(env, _sessions(env, profile), since_at)
+    if chart:
+        report["chart"] = monitoring.write_chart(report, chart)["path"]
+    emit_json(report) if output == "json" else click.echo(monitoring.render(report))
 
 
 def _pin_result(result: dict, output: str) -> None:

@@ -1,0 +1,844 @@
+"""`promote monitor`: an environment's recent pipeline runs with their CloudWatch metrics, and a chart of
+drift and quality over time with the approvals and retrains marked.
+
+Everything is read from the APIs, the same on the sandbox and AWS: runs and why they failed from
+ListPipelineExecutions / ListPipelineExecutionSteps and who started them from CloudTrail (workload
+account), the metrics from GetMetricData (workload account, the metric contract of `pipelines.metrics`),
+the approvals from the versions' decision records (registry account, as the approver role).
+
+Joining metrics to runs: the contract's metrics carry no execution id (one time series per environment,
+pipeline kind, feature or check, so dashboards and alarms stay stable), and each datapoint is stamped with
+the time its step ran. So each run gets its own GetMetricData call over its own window, from its start to
+its last step's end, with one period covering the whole window: every value returned was published while
+that run ran. AWS rounds a window's start down to the minute (GetMetricData StartTime), so a datapoint of
+another run that ended in that minute, or of a run that overlapped this one, can fall inside: the sample
+count of the run's key metrics says so, and such a run is marked ambiguous (its values are the window's,
+flagged in the table and JSON, and left out of the chart) rather than silently attributed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlops_core.config import Environment
+from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
+from mlops_core.session import Sessions
+from mlops_core.text import table
+from promote.registry import Registry, _call, decisions, person, version_of
+
+
+class contract:
+    """The metric contract of issue 13 (names, dimensions), mirrored until `pipelines.metrics` lands."""
+
+    ROWS_SCORED = "RowsScored"
+    MODEL_VERSION = "ModelVersion"
+    DRIFT_DISTANCE = "DriftDistance"
+    DRIFT_BOUND = "DriftBound"
+    DRIFT_SCORE = "DriftScore"
+    VIOLATIONS = "Violations"
+    AUC, F1, PRECISION, RECALL, ACCURACY = "AUC", "F1", "Precision", "Recall", "Accuracy"
+    DIM_ENVIRONMENT, DIM_PIPELINE, DIM_FEATURE, DIM_CHECK = "Environment", "Pipeline", "Feature", "Check"
+    CHECK_CONTRACT, CHECK_DRIFT, CHECK_QUALITY = "contract", "drift", "quality"
+
+    @staticmethod
+    def namespace(project: str) -> str:
+        return f"MLOps/{project}"
+
+
+KINDS = ("inference", "quality", "train", "hpo")
+QUALITY = (
+    ("auc", contract.AUC),
+    ("f1", contract.F1),
+    ("precision", contract.PRECISION),
+    ("recall", contract.RECALL),
+    ("accuracy", contract.ACCURACY),
+)
+CHECKS = (contract.CHECK_CONTRACT, contract.CHECK_DRIFT, contract.CHECK_QUALITY)
+# The failed step that means "the model is stale" for each retrain pipeline, and what started it.
+RETRAIN_CAUSES = {
+    "train": ("inference", "DataDriftDetected", "drift"),
+    "hpo": ("quality", "ModelQualityBelowThreshold", "quality"),
+}
+_SINCE = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_PAGE = 100  # ListPipelineExecutions' and ListPipelineExecutionSteps' largest page
+_MAX_QUERIES = 500  # GetMetricData's limit per call
+_START_RECORD = "StartPipelineExecution"
+
+
+class MonitorError(ToolkitError):
+    """The runs or their metrics cannot be read."""
+
+
+# -- input -----------------------------------------------------------------------------------------
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: an age (90m, 12h, 30d, 2w) or an ISO date/time (2026-11-01, 2026-11-01T06:00Z), as UTC."""
+    now = now or datetime.now(UTC)
+    value = str(text or "").strip()
+    match = _SINCE.match(value)
+    if match:
+        amount = int(match.group(1))
+        if amount == 0:
+            raise ConfigError(f"'{text}' is an empty window: give an age above zero (e.g. 12h, 30d)", field="--since")
+        return now - timedelta(seconds=amount * _UNITS[match.group(2)])
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"'{text}' is neither an age (90m, 12h, 30d, 2w) nor an ISO date (2026-11-01, 2026-11-01T06:00Z)",
+            field="--since",
+        ) from None
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    if at >= now:
+        raise ConfigError(f"'{text}' is not in the past (now is {_iso(now)})", field="--since")
+    return at
+
+
+def check_chart_path(path: str) -> Path:
+    """`--chart PATH`: a .png file whose directory exists and is writable (checked before anything is read)."""
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise ConfigError(f"'{path}' must name a .png file", field="--chart")
+    if target.is_dir():
+        raise ConfigError(f"'{path}' is a directory, not a file", field="--chart")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"'{path}': directory {parent} does not exist", field="--chart")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"'{path}': directory {parent} is not writable", field="--chart")
+    return target
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _denied(exc: Any) -> bool:
+    return exc.response.get("Error", {}).get("Code") in AccessDenied.CODES
+
+
+def _missing_pipeline(exc: Any) -> bool:
+    err = exc.response.get("Error", {})
+    message = err.get("Message", "").lower()
+    return err.get("Code") == "ResourceNotFound" or (
+        err.get("Code") == "ValidationException"
+        and any(words in message for words in ("not found", "does not exist", "could not find"))
+    )
+
+
+def _executions(sm: Any, pipeline: str, since: datetime, until: datetime) -> list[dict] | None:
+    """Every execution of `pipeline` started in [since, until], all pages; None if it is not deployed."""
+    from botocore.exceptions import ClientError
+
+    found, token = [], None
+    while True:
+        kwargs: dict = {
+            "PipelineName": pipeline,
+            "CreatedAfter": since,
+            "CreatedBefore": until,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": _PAGE,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        try:
+            page = sm.list_pipeline_executions(**kwargs)
+        except ClientError as exc:
+            if _missing_pipeline(exc):
+                return None
+            raise (AccessDenied.from_client_error(exc) or exc) from None
+        # the filter is applied here too: the answer must be the same whoever serves the call
+        found += [s for s in page.get("PipelineExecutionSummaries", []) if since <= _utc(s["StartTime"]) <= until]
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def _steps(sm: Any, execution: str) -> list[dict]:
+    from botocore.exceptions import ClientError
+
+    found, token = [], None
+    while True:
+        kwargs: dict = {"PipelineExecutionArn": execution, "SortOrder": "Ascending", "MaxResults": _PAGE}
+        if token:
+            kwargs["NextToken"] = token
+        try:
+            page = sm.list_pipeline_execution_steps(**kwargs)
+        except ClientError as exc:
+            raise (AccessDenied.from_client_error(exc) or exc) from None
+        found += page.get("PipelineExecutionSteps", [])
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def _lambda_output(step: dict, name: str) -> str | None:
+    for output in ((step.get("Metadata") or {}).get("Lambda") or {}).get("OutputParameters") or []:
+        if output.get("Name") == name:
+            return output.get("Value")
+    return None
+
+
+def _run(kind: str, pipeline: str, summary: dict, steps: list[dict], now: datetime) -> dict:
+    """One execution as a row: times, status, the failed step and why, the version it used or registered."""
+    start = _utc(summary["StartTime"])
+    status = summary.get("PipelineExecutionStatus", "")
+    ends = [_utc(s["EndTime"]) for s in steps if s.get("EndTime")]
+    terminal = status in ("Succeeded", "Failed", "Stopped")
+    end = max(ends) if ends and terminal else None
+    failed = next((s for s in reversed(steps) if s.get("StepStatus") == "Failed"), None)
+    version, version_from = None, None
+    for step in steps:
+        value = _lambda_output(step, "model_version")
+        if value and value.isdigit():
+            version, version_from = int(value), "LatestApprovedModel step"
+        registered = ((step.get("Metadata") or {}).get("RegisterModel") or {}).get("Arn")
+        if registered:
+            version, version_from = int(registered.rsplit("/", 1)[1]), "registered"
+    reason = None
+    if failed is not None:
+        reason = failed.get("FailureReason") or ((failed.get("Metadata") or {}).get("Fail") or {}).get("ErrorMessage")
+    elif status == "Failed":
+        reason = summary.get("PipelineExecutionFailureReason")
+    arn = summary["PipelineExecutionArn"]
+    return {
+        "pipeline": kind,
+        "pipeline_name": pipeline,
+        "execution_arn": arn,
+        "execution": arn.rsplit("/", 1)[-1],
+        "start": _iso(start),
+        "end": _iso(end),
+        "duration_seconds": round((end - start).total_seconds(), 1) if end else None,
+        "status": status,
+        "failed_step": failed.get("StepName") if failed is not None else None,
+        "failure_reason": reason,
+        "started_by": None,
+        "started_by_kind": None,
+        "model_version": version,
+        "model_version_from": version_from,
+        "rows_scored": None,
+        "drift": None,
+        "violations": {},
+        "quality": {},
+        "metrics_ambiguous": [],
+        "_window": (start, end or now),
+    }
+
+
+def _starters(env: Environment, trail: Any, since: datetime, until: datetime) -> dict:
+    """{execution ARN: (who, kind)} from CloudTrail's StartPipelineExecution records in the window."""
+    found: dict = {}
+    token = None
+    events_role = env.role_arn("events")
+    lambda_role = env.role_arn("lambda")
+    while True:
+        kwargs: dict = {
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": _START_RECORD}],
+            "StartTime": since,
+            "EndTime": until,
+            "MaxResults": 50,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        page = trail.lookup_events(**kwargs)
+        for event in page.get("Events", []):
+            record = json.loads(event.get("CloudTrailEvent") or "{}")
+            arn = (record.get("responseElements") or {}).get("pipelineExecutionArn")
+            if not arn:
+                continue
+            identity = record.get("userIdentity") or {}
+            context = identity.get("sessionContext") or {}
+            issuer = (context.get("sessionIssuer") or {}).get("arn")
+            if context.get("sourceIdentity"):
+                found[arn] = (context["sourceIdentity"], "person")
+            elif issuer == events_role:
+                # only events.amazonaws.com may assume the events role: a schedule or a rule started it
+                found[arn] = ("EventBridge", "rule")
+            elif issuer == lambda_role:
+                found[arn] = ("arrival", "arrival")
+            else:
+                found[arn] = (person(identity.get("arn")) or "unknown", "other")
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def _features(cw: Any, env: Environment, namespace: str) -> list[str]:
+    """The features with a DriftDistance series for this environment (ListMetrics, all pages)."""
+    names: set = set()
+    token = None
+    while True:
+        kwargs: dict = {
+            "Namespace": namespace,
+            "MetricName": contract.DRIFT_DISTANCE,
+            "Dimensions": [{"Name": contract.DIM_ENVIRONMENT, "Value": env.name}],
+        }
+        if token:
+            kwargs["NextToken"] = token
+        page = cw.list_metrics(**kwargs)
+        for metric in page.get("Metrics", []):
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            if contract.DIM_FEATURE in dims:
+                names.add(dims[contract.DIM_FEATURE])
+        token = page.get("NextToken")
+        if not token:
+            return sorted(names)
+
+
+def _queries(kind: str, features: list[str]) -> list[tuple]:
+    """(field, metric name, extra dimensions, statistic) for what a run of `kind` publishes."""
+    by_kind = [(contract.DIM_PIPELINE, kind)]
+    wanted: list[tuple] = []
+    if kind == "inference":
+        wanted += [
+            ("rows_scored", contract.ROWS_SCORED, by_kind, "Sum"),
+            ("rows_scored#n", contract.ROWS_SCORED, by_kind, "SampleCount"),
+            ("drift_score", contract.DRIFT_SCORE, by_kind, "Maximum"),
+            ("drift_score#n", contract.DRIFT_SCORE, by_kind, "SampleCount"),
+        ]
+        for feature in features:
+            dims = [(contract.DIM_FEATURE, feature)]
+            wanted += [
+                (f"distance:{feature}", contract.DRIFT_DISTANCE, dims, "Maximum"),
+                (f"bound:{feature}", contract.DRIFT_BOUND, dims, "Maximum"),
+            ]
+    if kind in ("inference", "quality"):
+        wanted += [
+            ("model_version", contract.MODEL_VERSION, by_kind, "Maximum"),
+            ("model_version#n", contract.MODEL_VERSION, by_kind, "SampleCount"),
+        ]
+    if kind in ("quality", "train", "hpo"):
+        wanted += [(name, metric, by_kind, "Average") for name, metric in QUALITY]
+        wanted.append(("auc#n", contract.AUC, by_kind, "SampleCount"))
+    wanted += [
+        (f"violations:{check}", contract.VIOLATIONS, [*by_kind, (contract.DIM_CHECK, check)], "Sum") for check in CHECKS
+    ]
+    return wanted
+
+
+def period_for(start: datetime, end: datetime, now: datetime) -> int:
+    """One period covering [start, end] in the resolution CloudWatch keeps for data of that age
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricStat.html): a multiple of
+    60 s up to 15 days back, of 300 s up to 63 days, of 3600 s beyond. It covers the window from the start
+    rounded down to that resolution, as GetMetricData rounds StartTime."""
+    age = now - start
+    unit = 60 if age <= timedelta(days=15) else 300 if age <= timedelta(days=63) else 3600
+    rounded = math.floor(start.timestamp() / unit) * unit
+    span = max(end.timestamp() - rounded, 1)
+    return int(math.ceil(span / unit) * unit)
+
+
+def _metric_values(cw: Any, env: Environment, namespace: str, run: dict, features: list[str], now: datetime) -> dict:
+    """{field: value} for what was published in the run's window (absent when nothing was)."""
+    start, end = run["_window"]
+    end = end + timedelta(seconds=1)  # timestamps are whole seconds; the end is exclusive
+    period = period_for(start, end, now)
+    wanted = _queries(run["pipeline"], features)
+    values: dict = {}
+    base = [{"Name": contract.DIM_ENVIRONMENT, "Value": env.name}]
+    for offset in range(0, len(wanted), _MAX_QUERIES):
+        chunk = wanted[offset : offset + _MAX_QUERIES]
+        queries = [
+            {
+                "Id": f"q{i}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metric,
+                        "Dimensions": base + [{"Name": k, "Value": v} for k, v in dims],
+                    },
+                    "Period": period,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+            for i, (_, metric, dims, stat) in enumerate(chunk)
+        ]
+        token = None
+        while True:
+            kwargs: dict = {
+                "MetricDataQueries": queries,
+                "StartTime": start,
+                "EndTime": end,
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                kwargs["NextToken"] = token
+            page = cw.get_metric_data(**kwargs)
+            for result in page.get("MetricDataResults", []):
+                field, _, _, stat = chunk[int(result["Id"][1:])]
+                for value in result.get("Values", []):
+                    previous = values.get(field)
+                    if stat in ("Sum", "SampleCount"):
+                        values[field] = (previous or 0) + value
+                    else:  # a window wider than one period on AWS (rounding): keep the highest
+                        values[field] = value if previous is None else max(previous, value)
+            token = page.get("NextToken")
+            if not token:
+                break
+    return values
+
+
+def _apply_metrics(run: dict, values: dict, features: list[str]) -> None:
+    if "rows_scored" in values:
+        run["rows_scored"] = int(values["rows_scored"])
+    if "model_version" in values:
+        run["model_version"], run["model_version_from"] = int(values["model_version"]), "ModelVersion metric"
+    ratios = {}
+    per_feature = {}
+    for feature in features:
+        distance, bound = values.get(f"distance:{feature}"), values.get(f"bound:{feature}")
+        if distance is None:
+            continue
+        per_feature[feature] = {"distance": distance, "bound": bound}
+        if bound:
+            ratios[feature] = distance / bound
+    if "drift_score" in values or per_feature:
+        worst = max(ratios, key=lambda f: ratios[f]) if ratios else None
+        score = values.get("drift_score")
+        run["drift"] = {
+            "score": score if score is not None else (ratios[worst] if worst else None),
+            "worst_feature": worst,
+            "distance": per_feature[worst]["distance"] if worst else None,
+            "bound": per_feature[worst]["bound"] if worst else None,
+            "features": per_feature,
+        }
+    run["quality"] = {name: values[name] for name, _ in QUALITY if name in values}
+    run["violations"] = {
+        check: int(values[f"violations:{check}"]) for check in CHECKS if f"violations:{check}" in values
+    }
+    run["metrics_ambiguous"] = sorted(
+        key[: -len("#n")] for key, count in values.items() if key.endswith("#n") and count > 1
+    )
+
+
+def _approvals(env: Environment, sessions: Sessions, since: datetime, until: datetime) -> list[dict]:
+    """Every approval of a version of the group in the window, from its decision records (who, when)."""
+    registry = Registry(env, sessions, purpose="monitor")
+    sm = sessions.client("sagemaker", registry.session)  # one client for every describe (each costs a model load)
+    found = []
+    for summary in registry.summaries():
+        if summary.get("ModelApprovalStatus") == "PendingManualApproval":
+            continue  # a pending version holds no completed approval (a board's first one is not one)
+        package = _call(sm.describe_model_package, ModelPackageName=summary["ModelPackageArn"])
+        recorded = [d for d in decisions(package) if d.get("status") == "Approved" and d.get("board") != "1/2"]
+        for entry in recorded:
+            at = entry.get("at")
+            if at and since <= _utc(at) <= until:
+                found.append(
+                    {
+                        "kind": "approval",
+                        "version": version_of(package),
+                        "at": _iso(at),
+                        "by": entry.get("by"),
+                        "label": f"v{version_of(package)} approved by {entry.get('by')}",
+                    }
+                )
+    return sorted(found, key=lambda e: e["at"])
+
+
+def _retrains(runs: list[dict]) -> list[dict]:
+    """Training runs a rule started (the events role, per CloudTrail), each with the failure that led to it."""
+    found = []
+    for run in runs:
+        if run["pipeline"] not in RETRAIN_CAUSES or run["started_by_kind"] != "rule":
+            continue
+        kind, step, cause = RETRAIN_CAUSES[run["pipeline"]]
+        before = [r for r in runs if r["pipeline"] == kind and r["failed_step"] == step and r["start"] <= run["start"]]
+        trigger = max(before, key=lambda r: r["start"]) if before else None
+        found.append(
+            {
+                "kind": "retrain",
+                "at": run["start"],
+                "pipeline": run["pipeline"],
+                "execution": run["execution"],
+                "cause": cause if trigger else "rule",
+                "after": trigger["execution"] if trigger else None,
+                "label": f"retrain ({run['pipeline']}) on {cause}"
+                if trigger
+                else f"{run['pipeline']} started by a rule",
+            }
+        )
+    return found
+
+
+def collect(env: Environment, sessions: Sessions, since: datetime, now: datetime | None = None) -> dict:
+    """The monitoring view as data: runs (newest first) with their metrics, approvals, retrains, notes."""
+    from botocore.exceptions import ClientError
+
+    now = now or datetime.now(UTC)
+    workload = sessions.workload()
+    sm = sessions.client("sagemaker", workload)
+    cw = sessions.client("cloudwatch", workload)
+    namespace = contract.namespace(env.project)
+    notes: list[str] = []
+    runs: list[dict] = []
+    deployed = []
+    for kind in KINDS:
+        pipeline = env.pipelines.get(kind)
+        if not pipeline:
+            continue
+        summaries = _executions(sm, pipeline, since, now)
+        if summaries is None:
+            continue
+        deployed.append(kind)
+        for summary in summaries:
+            runs.append(_run(kind, pipeline, summary, _steps(sm, summary["PipelineExecutionArn"]), now))
+    runs.sort(key=lambda r: (r["start"], r["execution"]))
+
+    try:
+        starters = _starters(env, sessions.client("cloudtrail", workload), since - timedelta(minutes=5), now)
+    except ClientError as exc:
+        if not _denied(exc):
+            raise
+        starters = {}
+        notes.append(
+            "who started each run is not shown: CloudTrail LookupEvents was denied "
+            f"({exc.response['Error'].get('Message', '')})"
+        )
+    for run in runs:
+        run["started_by"], run["started_by_kind"] = starters.get(run["execution_arn"], (None, None))
+
+    try:
+        features = _features(cw, env, namespace) if "inference" in deployed else []
+        for run in runs:
+            _apply_metrics(run, _metric_values(cw, env, namespace, run, features, now), features)
+    except ClientError as exc:
+        raise (AccessDenied.from_client_error(exc) or exc) from None
+    for run in runs:
+        if run["metrics_ambiguous"]:
+            notes.append(
+                f"{run['pipeline']} {run['execution']}: more than one datapoint of "
+                f"{', '.join(run['metrics_ambiguous'])} "
+                "in its window (another run overlapped it): values marked '?', left out of the chart"
+            )
+
+    try:
+        approvals = _approvals(env, sessions, since, now)
+    except AccessDenied as exc:
+        approvals = []
+        notes.append(f"approvals are not shown: the registry refused the read ({exc})")
+    for run in runs:
+        run.pop("_window")
+    return {
+        "environment": env.name,
+        "account": env.account_id,
+        "namespace": namespace,
+        "since": _iso(since),
+        "until": _iso(now),
+        "pipelines": {kind: env.pipelines[kind] for kind in deployed},
+        "runs": list(reversed(runs)),
+        "approvals": approvals,
+        "retrains": _retrains(runs),
+        "notes": notes,
+    }
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _status(run: dict) -> str:
+    if run["status"] == "Failed" and run["failed_step"]:
+        return f"Failed: {run['failed_step']}"
+    return run["status"]
+
+
+def _mark(run: dict, metric: str) -> str:
+    return "?" if metric in run["metrics_ambiguous"] else ""
+
+
+def _drift_cell(run: dict) -> str:
+    drift = run["drift"]
+    if not drift:
+        return "-"
+    mark = _mark(run, "drift_score")
+    if drift["worst_feature"] and drift["bound"]:
+        return (
+            f"{drift['worst_feature']} {drift['distance']:.3f}/{drift['bound']:.3f}"
+            f" ({drift['distance'] / drift['bound']:.2f}x){mark}"
+        )
+    return f"score {drift['score']:.2f}{mark}" if drift["score"] is not None else "-"
+
+
+def _quality_cell(run: dict) -> str:
+    shown = [
+        f"{name.upper() if name == 'auc' else name} {run['quality'][name]:.3f}"
+        for name, _ in QUALITY
+        if name in run["quality"]
+    ]
+    return (" ".join(shown) + _mark(run, "auc")) if shown else "-"
+
+
+def rows(report: dict) -> list[dict]:
+    """The table's rows as text cells (what `render` prints)."""
+    return [
+        {
+            "time": run["start"],
+            "pipeline": run["pipeline"],
+            "status": _status(run),
+            "started by": run["started_by"] or "-",
+            "version": (f"v{run['model_version']}" + _mark(run, "model_version")) if run["model_version"] else "-",
+            "rows": (f"{run['rows_scored']}" + _mark(run, "rows_scored")) if run["rows_scored"] is not None else "-",
+            "worst drift (distance/bound)": _drift_cell(run),
+            "quality": _quality_cell(run),
+            "duration": _duration(run["duration_seconds"]),
+        }
+        for run in report["runs"]
+    ]
+
+
+COLUMNS = [
+    "time",
+    "pipeline",
+    "status",
+    "started by",
+    "version",
+    "rows",
+    "worst drift (distance/bound)",
+    "quality",
+    "duration",
+]
+
+
+def render(report: dict) -> str:
+    lines = [f"{report['environment']} (account {report['account']}): runs since {report['since']}, newest first"]
+    lines.append(table(rows(report), COLUMNS) if report["runs"] else "no runs in this window")
+    failed = [r for r in report["runs"] if r["failure_reason"]]
+    if failed:
+        lines.append("\nwhy runs failed")
+        for run in failed:
+            lines.append(f"  {run['start']} {run['pipeline']} {run['execution']}: {_one_line(run['failure_reason'])}")
+    events = sorted(report["approvals"] + report["retrains"], key=lambda e: e["at"])
+    if events:
+        lines.append("\napprovals and retrains")
+        for event in events:
+            tail = f" (after {event['after']})" if event.get("after") else ""
+            lines.append(f"  {event['at']} {event['label']}{tail}")
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    if report.get("chart"):
+        lines.append(f"\nchart: {report['chart']}")
+    return "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 220) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the chart -------------------------------------------------------------------------------------
+def chart_data(report: dict, top_features: int = 3) -> dict:
+    """What the chart plots, as plain data: drift per inference run (worst distance/bound, and the top
+    features' own ratios), quality metrics per run that measured them, and the events marked."""
+    runs = sorted(report["runs"], key=lambda r: r["start"])
+    drift_points = [
+        {
+            "at": r["start"],
+            "score": r["drift"]["score"],
+            "feature": r["drift"]["worst_feature"],
+            "failed": r["failed_step"] == "DataDriftDetected",
+            "execution": r["execution"],
+        }
+        for r in runs
+        if r["pipeline"] == "inference"
+        and r["drift"]
+        and r["drift"]["score"] is not None
+        and "drift_score" not in r["metrics_ambiguous"]
+    ]
+    peaks: dict = {}
+    for r in runs:
+        for feature, figures in ((r["drift"] or {}).get("features") or {}).items():
+            if figures.get("bound"):
+                peaks[feature] = max(peaks.get(feature, 0.0), figures["distance"] / figures["bound"])
+    top = sorted(peaks, key=lambda f: (-peaks[f], f))[:top_features]
+    features = {
+        feature: [
+            {
+                "at": r["start"],
+                "ratio": r["drift"]["features"][feature]["distance"] / r["drift"]["features"][feature]["bound"],
+            }
+            for r in runs
+            if r["drift"]
+            and feature in r["drift"]["features"]
+            and r["drift"]["features"][feature].get("bound")
+            and "drift_score" not in r["metrics_ambiguous"]
+        ]
+        for feature in top
+    }
+    quality: dict = {}
+    for r in runs:
+        if "auc" in r["metrics_ambiguous"]:
+            continue
+        source = "labels" if r["pipeline"] == "quality" else "evaluation"
+        for name, _ in QUALITY:
+            if name in r["quality"]:
+                quality.setdefault(f"{name} ({source})", []).append(
+                    {"at": r["start"], "value": r["quality"][name], "execution": r["execution"]}
+                )
+    events = sorted(
+        [{"kind": e["kind"], "at": e["at"], "label": e["label"]} for e in report["approvals"] + report["retrains"]],
+        key=lambda e: e["at"],
+    )
+    return {
+        "environment": report["environment"],
+        "since": report["since"],
+        "until": report["until"],
+        "drift": drift_points,
+        "drift_bound": 1.0,
+        "features": features,
+        "quality": quality,
+        "events": events,
+    }
+
+
+_EVENT_STYLE = {"approval": ("#1a7f37", "--"), "retrain": ("#bc4c00", ":")}
+
+
+def write_chart(report: dict, path: str) -> dict:
+    """Draw the chart to PATH (PNG) atomically (a temporary file in the same directory, renamed over
+    PATH), so a reader never sees half a file. Returns the plotted data."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on Jenkins agents
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    target = check_chart_path(path)
+    data = chart_data(report)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7.5), dpi=110, sharex=True, layout="constrained")
+    when = _utc
+
+    if data["drift"]:
+        xs = [when(p["at"]) for p in data["drift"]]
+        top.plot(xs, [p["score"] for p in data["drift"]], "-", color="#57606a", linewidth=1, zorder=2)
+        for p in data["drift"]:
+            top.scatter(
+                [when(p["at"])],
+                [p["score"]],
+                s=70 if p["failed"] else 40,
+                zorder=3,
+                color="#cf222e" if p["failed"] else "#0969da",
+                label="inference run: DataDriftDetected" if p["failed"] else "inference run: no drift",
+            )
+            if p["failed"]:
+                top.annotate(
+                    f"DataDriftDetected\nworst: {p['feature']} ({p['score']:.1f}x bound)",
+                    (when(p["at"]), p["score"]),
+                    textcoords="offset points",
+                    xytext=(10, -4),
+                    fontsize=8,
+                    color="#cf222e",
+                    va="top",
+                )
+    for i, (feature, points) in enumerate(data["features"].items()):
+        top.plot(
+            [when(p["at"]) for p in points],
+            [p["ratio"] for p in points],
+            "--",
+            linewidth=1,
+            alpha=0.7,
+            color=["#8250df", "#bf8700", "#1b7c83"][i % 3],
+            label=f"{feature} (distance/bound)",
+        )
+    top.axhline(
+        data["drift_bound"], color="#cf222e", linestyle=(0, (4, 3)), linewidth=1, label="bound (score 1 = drift)"
+    )
+    top.set_ylabel("drift: distance / bound")
+    top.set_title(f"{data['environment']}: drift and model quality, {data['since']} to {data['until']}", fontsize=11)
+    if not data["drift"]:
+        top.text(0.5, 0.5, "no drift datapoints in this window", transform=top.transAxes, ha="center", color="#57606a")
+
+    markers = {"auc": "o", "f1": "s", "precision": "^", "recall": "v", "accuracy": "D"}
+    for series, points in data["quality"].items():
+        name, source = series.split(" ", 1)
+        bottom.plot(
+            [when(p["at"]) for p in points],
+            [p["value"] for p in points],
+            "-" if "labels" in source else "",
+            marker=markers.get(name, "o"),
+            markersize=6 if "labels" in source else 8,
+            fillstyle="full" if "labels" in source else "none",
+            linewidth=1.2,
+            label=series,
+        )
+    bottom.set_ylabel("model quality")
+    bottom.set_ylim(0, 1.05)
+    if not data["quality"]:
+        bottom.text(
+            0.5, 0.5, "no quality datapoints in this window", transform=bottom.transAxes, ha="center", color="#57606a"
+        )
+
+    for i, event in enumerate(data["events"]):
+        colour, style = _EVENT_STYLE.get(event["kind"], ("#57606a", "-"))
+        x = when(event["at"])
+        for ax in (top, bottom):
+            ax.axvline(x, color=colour, linestyle=style, linewidth=1.3, zorder=1)
+        # labels stagger down the bottom panel so events close in time stay readable
+        bottom.annotate(
+            event["label"],
+            (x, 0.04 + 0.09 * (i % 5)),
+            xycoords=("data", "axes fraction"),
+            rotation=0,
+            fontsize=8,
+            color=colour,
+            xytext=(4, 0),
+            textcoords="offset points",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.85},
+        )
+
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        if unique:
+            ax.legend(unique.values(), unique.keys(), loc="upper left", fontsize=8, framealpha=0.9)
+    moments = [when(p["at"]) for p in data["drift"]] + [when(e["at"]) for e in data["events"]]
+    moments += [when(p["at"]) for points in data["quality"].values() for p in points]
+    if moments:  # the span of what is drawn, not the whole --since window (weeks of nothing squash the runs)
+        pad = max((max(moments) - min(moments)) * 0.04, timedelta(seconds=10))
+        bottom.set_xlim(min(moments) - pad, max(moments) + pad * 3)  # room on the right for the last labels
+    locator = mdates.AutoDateLocator()
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    bottom.set_xlabel("time (UTC)")
+
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            fig.savefig(out, format="png")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return {"path": str(target), **data}
