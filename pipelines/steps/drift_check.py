@@ -9,8 +9,16 @@ allows), categorical domain and non-negativity (more unseen values or negatives 
 and distribution (the CDF distance over the baseline's buckets, numeric and categorical, against the
 two-sample Kolmogorov-Smirnov bound). The per-test level is Šidák-corrected over all tests of the batch,
 so --significance is the false-alarm rate of the whole check per clean batch.
+
+The batch is one CSV object or several (each with its header, all with the same columns). On several
+Processing instances (input sharded by S3 key) each instance runs with --shard-output and writes the
+statistics of its objects, and one merge run (--merge-partials) decides on all of them: the same statistics,
+verdict and files as one instance reading the whole batch, which goes through the same per-object
+statistics and merge (see shards.py).
     python pipelines/steps/drift_check.py --input batch.csv --baseline-statistics statistics.json \
         --baseline-constraints constraints.json --output out/drift --significance 0.01
+    python pipelines/steps/drift_check.py --input shard/ --baseline-statistics ... --shard-output partials/
+    python pipelines/steps/drift_check.py --merge-partials partials/ --baseline-statistics ... --output out/drift
 """
 
 from __future__ import annotations
@@ -22,6 +30,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from shards import (
+    default_resource_config,
+    fingerprint,
+    input_objects,
+    read_partials,
+    resource_config,
+    write_partial,
+)
 from significance import (
     cdf_distance,
     distance_bound,
@@ -34,7 +50,6 @@ from tabular import (
     CHUNK_ROWS,
     DataError,
     FeatureStatistics,
-    find_csv,
     load_json,
     run_or_fail,
     split_list,
@@ -42,6 +57,7 @@ from tabular import (
 )
 
 SUMMARY = "drift_check.json"
+PARTIAL = "drift_check"
 DEFAULT_SIGNIFICANCE = 0.01
 
 
@@ -49,7 +65,26 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--input", default="/opt/ml/processing/input/data", help="batch CSV (with header) or its directory")
+    p.add_argument(
+        "--input",
+        default="/opt/ml/processing/input/data",
+        help="batch CSV (with header) or the directory of its objects",
+    )
+    p.add_argument(
+        "--shard-output",
+        default="",
+        help="one instance of several: write this instance's statistics to DIR/<current_host>.json, decide nothing",
+    )
+    p.add_argument(
+        "--merge-partials",
+        default="",
+        help="decide on the statistics every instance wrote to DIR (instead of reading --input)",
+    )
+    p.add_argument(
+        "--resource-config",
+        default=default_resource_config(),
+        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
+    )
     p.add_argument("--baseline-statistics", default="/opt/ml/processing/baseline/statistics")
     p.add_argument("--baseline-constraints", default="/opt/ml/processing/baseline/constraints")
     p.add_argument("--output", default="/opt/ml/processing/output")
@@ -67,6 +102,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0 < args.significance < 1:
         p.error(f"--significance {args.significance} is not between 0 and 1 (exclusive)")
+    if args.shard_output and args.merge_partials:
+        p.error("--shard-output and --merge-partials are two different runs: give one")
     return args
 
 
@@ -100,12 +137,13 @@ def frame_statistics(chunks, baseline: dict):
     return stats, columns, rows
 
 
-def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
+def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int, name: str = ""):
     """frame_statistics of a CSV file, read in chunks of `chunk_rows`."""
     import pandas as pd
 
+    name = name or path.name
     if path.stat().st_size == 0:
-        raise DataError(f"batch file {path.name} is empty")
+        raise DataError(f"batch file {name} is empty")
     reader = pd.read_csv(
         path,
         na_values=list(missing_values),
@@ -117,9 +155,50 @@ def batch_statistics(path, baseline: dict, missing_values, chunk_rows: int):
     try:
         return frame_statistics(reader, baseline)
     except pd.errors.EmptyDataError:
-        raise DataError(f"batch file {path.name} is empty") from None
+        raise DataError(f"batch file {name} is empty") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"batch file {path.name} is not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+        raise DataError(f"batch file {name} is not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+
+
+def object_partial(name: str, path, baseline: dict, missing_values, chunk_rows: int) -> dict:
+    """One object's mergeable statistics (or why it cannot be read: the merge reports the first, by name)."""
+    try:
+        stats, columns, rows = batch_statistics(path, baseline, missing_values, chunk_rows, name)
+    except DataError as exc:
+        return {"name": name, "error": str(exc)}
+    return {"name": name, "columns": columns, "rows": rows, "features": {n: s.to_partial() for n, s in stats.items()}}
+
+
+def merge_statistics(objects: list, baseline: dict):
+    """frame_statistics of the whole batch from its objects' partials, merged in the order given (by name)."""
+    for record in objects:
+        if record.get("error"):
+            raise DataError(record["error"])
+    if not objects:
+        raise DataError("the batch holds no object: every instance's input was empty")
+    columns = objects[0]["columns"]
+    for record in objects[1:]:
+        if record["columns"] != columns:
+            extra = [c for c in record["columns"] if c not in columns]
+            lacking = [c for c in columns if c not in record["columns"]]
+            what = (
+                f"lacks {', '.join(lacking[:3])}"
+                if lacking
+                else f"adds {', '.join(extra[:3])}"
+                if extra
+                else "reorders them"
+            )
+            raise DataError(
+                f"batch object {record['name']} has other columns than {objects[0]['name']}: it {what}; "
+                "every object of a batch needs the same header"
+            )
+    stats = new_statistics(baseline, columns)
+    rows = 0
+    for record in objects:
+        rows += int(record["rows"])
+        for name, feature in stats.items():
+            feature.merge(record["features"][name])
+    return stats, columns, rows
 
 
 class _Test:
@@ -317,12 +396,31 @@ def _distance_description(distance, batch_n, baseline_n, what, extra=""):
 
 
 def run(args) -> dict:
-    path = find_csv(args.input)
+    """One instance (the whole batch), a shard (--shard-output: its partial only) or the merge of shards."""
     baseline = load_json(args.baseline_statistics, "statistics.json")
-    constraints = load_json(args.baseline_constraints, "constraints.json")
     if not isinstance(baseline.get("features"), list):
         raise DataError("baseline statistics have no 'features' list: not a Model Monitor statistics.json")
-    stats, columns, rows = batch_statistics(path, baseline, split_list(args.missing_values), args.chunk_rows)
+    missing_values = split_list(args.missing_values)
+    digest = fingerprint(baseline, missing_values)
+    # Read before the batch: a wrong path fails at once; a shard needs only the statistics' buckets.
+    constraints = {} if args.shard_output else load_json(args.baseline_constraints, "constraints.json")
+    host = resource_config(args.resource_config) if args.shard_output else None
+    if args.merge_partials:
+        objects = read_partials(args.merge_partials, PARTIAL, digest)
+    else:
+        found = input_objects(args.input, shard=bool(args.shard_output))
+        objects = [object_partial(name, path, baseline, missing_values, args.chunk_rows) for name, path in found]
+        if args.shard_output:
+            written = write_partial(args.shard_output, host, PARTIAL, digest, objects)
+            rows = sum(r.get("rows", 0) for r in objects)
+            return {"partial": str(written), "objects": len(objects), "rows": rows}
+    return decide(args, baseline, constraints, objects)
+
+
+def decide(args, baseline: dict, constraints: dict, objects: list) -> dict:
+    """The one place the verdict is made, from every object's statistics (one instance's or all shards'):
+    writes constraint_violations.json, statistics.json and drift_check.json, and returns the summary."""
+    stats, columns, rows = merge_statistics(objects, baseline)
     violations, report = violations_for(baseline, constraints, stats, columns, rows, args.significance)
     write_json(args.output, "constraint_violations.json", {"violations": violations})
     write_json(
@@ -366,6 +464,9 @@ def write_summary(args, violations: list, report: dict, rows: int) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     summary = run_or_fail(run, args)
+    if args.shard_output:
+        print(json.dumps(summary))  # statistics only: the merge decides
+        return 0
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     if summary["violation_count"] and args.fail_on_violations:
         print(f"DataDriftDetected: {summary['message']}", file=sys.stderr)

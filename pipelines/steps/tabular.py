@@ -247,6 +247,46 @@ class FeatureStatistics:
             index = np.clip(np.searchsorted(self.edges, numbers, side="right") - 1, 0, len(self.histogram) - 1)
             self.histogram += np.bincount(index, minlength=len(self.histogram))
 
+    def to_partial(self) -> dict:
+        """Everything `merge` needs, exactly: integer counts, the float sums as they are, min and max."""
+        partial = {
+            "present": self.present,
+            "missing": self.missing,
+            "non_numeric": self.non_numeric,
+            "negatives": self.negatives,
+            "integral": self.integral,
+            "total": self.total,
+            "total_sq": self.total_sq,
+            "min": self.minimum if self.present and self.kind != "string" else None,
+            "max": self.maximum if self.present and self.kind != "string" else None,
+        }
+        if self.histogram is not None:
+            partial["histogram"] = [int(c) for c in self.histogram]
+        if self.kind == "string":
+            partial["categories"] = dict(sorted(self.category_counts.items()))
+        return partial
+
+    def merge(self, partial: dict) -> None:
+        """Add another part's `to_partial()` (same column, same baseline buckets). Counts add exactly; the
+        float sums add in the order parts are merged, so merging in a fixed order gives fixed figures."""
+        self.present += int(partial["present"])
+        self.missing += int(partial["missing"])
+        self.non_numeric += int(partial["non_numeric"])
+        self.negatives += int(partial["negatives"])
+        self.integral = self.integral and bool(partial["integral"])
+        self.total += float(partial["total"])
+        self.total_sq += float(partial["total_sq"])
+        if partial["min"] is not None:
+            self.minimum = min(self.minimum, float(partial["min"]))
+            self.maximum = max(self.maximum, float(partial["max"]))
+        if self.histogram is not None:
+            counts = partial.get("histogram")
+            if counts is None or len(counts) != len(self.histogram):
+                raise DataError(f"column '{self.name}': a part was counted on other buckets than the baseline's")
+            self.histogram += np.asarray(counts, dtype=np.int64)
+        for value, count in partial.get("categories", {}).items():
+            self.category_counts[value] = self.category_counts.get(value, 0) + int(count)
+
     @property
     def count(self) -> int:
         return self.present + self.missing + self.non_numeric

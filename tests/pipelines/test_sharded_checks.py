@@ -1,0 +1,203 @@
+"""The checks run on N Processing instances as SageMaker runs them, and merged, decide exactly what one
+instance decides on the same batch: same numbers, same verdict, same violations, same files.
+
+SageMaker's per-instance contract, as the tests give it: with a `ShardedByS3Key` input each instance holds
+only its share of the batch's objects under its local input path, "approximately 1/n of the number of S3
+objects", and an instance gets none when there are fewer objects than instances
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html,
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html); each instance reads
+/opt/ml/config/resourceconfig.json, `{"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"]}`
+(https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html#byoc-config),
+here given by SM_RESOURCE_CONFIG or --resource-config. Which objects land on which instance is not
+documented: the tests deal them in turn and also unevenly, with an empty instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.pipelines.conftest import STEPS
+
+
+def read(path):
+    return json.loads(path.read_text())
+
+
+def split_batch(source, directory, sizes):
+    """`source` (a CSV with header) as objects part-00.csv, part-01.csv, ... of `sizes` rows each (the rest
+    in the last), every object with the header."""
+    lines = source.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    directory.mkdir(parents=True, exist_ok=True)
+    start = 0
+    names = []
+    for i, size in enumerate([*sizes, len(rows)]):
+        part = rows[start : start + size] if i < len(sizes) else rows[start:]
+        start += len(part)
+        name = f"part-{i:02d}.csv"
+        (directory / name).write_text("\n".join([header, *part]) + "\n")
+        names.append(name)
+    assert start == len(rows)
+    return names
+
+
+def deal(names, hosts, uneven=False):
+    """Objects to hosts: in turn, or (uneven) all but one object on the first host and the last host empty."""
+    if uneven:
+        return {hosts[0]: names[:-1], hosts[1]: names[-1:], **{h: [] for h in hosts[2:]}}
+    return {h: names[i :: len(hosts)] for i, h in enumerate(hosts)}
+
+
+def instances(root, objects, dealt):
+    """Each host's local input (only its objects) and resourceconfig.json, as the engine gives them."""
+    hosts = list(dealt)
+    made = {}
+    for host, names in dealt.items():
+        local = root / host / "input"
+        local.mkdir(parents=True)
+        for name in names:
+            shutil.copy(objects / name, local / name)
+        config = root / host / "resourceconfig.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": hosts}))
+        made[host] = (local, config)
+    return made
+
+
+def hosts(n):
+    return [f"algo-{i}" for i in range(1, n + 1)]
+
+
+def drift_args(preprocessed, *extra):
+    baseline = str(preprocessed / "baseline")
+    return ["--baseline-statistics", baseline, "--baseline-constraints", baseline, *extra]
+
+
+DRIFT_OUTPUTS = ("drift_check.json", "constraint_violations.json", "statistics.json")
+
+
+def assert_same_files(one, merged, names):
+    for name in names:
+        assert read(merged / name) == read(one / name), name
+
+
+def test_drift_check_on_three_instances_decides_what_one_decides(steps, sample_data, preprocessed, tmp_path):
+    """Three instance processes, each with its resourceconfig.json and its share of a drifted batch of five
+    uneven objects, then the merge: the same files, number for number, as one instance reading all five."""
+    objects = tmp_path / "batch"
+    split_batch(sample_data / "breast-cancer-batch-drifted.csv", objects, [3, 40, 1, 50])
+    one = tmp_path / "one"
+    assert steps.drift_check.main(drift_args(preprocessed, "--input", str(objects), "--output", str(one))) == 0
+    assert read(one / "drift_check.json")["drifted_features"]  # a verdict worth comparing
+
+    partials = tmp_path / "partials"
+    script = [sys.executable, str(STEPS / "drift_check.py")]
+    running = []
+    for local, config in instances(tmp_path, objects, deal(sorted(os.listdir(objects)), hosts(3))).values():
+        env = {**os.environ, "SM_RESOURCE_CONFIG": str(config)}
+        argv = [*script, *drift_args(preprocessed, "--input", str(local), "--shard-output", str(partials))]
+        running.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for process in running:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert sorted(os.listdir(partials)) == ["algo-1.json", "algo-2.json", "algo-3.json"]
+    assert not (tmp_path / "merged").exists(), "a shard decides nothing"
+    merged = tmp_path / "merged"
+    merge = [*script, *drift_args(preprocessed, "--merge-partials", str(partials), "--output", str(merged))]
+    result = subprocess.run(merge, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert_same_files(one, merged, DRIFT_OUTPUTS)
+    assert json.loads(result.stdout)["violation_count"] == read(one / "drift_check.json")["violation_count"]
+
+
+@pytest.mark.parametrize("batch", ["breast-cancer-batch.csv", "breast-cancer-batch-drifted.csv"])
+def test_drift_check_sharded_two_and_three_ways_equals_one_instance(steps, sample_data, preprocessed, tmp_path, batch):
+    """Clean and drifted batches, dealt in turn and unevenly (one instance with no object at all): the merge
+    writes exactly what one instance writes; and the one file unsplit gives the same verdict and figures."""
+    objects = tmp_path / "batch"
+    names = split_batch(sample_data / batch, objects, [30, 7, 60])
+    one = tmp_path / "one"
+    assert steps.drift_check.main(drift_args(preprocessed, "--input", str(objects), "--output", str(one))) == 0
+    for n, uneven in ((2, False), (3, True)):
+        root = tmp_path / f"{n}-{uneven}"
+        dealt = deal(names, hosts(n), uneven)
+        for local, config in instances(root, objects, dealt).values():
+            argv = ["--input", str(local), "--shard-output", str(root / "partials"), "--resource-config", str(config)]
+            assert steps.drift_check.main(drift_args(preprocessed, *argv)) == 0
+        merged = root / "merged"
+        assert (
+            steps.drift_check.main(
+                drift_args(preprocessed, "--merge-partials", str(root / "partials"), "--output", str(merged))
+            )
+            == 0
+        )
+        assert_same_files(one, merged, DRIFT_OUTPUTS)
+
+    whole = tmp_path / "whole"
+    assert (
+        steps.drift_check.main(drift_args(preprocessed, "--input", str(sample_data / batch), "--output", str(whole)))
+        == 0
+    )
+    split, unsplit = read(one / "drift_check.json"), read(whole / "drift_check.json")
+    assert split["distances"] == unsplit["distances"] and split["checks"] == unsplit["checks"]
+    assert read(one / "constraint_violations.json") == read(whole / "constraint_violations.json")
+    # Means and deviations are float sums in another order: equal within float tolerance.
+    for a, b in zip(
+        read(one / "statistics.json")["features"], read(whole / "statistics.json")["features"], strict=True
+    ):
+        a, b = a["numerical_statistics"], b["numerical_statistics"]
+        assert a["common"] == b["common"] and a["distribution"] == b["distribution"]
+        for figure in ("mean", "sum", "std_dev", "min", "max"):
+            assert a[figure] == pytest.approx(b[figure], rel=1e-12), figure
+
+
+def test_a_merge_refuses_an_incomplete_or_doubled_set_of_partials(steps, sample_data, preprocessed, tmp_path, capsys):
+    """A lost partial, an input replicated instead of sharded, partials made with another baseline: each is
+    one line and exit 1, and no verdict is written (a verdict on part of a batch would be wrong)."""
+    objects = tmp_path / "batch"
+    names = split_batch(sample_data / "breast-cancer-batch.csv", objects, [50])
+    made = instances(tmp_path, objects, deal(names, hosts(3)))
+
+    def shard(host, partials, local=None, *extra):
+        argv = ["--input", str(local or made[host][0]), "--shard-output", str(partials)]
+        assert (
+            steps.drift_check.main(drift_args(preprocessed, *argv, "--resource-config", str(made[host][1]), *extra))
+            == 0
+        )
+
+    def merge_fails(partials, message):
+        out = tmp_path / "verdict"
+        with pytest.raises(SystemExit) as exit_info:
+            steps.drift_check.main(drift_args(preprocessed, "--merge-partials", str(partials), "--output", str(out)))
+        assert exit_info.value.code == 1
+        assert capsys.readouterr().err == f"error: {message}\n"
+        assert not out.exists()
+
+    lost = tmp_path / "lost"
+    shard("algo-1", lost)
+    shard("algo-3", lost)
+    merge_fails(lost, f"no partial from host(s) algo-2 in {lost} (the job ran on algo-1, algo-2, algo-3)")
+
+    replicated = tmp_path / "replicated"
+    for host in hosts(3):
+        shard(host, replicated, objects)
+    merge_fails(
+        replicated,
+        "object part-00.csv is in the partials of algo-1 and algo-2: the input was replicated to every instance, "
+        "not sharded by S3 key",
+    )
+
+    other = tmp_path / "other"
+    for host in hosts(3):
+        shard(host, other, None, "--missing-values", "NA")
+    merge_fails(other, "partial algo-1.json was computed with another baseline, contract or options than this merge")
+
+    nothing = tmp_path / "nothing"
+    for host in hosts(3):
+        shard(host, nothing, tmp_path / "no-such-dir")
+    merge_fails(nothing, "the batch holds no object: every instance's input was empty")
