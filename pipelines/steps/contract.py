@@ -57,6 +57,7 @@ class _Finding:
             self.examples += list(zip([int(r) for r in rows[:room]], shown))
 
     def text(self) -> str:
+        # A row is its number, or "N of <object>" when the batch is several objects.
         shown = ", ".join(f"row {row}" if value is None else f"{value} (row {row})" for row, value in self.examples)
         more = f", ... ({self.count} in all)" if self.count > len(self.examples) else ""
         return f"column '{self.column}': {self.count} value(s) {self.what}: {shown}{more}"
@@ -84,6 +85,7 @@ class ContractCheck:
         self.findings: dict = {}
         self.rows = 0
         self.unreadable: str | None = None  # why the table could not be read at all, if it could not
+        self.missing_from: dict = {}  # column -> the objects of a batch of several that lack it
 
     def header(self, columns) -> None:
         present = {str(c) for c in columns}
@@ -161,11 +163,42 @@ class ContractCheck:
             {
                 "feature_name": name,
                 "constraint_check_type": "missing_column_check",
-                "description": f"column '{name}' is required by the contract but missing",
+                "description": f"column '{name}' is required by the contract but missing"
+                + _objects(self.missing_from.get(name)),
             }
             for name in self.missing_columns
         ]
         return found + [f.violation() for f in self.findings.values()]
+
+    def to_partial(self) -> dict:
+        """This table's check as data a merge adds to others' (see merge): counts and first examples."""
+        return {
+            "rows": self.rows,
+            "unreadable": self.unreadable,
+            "missing_columns": self.missing_columns,
+            "findings": [[f.column, f.check, f.what, f.count, f.examples] for f in self.findings.values()],
+        }
+
+    @classmethod
+    def merge(cls, rules: dict, parts: list) -> ContractCheck:
+        """The check of a batch of objects from their `(name, to_partial())`, in the order given: counts add,
+        the first examples are the batch's first, and a row is shown as "N of <object>" when there are
+        several objects. Unreadable objects are left to the caller."""
+        merged = cls(rules)
+        several = len(parts) > 1
+        for name, part in parts:
+            merged.rows += int(part["rows"])
+            for column in part["missing_columns"]:
+                merged.missing_from.setdefault(column, []).append(name)
+            for column, check, what, count, examples in part["findings"]:
+                finding = merged._finding(column, check, what)
+                finding.count += int(count)
+                room = EXAMPLES - len(finding.examples)
+                finding.examples += [(f"{row} of {name}" if several else row, value) for row, value in examples[:room]]
+        merged.missing_columns = [c for c in rules if c in merged.missing_from]
+        if not several:
+            merged.missing_from = {}
+        return merged
 
     def message(self, source: str) -> str:
         """One line: what is wrong in `source`, column by column (the first few); without the failure's name."""
@@ -180,6 +213,12 @@ class ContractCheck:
 def _number(value) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _objects(names) -> str:
+    if not names:
+        return ""
+    return f" in {len(names)} object(s): {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
 
 
 def propose(frame, target: str | None, categorical, features=None, max_codes: int = 20) -> dict:

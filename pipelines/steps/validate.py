@@ -7,11 +7,21 @@ one the model's baseline implies: its columns are required, its numeric columns 
 Reads the batch in chunks, so memory stays flat however many rows arrive.
 
 With --records-dir it also writes what the batch transform scores: the checked rows, no header, the record
-id first (the --id-column's value, or the row number in the batch: 1, 2, ... header excluded), then the
-model's columns in training order (the baseline's). Scoring this copy, not the input object, means the rows
-scored are exactly the rows checked. It is removed again when the batch fails validation.
+id first, then the model's columns in training order (the baseline's), one file per input object named
+after it. The record id is the --id-column's value, or the row number in the object (1, 2, ... header
+excluded): plain when one instance checks a batch of one object, `<object>:<row>` when the batch is several
+objects or the instance one of several. Scoring this copy, not the input object, means the rows scored are
+exactly the rows checked. It is removed again when the batch fails validation (on one of several
+instances: when that instance's objects do; the merged verdict stops the transform either way).
+
+The batch is one CSV object or several. On several Processing instances (input sharded by S3 key) each
+instance runs with --shard-output and writes the check of its objects, and one merge run
+(--merge-partials) decides on all of them: the same counts, examples, record-id check, verdict and files as
+one instance checking the whole batch, which goes through the same per-object check and merge (shards.py).
 
     python pipelines/steps/validate.py --input batch.csv --contract contract.json --output out/validation
+    python pipelines/steps/validate.py --input shard/ --contract ... --records-dir r/ --shard-output partials/
+    python pipelines/steps/validate.py --merge-partials partials/ --contract ... --output out/validation
 """
 
 from __future__ import annotations
@@ -25,16 +35,35 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from contract import ContractCheck, columns_to_check, implied_contract, read_dtypes
-from tabular import CHUNK_ROWS, find_csv, load_json, run_or_fail, split_list, write_json
+from shards import default_resource_config, fingerprint, input_objects, read_partials, resource_config, write_partial
+from tabular import CHUNK_ROWS, load_json, run_or_fail, split_list, write_json
 
 SUMMARY = "validation.json"
+PARTIAL = "validate"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--input", default="/opt/ml/processing/input/data", help="batch CSV (with header) or its directory")
+    p.add_argument(
+        "--input",
+        default="/opt/ml/processing/input/data",
+        help="batch CSV (with header) or the directory of its objects",
+    )
+    p.add_argument(
+        "--shard-output",
+        default="",
+        help="one instance of several: write this instance's check to DIR/<current_host>.json, decide nothing",
+    )
+    p.add_argument(
+        "--merge-partials", default="", help="decide on the checks every instance wrote to DIR (instead of --input)"
+    )
+    p.add_argument(
+        "--resource-config",
+        default=default_resource_config(),
+        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
+    )
     p.add_argument("--contract", default="", help="the data contract (JSON file or its directory); none: implied")
     p.add_argument(
         "--baseline-statistics",
@@ -43,11 +72,18 @@ def parse_args(argv=None):
     )
     p.add_argument("--output", default="/opt/ml/processing/output")
     p.add_argument("--records-dir", default="", help="where to write the checked rows with their record ids")
-    p.add_argument("--id-column", default="", help="the batch's record id column (default: number the rows)")
+    p.add_argument(
+        "--id-column",
+        default="",
+        help="the batch's record id column: required, filled, unique (default: number the rows)",
+    )
     p.add_argument("--missing-values", default="?")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.shard_output and args.merge_partials:
+        p.error("--shard-output and --merge-partials are two different runs: give one")
+    return args
 
 
 def load_rules(args) -> tuple[dict, str]:
@@ -57,72 +93,82 @@ def load_rules(args) -> tuple[dict, str]:
     return columns_to_check(implied_contract(statistics), with_target=False), "the contract the baseline implies"
 
 
-class RecordWriter:
-    """Writes each checked chunk as `record_id,<model columns>` lines and checks the record ids are usable."""
+def records_name(name: str) -> str:
+    """The records file of input object `name` (its path under the input, .gz dropped: written plain)."""
+    return name[: -len(".gz")] if name.lower().endswith(".gz") else name
 
-    def __init__(self, path: Path, columns: list, id_column: str):
-        self.path, self.columns, self.id_column = path, columns, id_column
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "w")  # noqa: SIM115 (closed by close(), chunks arrive one at a time)
-        self.seen: set = set()
-        self.problems: list = []
+
+class RecordWriter:
+    """Writes one object's checked chunks as `record_id,<model columns>` lines, and keeps the ids the
+    batch's record-id check needs (see record_id_violations)."""
+
+    def __init__(self, path: Path | None, columns: list, id_column: str, prefix: str = ""):
+        """Without a path (no --records-dir) it only keeps the ids."""
+        self.path, self.columns, self.id_column, self.prefix = path, columns, id_column, prefix
+        self.handle = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(path, "w")  # noqa: SIM115 (closed by close(), chunks arrive one at a time)
+        self.ids: list = []  # the id column's values (None where missing), to check them across the batch
         self.rows = 0
 
     def add(self, chunk) -> None:
         first = self.rows + 1
         self.rows += len(chunk)
         if not self.id_column:
-            ids = [str(r) for r in range(first, first + len(chunk))]
+            ids = [f"{self.prefix}{r}" for r in range(first, first + len(chunk))]
         elif self.id_column not in chunk.columns:
-            return  # reported once by problems()
+            return  # a missing id column is the contract's to report (it is required)
         else:
             column = chunk[self.id_column]
             ids = column.astype(str).str.strip().tolist()
             # A missing id is the contract's to report (the id column is required and not nullable).
-            for offset, (value, missing) in enumerate(zip(ids, column.isna().tolist())):
-                if not missing and value in self.seen:
-                    self._problem(f"record id {value!r} in column '{self.id_column}' repeats in row {first + offset}")
-                self.seen.add(value)
+            self.ids += [None if missing else value for value, missing in zip(ids, column.isna().tolist())]
         present = [c for c in self.columns if c in chunk.columns]
-        if len(present) < len(self.columns):
+        if self.handle is None or len(present) < len(self.columns):
             return  # a missing model column is a contract violation; nothing is scored
         block = chunk[self.columns].copy()
         block.insert(0, "__record_id__", ids)
         block.to_csv(self.handle, header=False, index=False, na_rep="")
 
-    def _problem(self, text: str) -> None:
-        if len(self.problems) < 3:
-            self.problems.append(text)
-        elif len(self.problems) == 3:
-            self.problems.append("...")
-
-    def violations(self) -> list:
-        found = self.problems
-        return (
-            [
-                {
-                    "feature_name": self.id_column or "*",
-                    "constraint_check_type": "record_id_check",
-                    "description": "; ".join(found),
-                }
-            ]
-            if found
-            else []
-        )
-
-    def close(self, keep: bool) -> None:
-        self.handle.close()
-        if not keep:
-            self.path.unlink()
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
 
-def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int, records=None) -> ContractCheck:
+def record_id_violations(id_column: str, objects: list) -> list:
+    """The batch's repeated record ids (the first three, in object and row order) as one violation."""
+    if not id_column:
+        return []
+    seen: set = set()
+    problems: list = []
+    several = len(objects) > 1
+    for record in objects:
+        for row, value in enumerate(record.get("ids") or [], start=1):
+            if value is None:
+                continue
+            if value in seen:
+                where = f"{row} of {record['name']}" if several else row
+                if len(problems) < 3:
+                    problems.append(f"record id {value!r} in column '{id_column}' repeats in row {where}")
+                elif len(problems) == 3:
+                    problems.append("...")
+            seen.add(value)
+    if not problems:
+        return []
+    return [{"feature_name": id_column, "constraint_check_type": "record_id_check", "description": "; ".join(problems)}]
+
+
+def check_batch(
+    path: Path, rules: dict, missing_values, chunk_rows: int, records=None, name: str = ""
+) -> ContractCheck:
     """The contract check of a CSV batch, read in chunks; an unreadable file is one violation, not an error."""
     import pandas as pd
 
+    name = name or path.name
     check = ContractCheck(rules)
     if path.stat().st_size == 0:
-        check.unreadable = f"{path.name} is empty"
+        check.unreadable = f"{name} is empty"
         return check
     try:
         reader = pd.read_csv(
@@ -140,44 +186,105 @@ def check_batch(path: Path, rules: dict, missing_values, chunk_rows: int, record
             if records is not None:
                 records.add(chunk)
     except pd.errors.EmptyDataError:
-        check.unreadable = f"{path.name} is empty"
+        check.unreadable = f"{name} is empty"
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        check.unreadable = f"{path.name} is not a readable CSV: {first}"
+        check.unreadable = f"{name} is not a readable CSV: {first}"
     return check
 
 
-def run(args) -> dict:
-    path = find_csv(args.input)
-    rules, which = load_rules(args)
+def check_object(args, name: str, path: Path, rules: dict, features, qualified: bool) -> tuple[dict, Path | None]:
+    """One object's check as a partial record, and the records file written for it (if any)."""
     records = None
-    if args.records_dir:
+    if features is not None or args.id_column:
+        prefix = f"{name}:" if qualified else ""
+        target = Path(args.records_dir) / records_name(name) if features is not None else None
+        records = RecordWriter(target, features or [], args.id_column, prefix)
+    try:
+        check = check_batch(path, rules, split_list(args.missing_values), args.chunk_rows, records, name)
+    finally:
+        if records is not None:
+            records.close()
+    record = {"name": name, **check.to_partial()}
+    if records is not None and args.id_column:
+        record["ids"] = records.ids
+    return record, (records.path if records is not None else None)
+
+
+def run(args) -> dict:
+    """One instance (the whole batch), a shard (--shard-output: its partial and records) or the merge."""
+    rules, which = load_rules(args)
+    if args.id_column:
+        rules = {**rules, args.id_column: {"type": "category", "required": True, "nullable": False}}
+    features = None
+    if args.records_dir and not args.merge_partials:
         features = [f["name"] for f in load_json(args.baseline_statistics, "statistics.json")["features"]]
-        if args.id_column:
-            rules = {**rules, args.id_column: {"type": "category", "required": True, "nullable": False}}
-        records = RecordWriter(Path(args.records_dir) / "records.csv", features, args.id_column)
-    check = check_batch(path, rules, split_list(args.missing_values), args.chunk_rows, records)
-    violations = check.violations()
-    if records is not None:
-        violations += records.violations()
-        records.close(keep=not violations and not check.unreadable)
-    if check.unreadable:
-        unreadable = {"feature_name": "*", "constraint_check_type": "data_type_check", "description": check.unreadable}
-        violations.insert(0, unreadable)
-        message = check.unreadable
-    elif violations and not check.violations():
-        message = f"{path.name}: {violations[0]['description']}"
-    elif violations:
-        message = check.message(path.name)
+    digest = fingerprint(rules, which, split_list(args.missing_values), args.id_column)
+    host = resource_config(args.resource_config) if args.shard_output else None
+    written: list = []
+    if args.merge_partials:
+        objects = read_partials(args.merge_partials, PARTIAL, digest)
     else:
-        message = f"{path.name}: {check.rows} row(s) meet {which}"
+        found = input_objects(args.input, shard=bool(args.shard_output))
+        qualified = len(found) > 1 or (host is not None and len(host[1]) > 1)
+        objects = []
+        for name, path in found:
+            record, records_file = check_object(args, name, path, rules, features, qualified)
+            objects.append(record)
+            written += [records_file] if records_file is not None else []
+        if args.shard_output:
+            if objects and verdict(rules, which, objects, args.id_column)["violations"]:
+                remove(written)  # this instance's objects already fail: none of the batch is scored
+            partial = write_partial(args.shard_output, host, PARTIAL, digest, objects)
+            return {"partial": str(partial), "objects": len(objects), "rows": sum(r["rows"] for r in objects)}
+    return decide(args, rules, which, objects, written)
+
+
+def remove(files: list) -> None:
+    for path in files:
+        path.unlink(missing_ok=True)
+
+
+def verdict(rules: dict, which: str, objects: list, id_column: str) -> dict:
+    """The violations and the one-line message for a batch of these objects' checks (in name order)."""
+    check = ContractCheck.merge(rules, [(r["name"], r) for r in objects])
+    source = objects[0]["name"] if len(objects) == 1 else f"the batch ({len(objects)} objects)"
+    violations = check.violations() + record_id_violations(id_column, objects)
+    unreadable = [
+        {"feature_name": "*", "constraint_check_type": "data_type_check", "description": r["unreadable"]}
+        for r in objects
+        if r["unreadable"]
+    ]
+    if unreadable:
+        message = unreadable[0]["description"]
+        if len(unreadable) > 1:
+            message += f" (and {len(unreadable) - 1} more unreadable object(s))"
+    elif violations and not check.violations():
+        message = f"{source}: {violations[0]['description']}"
+    elif violations:
+        message = check.message(source)
+    elif not objects:
+        message = "the batch holds no object: every instance's input was empty"
+        violations = [{"feature_name": "*", "constraint_check_type": "completeness_check", "description": message}]
+    else:
+        message = f"{source}: {check.rows} row(s) meet {which}"
+    return {"violations": unreadable + violations, "message": message, "rows": check.rows}
+
+
+def decide(args, rules: dict, which: str, objects: list, written: list) -> dict:
+    """The one place the verdict is made, from every object's check (one instance's or all shards'): writes
+    contract_violations.json and validation.json, removes the records of a failed batch, returns the summary."""
+    result = verdict(rules, which, objects, args.id_column)
+    violations = result["violations"]
+    if violations:
+        remove(written)
     write_json(args.output, "contract_violations.json", {"violations": violations})
     summary = {
         "violation_count": len(violations),
-        "rows": check.rows,
+        "rows": result["rows"],
         "contract": which,
         "columns_checked": len(rules),
-        "message": message,
+        "message": result["message"],
     }
     write_json(args.output, SUMMARY, summary)
     return summary
@@ -186,6 +293,9 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     summary = run_or_fail(run, args)
+    if args.shard_output:
+        print(json.dumps(summary))  # the check of this instance's objects only: the merge decides
+        return 0
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     return 0
 

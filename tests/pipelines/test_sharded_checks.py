@@ -201,3 +201,76 @@ def test_a_merge_refuses_an_incomplete_or_doubled_set_of_partials(steps, sample_
     for host in hosts(3):
         shard(host, nothing, tmp_path / "no-such-dir")
     merge_fails(nothing, "the batch holds no object: every instance's input was empty")
+
+
+def validate_args(preprocessed, *extra):
+    return ["--baseline-statistics", str(preprocessed / "baseline"), "--id-column", "patient", *extra]
+
+
+def records_of(*directories):
+    """Every records file under the directories (as the instances' outputs land under one S3 prefix)."""
+    found = {}
+    for directory in directories:
+        for path in sorted(directory.rglob("*")) if directory.exists() else []:
+            if path.is_file():
+                assert path.name not in found, f"two instances wrote {path.name}"
+                found[path.name] = path.read_bytes()
+    return found
+
+
+def with_ids(sample_data, path, edit=None):
+    """The clean batch with a `patient` id column (text that looks like numbers), optionally edited."""
+    lines = (sample_data / "breast-cancer-batch.csv").read_text().splitlines()
+    rows = [lines[0].split(",") + ["patient"]] + [
+        line.split(",") + [f"00{n}"] for n, line in enumerate(lines[1:], start=1)
+    ]
+    if edit:
+        edit(rows[0], rows)
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    return path
+
+
+def break_contract(header, rows):
+    """Bad numbers in several objects, a missing value where the baseline's contract needs a number, and a
+    record id that repeats across objects (rows 20 and 100 land on different instances)."""
+    for r in (3, 40, 77, 90):
+        rows[r][header.index("mean_texture")] = "sixty"
+    rows[100][header.index("patient")] = rows[20][header.index("patient")]
+
+
+@pytest.mark.parametrize("edit", [None, break_contract], ids=["clean", "violating"])
+def test_validation_sharded_two_and_three_ways_equals_one_instance(steps, sample_data, preprocessed, tmp_path, edit):
+    """The merged verdict, violations (counts, first examples with their object and row, repeated record
+    ids across instances) and message are one instance's; each instance writes the records of its own
+    objects, and together they are one instance's records, file for file."""
+    objects = tmp_path / "batch"
+    names = split_batch(with_ids(sample_data, tmp_path / "whole.csv", edit), objects, [25, 5, 45])
+    one = tmp_path / "one"
+    argv = ["--input", str(objects), "--output", str(one), "--records-dir", str(one / "records")]
+    assert steps.validate.main(validate_args(preprocessed, *argv)) == 0
+    summary = read(one / "validation.json")
+    if edit:
+        assert summary["violation_count"] == 2 and records_of(one / "records") == {}  # a failed batch is not scored
+        assert "'sixty' (row 3 of part-00.csv)" in summary["message"]
+        assert (
+            "repeats in row 25 of part-03.csv" in read(one / "contract_violations.json")["violations"][1]["description"]
+        )
+    else:
+        assert summary["violation_count"] == 0 and summary["rows"] == 114
+        assert summary["message"] == "the batch (4 objects): 114 row(s) meet the contract the baseline implies"
+        assert sorted(records_of(one / "records")) == names
+        first = records_of(one / "records")["part-01.csv"].decode().splitlines()[0]
+        assert first.startswith("0026,")  # the id column's value first: row 1 of part-01 is the batch's 26th
+    for n, uneven in ((2, False), (3, True)):
+        root = tmp_path / f"{n}-{uneven}"
+        made = instances(root, objects, deal(names, hosts(n), uneven))
+        for host, (local, config) in made.items():
+            argv = ["--input", str(local), "--shard-output", str(root / "partials"), "--resource-config", str(config)]
+            argv += ["--records-dir", str(root / host / "records")]
+            assert steps.validate.main(validate_args(preprocessed, *argv)) == 0
+        merged = root / "merged"
+        argv = ["--merge-partials", str(root / "partials"), "--output", str(merged)]
+        assert steps.validate.main(validate_args(preprocessed, *argv)) == 0
+        assert_same_files(one, merged, ("validation.json", "contract_violations.json"))
+        if not edit:
+            assert records_of(*(root / h / "records" for h in made)) == records_of(one / "records")

@@ -347,7 +347,7 @@ def test_predictions_carry_the_record_id_the_validation_step_wrote(
         argv = ["--input", str(tmp_path / "batch.csv"), "--baseline-statistics", str(preprocessed / "baseline")]
         argv += ["--output", str(out), "--records-dir", str(out / "records")]
         assert steps.validate.main([*argv, *(["--id-column", id_column] if id_column else [])]) == 0
-        records = (out / "records" / "records.csv").read_bytes()
+        records = (out / "records" / "batch.csv").read_bytes()  # named after the input object
         scored = handler.output_fn(handler.predict_fn(handler.input_fn(records, "text/csv"), model), "text/csv")
         rows = [line.split(",", 1) for line in scored.splitlines()]
         assert [r[0] for r in rows] == expected_ids
