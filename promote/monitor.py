@@ -8,12 +8,14 @@ the approvals from the versions' decision records (registry account, as the appr
 
 Joining metrics to runs: the contract's metrics carry no execution id (one time series per environment,
 pipeline kind, feature or check, so dashboards and alarms stay stable), and each datapoint is stamped with
-the time its step ran. So each run gets its own GetMetricData call over its own window, from its start to
-its last step's end, with one period covering the whole window: every value returned was published while
-that run ran. AWS rounds a window's start down to the minute (GetMetricData StartTime), so a datapoint of
-another run that ended in that minute, or of a run that overlapped this one, can fall inside: the sample
-count of the run's key metrics says so, and such a run is marked ambiguous (its values are the window's,
-flagged in the table and JSON, and left out of the chart) rather than silently attributed.
+the time its step ran. So each run gets its own GetMetricData call over its own window, from its start
+to a second after its last step's end (clock skew), one period covering it, asking the Sum and
+SampleCount of each metric. CloudWatch rounds the window's start down to the minute (5 minutes or an
+hour for older data), so the window can also hold the readings of an earlier run of the same pipeline
+in that minute: when that run lies wholly inside the window, its own readings (known from its own
+window) are subtracted; when a run lies partly inside (it straddles the minute, or runs overlapped),
+what it published is marked ambiguous for this run (flagged '?' in the table, listed in
+`metrics_ambiguous` in JSON, left out of the chart), never attributed.
 """
 
 from __future__ import annotations
@@ -31,36 +33,13 @@ from mlops_core.config import Environment
 from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from mlops_core.text import table
+from pipelines import metrics as contract
 from promote.registry import Registry, _call, decisions, person, version_of
 
-
-class contract:
-    """The metric contract of issue 13 (names, dimensions), mirrored until `pipelines.metrics` lands."""
-
-    ROWS_SCORED = "RowsScored"
-    MODEL_VERSION = "ModelVersion"
-    DRIFT_DISTANCE = "DriftDistance"
-    DRIFT_BOUND = "DriftBound"
-    DRIFT_SCORE = "DriftScore"
-    VIOLATIONS = "Violations"
-    AUC, F1, PRECISION, RECALL, ACCURACY = "AUC", "F1", "Precision", "Recall", "Accuracy"
-    DIM_ENVIRONMENT, DIM_PIPELINE, DIM_FEATURE, DIM_CHECK = "Environment", "Pipeline", "Feature", "Check"
-    CHECK_CONTRACT, CHECK_DRIFT, CHECK_QUALITY = "contract", "drift", "quality"
-
-    @staticmethod
-    def namespace(project: str) -> str:
-        return f"MLOps/{project}"
-
-
-KINDS = ("inference", "quality", "train", "hpo")
-QUALITY = (
-    ("auc", contract.AUC),
-    ("f1", contract.F1),
-    ("precision", contract.PRECISION),
-    ("recall", contract.RECALL),
-    ("accuracy", contract.ACCURACY),
-)
-CHECKS = (contract.CHECK_CONTRACT, contract.CHECK_DRIFT, contract.CHECK_QUALITY)
+KINDS = (contract.INFERENCE, contract.QUALITY, contract.TRAIN, contract.HPO)
+# (field in a run's "quality", the metric): auc AUC, f1 F1, ...
+QUALITY_FIELDS = tuple((key, metric) for metric, key in contract.QUALITY_KEYS.items())
+CHECKS = contract.CHECKS
 # The failed step that means "the model is stale" for each retrain pipeline, and what started it.
 RETRAIN_CAUSES = {
     "train": ("inference", "DataDriftDetected", "drift"),
@@ -292,71 +271,79 @@ def _features(cw: Any, env: Environment, namespace: str) -> list[str]:
         kwargs: dict = {
             "Namespace": namespace,
             "MetricName": contract.DRIFT_DISTANCE,
-            "Dimensions": [{"Name": contract.DIM_ENVIRONMENT, "Value": env.name}],
+            "Dimensions": [{"Name": contract.ENVIRONMENT, "Value": env.name}],
         }
         if token:
             kwargs["NextToken"] = token
         page = cw.list_metrics(**kwargs)
         for metric in page.get("Metrics", []):
             dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
-            if contract.DIM_FEATURE in dims:
-                names.add(dims[contract.DIM_FEATURE])
+            if contract.FEATURE in dims:
+                names.add(dims[contract.FEATURE])
         token = page.get("NextToken")
         if not token:
             return sorted(names)
 
 
+# metrics that add up over a run (counts); every other metric is one reading per run (a gauge)
+_COUNTS = {contract.ROWS_SCORED, contract.VIOLATIONS}
+
+
 def _queries(kind: str, features: list[str]) -> list[tuple]:
-    """(field, metric name, extra dimensions, statistic) for what a run of `kind` publishes."""
-    by_kind = [(contract.DIM_PIPELINE, kind)]
+    """(field, metric name, extra dimensions) for what a run of `kind` publishes."""
+    by_kind = [(contract.PIPELINE, kind)]
     wanted: list[tuple] = []
-    if kind == "inference":
-        wanted += [
-            ("rows_scored", contract.ROWS_SCORED, by_kind, "Sum"),
-            ("rows_scored#n", contract.ROWS_SCORED, by_kind, "SampleCount"),
-            ("drift_score", contract.DRIFT_SCORE, by_kind, "Maximum"),
-            ("drift_score#n", contract.DRIFT_SCORE, by_kind, "SampleCount"),
-        ]
+    if kind == contract.INFERENCE:
+        wanted += [("rows_scored", contract.ROWS_SCORED, by_kind), ("drift_score", contract.DRIFT_SCORE, by_kind)]
         for feature in features:
-            dims = [(contract.DIM_FEATURE, feature)]
+            dims = [(contract.FEATURE, feature)]
             wanted += [
-                (f"distance:{feature}", contract.DRIFT_DISTANCE, dims, "Maximum"),
-                (f"bound:{feature}", contract.DRIFT_BOUND, dims, "Maximum"),
+                (f"distance:{feature}", contract.DRIFT_DISTANCE, dims),
+                (f"bound:{feature}", contract.DRIFT_BOUND, dims),
             ]
-    if kind in ("inference", "quality"):
-        wanted += [
-            ("model_version", contract.MODEL_VERSION, by_kind, "Maximum"),
-            ("model_version#n", contract.MODEL_VERSION, by_kind, "SampleCount"),
-        ]
-    if kind in ("quality", "train", "hpo"):
-        wanted += [(name, metric, by_kind, "Average") for name, metric in QUALITY]
-        wanted.append(("auc#n", contract.AUC, by_kind, "SampleCount"))
-    wanted += [
-        (f"violations:{check}", contract.VIOLATIONS, [*by_kind, (contract.DIM_CHECK, check)], "Sum") for check in CHECKS
-    ]
+    if kind in (contract.INFERENCE, contract.QUALITY):
+        wanted.append(("model_version", contract.MODEL_VERSION, by_kind))
+    if kind in (contract.QUALITY, contract.TRAIN, contract.HPO):
+        wanted += [(name, metric, by_kind) for name, metric in QUALITY_FIELDS]
+    wanted += [(f"violations:{check}", contract.VIOLATIONS, [*by_kind, (contract.CHECK, check)]) for check in CHECKS]
     return wanted
 
 
-def period_for(start: datetime, end: datetime, now: datetime) -> int:
-    """One period covering [start, end] in the resolution CloudWatch keeps for data of that age
-    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricStat.html): a multiple of
-    60 s up to 15 days back, of 300 s up to 63 days, of 3600 s beyond. It covers the window from the start
-    rounded down to that resolution, as GetMetricData rounds StartTime."""
+def _unit(start: datetime, now: datetime) -> int:
+    """The resolution CloudWatch keeps for data of that age, to which GetMetricData rounds StartTime down
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html): a minute up
+    to 15 days back, 5 minutes up to 63 days, an hour beyond."""
     age = now - start
-    unit = 60 if age <= timedelta(days=15) else 300 if age <= timedelta(days=63) else 3600
-    rounded = math.floor(start.timestamp() / unit) * unit
-    span = max(end.timestamp() - rounded, 1)
+    return 60 if age <= timedelta(days=15) else 300 if age <= timedelta(days=63) else 3600
+
+
+def _rounded(start: datetime, now: datetime) -> datetime:
+    unit = _unit(start, now)
+    return datetime.fromtimestamp(math.floor(start.timestamp() / unit) * unit, UTC)
+
+
+def period_for(start: datetime, end: datetime, now: datetime) -> int:
+    """One period covering [start, end] from the start as CloudWatch rounds it, in a multiple of the
+    resolution kept for data of that age (the periods MetricStat accepts for it:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricStat.html)."""
+    unit = _unit(start, now)
+    span = max(end.timestamp() - _rounded(start, now).timestamp(), 1)
     return int(math.ceil(span / unit) * unit)
 
 
-def _metric_values(cw: Any, env: Environment, namespace: str, run: dict, features: list[str], now: datetime) -> dict:
-    """{field: value} for what was published in the run's window (absent when nothing was)."""
+def _metric_sums(cw: Any, env: Environment, namespace: str, run: dict, features: list[str], now: datetime) -> dict:
+    """{field: (sum, sample count)} of what CloudWatch holds in the run's window (its start rounded down as
+    CloudWatch rounds it, to its last step's end); fields with no datapoint are absent."""
     start, end = run["_window"]
-    end = end + timedelta(seconds=1)  # timestamps are whole seconds; the end is exclusive
+    end = end + timedelta(seconds=1)  # EndTime is exclusive; a second for skew between the services' clocks
     period = period_for(start, end, now)
-    wanted = _queries(run["pipeline"], features)
-    values: dict = {}
-    base = [{"Name": contract.DIM_ENVIRONMENT, "Value": env.name}]
+    wanted = [
+        (field, metric, dims, stat)
+        for field, metric, dims in _queries(run["pipeline"], features)
+        for stat in ("Sum", "SampleCount")
+    ]
+    sums: dict = {}
+    base = [{"Name": contract.ENVIRONMENT, "Value": env.name}]
     for offset in range(0, len(wanted), _MAX_QUERIES):
         chunk = wanted[offset : offset + _MAX_QUERIES]
         queries = [
@@ -379,7 +366,8 @@ def _metric_values(cw: Any, env: Environment, namespace: str, run: dict, feature
         while True:
             kwargs: dict = {
                 "MetricDataQueries": queries,
-                "StartTime": start,
+                # rounded here as CloudWatch would round it: the window is the same whoever answers
+                "StartTime": _rounded(start, now),
                 "EndTime": end,
                 "ScanBy": "TimestampAscending",
             }
@@ -388,23 +376,59 @@ def _metric_values(cw: Any, env: Environment, namespace: str, run: dict, feature
             page = cw.get_metric_data(**kwargs)
             for result in page.get("MetricDataResults", []):
                 field, _, _, stat = chunk[int(result["Id"][1:])]
-                for value in result.get("Values", []):
-                    previous = values.get(field)
-                    if stat in ("Sum", "SampleCount"):
-                        values[field] = (previous or 0) + value
-                    else:  # a window wider than one period on AWS (rounding): keep the highest
-                        values[field] = value if previous is None else max(previous, value)
+                total, count = sums.get(field, (0.0, 0.0))
+                for value in result.get("Values", []):  # a window can span two periods once rounded
+                    total, count = (total + value, count) if stat == "Sum" else (total, count + value)
+                sums[field] = (total, count)
             token = page.get("NextToken")
             if not token:
                 break
-    return values
+    return {field: pair for field, pair in sums.items() if pair[1] > 0}
 
 
-def _apply_metrics(run: dict, values: dict, features: list[str]) -> None:
+def attribute(runs: list[dict], sums: list[dict], now: datetime) -> list[tuple[dict, list[str]]]:
+    """Each run's own datapoints, from what CloudWatch returned for its window (`sums[i]` for `runs[i]`,
+    oldest first): ({field: (sum, count)}, fields left ambiguous).
+
+    A window (start rounded down as CloudWatch rounds it, to the last step's end) can also hold another
+    run's datapoints: an earlier run of the same pipeline that ran inside the same minute, or one that
+    overlapped. A run whose whole window lies inside this one contributed all of its datapoints, which are
+    known from its own window: they are subtracted. A run only partly inside may or may not have: the
+    fields it publishes are ambiguous here."""
+    resolved: list[tuple[dict, list[str]]] = []
+    for i, run in enumerate(runs):
+        start, end = run["_window"]
+        low, high = _rounded(start, now), end + timedelta(seconds=1)
+        own = dict(sums[i])
+        ambiguous: set = set()
+        for j, other in enumerate(runs):
+            if j == i or other["pipeline"] != run["pipeline"]:
+                continue
+            other_start, other_end = other["_window"]
+            if other_end < low or other_start >= high:
+                continue  # its datapoints are outside this window
+            if j < i and low <= other_start and other_end < high:
+                for field, (total, count) in resolved[j][0].items():
+                    if field in own:
+                        own[field] = (own[field][0] - total, own[field][1] - count)
+                ambiguous |= set(resolved[j][1])  # what was not its own is not this run's either
+            else:  # what it published (its own readings once known) may or may not be in this window
+                ambiguous |= (set(resolved[j][0]) | set(resolved[j][1]) if j < i else set(sums[j])) & set(own)
+        own = {field: pair for field, pair in own.items() if pair[1] > 0.5}
+        resolved.append((own, sorted(ambiguous & set(own))))
+    return resolved
+
+
+def _apply_metrics(run: dict, sums: dict, ambiguous: list[str], features: list[str]) -> None:
+    """The run's metrics from its own (sum, count) per field: counts add up, a gauge is its mean reading."""
+    metric_of = {field: metric for field, metric, _ in _queries(run["pipeline"], features)}
+    values = {
+        field: total if metric_of.get(field) in _COUNTS else total / count for field, (total, count) in sums.items()
+    }
     if "rows_scored" in values:
-        run["rows_scored"] = int(values["rows_scored"])
+        run["rows_scored"] = round(values["rows_scored"])
     if "model_version" in values:
-        run["model_version"], run["model_version_from"] = int(values["model_version"]), "ModelVersion metric"
+        run["model_version"], run["model_version_from"] = round(values["model_version"]), "ModelVersion metric"
     ratios = {}
     per_feature = {}
     for feature in features:
@@ -424,12 +448,13 @@ def _apply_metrics(run: dict, values: dict, features: list[str]) -> None:
             "bound": per_feature[worst]["bound"] if worst else None,
             "features": per_feature,
         }
-    run["quality"] = {name: values[name] for name, _ in QUALITY if name in values}
+    run["quality"] = {name: values[name] for name, _ in QUALITY_FIELDS if name in values}
     run["violations"] = {
-        check: int(values[f"violations:{check}"]) for check in CHECKS if f"violations:{check}" in values
+        check: round(values[f"violations:{check}"]) for check in CHECKS if f"violations:{check}" in values
     }
+    # what the table flags and the chart leaves out: the run's key readings mixed with another run's
     run["metrics_ambiguous"] = sorted(
-        key[: -len("#n")] for key, count in values.items() if key.endswith("#n") and count > 1
+        {"drift_score" if f.startswith(("distance:", "bound:")) else f.split(":")[0] for f in ambiguous}
     )
 
 
@@ -522,8 +547,9 @@ def collect(env: Environment, sessions: Sessions, since: datetime, now: datetime
 
     try:
         features = _features(cw, env, namespace) if "inference" in deployed else []
-        for run in runs:
-            _apply_metrics(run, _metric_values(cw, env, namespace, run, features, now), features)
+        sums = [_metric_sums(cw, env, namespace, run, features, now) for run in runs]
+        for run, (own, ambiguous) in zip(runs, attribute(runs, sums, now)):
+            _apply_metrics(run, own, ambiguous, features)
     except ClientError as exc:
         raise (AccessDenied.from_client_error(exc) or exc) from None
     for run in runs:
@@ -590,7 +616,7 @@ def _drift_cell(run: dict) -> str:
 def _quality_cell(run: dict) -> str:
     shown = [
         f"{name.upper() if name == 'auc' else name} {run['quality'][name]:.3f}"
-        for name, _ in QUALITY
+        for name, _ in QUALITY_FIELDS
         if name in run["quality"]
     ]
     return (" ".join(shown) + _mark(run, "auc")) if shown else "-"
@@ -697,7 +723,7 @@ def chart_data(report: dict, top_features: int = 3) -> dict:
         if "auc" in r["metrics_ambiguous"]:
             continue
         source = "labels" if r["pipeline"] == "quality" else "evaluation"
-        for name, _ in QUALITY:
+        for name, _ in QUALITY_FIELDS:
             if name in r["quality"]:
                 quality.setdefault(f"{name} ({source})", []).append(
                     {"at": r["start"], "value": r["quality"][name], "execution": r["execution"]}

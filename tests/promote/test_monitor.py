@@ -112,8 +112,8 @@ class MonitorWorld:
 
     def run(self, kind: str, *, outcome: str = "clean", by: str = "dana", metrics=None) -> dict:
         """Start a run, wait for it, publish its metrics at the time its check step ran."""
-        # runs a second apart, as a schedule or an arrival would be: CloudWatch timestamps are whole seconds
-        time.sleep(1 - (time.time() % 1) + 0.05)
+        # runs more than a second apart (a run's window reaches a second past its last step, for clock skew)
+        time.sleep(1.1)
         client = self.as_dana if by == "dana" else self.as_events
         arn = client.start_pipeline_execution(
             PipelineName=self.env.pipelines[kind],
@@ -139,27 +139,24 @@ class MonitorWorld:
         return run
 
     def publish(self, kind, at, *, rows=None, version=None, drift=None, quality=None):
-        """Datapoints as the steps publish them (issue 13's metric contract), stamped `at`."""
-        env_dim = {"Name": "Environment", "Value": self.env.name}
-        data = []
+        """Datapoints as the steps publish them (the contract's builder), stamped with the step's time."""
+        from pipelines import metrics
 
-        def point(name, value, unit="None", **dims):
-            dimensions = [env_dim] + [{"Name": k, "Value": v} for k, v in dims.items()]
-            data.append({"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit, "Timestamp": at})
-
+        name, data = self.env.name, []
         if rows is not None:
-            point("RowsScored", rows, "Count", Pipeline=kind)
+            data.append(metrics.datum(metrics.ROWS_SCORED, rows, name, Pipeline=kind))
         if version is not None:
-            point("ModelVersion", version, Pipeline=kind)
+            data.append(metrics.datum(metrics.MODEL_VERSION, version, name, Pipeline=kind))
+        for feature, (distance, bound) in (drift or {}).items():
+            data.append(metrics.datum(metrics.DRIFT_DISTANCE, distance, name, Feature=feature))
+            data.append(metrics.datum(metrics.DRIFT_BOUND, bound, name, Feature=feature))
         if drift is not None:
-            for feature, (distance, bound) in drift.items():
-                point("DriftDistance", distance, Feature=feature)
-                point("DriftBound", bound, Feature=feature)
-            point("DriftScore", max(d / b for d, b in drift.values()), Pipeline=kind)
-            point("Violations", sum(d >= b for d, b in drift.values()), "Count", Pipeline=kind, Check="drift")
-        for name, value in (quality or {}).items():
-            point(name, value, Pipeline=kind)
-        self.cw.put_metric_data(Namespace=f"MLOps/{self.env.project}", MetricData=data)
+            data.append(metrics.datum(metrics.DRIFT_SCORE, max(d / b for d, b in drift.values()), name, Pipeline=kind))
+            violations = sum(d >= b for d, b in drift.values())
+            data.append(metrics.datum(metrics.VIOLATIONS, violations, name, Pipeline=kind, Check=metrics.DRIFT_CHECK))
+        for metric, value in (quality or {}).items():
+            data.append(metrics.datum(metric, value, name, Pipeline=kind))
+        metrics.publish(metrics.namespace(self.env.project), [{**d, "Timestamp": at} for d in data], self.cw)
 
 
 CLEAN = {name: (0.05, 0.2) for name in FEATURES}
@@ -322,6 +319,39 @@ def test_bad_chart_paths(chart, tmp_path):
 
     with pytest.raises(ConfigError, match=r"^--chart: "):
         monitor.check_chart_path(str(tmp_path / chart))
+
+
+def test_a_window_shared_with_earlier_runs_keeps_only_its_own_datapoints():
+    """GetMetricData rounds a window's start down to the minute: run B's window also holds run A's drift
+    reading (A ran earlier in that minute), which A's own window tells; run D's window holds part of C's."""
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+    def run(kind, start, end):
+        at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+        return {"pipeline": kind, "_window": (at + timedelta(seconds=start), at + timedelta(seconds=end))}
+
+    runs = [
+        run("inference", 5, 9),  # A: drift 3.2, 114 rows
+        run("quality", 12, 14),  # another pipeline's metrics have other dimensions: never mixed
+        run("inference", 20, 30),  # B: drift 0.3, 120 rows (its window also holds A's)
+        run("inference", 50, 70),  # C: straddles the next minute
+        run("inference", 75, 80),  # D: its window (from 10:01:00) may hold C's readings
+    ]
+    sums = [
+        {"drift_score": (3.2, 1), "rows_scored": (114, 1)},
+        {"auc": (0.9, 1)},
+        {"drift_score": (3.5, 2), "rows_scored": (234, 2)},
+        {"drift_score": (3.9, 3), "rows_scored": (234, 2)},  # A's, B's and its own 0.4 (no rows: it drifted)
+        {"drift_score": (0.9, 2), "rows_scored": (50, 1)},  # C's reading came after 10:01:00, or D read twice
+    ]
+    resolved = monitor.attribute(runs, sums, now)
+    assert resolved[0] == ({"drift_score": (3.2, 1), "rows_scored": (114, 1)}, [])
+    assert resolved[1] == ({"auc": (0.9, 1)}, [])
+    own, ambiguous = resolved[2]
+    assert (own["drift_score"], own["rows_scored"], ambiguous) == (pytest.approx((0.3, 1)), (120, 1), [])
+    own, ambiguous = resolved[3]
+    assert (own, ambiguous) == ({"drift_score": (pytest.approx(0.4), 1)}, [])
+    assert resolved[4] == ({"drift_score": (0.9, 2), "rows_scored": (50, 1)}, ["drift_score"])
 
 
 def test_since_reads_ages_and_dates():
