@@ -1,10 +1,12 @@
 # What runs in a workload account besides the pipelines: the inference schedule, retraining when
-# inference fails on drift (other failures only notify), train-with-HPO when model quality drops on
-# labelled data, arrival triggers (objects landing in S3 start pipelines), failure and approval
-# notifications, and the encrypted topic they go to.
+# inference fails on drift, train-with-HPO when model quality drops on labelled data, arrival triggers
+# (objects landing in S3 start pipelines), the environment's notification rules (which statuses of which
+# pipelines and steps tell whom what), the encrypted topics they go to, and the dashboard and alarms
+# over the metrics the pipelines publish.
 
 locals {
-  prefix = "${var.project}-${var.environment}"
+  prefix      = "${var.project}-${var.environment}"
+  rule_topics = { for r in var.notification_rules : r.name => r.topic }
 }
 
 module "notifications" {
@@ -13,15 +15,23 @@ module "notifications" {
   name       = "${local.prefix}-notifications"
   account_id = var.account_id
   emails     = var.notification_emails
-  # Only the project's own rules may publish: the topic policy names each rule.
-  publisher_rule_arns = [
-    module.retraining.rule_arn,
-    module.retraining.failure_rule_arn,
-    module.train_failed.rule_arn,
-    module.approval_pending.rule_arn,
-    module.quality_retraining.rule_arns[0],
-    module.quality_retraining.rule_arns[1],
-  ]
+  # Only the project's own rules may publish: each topic's policy names the rules that target it.
+  publisher_rule_arns = [for name, arn in module.notification_rules.rule_arns : arn if local.rule_topics[name] == "default"]
+  extra_topics = {
+    for key, topic in var.notification_topics : key => {
+      name                = "${local.prefix}-${key}"
+      emails              = topic.emails
+      publisher_rule_arns = [for name, arn in module.notification_rules.rule_arns : arn if local.rule_topics[name] == key]
+    }
+  }
+}
+
+module "notification_rules" {
+  source = "./modules/notification_rules"
+
+  name_prefix = local.prefix
+  rules       = var.notification_rules
+  topic_arns  = merge({ default = module.notifications.topic_arn }, module.notifications.extra_topic_arns)
 }
 
 module "inference_schedule" {
@@ -33,70 +43,27 @@ module "inference_schedule" {
   events_role_arn     = var.events_role_arn
 }
 
-module "retraining" {
+# The two rules that start pipelines: what people are told about it is a notification rule of the YAML.
+module "retrain_on_drift" {
   source = "./modules/retraining"
 
-  name                   = "${local.prefix}-retrain-on-inference-failure"
-  failure_rule_name      = "${local.prefix}-inference-failed"
-  inference_pipeline_arn = var.inference_pipeline_arn
-  train_pipeline_arn     = var.train_pipeline_arn
-  events_role_arn        = var.events_role_arn
-  topic_arn              = module.notifications.topic_arn
-}
-
-module "quality_retraining" {
-  source = "./modules/quality_retraining"
-
-  name_prefix          = local.prefix
-  quality_pipeline_arn = var.quality_pipeline_arn
-  hpo_pipeline_arn     = var.hpo_pipeline_arn
+  name                 = "${local.prefix}-retrain-on-inference-failure"
+  description          = "Inference failed because the model is stale (drift): start the train pipeline."
+  watched_pipeline_arn = var.inference_pipeline_arn
+  stale_model_steps    = ["DataDriftDetected"]
+  start_pipeline_arn   = var.train_pipeline_arn
   events_role_arn      = var.events_role_arn
-  topic_arn            = module.notifications.topic_arn
 }
 
-module "train_failed" {
-  source = "./modules/event_notification"
+module "hpo_on_quality_drop" {
+  source = "./modules/retraining"
 
-  name        = "${local.prefix}-train-failed"
-  description = "The training pipeline failed: tell the team."
-  topic_arn   = module.notifications.topic_arn
-  event_pattern = {
-    source        = ["aws.sagemaker"]
-    "detail-type" = ["SageMaker Model Building Pipeline Execution Status Change"]
-    detail = {
-      pipelineArn                    = [var.train_pipeline_arn]
-      currentPipelineExecutionStatus = ["Failed"]
-    }
-  }
-  input_paths = {
-    pipeline  = "$.detail.pipelineArn"
-    execution = "$.detail.pipelineExecutionArn"
-    time      = "$.time"
-  }
-  input_template = "\"[${local.prefix}] Training pipeline <pipeline> FAILED at <time>. Execution: <execution>. No new model version was registered; see the execution's failed step.\""
-}
-
-module "approval_pending" {
-  source = "./modules/event_notification"
-
-  name        = "${local.prefix}-model-pending-approval"
-  description = "A new model version waits for approval in the central registry: tell the approvers."
-  topic_arn   = module.notifications.topic_arn
-  event_pattern = {
-    source        = ["aws.sagemaker"]
-    "detail-type" = ["SageMaker Model Package State Change"]
-    detail = {
-      ModelPackageGroupName = [var.model_package_group_name]
-      ModelApprovalStatus   = ["PendingManualApproval"]
-    }
-  }
-  input_paths = {
-    group   = "$.detail.ModelPackageGroupName"
-    version = "$.detail.ModelPackageVersion"
-    package = "$.detail.ModelPackageArn"
-    time    = "$.time"
-  }
-  input_template = "\"[${local.prefix}] Model <group> version <version> is waiting for your approval (registered <time>): <package>. Review it with: promote report --env ${var.environment} --version <version>, then promote approve or promote reject.\""
+  name                 = "${local.prefix}-hpo-on-quality-drop"
+  description          = "Model quality fell below the registered baseline on labelled data: start train-with-HPO."
+  watched_pipeline_arn = var.quality_pipeline_arn
+  stale_model_steps    = ["ModelQualityBelowThreshold"]
+  start_pipeline_arn   = var.hpo_pipeline_arn
+  events_role_arn      = var.events_role_arn
 }
 
 module "arrivals" {

@@ -104,6 +104,27 @@ variable "notification_emails" {
   default     = []
 }
 
+variable "notification_rules" {
+  description = "The environment's notification rules (notifications.rules), rendered: name, description, topic key, event pattern (JSON), input paths and template."
+  type = list(object({
+    name           = string
+    description    = string
+    topic          = string
+    event_pattern  = string
+    input_paths    = map(string)
+    input_template = string
+  }))
+  default = []
+}
+
+variable "notification_topics" {
+  description = "Topics besides the environment's own, by key: notifications.topics and one per rule with recipients."
+  type = map(object({
+    emails = list(string)
+  }))
+  default = {}
+}
+
 variable "tags" {
   description = "Tags on every resource."
   type        = map(string)

@@ -7,6 +7,7 @@ the value (ConfigError, exit code 2) before anything touches AWS or the sandbox.
 from __future__ import annotations
 
 import os
+import string
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +57,69 @@ _STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$", re.ASCII)
 # 1-20 attempts, IntervalSeconds up to 43200 (https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html).
 MAX_SUBNETS, MAX_SECURITY_GROUPS = 16, 5
 MAX_RETRY_ATTEMPTS, MAX_RETRY_INTERVAL_SECONDS = 20, 43200
+
+# The steps of each pipeline as pipelines/definitions.py builds them (tests/pipelines/test_definitions.py
+# checks this table against the built definitions; the *Merge steps exist when inference.instance_count
+# shards a check): what a notification rule may name.
+PIPELINE_STEPS = {
+    "train": (
+        "Preprocess",
+        "Train",
+        "Evaluate",
+        "CheckModelQuality",
+        "Seal",
+        "Register-RegisterModel",
+        "ModelQualityBelowThreshold",
+    ),
+    "hpo": (
+        "Preprocess",
+        "Tune",
+        "Evaluate",
+        "CheckModelQuality",
+        "Seal",
+        "Register-RegisterModel",
+        "ModelQualityBelowThreshold",
+    ),
+    "inference": (
+        "LatestApprovedModel",
+        "DataValidation",
+        "CheckDataValidation",
+        "DataValidationMerge",
+        "DataValidationFailed",
+        "DataDriftCheck",
+        "DataDriftCheckMerge",
+        "CheckDataDrift",
+        "DataDriftDetected",
+        "CreateModel-CreateModel",
+        "BatchTransform",
+        "RecordRun",
+    ),
+    "quality": ("ModelQuality", "ModelQualityMerge", "CheckModelQuality", "ModelQualityBelowThreshold"),
+}
+# The failures the pipelines name (their Fail steps): each step event's failureReason starts with its name.
+FAILURE_REASONS = ("DataValidationFailed", "DataDriftDetected", "ModelQualityBelowThreshold")
+# Status values as SageMaker's EventBridge events carry them: PipelineExecutionStatus and StepStatus
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PipelineExecutionSummary.html,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PipelineExecutionStep.html) and a model
+# package's ModelApprovalStatus.
+EXECUTION_STATUSES = ("Executing", "Stopping", "Stopped", "Failed", "Succeeded")
+STEP_STATUSES = ("Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded")
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+# The named fields a notification message may use: {environment} and {project} are the environment's,
+# the others come from the event (an input transformer's input paths).
+EXECUTION_FIELDS = ("environment", "project", "account", "region", "pipeline", "execution", "status", "time")
+STEP_FIELDS = EXECUTION_FIELDS + ("step", "failure_reason")
+REGISTRY_FIELDS = ("environment", "project", "account", "region", "group", "version", "model_package", "status", "time")
+# Names mlops-infra/ gives its own rules and topics: a notification rule or topic may not take them.
+RESERVED_NOTIFICATION_NAMES = (
+    "inference-schedule",
+    "retrain-on-inference-failure",
+    "hpo-on-quality-drop",
+    "notifications",
+)
+MAX_MESSAGE = 1000
+_NOTIFICATION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,27}$", re.ASCII)
+_TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -184,6 +248,47 @@ class Arrival:
 
 
 @dataclass(frozen=True)
+class NotificationRule:
+    """Which events of which pipeline (or of the model registry) send which message to whom.
+
+    pipeline: train, hpo, inference, quality or any; None for a registry rule (a version's approval
+    status changed). step: None for the execution's own status, "any" or a step name for a step's status.
+    topic: the environment topic the message goes to ("default", one of notifications.topics, or
+    "rule-<name>" for a rule with its own recipients)."""
+
+    name: str
+    statuses: tuple
+    message: str
+    pipeline: str | None = None
+    step: str | None = None
+    failure_reasons: tuple = ()
+    except_failure_reasons: tuple = ()
+    recipients: tuple = ()
+    topic: str = "default"
+
+    @property
+    def kind(self) -> str:
+        """registry, execution or step: which SageMaker event the rule matches."""
+        if self.pipeline is None:
+            return "registry"
+        return "execution" if self.step is None else "step"
+
+    @property
+    def fields(self) -> tuple:
+        return {"registry": REGISTRY_FIELDS, "execution": EXECUTION_FIELDS, "step": STEP_FIELDS}[self.kind]
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """notifications: emails (the environment topic's subscribers), topics (more topics, each with its
+    subscribers) and rules."""
+
+    emails: tuple = ()
+    topics: dict = field(default_factory=dict)
+    rules: tuple = ()
+
+
+@dataclass(frozen=True)
 class Environment:
     """One validated environment file. Names (ARNs, role names) are derived here and nowhere else."""
 
@@ -209,6 +314,7 @@ class Environment:
     network: Network | None = None
     retries: Retries = Retries()
     arrivals: tuple = ()  # of Arrival
+    notifications: Notifications = Notifications()
     # A git branch's namespace inside a dev-like environment (mlops_core.branches.branch_environment)
     branch: str | None = None
     namespace: str | None = None
@@ -620,8 +726,7 @@ class _Validator:
             self.fail("pipelines", "train, hpo, inference and quality must have different names")
         schedule = self._schedule(d["schedule"])
 
-        n = self.section(d.get("notifications") or {}, "notifications", {"emails"}, set())
-        emails = self.string_list(n.get("emails", []), "notifications.emails", _EMAIL, "an email address")
+        notifications = self._notifications(d.get("notifications") or {})
 
         return Environment(
             name=name,
@@ -639,13 +744,14 @@ class _Validator:
             model_package_group=group,
             pipelines=pipelines,
             schedule=schedule,
-            notification_emails=emails,
+            notification_emails=notifications.emails,
             training=self._training(d.get("training") or {}, path),
             inference=self._inference(d.get("inference") or {}),
             source=path,
             network=self._network(d["network"], region, accounts[account]) if d.get("network") is not None else None,
             retries=self._retries(d.get("retry") or {}),
             arrivals=self._arrivals(d.get("arrivals") or [], pipelines),
+            notifications=notifications,
         )
 
     def _network(self, data: Any, region: str, account_id: str) -> Network:
@@ -763,6 +869,178 @@ class _Validator:
             parameter = self.match(a["parameter"], f"{path}.parameter", _PARAMETER, "a pipeline parameter name")
             out.append(Arrival(name, prefix, suffix, a["pipeline"], parameter))
         return tuple(out)
+
+    def _notifications(self, data: Any) -> Notifications:
+        n = self.section(data, "notifications", {"emails", "topics", "rules"}, set())
+        emails = self.string_list(n.get("emails", []), "notifications.emails", _EMAIL, "an email address")
+        topics = {}
+        given = n.get("topics") or {}
+        if not isinstance(given, dict):
+            self.fail(
+                "notifications.topics", f"expected a mapping of topic name to email addresses, got {_show(given)}"
+            )
+        for name, subscribers in given.items():
+            path = f"notifications.topics.{name}"
+            if not isinstance(name, str) or not _NOTIFICATION_NAME.fullmatch(name) or name.startswith("rule-"):
+                self.fail(path, f"{_show(name)} is not a topic name (a-z, 0-9, -; at most 28; not rule-...)")
+            if name in RESERVED_NOTIFICATION_NAMES or name == "default":
+                self.fail(
+                    path, f"{name!r} is the environment's own topic: list its subscribers in notifications.emails"
+                )
+            topics[name] = self._recipients(subscribers, path)
+        rules, names = [], set()
+        given_rules = n.get("rules") or []
+        if not isinstance(given_rules, list):
+            self.fail("notifications.rules", f"expected a list of rules, got {_show(given_rules)}")
+        for i, item in enumerate(given_rules):
+            rule = self._notification_rule(item, f"notifications.rules[{i}]", topics)
+            if rule.name in names:
+                self.fail(f"notifications.rules[{i}].name", f"{rule.name!r} is used by another rule")
+            names.add(rule.name)
+            rules.append(rule)
+        for name in topics:
+            if not any(rule.topic == name for rule in rules):
+                self.fail(
+                    f"notifications.topics.{name}", "no rule sends to this topic (give a rule topic: " + name + ")"
+                )
+        return Notifications(emails, topics, tuple(rules))
+
+    def _recipients(self, value: Any, path: str) -> tuple:
+        if not isinstance(value, list) or not value:
+            self.fail(path, f"expected a non-empty list of email addresses, got {_show(value)}")
+        return self.string_list(value, path, _EMAIL, "an email address")
+
+    def _notification_rule(self, data: Any, path: str, topics: dict) -> NotificationRule:
+        allowed = {
+            "name",
+            "pipeline",
+            "registry",
+            "step",
+            "statuses",
+            "failure_reasons",
+            "except_failure_reasons",
+            "recipients",
+            "topic",
+            "message",
+        }
+        r = self.section(data, path, allowed, {"name", "statuses", "message"})
+        name = self.match(r["name"], f"{path}.name", _NOTIFICATION_NAME, "a rule name (a-z, 0-9, -; at most 28)")
+        if name in RESERVED_NOTIFICATION_NAMES:
+            self.fail(f"{path}.name", f"{name!r} is the name of a rule mlops-infra/ creates itself")
+        path = f"notifications.rules[{name}]"
+        registry = r.get("registry", False)
+        if not isinstance(registry, bool):
+            self.fail(f"{path}.registry", f"{_show(registry)} is not true or false")
+        if registry == ("pipeline" in r):
+            self.fail(
+                path,
+                "name either a pipeline (train, hpo, inference, quality or any) or registry: true "
+                "(the model package group's versions)",
+            )
+        pipeline, step = None, None
+        known_statuses: tuple[str, ...]
+        if registry:
+            for key in ("step", "failure_reasons", "except_failure_reasons"):
+                if key in r:
+                    self.fail(f"{path}.{key}", "a registry rule matches a version's approval status: no steps")
+            known_statuses = APPROVAL_STATUSES
+        else:
+            pipeline = r["pipeline"]
+            if pipeline != "any" and pipeline not in PIPELINE_STEPS:
+                self.fail(f"{path}.pipeline", f"{_show(pipeline)} is not one of {', '.join(PIPELINE_STEPS)} or any")
+            step = r.get("step")
+            if step is not None and step != "any":
+                steps = (
+                    PIPELINE_STEPS[pipeline]
+                    if pipeline != "any"
+                    else tuple(dict.fromkeys(s for names in PIPELINE_STEPS.values() for s in names))
+                )
+                if step not in steps:
+                    where = f"of {pipeline}" if pipeline != "any" else "of any pipeline"
+                    self.fail(f"{path}.step", f"{_show(step)} is not a step {where} (steps: {', '.join(steps)})")
+            known_statuses = EXECUTION_STATUSES if step is None else STEP_STATUSES
+        statuses = r["statuses"]
+        if not isinstance(statuses, list) or not statuses:
+            self.fail(f"{path}.statuses", f"expected a non-empty list of statuses, got {_show(statuses)}")
+        for i, status in enumerate(statuses):
+            if status not in known_statuses:
+                event = (
+                    "a version's approval status"
+                    if registry
+                    else "a pipeline execution's status"
+                    if step is None
+                    else "a step's status"
+                )
+                self.fail(
+                    f"{path}.statuses[{i}]", f"{_show(status)} is not {event} (one of: {', '.join(known_statuses)})"
+                )
+        reasons = {}
+        for key in ("failure_reasons", "except_failure_reasons"):
+            if key not in r:
+                continue
+            if step is None:
+                self.fail(
+                    f"{path}.{key}",
+                    "failure reasons are in step events only (the execution's event has none): add step: any",
+                )
+            value = r[key]
+            if not isinstance(value, list) or not value:
+                self.fail(f"{path}.{key}", f"expected a non-empty list of failure reasons, got {_show(value)}")
+            for i, reason in enumerate(value):
+                if reason not in FAILURE_REASONS:
+                    self.fail(
+                        f"{path}.{key}[{i}]",
+                        f"{_show(reason)} is not a failure the pipelines name (one of: {', '.join(FAILURE_REASONS)})",
+                    )
+            reasons[key] = tuple(value)
+        if len(reasons) == 2:
+            self.fail(path, "give failure_reasons or except_failure_reasons, not both")
+        if "recipients" in r and "topic" in r:
+            self.fail(path, "give recipients (the rule's own topic) or topic, not both")
+        recipients, topic = (), "default"
+        if "recipients" in r:
+            recipients = self._recipients(r["recipients"], f"{path}.recipients")
+            topic = f"rule-{name}"
+        elif "topic" in r:
+            topic = r["topic"]
+            if topic != "default" and topic not in topics:
+                self.fail(
+                    f"{path}.topic",
+                    f"{_show(topic)} is not default or a topic in notifications.topics "
+                    f"({', '.join(sorted(topics)) or 'none declared'})",
+                )
+        rule = NotificationRule(
+            name=name,
+            statuses=tuple(statuses),
+            message="",
+            pipeline=pipeline,
+            step=step,
+            failure_reasons=reasons.get("failure_reasons", ()),
+            except_failure_reasons=reasons.get("except_failure_reasons", ()),
+            recipients=recipients,
+            topic=topic,
+        )
+        return replace(rule, message=self._message(r["message"], f"{path}.message", rule.fields))
+
+    def _message(self, value: Any, path: str, fields: tuple) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, f"{_show(value)} is not a message")
+        if len(value) > MAX_MESSAGE:
+            self.fail(path, f"{len(value)} characters: a message has at most {MAX_MESSAGE}")
+        if "<" in value or ">" in value:
+            self.fail(path, "'<' and '>' are EventBridge's placeholder brackets: write fields as {name}")
+        try:
+            parsed = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            self.fail(path, f"not a message template ({exc}; a literal brace is written {{{{ or }}}})")
+        for _, field_name, spec, conversion in parsed:
+            if field_name is None:
+                continue
+            if field_name not in fields:
+                self.fail(path, f"unknown field {{{field_name}}} (this rule's fields: {', '.join(fields)})")
+            if spec or conversion:
+                self.fail(path, f"{{{field_name}}} takes no format: write {{{field_name}}}")
+        return value
 
     def _schedule(self, value: Any) -> str:
         if not isinstance(value, str):

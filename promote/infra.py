@@ -25,6 +25,7 @@ from mlops_core.errors import ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from pipelines.branches import claim_namespace
 from pipelines.definitions import ARRIVAL_FUNCTION
+from promote.notifications import notification_rules, notification_topics
 from promote.terraform import TerraformCli
 
 SOURCE_DIR = REPO_ROOT / "mlops-infra"
@@ -50,6 +51,8 @@ def terraform_vars(env: Environment) -> dict:
         "events_role_arn": env.role_arn("events"),
         "schedule_expression": env.schedule,
         "notification_emails": list(env.notification_emails),
+        "notification_rules": notification_rules(env),
+        "notification_topics": notification_topics(env),
         "arrival_bucket": env.buckets.artifacts,
         "arrival_function_arn": arrival_function_arn(env),
         "arrival_triggers": [

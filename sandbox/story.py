@@ -246,7 +246,8 @@ def _malformed_batch_notified_not_retrained(story: Story, env) -> None:
     sent = [
         d
         for d in client.call("events", {})["deliveries"]
-        if d["rule"].endswith("-inference-failed") and d["status"] == "delivered"
+        # prod.yaml's notification rules for a batch that breaks the contract, or any other non-drift failure
+        if d["rule"].endswith(("-batch-invalid", "-inference-failed")) and d["status"] == "delivered"
     ]
     if not sent:
         raise StoryFailed("no notification was sent for the failed inference run")

@@ -45,6 +45,7 @@ P = "environments/prod.yaml"
 STATUS = ["promote", "status", "--env", "dev"]
 STATUS_PROD = ["promote", "status", "--env", "prod"]
 TRAIN = ["run-pipeline", "--env", "dev", "--pipeline", "train"]
+INFRA_PROD = ["promote", "infra", "--env", "prod", "--apply"]
 NOT_A_NUMBER = "mlops-demo-train declares AucThreshold as Float, so the value must be a number"
 
 CASES = [
@@ -301,6 +302,52 @@ CASES = [
         ["run-pipeline", "follow", "--env", "dev", "--pipeline", "train", "--appear-timeout", "-5"],
         {},
         "Invalid value for '--appear-timeout': -5.0 is not in the range 0<=x<=86400.",
+    ),
+    # -- notification rules: refused before Terraform or the sandbox is reached -------------------------
+    (
+        "notification-rule-unknown-step",
+        prod(
+            "      step: any\n      statuses: [Failed]\n      failure_reasons: [DataDriftDetected]\n",
+            "      step: DriftCheck\n      statuses: [Failed]\n      failure_reasons: [DataDriftDetected]\n",
+        ),
+        INFRA_PROD,
+        {},
+        (
+            f"{P}: notifications.rules[retrain-started].step: 'DriftCheck' is not a step of inference (steps: "
+            "LatestApprovedModel, DataValidation, CheckDataValidation, DataValidationMerge, DataValidationFailed, "
+            "DataDriftCheck, DataDriftCheckMerge, CheckDataDrift, DataDriftDetected, CreateModel-CreateModel, "
+            "BatchTransform, RecordRun)"
+        ),
+    ),
+    (
+        "notification-rule-unknown-field",
+        prod("because the model is stale ({step})", "because the model is stale ({stepname})"),
+        INFRA_PROD,
+        {},
+        (
+            f"{P}: notifications.rules[retrain-started].message: unknown field {{stepname}} (this rule's fields: "
+            "environment, project, account, region, pipeline, execution, status, time, step, failure_reason)"
+        ),
+    ),
+    (
+        "notification-rule-empty-recipients",
+        prod("    - name: hpo-failed\n", "    - name: hpo-failed\n      recipients: []\n"),
+        INFRA_PROD,
+        {},
+        f"{P}: notifications.rules[hpo-failed].recipients: expected a non-empty list of email addresses, got list",
+    ),
+    (
+        "notification-rule-unknown-status",
+        prod(
+            "      registry: true\n      statuses: [PendingManualApproval]\n",
+            "      registry: true\n      statuses: [Pending]\n",
+        ),
+        INFRA_PROD,
+        {},
+        (
+            f"{P}: notifications.rules[model-pending-approval].statuses[0]: 'Pending' is not a version's approval "
+            "status (one of: PendingManualApproval, Approved, Rejected)"
+        ),
     ),
     # -- backend: aws never reaches a local endpoint -----------------------------------------------
     (

@@ -28,6 +28,27 @@ def _set(path, value):
 
 _DELETE = object()
 
+
+def _rule(name, key, value):
+    """Set (or, with _DELETE, remove) one field of the notification rule named `name`."""
+
+    def mutate(data):
+        [rule] = [r for r in data["notifications"]["rules"] if r["name"] == name]
+        if value is _DELETE:
+            del rule[key]
+        else:
+            rule[key] = value
+
+    return mutate
+
+
+def _topics(value):
+    def mutate(data):
+        data["notifications"]["topics"] = value
+
+    return mutate
+
+
 # (mutation, expected message after "<file>: ")
 MALFORMED = [
     (_set("accounts.prod", "22222222222"), "accounts.prod: '22222222222' is not a 12-digit AWS account id"),
@@ -152,6 +173,63 @@ MALFORMED = [
             "inference.drift_threshold: replaced by inference.drift_significance: the false-alarm rate of the whole "
             "drift check per batch (default 0.01), which accounts for the batch size where a fixed distance did not"
         ),
+    ),
+    # notification rules: one line naming the rule and the field
+    (
+        _rule("train-failed", "pipeline", "training"),
+        "notifications.rules[train-failed].pipeline: 'training' is not one of train, hpo, inference, quality or any",
+    ),
+    (
+        _rule("train-failed", "step", "Trian"),
+        "notifications.rules[train-failed].step: 'Trian' is not a step of train (steps: Preprocess, Train, "
+        "Evaluate, CheckModelQuality, Seal, Register-RegisterModel, ModelQualityBelowThreshold)",
+    ),
+    (
+        _rule("inference-failed", "statuses", ["Failed", "Error"]),
+        "notifications.rules[inference-failed].statuses[1]: 'Error' is not a step's status (one of: Starting, "
+        "Executing, Stopping, Stopped, Failed, Succeeded)",
+    ),
+    (
+        _rule("hpo-failed", "step", _DELETE),
+        "notifications.rules[hpo-failed].message: unknown field {step} (this rule's fields: environment, project, "
+        "account, region, pipeline, execution, status, time)",
+    ),
+    (
+        _rule("model-pending-approval", "statuses", ["Pending"]),
+        "notifications.rules[model-pending-approval].statuses[0]: 'Pending' is not a version's approval status "
+        "(one of: PendingManualApproval, Approved, Rejected)",
+    ),
+    (
+        _rule("retrain-started", "recipients", []),
+        "notifications.rules[retrain-started].recipients: expected a non-empty list of email addresses, got list",
+    ),
+    (
+        _rule("retrain-started", "message", "Drift in {feature} at {time}"),
+        "notifications.rules[retrain-started].message: unknown field {feature} (this rule's fields: environment, "
+        "project, account, region, pipeline, execution, status, time, step, failure_reason)",
+    ),
+    (
+        _rule("batch-invalid", "failure_reasons", ["DataValidationError"]),
+        "notifications.rules[batch-invalid].failure_reasons[0]: 'DataValidationError' is not a failure the "
+        "pipelines name (one of: DataValidationFailed, DataDriftDetected, ModelQualityBelowThreshold)",
+    ),
+    (
+        _rule("quality-dropped", "topic", "pager"),
+        "notifications.rules[quality-dropped].topic: 'pager' is not default or a topic in notifications.topics "
+        "(none declared)",
+    ),
+    (
+        _topics({"pager": []}),
+        "notifications.topics.pager: expected a non-empty list of email addresses, got list",
+    ),
+    (
+        _rule("train-failed", "message", "Run {execution!r} failed"),
+        "notifications.rules[train-failed].message: {execution} takes no format: write {execution}",
+    ),
+    (
+        _rule("train-failed", "message", "Run <execution> failed"),
+        "notifications.rules[train-failed].message: '<' and '>' are EventBridge's placeholder brackets: "
+        "write fields as {name}",
     ),
     (
         _set("training.dataset", "ftp://data/x.csv"),

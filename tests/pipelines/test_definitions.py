@@ -452,3 +452,19 @@ def test_more_instances_shard_the_checks_and_the_transform(dev_environment, dev_
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
         "Get": "Steps.DataValidation.ProcessingOutputConfig.Outputs['records'].S3Output.S3Uri"
     }
+
+
+def test_notification_rules_know_every_step_and_failure_the_pipelines_have(dev_specs):
+    """mlops_core validates a rule's step and failure reason against its own table (it may not import the
+    builders): the table is exactly the built definitions' steps, and the failures are their Fail steps."""
+    from mlops_core.config import FAILURE_REASONS, PIPELINE_STEPS
+
+    built = {which: [s["Name"] for s in all_steps(definition(spec)["Steps"])] for which, spec in dev_specs.items()}
+    # with inference.instance_count above 1 each sharded check has its merge step too
+    merges = {"inference": ["DataValidationMerge", "DataDriftCheckMerge"], "quality": ["ModelQualityMerge"]}
+    built = {k: sorted(v + merges.get(k, [])) for k, v in built.items()}
+    assert built == {k: sorted(v) for k, v in PIPELINE_STEPS.items()}
+    fail_steps = {
+        s["Name"] for spec in dev_specs.values() for s in all_steps(definition(spec)["Steps"]) if s["Type"] == "Fail"
+    }
+    assert fail_steps == set(FAILURE_REASONS)
