@@ -179,9 +179,16 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 def download(s3: Any, uri: str, dest: Path) -> int:
     """Copy an object or every object under a prefix into `dest` (a directory); returns the count."""
+    objects = list_objects(s3, uri)
+    if not objects:
+        raise FileNotFoundError(f"no object at {uri}")
+    return download_objects(s3, uri, objects, dest)
+
+
+def list_objects(s3: Any, uri: str) -> list[tuple[str, str]]:
+    """(key, path relative to the prefix) of the object at `uri` or of every object under it, by key."""
     bucket, key = split_s3(uri)
-    dest.mkdir(parents=True, exist_ok=True)
-    count = 0
+    found = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=key):
         for obj in page.get("Contents", []):
@@ -194,13 +201,19 @@ def download(s3: Any, uri: str, dest: Path) -> int:
                 rel = name[len(key) :].lstrip("/")
             else:
                 continue  # "prefix" matched a sibling such as data.csv.bak
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, name, str(target))
-            count += 1
-    if count == 0:
-        raise FileNotFoundError(f"no object at {uri}")
-    return count
+            found.append((name, rel))
+    return found
+
+
+def download_objects(s3: Any, uri: str, objects: list[tuple[str, str]], dest: Path) -> int:
+    """Download `objects` (from list_objects) of `uri`'s bucket into `dest`, which exists afterwards."""
+    bucket, _ = split_s3(uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, rel in objects:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, name, str(target))
+    return len(objects)
 
 
 def upload_dir(s3: Any, source: Path, uri: str, kms_key: str | None = None) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.engine import expressions, network, preload, runtime
+from sandbox.engine import expressions, instances, network, preload, runtime
 
 ENGINE_DIR = Path(__file__).resolve().parent
 CONTAINER_ROOT = "/opt/ml/"
@@ -267,46 +267,68 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
     )
     job_creds = ctx.credentials(args.get("RoleArn") or ctx.role_arn)
     s3 = _s3(ctx, job_creds)
-    root = ctx.step_dir("container")
+    try:
+        count = instances.instance_count((args.get("ProcessingResources") or {}).get("ClusterConfig"))
+    except ValueError as exc:
+        raise StepFailed(f"ClientError: ProcessingResources.ClusterConfig: {exc}") from None
+    hosts = instances.host_names(count)
+    # each instance has its own /opt/ml (one instance keeps the step's "container" directory)
+    roots = {host: ctx.step_dir("container") if count == 1 else ctx.step_dir("instances", host) for host in hosts}
     for item in args.get("ProcessingInputs") or []:
         source = item.get("S3Input")
         if not source:
             raise StepFailed(f"input {item.get('InputName')}: only S3Input inputs run in the sandbox")
         try:
-            runtime.download(s3, source["S3Uri"], Path(map_container_paths(source["LocalPath"], root)))
+            _processing_input(s3, source, roots, hosts)
         except ClientError as exc:
             raise _client_error(exc) from None
         except (FileNotFoundError, ValueError) as exc:
             raise StepFailed(f"ClientError: input {item.get('InputName')}: {exc}") from None
     outputs = (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-    for out in outputs:
-        Path(map_container_paths(out["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
-    # SageMaker passes every container argument as a string, parameters of type Float included
-    argv = _python(
-        [
-            expressions.text(a)
-            for a in map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root)
-        ]
-    )
-    env = runtime.process_env(job_creds, ctx.region)
-    env.update({k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()})
-    ctx.run_process(
-        argv,
-        env=env,
-        cwd=root,
-        timeout=_step_timeout(args),
-        log_group="/aws/sagemaker/ProcessingJobs",
-        log_stream=f"{name}/algo-1",
-        isolated=isolated,
-    )
+    job_config = _processing_job_config(args, name, ctx.arn("processing-job", name))
+    for host, root in roots.items():
+        for out in outputs:
+            Path(map_container_paths(out["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
+        config_dir = root / "opt/ml/config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "resourceconfig.json").write_text(json.dumps(instances.resource_config(host, hosts)))
+        (config_dir / "processingjobconfig.json").write_text(json.dumps(job_config))
+
+    def run_instance(host: str) -> None:
+        root = roots[host]
+        # SageMaker passes every container argument as a string, parameters of type Float included
+        argv = _python(
+            [
+                expressions.text(a)
+                for a in map_container_paths(list(entrypoint) + list(app.get("ContainerArguments") or []), root)
+            ]
+        )
+        env = runtime.process_env(job_creds, ctx.region)
+        env.update(
+            {k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()}
+        )
+        ctx.run_process(
+            argv,
+            env=env,
+            cwd=root,
+            timeout=_step_timeout(args),
+            log_group="/aws/sagemaker/ProcessingJobs",
+            log_stream=f"{name}/{host}",
+            isolated=isolated,
+        )
+
+    instances.run_all(run_instance, hosts)
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
     for out in outputs:
-        try:
-            runtime.upload_dir(
-                s3, Path(map_container_paths(out["S3Output"]["LocalPath"], root)), out["S3Output"]["S3Uri"], kms
-            )
-        except ClientError as exc:
-            raise _client_error(exc) from None
+        # every instance's files go under the output's prefix; the same name from two instances: the later
+        # host's copy is the one kept
+        for root in roots.values():
+            try:
+                runtime.upload_dir(
+                    s3, Path(map_container_paths(out["S3Output"]["LocalPath"], root)), out["S3Output"]["S3Uri"], kms
+                )
+            except ClientError as exc:
+                raise _client_error(exc) from None
     properties = dict(
         args, ProcessingJobName=name, ProcessingJobArn=ctx.arn("processing-job", name), ProcessingJobStatus="Completed"
     )
@@ -315,7 +337,10 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         out = next((o for o in outputs if o.get("OutputName") == pf.get("OutputName")), None)
         if out is None:
             raise StepFailed(f"property file {pf.get('PropertyFileName')}: no output named {pf.get('OutputName')}")
-        path = Path(map_container_paths(out["S3Output"]["LocalPath"], root)) / pf["FilePath"]
+        candidates = [
+            Path(map_container_paths(out["S3Output"]["LocalPath"], root)) / pf["FilePath"] for root in roots.values()
+        ]
+        path = next((c for c in reversed(candidates) if c.exists()), candidates[0])  # what the upload kept
         try:
             files[pf["PropertyFileName"]] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -325,6 +350,43 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
             ) from None
     properties["PropertyFiles"] = files
     return StepResult(properties, {"ProcessingJob": {"Arn": properties["ProcessingJobArn"]}})
+
+
+def _processing_input(s3, source: dict, roots: dict, hosts: list) -> None:
+    """Download one S3Input into every instance: all of it (FullyReplicated) or each instance its shard
+    (ShardedByS3Key, https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html)."""
+    uri = source["S3Uri"]
+    objects = runtime.list_objects(s3, uri)
+    if not objects:
+        raise FileNotFoundError(f"no object at {uri}")
+    targets = [Path(map_container_paths(source["LocalPath"], roots[host])) for host in hosts]
+    if source.get("S3DataDistributionType") == "ShardedByS3Key":
+        for target, share in zip(targets, instances.shard(objects, len(hosts)), strict=True):
+            runtime.download_objects(s3, uri, share, target)  # an instance with no share gets an empty directory
+        return
+    runtime.download_objects(s3, uri, objects, targets[0])
+    for target in targets[1:]:  # the same bytes every instance would download
+        shutil.copytree(targets[0], target, dirs_exist_ok=True)
+
+
+def _processing_job_config(args: dict, name: str, arn: str) -> dict:
+    """/opt/ml/config/processingjobconfig.json: the job's CreateProcessingJob request as the container sees it."""
+    app = args.get("AppSpecification") or {}
+    return {
+        "ProcessingJobArn": arn,
+        "ProcessingJobName": name,
+        "AppSpecification": {
+            "ImageUri": app.get("ImageUri"),
+            "ContainerEntrypoint": app.get("ContainerEntrypoint"),
+            "ContainerArguments": [expressions.text(a) for a in app.get("ContainerArguments") or []] or None,
+        },
+        "Environment": {k: expressions.text(v) for k, v in (args.get("Environment") or {}).items()},
+        "ProcessingInputs": args.get("ProcessingInputs") or [],
+        "ProcessingOutputConfig": args.get("ProcessingOutputConfig") or {},
+        "ProcessingResources": args.get("ProcessingResources") or {},
+        "RoleArn": args.get("RoleArn"),
+        "StoppingCondition": args.get("StoppingCondition") or {},
+    }
 
 
 # -- Training (script mode) -----------------------------------------------------------------------
@@ -594,50 +656,78 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         )
     creds = ctx.credentials(model.get("ExecutionRoleArn") or ctx.role_arn)
     s3 = _s3(ctx, creds)
-    root = ctx.step_dir("transform")
-    code_dir, model_dir, input_dir, output_dir = (root / d for d in ("code", "model", "input", "output"))
-    for d in (code_dir, model_dir, output_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    transform_input, out_cfg = args.get("TransformInput") or {}, args.get("TransformOutput") or {}
     try:
-        for uri, target in ((submit_dir, code_dir), (container.get("ModelDataUrl"), model_dir)):
-            if not uri:
-                continue
-            bucket, key = runtime.split_s3(uri)
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-                tar.extractall(target, filter="data")
-        source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        runtime.download(s3, source, input_dir)
+        count = instances.instance_count(args.get("TransformResources"))
+    except ValueError as exc:
+        raise StepFailed(f"ClientError: TransformResources: {exc}") from None
+    split_type = transform_input.get("SplitType") or "None"
+    if split_type not in ("None", "Line"):
+        raise StepFailed(f"the sandbox splits transform input by Line or not at all (SplitType {split_type})")
+    hosts = instances.host_names(count)
+    # each instance has its own directories (one instance keeps the step's "transform" directory)
+    roots = {host: ctx.step_dir("transform") if count == 1 else ctx.step_dir("transform", host) for host in hosts}
+    try:
+        source = transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+        objects = runtime.list_objects(s3, source)
+        if not objects:
+            raise FileNotFoundError(f"no object at {source}")
+        # the objects are spread over the instances by key; one object is never split across instances
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html)
+        shares = dict(zip(hosts, instances.shard(objects, count), strict=True))
+        busy = [host for host in hosts if shares[host]]  # an instance given no object stays idle
+        for host in busy:
+            root = roots[host]
+            for d in ("code", "model", "output"):
+                (root / d).mkdir(parents=True, exist_ok=True)
+            for uri, target in ((submit_dir, root / "code"), (container.get("ModelDataUrl"), root / "model")):
+                if not uri:
+                    continue
+                bucket, key = runtime.split_s3(uri)
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                    tar.extractall(target, filter="data")
+            runtime.download_objects(s3, source, shares[host], root / "input")
     except ClientError as exc:
         raise _client_error(exc) from None
     except (FileNotFoundError, ValueError, KeyError, tarfile.TarError) as exc:
         raise StepFailed(f"ClientError: {exc}") from None
-    env = runtime.process_env(creds, ctx.region)
-    env.update({k: str(v) for k, v in environment.items()})
-    env["PYTHONPATH"] = str(code_dir)
-    out_cfg = args.get("TransformOutput") or {}
-    argv = [
-        sys.executable,
-        str(ENGINE_DIR / "transform_runner.py"),
-        str(code_dir),
-        program,
-        str(model_dir),
-        str(input_dir),
-        str(output_dir),
-        args["TransformInput"].get("ContentType") or "text/csv",
-        out_cfg.get("Accept") or args["TransformInput"].get("ContentType") or "text/csv",
-    ]
-    ctx.run_process(
-        argv,
-        env=env,
-        cwd=code_dir,
-        timeout=3600,
-        log_group="/aws/sagemaker/TransformJobs",
-        log_stream=f"{name}/algo-1",
-        isolated=isolated,
-    )
+    content_type = transform_input.get("ContentType") or "text/csv"
+
+    def run_instance(host: str) -> None:
+        root = roots[host]
+        env = runtime.process_env(creds, ctx.region)
+        env.update({k: str(v) for k, v in environment.items()})
+        env["PYTHONPATH"] = str(root / "code")
+        argv = [
+            sys.executable,
+            str(ENGINE_DIR / "transform_runner.py"),
+            str(root / "code"),
+            program,
+            str(root / "model"),
+            str(root / "input"),
+            str(root / "output"),
+            content_type,
+            out_cfg.get("Accept") or content_type,
+            split_type,
+            args.get("BatchStrategy") or "MultiRecord",
+            str(args.get("MaxPayloadInMB", 6)),
+            out_cfg.get("AssembleWith") or "None",
+        ]
+        ctx.run_process(
+            argv,
+            env=env,
+            cwd=root / "code",
+            timeout=3600,
+            log_group="/aws/sagemaker/TransformJobs",
+            log_stream=f"{name}/{host}",
+            isolated=isolated,
+        )
+
+    instances.run_all(run_instance, busy)
     try:
-        runtime.upload_dir(s3, output_dir, out_cfg["S3OutputPath"], out_cfg.get("KmsKeyId"))
+        for host in busy:
+            runtime.upload_dir(s3, roots[host] / "output", out_cfg["S3OutputPath"], out_cfg.get("KmsKeyId"))
     except ClientError as exc:
         raise _client_error(exc) from None
     arn = ctx.arn("transform-job", name)

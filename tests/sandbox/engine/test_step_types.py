@@ -156,8 +156,10 @@ def test_train_model_transform_register(account, data):
     with tarfile.open(fileobj=io.BytesIO(account.read(f"s3://{BUCKET}/{keys[0]}"))) as tar:
         assert json.load(tar.extractfile("model.json")) == {"scale": 3.0, "rows": 3}
 
-    assert account.read(f"s3://{BUCKET}/predictions/{execution_id}/part-1.csv.out").decode() == "3\n30"
-    assert account.read(f"s3://{BUCKET}/predictions/{execution_id}/part-2.csv.out").decode() == "15"
+    # AssembleWith Line: every response ends with a newline
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html)
+    assert account.read(f"s3://{BUCKET}/predictions/{execution_id}/part-1.csv.out").decode() == "3\n30\n"
+    assert account.read(f"s3://{BUCKET}/predictions/{execution_id}/part-2.csv.out").decode() == "15\n"
     assert "TransformJob" in steps["Predict"]["Metadata"]
 
     package_arn = steps["Register"]["Metadata"]["RegisterModel"]["Arn"]
