@@ -13,14 +13,25 @@ outside {0,1}, a batch never scored) fails with one line naming the file and the
 verdict. Writes Model Monitor's model-quality statistics.json and constraint_violations.json and
 quality.json (count + one-line message) for the pipeline's condition.
 
+On several Processing instances (the same arguments on each: the inputs are read from S3, not sharded by
+SageMaker) each instance runs with --shard-output and takes its share of the batch's prediction parts (the
+i-th of N hosts in resourceconfig.json takes parts i, i+N, ...), joins them with the labels and writes the
+mergeable result: per probability, how many labelled records of each class, and which labels it matched.
+One merge run (--merge-partials) computes the metrics and decides: the metrics depend only on those counts,
+so they are the single-instance ones exactly, and one instance goes through the same partial and merge.
+
     python pipelines/steps/quality.py --labels-uri s3://bucket/prod/ground-truth/EXEC/labels.csv \
         --predictions-prefix s3://bucket/prod/predictions/ --ground-truth-prefix prod/ground-truth/ \
         --model-package-group-arn ARN --output out/quality
+    python pipelines/steps/quality.py ... --shard-output partials/      # on each of N instances
+    python pipelines/steps/quality.py ... --merge-partials partials/    # then once
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import io
 import json
 import os
@@ -30,10 +41,12 @@ from datetime import UTC, datetime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from evaluate import binary_classification_metrics
+from shards import default_resource_config, fingerprint, read_partials, resource_config, write_partial
 from significance import metric_standard_errors, per_test_level, shortfall_bound
 from tabular import DataError, run_or_fail, write_json
 
 SUMMARY = "quality.json"
+PARTIAL = "quality"
 METRICS = ("auc", "f1", "precision", "recall", "accuracy")
 FAILURE = "ModelQualityBelowThreshold"
 
@@ -52,7 +65,22 @@ def parse_args(argv=None):
     p.add_argument("--significance", type=float, default=0.01, help="false-alarm rate of the whole check")
     p.add_argument("--output", default="/opt/ml/processing/output")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--shard-output",
+        default="",
+        help="one instance of several: write the join of this instance's share of the prediction parts to "
+        "DIR/<current_host>.json, decide nothing",
+    )
+    p.add_argument("--merge-partials", default="", help="decide on the joins every instance wrote to DIR")
+    p.add_argument(
+        "--resource-config",
+        default=default_resource_config(),
+        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
+    )
+    args = p.parse_args(argv)
+    if args.shard_output and args.merge_partials:
+        p.error("--shard-output and --merge-partials are two different runs: give one")
+    return args
 
 
 # ---- reading: S3 or local, so the step runs the same in a container and in a test ----------------
@@ -110,12 +138,12 @@ def batch_of(labels_uri: str, ground_truth_prefix: str) -> str:
     )
 
 
-def read_labels(uri: str):
+def read_labels(uri: str, body: bytes | None = None):
     """The labels as {id: 0|1}, checked: header id,label; ids once each; labels 0 or 1."""
     import pandas as pd
 
     name = os.path.basename(uri)
-    body = read_bytes(uri)
+    body = read_bytes(uri) if body is None else body
     try:
         frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -145,33 +173,90 @@ def read_labels(uri: str):
     return dict(zip(ids.tolist(), labels.astype(int).tolist()))
 
 
-def read_predictions(prefix: str, batch: str, labels_name: str):
-    """The batch's predictions as (ids, probabilities, model version, where) from every part under it."""
+def prediction_parts(prefix: str, batch: str) -> tuple[list, str]:
+    """The URIs of the batch's prediction parts (every object under <prefix>*/<batch>/), by name, and the
+    prefix as shown."""
+    base = prefix.rstrip("/") + "/"
+    return [u for u in list_files(base) if f"/{batch}/" in u[len(base) - 1 :]], base
+
+
+def join_part(uri: str, batch: str, labels_name: str, labels: dict, positions: dict) -> dict:
+    """One prediction part joined with the labels, as mergeable counts: its rows and model versions, for
+    each probability the labelled records of class 0 and 1, and (packed bits, by the labels' rows as
+    `positions` gives them) which labels it matched."""
+    import numpy as np
     import pandas as pd
 
-    base = prefix.rstrip("/") + "/"
-    parts = [u for u in list_files(base) if f"/{batch}/" in u[len(base) - 1 :]]
-    if not parts:
+    record: dict = {"name": uri, "rows": 0, "versions": [], "scores": [], "matched": ""}
+    body = read_bytes(uri)
+    if not body.strip():
+        return record
+    frame = pd.read_csv(io.BytesIO(body), header=None, dtype={0: str, 3: str})
+    if frame.shape[1] != 4:
+        record["error"] = (
+            f"labels {labels_name}: the predictions of batch {batch} ({os.path.basename(uri)}) carry no record "
+            "ids (scored before predictions had them), so labels cannot be joined"
+        )
+        return record
+    ids = frame[0].astype(str).str.strip()
+    at = ids.map(positions)  # each record's place among the labels (NaN: not labelled)
+    labelled = at.notna().to_numpy()
+    where = at[labelled].to_numpy(dtype=np.int64)
+    truth = np.fromiter(labels.values(), dtype=np.int64, count=len(labels))[where]
+    probabilities = frame[1].astype(float).to_numpy()[labelled]
+    values, inverse = np.unique(probabilities, return_inverse=True)
+    per_class = np.zeros((len(values), 2), dtype=np.int64)
+    np.add.at(per_class, (inverse, truth), 1)
+    matched = np.zeros(len(labels), dtype=bool)
+    matched[where] = True
+    record["rows"] = len(ids)
+    record["versions"] = sorted(set(frame[3].astype(str)))
+    record["scores"] = [[float(p), int(n0), int(n1)] for p, (n0, n1) in zip(values, per_class)]
+    record["matched"] = base64.b64encode(np.packbits(matched).tobytes()).decode()
+    return record
+
+
+def joined_labels(records: list, labels: dict, labels_name: str, batch: str, base: str):
+    """Every part's join merged: (truth, probabilities, version, scored rows), checked as one batch: scored,
+    by one version, every label joined. The metrics depend only on how many records of each class have
+    each probability, so they are the same however the parts were shared out."""
+    import numpy as np
+
+    for record in records:
+        if record.get("error"):
+            raise DataError(record["error"])
+    if not records:
         raise DataError(f"labels {labels_name}: batch {batch} was never scored (no predictions under {base}*/{batch}/)")
-    frames = []
-    for uri in parts:
-        body = read_bytes(uri)
-        if not body.strip():
-            continue
-        frame = pd.read_csv(io.BytesIO(body), header=None, dtype={0: str, 3: str})
-        if frame.shape[1] != 4:
-            raise DataError(
-                f"labels {labels_name}: the predictions of batch {batch} ({os.path.basename(uri)}) carry no record "
-                "ids (scored before predictions had them), so labels cannot be joined"
-            )
-        frames.append(frame)
-    if not frames:
+    if not any(r["rows"] for r in records):
         raise DataError(f"labels {labels_name}: the predictions of batch {batch} are empty")
-    frame = pd.concat(frames, ignore_index=True)
-    versions = sorted(set(frame[3].astype(str)))
+    versions = sorted({v for r in records for v in r["versions"]})
     if len(versions) != 1:
         raise DataError(f"labels {labels_name}: batch {batch} was scored by several versions ({', '.join(versions)})")
-    return frame[0].astype(str).str.strip().tolist(), frame[1].astype(float).tolist(), versions[0], base
+    matched = np.zeros(len(labels), dtype=bool)
+    counts: dict = {}
+    for record in records:
+        if record["matched"]:
+            bits = np.frombuffer(base64.b64decode(record["matched"]), dtype=np.uint8)
+            matched |= np.unpackbits(bits, count=len(labels)).astype(bool)
+        for probability, n0, n1 in record["scores"]:
+            pair = counts.setdefault(float(probability), [0, 0])
+            pair[0] += int(n0)
+            pair[1] += int(n1)
+    scored = sum(int(r["rows"]) for r in records)
+    if not matched.all():
+        unknown = [i for i, hit in zip(labels, matched) if not hit]
+        shown = ", ".join(repr(i) for i in unknown[:3])
+        raise DataError(
+            f"labels {labels_name}: {len(unknown)} id(s) are not among the {scored} record(s) batch {batch} "
+            f"scored: {shown}{', ...' if len(unknown) > 3 else ''}"
+        )
+    truth: list = []
+    probabilities: list = []
+    for probability in sorted(counts):
+        n0, n1 = counts[probability]
+        truth += [0] * n0 + [1] * n1
+        probabilities += [probability] * (n0 + n1)
+    return truth, probabilities, versions[0], scored
 
 
 # ---- the baseline registered with the version ----------------------------------------------------
@@ -240,23 +325,36 @@ def compare(current: dict, baseline: dict, tolerance: dict, significance: float)
 
 
 def run(args) -> dict:
+    """One instance (every prediction part), a shard (--shard-output: its share's join) or the merge."""
     labels_name = os.path.basename(args.labels_uri)
     batch = args.batch or batch_of(args.labels_uri, args.ground_truth_prefix)
-    labels = read_labels(args.labels_uri)
-    ids, probabilities, version, base = read_predictions(args.predictions_prefix, batch, labels_name)
-    scored = dict(zip(ids, probabilities))
-    unknown = [i for i in labels if i not in scored]
-    if unknown:
-        shown = ", ".join(repr(i) for i in unknown[:3])
-        raise DataError(
-            f"labels {labels_name}: {len(unknown)} id(s) are not among the {len(scored)} record(s) batch {batch} "
-            f"scored: {shown}{', ...' if len(unknown) > 3 else ''}"
-        )
-    joined = [(labels[i], scored[i]) for i in labels]
-    truth = [t for t, _ in joined]
+    body = read_bytes(args.labels_uri)
+    labels = read_labels(args.labels_uri, body)
+    base = args.predictions_prefix.rstrip("/") + "/"
+    digest = fingerprint(hashlib.sha256(body).hexdigest(), batch, base)
+    if args.merge_partials:
+        records = read_partials(args.merge_partials, PARTIAL, digest)
+    else:
+        parts, base = prediction_parts(args.predictions_prefix, batch)
+        host = resource_config(args.resource_config) if args.shard_output else ("algo-1", ["algo-1"])
+        current, hosts = host
+        mine = parts[hosts.index(current) :: len(hosts)]  # every instance lists the same parts in the same order
+        positions = {label_id: i for i, label_id in enumerate(labels)}
+        records = [join_part(uri, batch, labels_name, labels, positions) for uri in mine]
+        if args.shard_output:
+            partial = write_partial(args.shard_output, host, PARTIAL, digest, records)
+            return {"partial": str(partial), "parts": len(records), "rows": sum(r["rows"] for r in records)}
+    return decide(args, labels, labels_name, batch, base, records)
+
+
+def decide(args, labels: dict, labels_name: str, batch: str, base: str, records: list) -> dict:
+    """The one place the verdict is made, from every prediction part's join (one instance's or all
+    shards'): writes statistics.json, constraint_violations.json and quality.json, returns the summary."""
+    truth, probabilities, version, scored = joined_labels(records, labels, labels_name, batch, base)
+    labelled = len(truth)
     if len(set(truth)) < 2:
         raise DataError(f"labels {labels_name}: every label is {truth[0]}: AUC needs both classes")
-    current = binary_classification_metrics(truth, [p for _, p in joined])
+    current = binary_classification_metrics(truth, probabilities)
     if args.baseline:
         baseline, package = json.loads(read_bytes(args.baseline)), args.baseline
     else:
@@ -270,11 +368,11 @@ def run(args) -> dict:
             "constraint_check_type": "LessThanThreshold",
             "description": f"{c['metric_name']} {c['observed']:.4f} is below the bound {c['bound']:.4f} (baseline "
             f"{c['baseline']:.4f} of model version {version} minus tolerance {c['tolerance']:.2f} and sampling "
-            f"noise for {len(joined)} labelled and {baseline.get('test_rows', '?')} baseline rows)",
+            f"noise for {labelled} labelled and {baseline.get('test_rows', '?')} baseline rows)",
         }
         for c in failed
     ]
-    where = f"batch {batch} ({len(joined)} labelled of {len(scored)} scored, model version {version})"
+    where = f"batch {batch} ({labelled} labelled of {scored} scored, model version {version})"
     if failed:
         message = f"{len(failed)} metric(s) below their bound on {where}: " + "; ".join(
             f"{c['metric_name']} {c['observed']:.4f} < {c['bound']:.4f} (baseline {c['baseline']:.4f})" for c in failed
@@ -285,7 +383,7 @@ def run(args) -> dict:
         )
     statistics = {
         "version": 0.0,
-        "dataset": {"item_count": len(joined), "evaluation_time": datetime.now(UTC).isoformat()},
+        "dataset": {"item_count": labelled, "evaluation_time": datetime.now(UTC).isoformat()},
         "binary_classification_metrics": current,
     }
     summary = {
@@ -296,7 +394,7 @@ def run(args) -> dict:
         "predictions": f"{base}*/{batch}/",
         "model_version": version,
         "model_package": package,
-        "labelled_rows": len(joined),
+        "labelled_rows": labelled,
         "significance": args.significance,
         "checks": checks,
     }
@@ -310,6 +408,9 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     summary = run_or_fail(run, args)
+    if args.shard_output:
+        print(json.dumps(summary))  # this instance's share only: the merge decides
+        return 0
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     return 0
 

@@ -274,3 +274,96 @@ def test_validation_sharded_two_and_three_ways_equals_one_instance(steps, sample
         assert_same_files(one, merged, ("validation.json", "contract_violations.json"))
         if not edit:
             assert records_of(*(root / h / "records" for h in made)) == records_of(one / "records")
+
+
+@pytest.fixture(scope="module")
+def quality():
+    from tests.pipelines.conftest import load_step
+
+    return load_step("quality")
+
+
+def scored_batch(root, rows=240, parts=4, seed=7):
+    """A scored batch as the transform leaves it (parts of `record_id,probability,label,model_version`,
+    probabilities rounded to 6 places, some tied), its labels under the ground-truth prefix, and a baseline
+    evaluation report. Returns (labels file, predictions prefix, baseline file, (truth, probabilities))."""
+    import numpy as np
+
+    from tests.pipelines.conftest import load_step
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, size=rows)
+    probabilities = np.round(np.clip(0.3 * truth + 0.7 * rng.random(rows), 0, 1), 2 if seed % 2 else 6)
+    batch = root / "predictions" / "model-version=2" / "exec-1"
+    batch.mkdir(parents=True)
+    for k, chunk in enumerate(np.array_split(np.arange(rows), parts)):
+        lines = [f"r{i},{probabilities[i]},{int(probabilities[i] >= 0.5)},2" for i in chunk]
+        (batch / f"part-{k}.csv.out").write_text("\n".join(lines) + "\n")
+    labels = root / "ground-truth" / "exec-1" / "labels.csv"
+    labels.parent.mkdir(parents=True)
+    order = rng.permutation(rows)  # labels arrive in their own order
+    labels.write_text("id,label\n" + "".join(f"r{i},{truth[i]}\n" for i in order))
+    report = load_step("evaluate").binary_classification_metrics(truth, probabilities)
+    baseline = root / "evaluation.json"
+    baseline.write_text(json.dumps({"binary_classification_metrics": report, "test_rows": 200}))
+    return labels, root / "predictions", baseline, ([int(truth[i]) for i in order], [probabilities[i] for i in order])
+
+
+QUALITY_OUTPUTS = ("quality.json", "constraint_violations.json")
+
+
+def quality_args(labels, predictions, baseline, *extra):
+    argv = ["--labels-uri", str(labels), "--ground-truth-prefix", "ground-truth/"]
+    return [*argv, "--predictions-prefix", str(predictions), "--baseline", str(baseline), *extra]
+
+
+@pytest.mark.parametrize("seed", [7, 8], ids=["tied-probabilities", "distinct-probabilities"])
+def test_model_quality_sharded_equals_one_instance(quality, tmp_path, seed):
+    """Every instance gets the same arguments (the inputs come from S3, not sharded by SageMaker) and takes
+    its share of the prediction parts by its place among the hosts; two, three and five instances (one with
+    no part) merge into the metrics, verdict and files of one instance, which are the metrics of the raw
+    joined records."""
+    from tests.pipelines.conftest import load_step
+
+    labels, predictions, baseline, (truth, probabilities) = scored_batch(tmp_path, seed=seed)
+    one = tmp_path / "one"
+    assert quality.main(quality_args(labels, predictions, baseline, "--output", str(one))) == 0
+    metrics = read(one / "statistics.json")["binary_classification_metrics"]
+    assert metrics == load_step("evaluate").binary_classification_metrics(truth, probabilities)
+    for n in (2, 3, 5):
+        root = tmp_path / f"n{n}"
+        for host in hosts(n):
+            config = root / f"{host}.resourceconfig.json"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(json.dumps({"current_host": host, "hosts": hosts(n)}))
+            argv = ["--shard-output", str(root / "partials"), "--resource-config", str(config)]
+            assert quality.main(quality_args(labels, predictions, baseline, *argv)) == 0
+        merged = root / "merged"
+        argv = ["--merge-partials", str(root / "partials"), "--output", str(merged)]
+        assert quality.main(quality_args(labels, predictions, baseline, *argv)) == 0
+        assert_same_files(one, merged, QUALITY_OUTPUTS)
+        assert read(merged / "statistics.json")["binary_classification_metrics"] == metrics
+
+
+def test_model_quality_merge_names_labels_no_instance_scored(quality, tmp_path, capsys):
+    labels, predictions, baseline, _ = scored_batch(tmp_path)
+    labels.write_text(labels.read_text() + "ghost-1,1\nghost-2,0\n")
+    root = tmp_path / "sharded"
+    for host in hosts(2):
+        config = root / f"{host}.json.config"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({"current_host": host, "hosts": hosts(2)}))
+        argv = ["--shard-output", str(root / "partials"), "--resource-config", str(config)]
+        assert quality.main(quality_args(labels, predictions, baseline, *argv)) == 0
+    messages = []
+    for extra in (
+        ["--output", str(tmp_path / "one")],
+        ["--merge-partials", str(root / "partials"), "--output", str(root / "out")],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            quality.main(quality_args(labels, predictions, baseline, *extra))
+        assert exit_info.value.code == 1
+        messages.append(capsys.readouterr().err)
+    expected = "2 id(s) are not among the 240 record(s) batch exec-1 scored: 'ghost-1', 'ghost-2'"
+    assert messages[0] == messages[1] == f"error: labels labels.csv: {expected}\n"
+    assert not (root / "out").exists() and not (tmp_path / "one").exists()
