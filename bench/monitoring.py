@@ -9,7 +9,10 @@ baseline from its training split, as the train pipeline does. Then:
 - detection at 200 rows: one random feature shifted by one baseline standard deviation; completeness
   of one random feature halved; a new category making up 10% of the categorical column;
 - wall time of the drift check script on a 1M-row CSV, against today's implementation (the script at
-  commit REFERENCE_COMMIT, taken from git) and pandas reading the same file, best of two each.
+  commit REFERENCE_COMMIT, taken from git) and pandas reading the same file, best of two each;
+- the same batch as 4 objects checked by 1 instance and by 2 (two processes at once, each with its own
+  resourceconfig.json and half the objects, then the merge): wall time of each, and whether the merged
+  files equal the single instance's.
 
     python bench/monitoring.py [--draws 1000] [--rows-1m 1000000] [--skip-timing]
 """
@@ -211,6 +214,57 @@ def timing(work: Path, frame, baseline_dir: Path, rows: int) -> None:
         print(f"  this / today: wall {new[0] / old[0]:.2f}x (goal <= 1.2x: {verdict}), CPU {new[1] / old[1]:.2f}x")
     else:
         print(f"  today's drift check: not measured (no git history with commit {REFERENCE_COMMIT})")
+    sharded_timing(work, big, common[2:], rows)
+
+
+def sharded_timing(work: Path, big: Path, baseline_args: list, rows: int) -> None:
+    """One instance vs two (processes at once, as two Processing instances, then the merge) on the batch
+    split into 4 objects; the merged files must equal one instance's."""
+    import os
+
+    lines = big.read_text().splitlines()
+    header, body = lines[0], lines[1:]
+    objects = work / "objects"
+    hosts = {"algo-1": work / "algo-1", "algo-2": work / "algo-2"}
+    for k in range(4):
+        text = "\n".join([header, *body[k * len(body) // 4 : (k + 1) * len(body) // 4]]) + "\n"
+        for directory in (objects, hosts[f"algo-{k % 2 + 1}"] / "input"):
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / f"part-{k}.csv").write_text(text)
+    script = [sys.executable, str(STEPS / "drift_check.py"), *baseline_args]
+    single = best_of(1, [*script, "--input", str(objects), "--output", str(work / "single")])
+
+    started = time.perf_counter()
+    running = []
+    for host, directory in hosts.items():
+        config = directory / "resourceconfig.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": list(hosts)}))
+        argv = [*script, "--input", str(directory / "input"), "--shard-output", str(work / "partials")]
+        env = {**os.environ, "SM_RESOURCE_CONFIG": str(config)}
+        running.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL))
+    for process in running:
+        if process.wait() != 0:
+            raise SystemExit("a shard of the drift check failed")
+    shards = time.perf_counter() - started
+    merge = best_of(1, [*script, "--merge-partials", str(work / "partials"), "--output", str(work / "merged")])
+    same = all(
+        json.loads((work / "single" / name).read_text()) == json.loads((work / "merged" / name).read_text())
+        for name in ("drift_check.json", "constraint_violations.json", "statistics.json")
+    )
+    scale = 1_000_000 / rows
+    load = os.getloadavg()[0]
+    print(
+        f"\nthe same batch as 4 objects, 1 instance vs 2 (seconds per 1M rows, wall; {os.cpu_count()} cores, "
+        f"load average {load:.1f}: a speed-up needs idle cores)"
+    )
+    print(f"  {'1 instance':<52} {single[0] * scale:6.2f}")
+    print(
+        f"  {'2 instances at once, then the merge':<52} {(shards + merge[0]) * scale:6.2f}   (merge {merge[0]:.2f} s)"
+    )
+    print(
+        f"  speed-up {single[0] / (shards + merge[0]):.2f}x; merged files equal one instance's: "
+        f"{'yes' if same else 'NO'}"
+    )
 
 
 def main() -> int:

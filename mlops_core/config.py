@@ -185,7 +185,8 @@ class Inference:
     # False-alarm rate of the whole drift check per clean batch (all features and checks together).
     drift_significance: float = 0.01
     # Column of the batch that identifies a record (passed through to the predictions); None: the toolkit
-    # numbers the rows (1, 2, ... in the batch, header excluded) and that number is the record id.
+    # numbers the rows (1, 2, ... in each batch object, header excluded) and that number is the record id
+    # (`<object>:<row>` when the batch is several objects or the checks run on several instances).
     id_column: str | None = None
     # Model quality against ground truth: labels (id,label) land under <env>/ground-truth/<inference run>/;
     # a metric fails when it is below the registered baseline minus its tolerance, beyond sampling noise

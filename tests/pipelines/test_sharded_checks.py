@@ -345,16 +345,17 @@ def test_model_quality_sharded_equals_one_instance(quality, tmp_path, seed):
         assert read(merged / "statistics.json")["binary_classification_metrics"] == metrics
 
 
-def test_model_quality_merge_names_labels_no_instance_scored(quality, tmp_path, capsys):
+def test_model_quality_merge_names_labels_no_instance_scored(quality, tmp_path, capsys, monkeypatch):
+    """Labels no instance could join fail the merge with the single-instance line. (SM_RESOURCE_CONFIG may
+    also hold the document itself, as SageMaker's training toolkit sets it.)"""
     labels, predictions, baseline, _ = scored_batch(tmp_path)
     labels.write_text(labels.read_text() + "ghost-1,1\nghost-2,0\n")
     root = tmp_path / "sharded"
     for host in hosts(2):
-        config = root / f"{host}.json.config"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(json.dumps({"current_host": host, "hosts": hosts(2)}))
-        argv = ["--shard-output", str(root / "partials"), "--resource-config", str(config)]
+        monkeypatch.setenv("SM_RESOURCE_CONFIG", json.dumps({"current_host": host, "hosts": hosts(2)}))
+        argv = ["--shard-output", str(root / "partials")]
         assert quality.main(quality_args(labels, predictions, baseline, *argv)) == 0
+    assert sorted(os.listdir(root / "partials")) == ["algo-1.json", "algo-2.json"]
     messages = []
     for extra in (
         ["--output", str(tmp_path / "one")],
