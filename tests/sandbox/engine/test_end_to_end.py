@@ -458,3 +458,61 @@ def test_a_part_that_changes_or_disappears_after_listing_stops_the_read_naming_i
     s3.delete_object(Bucket=story.env.buckets.artifacts, Key=root + "a.csv")
     with pytest.raises(snapshot.SnapshotError, match=rf"part {uri}a.csv changed or disappeared after the run listed"):
         snapshot.PartsReader(listed, s3).readall()
+
+
+def test_three_instances_validate_check_drift_and_score_as_one_instance_does(story):
+    """inference.instance_count 3 (checks and transform): the batch's objects are sharded over three
+    validation and three drift-check instances (ShardedByS3Key), each writes its partial, one merge decides
+    on them, and three transform instances score the records: the same verdicts, drift figures and
+    predictions, line for line, as the one-instance pipeline on the same objects."""
+    import dataclasses
+
+    from pipelines.datasets import builtin_csv
+    from pipelines.definitions import build_pipelines
+
+    env = story.env
+    scaled = dataclasses.replace(
+        env,
+        pipelines={**env.pipelines, "inference": f"{env.pipelines['inference']}-x3"},
+        inference=dataclasses.replace(env.inference, check_instance_count=3, transform_instance_count=3),
+    )
+    spec = build_pipelines(scaled, "inference")["inference"]
+    story.sm.create_pipeline(PipelineName=spec.name, PipelineDefinition=spec.definition, RoleArn=spec.role_arn)
+    header, *rows = builtin_csv("breast-cancer-batch").decode().splitlines(keepends=True)
+    root = "dev/data/scored-in-parts/"
+    for k in range(5):  # five objects over three instances: two get two, one gets one
+        _put(story, f"{root}part-{k}.csv", (header + "".join(rows[k::5])).encode())
+    batch = f"s3://{env.buckets.artifacts}/{root}"
+    one = story.start("inference", InputDataUri=batch)
+    three = story.sm.start_pipeline_execution(
+        PipelineName=spec.name, PipelineParameters=[{"Name": "InputDataUri", "Value": batch}]
+    )["PipelineExecutionArn"]
+    (status_one, steps_one), (status_three, steps_three) = story.wait(one), story.wait(three)
+    assert status_one == status_three == "Succeeded", (steps_one, steps_three)
+    assert {"DataValidationMerge", "DataDriftCheckMerge"} <= set(steps_three) and "DataDriftCheckMerge" not in steps_one
+
+    s3, bucket = story.sessions.client("s3"), env.buckets.artifacts
+
+    def read(key):
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def outputs(pipeline, arn):
+        execution = arn.rsplit("/", 1)[1]
+        checks = {
+            name: json.loads(read(f"{env.outputs_prefix}/{pipeline}/{execution}/{where}/{name}"))
+            for where, name in (("data-validation", "validation.json"), ("drift-check", "drift_check.json"))
+        }
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{env.predictions_prefix}/predictions/")["Contents"]
+        scored = {
+            o["Key"].rsplit("/", 1)[1]: read(o["Key"]).decode().splitlines()
+            for o in listed
+            if f"/{execution}/" in o["Key"]
+        }
+        return checks, scored
+
+    checks_one, scored_one = outputs(story.specs["inference"].name, one)
+    checks_three, scored_three = outputs(spec.name, three)
+    assert checks_three == checks_one  # the same counts, statistics, bounds and verdicts
+    assert checks_one["drift_check.json"]["violation_count"] == 0
+    assert scored_three == scored_one and len(scored_one) == 5  # one .out per object, line for line
+    assert sum(len(lines) for lines in scored_one.values()) == len(rows)
