@@ -26,7 +26,6 @@ RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 # variable of this name to the document itself, which is accepted too.
 RESOURCE_CONFIG_ENV = "SM_RESOURCE_CONFIG"
 FORMAT = 1
-DATA_SUFFIXES = (".csv", ".csv.gz")
 
 
 def default_resource_config() -> str:
@@ -55,9 +54,10 @@ def resource_config(source: str) -> tuple[str, list]:
 
 
 def input_objects(path: str, shard: bool) -> list:
-    """The batch's objects as (name, file), by name: `path` itself, or every data file under the channel
-    directory (its .csv/.csv.gz files, or every file when none is so named; names starting with `_` or `.`
-    are metadata). An instance of a sharded job may hold none; a whole batch may not."""
+    """The batch's objects as (name, file), by name: `path` itself, or every file under the channel
+    directory but metadata (names starting with `_` or `.`, like a `_SUCCESS` marker). Every other object
+    is data, whatever its name: an instance sees only its share, so no rule may depend on the others.
+    An instance of a sharded job may hold none; a whole batch may not."""
     p = Path(path)
     if p.is_file():
         return [(p.name, p)]
@@ -70,10 +70,10 @@ def input_objects(path: str, shard: bool) -> list:
         for f in p.rglob("*")
         if f.is_file() and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)
     )
-    data = [f for f in files if f.name.lower().endswith(DATA_SUFFIXES)] or files
-    if not data and not shard:
+    if not files and not shard:
         raise DataError(f"input directory {path} holds no file")
-    return [(f.relative_to(p).as_posix(), f) for f in data]
+    # By name as text, the order a merge puts every instance's objects in (a Path sorts "a/b" before "a-c").
+    return sorted(((f.relative_to(p).as_posix(), f) for f in files), key=lambda found: found[0])
 
 
 def fingerprint(*parts) -> str:

@@ -368,3 +368,36 @@ def test_model_quality_merge_names_labels_no_instance_scored(quality, tmp_path, 
     expected = "2 id(s) are not among the 240 record(s) batch exec-1 scored: 'ghost-1', 'ghost-2'"
     assert messages[0] == messages[1] == f"error: labels labels.csv: {expected}\n"
     assert not (root / "out").exists() and not (tmp_path / "one").exists()
+
+
+def test_objects_in_sub_folders_merge_in_the_order_one_instance_reads_them(steps, sample_data, preprocessed, tmp_path):
+    """Objects are ordered by their name as text everywhere ("p-1.csv" before "p/0.csv"), so the first
+    examples a violation shows are the same whichever instances read which objects."""
+    lines = (sample_data / "breast-cancer-batch.csv").read_text().splitlines()
+    texture = lines[0].split(",").index("mean_texture")
+
+    def bad(row):
+        values = row.split(",")
+        values[texture] = "sixty"
+        return ",".join(values)
+
+    objects = tmp_path / "batch"
+    (objects / "p").mkdir(parents=True)
+    (objects / "p" / "0.csv").write_text("\n".join([lines[0], lines[1], bad(lines[2])]) + "\n")
+    (objects / "p-1.csv").write_text("\n".join([lines[0], bad(lines[3]), lines[4]]) + "\n")
+    one = tmp_path / "one"
+    argv = ["--input", str(objects), "--output", str(one), "--baseline-statistics", str(preprocessed / "baseline")]
+    assert steps.validate.main(argv) == 0
+    assert "'sixty' (row 1 of p-1.csv), 'sixty' (row 2 of p/0.csv)" in read(one / "validation.json")["message"]
+    for host, name in (("algo-1", "p/0.csv"), ("algo-2", "p-1.csv")):
+        local = tmp_path / host / "input"
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(objects / name, local / name)
+        config = tmp_path / host / "resourceconfig.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": hosts(2)}))
+        argv = ["--input", str(local), "--shard-output", str(tmp_path / "partials"), "--resource-config", str(config)]
+        assert steps.validate.main([*argv, "--baseline-statistics", str(preprocessed / "baseline")]) == 0
+    merged = tmp_path / "merged"
+    argv = ["--merge-partials", str(tmp_path / "partials"), "--output", str(merged)]
+    assert steps.validate.main([*argv, "--baseline-statistics", str(preprocessed / "baseline")]) == 0
+    assert_same_files(one, merged, ("validation.json", "contract_violations.json"))
