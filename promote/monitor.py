@@ -125,8 +125,8 @@ def _missing_pipeline(exc: Any) -> bool:
     )
 
 
-def _executions(sm: Any, pipeline: str, since: datetime, until: datetime) -> list[dict] | None:
-    """Every execution of `pipeline` started in [since, until], all pages; None if it is not deployed."""
+def _executions(sm: Any, pipeline: str, since: datetime) -> list[dict] | None:
+    """Every execution of `pipeline` started since `since`, all pages; None if it is not deployed."""
     from botocore.exceptions import ClientError
 
     found, token = [], None
@@ -134,7 +134,6 @@ def _executions(sm: Any, pipeline: str, since: datetime, until: datetime) -> lis
         kwargs: dict = {
             "PipelineName": pipeline,
             "CreatedAfter": since,
-            "CreatedBefore": until,
             "SortBy": "CreationTime",
             "SortOrder": "Descending",
             "MaxResults": _PAGE,
@@ -148,7 +147,7 @@ def _executions(sm: Any, pipeline: str, since: datetime, until: datetime) -> lis
                 return None
             raise (AccessDenied.from_client_error(exc) or exc) from None
         # the filter is applied here too: the answer must be the same whoever serves the call
-        found += [s for s in page.get("PipelineExecutionSummaries", []) if since <= _utc(s["StartTime"]) <= until]
+        found += [s for s in page.get("PipelineExecutionSummaries", []) if since <= _utc(s["StartTime"])]
         token = page.get("NextToken")
         if not token:
             return found
@@ -186,6 +185,8 @@ def _run(kind: str, pipeline: str, summary: dict, steps: list[dict], now: dateti
     ends = [_utc(s["EndTime"]) for s in steps if s.get("EndTime")]
     terminal = status in ("Succeeded", "Failed", "Stopped")
     end = max(ends) if ends and terminal else None
+    # a run still going: its window reaches the latest time seen (a backend's clock may run ahead of ours)
+    reach = end or max([now, start, *ends])
     failed = next((s for s in reversed(steps) if s.get("StepStatus") == "Failed"), None)
     version, version_from = None, None
     for step in steps:
@@ -221,11 +222,11 @@ def _run(kind: str, pipeline: str, summary: dict, steps: list[dict], now: dateti
         "violations": {},
         "quality": {},
         "metrics_ambiguous": [],
-        "_window": (start, end or now),
+        "_window": (start, reach),
     }
 
 
-def _starters(env: Environment, trail: Any, since: datetime, until: datetime) -> dict:
+def _starters(env: Environment, trail: Any, since: datetime) -> dict:
     """{execution ARN: (who, kind)} from CloudTrail's StartPipelineExecution records in the window."""
     found: dict = {}
     token = None
@@ -234,8 +235,7 @@ def _starters(env: Environment, trail: Any, since: datetime, until: datetime) ->
     while True:
         kwargs: dict = {
             "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": _START_RECORD}],
-            "StartTime": since,
-            "EndTime": until,
+            "StartTime": since,  # up to now (EndTime's default)
             "MaxResults": 50,
         }
         if token:
@@ -524,16 +524,18 @@ def collect(env: Environment, sessions: Sessions, since: datetime, now: datetime
         pipeline = env.pipelines.get(kind)
         if not pipeline:
             continue
-        summaries = _executions(sm, pipeline, since, now)
+        summaries = _executions(sm, pipeline, since)
         if summaries is None:
             continue
         deployed.append(kind)
         for summary in summaries:
             runs.append(_run(kind, pipeline, summary, _steps(sm, summary["PipelineExecutionArn"]), now))
     runs.sort(key=lambda r: (r["start"], r["execution"]))
+    # "now" is the latest time anything was seen at: the service's clock may be ahead of this machine's
+    now = max([now] + [run["_window"][1] for run in runs])
 
     try:
-        starters = _starters(env, sessions.client("cloudtrail", workload), since - timedelta(minutes=5), now)
+        starters = _starters(env, sessions.client("cloudtrail", workload), since - timedelta(minutes=5))
     except ClientError as exc:
         if not _denied(exc):
             raise

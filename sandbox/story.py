@@ -518,6 +518,20 @@ def _tell(story: Story, prod) -> None:
     _model_quality(story, prod, jenkins)
     story.step("Each version's data, from the registry", lambda: _versions(story, prod))
 
+    chart = story.work / "monitor.png"
+    story.cli(
+        "The view across runs: every run with its metrics (CloudWatch), the approvals and the retrains they led to",
+        "promote",
+        "monitor",
+        "--env",
+        "prod",
+        "--chart",
+        str(chart),
+        capture=True,
+        person=APPROVER,
+    )
+    story.artefacts.append(("monitoring chart: drift and quality over time, approvals and retrains marked", str(chart)))
+
 
 def _labels_arrive(env, wrong_share: float, name: str) -> str:
     """Ground truth for the batch version 1 scored lands under <env>/ground-truth/<its inference run>/: the
