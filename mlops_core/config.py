@@ -7,8 +7,8 @@ the value (ConfigError, exit code 2) before anything touches AWS or the sandbox.
 from __future__ import annotations
 
 import os
-import string
 import re
+import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
