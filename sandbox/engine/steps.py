@@ -361,8 +361,11 @@ def _processing_input(s3, source: dict, roots: dict, hosts: list) -> None:
         raise FileNotFoundError(f"no object at {uri}")
     targets = [Path(map_container_paths(source["LocalPath"], roots[host])) for host in hosts]
     if source.get("S3DataDistributionType") == "ShardedByS3Key":
-        for target, share in zip(targets, instances.shard(objects, len(hosts)), strict=True):
-            runtime.download_objects(s3, uri, share, target)  # an instance with no share gets an empty directory
+        shares = dict(zip(hosts, instances.shard(objects, len(hosts)), strict=True))
+        # each instance fetches its own share, as each instance does on AWS (one with none: an empty directory)
+        instances.run_all(
+            lambda host: runtime.download_objects(s3, uri, shares[host], targets[hosts.index(host)]), hosts
+        )
         return
     runtime.download_objects(s3, uri, objects, targets[0])
     for target in targets[1:]:  # the same bytes every instance would download
@@ -676,7 +679,8 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         # (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html)
         shares = dict(zip(hosts, instances.shard(objects, count), strict=True))
         busy = [host for host in hosts if shares[host]]  # an instance given no object stays idle
-        for host in busy:
+
+        def prepare(host: str) -> None:  # each instance fetches the model, the code and its objects
             root = roots[host]
             for d in ("code", "model", "output"):
                 (root / d).mkdir(parents=True, exist_ok=True)
@@ -688,6 +692,8 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
                 with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                     tar.extractall(target, filter="data")
             runtime.download_objects(s3, source, shares[host], root / "input")
+
+        instances.run_all(prepare, busy)
     except ClientError as exc:
         raise _client_error(exc) from None
     except (FileNotFoundError, ValueError, KeyError, tarfile.TarError) as exc:
