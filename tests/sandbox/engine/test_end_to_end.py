@@ -464,7 +464,8 @@ def test_three_instances_validate_check_drift_and_score_as_one_instance_does(sto
     """inference.instance_count 3 (checks and transform): the batch's objects are sharded over three
     validation and three drift-check instances (ShardedByS3Key), each writes its partial, one merge decides
     on them, and three transform instances score the records: the same verdicts, drift figures and
-    predictions, line for line, as the one-instance pipeline on the same objects."""
+    predictions, line for line, as the one-instance pipeline on the same objects; labels for both scored
+    batches give the same model-quality metrics and verdict on three instances as on one."""
     import dataclasses
 
     from pipelines.datasets import builtin_csv
@@ -516,3 +517,41 @@ def test_three_instances_validate_check_drift_and_score_as_one_instance_does(sto
     assert checks_one["drift_check.json"]["violation_count"] == 0
     assert scored_three == scored_one and len(scored_one) == 5  # one .out per object, line for line
     assert sum(len(lines) for lines in scored_one.values()) == len(rows)
+
+    # labels for both scored batches: model quality on three instances (each joins its share of the
+    # prediction parts, then one merge) decides as on one
+    import io
+
+    import pandas as pd
+
+    truth = pd.read_csv(io.BytesIO(builtin_csv("breast-cancer-part2")))["diagnosis"].tolist()
+    labels = [(f"part-{k}.csv:{j}", truth[k + 5 * (j - 1)]) for k in range(5) for j in range(1, len(rows[k::5]) + 1)]
+    measured = []
+    for count, scored in ((1, one), (3, three)):
+        quality_env = dataclasses.replace(
+            scaled,
+            pipelines={**env.pipelines, "quality": f"{env.pipelines['quality']}-x{count}"},
+            inference=dataclasses.replace(env.inference, check_instance_count=count),
+        )
+        quality = build_pipelines(quality_env, "quality")["quality"]
+        story.sm.create_pipeline(
+            PipelineName=quality.name, PipelineDefinition=quality.definition, RoleArn=quality.role_arn
+        )
+        uri = _put_labels(story, f"{env.name}/ground-truth/{scored.rsplit('/', 1)[1]}/labels.csv", labels)
+        arn = story.sm.start_pipeline_execution(
+            PipelineName=quality.name, PipelineParameters=[{"Name": "LabelsUri", "Value": uri}]
+        )["PipelineExecutionArn"]
+        measured.append((quality.name, arn))
+    documents = []
+    for (name, arn), scored in zip(measured, (one, three), strict=True):
+        status, steps = story.wait(arn)
+        assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+        execution = arn.rsplit("/", 1)[1]
+        document = json.loads(read(f"{env.outputs_prefix}/{name}/{execution}/model-quality/quality.json"))
+        batch = scored.rsplit("/", 1)[1]
+        assert (
+            document.pop("batch") == batch and batch in document.pop("labels") and batch in document.pop("predictions")
+        )
+        documents.append(json.loads(json.dumps(document).replace(batch, "<batch>")))
+    assert "ModelQualityMerge" in steps
+    assert documents[1] == documents[0] and documents[0]["labelled_rows"] == len(rows)  # the same metrics
