@@ -116,6 +116,11 @@ def read_partials(directory: str, kind: str, digest: str) -> list:
                 f"partial {path.name} was computed with another baseline, contract or options than this merge"
             )
         host = partial["host"]
+        if hosts and set(partial["hosts"]) != hosts:
+            raise DataError(
+                f"partial {path.name} comes from a job on hosts {', '.join(partial['hosts'])}, not from the job on "
+                f"{', '.join(sorted(hosts))} the other partials come from"
+            )
         if host in delivered:
             raise DataError(f"partials {delivered[host]} and {path.name} both come from host {host}")
         delivered[host] = path.name

@@ -183,6 +183,22 @@ def test_a_merge_refuses_an_incomplete_or_doubled_set_of_partials(steps, sample_
     shard("algo-3", lost)
     merge_fails(lost, f"no partial from host(s) algo-2 in {lost} (the job ran on algo-1, algo-2, algo-3)")
 
+    mixed = tmp_path / "mixed"  # a partial of another job (two instances) among this job's
+    shard("algo-1", mixed)
+    shard("algo-2", mixed)
+    (tmp_path / "other-job.json").write_text(json.dumps({"current_host": "algo-2", "hosts": hosts(2)}))
+    argv = ["--input", str(made["algo-3"][0]), "--shard-output", str(tmp_path / "other-job")]
+    assert (
+        steps.drift_check.main(drift_args(preprocessed, *argv, "--resource-config", str(tmp_path / "other-job.json")))
+        == 0
+    )
+    shutil.copy(tmp_path / "other-job" / "algo-2.json", mixed / "algo-3.json")
+    merge_fails(
+        mixed,
+        "partial algo-3.json comes from a job on hosts algo-1, algo-2, not from the job on algo-1, algo-2, algo-3 "
+        "the other partials come from",
+    )
+
     replicated = tmp_path / "replicated"
     for host in hosts(3):
         shard(host, replicated, objects)
