@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -331,15 +332,23 @@ def period_for(start: datetime, end: datetime, now: datetime) -> int:
     return int(math.ceil(span / unit) * unit)
 
 
-def _metric_sums(cw: Any, env: Environment, namespace: str, run: dict, features: list[str], now: datetime) -> dict:
-    """{field: (sum, sample count)} of what CloudWatch holds in the run's window (its start rounded down as
-    CloudWatch rounds it, to its last step's end); fields with no datapoint are absent."""
+def _window(run: dict, now: datetime) -> tuple[datetime, datetime]:
+    """The run's metric window as CloudWatch answers it: from its start rounded down, to a second after its
+    last step's end (EndTime is exclusive; the second covers skew between the services' clocks)."""
     start, end = run["_window"]
-    end = end + timedelta(seconds=1)  # EndTime is exclusive; a second for skew between the services' clocks
+    return _rounded(start, now), end + timedelta(seconds=1)
+
+
+def _metric_sums(
+    cw: Any, env: Environment, namespace: str, kind: str, features: list[str], span: tuple, now: datetime
+) -> dict:
+    """{field: (sum, sample count)} of what CloudWatch holds in [start, end) for what a run of `kind`
+    publishes; fields with no datapoint are absent."""
+    start, end = span
     period = period_for(start, end, now)
     wanted = [
         (field, metric, dims, stat)
-        for field, metric, dims in _queries(run["pipeline"], features)
+        for field, metric, dims in _queries(kind, features)
         for stat in ("Sum", "SampleCount")
     ]
     sums: dict = {}
@@ -366,7 +375,7 @@ def _metric_sums(cw: Any, env: Environment, namespace: str, run: dict, features:
         while True:
             kwargs: dict = {
                 "MetricDataQueries": queries,
-                # rounded here as CloudWatch would round it: the window is the same whoever answers
+                # rounded as CloudWatch would round it: the window is the same whoever answers
                 "StartTime": _rounded(start, now),
                 "EndTime": end,
                 "ScanBy": "TimestampAscending",
@@ -386,36 +395,59 @@ def _metric_sums(cw: Any, env: Environment, namespace: str, run: dict, features:
     return {field: pair for field, pair in sums.items() if pair[1] > 0}
 
 
-def attribute(runs: list[dict], sums: list[dict], now: datetime) -> list[tuple[dict, list[str]]]:
+def _minus(own: dict, other: dict) -> dict:
+    return {f: (t - other[f][0], n - other[f][1]) if f in other else (t, n) for f, (t, n) in own.items()}
+
+
+def attribute(
+    runs: list[dict], sums: list[dict], now: datetime, between: Callable[[int, tuple], dict] | None = None
+) -> list[tuple[dict, list[str]]]:
     """Each run's own datapoints, from what CloudWatch returned for its window (`sums[i]` for `runs[i]`,
     oldest first): ({field: (sum, count)}, fields left ambiguous).
 
     A window (start rounded down as CloudWatch rounds it, to the last step's end) can also hold another
-    run's datapoints: an earlier run of the same pipeline that ran inside the same minute, or one that
-    overlapped. A run whose whole window lies inside this one contributed all of its datapoints, which are
-    known from its own window: they are subtracted. A run only partly inside may or may not have: the
-    fields it publishes are ambiguous here."""
+    run's datapoints: an earlier run of the same pipeline that ran in the same minute, or one that
+    overlapped. A run whose whole window lies inside this one contributed all of its readings, known from
+    its own window: they are subtracted. An earlier run that straddles this window's (rounded) start
+    contributed what it published after it: its own readings minus those CloudWatch holds for it before
+    that start, which `between(j, (start, end))` asks for (a whole number of minutes, so exact); runs
+    wholly inside that stretch are subtracted there too. Anything else (runs that overlapped, or a stretch
+    that cannot be told apart) leaves the fields it publishes ambiguous here."""
     resolved: list[tuple[dict, list[str]]] = []
-    for i, run in enumerate(runs):
-        start, end = run["_window"]
-        low, high = _rounded(start, now), end + timedelta(seconds=1)
+
+    def same(i: int, j: int) -> bool:
+        return j != i and runs[j]["pipeline"] == runs[i]["pipeline"]
+
+    def inside(j: int, low: datetime, high: datetime) -> bool:
+        return low <= runs[j]["_window"][0] and runs[j]["_window"][1] < high
+
+    def outside(j: int, low: datetime, high: datetime) -> bool:
+        return runs[j]["_window"][1] < low or runs[j]["_window"][0] >= high
+
+    for i in range(len(runs)):
+        low, high = _window(runs[i], now)
         own = dict(sums[i])
         ambiguous: set = set()
-        for j, other in enumerate(runs):
-            if j == i or other["pipeline"] != run["pipeline"]:
+        for j in (j for j in range(len(runs)) if same(i, j) and not outside(j, low, high)):
+            theirs, unknown = resolved[j] if j < i else (sums[j], [])
+            if j < i and inside(j, low, high):
+                own = _minus(own, theirs)
+                ambiguous |= set(unknown)  # what was not its own is not this run's either
                 continue
-            other_start, other_end = other["_window"]
-            if other_end < low or other_start >= high:
-                continue  # its datapoints are outside this window
-            if j < i and low <= other_start and other_end < high:
-                for field, (total, count) in resolved[j][0].items():
-                    if field in own:
-                        own[field] = (own[field][0] - total, own[field][1] - count)
-                ambiguous |= set(resolved[j][1])  # what was not its own is not this run's either
-            else:  # what it published (its own readings once known) may or may not be in this window
-                ambiguous |= (set(resolved[j][0]) | set(resolved[j][1]) if j < i else set(sums[j])) & set(own)
+            straddles = j < i and runs[j]["_window"][1] < high and not unknown
+            stretch = (_window(runs[j], now)[0], low)
+            earlier = [k for k in range(i) if same(j, k) and not outside(k, *stretch)]
+            if straddles and between is not None and all(inside(k, *stretch) and not resolved[k][1] for k in earlier):
+                before = dict(between(j, stretch))
+                for k in earlier:
+                    before = _minus(before, resolved[k][0])
+                own = _minus(own, _minus(theirs, before))
+            else:  # what it published may or may not be in this window
+                ambiguous |= (set(theirs) | set(unknown)) & set(own)
         own = {field: pair for field, pair in own.items() if pair[1] > 0.5}
-        resolved.append((own, sorted(ambiguous & set(own))))
+        ambiguous &= set(own)
+        # an ambiguous reading is never shown as this run's
+        resolved.append(({f: pair for f, pair in own.items() if f not in ambiguous}, sorted(ambiguous)))
     return resolved
 
 
@@ -549,17 +581,20 @@ def collect(env: Environment, sessions: Sessions, since: datetime, now: datetime
 
     try:
         features = _features(cw, env, namespace) if "inference" in deployed else []
-        sums = [_metric_sums(cw, env, namespace, run, features, now) for run in runs]
-        for run, (own, ambiguous) in zip(runs, attribute(runs, sums, now)):
+
+        def between(j: int, span: tuple) -> dict:
+            return _metric_sums(cw, env, namespace, runs[j]["pipeline"], features, span, now)
+
+        sums = [between(j, _window(run, now)) for j, run in enumerate(runs)]
+        for run, (own, ambiguous) in zip(runs, attribute(runs, sums, now, between)):
             _apply_metrics(run, own, ambiguous, features)
     except ClientError as exc:
         raise (AccessDenied.from_client_error(exc) or exc) from None
     for run in runs:
         if run["metrics_ambiguous"]:
             notes.append(
-                f"{run['pipeline']} {run['execution']}: more than one datapoint of "
-                f"{', '.join(run['metrics_ambiguous'])} "
-                "in its window (another run overlapped it): values marked '?', left out of the chart"
+                f"{run['pipeline']} {run['execution']}: its {', '.join(run['metrics_ambiguous'])} cannot be told "
+                "apart from another run's in CloudWatch (the runs overlapped): shown as '?', left out of the chart"
             )
 
     try:
@@ -598,30 +633,29 @@ def _status(run: dict) -> str:
     return run["status"]
 
 
-def _mark(run: dict, metric: str) -> str:
-    return "?" if metric in run["metrics_ambiguous"] else ""
+def _missing(run: dict, metric: str) -> str:
+    """An absent value: '?' when CloudWatch holds one that cannot be told apart from another run's."""
+    return "?" if metric in run["metrics_ambiguous"] else "-"
 
 
 def _drift_cell(run: dict) -> str:
     drift = run["drift"]
-    if not drift:
-        return "-"
-    mark = _mark(run, "drift_score")
+    if not drift or drift["score"] is None:
+        return _missing(run, "drift_score")
     if drift["worst_feature"] and drift["bound"]:
         return (
             f"{drift['worst_feature']} {drift['distance']:.3f}/{drift['bound']:.3f}"
-            f" ({drift['distance'] / drift['bound']:.2f}x){mark}"
+            f" ({drift['distance'] / drift['bound']:.2f}x)"
         )
-    return f"score {drift['score']:.2f}{mark}" if drift["score"] is not None else "-"
+    return f"score {drift['score']:.2f}"
 
 
 def _quality_cell(run: dict) -> str:
+    short = {"auc": "AUC", "f1": "F1", "precision": "P", "recall": "R", "accuracy": "acc"}
     shown = [
-        f"{name.upper() if name == 'auc' else name} {run['quality'][name]:.3f}"
-        for name, _ in QUALITY_FIELDS
-        if name in run["quality"]
+        f"{short.get(name, name)} {run['quality'][name]:.3f}" for name, _ in QUALITY_FIELDS if name in run["quality"]
     ]
-    return (" ".join(shown) + _mark(run, "auc")) if shown else "-"
+    return " ".join(shown) if shown else _missing(run, "auc")
 
 
 def rows(report: dict) -> list[dict]:
@@ -632,8 +666,8 @@ def rows(report: dict) -> list[dict]:
             "pipeline": run["pipeline"],
             "status": _status(run),
             "started by": run["started_by"] or "-",
-            "version": (f"v{run['model_version']}" + _mark(run, "model_version")) if run["model_version"] else "-",
-            "rows": (f"{run['rows_scored']}" + _mark(run, "rows_scored")) if run["rows_scored"] is not None else "-",
+            "version": f"v{run['model_version']}" if run["model_version"] else _missing(run, "model_version"),
+            "rows": str(run["rows_scored"]) if run["rows_scored"] is not None else _missing(run, "rows_scored"),
             "worst drift (distance/bound)": _drift_cell(run),
             "quality": _quality_cell(run),
             "duration": _duration(run["duration_seconds"]),
@@ -642,6 +676,7 @@ def rows(report: dict) -> list[dict]:
     ]
 
 
+# QUALITY: AUC, F1, precision (P), recall (R), accuracy (acc)
 COLUMNS = [
     "time",
     "pipeline",
@@ -658,6 +693,10 @@ COLUMNS = [
 def render(report: dict) -> str:
     lines = [f"{report['environment']} (account {report['account']}): runs since {report['since']}, newest first"]
     lines.append(table(rows(report), COLUMNS) if report["runs"] else "no runs in this window")
+    if any(r["quality"] for r in report["runs"]):
+        lines.append(
+            "QUALITY: P precision, R recall, acc accuracy; on the labels (quality), on the test split (train, hpo)"
+        )
     failed = [r for r in report["runs"] if r["failure_reason"]]
     if failed:
         lines.append("\nwhy runs failed")
@@ -700,6 +739,11 @@ def chart_data(report: dict, top_features: int = 3) -> dict:
         and r["drift"]["score"] is not None
         and "drift_score" not in r["metrics_ambiguous"]
     ]
+    unread = [
+        {"at": r["start"], "status": _status(r), "execution": r["execution"]}
+        for r in runs
+        if r["pipeline"] == "inference" and not any(p["execution"] == r["execution"] for p in drift_points)
+    ]
     peaks: dict = {}
     for r in runs:
         for feature, figures in ((r["drift"] or {}).get("features") or {}).items():
@@ -734,11 +778,16 @@ def chart_data(report: dict, top_features: int = 3) -> dict:
         [{"kind": e["kind"], "at": e["at"], "label": e["label"]} for e in report["approvals"] + report["retrains"]],
         key=lambda e: e["at"],
     )
+    moments = [p["at"] for p in drift_points + unread] + [e["at"] for e in events]
+    moments += [p["at"] for points in features.values() for p in points]
+    moments += [p["at"] for points in quality.values() for p in points]
     return {
         "environment": report["environment"],
         "since": report["since"],
         "until": report["until"],
+        "slots": sorted(set(moments)),  # the x axis: each moment something is drawn at, in time order
         "drift": drift_points,
+        "unread": unread,  # inference runs with no (unambiguous) drift reading: failed before it, or shared
         "drift_bound": 1.0,
         "features": features,
         "quality": quality,
@@ -751,68 +800,97 @@ _EVENT_STYLE = {"approval": ("#1a7f37", "--"), "retrain": ("#bc4c00", ":")}
 
 def write_chart(report: dict, path: str) -> dict:
     """Draw the chart to PATH (PNG) atomically (a temporary file in the same directory, renamed over
-    PATH), so a reader never sees half a file. Returns the plotted data."""
+    PATH), so a reader never sees half a file. Returns the plotted data.
+
+    The x axis has one slot per moment something happened (a run started, a version was approved), in
+    time order, each labelled with its time: a burst of runs within minutes after days of quiet (a retrain
+    and the runs around it) stays as readable as daily runs."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on Jenkins agents
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     target = check_chart_path(path)
     data = chart_data(report)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7.5), dpi=110, sharex=True, layout="constrained")
-    when = _utc
+    slot = {at: i for i, at in enumerate(data["slots"])}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 8), dpi=110, sharex=True, layout="constrained")
 
     if data["drift"]:
-        xs = [when(p["at"]) for p in data["drift"]]
-        top.plot(xs, [p["score"] for p in data["drift"]], "-", color="#57606a", linewidth=1, zorder=2)
+        top.plot(
+            [slot[p["at"]] for p in data["drift"]], [p["score"] for p in data["drift"]], "-", color="#57606a", lw=1
+        )
         for p in data["drift"]:
             top.scatter(
-                [when(p["at"])],
+                [slot[p["at"]]],
                 [p["score"]],
-                s=70 if p["failed"] else 40,
+                s=80 if p["failed"] else 45,
                 zorder=3,
                 color="#cf222e" if p["failed"] else "#0969da",
                 label="inference run: DataDriftDetected" if p["failed"] else "inference run: no drift",
             )
             if p["failed"]:
                 top.annotate(
-                    f"DataDriftDetected\nworst: {p['feature']} ({p['score']:.1f}x bound)",
-                    (when(p["at"]), p["score"]),
+                    f"DataDriftDetected\nworst: {p['feature']} ({p['score']:.1f}x its bound)",
+                    (slot[p["at"]], p["score"]),
                     textcoords="offset points",
-                    xytext=(10, -4),
+                    xytext=(8, -2),
                     fontsize=8,
                     color="#cf222e",
                     va="top",
                 )
     for i, (feature, points) in enumerate(data["features"].items()):
         top.plot(
-            [when(p["at"]) for p in points],
+            [slot[p["at"]] for p in points],
             [p["ratio"] for p in points],
             "--",
+            marker=".",
             linewidth=1,
-            alpha=0.7,
+            alpha=0.75,
             color=["#8250df", "#bf8700", "#1b7c83"][i % 3],
             label=f"{feature} (distance/bound)",
         )
-    top.axhline(
-        data["drift_bound"], color="#cf222e", linestyle=(0, (4, 3)), linewidth=1, label="bound (score 1 = drift)"
-    )
+    for p in data["unread"]:
+        top.scatter(
+            [slot[p["at"]]],
+            [0.04],
+            marker="x",
+            color="#57606a",
+            zorder=3,
+            transform=top.get_xaxis_transform(),
+            label="inference run without a drift reading",
+        )
+        top.annotate(
+            p["status"],
+            (slot[p["at"]], 0.04),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 7),
+            textcoords="offset points",
+            fontsize=7,
+            color="#57606a",
+            ha="center",
+        )
+    top.axhline(data["drift_bound"], color="#cf222e", linestyle=(0, (4, 3)), linewidth=1, label="bound (1 = drift)")
     top.set_ylabel("drift: distance / bound")
-    top.set_title(f"{data['environment']}: drift and model quality, {data['since']} to {data['until']}", fontsize=11)
+    top.set_ylim(bottom=0)
+    top.set_title(
+        f"{data['environment']}: drift and model quality per run ({data['since']} to {data['until']})", fontsize=11
+    )
     if not data["drift"]:
-        top.text(0.5, 0.5, "no drift datapoints in this window", transform=top.transAxes, ha="center", color="#57606a")
+        top.text(0.5, 0.5, "no drift readings in this window", transform=top.transAxes, ha="center", color="#57606a")
 
     markers = {"auc": "o", "f1": "s", "precision": "^", "recall": "v", "accuracy": "D"}
+    colours = {"auc": "#0969da", "f1": "#8250df", "precision": "#1a7f37", "recall": "#bf8700", "accuracy": "#57606a"}
     for series, points in data["quality"].items():
         name, source = series.split(" ", 1)
+        labels = "labels" in source
         bottom.plot(
-            [when(p["at"]) for p in points],
+            [slot[p["at"]] for p in points],
             [p["value"] for p in points],
-            "-" if "labels" in source else "",
+            linestyle="-" if labels else "none",  # training's evaluations are points, not a trend
             marker=markers.get(name, "o"),
-            markersize=6 if "labels" in source else 8,
-            fillstyle="full" if "labels" in source else "none",
+            markersize=6 if labels else 9,
+            fillstyle="full" if labels else "none",
+            color=colours.get(name),
             linewidth=1.2,
             label=series,
         )
@@ -820,42 +898,41 @@ def write_chart(report: dict, path: str) -> dict:
     bottom.set_ylim(0, 1.05)
     if not data["quality"]:
         bottom.text(
-            0.5, 0.5, "no quality datapoints in this window", transform=bottom.transAxes, ha="center", color="#57606a"
+            0.5, 0.5, "no quality readings in this window", transform=bottom.transAxes, ha="center", color="#57606a"
         )
 
     for i, event in enumerate(data["events"]):
         colour, style = _EVENT_STYLE.get(event["kind"], ("#57606a", "-"))
-        x = when(event["at"])
+        x = slot[event["at"]]
         for ax in (top, bottom):
-            ax.axvline(x, color=colour, linestyle=style, linewidth=1.3, zorder=1)
-        # labels stagger down the bottom panel so events close in time stay readable
+            ax.axvline(x, color=colour, linestyle=style, linewidth=1.4, zorder=1)
+        # labels stagger up the bottom panel, and sit left of their line in the right half
+        right = x > (len(data["slots"]) - 1) / 2
         bottom.annotate(
             event["label"],
-            (x, 0.04 + 0.09 * (i % 5)),
+            (x, 0.05 + 0.1 * (i % 4)),
             xycoords=("data", "axes fraction"),
-            rotation=0,
             fontsize=8,
             color=colour,
-            xytext=(4, 0),
+            xytext=(-5 if right else 5, 0),
             textcoords="offset points",
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.85},
+            ha="right" if right else "left",
+            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": colour, "alpha": 0.9},
         )
 
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
         if unique:
-            ax.legend(unique.values(), unique.keys(), loc="upper left", fontsize=8, framealpha=0.9)
-    moments = [when(p["at"]) for p in data["drift"]] + [when(e["at"]) for e in data["events"]]
-    moments += [when(p["at"]) for points in data["quality"].values() for p in points]
-    if moments:  # the span of what is drawn, not the whole --since window (weeks of nothing squash the runs)
-        pad = max((max(moments) - min(moments)) * 0.04, timedelta(seconds=10))
-        bottom.set_xlim(min(moments) - pad, max(moments) + pad * 3)  # room on the right for the last labels
-    locator = mdates.AutoDateLocator()
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    bottom.set_xlabel("time (UTC)")
+            ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    every = max(1, math.ceil(len(data["slots"]) / 16))  # at most ~16 time labels
+    ticks = list(range(0, len(data["slots"]), every))
+    bottom.set_xticks(
+        ticks, [_utc(data["slots"][i]).strftime("%m-%d %H:%M:%S") for i in ticks], rotation=35, ha="right", fontsize=8
+    )
+    bottom.set_xlim(-0.6, max(len(data["slots"]) - 0.4, 0.6))
+    bottom.set_xlabel("runs and approvals in time order (start, UTC)")
 
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:

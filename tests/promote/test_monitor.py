@@ -233,7 +233,7 @@ def test_each_run_with_its_metrics_status_starter_and_version(world, report):
     drift_row = next(line for line in table if "Failed: DataDriftDetected" in line)
     assert "mean radius 0.610/0.190 (3.21x)" in drift_row and " v1 " in drift_row and " 114 " in drift_row
     quality_row = next(line for line in table if " quality " in line)
-    assert "AUC 0.951 f1 0.902 precision 0.930 recall 0.876 accuracy 0.914" in quality_row
+    assert "AUC 0.951 F1 0.902 P 0.930 R 0.876 acc 0.914" in quality_row
     assert any(line.endswith(f"retrain (train) on drift (after {drifted['arn'].rsplit('/', 1)[1]})") for line in table)
     assert any(line.endswith("v1 approved by bob") for line in table)
 
@@ -277,13 +277,16 @@ def test_chart_marks_the_drift_the_retrain_and_the_approval(world, report, tmp_p
 
     import matplotlib.image
 
-    assert matplotlib.image.imread(str(path)).shape[:2] == (825, 1320)
+    assert matplotlib.image.imread(str(path)).shape[:2] == (880, 1430)
 
     assert [(p["failed"], round(p["score"], 3)) for p in drawn["drift"]] == [(False, 0.25), (True, 3.211)]
     assert drawn["drift"][1]["feature"] == "mean radius"
+    assert drawn["unread"] == []  # both inference runs have their drift reading
     assert list(drawn["features"]) == ["mean radius", "mean texture", "worst area"]
     assert [v["value"] for v in drawn["quality"]["auc (labels)"]] == [0.951]
     assert [v["value"] for v in drawn["quality"]["auc (evaluation)"]] == [0.981]
+    # one slot per moment, in time order: the approval, then each run (the retrain at its run's start)
+    assert drawn["slots"] == [drawn["events"][0]["at"]] + [r["start"] for r in reversed(report["runs"])]
     assert [(e["kind"], e["label"]) for e in drawn["events"]] == [
         ("approval", "v1 approved by bob"),
         ("retrain", "retrain (train) on drift"),
@@ -322,36 +325,46 @@ def test_bad_chart_paths(chart, tmp_path):
 
 
 def test_a_window_shared_with_earlier_runs_keeps_only_its_own_datapoints():
-    """GetMetricData rounds a window's start down to the minute: run B's window also holds run A's drift
-    reading (A ran earlier in that minute), which A's own window tells; run D's window holds part of C's."""
+    """GetMetricData rounds a window's start down to the minute: run B's window also holds A's readings (A
+    ran earlier in that minute), which A's own window tells; D's window holds what C published after
+    10:01:00, which C's own window minus its minute before tells; D and E overlapped: nobody can tell."""
     now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
     def run(kind, start, end):
-        at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
         return {"pipeline": kind, "_window": (at + timedelta(seconds=start), at + timedelta(seconds=end))}
 
     runs = [
         run("inference", 5, 9),  # A: drift 3.2, 114 rows
         run("quality", 12, 14),  # another pipeline's metrics have other dimensions: never mixed
-        run("inference", 20, 30),  # B: drift 0.3, 120 rows (its window also holds A's)
-        run("inference", 50, 70),  # C: straddles the next minute
-        run("inference", 75, 80),  # D: its window (from 10:01:00) may hold C's readings
+        run("inference", 20, 30),  # B: drift 0.3, 120 rows
+        run("inference", 50, 70),  # C: drift 0.4 read at 10:01:05, no rows (it drifted)
+        run("inference", 75, 80),  # D: drift 0.5, 50 rows
+        run("inference", 79, 90),  # E: started before D ended, drift 0.6
     ]
+    # what CloudWatch answers for each window, from its start rounded down to the minute
     sums = [
         {"drift_score": (3.2, 1), "rows_scored": (114, 1)},
         {"auc": (0.9, 1)},
-        {"drift_score": (3.5, 2), "rows_scored": (234, 2)},
-        {"drift_score": (3.9, 3), "rows_scored": (234, 2)},  # A's, B's and its own 0.4 (no rows: it drifted)
-        {"drift_score": (0.9, 2), "rows_scored": (50, 1)},  # C's reading came after 10:01:00, or D read twice
+        {"drift_score": (3.5, 2), "rows_scored": (234, 2)},  # A's and B's
+        {"drift_score": (3.9, 3), "rows_scored": (234, 2)},  # A's, B's and C's own
+        {"drift_score": (0.9, 2), "rows_scored": (50, 1)},  # C's after 10:01:00 and D's own
+        {"drift_score": (1.5, 3), "rows_scored": (50, 1)},  # C's, D's and E's
     ]
-    resolved = monitor.attribute(runs, sums, now)
+    asked = []
+
+    def between(j, span):  # C's minute before D's window: A's and B's readings only
+        asked.append((j, span))
+        return {"drift_score": (3.5, 2), "rows_scored": (234, 2)}
+
+    resolved = monitor.attribute(runs, sums, now, between)
     assert resolved[0] == ({"drift_score": (3.2, 1), "rows_scored": (114, 1)}, [])
     assert resolved[1] == ({"auc": (0.9, 1)}, [])
-    own, ambiguous = resolved[2]
-    assert (own["drift_score"], own["rows_scored"], ambiguous) == (pytest.approx((0.3, 1)), (120, 1), [])
-    own, ambiguous = resolved[3]
-    assert (own, ambiguous) == ({"drift_score": (pytest.approx(0.4), 1)}, [])
-    assert resolved[4] == ({"drift_score": (0.9, 2), "rows_scored": (50, 1)}, ["drift_score"])
+    assert resolved[2] == ({"drift_score": (pytest.approx(0.3), 1), "rows_scored": (120, 1)}, [])
+    assert resolved[3] == ({"drift_score": (pytest.approx(0.4), 1)}, [])
+    assert asked[0] == (3, (at, at + timedelta(minutes=1)))
+    assert resolved[4] == ({}, ["drift_score", "rows_scored"])  # E's readings may be in D's window
+    assert resolved[5] == ({}, ["drift_score", "rows_scored"])
 
 
 def test_since_reads_ages_and_dates():
