@@ -271,6 +271,16 @@ def test_since_keeps_only_the_runs_started_after_it(world, carol):
     assert report["approvals"] == []  # v1 was approved before
 
 
+def test_without_a_sign_in_the_runs_show_and_the_approvals_are_a_note(world):
+    from mlops_core.session import Sessions
+
+    # the account's admin, no source identity: the approver role (which requires one) refuses the session
+    report = monitor.collect(world.env, Sessions(world.env), world.runs[0]["start"] - timedelta(minutes=5))
+    assert [run["execution_arn"] for run in report["runs"]] == [r["arn"] for r in reversed(world.runs)]
+    assert report["approvals"] == []
+    assert [n for n in report["notes"] if n.startswith("approvals are not shown: the registry refused the read")]
+
+
 def test_chart_marks_the_drift_the_retrain_and_the_approval(world, report, tmp_path):
     path = tmp_path / "monitor.png"
     drawn = monitor.write_chart(report, str(path))
