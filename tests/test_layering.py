@@ -50,6 +50,7 @@ HEAVY = {
     "werkzeug",
     "jsonpath_ng",
     "scipy",
+    "pyarrow",
 }
 
 

@@ -4,6 +4,21 @@ write the data-quality baseline (Model Monitor statistics.json / constraints.jso
 Runs the same in a SageMaker processing container (the defaults are its paths) and locally:
     python pipelines/steps/preprocess.py --input data.csv --target diagnosis --train-dir out/train ...
 Malformed data fails with one line naming the column, value or line; nothing downstream runs.
+
+The data is read once, as a stream of blocks (pyarrow's CSV reader: the SageMaker XGBoost 1.7-1 image
+installs pyarrow for its own Parquet support), so memory stays flat however many rows arrive, and every
+result is the same whatever the block size (--chunk-bytes):
+- Each row's split follows from its class and its position among that class's rows: the class's rows
+  are taken in blocks of 1,000, and a permutation drawn from a hash of (seed, class, block) sends
+  exactly 70% / 15% / 15% (the configured fractions) of every block to train / validation / test. The
+  split is stratified like a shuffled split, needs no shuffle of the whole table, and does not depend
+  on how the file is cut into blocks.
+- The transform (medians, categories, modes) and the baseline's bucket edges are fit on the first
+  --fit-rows rows of the training split in file order (all of it for most datasets); the counts,
+  moments, ranges and bucket counts of the baseline cover every training row, summed in fixed blocks
+  of training rows so that floating-point sums do not depend on the read's block size either.
+- Numeric values are written to the splits as they appear in the input (trimmed); missing ones get the
+  median, categories their one-hot encoding.
 """
 
 from __future__ import annotations
@@ -11,25 +26,35 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from contract import FAILURE, ContractCheck, columns_to_check
 from snapshot import SnapshotError, open_dataset
 from tabular import (
+    DEFAULT_MISSING_MARKERS,
     DataError,
+    FeatureStatistics,
     FeatureTransform,
-    baseline_statistics,
+    baseline_documents,
+    histogram_edges,
     load_json,
-    numeric_column,
     run_or_fail,
     split_list,
     write_json,
 )
 
 MIN_ROWS_PER_CLASS = 5
+CHUNK_BYTES = 1 << 20  # the CSV reader's block: about 4k rows of 30 features (its memory grows with it)
+FIT_ROWS = 50_000
+STATS_BLOCK_ROWS = 16_384  # training rows per floating-point partial sum of the baseline
+SPLIT_BLOCK = 1_000  # rows of one class dealt to train/validation/test by one permutation
+PENDING_BYTES = 64 << 20  # rows held while only one class has been seen; more go to a temporary file
+MAX_CLASSES_LISTED = 10_000
 
 
 def parse_args(argv=None):
@@ -55,6 +80,18 @@ def parse_args(argv=None):
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--chunk-bytes",
+        type=int,
+        default=CHUNK_BYTES,
+        help="bytes of CSV read and processed at a time (memory; the results do not depend on it)",
+    )
+    p.add_argument(
+        "--fit-rows",
+        type=int,
+        default=FIT_ROWS,
+        help="training rows (the first, in file order) the imputation, encoding and baseline buckets are fit on",
+    )
     p.add_argument("--train-dir", default="/opt/ml/processing/train")
     p.add_argument("--validation-dir", default="/opt/ml/processing/validation")
     p.add_argument("--test-dir", default="/opt/ml/processing/test")
@@ -67,109 +104,13 @@ def parse_args(argv=None):
         help="the data contract (JSON file or its directory): the data must meet it (DataValidationFailed)",
     )
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    return p.parse_args(argv)
-
-
-def read_dataset(source: str, missing_values, **kwargs):
-    """(snapshot, frame, name to show): every part of `source` read as one table, its exact snapshot recorded."""
-
-    import pandas as pd
-
-    try:
-        snapshot, reader = open_dataset(source)
-        shown = os.path.basename(snapshot.parts[0].name) if len(snapshot.parts) == 1 else source
-        with io.BufferedReader(reader, 1 << 20) as stream:
-            frame = pd.read_csv(
-                stream, na_values=list(missing_values), keep_default_na=True, skipinitialspace=True, **kwargs
-            )
-    except SnapshotError as exc:
-        raise DataError(str(exc)) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"input {shown} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"input {shown} is not a readable CSV: {first}") from None
-    return snapshot, frame, shown, reader.columns
-
-
-def load_and_validate(args):
-    """The snapshot, validated frame, label vector, numeric and categorical feature lists and the positive class."""
-    categorical = split_list(args.categorical)
-    # Numbers parse natively (fast on millions of rows); the target and categories stay text.
-    snapshot, frame, shown, header = read_dataset(
-        args.input, split_list(args.missing_values), dtype={c: str for c in [args.target, *categorical]}
-    )
-    duplicated = sorted({c for c in header if header.count(c) > 1})
-    if duplicated:
-        raise DataError(f"duplicate column name '{duplicated[0]}' in {shown}")
-    if args.contract:
-        check = ContractCheck(columns_to_check(load_json(args.contract, "contract.json"), with_target=True))
-        check.header(frame.columns)
-        check.add(frame)
-        if check.violations():
-            raise DataError(f"{FAILURE}: {check.message(shown)}")
-    columns = [str(c) for c in frame.columns]
-    if not len(frame):
-        raise DataError(f"input {shown} has a header but no data rows")
-    if args.target not in frame.columns:
-        listed = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
-        raise DataError(f"target column '{args.target}' not found in {shown} (columns: {listed})")
-
-    if args.features == "all":
-        features = [c for c in columns if c != args.target]
-    else:
-        features = split_list(args.features)
-        for c in features:
-            if c not in frame.columns:
-                raise DataError(f"feature column '{c}' not found in {shown}")
-    if args.target in features:
-        raise DataError(f"target column '{args.target}' is also listed as a feature")
-    for c in categorical:
-        if c not in features:
-            raise DataError(f"categorical column '{c}' is not one of the feature columns")
-    if not features:
-        raise DataError(f"{shown} has no feature column besides the target '{args.target}'")
-    numeric = [c for c in features if c not in categorical]
-
-    target = frame[args.target]
-    missing = target.isna()
-    if missing.any():
-        lines = [str(i + 2) for i in missing.to_numpy().nonzero()[0][:3]]
-        raise DataError(
-            f"target column '{args.target}' has {int(missing.sum())} missing value(s) "
-            f"(line {', '.join(lines)}{', ...' if missing.sum() > 3 else ''})"
-        )
-    classes = sorted(target.str.strip().unique().tolist(), key=_class_order)
-    if len(classes) == 1:
-        raise DataError(
-            f"target column '{args.target}' has a single class ({classes[0]}): binary classification needs two"
-        )
-    if len(classes) > 2:
-        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise DataError(
-            f"target column '{args.target}' has {len(classes)} classes ({shown}): "
-            "binary classification needs exactly two"
-        )
-    positive = args.positive_class or classes[1]
-    if positive not in classes:
-        raise DataError(
-            f"positive class '{positive}' is not a value of target column '{args.target}' ({', '.join(classes)})"
-        )
-    labels = (target.str.strip() == positive).astype("int64")
-    smallest = int(min(labels.sum(), len(labels) - labels.sum()))
-    if smallest < MIN_ROWS_PER_CLASS:
-        raise DataError(
-            f"target column '{args.target}' has only {smallest} row(s) of one class: need at least "
-            f"{MIN_ROWS_PER_CLASS} per class to split train/validation/test"
-        )
-
-    for c in numeric:
-        frame[c] = numeric_column(frame[c], c)
-        if frame[c].isna().all():
-            raise DataError(f"column '{c}' has no values (every row is missing)")
-    for c in categorical:
-        frame[c] = frame[c].str.strip()
-    return snapshot, frame, labels, numeric, categorical, positive
+    args = p.parse_args(argv)
+    holdout = args.validation_fraction + args.test_fraction
+    if not (args.validation_fraction > 0 and args.test_fraction > 0 and holdout < 1):
+        p.error("--validation-fraction and --test-fraction must be above 0 and add up to less than 1")
+    if args.chunk_bytes < 1024 or args.fit_rows < 1:
+        p.error("--chunk-bytes must be at least 1024 and --fit-rows at least 1")
+    return args
 
 
 def _class_order(value: str):
@@ -179,45 +120,548 @@ def _class_order(value: str):
         return (1, 0.0, value)
 
 
-def split(frame, labels, args):
-    from sklearn.model_selection import train_test_split
+# ---- the split: stratified, deterministic per row, independent of how the stream is cut ------------
 
-    holdout = args.validation_fraction + args.test_fraction
-    train_idx, rest_idx = train_test_split(frame.index, test_size=holdout, stratify=labels, random_state=args.seed)
-    rest_labels = labels.loc[rest_idx]
-    validation_idx, test_idx = train_test_split(
-        rest_idx, test_size=args.test_fraction / holdout, stratify=rest_labels, random_state=args.seed
-    )
-    return {"train": train_idx, "validation": validation_idx, "test": test_idx}
+_M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+# Permutations x -> (a*x + o) mod SPLIT_BLOCK with a coprime to it and far from 0: neighbouring rows land apart.
+_MULTIPLIERS = [a for a in range(SPLIT_BLOCK * 3 // 10, SPLIT_BLOCK * 7 // 10) if math.gcd(a, SPLIT_BLOCK) == 1]
 
 
-def write_split(directory: str, name: str, labels, matrix, columns) -> None:
-    """label first, then the encoded features, with a header: what train.py and evaluate.py read."""
+def _mix(x):
+    """splitmix64's finaliser on a uint64 array: a seeded hash of each value."""
     import numpy as np
 
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, f"{name}.csv"), "w") as handle:
-        handle.write(",".join(["label", *columns]) + "\n")
-        np.savetxt(handle, np.column_stack([labels, matrix]), delimiter=",", fmt="%.8g")
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(_M1)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(_M2)
+    return x ^ (x >> np.uint64(31))
+
+
+class Splitter:
+    """Split of each row (0 train, 1 validation, 2 test) from its class and its ordinal within the class."""
+
+    def __init__(self, seed: int, validation_fraction: float, test_fraction: float):
+        import numpy as np
+
+        self.seed = _mix(np.array([seed & (2**64 - 1)], dtype=np.uint64))[0]
+        self.train_slots = round(SPLIT_BLOCK * (1 - validation_fraction - test_fraction))
+        self.validation_slots = round(SPLIT_BLOCK * validation_fraction)
+        self.seen = [0, 0]  # rows of class 0 and class 1 so far
+
+    def assign(self, labels):
+        import numpy as np
+
+        ordinal = np.empty(len(labels), dtype=np.uint64)
+        for c in (0, 1):
+            rows = labels == c
+            count = int(rows.sum())
+            ordinal[rows] = np.arange(self.seen[c], self.seen[c] + count, dtype=np.uint64)
+            self.seen[c] += count
+        block = ordinal // np.uint64(SPLIT_BLOCK)
+        slot = ordinal % np.uint64(SPLIT_BLOCK)
+        key = _mix((block << np.uint64(1)) | labels.astype(np.uint64)) ^ self.seed
+        key = _mix(key)
+        multiplier = np.asarray(_MULTIPLIERS, dtype=np.uint64)[key % np.uint64(len(_MULTIPLIERS))]
+        offset = (key >> np.uint64(20)) % np.uint64(SPLIT_BLOCK)
+        position = (multiplier * slot + offset) % np.uint64(SPLIT_BLOCK)
+        split = np.full(len(labels), 2, dtype=np.int8)
+        split[position < np.uint64(self.train_slots + self.validation_slots)] = 1
+        split[position < np.uint64(self.train_slots)] = 0
+        return split
+
+
+# ---- the baseline: running statistics over every training row, in fixed blocks ----------------------
+
+
+class Baseline:
+    """Model Monitor statistics of the training split's raw features, fed chunk by chunk.
+
+    Rows are summed in blocks of STATS_BLOCK_ROWS training rows whatever the chunks are, so the sums,
+    and everything derived from them, are the same bits for any read block size."""
+
+    def __init__(self, numeric: list, categorical: list, edges: dict):
+        self.features = [FeatureStatistics(c, "numeric", edges[c]) for c in numeric]
+        self.features += [FeatureStatistics(c, "string") for c in categorical]
+        self.pending: list = [[] for _ in self.features]
+        self.pending_rows = 0
+        self.rows = 0
+
+    def add(self, columns: list) -> None:
+        """One chunk of training rows: a numpy array per feature (float64 with NaN, or object with None)."""
+        self.rows += len(columns[0]) if columns else 0
+        for parts, values in zip(self.pending, columns):
+            parts.append(values)
+        self.pending_rows += len(columns[0]) if columns else 0
+        if self.pending_rows >= STATS_BLOCK_ROWS:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        import numpy as np
+        import pandas as pd
+
+        for feature, parts in zip(self.features, self.pending):
+            if not parts:
+                continue
+            values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            start = 0
+            while len(values) - start >= STATS_BLOCK_ROWS or (final and start < len(values)):
+                feature.add(pd.Series(values[start : start + STATS_BLOCK_ROWS], copy=False))
+                start += STATS_BLOCK_ROWS
+            parts[:] = [values[start:]] if start < len(values) else []
+        self.pending_rows = len(self.pending[0][0]) if self.pending and self.pending[0] else 0
+
+    def documents(self) -> tuple[dict, dict]:
+        if self.pending_rows:
+            self._flush(final=True)
+        return baseline_documents(self.features, self.rows)
+
+
+# ---- outputs: written as the rows stream, removed whole if the run fails ---------------------------
+
+
+class Outputs:
+    """The files this run writes, and the directories it had to create: on failure, all removed."""
+
+    def __init__(self):
+        self.files: list = []
+        self.created: list = []
+
+    def path(self, directory: str, name: str) -> str:
+        missing = []
+        d = os.path.abspath(directory)
+        while not os.path.exists(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        os.makedirs(directory, exist_ok=True)
+        self.created += reversed(missing)
+        path = os.path.join(directory, name)
+        self.files.append(path)
+        return path
+
+    def discard(self) -> None:
+        for path in self.files:
+            if os.path.exists(path):
+                os.unlink(path)
+        for d in reversed(self.created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+class SplitWriter:
+    """train.csv / validation.csv / test.csv: label first, then the encoded features, with a header.
+
+    Each row's line is joined from its fields' text (the input's own text for numbers), so nothing is
+    formatted again: the cost of writing is that of copying the bytes."""
+
+    def __init__(self, outputs: Outputs, args, encoded_columns: list):
+        self.handles, self.rows = [], [0, 0, 0]
+        for name in ("train", "validation", "test"):
+            handle = open(outputs.path(getattr(args, f"{name}_dir"), f"{name}.csv"), "wb")  # noqa: SIM115
+            handle.write((",".join(["label", *encoded_columns]) + "\n").encode())
+            self.handles.append(handle)
+
+    def write(self, split, columns: list) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, ","), "", "\n")
+        for which, handle in enumerate(self.handles):
+            mask = split == which
+            if not mask.any():
+                continue
+            chosen = lines.filter(pa.array(mask)) if not mask.all() else lines
+            handle.write(_string_bytes(chosen))
+            self.rows[which] += int(mask.sum())
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+
+
+def _string_bytes(array) -> memoryview:
+    """The concatenated values of a string array without nulls: its data buffer between its offsets."""
+    import numpy as np
+
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
+    return memoryview(array.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+# ---- the pass over the data -------------------------------------------------------------------------
+
+
+class Chunk:
+    """One block of rows, parsed: the target's text, numeric features as float64 and as their trimmed
+    text, categorical features as trimmed text."""
+
+    def __init__(self, first_row, rows, target, numbers, tokens, categories):
+        self.first_row, self.rows = first_row, rows
+        self.target, self.numbers, self.tokens, self.categories = target, numbers, tokens, categories
+        self.labels = self.split = None
+
+
+class Preprocess:
+    def __init__(self, args, header: list, shown: str, outputs: Outputs):
+        self.args, self.header, self.shown, self.outputs = args, header, shown, outputs
+        self.categorical = split_list(args.categorical)
+        markers = [m for m in split_list(args.missing_values) if m not in DEFAULT_MISSING_MARKERS]
+        self.markers = list(DEFAULT_MISSING_MARKERS) + markers
+        self.contract = None
+        if args.contract:
+            self.contract = ContractCheck(columns_to_check(load_json(args.contract, "contract.json"), with_target=True))
+            self.contract.header(header)
+        self.target_index = header.index(args.target) if args.target in header else None
+        if args.features == "all":
+            self.features = [c for c in header if c != args.target]
+        else:
+            self.features = split_list(args.features)
+        self.numeric = [c for c in self.features if c not in self.categorical]
+        self.rows = 0
+        self.missing_target = 0
+        self.missing_target_lines: list = []
+        self.classes: set = set()
+        self.too_many_classes = False
+        self.number_errors: dict = {}  # column -> (line, value): the first text in a numeric column
+        self.numeric_present = dict.fromkeys(self.numeric, 0)
+        self.positive = args.positive_class or None
+        self.pending: list = []
+        self.pending_bytes = 0
+        self.spill = None
+        self.splitter = Splitter(args.seed, args.validation_fraction, args.test_fraction)
+        self.fit_chunks: list = []
+        self.fit_train_rows = 0
+        self.transform = None
+        self.baseline = None
+        self.writer = None
+        self.label_counts = [0, 0]
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def header_problem(self) -> str | None:
+        args, header, shown = self.args, self.header, self.shown
+        if args.target not in header:
+            listed = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+            return f"target column '{args.target}' not found in {shown} (columns: {listed})"
+        for c in self.features:
+            if c not in header:
+                return f"feature column '{c}' not found in {shown}"
+        if args.target in self.features:
+            return f"target column '{args.target}' is also listed as a feature"
+        for c in self.categorical:
+            if c not in self.features:
+                return f"categorical column '{c}' is not one of the feature columns"
+        if not self.features:
+            return f"{shown} has no feature column besides the target '{args.target}'"
+        return None
+
+    def batches(self, stream):
+        """Record batches of the CSV after its header, every column as text (missing markers as nulls)."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        names = [f"c{i}" for i in range(len(self.header))]
+        if not stream.peek(1):
+            return  # a header and no row
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(column_names=names, block_size=self.args.chunk_bytes),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=self.markers,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        yield from reader
+
+    def parse(self, batch, first_row: int, record: bool) -> Chunk:
+        """The chunk's values; with `record`, what the final checks need (errors, classes, contract)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        index = {name: i for i, name in enumerate(self.header)}
+        target = pc.utf8_trim_whitespace(batch.column(self.target_index))
+        numbers, tokens, contract_columns = {}, {}, {}
+        for name in self.numeric:
+            text = batch.column(index[name])
+            try:
+                values = pc.cast(text, pa.float64())
+            except pa.ArrowInvalid:
+                # Whitespace, a marker written with spaces, or text: trim, then find what is not a number.
+                text = pc.utf8_trim_whitespace(text)
+                text = pc.if_else(pc.is_in(text, value_set=pa.array(self.markers)), pa.scalar(None, pa.string()), text)
+                values, bad = _to_numbers(text)
+                if bad is not None and record and name not in self.number_errors:
+                    self.number_errors[name] = (first_row + bad + 2, text[bad].as_py())
+                if bad is not None:
+                    contract_columns[name] = text
+            numbers[name] = values.to_numpy(zero_copy_only=False)
+            tokens[name] = text
+        categories = {name: pc.utf8_trim_whitespace(batch.column(index[name])) for name in self.categorical}
+        chunk = Chunk(first_row, batch.num_rows, target, numbers, tokens, categories)
+        if record:
+            self._record(batch, chunk, contract_columns, index)
+        return chunk
+
+    def _record(self, batch, chunk, contract_columns, index) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        missing = chunk.target.is_null().to_numpy(zero_copy_only=False)
+        if missing.any():
+            self.missing_target += int(missing.sum())
+            room = 3 - len(self.missing_target_lines)
+            if room > 0:
+                self.missing_target_lines += [chunk.first_row + int(i) + 2 for i in np.flatnonzero(missing)[:room]]
+        if not self.too_many_classes:
+            self.classes.update(v for v in pc.unique(chunk.target.drop_null()).to_pylist())
+            self.too_many_classes = len(self.classes) > MAX_CLASSES_LISTED
+        for name, values in chunk.numbers.items():
+            self.numeric_present[name] += int(len(values) - np.isnan(values).sum())
+        if self.contract is not None:
+            self.contract.add(self._contract_frame(batch, chunk, contract_columns, index))
+
+    def _contract_frame(self, batch, chunk, contract_columns, index):
+        """The chunk as the contract check reads a table: numbers as float64, text where it is not."""
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        frame = {}
+        for name in self.contract.rules:
+            if name not in index:
+                continue
+            if name in contract_columns:
+                frame[name] = contract_columns[name].to_pandas()
+            elif name in chunk.numbers:
+                frame[name] = chunk.numbers[name]
+            elif name == self.args.target:
+                frame[name] = chunk.target.to_pandas()
+            elif name in chunk.categories:
+                frame[name] = chunk.categories[name].to_pandas()
+            else:
+                text = pc.utf8_trim_whitespace(batch.column(index[name]))
+                kind = self.contract.rules[name].get("type", "number")
+                try:
+                    frame[name] = text.to_pandas() if kind == "category" else pc.cast(text, pa.float64()).to_pandas()
+                except pa.ArrowInvalid:
+                    frame[name] = text.to_pandas()
+        return pd.DataFrame(frame, index=pd.RangeIndex(chunk.rows))
+
+    # -- processing --------------------------------------------------------------------------------
+
+    def feed(self, batch) -> None:
+        chunk = self.parse(batch, self.rows, record=True)
+        self.rows += chunk.rows
+        if len(self.classes) > 2:
+            return  # the run fails at the end; keep reading only for the checks' counts
+        if self.positive is None:
+            if len(self.classes) < 2:
+                self._hold(batch, chunk.first_row)
+                return
+            self.positive = sorted(self.classes, key=_class_order)[1]
+            for held, first_row in self._held():
+                self._label(self.parse(held, first_row, record=False))
+        self._label(chunk)
+
+    def _hold(self, batch, first_row: int) -> None:
+        """Rows seen while only one class has been: which is the positive one is not known yet."""
+        import pyarrow as pa
+
+        if self.spill is None and self.pending_bytes + batch.nbytes > PENDING_BYTES:
+            handle = tempfile.TemporaryFile()  # noqa: SIM115 (closed when replayed)
+            self.spill = (handle, pa.ipc.new_stream(handle, batch.schema), [])
+        if self.spill is not None:
+            self.spill[1].write_batch(batch)
+            self.spill[2].append(first_row)
+        else:
+            self.pending.append((batch, first_row))
+            self.pending_bytes += batch.nbytes
+
+    def _held(self):
+        import pyarrow as pa
+
+        yield from self.pending
+        self.pending = []
+        if self.spill is not None:
+            handle, writer, first_rows = self.spill
+            writer.close()
+            handle.seek(0)
+            yield from zip(pa.ipc.open_stream(handle), first_rows)
+            handle.close()
+            self.spill = None
+
+    def _label(self, chunk: Chunk) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        chunk.labels = pc.fill_null(pc.equal(chunk.target, self.positive), False).to_numpy(zero_copy_only=False)
+        chunk.labels = chunk.labels.astype(np.int8)
+        positives = int(chunk.labels.sum())
+        self.label_counts[1] += positives
+        self.label_counts[0] += chunk.rows - positives
+        chunk.split = self.splitter.assign(chunk.labels)
+        if self.transform is None:
+            self.fit_chunks.append(chunk)
+            self.fit_train_rows += int((chunk.split == 0).sum())
+            if self.fit_train_rows >= self.args.fit_rows:
+                self._fit()
+        else:
+            self._emit(chunk)
+
+    def _fit(self) -> None:
+        """Fit the transform and the baseline's buckets on the first --fit-rows training rows; then write."""
+        import numpy as np
+        import pandas as pd
+
+        frame = {}
+        for name in self.numeric:
+            frame[name] = np.concatenate([c.numbers[name][c.split == 0] for c in self.fit_chunks])
+        for name in self.categorical:
+            frame[name] = np.concatenate(
+                [c.categories[name].to_numpy(zero_copy_only=False)[c.split == 0] for c in self.fit_chunks]
+            )
+        frame = pd.DataFrame(frame).iloc[: self.args.fit_rows]
+        self.transform = FeatureTransform.fit(frame, self.numeric, self.categorical)
+        edges = {name: histogram_edges(frame[name].to_numpy()) for name in self.numeric}
+        self.baseline = Baseline(self.numeric, self.categorical, edges)
+        self.fill = {name: f"{float(np.float32(self.transform.medians[name])):.8g}" for name in self.numeric}
+        self.writer = SplitWriter(self.outputs, self.args, self.transform.encoded_columns)
+        chunks, self.fit_chunks = self.fit_chunks, []
+        for chunk in chunks:
+            self._emit(chunk)
+
+    def _emit(self, chunk: Chunk) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        train = chunk.split == 0
+        if train.any():
+            columns = [chunk.numbers[name][train] for name in self.numeric]
+            columns += [chunk.categories[name].to_numpy(zero_copy_only=False)[train] for name in self.categorical]
+            self.baseline.add(columns)
+        labels = pc.if_else(pa.array(chunk.labels == 1), "1", "0")
+        columns = [labels] + [pc.fill_null(chunk.tokens[name], self.fill[name]) for name in self.numeric]
+        for name in self.categorical:
+            values = pc.fill_null(chunk.categories[name], self.transform.modes[name])
+            for category in self.transform.categories[name]:
+                columns.append(pc.if_else(pc.equal(values, category), "1", "0"))
+        self.writer.write(chunk.split, columns)
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """The checks that need every row, in the order the step has always reported them."""
+        args, shown = self.args, self.shown
+        if self.contract is not None and self.contract.violations():
+            raise DataError(f"{FAILURE}: {self.contract.message(shown)}")
+        if not self.rows:
+            raise DataError(f"input {shown} has a header but no data rows")
+        if self.missing_target:
+            lines = ", ".join(str(n) for n in self.missing_target_lines)
+            raise DataError(
+                f"target column '{args.target}' has {self.missing_target} missing value(s) "
+                f"(line {lines}{', ...' if self.missing_target > 3 else ''})"
+            )
+        classes = sorted(self.classes, key=_class_order)
+        if len(classes) == 1:
+            raise DataError(
+                f"target column '{args.target}' has a single class ({classes[0]}): binary classification needs two"
+            )
+        if len(classes) > 2:
+            listed = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+            count = f"more than {MAX_CLASSES_LISTED}" if self.too_many_classes else str(len(classes))
+            raise DataError(
+                f"target column '{args.target}' has {count} classes ({listed}): binary classification needs exactly two"
+            )
+        if self.positive not in classes:
+            raise DataError(
+                f"positive class '{self.positive}' is not a value of target column '{args.target}' "
+                f"({', '.join(classes)})"
+            )
+        smallest = min(self.label_counts)
+        if smallest < MIN_ROWS_PER_CLASS:
+            raise DataError(
+                f"target column '{args.target}' has only {smallest} row(s) of one class: need at least "
+                f"{MIN_ROWS_PER_CLASS} per class to split train/validation/test"
+            )
+        for name in self.numeric:
+            if name in self.number_errors:
+                line, value = self.number_errors[name]
+                raise DataError(
+                    f"column '{name}' is not numeric: value {value!r} on line {line} "
+                    "(list it under training.categorical if it is a category)"
+                )
+            if not self.numeric_present[name]:
+                raise DataError(f"column '{name}' has no values (every row is missing)")
+        if self.transform is None:
+            self._fit()
+        self.writer.close()
+
+
+def _to_numbers(text):
+    """(float64 array, position of the first value that is not a number or None) of trimmed text."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(text, pa.float64()), None
+    except pa.ArrowInvalid:
+        pass
+    values = pd.to_numeric(pd.Series(text.to_pandas()), errors="coerce")
+    bad = values.isna().to_numpy() & text.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(values.to_numpy(dtype=np.float64), from_pandas=True), int(np.flatnonzero(bad)[0])
 
 
 def run(args) -> dict:
-    snapshot, frame, labels, numeric, categorical, positive = load_and_validate(args)
-    parts = split(frame, labels, args)
-    train = frame.loc[parts["train"]]
-    transform = FeatureTransform.fit(train, numeric, categorical)
-    for name, index in parts.items():
-        write_split(
-            getattr(args, f"{name}_dir"),
-            name,
-            labels.loc[index].to_numpy(),
-            transform.matrix(frame.loc[index]),
-            transform.encoded_columns,
-        )
+    outputs = Outputs()
+    try:
+        return _run(args, outputs)
+    except BaseException:
+        outputs.discard()
+        raise
+
+
+def _run(args, outputs: Outputs) -> dict:
+    import pyarrow as pa
+
+    try:
+        snapshot, reader = open_dataset(args.input)
+        shown = os.path.basename(snapshot.parts[0].name) if len(snapshot.parts) == 1 else args.input
+        with io.BufferedReader(reader, 1 << 20) as stream:
+            stream.readline()  # the header (the parts reader names its columns)
+            header = list(reader.columns)
+            duplicated = sorted({c for c in header if header.count(c) > 1})
+            if duplicated:
+                raise DataError(f"duplicate column name '{duplicated[0]}' in {shown}")
+            step = Preprocess(args, header, shown, outputs)
+            problem = step.header_problem()
+            if problem:
+                # What the step has always reported first: the contract's findings, then an empty table.
+                if step.contract is not None:
+                    _contract_only(step, stream)
+                elif not any(line.strip() for line in _first_lines(stream)):
+                    raise DataError(f"input {shown} has a header but no data rows")
+                raise DataError(problem)
+            try:
+                for batch in step.batches(stream):
+                    step.feed(batch)
+            except pa.ArrowInvalid as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DataError(f"input {shown} is not a readable CSV: {first}") from None
+            except UnicodeDecodeError as exc:
+                raise DataError(f"input {shown} is not a readable CSV: {exc}") from None
+    except SnapshotError as exc:
+        raise DataError(str(exc)) from None
+    step.finish()
+    transform = step.transform
     # The model directory carries the transform so inference encodes raw rows exactly as training did.
     write_json(args.train_dir, "preprocessing.json", transform.to_json())
-
-    statistics, constraints = baseline_statistics(train, numeric, categorical)
+    statistics, constraints = step.baseline.documents()
     write_json(args.baseline_dir, "statistics.json", statistics)
     write_json(args.baseline_dir, "constraints.json", constraints)
 
@@ -227,21 +671,61 @@ def run(args) -> dict:
             "uri": args.dataset_uri or args.input,
             # one part: its file's sha256; several: a digest of every part's name and sha256
             "sha256": snapshot.parts[0].sha256 if len(snapshot.parts) == 1 else recorded["sha256"],
-            "rows": len(frame),
+            "rows": step.rows,
             "part_count": len(recorded["parts"]),
             "parts": recorded["parts"],
             "skipped": recorded["skipped"],
             "target": args.target,
-            "positive_class": positive,
-            "positive_rows": int(labels.sum()),
+            "positive_class": step.positive,
+            "positive_rows": step.label_counts[1],
         },
-        "features": {"numeric": numeric, "categorical": categorical, "encoded": transform.encoded_columns},
-        "splits": {name: len(index) for name, index in parts.items()},
+        "features": {
+            "numeric": step.numeric,
+            "categorical": step.categorical,
+            "encoded": transform.encoded_columns,
+        },
+        "splits": dict(zip(("train", "validation", "test"), step.writer.rows)),
     }
     write_json(args.report_dir, "preprocess.json", report)
     if args.snapshot_dir:
         write_json(args.snapshot_dir, "snapshot.json", dict(recorded, sha256=report["dataset"]["sha256"]))
     return report
+
+
+def _first_lines(stream, limit: int = 1000):
+    for _ in range(limit):
+        line = stream.readline()
+        if not line:
+            return
+        yield line
+
+
+def _contract_only(step: Preprocess, stream) -> None:
+    """Read the table for the contract alone (the header already failed another check)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index = {name: i for i, name in enumerate(step.header)}
+    for batch in step.batches(stream):
+        frame = {}
+        for name, rule in step.contract.rules.items():
+            if name not in index:
+                continue
+            text = pc.utf8_trim_whitespace(batch.column(index[name]))
+            try:
+                frame[name] = (
+                    text.to_pandas() if rule.get("type") == "category" else pc.cast(text, pa.float64()).to_pandas()
+                )
+            except pa.ArrowInvalid:
+                frame[name] = text.to_pandas()
+        import pandas as pd
+
+        step.contract.add(pd.DataFrame(frame, index=pd.RangeIndex(batch.num_rows)))
+        step.rows += batch.num_rows
+    if step.contract.violations():
+        raise DataError(f"{FAILURE}: {step.contract.message(step.shown)}")
+    if not step.rows:
+        raise DataError(f"input {step.shown} has a header but no data rows")
 
 
 def main(argv=None) -> int:

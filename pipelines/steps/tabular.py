@@ -19,6 +19,11 @@ import numpy as np
 
 HISTOGRAM_BUCKETS = 10
 CHUNK_ROWS = 50_000
+# What pandas.read_csv reads as missing by default (keep_default_na=True), for readers that are not pandas.
+DEFAULT_MISSING_MARKERS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
 # Model Monitor's suggested-constraints defaults. The drift check tests each constraint at a significance
 # (a pipeline parameter) instead of the fixed thresholds, which ignore how many rows a batch has.
 MONITORING_CONFIG = {
@@ -352,7 +357,7 @@ def histogram_edges(values: np.ndarray, buckets: int = HISTOGRAM_BUCKETS) -> np.
 
 def baseline_statistics(frame, numeric: list, categorical: list) -> tuple[dict, dict]:
     """statistics.json and constraints.json (Model Monitor schema) for the raw feature columns of `frame`."""
-    features, constraints = [], []
+    accumulated = []
     for name in numeric + categorical:
         if name in numeric:
             values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -360,14 +365,22 @@ def baseline_statistics(frame, numeric: list, categorical: list) -> tuple[dict, 
         else:
             stats = FeatureStatistics(name, "string")
         stats.add(frame[name])
+        accumulated.append(stats)
+    return baseline_documents(accumulated, len(frame))
+
+
+def baseline_documents(accumulated: list, item_count: int) -> tuple[dict, dict]:
+    """statistics.json and constraints.json from the running statistics of each feature (in order)."""
+    features, constraints = [], []
+    for stats in accumulated:
         features.append(stats.to_json())
-        constraint = {"name": name, "inferred_type": stats.inferred_type, "completeness": stats.completeness}
-        if name in numeric:
+        constraint = {"name": stats.name, "inferred_type": stats.inferred_type, "completeness": stats.completeness}
+        if stats.kind == "numeric":
             constraint["num_constraints"] = {"is_non_negative": stats.present > 0 and stats.negatives == 0}
         else:
             constraint["string_constraints"] = {"domains": sorted(stats.category_counts)}
         constraints.append(constraint)
-    statistics = {"version": 0.0, "dataset": {"item_count": len(frame)}, "features": features}
+    statistics = {"version": 0.0, "dataset": {"item_count": item_count}, "features": features}
     return statistics, {"version": 0.0, "features": constraints, "monitoring_config": MONITORING_CONFIG}
 
 

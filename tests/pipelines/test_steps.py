@@ -209,9 +209,14 @@ def test_drift_check_flags_exactly_the_shifted_features(steps, sample_data, prep
     figures = next(
         c for c in summary["checks"] if c["feature"] == "mean_radius" and c["check"] == "baseline_drift_check"
     )
+    train_rows = read(preprocessed / "report" / "preprocess.json")["splits"]["train"]
+    baseline = next(
+        f for f in read(preprocessed / "baseline" / "statistics.json")["features"] if f["name"] == "mean_radius"
+    )
     assert radius["description"].startswith(
         f"distribution distance {figures['observed']:.4f} from the baseline exceeds the bound {figures['bound']:.4f} "
-        "for 114 batch and 318 baseline values (baseline mean 14.15, batch mean 18.74)"
+        f"for 114 batch and {train_rows} baseline values (baseline mean "
+        f"{baseline['numerical_statistics']['mean']:.4g}, batch mean 18.74)"
     )
     assert figures["p_value"] < summary["level_per_test"] and figures["observed"] > figures["bound"]
     assert summary["message"].startswith("4 violation(s) in 4 feature(s) against the baseline of model version 3")
@@ -248,18 +253,19 @@ def test_drift_check_reports_structural_violations(steps, sample_data, preproces
         ("mean_area", "completeness_check"),
         ("mean_radius", "non_negative_check"),
     } <= set(found)
+    train_rows = read(preprocessed / "report" / "preprocess.json")["splits"]["train"]
     assert re.match(
         r"completeness 0\.6491 \(74 of 114 rows present\) is below the bound 0\.9\d{3} for the baseline's 1\.0000 "
-        r"\(318 of 318\) \(p = \S+ < level \S+\)$",
+        rf"\({train_rows} of {train_rows}\) \(p = \S+ < level \S+\)$",
         found[("mean_area", "completeness_check")],
     )
     assert found[("mean_radius", "non_negative_check")].startswith(
-        "10 negative value(s) of 114 (8.77%); the baseline has none in 318; bound"
+        f"10 negative value(s) of 114 (8.77%); the baseline has none in {train_rows}; bound"
     )
 
 
 def test_drift_check_allows_what_sampling_explains(steps, sample_data, preprocessed, tmp_path):
-    """One missing value or one negative in 114 rows is within chance of a baseline that had none in 318."""
+    """One missing value or one negative in 114 rows is within chance of a baseline that had none in its ~320."""
 
     def edit(header, rows):
         rows[4][header.index("mean_area")] = "?"
@@ -271,8 +277,9 @@ def test_drift_check_allows_what_sampling_explains(steps, sample_data, preproces
     assert violations == {"violations": []}
     area = next(c for c in summary["checks"] if c["feature"] == "mean_area" and c["check"] == "completeness_check")
     assert area["observed"] == pytest.approx(113 / 114) and area["baseline"] == 1.0
-    # Exchangeable rows: the one missing value lands in the batch with probability 114 / (114 + 318).
-    assert area["p_value"] == pytest.approx(114 / 432)
+    # Exchangeable rows: the one missing value lands in the batch with probability 114 / (114 + training rows).
+    train_rows = read(preprocessed / "report" / "preprocess.json")["splits"]["train"]
+    assert area["p_value"] == pytest.approx(114 / (114 + train_rows))
 
 
 def test_drift_check_significance_is_the_family_false_alarm_rate(steps, sample_data, preprocessed, tmp_path):
@@ -450,7 +457,74 @@ def test_drift_check_flags_unseen_categories(steps, tmp_path):
     _, violations = drift(steps, None, tmp_path, tmp_path / "batch.csv", tmp_path / "drift")
     [violation] = violations["violations"]
     assert violation["feature_name"] == "colour" and violation["constraint_check_type"] == "categorical_values_check"
+    train_rows = read(tmp_path / "report" / "preprocess.json")["splits"]["train"]
     assert violation["description"].startswith(
-        "33.33% of values (10 of 30) are outside the baseline's domain of 2 value(s) (none outside in 56); bound "
+        "33.33% of values (10 of 30) are outside the baseline's domain of 2 value(s) "
+        f"(none outside in {train_rows}); bound "
     )
     assert "; unseen: green (p = " in violation["description"]
+
+
+def test_preprocess_writes_the_same_bytes_whatever_the_read_block_size(steps, tmp_path, monkeypatch):
+    """Splits, transform, baseline and report are identical for one input and seed however the file is cut
+    into blocks: here with rows of one class first (held until the second class shows), missing markers,
+    spaces after commas, a categorical column, and more training rows than one fit and one statistics block."""
+    rng = np.random.default_rng(5)
+    rows = ["size, weight,colour,outcome"]
+    for i in range(24_000):
+        outcome = "no" if i < 300 else ["no", "yes"][int(rng.random() < 0.3)]
+        size = "?" if i % 97 == 0 else f"{rng.normal(10, 2):.4f}"
+        weight = f" {rng.integers(1, 90)}" if i % 5 else "NA"
+        rows.append(f"{size},{weight},{['red', 'blue', 'green', ''][i % 4]},{outcome}")
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+
+    def outputs(name, chunk_bytes, held_in_memory=True):
+        monkeypatch.setattr(steps.preprocess, "PENDING_BYTES", 64 << 20 if held_in_memory else 0)
+        argv = ["--input", str(tmp_path / "in.csv"), "--target", "outcome", "--categorical", "colour"]
+        argv += ["--fit-rows", "2000", "--chunk-bytes", str(chunk_bytes), "--seed", "3"]
+        for d in ("train", "validation", "test", "baseline", "report"):
+            argv += [f"--{d}-dir", str(tmp_path / name / d)]
+        assert steps.preprocess.main(argv) == 0
+        return {str(p.relative_to(tmp_path / name)): p.read_bytes() for p in sorted((tmp_path / name).rglob("*.*"))}
+
+    whole = outputs("whole", 8 << 20)
+    assert outputs("small", 1024, held_in_memory=False) == whole  # the first class's rows spill to disk
+    assert outputs("medium", 7001) == whole
+    assert len(whole) == 7  # three splits, the transform, statistics, constraints, the report
+
+    report = json.loads(whole["report/preprocess.json"])
+    assert report["dataset"]["rows"] == 24_000 and report["dataset"]["positive_class"] == "yes"
+    statistics = json.loads(whole["baseline/statistics.json"])
+    assert statistics["dataset"]["item_count"] == report["splits"]["train"] > 16_384  # more than one block
+    # Stratified: each split holds the same share of positives as the whole, to within a few rows.
+    share = report["dataset"]["positive_rows"] / 24_000
+    for split in ("train", "validation", "test"):
+        labels = np.loadtxt(tmp_path / "whole" / split / f"{split}.csv", delimiter=",", skiprows=1, usecols=0)
+        assert len(labels) == report["splits"][split]
+        assert abs(labels.mean() - share) < 0.01
+        assert abs(len(labels) / 24_000 - {"train": 0.7, "validation": 0.15, "test": 0.15}[split]) < 0.002
+    # Numbers are written as the input has them; a missing one gets the training median.
+    transform = json.loads(whole["train/preprocessing.json"])
+    median = f"{np.float32(transform['medians']['size']):.8g}"
+    train = [line.split(",") for line in whole["train/train.csv"].decode().splitlines()]
+    assert train[0] == ["label", "size", "weight", "colour=blue", "colour=green", "colour=red"]
+    assert {r[1] for r in train[1:]} >= {median} and all(r[2].strip() == r[2] for r in train[1:])
+    assert {r[1] for r in train[1:10]} <= {f"{float(v):.4f}" for v in [r[1] for r in train[1:10]]} | {median}
+
+
+def test_inference_handler_reads_what_the_fast_reader_cannot_as_before(steps, trained, sample_data, monkeypatch):
+    """A row short of its last field goes to pandas' reader (which pads it as missing), whole batch and all:
+    the same predictions, byte for byte, as the batch with that field marked missing."""
+    monkeypatch.setenv("MODEL_VERSION", "7")
+    handler = steps.inference
+    model = handler.model_fn(str(trained[0]))
+    lines = (sample_data / "breast-cancer-batch.csv").read_bytes().splitlines(keepends=True)
+    marked = lines[:5] + [lines[5].rsplit(b",", 1)[0] + b",?\n"] + lines[6:]
+    short = lines[:5] + [lines[5].rsplit(b",", 1)[0] + b"\n"] + lines[6:]
+    assert handler._read_numbers(b"".join(short), True, False) is None
+    assert handler._read_numbers(b"".join(marked), True, False) is not None
+
+    def score(raw):
+        return handler.output_fn(handler.predict_fn(handler.input_fn(raw, "text/csv"), model))
+
+    assert score(b"".join(short)) == score(b"".join(marked))
