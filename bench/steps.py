@@ -1,13 +1,19 @@
 """Bench: the pipeline step scripts on synthetic data (30 numeric features, binary target).
 
-Prints wall time and peak memory (max RSS of a fresh process per step) for preprocess + train +
-evaluate at 100k and 1M rows, the drift check at 100k and 1M batch rows (goal: memory flat as rows
-grow: it reads in chunks), and batch prediction through the inference handler against raw xgboost
-predict on the same 1M-row matrix (goal: within 2x). Then, on the sandbox, a 2-instance drift check
-(shards + merge) and a 2-instance transform against 1 instance on the same objects (goal: >= 1.6x on 2
-cores, equal results). Every figure is measured in this run.
+One function per figure, each measured in this run, each step in a fresh process (wall, CPU and peak RSS):
+- preprocess at 1M and 10M rows against the raw reader (pyarrow.csv.read_csv of the same file), measured
+  interleaved (raw, ours, raw): goal peak RSS <= 400 MiB at 10M and wall <= 2x the raw read;
+- train and evaluate on the 1M-row splits (the model the handler figure scores with);
+- the drift check at 1M and 10M batch rows (wall, peak RSS);
+- the inference handler (parse + predict + format) on 1M rows against the raw path (pyarrow.csv read +
+  xgboost predict) on the same bytes, alternated in one process: goal <= 1.5x;
+- on the sandbox, a 2-instance drift check (shards + merge) and a 2-instance transform against 1 instance
+  on the same objects (goal: >= 1.6x on 2 cores, equal results).
+The machine is shared: wall ratios are noisy, so CPU-second ratios are printed beside them.
+Files above 1M rows repeat the 1M-row file's rows (generating 10M rows of text would take minutes).
 
-    python bench/steps.py [--rows 100000,1000000] [--batch-rows 1000000]
+    python bench/steps.py [--preprocess-rows 1000000,10000000] [--drift-rows 1000000,10000000]
+                          [--model-rows 1000000] [--predict-rows 1000000] [--instances 2] [--only-instances]
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STEPS = REPO / "pipelines" / "steps"
 FEATURES = 30
+
+
+BASE_ROWS = 1_000_000
 
 
 def synthetic(path: Path, rows: int, seed: int, with_target: bool, shift: float = 0.0) -> None:
@@ -99,78 +108,184 @@ def run_step(script: str, *argv: str) -> dict:
     return data
 
 
-def train_chain(work: Path, rows: int) -> dict:
-    data = work / f"train-{rows}.csv"
-    synthetic(data, rows, seed=1, with_target=True)
-    out = work / f"run-{rows}"
+def dataset(work: Path, rows: int, with_target: bool) -> Path:
+    """The bench's CSV of `rows` rows (training data with a target, or a batch shifted by 0.3 sd); cached.
+    Above BASE_ROWS it repeats the rows of the BASE_ROWS file."""
+    import numpy as np
+
+    kind = "train" if with_target else "batch"
+    path = work / f"{kind}-{rows}.csv"
+    if path.exists():
+        return path
+    if rows <= BASE_ROWS:
+        synthetic(path, rows, seed=1 if with_target else 2, with_target=with_target, shift=0.0 if with_target else 0.3)
+        return path
+    base = dataset(work, BASE_ROWS, with_target).read_bytes()
+    header_end = base.index(b"\n") + 1
+    body = memoryview(base)[header_end:]
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+    with open(path, "wb") as handle:
+        handle.write(base[:header_end])
+        for _ in range(rows // BASE_ROWS):
+            handle.write(body)
+        if rows % BASE_ROWS:
+            handle.write(body[: int(ends[rows % BASE_ROWS - 1]) + 1])
+    return path
+
+
+def raw_read_child(path: str, report: str) -> None:
+    """The reference reader: pyarrow's CSV reader on the whole file, as fast as it goes (all threads)."""
+    started = time.perf_counter()
+    import pyarrow.csv as pcsv
+
+    table = pcsv.read_csv(path)
+    elapsed = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(report).write_text(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "peak_mib": peak_rss_mib(),
+                "rows": table.num_rows,
+            }
+        )
+    )
+
+
+def raw_read(path: Path) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as report:
+        out = report.name
+    subprocess.run([sys.executable, __file__, "--raw-read", str(path), out], check=True)
+    data = json.loads(Path(out).read_text())
+    os.unlink(out)
+    return data
+
+
+def preprocess_args(data: Path, out: Path) -> list:
     args = ["--input", str(data), "--target", "target"]
     for d in ("train", "validation", "test", "baseline", "report"):
         args += [f"--{d}-dir", str(out / d)]
-    figures = {"preprocess": run_step("preprocess.py", *args)}
-    figures["train"] = run_step(
-        "train.py",
-        "--train",
-        str(out / "train"),
-        "--validation",
-        str(out / "validation"),
-        "--model-dir",
-        str(out / "model"),
-    )
-    figures["evaluate"] = run_step(
-        "evaluate.py", "--model", str(out / "model"), "--test", str(out / "test"), "--output", str(out / "evaluation")
-    )
-    figures["auc"] = json.loads((out / "evaluation" / "evaluation.json").read_text())["binary_classification_metrics"][
-        "auc"
-    ]["value"]
-    figures["out"] = out
+    return args
+
+
+def figure_preprocess(work: Path, rows: int) -> dict:
+    """Preprocess on `rows` rows against the raw reader on the same file, interleaved raw, ours, raw."""
+    data = dataset(work, rows, with_target=True)
+    out = work / f"run-{rows}"
+    first = raw_read(data)
+    ours = run_step("preprocess.py", *preprocess_args(data, out))
+    second = raw_read(data)
+    raw = {k: (first[k] + second[k]) / 2 for k in ("seconds", "cpu_seconds", "peak_mib")}
+    return {"rows": rows, "ours": ours, "raw": raw, "raw_runs": [first["seconds"], second["seconds"]], "out": out}
+
+
+def figure_train_chain(out: Path) -> dict:
+    """Train and evaluate on preprocess's splits (the model the handler figure uses)."""
+    figures = {
+        "train": run_step(
+            "train.py",
+            "--train",
+            str(out / "train"),
+            "--validation",
+            str(out / "validation"),
+            "--model-dir",
+            str(out / "model"),
+        ),
+        "evaluate": run_step(
+            "evaluate.py",
+            "--model",
+            str(out / "model"),
+            "--test",
+            str(out / "test"),
+            "--output",
+            str(out / "evaluation"),
+        ),
+    }
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    figures["auc"] = evaluation["binary_classification_metrics"]["auc"]["value"]
     return figures
 
 
-def prediction_compare(model_dir: Path, batch: Path, report: str) -> None:
-    """In one process: the handler on the CSV body vs raw predict on the matrix the handler built."""
+def model_and_baseline(work: Path, rows: int) -> Path:
+    """Preprocess, train and evaluate on `rows` rows, without the raw reader: the output directory."""
+    data = dataset(work, rows, with_target=True)
+    out = work / f"run-{rows}"
+    run_step("preprocess.py", *preprocess_args(data, out))
+    figure_train_chain(out)
+    return out
+
+
+def figure_drift(work: Path, rows: int, baseline: Path) -> dict:
+    """The drift check on a batch of `rows` rows shifted by 0.3 sd (every feature drifts)."""
+    batch = dataset(work, rows, with_target=False)
+    out = work / f"drift-{rows}"
+    figures = run_step(
+        "drift_check.py",
+        "--input", str(batch), "--baseline-statistics", str(baseline), "--baseline-constraints", str(baseline),
+        "--output", str(out),
+    )  # fmt: skip
+    figures["violations"] = json.loads((out / "drift_check.json").read_text())["violation_count"]
+    return figures
+
+
+def figure_handler(model_dir: Path, batch: Path) -> dict:
+    """The handler against raw read + predict on the same bytes, alternated in one fresh process."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as report:
+        out = report.name
+    subprocess.run([sys.executable, __file__, "--predict", str(model_dir), str(batch), out], check=True)
+    data = json.loads(Path(out).read_text())
+    os.unlink(out)
+    return data
+
+
+def prediction_compare(model_dir: Path, batch: Path, report: str, repeats: int = 3) -> None:
+    """Best of `repeats` for each side, alternating: the handler's input_fn + predict_fn + output_fn on the
+    body, and the raw path: pyarrow.csv.read_csv of the same body, its columns as a float32 matrix, and
+    xgboost's inplace_predict."""
     import numpy as np
-    import xgboost as xgb
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
 
     sys.path.insert(0, str(STEPS))
     import inference
 
     model = inference.model_fn(str(model_dir))
     body = batch.read_bytes()
-    timings = {}
-    started = time.perf_counter()
-    frame = inference.input_fn(body, "text/csv")
-    timings["parse_csv"] = time.perf_counter() - started
-    predict_runs = []
-    for _ in range(3):  # best of three, like the raw reference below
-        started = time.perf_counter()
+
+    def raw_path():
+        table = pcsv.read_csv(pa.py_buffer(body))
+        matrix = np.column_stack([c.to_numpy() for c in table.columns]).astype(np.float32)
+        return model.booster.inplace_predict(matrix, validate_features=False)
+
+    def handler():
+        frame = inference.input_fn(body, "text/csv")
+        parsed = time.perf_counter()
         prediction = inference.predict_fn(frame, model)
-        predict_runs.append(time.perf_counter() - started)
-    timings["predict_fn"] = min(predict_runs)
-    started = time.perf_counter()
-    text = inference.output_fn(prediction, "text/csv")
-    timings["format_output"] = time.perf_counter() - started
-    timings["handler_total"] = timings["parse_csv"] + timings["predict_fn"] + timings["format_output"]
+        predicted = time.perf_counter()
+        text = inference.output_fn(prediction, "text/csv")
+        return prediction, text, parsed, predicted
 
-    matrix = model.transform.matrix(frame)
-    dmatrix_runs, inplace_runs = [], []
-    for _ in range(3):  # best of three: the reference should not be penalised by noise
-        started = time.perf_counter()
-        values = model.booster.predict(xgb.DMatrix(matrix, feature_names=model.transform.encoded_columns))
-        dmatrix_runs.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        model.booster.inplace_predict(matrix, validate_features=False)
-        inplace_runs.append(time.perf_counter() - started)
-    timings["raw_predict_dmatrix"] = min(dmatrix_runs)
-    timings["raw_predict_inplace"] = min(inplace_runs)
-    # The reference is the faster of the two ways to call xgboost on the ready matrix.
-    timings["raw_predict"] = min(timings["raw_predict_dmatrix"], timings["raw_predict_inplace"])
+    timings: dict = {"raw": [], "handler": [], "parse": [], "predict": [], "format": [], "raw_cpu": [], "cpu": []}
+    for _ in range(repeats):
+        started, cpu = time.perf_counter(), time.process_time()
+        values = raw_path()
+        timings["raw"].append(time.perf_counter() - started)
+        timings["raw_cpu"].append(time.process_time() - cpu)
+        started, cpu = time.perf_counter(), time.process_time()
+        prediction, text, parsed, predicted = handler()
+        ended = time.perf_counter()
+        timings["handler"].append(ended - started)
+        timings["cpu"].append(time.process_time() - cpu)
+        timings["parse"].append(parsed - started)
+        timings["predict"].append(predicted - parsed)
+        timings["format"].append(ended - predicted)
     assert np.allclose(values, prediction[0], atol=1e-6), "the handler must predict what raw xgboost predicts"
-    timings["rows"] = len(values)
-    timings["output_mib"] = len(text) / 2**20
-    Path(report).write_text(json.dumps(timings))
+    best = {key: min(runs) for key, runs in timings.items()}
+    best.update(rows=len(values), output_mib=len(text) / 2**20)
+    Path(report).write_text(json.dumps(best))
 
 
-# ---- scale-out on the sandbox: N Processing / Transform instances vs 1, same data -------------------
 INSTANCE_BUCKET = "bench-instances"
 INSTANCE_ROLE = "bench-instances-execution"
 
@@ -437,12 +552,17 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[5:], sys.argv[3])
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--raw-read":
+        raw_read_child(sys.argv[2], sys.argv[3])
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--predict":
         prediction_compare(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="100000,1000000", help="training sizes (comma-separated)")
-    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--preprocess-rows", default="1000000,10000000", help="preprocess sizes (comma-separated)")
+    parser.add_argument("--drift-rows", default="1000000,10000000", help="drift-check batch sizes (comma-separated)")
+    parser.add_argument("--model-rows", type=int, default=BASE_ROWS, help="training rows of the handler's model")
+    parser.add_argument("--predict-rows", type=int, default=BASE_ROWS, help="rows the handler scores")
     parser.add_argument(
         "--instances", type=int, default=2, help="sandbox scale-out figures: N instances vs 1 (0: skip them)"
     )
@@ -452,83 +572,64 @@ def main() -> int:
         "--only-instances", action="store_true", help="only the scale-out figures (model and baseline at 100k rows)"
     )
     args = parser.parse_args()
-    sizes = [int(r) for r in args.rows.split(",")]
     total = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
         work = Path(tmp)
         if args.only_instances:  # a model and a baseline are all the scale-out figures need
-            out = train_chain(work, 100_000)["out"]
+            out = model_and_baseline(work, 100_000)
             sandbox_instances(
                 work, out / "baseline", out / "model", args.instance_rows, args.instance_objects, max(args.instances, 2)
             )
             return 0
-        print(f"steps bench: {FEATURES} numeric features, {os.cpu_count()} cores")
-        print("(wall seconds depend on what else the machine runs; CPU seconds less so)")
-        print(f"{'rows':>9}  {'step':<10} {'seconds':>8} {'cpu s':>7} {'peak MiB':>9}")
-        chains = {}
-        for rows in sizes:
-            chains[rows] = figures = train_chain(work, rows)
-            for step in ("preprocess", "train", "evaluate"):
-                f = figures[step]
-                print(f"{rows:>9}  {step:<10} {f['seconds']:>8.2f} {f['cpu_seconds']:>7.2f} {f['peak_mib']:>9.0f}")
-            chain_seconds = sum(figures[s]["seconds"] for s in ("preprocess", "train", "evaluate"))
-            print(f"{rows:>9}  {'total':<10} {chain_seconds:>8.2f}            (test AUC {figures['auc']:.4f})")
-        small, large = min(sizes), max(sizes)
-        baseline = chains[large]["out"] / "baseline"
-        model_dir = chains[large]["out"] / "model"
+        print(f"steps bench: {FEATURES} numeric features, {os.cpu_count()} cores (wall depends on the machine's load)")
+
+        print("\npreprocess against the raw reader (pyarrow.csv.read_csv), interleaved raw, ours, raw")
+        print(f"{'rows':>10}  {'ours s':>7} {'raw s':>13} {'ratio':>6}  {'cpu s':>6} {'raw cpu':>7} {'ratio':>6}  "
+              f"{'peak MiB':>8} {'raw MiB':>8}")  # fmt: skip
+        runs = {}
+        for rows in sorted({int(r) for r in args.preprocess_rows.split(",")} | {args.model_rows}):
+            runs[rows] = f = figure_preprocess(work, rows)
+            ours, raw = f["ours"], f["raw"]
+            print(
+                f"{rows:>10}  {ours['seconds']:>7.1f} {raw['seconds']:>6.1f}"
+                f" ({'/'.join(f'{s:.0f}' for s in f['raw_runs'])}) {ours['seconds'] / raw['seconds']:>5.2f}x"
+                f"  {ours['cpu_seconds']:>6.1f} {raw['cpu_seconds']:>7.1f}"
+                f" {ours['cpu_seconds'] / raw['cpu_seconds']:>5.2f}x"
+                f"  {ours['peak_mib']:>8.0f} {raw['peak_mib']:>8.0f}"
+            )
+        print("  goal: peak <= 400 MiB at 10M rows, wall <= 2x the raw reader")
+
+        out = runs[args.model_rows]["out"]
+        chain = figure_train_chain(out)
+        print(f"\ntrain and evaluate on the {args.model_rows}-row splits (test AUC {chain['auc']:.4f})")
+        for step in ("train", "evaluate"):
+            f = chain[step]
+            print(
+                f"  {step:<10} {f['seconds']:>7.1f} s  cpu {f['cpu_seconds']:>6.1f} s  peak {f['peak_mib']:>5.0f} MiB"
+            )
 
         print("\ndrift check (chunked read; batch shifted by 0.3 sd so every feature drifts)")
-        drift = {}
-        for rows in sorted({small, args.batch_rows}):
-            batch = work / f"batch-{rows}.csv"
-            synthetic(batch, rows, seed=2, with_target=False, shift=0.3)
-            drift[rows] = run_step(
-                "drift_check.py",
-                "--input",
-                str(batch),
-                "--baseline-statistics",
-                str(baseline),
-                "--baseline-constraints",
-                str(baseline),
-                "--output",
-                str(work / f"drift-{rows}"),
-                "--drift-threshold",
-                "0.1",
-            )
-            flagged = json.loads((work / f"drift-{rows}" / "drift_check.json").read_text())["violation_count"]
-            d = drift[rows]
+        for rows in sorted({int(r) for r in args.drift_rows.split(",")}):
+            d = figure_drift(work, rows, out / "baseline")
             print(
-                f"{rows:>9}  {'drift':<10} {d['seconds']:>8.2f} {d['cpu_seconds']:>7.2f} {d['peak_mib']:>9.0f}"
-                f"   {flagged} violation(s)"
+                f"{rows:>10}  {d['seconds']:>7.1f} s  cpu {d['cpu_seconds']:>6.1f} s  peak {d['peak_mib']:>5.0f} MiB"
+                f"   {d['violations']} violation(s)"
             )
-        lo, hi = min(drift), max(drift)
-        print(
-            f"  memory ratio {hi // lo}x rows: {drift[hi]['peak_mib'] / drift[lo]['peak_mib']:.2f}x peak RSS "
-            f"(flat = close to 1); time ratio {drift[hi]['seconds'] / drift[lo]['seconds']:.1f}x"
-        )
 
-        print(f"\nbatch prediction on {args.batch_rows} rows (inference handler vs raw xgboost predict)")
-        report = work / "predict.json"
-        batch = work / f"batch-{args.batch_rows}.csv"
-        subprocess.run([sys.executable, __file__, "--predict", str(model_dir), str(batch), str(report)], check=True)
-        p = json.loads(report.read_text())
-        for key in (
-            "parse_csv",
-            "predict_fn",
-            "format_output",
-            "handler_total",
-            "raw_predict_dmatrix",
-            "raw_predict_inplace",
-        ):
-            print(f"  {key:<20} {p[key]:>7.2f} s")
-        print(f"  ratio predict_fn / raw predict:        {p['predict_fn'] / p['raw_predict']:.2f}x  (goal <= 2x)")
+        batch = dataset(work, args.predict_rows, with_target=False)
+        p = figure_handler(out / "model", batch)
+        print(f"\ninference handler on {p['rows']} rows against raw read + predict (best of 3 each, alternated)")
+        print(f"  handler {p['handler']:.2f} s (parse {p['parse']:.2f}, predict {p['predict']:.2f}, "
+              f"format {p['format']:.2f}); raw {p['raw']:.2f} s")  # fmt: skip
         print(
-            f"  ratio whole handler / raw predict:     {p['handler_total'] / p['raw_predict']:.2f}x  "
-            "(includes CSV parsing and formatting)"
+            f"  ratio handler / raw: {p['handler'] / p['raw']:.2f}x wall, {p['cpu'] / p['raw_cpu']:.2f}x cpu"
+            "  (goal <= 1.5x)"
         )
         if args.instances > 1:
-            sandbox_instances(work, baseline, model_dir, args.instance_rows, args.instance_objects, args.instances)
+            sandbox_instances(
+                work, out / "baseline", out / "model", args.instance_rows, args.instance_objects, args.instances
+            )
     print(f"\nbench wall time {time.perf_counter() - total:.0f} s")
     return 0
 
