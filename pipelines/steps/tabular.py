@@ -249,8 +249,10 @@ class FeatureStatistics:
             self.integral = False
         if self.edges is not None:
             # Values outside the baseline's range land in the end buckets: a shift then shows as mass there.
-            index = np.clip(np.searchsorted(self.edges, numbers, side="right") - 1, 0, len(self.histogram) - 1)
-            self.histogram += np.bincount(index, minlength=len(self.histogram))
+            # Counted as values below each inner edge: one comparison pass per edge, several times faster
+            # than searchsorted + bincount for ten buckets, and the same counts.
+            below = [np.count_nonzero(numbers < edge) for edge in self.edges[1:-1]]
+            self.histogram += np.diff(np.array([0, *below, len(numbers)], dtype=np.int64))
 
     def to_partial(self) -> dict:
         """Everything `merge` needs, exactly: integer counts, the float sums as they are, min and max."""
