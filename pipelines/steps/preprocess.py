@@ -253,40 +253,37 @@ class Outputs:
 class SplitWriter:
     """train.csv / validation.csv / test.csv: label first, then the encoded features, with a header.
 
-    Each row's line is joined from its fields' text (the input's own text for numbers), so nothing is
-    formatted again: the cost of writing is that of copying the bytes."""
+    Fields are written as text already (the input's own text for numbers): nothing is formatted again."""
 
     def __init__(self, outputs: Outputs, args, encoded_columns: list):
-        self.handles, self.rows = [], [0, 0, 0]
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        self.handles, self.writers, self.rows = [], [], [0, 0, 0]
+        names = ["label"] + [f"c{i}" for i in range(len(encoded_columns))]
+        self.schema = pa.schema([(n, pa.string()) for n in names])
+        options = pcsv.WriteOptions(include_header=False, quoting_style="none")
         for name in ("train", "validation", "test"):
             handle = open(outputs.path(getattr(args, f"{name}_dir"), f"{name}.csv"), "wb")  # noqa: SIM115
             handle.write((",".join(["label", *encoded_columns]) + "\n").encode())
             self.handles.append(handle)
+            self.writers.append(pcsv.CSVWriter(handle, self.schema, write_options=options))
 
     def write(self, split, columns: list) -> None:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, ","), "", "\n")
-        for which, handle in enumerate(self.handles):
+        batch = pa.record_batch(columns, schema=self.schema)
+        for which, writer in enumerate(self.writers):
             mask = split == which
-            if not mask.any():
-                continue
-            chosen = lines.filter(pa.array(mask)) if not mask.all() else lines
-            handle.write(_string_bytes(chosen))
-            self.rows[which] += int(mask.sum())
+            count = int(mask.sum())
+            if count:
+                writer.write_batch(batch if count == len(split) else batch.filter(pa.array(mask)))
+                self.rows[which] += count
 
     def close(self) -> None:
-        for handle in self.handles:
+        for writer, handle in zip(self.writers, self.handles):
+            writer.close()
             handle.close()
-
-
-def _string_bytes(array) -> memoryview:
-    """The concatenated values of a string array without nulls: its data buffer between its offsets."""
-    import numpy as np
-
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
-    return memoryview(array.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 # ---- the pass over the data -------------------------------------------------------------------------
