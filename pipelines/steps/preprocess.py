@@ -28,8 +28,10 @@ import io
 import json
 import math
 import os
+import queue
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -226,6 +228,7 @@ class Outputs:
     def __init__(self):
         self.files: list = []
         self.created: list = []
+        self.writers: list = []  # SplitWriters whose thread must stop before the files go
 
     def path(self, directory: str, name: str) -> str:
         missing = []
@@ -268,22 +271,60 @@ class SplitWriter:
             handle.write((",".join(["label", *encoded_columns]) + "\n").encode())
             self.handles.append(handle)
             self.writers.append(pcsv.CSVWriter(handle, self.schema, write_options=options))
+        outputs.writers.append(self)
+
+        # Filtering and formatting run on a thread of their own (pyarrow releases the GIL meanwhile), in order,
+        # while the main thread parses the next block; a few blocks wait at most.
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._drain, name="split-writer", daemon=True)
+        self.thread.start()
 
     def write(self, split, columns: list) -> None:
         import pyarrow as pa
 
-        batch = pa.record_batch(columns, schema=self.schema)
-        for which, writer in enumerate(self.writers):
-            mask = split == which
-            count = int(mask.sum())
-            if count:
-                writer.write_batch(batch if count == len(split) else batch.filter(pa.array(mask)))
-                self.rows[which] += count
+        counts = [int((split == which).sum()) for which in range(3)]
+        for which in range(3):
+            self.rows[which] += counts[which]
+        if self.failure is not None:
+            raise self.failure
+        self.queue.put((split, pa.record_batch(columns, schema=self.schema), counts))
+
+    def _drain(self) -> None:
+        import pyarrow as pa
+
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.failure is not None:
+                continue
+            split, batch, counts = item
+            try:
+                for which, writer in enumerate(self.writers):
+                    if counts[which]:
+                        chosen = batch if counts[which] == len(split) else batch.filter(pa.array(split == which))
+                        writer.write_batch(chosen)
+            except BaseException as exc:  # raised again on the main thread
+                self.failure = exc
+
+    def abort(self) -> None:
+        """Stop the thread and close the files (a failed run removes them)."""
+        if self.thread.is_alive():
+            self.failure = self.failure or RuntimeError("aborted")
+            self.queue.put(None)
+            self.thread.join()
+        for handle in self.handles:
+            handle.close()
 
     def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
         for writer, handle in zip(self.writers, self.handles):
             writer.close()
             handle.close()
+        if self.failure is not None:
+            raise self.failure
 
 
 # ---- the pass over the data -------------------------------------------------------------------------
@@ -619,6 +660,8 @@ def run(args) -> dict:
     try:
         return _run(args, outputs)
     except BaseException:
+        for writer in outputs.writers:
+            writer.abort()
         outputs.discard()
         raise
 
