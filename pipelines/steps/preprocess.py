@@ -362,7 +362,7 @@ class Preprocess:
         self.classes: set = set()
         self.too_many_classes = False
         self.number_errors: dict = {}  # column -> (line, value): the first text in a numeric column
-        self.numeric_present = dict.fromkeys(self.numeric, 0)
+        self.has_value = dict.fromkeys(self.numeric, False)  # a column with no value at all fails
         self.positive = args.positive_class or None
         self.pending: list = []
         self.pending_bytes = 0
@@ -457,7 +457,8 @@ class Preprocess:
             self.classes.update(v for v in pc.unique(chunk.target.drop_null()).to_pylist())
             self.too_many_classes = len(self.classes) > MAX_CLASSES_LISTED
         for name, values in chunk.numbers.items():
-            self.numeric_present[name] += int(len(values) - np.isnan(values).sum())
+            if not self.has_value[name]:
+                self.has_value[name] = not np.isnan(values).all()
         if self.contract is not None:
             self.contract.add(self._contract_frame(batch, chunk, contract_columns, index))
 
@@ -632,7 +633,7 @@ class Preprocess:
                     f"column '{name}' is not numeric: value {value!r} on line {line} "
                     "(list it under training.categorical if it is a category)"
                 )
-            if not self.numeric_present[name]:
+            if not self.has_value[name]:
                 raise DataError(f"column '{name}' has no values (every row is missing)")
         if self.transform is None:
             self._fit()

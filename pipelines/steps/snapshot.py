@@ -8,7 +8,7 @@ holds its `_SUCCESS` marker: a delivery still being uploaded is not half-read by
 meanwhile (it is listed as skipped).
 
 Each part is read once, as a stream: its stored bytes are hashed (sha256) and its rows counted while
-pandas parses them, so ten parts cost what one file of the same rows costs. S3 parts are read at the
+the CSV reader parses them, so ten parts cost what one file of the same rows costs. S3 parts are read at the
 content listed when the run started (If-Match on the listed ETag; the version id S3 answers is
 recorded), so the snapshot recorded is exactly what was read.
 """
