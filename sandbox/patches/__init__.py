@@ -14,6 +14,8 @@ from sandbox.patches import (
     enforcement,
     kms_keys,
     model_registry,
+    pagination,
+    registry_seed,
     s3_encryption,
     sagemaker_tags,
     snapshot,
@@ -27,6 +29,7 @@ PATCHES: tuple[Patch, ...] = (
     enforcement.PATCH,
     source_identity.PATCH,
     model_registry.PATCH,
+    registry_seed.PATCH,
     kms_keys.PATCH,
     s3_encryption.PATCH,
     sagemaker_tags.PATCH,
@@ -35,6 +38,8 @@ PATCHES: tuple[Patch, ...] = (
     s3_events.PATCH,
     clock.PATCH,
     cloudtrail.PATCH,
+    # last: it wraps the SageMaker list handlers as the patches above leave them
+    pagination.PATCH,
 )
 
 _applied: set[str] = set()
