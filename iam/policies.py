@@ -24,6 +24,9 @@ STAR_RESOURCE_JUSTIFIED = {
     "cloudwatch:PutMetricData": "metrics have no ARN; scoped by the cloudwatch:namespace condition instead",
     "sagemaker:ListModelPackages": "List* calls in SageMaker take no resource; the group policy scopes them",
     "sagemaker:ListModelPackageGroups": "List* calls in SageMaker take no resource",
+    "sagemaker:Search": "Search takes no resource and reaches what Describe* would (SageMaker's API permissions "
+    "reference); only the approver holds it, in the registry account, whose SageMaker resources are the model "
+    "registry the approver may describe anyway",
     "sns:GetSubscriptionAttributes": "SNS authorises subscription calls against no resource (Terraform reads "
     "the email subscriptions it creates)",
     "sns:Unsubscribe": "SNS authorises subscription calls against no resource (Terraform removes subscriptions)",
@@ -1062,6 +1065,9 @@ def approver_role_policies(env: Environment) -> dict[str, dict]:
                 arns.group_and_packages(),
             ),
             statement("ListPackages", ["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], "*"),
+            # `promote status` reads every version in one Search page per 100 versions instead of one
+            # DescribeModelPackage each (Search reaches only this, the registry, account)
+            statement("SearchPackages", "sagemaker:Search", "*"),
             # separation of duties reads who started the registering run, in the account where it ran
             statement(
                 "ReadRegistrationProvenance",

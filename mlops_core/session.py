@@ -28,6 +28,23 @@ _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
 # AWS's SourceIdentity: 2-64 characters of [\w+=,.@-], not starting with "aws:"
 _SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
 LOGIN_VARIABLE = "MLOPS_AS"
+_LOADER: dict[str, Any] = {}
+_LOADER_LOCK = threading.Lock()
+
+
+def share_service_models(session: BotoSession) -> BotoSession:
+    """Make `session` read AWS service models through one loader per process. botocore parses a
+    service's model JSON (SageMaker's is megabytes) once per loader and every session has its own, so a
+    command that assumes three roles parsed each model three times: most of its run time."""
+    core = getattr(session, "_session", None)  # boto3 exposes its botocore session by this name only
+    if core is None:
+        return session
+    own = core.get_component("data_loader")
+    with _LOADER_LOCK:
+        loader = _LOADER.setdefault("loader", own)
+    if own is not loader:
+        core.register_component("data_loader", loader)
+    return session
 
 
 def login_identity(value: str | None = None, *, field: str = LOGIN_VARIABLE) -> str | None:
@@ -93,7 +110,7 @@ class Sessions:
             if key in self._cache:
                 return self._cache[key]
         account_id = account_id or self.env.account_id
-        session = self.backend.base_session(self.env.region, account_id)
+        session = share_service_models(self.backend.base_session(self.env.region, account_id))
         login = getattr(self.backend, "login_role_arn", None)
         login_role = login(account_id) if login and self.identity else None
         if login_role:
@@ -169,7 +186,7 @@ class Sessions:
         )
         core = botocore.session.get_session()
         core._credentials = credentials  # botocore has no public setter for refreshable credentials
-        session = boto3.Session(botocore_session=core, region_name=self.env.region)
+        session = share_service_models(boto3.Session(botocore_session=core, region_name=self.env.region))
         self._source_identity[id(session)] = answered.get("source_identity")
         return session
 

@@ -10,6 +10,12 @@ Pins: `promote pin --env prod --version N` makes prod's inference use N instead 
 Approved version, as the approver role: the pin is `pinned:<environment>` in that version's
 CustomerMetadataProperties (which the inference Lambda reads), and every pin, unpin and rollback is
 also kept as a `pin:<n>` entry (who, when, why, build) on the version, like decisions.
+
+So that the pinned version is read directly rather than found by describing every Approved one, the
+group's first version carries an index, `pin-index:<environment>` = the pinned version number or
+`none` (SageMaker has no group-level metadata that can change, and a group's tags are not readable
+from other accounts). The index only points: the inference Lambda and `promote pin` still require
+`pinned:<environment>` on the version it names, which only the approver role can write.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from promote import registry as registry_module
 from promote.registry import Registry, _build, _call, _fit_json, _now, person, version_of
 
 PIN_PREFIX = "pinned:"
+INDEX_PREFIX = "pin-index:"
+INDEX_VERSION = 1  # the version whose metadata holds the group's pin index
 _RUN_KEY = re.compile(
     r"^(?P<label>[^/]+)/runs/(?P<env>[^/]+)/(?P<at>[^_/]+)_v(?P<version>\d+)_(?P<execution>[^/]+)\.json$"
 )
@@ -82,13 +90,47 @@ def pin_entries(package: dict) -> list[dict]:
 
 
 def pinned_version(env: Environment, registry: Registry) -> dict | None:
-    """The package pinned for `env`, if any (whatever its status now)."""
+    """The package pinned for `env`, if any (whatever its status now): the one the group's pin index
+    names, when it carries the pin; otherwise (an index written before, or by hand) every version is
+    read, one Search page per 100 versions."""
     key = f"{PIN_PREFIX}{env.name}"
-    for summary in registry.summaries():
-        package = registry.describe(version_of(summary))
+    first = _index_holder(registry)
+    indexed = ((first or {}).get("CustomerMetadataProperties") or {}).get(f"{INDEX_PREFIX}{env.name}")
+    if indexed == "none":
+        return None
+    if indexed and indexed.isdigit():
+        package = first if int(indexed) == INDEX_VERSION else _describe_or_none(registry, int(indexed))
+        if package is not None and key in (package.get("CustomerMetadataProperties") or {}):
+            return package
+    for package in registry.packages():
         if key in (package.get("CustomerMetadataProperties") or {}):
             return package
     return None
+
+
+def _describe_or_none(registry: Registry, version: int) -> dict | None:
+    try:
+        return registry.describe(version)
+    except registry_module.VersionNotFound:
+        return None
+
+
+def _index_holder(registry: Registry) -> dict | None:
+    return _describe_or_none(registry, INDEX_VERSION)
+
+
+def _write_index(env: Environment, registry: Registry, version: int | None) -> None:
+    """Point the group's pin index for `env` at `version` (None: nothing pinned)."""
+    first = _index_holder(registry)
+    if first is None:
+        return  # the first version was deleted: readers fall back to reading every version
+    properties = dict(first.get("CustomerMetadataProperties") or {})
+    properties[f"{INDEX_PREFIX}{env.name}"] = str(version) if version is not None else "none"
+    _call(
+        registry.sagemaker.update_model_package,
+        ModelPackageArn=first["ModelPackageArn"],
+        CustomerMetadataProperties=properties,
+    )
 
 
 def _reason(reason: str) -> str:
@@ -155,6 +197,7 @@ def pin(env: Environment, sessions: Sessions, version: int, reason: str, *, acti
             set_pin=False,
         )
     _record(registry, package, entry, set_pin=True)
+    _write_index(env, registry, version)
     return {"environment": env.name, "version": version, "changed": True, "pin": entry}
 
 
@@ -167,6 +210,7 @@ def unpin(env: Environment, sessions: Sessions, reason: str) -> dict:
         raise PinRefused(f"no version is pinned for {env.name}: it already runs the latest Approved version")
     entry = _entry(env, registry, "unpin", reason)
     _record(registry, current, entry, set_pin=False)
+    _write_index(env, registry, None)
     return {"environment": env.name, "version": version_of(current), "changed": True, "pin": entry}
 
 
@@ -204,8 +248,8 @@ def render_pin(result: dict) -> str:
 def status(env: Environment, sessions: Sessions) -> list[dict]:
     """`promote status` rows with where each version runs now (its environments' latest recorded
     run) and which environments it is pinned for."""
-    rows = registry_module.status(env, sessions)
     registry = Registry(env, sessions)
+    rows = registry_module.status(env, sessions, registry=registry)
     where = runs_in(run_history(env, registry))
     for row in rows:
         row["runs_in"] = where.get(row["version"], [])
@@ -218,8 +262,8 @@ def status(env: Environment, sessions: Sessions) -> list[dict]:
 def lineage(env: Environment, sessions: Sessions, version: int) -> dict:
     """`promote lineage` with every recorded run of the version and its pin history."""
     registry = Registry(env, sessions, purpose=f"lineage-v{version}")
-    info = registry_module.lineage(env, sessions, version, registry=registry)
     package = registry.describe(version)
+    info = registry_module.lineage(env, sessions, version, registry=registry, package=package)
     info["runs"] = [r for r in run_history(env, registry) if r["version"] == version]
     info["pins"] = pin_entries(package)
     info["pinned_for"] = sorted(

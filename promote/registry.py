@@ -227,16 +227,24 @@ class Registry:
             self._session = self.sessions.as_role("approver", purpose=self.purpose)
         return self._session
 
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    def _client(self, service: str) -> Any:
+        # one client per service for the registry's life: creating a boto3 client costs more than a call
+        if service not in self._clients:
+            self._clients[service] = self.sessions.client(service, self.session)
+        return self._clients[service]
+
     @property
     def sagemaker(self) -> Any:
-        return self.sessions.client("sagemaker", self.session)
+        return self._client("sagemaker")
 
     @property
     def s3(self) -> Any:
-        return self.sessions.client("s3", self.session)
+        return self._client("s3")
 
     def identity(self) -> str:
-        return self.sessions.client("sts", self.session).get_caller_identity()["Arn"]
+        return self._client("sts").get_caller_identity()["Arn"]
 
     def summaries(self) -> list[dict]:
         """Every version of the group, newest first (ListModelPackages by group ARN, all pages)."""
@@ -255,6 +263,32 @@ class Registry:
             token = page.get("NextToken")
             if not token:
                 return sorted(summaries, key=version_of, reverse=True)
+
+    def packages(self) -> list[dict]:
+        """Every version of the group with everything DescribeModelPackage answers (metadata, metrics
+        URIs, who created and last modified it), newest first: SageMaker Search over ModelPackage, 100 a
+        page, instead of one DescribeModelPackage per version. Search reaches the caller's own account,
+        which is the group's for the approver role."""
+        group = self.env.model_package_group_arn.rsplit("/", 1)[1]
+        sm, token = self.sagemaker, None
+        packages: list[dict] = []
+        while True:
+            kwargs = {
+                "Resource": "ModelPackage",
+                "SearchExpression": {
+                    "Filters": [{"Name": "ModelPackageGroupName", "Operator": "Equals", "Value": group}]
+                },
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 100,
+            }
+            if token:
+                kwargs["NextToken"] = token
+            page = _call(sm.search, **kwargs)
+            packages.extend(r["ModelPackage"] for r in page.get("Results", []) if r.get("ModelPackage"))
+            token = page.get("NextToken")
+            if not token:
+                return sorted(packages, key=version_of, reverse=True)
 
     def describe(self, version: int) -> dict:
         from botocore.exceptions import ClientError
@@ -330,6 +364,20 @@ def verify_sha256(package: dict, uri: str, body: bytes, entry: str) -> None:
         raise ArtefactChanged(
             f"version {version}: {uri} has sha256 {actual}, not the {recorded} recorded at registration"
         )
+
+
+def recorded_metrics(package: dict) -> dict:
+    """The metrics the pipeline recorded on the version at registration (`auc`, and any of f1, accuracy,
+    precision, recall it recorded), as numbers; {} when it recorded none."""
+    values = {}
+    for name in Metrics.NAMES:
+        text = metadata(package, name)
+        try:
+            if text:
+                values[name] = float(text)
+        except ValueError:
+            continue
+    return values
 
 
 def metrics_uri(package: dict) -> str | None:
@@ -602,16 +650,20 @@ def list_versions(env: Environment, sessions: Sessions) -> list[dict]:
     ]
 
 
-def status(env: Environment, sessions: Sessions) -> list[dict]:
-    """Each version with its metrics, who registered and decided on it, and where it runs."""
-    registry = Registry(env, sessions)
+def status(env: Environment, sessions: Sessions, registry: Registry | None = None) -> list[dict]:
+    """Each version with its metrics, who registered and decided on it, and where it runs: one Search
+    page per 100 versions. Metrics are those the pipeline recorded on the version at registration (no
+    workload role can change them afterwards); a version that records none shows its evaluation
+    report's, once the report's sha256 is the one recorded (else `integrity` says why not)."""
+    registry = registry or Registry(env, sessions)
     rows = []
-    for summary in registry.summaries():
-        package = registry.describe(version_of(summary))
-        try:
-            values, integrity = registry.metrics(package).values, ""
-        except ArtefactChanged as exc:  # one version's changed report must not hide the others
-            values, integrity = {}, str(exc)
+    for package in registry.packages():
+        values, integrity = recorded_metrics(package), ""
+        if not values:  # registered before the pipeline recorded its metrics: read the (verified) report
+            try:
+                values = registry.metrics(package).values
+            except ArtefactChanged as exc:  # one version's changed report must not hide the others
+                values, integrity = {}, str(exc)
         last = (decisions(package) or [{}])[-1]
         rows.append(
             {
@@ -631,10 +683,12 @@ def status(env: Environment, sessions: Sessions) -> list[dict]:
     return rows
 
 
-def lineage(env: Environment, sessions: Sessions, version: int, registry: Registry | None = None) -> dict:
+def lineage(
+    env: Environment, sessions: Sessions, version: int, registry: Registry | None = None, package: dict | None = None
+) -> dict:
     """Where a version came from and where it went: data, code, run, metrics, baseline, decisions, use."""
     registry = registry or Registry(env, sessions, purpose=f"lineage-v{version}")
-    package = registry.describe(version)
+    package = package or registry.describe(version)
     meta_props = package.get("MetadataProperties") or {}
     containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
     baselines = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}

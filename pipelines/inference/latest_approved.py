@@ -46,51 +46,63 @@ class IncompleteModelPackage(Exception):
 PIN_PREFIX = "pinned:"
 
 
-def approved_summaries(sagemaker: Any, group_arn: str) -> list:
-    """Every Approved package of the group, newest first (all pages)."""
-    summaries, token = [], None
-    while True:
-        kwargs = {
-            "ModelPackageGroupName": group_arn,
-            "ModelApprovalStatus": "Approved",
-            "SortBy": "CreationTime",
-            "SortOrder": "Descending",
-            "MaxResults": 100,
-        }
-        if token:
-            kwargs["NextToken"] = token
-        page = sagemaker.list_model_packages(**kwargs)
-        summaries += page.get("ModelPackageSummaryList", [])
-        token = page.get("NextToken")
-        if not token:
-            return summaries
+INDEX_PREFIX = "pin-index:"
+INDEX_VERSION = 1  # the group's first version holds its pin index (promote/pins.py writes it)
+
+
+def _package_arn(group_arn: str, version: int) -> str:
+    return group_arn.replace(":model-package-group/", ":model-package/") + f"/{int(version)}"
+
+
+def _describe(sagemaker: Any, arn: str) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return sagemaker.describe_model_package(ModelPackageName=arn)
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "").lower()
+        if "not found" in message or "does not exist" in message:
+            return None
+        raise
+
+
+def pinned_package(sagemaker: Any, group_arn: str, environment: str) -> dict | None:
+    """The Approved version pinned for `environment`, read directly: the group's pin index (on its first
+    version) names it, and the version itself must carry `pinned:<environment>`, which only the
+    approver role writes. A stale index, or a pinned version no longer Approved, serves no pin."""
+    first = _describe(sagemaker, _package_arn(group_arn, INDEX_VERSION))
+    indexed = ((first or {}).get("CustomerMetadataProperties") or {}).get(f"{INDEX_PREFIX}{environment}", "")
+    if not indexed.isdigit():
+        return None
+    version = int(indexed)
+    package = first if version == INDEX_VERSION else _describe(sagemaker, _package_arn(group_arn, version))
+    if not package or f"{PIN_PREFIX}{environment}" not in (package.get("CustomerMetadataProperties") or {}):
+        return None
+    return package if package.get("ModelApprovalStatus") == "Approved" else None
 
 
 def latest_approved_package(sagemaker: Any, group_arn: str, environment: str | None = None) -> dict:
-    """DescribeModelPackage of the version `environment` runs: the Approved one pinned for it
-    (`pinned:<environment>` in its metadata), else the newest Approved. A pinned version that is no
-    longer Approved is not served."""
-    summaries = approved_summaries(sagemaker, group_arn) if environment else []
-    if not environment:
-        found = sagemaker.list_model_packages(
-            ModelPackageGroupName=group_arn,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
-        )
-        summaries = found.get("ModelPackageSummaryList", [])
+    """DescribeModelPackage of the version `environment` runs: the Approved one pinned for it, else the
+    newest Approved (ListModelPackages, Approved only, newest first, one item). At most three calls,
+    however many versions the group holds."""
+    if environment:
+        package = pinned_package(sagemaker, group_arn, environment)
+        if package is not None:
+            return package
+    found = sagemaker.list_model_packages(
+        ModelPackageGroupName=group_arn,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )
+    summaries = found.get("ModelPackageSummaryList", [])
     if not summaries:
         raise NoApprovedModel(
             f"no approved model in {group_arn}: approve a version "
             "(promote approve --version N) before running inference"
         )
-    latest: dict = {}
-    for summary in summaries:
-        package: dict = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        latest = latest or package
-        if not environment or f"{PIN_PREFIX}{environment}" in (package.get("CustomerMetadataProperties") or {}):
-            return package
+    latest: dict = sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
     return latest
 
 
