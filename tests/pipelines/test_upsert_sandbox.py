@@ -90,3 +90,29 @@ def test_unknown_parameter_fails_before_anything_is_written(prod_workload, prod_
     with pytest.raises(ConfigError, match="--param: 'Threshold' is not a parameter of mlops-demo-train"):
         upsert(prod_env, make_specs(prod_env), prod_workload, start=True, params={"Threshold": "1"})
     assert counter.calls == []
+
+
+def test_150_unchanged_pipelines_cost_one_read_each_and_no_write(prod_workload, prod_env):
+    """run-pipeline for 50 projects' pipelines (as bench/promotion.py deploys them), the second time:
+    one DescribePipeline each, nothing written, however many pipelines the account holds."""
+    from dataclasses import replace
+
+    projects = []
+    for n in range(50):
+        env = replace(prod_env, pipelines={k: f"p{n:02d}-{k}" for k in prod_env.pipelines})
+        specs = make_specs(env)
+        for spec in specs.values():  # code and Lambda add nothing to what an unchanged pipeline reads
+            spec.lambda_functions, spec.uploads = [], []
+        projects.append((env, specs))
+    counter = CallCounter().attach(prod_workload.workload())
+    clients: dict = {}
+    for env, specs in projects:
+        upsert(env, specs, prod_workload, build=BUILD_1, clients=clients)
+
+    counter.reset()
+    plans = [
+        p for env, specs in projects for p in upsert(env, specs, prod_workload, build=BUILD_2, clients=clients).plans
+    ]
+    assert [p.action for p in plans] == ["unchanged"] * 150
+    assert counter.calls == [("sagemaker", "DescribePipeline")] * 150
+    assert counter.writes == []
