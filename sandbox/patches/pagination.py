@@ -20,10 +20,12 @@ Descending), as https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_Se
 
 Other list calls the toolkit makes, checked against moto 5.2: S3 ListObjectsV2 (1,000 keys a page),
 IAM ListAttachedRolePolicies (MaxItems 100), CloudWatch Logs DescribeLogStreams (50) and CloudTrail
-LookupEvents (50, sandbox/patches/cloudtrail.py) page as AWS does. Not matched yet, each read by the
-toolkit through a boto3 paginator: IAM ListRolePolicies (moto answers every name in one page, AWS 100
-by default), KMS ListKeys (moto every key, AWS 100 by default and at most 1,000), S3 MaxKeys above
-1,000 (moto honours it, AWS caps it at 1,000).
+LookupEvents (50, sandbox/patches/cloudtrail.py) page as AWS does. IAM ListRolePolicies and KMS ListKeys
+answered everything in one page in moto; they page here as
+https://docs.aws.amazon.com/IAM/latest/APIReference/API_ListRolePolicies.html (MaxItems 1..1000, 100 by
+default) and https://docs.aws.amazon.com/kms/latest/APIReference/API_ListKeys.html (Limit 1..1000, 100
+by default) say. Not matched: S3 MaxKeys above 1,000 (moto honours it, AWS caps it at 1,000); the
+toolkit never sets it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,23 +72,31 @@ def _validation(message: str) -> Exception:
     return ValidationError(message)
 
 
-def page_size(value: Any) -> int:
-    """MaxResults as AWS validates it: absent -> 10; 1..100; anything else a ValidationException."""
+def page_size(
+    value: Any,
+    default: int = DEFAULT_PAGE,
+    maximum: int = MAX_PAGE,
+    error: Callable[[str], Exception] | None = None,
+    name: str = "maxResults",
+) -> int:
+    """MaxResults as AWS validates it: absent -> the default; 1..maximum; anything else the service's
+    validation error."""
+    error = error or _validation
     if value is None:
-        return DEFAULT_PAGE
+        return default
     try:
         size = int(value)
     except (TypeError, ValueError):
-        raise _validation(f"1 validation error detected: Value '{value}' at 'maxResults' must be an integer") from None
+        raise error(f"1 validation error detected: Value '{value}' at '{name}' must be an integer") from None
     if size < 1:
-        raise _validation(
-            f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy constraint: "
+        raise error(
+            f"1 validation error detected: Value '{size}' at '{name}' failed to satisfy constraint: "
             "Member must have value greater than or equal to 1"
         )
-    if size > MAX_PAGE:
-        raise _validation(
-            f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy constraint: "
-            f"Member must have value less than or equal to {MAX_PAGE}"
+    if size > maximum:
+        raise error(
+            f"1 validation error detected: Value '{size}' at '{name}' failed to satisfy constraint: "
+            f"Member must have value less than or equal to {maximum}"
         )
     return size
 
@@ -103,17 +114,18 @@ def encode_token(action: str, params: dict, offset: int) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode_token(action: str, params: dict, token: str | None) -> int:
+def decode_token(action: str, params: dict, token: str | None, error: Callable[[str], Exception] | None = None) -> int:
     """The offset a NextToken stands for; ValidationException for a token this request did not get."""
+    error = error or _validation
     if not token:
         return 0
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset, bound = int(decoded["o"]), decoded["r"]
     except (ValueError, KeyError, TypeError):
-        raise _validation(f"Invalid pagination token: {token[:64]}") from None
+        raise error(f"Invalid pagination token: {token[:64]}") from None
     if bound != _fingerprint(action, params) or offset < 0:
-        raise _validation("Invalid pagination token: it was returned for another request")
+        raise error("Invalid pagination token: it was returned for another request")
     return offset
 
 
@@ -248,11 +260,55 @@ def _wrap(action: str, paged: Paged, original):
     return handler
 
 
+def _iam_list_role_policies(original):
+    """https://docs.aws.amazon.com/IAM/latest/APIReference/API_ListRolePolicies.html: MaxItems 1..1000,
+    100 by default; IsTruncated and Marker."""
+    from moto.core.responses import ActionResult
+    from moto.iam.exceptions import ValidationError
+
+    def list_role_policies(self):
+        request = {"RoleName": self._get_param("RoleName")}
+        size = page_size(self._get_param("MaxItems"), 100, 1000, ValidationError, "maxItems")
+        offset = decode_token("iam:list_role_policies", request, self._get_param("Marker"), ValidationError)
+        names = list(original(self).result["PolicyNames"])
+        body: dict[str, Any] = {"PolicyNames": names[offset : offset + size], "IsTruncated": offset + size < len(names)}
+        if body["IsTruncated"]:
+            body["Marker"] = encode_token("iam:list_role_policies", request, offset + size)
+        return ActionResult(body)
+
+    return list_role_policies
+
+
+def _kms_list_keys(original):
+    """https://docs.aws.amazon.com/kms/latest/APIReference/API_ListKeys.html: Limit 1..1000, 100 by
+    default; Truncated and NextMarker; a marker from elsewhere is InvalidMarkerException."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.exceptions import ValidationException
+
+    def invalid_marker(message: str) -> Exception:
+        return JsonRESTError("InvalidMarkerException", message)
+
+    def list_keys(self):
+        size = page_size(self._get_param("Limit"), 100, 1000, ValidationException, "limit")
+        offset = decode_token("kms:list_keys", {}, self._get_param("Marker"), invalid_marker)
+        keys = json.loads(original(self))["Keys"]
+        body: dict[str, Any] = {"Keys": keys[offset : offset + size], "Truncated": offset + size < len(keys)}
+        if body["Truncated"]:
+            body["NextMarker"] = encode_token("kms:list_keys", {}, offset + size)
+        return json.dumps(body)
+
+    return list_keys
+
+
 def patch_pagination() -> None:
+    from moto.iam.responses import IamResponse
+    from moto.kms.responses import KmsResponse
     from moto.sagemaker.responses import SageMakerResponse
 
     for action, paged in PAGED.items():
         setattr(SageMakerResponse, action, _wrap(action, paged, getattr(SageMakerResponse, action)))
+    IamResponse.list_role_policies = _iam_list_role_policies(IamResponse.list_role_policies)
+    KmsResponse.list_keys = _kms_list_keys(KmsResponse.list_keys)
 
 
 PATCH = Patch(
@@ -260,8 +316,13 @@ PATCH = Patch(
     adds=(
         "SageMaker ListModelPackages/ListModelPackageGroups/ListPipelines/ListPipelineExecutions/"
         "ListPipelineExecutionSteps/Search answer 10 a page by default, at most 100, with request-bound "
-        "NextTokens (ValidationException otherwise); Search sorts by SortBy/SortOrder"
+        "NextTokens (ValidationException otherwise); Search sorts by SortBy/SortOrder; IAM ListRolePolicies "
+        "and KMS ListKeys answer 100 a page by default, at most 1,000"
     ),
-    overrides=tuple(f"moto.sagemaker.responses.SageMakerResponse.{action}" for action in PAGED),
+    overrides=(
+        *(f"moto.sagemaker.responses.SageMakerResponse.{action}" for action in PAGED),
+        "moto.iam.responses.IamResponse.list_role_policies",
+        "moto.kms.responses.KmsResponse.list_keys",
+    ),
     apply=patch_pagination,
 )

@@ -15,7 +15,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox.pipeline_account import ACCOUNT, ROLE_ARN
+from tests.sandbox.pipeline_account import ACCOUNT, ROLE_ARN, ROLE_NAME
 
 GROUP = "page-size-models"
 GROUP_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/{GROUP}"
@@ -171,3 +171,39 @@ def test_pipelines_their_executions_and_steps_page_ten_by_default(account):
     steps, sizes = _all(sm.list_pipeline_execution_steps, "PipelineExecutionSteps", PipelineExecutionArn=started[0])
     assert sizes == [10, 2] and sorted(s["StepName"] for s in steps) == [f"Check{n:02d}" for n in range(12)]
     _refused(sm.list_pipeline_execution_steps, PipelineExecutionArn=started[0], MaxResults=101)
+
+
+def test_iam_role_policies_and_kms_keys_page_with_markers(account):
+    # https://docs.aws.amazon.com/IAM/latest/APIReference/API_ListRolePolicies.html (MaxItems 1..1000,
+    # default 100) and https://docs.aws.amazon.com/kms/latest/APIReference/API_ListKeys.html (Limit
+    # 1..1000, default 100): moto answered everything in one page whatever the caller asked
+    iam, kms = account.client("iam"), account.client("kms")
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}
+    for n in range(3):
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName=f"extra-{n}", PolicyDocument=json.dumps(document))
+    first = iam.list_role_policies(RoleName=ROLE_NAME, MaxItems=2)
+    assert len(first["PolicyNames"]) == 2 and first["IsTruncated"] and first["Marker"]
+    paginated = iam.get_paginator("list_role_policies").paginate(RoleName=ROLE_NAME, PaginationConfig={"PageSize": 2})
+    assert sorted(n for page in paginated for n in page["PolicyNames"]) == sorted(
+        ["engine-test", "extra-0", "extra-1", "extra-2"]
+    )
+    with pytest.raises(ClientError) as refused:
+        iam.list_role_policies(RoleName=ROLE_NAME, MaxItems=1001)
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+
+    before = {k["KeyId"] for page in kms.get_paginator("list_keys").paginate() for k in page["Keys"]}
+    made = {kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(3)}
+    first = kms.list_keys(Limit=2)
+    assert len(first["Keys"]) == 2 and first["Truncated"] and first["NextMarker"]
+    listed = {
+        k["KeyId"]
+        for page in kms.get_paginator("list_keys").paginate(PaginationConfig={"PageSize": 2})
+        for k in page["Keys"]
+    }
+    assert listed == before | made
+    with pytest.raises(ClientError) as refused:
+        kms.list_keys(Limit=1001)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as refused:
+        kms.list_keys(Marker=first["NextMarker"] + "x")
+    assert refused.value.response["Error"]["Code"] == "InvalidMarkerException"
