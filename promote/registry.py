@@ -268,7 +268,8 @@ class Registry:
         """Every version of the group with everything DescribeModelPackage answers (metadata, metrics
         URIs, who created and last modified it), newest first: SageMaker Search over ModelPackage, 100 a
         page, instead of one DescribeModelPackage per version. Search reaches the caller's own account,
-        which is the group's for the approver role."""
+        which is the group's for the approver role. Its index can lag a write by seconds, so it serves
+        views (status, finding a pin); a decision reads the version with DescribeModelPackage."""
         group = self.env.model_package_group_arn.rsplit("/", 1)[1]
         sm, token = self.sagemaker, None
         packages: list[dict] = []

@@ -156,8 +156,12 @@ def _jenkins_agent_credentials(env) -> dict:
 def _objects(env, bucket: str, prefix: str, account: str | None = None) -> list[str]:
     """The S3 URIs under a prefix, read as the account's admin: where the story's artefacts landed."""
     session, endpoint = _sandbox_session(account or env.account, env.region)
-    listed = session.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
-    return [f"s3://{bucket}/{o['Key']}" for o in listed.get("Contents", [])]
+    pages = (
+        session.client("s3", endpoint_url=endpoint)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix)
+    )
+    return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]
 
 
 def _drifted_batch_arrives(env) -> str:
@@ -203,10 +207,8 @@ def _deliver_training_part(story: Story, env, delivery: str, builtin: str) -> st
 def _executions(env, which: str) -> list[str]:
     session, endpoint = _sandbox_session(env.account, env.region)
     sm = session.client("sagemaker", endpoint_url=endpoint)
-    return [
-        e["PipelineExecutionArn"]
-        for e in sm.list_pipeline_executions(PipelineName=env.pipelines[which])["PipelineExecutionSummaries"]
-    ]
+    pages = sm.get_paginator("list_pipeline_executions").paginate(PipelineName=env.pipelines[which])
+    return [e["PipelineExecutionArn"] for page in pages for e in page["PipelineExecutionSummaries"]]
 
 
 def _no_training_started(story: Story, env) -> None:
@@ -243,14 +245,19 @@ def _malformed_batch_notified_not_retrained(story: Story, env) -> None:
     train_runs = _executions(env, "train")
     if len(train_runs) != 1:
         raise StoryFailed(f"the malformed batch started training ({len(train_runs)} train runs, expected 1)")
-    sent = [
-        d
-        for d in client.call("events", {})["deliveries"]
-        # prod.yaml's notification rules for a batch that breaks the contract, or any other non-drift failure
-        if d["rule"].endswith(("-batch-invalid", "-inference-failed")) and d["status"] == "delivered"
-    ]
+    deadline = time.monotonic() + 30  # EventBridge delivers asynchronously, later on a loaded machine
+    while True:
+        sent = [
+            d
+            for d in client.call("events", {})["deliveries"]
+            # prod.yaml's notification rules for a batch that breaks the contract, or any other non-drift failure
+            if d["rule"].endswith(("-batch-invalid", "-inference-failed")) and d["status"] == "delivered"
+        ]
+        if sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if not sent:
-        raise StoryFailed("no notification was sent for the failed inference run")
+        raise StoryFailed("no notification was sent for the failed inference run within 30s")
     story.say(f"notified by rule {sent[-1]['rule']}; still {len(train_runs)} training run (the drift retrain)")
 
 
