@@ -122,8 +122,8 @@ def _index_holder(registry: Registry) -> dict | None:
 def _write_index(env: Environment, registry: Registry, version: int | None) -> None:
     """Point the group's pin index for `env` at `version` (None: nothing pinned)."""
     first = _index_holder(registry)
-    if first is None:
-        return  # the first version was deleted: readers fall back to reading every version
+    if first is None:  # checked before anything was written (pin); an unpin has nothing left to point at
+        return
     properties = dict(first.get("CustomerMetadataProperties") or {})
     properties[f"{INDEX_PREFIX}{env.name}"] = str(version) if version is not None else "none"
     _call(
@@ -185,6 +185,11 @@ def pin(env: Environment, sessions: Sessions, version: int, reason: str, *, acti
     status = package.get("ModelApprovalStatus") or "PendingManualApproval"
     if status != "Approved":
         raise PinRefused(f"version {version} is {status}: only an Approved version can be pinned for {env.name}")
+    if version != INDEX_VERSION and _index_holder(registry) is None:
+        raise PinRefused(
+            f"version {INDEX_VERSION} of {env.model_package_group_arn}, which holds the group's pin index, was "
+            f"deleted: inference could not find a pin, so none is recorded"
+        )
     current = pinned_version(env, registry)
     if current is not None and version_of(current) == version:
         return {"environment": env.name, "version": version, "changed": False, "pin": None}

@@ -54,14 +54,19 @@ def _package_arn(group_arn: str, version: int) -> str:
     return group_arn.replace(":model-package-group/", ":model-package/") + f"/{int(version)}"
 
 
-def _describe(sagemaker: Any, arn: str) -> dict | None:
+def _describe(sagemaker: Any, arn: str, *, denied_is_missing: bool = False) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
         return sagemaker.describe_model_package(ModelPackageName=arn)
     except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", "").lower()
+        error = exc.response.get("Error", {})
+        message = error.get("Message", "").lower()
         if "not found" in message or "does not exist" in message:
+            return None
+        # across accounts a deleted package answers AccessDenied (no resource policy can admit the caller);
+        # the version then served is described with the same permission, so a real denial still fails
+        if denied_is_missing and error.get("Code") in ("AccessDenied", "AccessDeniedException"):
             return None
         raise
 
@@ -69,8 +74,9 @@ def _describe(sagemaker: Any, arn: str) -> dict | None:
 def pinned_package(sagemaker: Any, group_arn: str, environment: str) -> dict | None:
     """The Approved version pinned for `environment`, read directly: the group's pin index (on its first
     version) names it, and the version itself must carry `pinned:<environment>`, which only the
-    approver role writes. A stale index, or a pinned version no longer Approved, serves no pin."""
-    first = _describe(sagemaker, _package_arn(group_arn, INDEX_VERSION))
+    approver role writes. A stale index, or a pinned version no longer Approved, serves no pin; so does a
+    deleted first version (promote pin then refuses to record one)."""
+    first = _describe(sagemaker, _package_arn(group_arn, INDEX_VERSION), denied_is_missing=True)
     indexed = ((first or {}).get("CustomerMetadataProperties") or {}).get(f"{INDEX_PREFIX}{environment}", "")
     if not indexed.isdigit():
         return None

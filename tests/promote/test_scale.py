@@ -105,3 +105,14 @@ def test_approving_the_newest_version_reads_no_other_version(many):
     assert calls.calls["DescribeModelPackage"] == 1 and calls.calls["UpdateModelPackage"] == 1, calls
     assert not {"ListModelPackages", "Search"} & set(calls.calls), calls
     assert _served(many)[0] == str(VERSIONS)
+
+
+def test_no_pin_is_recorded_once_the_version_holding_the_index_is_gone(many):
+    """Last: it deletes version 1, whose metadata holds the group's pin index."""
+    from promote.registry import package_arn
+
+    many.world.sm.delete_model_package(ModelPackageName=package_arn(many.env, 1))
+    with pytest.raises(pins.PinRefused, match="holds the group's pin index, was deleted"):
+        pins.pin(many.env, _as(many.env, "alex"), 500, "v1000 misbehaves")
+    assert "pinned:prod" not in many.world.describe(500)["CustomerMetadataProperties"]
+    assert _served(many)[0] == str(VERSIONS)  # the newest Approved, as before
