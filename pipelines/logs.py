@@ -83,24 +83,28 @@ def _one(logs, step: dict, execution_id: str, tail: int | None) -> StepLog:
 def _job_streams(logs, group: str, job: str, execution_id: str) -> list[str]:
     # ARNs lower-case job names while streams keep the real case: every job of a pipeline execution
     # starts with pipelines-<execution id>, so list those and match case-insensitively.
-    found, kwargs = [], {"logGroupName": group, "logStreamNamePrefix": f"pipelines-{execution_id}"}
     try:
-        while True:
-            page = logs.describe_log_streams(**kwargs)
-            found += [
-                s["logStreamName"]
-                for s in page.get("logStreams", [])
-                if s["logStreamName"].lower().startswith(job.lower() + "/")
-            ]
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
+        found = [
+            name
+            for name in _stream_names(logs, group, f"pipelines-{execution_id}")
+            if name.lower().startswith(job.lower() + "/")
+        ]
     except logs.exceptions.ResourceNotFoundException:
         return []
     if not found and not job.lower().startswith(f"pipelines-{execution_id}"):
-        page = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=job)
-        found = [s["logStreamName"] for s in page.get("logStreams", [])]
+        found = _stream_names(logs, group, job)
     return sorted(found)
+
+
+def _stream_names(logs, group: str, prefix: str) -> list[str]:
+    # 50 streams a page (DescribeLogStreams' most): a job on many instances writes one stream each
+    names, kwargs = [], {"logGroupName": group, "logStreamNamePrefix": prefix}
+    while True:
+        page = logs.describe_log_streams(**kwargs)
+        names += [s["logStreamName"] for s in page.get("logStreams", [])]
+        if not page.get("nextToken"):
+            return names
+        kwargs["nextToken"] = page["nextToken"]
 
 
 def _read_streams(logs, group: str, streams: list[str]) -> list[str]:

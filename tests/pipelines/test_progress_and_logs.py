@@ -99,3 +99,18 @@ def test_on_a_terminal_the_table_redraws_in_place(account):
     frames = text.count("\nexecution: ")
     assert frames > 2 and text.count("F\x1b[J") == frames - 1  # every frame after the first rewinds
     assert "outcome False" in text.rsplit("STEP", 1)[1] and "execution Succeeded in" in text
+
+
+def test_a_job_on_sixty_instances_shows_every_instance_log(account):
+    """DescribeLogStreams answers at most 50 streams a page (as AWS does): a Processing job on 60
+    instances writes one stream each, and every one of them is read."""
+    from pipelines.logs import _job_streams
+
+    logs = account.client("logs")
+    group = "/aws/sagemaker/ProcessingJobs"
+    logs.create_log_group(logGroupName=group)
+    for n in range(1, 61):
+        logs.create_log_stream(logGroupName=group, logStreamName=f"drift-check-job/algo-{n}-1700000000")
+    assert len(logs.describe_log_streams(logGroupName=group)["logStreams"]) == 50
+    streams = _job_streams(logs, group, "drift-check-job", "abc123")
+    assert streams == sorted(f"drift-check-job/algo-{n}-1700000000" for n in range(1, 61))
