@@ -35,7 +35,7 @@ from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from mlops_core.text import table
 from pipelines import metrics as contract
-from promote.registry import Registry, _call, decisions, person, version_of
+from promote.registry import Registry, decisions, person, version_of
 
 KINDS = (contract.INFERENCE, contract.QUALITY, contract.TRAIN, contract.HPO)
 # (field in a run's "quality", the metric): auc AUC, f1 F1, ...
@@ -492,13 +492,11 @@ def _apply_metrics(run: dict, sums: dict, ambiguous: list[str], features: list[s
 
 def _approvals(env: Environment, sessions: Sessions, since: datetime, until: datetime) -> list[dict]:
     """Every approval of a version of the group in the window, from its decision records (who, when)."""
-    registry = Registry(env, sessions, purpose="monitor")
-    sm = sessions.client("sagemaker", registry.session)  # one client for every describe (each costs a model load)
     found = []
-    for summary in registry.summaries():
-        if summary.get("ModelApprovalStatus") == "PendingManualApproval":
+    # every version with its metadata in a call per 100 (Search), not a DescribeModelPackage each
+    for package in Registry(env, sessions, purpose="monitor").packages():
+        if package.get("ModelApprovalStatus") == "PendingManualApproval":
             continue  # a pending version holds no completed approval (a board's first one is not one)
-        package = _call(sm.describe_model_package, ModelPackageName=summary["ModelPackageArn"])
         recorded = [d for d in decisions(package) if d.get("status") == "Approved" and d.get("board") != "1/2"]
         for entry in recorded:
             at = entry.get("at")
