@@ -414,14 +414,50 @@ class Preprocess:
         )
         yield from reader
 
-    def parse(self, batch, first_row: int, record: bool) -> Chunk:
-        """The chunk's values; with `record`, what the final checks need (errors, classes, contract)."""
+    def parsed_batches(self, stream):
+        """(batch, values) for every block, the values (numbers cast, text trimmed) computed on a thread of
+        their own one or two blocks ahead of the main thread (pyarrow releases the GIL meanwhile)."""
+        ahead: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce():
+            try:
+                for batch in self.batches(stream):
+                    item = (batch, self._values(batch))
+                    while not stop.is_set():
+                        try:
+                            ahead.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                ahead.put(None)
+            except BaseException as exc:  # raised again on the main thread
+                ahead.put(exc)
+
+        thread = threading.Thread(target=produce, name="csv-parser", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = ahead.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _values(self, batch):
+        """(target, numbers, tokens, categories, contract columns, first non-number per column) of a block."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         index = {name: i for i, name in enumerate(self.header)}
         target = pc.utf8_trim_whitespace(batch.column(self.target_index))
-        numbers, tokens, contract_columns = {}, {}, {}
+        numbers, tokens, contract_columns, bad_values = {}, {}, {}, {}
         for name in self.numeric:
             text = batch.column(index[name])
             try:
@@ -431,16 +467,23 @@ class Preprocess:
                 text = pc.utf8_trim_whitespace(text)
                 text = pc.if_else(pc.is_in(text, value_set=pa.array(self.markers)), pa.scalar(None, pa.string()), text)
                 values, bad = _to_numbers(text)
-                if bad is not None and record and name not in self.number_errors:
-                    self.number_errors[name] = (first_row + bad + 2, text[bad].as_py())
                 if bad is not None:
+                    bad_values[name] = (bad, text[bad].as_py())
                     contract_columns[name] = text
             numbers[name] = values.to_numpy(zero_copy_only=False)
             tokens[name] = text
         categories = {name: pc.utf8_trim_whitespace(batch.column(index[name])) for name in self.categorical}
+        return target, numbers, tokens, categories, contract_columns, bad_values
+
+    def parse(self, batch, first_row: int, record: bool, values=None) -> Chunk:
+        """The chunk's values; with `record`, what the final checks need (errors, classes, contract)."""
+        target, numbers, tokens, categories, contract_columns, bad_values = values or self._values(batch)
         chunk = Chunk(first_row, batch.num_rows, target, numbers, tokens, categories)
         if record:
-            self._record(batch, chunk, contract_columns, index)
+            for name, (bad, value) in bad_values.items():
+                if name not in self.number_errors:
+                    self.number_errors[name] = (first_row + bad + 2, value)
+            self._record(batch, chunk, contract_columns, {name: i for i, name in enumerate(self.header)})
         return chunk
 
     def _record(self, batch, chunk, contract_columns, index) -> None:
@@ -491,8 +534,8 @@ class Preprocess:
 
     # -- processing --------------------------------------------------------------------------------
 
-    def feed(self, batch) -> None:
-        chunk = self.parse(batch, self.rows, record=True)
+    def feed(self, batch, values=None) -> None:
+        chunk = self.parse(batch, self.rows, record=True, values=values)
         self.rows += chunk.rows
         if len(self.classes) > 2:
             return  # the run fails at the end; keep reading only for the checks' counts
@@ -689,8 +732,8 @@ def _run(args, outputs: Outputs) -> dict:
                     raise DataError(f"input {shown} has a header but no data rows")
                 raise DataError(problem)
             try:
-                for batch in step.batches(stream):
-                    step.feed(batch)
+                for batch, values in step.parsed_batches(stream):
+                    step.feed(batch, values)
             except pa.ArrowInvalid as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise DataError(f"input {shown} is not a readable CSV: {first}") from None
