@@ -124,6 +124,9 @@ def _write_index(env: Environment, registry: Registry, version: int | None) -> N
     first = _index_holder(registry)
     if first is None:  # checked before anything was written (pin); an unpin has nothing left to point at
         return
+    # The update makes the pinning approver version 1's LastModifiedBy: a review board's first approval
+    # of version 1, still pending, then no longer verifies (first_board_approval) and must be given
+    # again. That fails closed, and a version that old is rarely still pending.
     properties = dict(first.get("CustomerMetadataProperties") or {})
     properties[f"{INDEX_PREFIX}{env.name}"] = str(version) if version is not None else "none"
     _call(
