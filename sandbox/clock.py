@@ -143,8 +143,13 @@ def _state() -> dict:
 _local: dict = {}
 
 
+def instant() -> datetime:
+    """Sandbox time to the microsecond: what pipeline executions, their steps and CloudWatch stamp."""
+    return datetime.fromtimestamp(time.time() + _state()["offset"], UTC)
+
+
 def now() -> datetime:
-    return datetime.fromtimestamp(time.time() + _state()["offset"], UTC).replace(microsecond=0)
+    return instant().replace(microsecond=0)
 
 
 def parse_duration(text: str) -> timedelta:

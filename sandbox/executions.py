@@ -10,7 +10,7 @@ import shutil
 import threading
 from typing import Any
 
-from sandbox import journal
+from sandbox import clock, journal
 from sandbox.engine import executor, expressions, preload, retries, runtime
 from sandbox.journal import durable
 from sandbox.patching import Patch, Route
@@ -102,6 +102,8 @@ def patch_pipeline_executions() -> None:
             client_request_token,
         )
         record = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
+        # on the sandbox clock, like the engine's step times and the events (moto stamps the wall clock)
+        record.creation_time = record.start_time = record.last_modified_time = clock.instant().replace(tzinfo=None)
         record.pipeline_execution_status = "Executing"
         record.sandbox_steps = []
         record.sandbox_properties = {}

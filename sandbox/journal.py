@@ -202,6 +202,10 @@ def _action(environ, body: bytes) -> str | None:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
+    # Smithy RPC v2 (CBOR), e.g. CloudWatch from boto3: POST /service/<service>/operation/<Action>
+    rpc = re.match(r"^/service/[^/]+/operation/([A-Za-z0-9]+)$", environ.get("PATH_INFO", ""))
+    if rpc:
+        return rpc.group(1)
     query = parse_qs(environ.get("QUERY_STRING", ""))
     if "Action" in query:
         return query["Action"][0]

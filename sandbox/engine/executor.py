@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox import events
+from sandbox import clock, events
 from sandbox.engine import expressions, retries, runtime
 from sandbox.engine import steps as step_types
 from sandbox.journal import durable
@@ -22,7 +22,8 @@ FAILED_STEPS = "Step failure: One or multiple steps failed."
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    # the sandbox clock (`sandbox tick` moves it): executions line up with schedules, events and metrics
+    return clock.instant()
 
 
 class DefinitionError(Exception):

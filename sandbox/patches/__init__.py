@@ -11,6 +11,7 @@ from __future__ import annotations
 from sandbox import clock, events, executions, journal, s3_events
 from sandbox.patches import (
     cloudtrail,
+    cloudwatch,
     enforcement,
     kms_keys,
     model_registry,
@@ -38,6 +39,7 @@ PATCHES: tuple[Patch, ...] = (
     s3_events.PATCH,
     clock.PATCH,
     cloudtrail.PATCH,
+    cloudwatch.PATCH,
     # last: it wraps the SageMaker list handlers as the patches above leave them
     pagination.PATCH,
 )

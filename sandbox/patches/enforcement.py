@@ -16,6 +16,7 @@ Requests reach the sandbox over plain HTTP on loopback, but it stands in for AWS
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Callable
@@ -230,6 +231,12 @@ def _signature(response, scope, key_id, secret, token) -> str:
     if query:
         path += "?" + query
     body = response.raw_body or response.data
+    if headers.get("Content-Encoding") == "gzip":
+        # the SDK compresses large bodies (CloudWatch PutMetricData) and signs the compressed bytes; moto
+        # keeps only the decompressed body, the server's input stream still holds what was sent
+        sent = response.normalized_request.environ.get("wsgi.input")
+        if isinstance(sent, io.BytesIO):
+            body = sent.getvalue()
     if response.method in ("GET", "HEAD", "DELETE") and not isinstance(body, (bytes, str)):
         body = b""  # moto's Lambda responses keep the headers in `data` when a GET has no body
     request = AWSRequest(

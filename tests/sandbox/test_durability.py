@@ -416,3 +416,35 @@ def test_a_damaged_journal_is_refused_in_one_line(home):
     assert f"{segment.name} line {damaged + 1} is damaged" in line and "sandbox down --discard" in line
     assert run_cli("sandbox", "down", "--discard").returncode == 0
     assert run_cli("sandbox", "up").returncode == 0
+
+
+def test_metric_datapoints_survive_sigkill_with_their_sandbox_time(home):
+    """A datapoint put without Timestamp is stamped with the sandbox clock; after a SIGKILL the replayed
+    journal stamps it the same, so a run's metrics still line up with its execution."""
+    from datetime import datetime, timedelta
+
+    from sandbox import client
+
+    status = client.up(ACCOUNTS)
+    client.call("tick", {"by": "2d"})
+    cw = _admin(status, "prod", "cloudwatch")
+    metric = {"MetricName": "DriftScore", "Dimensions": [{"Name": "Environment", "Value": "prod"}]}
+    cw.put_metric_data(Namespace="MLOps/durability", MetricData=[{**metric, "Value": 0.4}])
+    now = datetime.fromisoformat(client.call("clock")["now"].replace("Z", "+00:00"))
+    query = {
+        "Id": "drift",
+        "MetricStat": {"Metric": {"Namespace": "MLOps/durability", **metric}, "Period": 60, "Stat": "Maximum"},
+    }
+    window = {"StartTime": now - timedelta(minutes=10), "EndTime": now + timedelta(minutes=10)}
+    before = cw.get_metric_data(MetricDataQueries=[query], **window)["MetricDataResults"][0]
+    os.kill(status["pid"], signal.SIGKILL)  # the datapoint lives only in the journal now
+    _wait_gone(status["pid"])
+    status = client.up(ACCOUNTS)
+    cw = _admin(status, "prod", "cloudwatch")
+    after = cw.get_metric_data(MetricDataQueries=[query], **window)["MetricDataResults"][0]
+    assert (
+        (after["Values"], after["Timestamps"])
+        == (before["Values"], before["Timestamps"])
+        == ([0.4], before["Timestamps"])
+    )
+    assert [m["MetricName"] for m in cw.list_metrics(Namespace="MLOps/durability")["Metrics"]] == ["DriftScore"]
