@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mlops_core.branches import branch_group
 from mlops_core.config import Environment
+from pipelines.metrics import namespace as metrics_namespace
 
 VERSION = "2012-10-17"
 # Where the pipeline upsert puts objects in a workload's artifacts bucket, all content-addressed: the
@@ -660,6 +661,8 @@ def execution_role_policies(env: Environment) -> dict[str, dict]:
             "*",
             condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
         ),
+        # the run metrics the steps publish (pipelines/metrics.py), in the project's namespace only
+        run_metrics_statement(env, "RunMetrics"),
     )
     policies = {"data-and-keys": data_access, "sagemaker-pipeline-steps": sagemaker, "runtime": runtime}
     if env.network is not None:
@@ -738,6 +741,18 @@ def vpc_network_interfaces(env: Environment) -> dict:
     )
 
 
+def run_metrics_statement(env: Environment, sid: str) -> dict:
+    """cloudwatch:PutMetricData in MLOps/<project> only: metrics have no ARN, AWS scopes publishing by the
+    cloudwatch:namespace condition key
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html)."""
+    return statement(
+        sid,
+        "cloudwatch:PutMetricData",
+        "*",
+        condition={"StringEquals": {"cloudwatch:namespace": metrics_namespace(env.project)}},
+    )
+
+
 def lambda_role_policies(env: Environment) -> dict[str, dict]:
     arns = Arns(env)
     upstream, _ = promotion_neighbours(env, env.account)
@@ -775,6 +790,8 @@ def lambda_role_policies(env: Environment) -> dict[str, dict]:
             ),
         )
     }
+    # the run-metrics function (pipelines/triggers/run_metrics.py) publishes PipelineRuns/PipelineDuration
+    docs["publish-run-metrics"] = document(run_metrics_statement(env, "PublishRunMetrics"))
     arrivals = getattr(env, "arrivals", ())
     if arrivals:
         # The arrival function starts exactly the pipelines an arrival trigger names, nothing else.

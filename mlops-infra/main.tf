@@ -75,6 +75,23 @@ module "arrivals" {
   triggers     = var.arrival_triggers
 }
 
+module "run_metrics" {
+  source = "./modules/run_metrics"
+
+  name_prefix   = local.prefix
+  function_name = "${var.project}-run-metrics" # pipelines/definitions.py RUN_METRICS_FUNCTION, deployed by run-pipeline
+  account_id    = var.account_id
+  region        = var.region
+  namespace     = "MLOps/${var.project}" # pipelines/metrics.py namespace()
+  environment   = var.environment
+  pipelines = {
+    train     = var.train_pipeline_arn
+    hpo       = var.hpo_pipeline_arn
+    inference = var.inference_pipeline_arn
+    quality   = var.quality_pipeline_arn
+  }
+}
+
 # Model package events happen in the registry account; the registry forwards them to this account's
 # default bus, which accepts them through the statement `bootstrap-account` adds (an admin's act:
 # events:PutPermission could open the bus to any account, so the deploy role does not hold it).

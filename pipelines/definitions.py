@@ -25,6 +25,7 @@ from typing import Any
 
 from mlops_core.config import Environment
 from mlops_core.errors import ConfigError
+from pipelines import metrics
 from pipelines.contracts import contract_upload
 from pipelines.datasets import locate
 from pipelines.specs import CodeUpload, LambdaFunction, PipelineSpec
@@ -34,6 +35,8 @@ STEPS_DIR = Path(__file__).resolve().parent / "steps"
 LAMBDA_SOURCE = Path(__file__).resolve().parent / "inference" / "latest_approved.py"
 ARRIVAL_SOURCE = Path(__file__).resolve().parent / "triggers" / "start_on_arrival.py"
 ARRIVAL_FUNCTION = "start-on-arrival"
+RUN_METRICS_SOURCE = Path(__file__).resolve().parent / "triggers" / "run_metrics.py"
+RUN_METRICS_FUNCTION = "run-metrics"
 XGBOOST_VERSION = "1.7-1"
 LAMBDA_RUNTIME = "python3.12"
 OBJECTIVE_METRIC = "validation:auc"
@@ -65,7 +68,13 @@ NEEDS_NETWORK = {
     "ModelQuality": "its container reads the labels and predictions from S3 and the version's baseline from the "
     "registry (which batch is labelled is known only from the labels' key)",
     "RecordRun": "it is a Lambda function writing to S3; Lambda has no network isolation",
+    "PublishDataValidationMetrics": "it publishes the isolated DataValidation step's metrics to CloudWatch",
+    "PublishDataDriftCheckMetrics": "it publishes the isolated DataDriftCheck step's metrics to CloudWatch",
 }
+# A step that publishes run metrics (pipelines/metrics.py) always writes them to metrics.json in its output
+# and calls PutMetricData itself when it has the network; a network-isolated one cannot, so the definition
+# adds a small Publish<step>Metrics job (with the network, the same role) that publishes its file.
+PUBLISH_STEP = "Publish{}Metrics"
 
 
 class OfflineBuildError(RuntimeError):
@@ -124,12 +133,13 @@ def latest_approved_function(env: Environment) -> LambdaFunction:
     )
 
 
-def _zipped(path: Path) -> bytes:
+def _zipped(*paths: Path) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo(path.name, date_time=_EPOCH)
-        info.external_attr = 0o644 << 16
-        archive.writestr(info, path.read_bytes())
+        for path in paths:
+            info = zipfile.ZipInfo(path.name, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
     return raw.getvalue()
 
 
@@ -140,6 +150,21 @@ def arrival_function(env: Environment) -> LambdaFunction:
         name=f"{env.project}-{ARRIVAL_FUNCTION}",
         role_arn=env.role_arn("lambda"),
         handler="start_on_arrival.handler",
+        runtime=LAMBDA_RUNTIME,
+        zip_bytes=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+        timeout=30,
+    )
+
+
+def run_metrics_function(env: Environment) -> LambdaFunction:
+    """The function the run-metrics rules of mlops-infra/ invoke when an execution ends: PipelineRuns and
+    PipelineDuration. It carries the metric contract (metric_data.py) in its zip."""
+    body = _zipped(RUN_METRICS_SOURCE, STEPS_DIR / "metric_data.py")
+    return LambdaFunction(
+        name=f"{env.project}-{RUN_METRICS_FUNCTION}",
+        role_arn=env.role_arn("lambda"),
+        handler="run_metrics.handler",
         runtime=LAMBDA_RUNTIME,
         zip_bytes=body,
         sha256=hashlib.sha256(body).hexdigest(),
@@ -329,6 +354,50 @@ class _Builder:
             network_config=self.network_config(step),
         )
 
+    def metric_arguments(self, step: str) -> list:
+        """The arguments of a step that publishes run metrics: namespace, Environment and Pipeline dimensions,
+        and --publish-metrics unless the step runs network-isolated (then publishing_step() publishes)."""
+        return [
+            "--metrics-namespace",
+            metrics.namespace(self.env.project),
+            "--metrics-environment",
+            self.env.name,
+            "--metrics-pipeline",
+            self.which,
+            *([] if self.isolated(step) else ["--publish-metrics"]),
+        ]
+
+    def publishing_step(self, check: str, step: Any, output: str) -> list:
+        """[] when the check publishes its own metrics; else the job that publishes the metrics.json that
+        `step` (the check's deciding step) wrote to its output `output`."""
+        from sagemaker.processing import ProcessingInput
+        from sagemaker.workflow.steps import ProcessingStep
+
+        if not self.isolated(check):
+            return []
+        name = PUBLISH_STEP.format(check)
+        return [
+            ProcessingStep(
+                name=name,
+                step_args=self.processor("publish_metrics.py", name).run(
+                    inputs=[
+                        self.code_input(),
+                        ProcessingInput(
+                            source=step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri,
+                            destination="/opt/ml/processing/input/metrics",
+                            input_name="metrics",
+                        ),
+                    ],
+                    arguments=[
+                        "--input",
+                        "/opt/ml/processing/input/metrics",
+                        "--failure-file",
+                        "/opt/ml/output/message",
+                    ],
+                ),
+            )
+        ]
+
     def code_input(self):
         from sagemaker.processing import ProcessingInput
 
@@ -359,7 +428,9 @@ class _Builder:
         """A check as its steps and the step whose summary the condition reads. One instance: one step, as
         always. N instances (inference.instance_count.checks): the check runs on N instances, each seeing its
         share of the batch (input "batch", ShardedByS3Key) and writing a partial result, then a 1-instance
-        `<name>Merge` step merges the partials into the same outputs and summary one instance writes."""
+        `<name>Merge` step merges the partials into the same outputs and summary one instance writes.
+        The step that decides (the one, or the merge) publishes the check's metrics, never a shard; when it
+        runs network-isolated, a Publish<name>Metrics step after it does (publishing_step)."""
         from sagemaker.processing import ProcessingInput, ProcessingOutput
         from sagemaker.workflow.steps import ProcessingStep
 
@@ -368,11 +439,13 @@ class _Builder:
             step = ProcessingStep(
                 name=name,
                 step_args=self.processor(script, name).run(
-                    inputs=inputs, outputs=[*outputs, *shard_outputs], arguments=arguments
+                    inputs=inputs,
+                    outputs=[*outputs, *shard_outputs],
+                    arguments=[*arguments, *self.metric_arguments(name)],
                 ),
                 property_files=[summary],
             )
-            return [step], step
+            return [step, *self.publishing_step(name, step, summary.output_name)], step
         sharded = [
             ProcessingInput(
                 source=i.source,
@@ -403,6 +476,7 @@ class _Builder:
             merge_arguments[at : at + 2] = ["--merge-partials", MERGE_DIR]
         else:
             merge_arguments += ["--merge-partials", MERGE_DIR]
+        merge_arguments += self.metric_arguments(name)
         merge = ProcessingStep(
             name=f"{name}Merge",
             step_args=self.processor(script, name).run(
@@ -419,7 +493,7 @@ class _Builder:
             ),
             property_files=[summary],
         )
-        return [shards, merge], merge
+        return [shards, merge, *self.publishing_step(name, merge, summary.output_name)], merge
 
     def estimator(self, hyperparameters: dict, instance_type, step: str):
         from sagemaker.workflow.functions import Join
@@ -750,6 +824,7 @@ def _training_pipeline(env, session, code: CodeBundle, tuned: bool) -> PipelineS
                 b.group,
                 "--failure-file",
                 "/opt/ml/output/message",
+                *b.metric_arguments("Evaluate"),
             ],
         ),
         property_files=[evaluation_report],
@@ -1274,6 +1349,9 @@ def build_pipelines(env: Environment, which: str | Sequence[str] = PIPELINES) ->
     # The pipelines an arrival trigger starts carry the arrival function, deployed with them.
     for name in sorted({a.pipeline for a in getattr(env, "arrivals", ())} & set(specs)):
         specs[name].lambda_functions.append(arrival_function(env))
+    # Every pipeline carries the run-metrics function: whichever is deployed, its runs are counted.
+    for spec in specs.values():
+        spec.lambda_functions.append(run_metrics_function(env))
     return specs
 
 

@@ -30,6 +30,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import metric_data
 from shards import (
     default_resource_config,
     fingerprint,
@@ -99,6 +100,7 @@ def parse_args(argv=None):
     p.add_argument("--model-version", default="", help="recorded in the summary: whose baseline this was")
     p.add_argument("--fail-on-violations", action="store_true", help="exit 1 when drift is found (local use)")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
+    metric_data.add_arguments(p)
     args = p.parse_args(argv)
     if not 0 < args.significance < 1:
         p.error(f"--significance {args.significance} is not between 0 and 1 (exclusive)")
@@ -219,6 +221,7 @@ def violations_for(
     by_name = {c["name"]: c for c in constraints.get("features", [])}
     violations: list = []
     report = {"significance": significance, "tests": 0, "level": significance, "checks": [], "distances": {}}
+    report["bounds"] = {}  # per feature, the distribution bound its distance was compared with
 
     def add(feature, check, description):
         violations.append({"feature_name": feature, "constraint_check_type": check, "description": description})
@@ -264,6 +267,7 @@ def violations_for(
         }
         if test.check == "baseline_drift_check":
             report["distances"][test.feature] = round(test.observed, 6)
+            report["bounds"][test.feature] = round(test.describe(level)[0], 6)  # what it was compared with
         if test.p_value < level:
             bound, text = test.describe(level)
             figures["bound"] = bound
@@ -453,6 +457,7 @@ def write_summary(args, violations: list, report: dict, rows: int) -> dict:
         "tests": report["tests"],
         "level_per_test": report["level"],
         "distances": report["distances"],
+        "bounds": report["bounds"],
         "model_version": args.model_version,
         "message": message,
         "checks": report["checks"],
@@ -467,6 +472,7 @@ def main(argv=None) -> int:
     if args.shard_output:
         print(json.dumps(summary))  # statistics only: the merge decides
         return 0
+    metric_data.emit(args, args.output, metric_data.drift_data, summary)
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     if summary["violation_count"] and args.fail_on_violations:
         print(f"DataDriftDetected: {summary['message']}", file=sys.stderr)

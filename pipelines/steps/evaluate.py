@@ -19,6 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import metric_data
 from tabular import DataError, run_or_fail, write_json
 from train import MODEL_FILE, load_split
 
@@ -58,6 +59,7 @@ def parse_args(argv=None):
         help="look up the latest Approved package here and read its AUC (the champion)",
     )
     p.add_argument("--failure-file", default="/opt/ml/output/message")
+    metric_data.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -227,6 +229,7 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = run_or_fail(run, args)
+    metric_data.emit(args, args.output, metric_data.evaluation_data, report)
     print(
         json.dumps(
             {"auc": report["binary_classification_metrics"]["auc"]["value"], "decision": report["decision"]["message"]}

@@ -16,7 +16,7 @@ import argparse
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,12 @@ def datum(metric: str, value: float, environment: str, **dimensions: str) -> dic
 
 
 # -- what each run publishes, from its own summary file -----------------------------------------------------
-def validation_data(summary: Mapping, environment: str) -> list[dict]:
+def validation_data(summary: Mapping, environment: str, pipeline: str = INFERENCE) -> list[dict]:
     """validation.json -> Violations{Check=contract}."""
-    return [datum(VIOLATIONS, summary["violation_count"], environment, Pipeline=INFERENCE, Check=CONTRACT_CHECK)]
+    return [datum(VIOLATIONS, summary["violation_count"], environment, Pipeline=pipeline, Check=CONTRACT_CHECK)]
 
 
-def drift_data(summary: Mapping, environment: str) -> list[dict]:
+def drift_data(summary: Mapping, environment: str, pipeline: str = INFERENCE) -> list[dict]:
     """drift_check.json -> per feature DriftDistance and DriftBound, DriftScore (max distance/bound),
     Violations{Check=drift}, and for the batch RowsScored (0 when drift stops it) and ModelVersion."""
     distances, bounds = summary.get("distances") or {}, summary.get("bounds") or {}
@@ -119,25 +119,25 @@ def drift_data(summary: Mapping, environment: str) -> list[dict]:
             if bounds[feature] > 0:
                 ratios.append(distances[feature] / bounds[feature])
     violations = int(summary["violation_count"])
-    data.append(datum(DRIFT_SCORE, max(ratios, default=0.0), environment, Pipeline=INFERENCE))
-    data.append(datum(VIOLATIONS, violations, environment, Pipeline=INFERENCE, Check=DRIFT_CHECK))
+    data.append(datum(DRIFT_SCORE, max(ratios, default=0.0), environment, Pipeline=pipeline))
+    data.append(datum(VIOLATIONS, violations, environment, Pipeline=pipeline, Check=DRIFT_CHECK))
     # the batch goes on to the transform only without drift
-    data.append(datum(ROWS_SCORED, 0 if violations else summary.get("rows", 0), environment, Pipeline=INFERENCE))
-    data += _model_version(summary.get("model_version"), environment, INFERENCE)
+    data.append(datum(ROWS_SCORED, 0 if violations else summary.get("rows", 0), environment, Pipeline=pipeline))
+    data += _model_version(summary.get("model_version"), environment, pipeline)
     return data
 
 
-def quality_data(summary: Mapping, environment: str) -> list[dict]:
+def quality_data(summary: Mapping, environment: str, pipeline: str = QUALITY) -> list[dict]:
     """quality.json -> AUC/F1/Precision/Recall/Accuracy observed on the labels, Violations{Check=quality},
     ModelVersion of the predictions."""
     observed = {check["metric_name"]: check["observed"] for check in summary.get("checks") or []}
     data = [
-        datum(metric, observed[key], environment, Pipeline=QUALITY)
+        datum(metric, observed[key], environment, Pipeline=pipeline)
         for metric, key in QUALITY_KEYS.items()
         if key in observed
     ]
-    data.append(datum(VIOLATIONS, summary["violation_count"], environment, Pipeline=QUALITY, Check=QUALITY_CHECK))
-    return data + _model_version(summary.get("model_version"), environment, QUALITY)
+    data.append(datum(VIOLATIONS, summary["violation_count"], environment, Pipeline=pipeline, Check=QUALITY_CHECK))
+    return data + _model_version(summary.get("model_version"), environment, pipeline)
 
 
 def evaluation_data(report: Mapping, environment: str, pipeline: str) -> list[dict]:
@@ -210,10 +210,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def emit(args: argparse.Namespace, directory: str | os.PathLike, data: Sequence[Mapping]) -> Path | None:
-    """What a step does with its metrics: metrics.json in `directory`, and PutMetricData when asked to."""
+def emit(
+    args: argparse.Namespace, directory: str | os.PathLike, build: Callable[..., list[dict]], result: Mapping
+) -> Path | None:
+    """What a step does with its metrics: `build(result, environment, pipeline)` written to metrics.json in
+    `directory`, and put with PutMetricData when asked to. Nothing without --metrics-namespace (local use)."""
     if not args.metrics_namespace:
         return None
+    data = build(result, args.metrics_environment, args.metrics_pipeline)
     path = write(directory, args.metrics_namespace, data)
     if args.publish_metrics:
         publish(args.metrics_namespace, data)

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import metric_data
 from evaluate import binary_classification_metrics
 from shards import default_resource_config, fingerprint, read_partials, resource_config, write_partial
 from significance import metric_standard_errors, per_test_level, shortfall_bound
@@ -77,6 +78,7 @@ def parse_args(argv=None):
         default=default_resource_config(),
         help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
     )
+    metric_data.add_arguments(p)
     args = p.parse_args(argv)
     if args.shard_output and args.merge_partials:
         p.error("--shard-output and --merge-partials are two different runs: give one")
@@ -411,6 +413,7 @@ def main(argv=None) -> int:
     if args.shard_output:
         print(json.dumps(summary))  # this instance's share only: the merge decides
         return 0
+    metric_data.emit(args, args.output, metric_data.quality_data, summary)
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     return 0
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import metric_data
 from contract import ContractCheck, columns_to_check, implied_contract, read_dtypes
 from shards import default_resource_config, fingerprint, input_objects, read_partials, resource_config, write_partial
 from tabular import CHUNK_ROWS, load_json, run_or_fail, split_list, write_json
@@ -80,6 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--missing-values", default="?")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     p.add_argument("--failure-file", default="/opt/ml/output/message")
+    metric_data.add_arguments(p)
     args = p.parse_args(argv)
     if args.shard_output and args.merge_partials:
         p.error("--shard-output and --merge-partials are two different runs: give one")
@@ -296,6 +298,7 @@ def main(argv=None) -> int:
     if args.shard_output:
         print(json.dumps(summary))  # the check of this instance's objects only: the merge decides
         return 0
+    metric_data.emit(args, args.output, metric_data.validation_data, summary)
     print(json.dumps({"violation_count": summary["violation_count"], "message": summary["message"]}))
     return 0
 

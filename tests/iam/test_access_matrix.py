@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from mlops_core.errors import AccessDenied
 from mlops_core.session import Sessions
+from pipelines import metrics
 from tests.iam.conftest import trust_account_root_too
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
@@ -813,8 +814,49 @@ ROWS = [
             ),
         ),
     ),
+    # run metrics: PutMetricData only in MLOps/<project> (cloudwatch:namespace, pipelines/metrics.py)
+    Row(
+        "prod-execution",
+        "cloudwatch:PutMetricData",
+        "namespace MLOps/<project> (a step's run metrics)",
+        True,
+        lambda w: _put_metrics(w, "prod-execution", metrics.namespace(w.envs["prod"].project)),
+    ),
+    Row(
+        "prod-execution",
+        "cloudwatch:PutMetricData",
+        "another namespace",
+        False,
+        lambda w: _put_metrics(w, "prod-execution", "MLOps/another-project"),
+    ),
+    Row(
+        "prod-lambda",
+        "cloudwatch:PutMetricData",
+        "namespace MLOps/<project> (the run-metrics function)",
+        True,
+        lambda w: _put_metrics(w, "prod-lambda", metrics.namespace(w.envs["prod"].project)),
+    ),
+    Row(
+        "prod-lambda",
+        "cloudwatch:PutMetricData",
+        "another namespace",
+        False,
+        lambda w: _put_metrics(w, "prod-lambda", "Custom/elsewhere"),
+    ),
+    Row(
+        "prod-events",
+        "cloudwatch:PutMetricData",
+        "namespace MLOps/<project> (EventBridge's role publishes nothing)",
+        False,
+        lambda w: _put_metrics(w, "prod-events", metrics.namespace(w.envs["prod"].project)),
+    ),
     *JENKINS_ROWS,
 ]
+
+
+def _put_metrics(w, principal: str, namespace: str) -> None:
+    datum = metrics.datum(metrics.VIOLATIONS, 0, "prod", Pipeline="inference", Check="drift")
+    w.client(principal, "cloudwatch").put_metric_data(Namespace=namespace, MetricData=[datum])
 
 
 @pytest.mark.parametrize(

@@ -23,16 +23,17 @@ def bootstrapped_prod(sandbox, cli, prod_env):
         result = cli("bootstrap-account", "--env", "prod", "--account", account, "--apply")
         assert result.returncode == 0, result.stderr
     sessions = Sessions(prod_env)
-    # run-pipeline deploys the arrival function with the pipelines, before Jenkins applies mlops-infra/
-    from pipelines.definitions import arrival_function
+    # run-pipeline deploys the arrival and run-metrics functions with the pipelines, before Jenkins
+    # applies mlops-infra/
+    from pipelines.definitions import arrival_function, run_metrics_function
 
-    function = arrival_function(prod_env)
-    sessions.client("lambda").create_function(
-        FunctionName=function.name,
-        Role=function.role_arn,
-        Handler=function.handler,
-        Runtime=function.runtime,
-        Code={"ZipFile": function.zip_bytes},
-        Timeout=function.timeout,
-    )
+    for function in (arrival_function(prod_env), run_metrics_function(prod_env)):
+        sessions.client("lambda").create_function(
+            FunctionName=function.name,
+            Role=function.role_arn,
+            Handler=function.handler,
+            Runtime=function.runtime,
+            Code={"ZipFile": function.zip_bytes},
+            Timeout=function.timeout,
+        )
     return sessions

@@ -136,6 +136,7 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
 
     inbox = _inbox_on(sessions, prod_env, topic_arn)
     _inference_failure_starts_training_and_notifies(sessions, prod_env, inbox)
+    _ended_runs_are_counted_in_cloudwatch(sessions, prod_env, rules, targets)
     _new_version_in_the_registry_notifies_approvers(sessions, prod_env, inbox)
     _a_changed_message_in_the_yaml_is_what_is_delivered(cli, sessions, prod_env, inbox, tmp_path)
 
@@ -306,6 +307,84 @@ def _fail_inference_otherwise(sessions, env, inbox) -> tuple[str, str]:
     messages += _take(sqs, inbox)
     assert len(messages) == 1, messages
     return execution, messages[0]
+
+
+def _ended_runs_are_counted_in_cloudwatch(sessions, env, rules, targets):
+    """Each execution that ended is one PipelineRuns{Pipeline,Status} datapoint and one PipelineDuration,
+    published by the run-metrics function that the module's rules invoke with the terminal status event
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html)."""
+    import time
+    from datetime import datetime, timedelta
+
+    from pipelines import metrics
+    from sandbox import client
+
+    rule = rules["mlops-demo-prod-run-metrics-inference"]
+    assert json.loads(rule["EventPattern"])["detail"] == {
+        "pipelineArn": [env.pipeline_arn("inference")],
+        "currentPipelineExecutionStatus": list(metrics.STATUSES),
+    }
+    [target] = targets[rule["Name"]]
+    assert target["Arn"].endswith(":function:mlops-demo-run-metrics")
+    assert f'"namespace": "{metrics.namespace(env.project)}"' in target["InputTransformer"]["InputTemplate"]
+
+    prod = sessions.in_account(env.account_id)
+    sagemaker, cloudwatch = (sessions.client(n, prod) for n in ("sagemaker", "cloudwatch"))
+    deadline = time.monotonic() + 60
+    ended: list = []
+    while time.monotonic() < deadline:  # the inbox's run may still be going
+        runs = [
+            sagemaker.describe_pipeline_execution(PipelineExecutionArn=s["PipelineExecutionArn"])
+            for which in ("inference", "train")
+            for s in sagemaker.list_pipeline_executions(PipelineName=env.pipelines[which])["PipelineExecutionSummaries"]
+        ]
+        ended = [r for r in runs if r["PipelineExecutionStatus"] in metrics.STATUSES]
+        if len(ended) == len(runs):
+            break
+        time.sleep(0.2)
+    now = datetime.fromisoformat(client.call("clock")["now"].replace("Z", "+00:00"))
+    window = {"StartTime": now - timedelta(hours=1), "EndTime": now + timedelta(hours=1)}
+
+    def query(qid, metric, stat, **dimensions):
+        datum = metrics.datum(metric, 0, env.name, **dimensions)
+        return {
+            "Id": qid,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": metrics.namespace(env.project),
+                    "MetricName": metric,
+                    "Dimensions": datum["Dimensions"],
+                },
+                "Period": 7200,
+                "Stat": stat,
+            },
+        }
+
+    expected = {
+        (kind, status): sum(
+            1 for r in ended if r["PipelineArn"] == env.pipeline_arn(kind) and r["PipelineExecutionStatus"] == status
+        )
+        for kind in ("inference", "train")
+        for status in ("Failed", "Succeeded")
+    }
+    queries = [
+        query(f"{kind}_{status.lower()}", metrics.PIPELINE_RUNS, "Sum", Pipeline=kind, Status=status)
+        for kind, status in expected
+    ] + [
+        query(f"{kind}_duration", metrics.PIPELINE_DURATION, "SampleCount", Pipeline=kind)
+        for kind in ("inference", "train")
+    ]
+    deadline, counted = time.monotonic() + 30, {}
+    while time.monotonic() < deadline:  # the rules invoke the function asynchronously, as on AWS
+        answer = cloudwatch.get_metric_data(MetricDataQueries=queries, **window)["MetricDataResults"]
+        counted = {r["Id"]: sum(r["Values"]) for r in answer}
+        if all(counted[f"{k}_{s.lower()}"] == n for (k, s), n in expected.items()):
+            break
+        time.sleep(0.2)
+    assert {key: counted[f"{key[0]}_{key[1].lower()}"] for key in expected} == expected
+    assert expected[("inference", "Failed")] >= 2 and expected[("train", "Succeeded")] == 1
+    assert counted["inference_duration"] == sum(n for (k, _), n in expected.items() if k == "inference")
+    assert counted["train_duration"] == 1
 
 
 def _new_version_in_the_registry_notifies_approvers(sessions, env, inbox):

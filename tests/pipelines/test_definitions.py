@@ -259,8 +259,12 @@ def test_the_data_contract_gates_training_and_comes_before_the_drift_check(dev_s
 
 def test_inference_uses_the_model_resolved_at_run_time(dev_specs, dev_environment):
     spec = dev_specs["inference"]
-    [function] = spec.lambda_functions
+    function, run_metrics = spec.lambda_functions
     assert function.handler == "latest_approved.handler" and function.role_arn == dev_environment.role_arn("lambda")
+    # every pipeline also deploys the function that counts its ended runs, with the contract in its zip
+    assert all(s.lambda_functions[-1] == run_metrics for s in dev_specs.values())
+    with zipfile.ZipFile(io.BytesIO(run_metrics.zip_bytes)) as archive:
+        assert archive.namelist() == ["run_metrics.py", "metric_data.py"]
     with zipfile.ZipFile(io.BytesIO(function.zip_bytes)) as archive:
         assert archive.namelist() == ["latest_approved.py"]
         assert "def handler(event" in archive.read("latest_approved.py").decode()
@@ -419,8 +423,11 @@ def test_more_instances_shard_the_checks_and_the_transform(dev_environment, dev_
         if "--input" in expected:
             at = expected.index("--input")
             expected[at : at + 2] = []
+        # ...and publishes the check's metrics, which no shard does (it decides nothing)
+        published = merge_argv[merge_argv.index("--metrics-namespace") :]
+        assert "--metrics-namespace" not in argv and published[:2] == ["--metrics-namespace", "MLOps/mlops-demo"]
         assert [a for a in merge_argv if a not in ("--merge-partials", merge_inputs["partials"]["LocalPath"])] == (
-            expected
+            expected + published
         )
         assert merge_argv[merge_argv.index("--merge-partials") + 1] == merge_inputs["partials"]["LocalPath"]
         assert list(merge_outputs) == [output]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -528,3 +529,80 @@ def test_inference_handler_reads_what_the_fast_reader_cannot_as_before(steps, tr
         return handler.output_fn(handler.predict_fn(handler.input_fn(raw, "text/csv"), model))
 
     assert score(b"".join(short)) == score(b"".join(marked))
+
+
+def test_an_isolated_drift_check_writes_its_metrics_and_the_publishing_job_puts_them(
+    steps, sample_data, preprocessed, tmp_path, account
+):
+    """Network-isolated (no network at all, as the engine runs such a step), the drift check only writes
+    metrics.json; publish_metrics.py, the job the definition adds for it, puts exactly that in CloudWatch."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipelines import metrics
+    from tests.conftest import REPO
+
+    namespace = "MLOps/steps-test"
+    out = tmp_path / "drift"
+    isolated = [sys.executable, str(REPO / "sandbox" / "engine" / "isolated.py")]
+    done = subprocess.run(
+        [
+            *isolated,
+            str(STEPS / "drift_check.py"),
+            *("--input", str(sample_data / "breast-cancer-batch-drifted.csv")),
+            *("--baseline-statistics", str(preprocessed / "baseline")),
+            *("--baseline-constraints", str(preprocessed / "baseline")),
+            *("--output", str(out), "--model-version", "3"),
+            *("--metrics-namespace", namespace, "--metrics-environment", "dev", "--metrics-pipeline", "inference"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = read(out / "drift_check.json")
+    written = read(out / metrics.METRICS_FILE)
+    assert written == {"Namespace": namespace, "MetricData": metrics.drift_data(summary, "dev")}
+
+    creds = account.session().get_credentials()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ENDPOINT_URL": account.status["endpoint"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+    }
+    published = subprocess.run(
+        [sys.executable, str(STEPS / "publish_metrics.py"), "--input", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout) == {"namespace": namespace, "published": len(written["MetricData"])}
+    cloudwatch = account.client("cloudwatch")
+    listed = cloudwatch.list_metrics(Namespace=namespace, MetricName=metrics.DRIFT_DISTANCE)["Metrics"]
+    assert sorted(d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "Feature") == sorted(
+        summary["distances"]
+    )
+    now = datetime.now(UTC)
+    [score] = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "score",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metrics.DRIFT_SCORE,
+                        "Dimensions": [
+                            {"Name": "Environment", "Value": "dev"},
+                            {"Name": "Pipeline", "Value": "inference"},
+                        ],
+                    },
+                    "Period": 3600,
+                    "Stat": "Maximum",
+                },
+            }
+        ],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+    )["MetricDataResults"]
+    assert score["Values"] == [max(summary["distances"][f] / summary["bounds"][f] for f in summary["bounds"])]

@@ -38,6 +38,57 @@ class Story:
     def registry(self):
         return self.sessions.client("sagemaker", self.sessions.in_account(REGISTRY))
 
+    def metrics_of(self, arn) -> dict:
+        """{(metric, dimensions besides Environment): [values]} of the run's own time window: what its steps
+        published in MLOps/<project> (pipelines/metrics.py), found with ListMetrics and GetMetricData."""
+        from datetime import timedelta
+
+        from pipelines import metrics
+
+        described = self.sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+        start = described["CreationTime"].replace(microsecond=0)
+        end = described["LastModifiedTime"].replace(microsecond=0) + timedelta(seconds=1)
+        cloudwatch = self.sessions.client("cloudwatch")
+        namespace = metrics.namespace(self.env.project)
+        listed = cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=namespace, Dimensions=[{"Name": metrics.ENVIRONMENT, "Value": self.env.name}]
+        )
+        found = [m for page in listed for m in page["Metrics"]]
+        queries = [
+            {
+                "Id": f"m{i}",
+                # 1-second periods over the run's window: one datapoint per metric and run
+                "MetricStat": {"Metric": m, "Period": 1, "Stat": "Maximum"},
+            }
+            for i, m in enumerate(found)
+        ]
+        answer = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
+        values = {}
+        for metric, result in zip(found, answer["MetricDataResults"], strict=True):
+            if result["Values"]:
+                dims = tuple(
+                    sorted((d["Name"], d["Value"]) for d in metric["Dimensions"] if d["Name"] != "Environment")
+                )
+                values[(metric["MetricName"], dims)] = result["Values"]
+        return values
+
+    def run_output(self, arn: str, suffix: str) -> dict:
+        """A JSON file a step of the run wrote under <outputs>/<pipeline>/<execution id>/."""
+        s3, bucket = self.sessions.client("s3"), self.env.buckets.artifacts
+        execution = arn.rsplit("/", 1)[-1]
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(f"/{execution}/{suffix}")
+        ]
+        [key] = keys
+        return self.output_json(f"s3://{bucket}/{key}")
+
+    def output_json(self, uri: str) -> dict:
+        bucket, key = uri[len("s3://") :].split("/", 1)
+        return json.loads(self.sessions.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
 
 def upsert(sessions, env, spec):
     """What the upsert does before a pipeline exists: code and data uploads, the Lambda, the pipeline."""
@@ -50,7 +101,10 @@ def upsert(sessions, env, spec):
             ServerSideEncryption="aws:kms",
             SSEKMSKeyId=env.kms_key_alias,
         )
+    existing = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
     for fn in spec.lambda_functions:
+        if fn.name in existing:  # every pipeline carries the run-metrics function
+            continue
         lam.create_function(
             FunctionName=fn.name,
             Role=fn.role_arn,
@@ -130,6 +184,11 @@ def test_train_fails_at_register_without_the_permission_then_retried_registers_c
     package = story.registry().describe_model_package(ModelPackageName=package_arn)
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert arn in json.dumps(package.get("CustomerMetadataProperties", {}))
+    # Evaluate published the test split's metrics (Pipeline=train), the AUC the version was registered with
+    published = story.metrics_of(arn)
+    train = (("Pipeline", "train"),)
+    assert {name for name, dims in published if dims == train} == {"AUC", "F1", "Precision", "Recall", "Accuracy"}
+    assert published[("AUC", train)] == [float(package["CustomerMetadataProperties"]["auc"])]
 
 
 def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_training(story):
@@ -173,10 +232,27 @@ def test_drifted_batch_fails_with_data_drift_detected_and_the_rule_starts_traini
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=story.env.kms_key_alias,
     )
-    status, steps = story.wait(story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}"))
+    drifted = story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}")
+    status, steps = story.wait(drifted)
     assert status == "Failed"
     assert steps["LatestApprovedModel"]["StepStatus"] == "Succeeded"
     assert steps["DataDriftDetected"]["FailureReason"].startswith("DataDriftDetected: ")
+
+    # the drift check published what its drift_check.json says, in the documented dimensions
+    violations_uri = steps["DataDriftDetected"]["FailureReason"].rsplit("violations: ", 1)[1]
+    summary = story.output_json(violations_uri.replace("constraint_violations.json", "drift_check.json"))
+    published = story.metrics_of(drifted)
+    distances = {dims[0][1]: v for (name, dims), v in published.items() if name == "DriftDistance"}
+    bounds = {dims[0][1]: v for (name, dims), v in published.items() if name == "DriftBound"}
+    assert distances == {f: [d] for f, d in summary["distances"].items()}
+    assert bounds == {f: [b] for f, b in summary["bounds"].items()}
+    inference = (("Pipeline", "inference"),)
+    assert published[("DriftScore", inference)] == [max(summary["distances"][f] / summary["bounds"][f] for f in bounds)]
+    assert published[("DriftScore", inference)][0] >= 1  # drift
+    assert published[("Violations", (("Check", "drift"), *inference))] == [summary["violation_count"]]
+    assert published[("Violations", (("Check", "contract"), *inference))] == [0]
+    assert published[("RowsScored", inference)] == [0]  # nothing went on to the transform
+    assert published[("ModelVersion", inference)] == [float(summary["model_version"])] == [1.0]
 
     deadline, started = time.monotonic() + 10, []
     while not started and time.monotonic() < deadline:  # events are delivered after the status changes
@@ -208,9 +284,18 @@ def test_a_malformed_batch_fails_data_validation_naming_column_value_and_row_and
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=story.env.kms_key_alias,
     )
-    status, steps = story.wait(story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}"))
+    arn = story.start("inference", InputDataUri=f"s3://{story.env.buckets.artifacts}/{key}")
+    status, steps = story.wait(arn)
     assert status == "Failed"
     reason = steps["DataValidationFailed"]["FailureReason"]
+    validation = story.output_json(
+        reason.rsplit("violations: ", 1)[1].replace("contract_violations.json", "validation.json")
+    )
+    published = story.metrics_of(arn)
+    assert published == {
+        ("Violations", (("Check", "contract"), ("Pipeline", "inference"))): [validation["violation_count"]]
+    }
+    assert validation["violation_count"] == 2
     assert reason.startswith(
         "DataValidationFailed: batch.csv breaks the data contract: column 'worst_symmetry' is required by the "
         "contract but missing; column 'mean_texture': 1 value(s) not a number: 'sixty' (row 3); violations: s3://"
@@ -251,6 +336,11 @@ def test_model_quality_against_ground_truth_passes_then_a_drop_fails_and_starts_
     [key] = [o["Key"] for o in listed["Contents"] if f"/{execution}/" in o["Key"]]
     lines = s3.get_object(Bucket=story.env.buckets.artifacts, Key=key)["Body"].read().decode().splitlines()
     assert len(lines) == 114 and [line.split(",")[0] for line in lines[:3]] == ["1", "2", "3"]
+    published = story.metrics_of(scored)
+    inference = (("Pipeline", "inference"),)
+    assert published[("RowsScored", inference)] == [114.0]  # the rows the transform scored
+    assert published[("Violations", (("Check", "drift"), *inference))] == [0]
+    assert published[("DriftScore", inference)][0] < 1
 
     quality = build_pipelines(story.env, ("quality", "hpo"))
     for spec in quality.values():
@@ -292,9 +382,29 @@ def test_model_quality_against_ground_truth_passes_then_a_drop_fails_and_starts_
     truth = pd.read_csv(io.BytesIO(builtin_csv("breast-cancer-part2")))["diagnosis"].tolist()
     prefix = f"{story.env.name}/ground-truth/{execution}"
     before = hpo_runs()
-    status, steps = run_quality(_put_labels(story, f"{prefix}/labels.csv", enumerate(truth, start=1)))
+    labelled = story.sm.start_pipeline_execution(
+        PipelineName=quality["quality"].name,
+        PipelineParameters=[
+            {"Name": "LabelsUri", "Value": _put_labels(story, f"{prefix}/labels.csv", enumerate(truth, start=1))}
+        ],
+    )["PipelineExecutionArn"]
+    status, steps = story.wait(labelled)
     assert status == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
     assert "ModelQualityBelowThreshold" not in steps
+    # AUC/F1/Precision/Recall/Accuracy as quality.json measured them on the labels, with the version
+    published = story.metrics_of(labelled)
+    quality_json = story.run_output(labelled, "model-quality/quality.json")
+    observed = {c["metric_name"]: c["observed"] for c in quality_json["checks"]}
+    q = (("Pipeline", "quality"),)
+    assert {m: published[(m, q)] for m in ("AUC", "F1", "Precision", "Recall", "Accuracy")} == {
+        "AUC": [observed["auc"]],
+        "F1": [observed["f1"]],
+        "Precision": [observed["precision"]],
+        "Recall": [observed["recall"]],
+        "Accuracy": [observed["accuracy"]],
+    }
+    assert published[("Violations", (("Check", "quality"), *q))] == [0]
+    assert published[("ModelVersion", q)] == [1.0]
 
     # The world changed: the model is wrong on half of the next labels.
     wrong = [(i, 1 - t if i % 2 else t) for i, t in enumerate(truth, start=1)]
