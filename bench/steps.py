@@ -566,7 +566,7 @@ def main() -> int:
     parser.add_argument(
         "--instances", type=int, default=2, help="sandbox scale-out figures: N instances vs 1 (0: skip them)"
     )
-    parser.add_argument("--instance-rows", type=int, default=400_000, help="batch rows for the scale-out figures")
+    parser.add_argument("--instance-rows", type=int, default=1_000_000, help="batch rows for the scale-out figures")
     parser.add_argument("--instance-objects", type=int, default=8, help="S3 objects the scale-out batch is cut in")
     parser.add_argument(
         "--only-instances", action="store_true", help="only the scale-out figures (model and baseline at 100k rows)"

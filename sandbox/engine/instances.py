@@ -5,6 +5,7 @@ The instances run at once, one process each; the job fails when any of them fail
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,16 @@ def instance_count(resources: dict | None, default: int = 1) -> int:
     if not 1 <= count <= 100:
         raise ValueError(f"InstanceCount {count} is not between 1 and 100")
     return count
+
+
+def thread_limit(count: int, environment: dict) -> dict:
+    """Environment for one of `count` instances sharing this machine: each gets its share of the cores for
+    its OpenMP/BLAS threads (xgboost, numpy), as each instance has its own CPUs on AWS; without it N
+    processes each spinning up all-core thread pools on the same cores run slower than one. A job that sets
+    OMP_NUM_THREADS itself keeps its value; one instance keeps the machine."""
+    if count == 1 or "OMP_NUM_THREADS" in environment:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count))}
 
 
 def shard(objects: Sequence[Any], count: int) -> list[list[Any]]:

@@ -122,6 +122,7 @@ def _child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        _limit_threads(request["env"].get("OMP_NUM_THREADS", ""))
         script, *args = request["argv"][1:]
         sys.argv = [script, *args]
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -141,6 +142,17 @@ def _child(request: dict) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _limit_threads(value: str) -> None:
+    """OMP_NUM_THREADS for a forked child: the OpenMP and BLAS runtimes this process loaded read it when they
+    started, so a child asking for fewer threads gets them limited in place (a fresh interpreter reads it)."""
+    if not value.isdigit() or int(value) < 1:
+        return
+    try:  # scikit-learn's dependency, loaded by name like the preloaded libraries
+        importlib.import_module("threadpoolctl").threadpool_limits(limits=int(value))
+    except Exception:  # only a speed matter
+        pass
 
 
 def _serve(conn) -> None:

@@ -307,6 +307,7 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         env.update(
             {k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()}
         )
+        env.update(instances.thread_limit(count, args.get("Environment") or {}))
         ctx.run_process(
             argv,
             env=env,
@@ -704,6 +705,7 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         root = roots[host]
         env = runtime.process_env(creds, ctx.region)
         env.update({k: str(v) for k, v in environment.items()})
+        env.update(instances.thread_limit(count, environment))
         env["PYTHONPATH"] = str(root / "code")
         argv = [
             sys.executable,
