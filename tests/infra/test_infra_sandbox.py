@@ -95,7 +95,10 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
     # Every notification rule of prod.yaml is one rule with one target on the topic, nothing else.
     notify = {f"mlops-demo-prod-{r.name}": r for r in prod_env.notifications.rules}
     assert set(notify) <= set(rules)
-    assert len(rules) == 3 + len(prod_env.arrivals) + len(notify), sorted(rules)
+    # besides them: the schedule, the two retrain rules, the arrival rules and one run-metrics rule per pipeline
+    run_metrics = {f"mlops-demo-prod-run-metrics-{kind}" for kind in prod_env.pipelines}
+    assert run_metrics <= set(rules)
+    assert len(rules) == 3 + len(prod_env.arrivals) + len(notify) + len(run_metrics), sorted(rules)
     for name in notify:
         [target] = targets[name]
         assert target["Arn"] == topic_arn
