@@ -50,8 +50,10 @@ def project_specs(base_env, base_specs, index: int, prefix: str):
     for key, spec in base_specs.items():
         renamed = copy.copy(spec)
         renamed.name = env.pipelines[key]
+        # each function keeps its role in the project's name (latest-approved-model, run-metrics, ...)
         renamed.lambda_functions = [
-            replace(f, name=f"{prefix}{index:02d}-latest-approved-model") for f in spec.lambda_functions
+            replace(f, name=f"{prefix}{index:02d}-{f.name.removeprefix(base_env.project + '-')}")
+            for f in spec.lambda_functions
         ]
         specs[key] = renamed
     return env, specs
