@@ -73,7 +73,8 @@ NEEDS_NETWORK = {
 }
 # A step that publishes run metrics (pipelines/metrics.py) always writes them to metrics.json in its output
 # and calls PutMetricData itself when it has the network; a network-isolated one cannot, so the definition
-# adds a small Publish<step>Metrics job (with the network, the same role) that publishes its file.
+# adds a small Publish<step>Metrics job (with the network, the same role) that publishes its file, and the
+# check's condition waits for it (a Fail step ends the execution: a failed check's metrics must be out first).
 PUBLISH_STEP = "Publish{}Metrics"
 
 
@@ -1224,6 +1225,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         "drift",
         "constraint_violations.json",
         if_steps=[create_model, transform, record],
+        after=_publishing(drift_steps),
     )
     valid = _fail_on_violations(
         "CheckDataValidation",
@@ -1233,6 +1235,7 @@ def _inference_pipeline(env, session, code: CodeBundle) -> PipelineSpec:
         "validation",
         "contract_violations.json",
         if_steps=[*drift_steps, check],
+        after=_publishing(validation_steps),
     )
     spec = b.pipeline(
         [resolve, *validation_steps, valid],
@@ -1306,6 +1309,7 @@ def _quality_pipeline(env: Environment, session: Any, code: CodeBundle) -> Pipel
         "quality",
         "constraint_violations.json",
         if_steps=[],
+        after=_publishing(measure_steps),
     )
     return b.pipeline(
         [*measure_steps, check],
@@ -1378,11 +1382,26 @@ def dry_run_document(specs: dict) -> dict:
     }
 
 
+def _publishing(steps: list) -> list:
+    """The Publish<check>Metrics job among a check's steps (there when the check runs network-isolated)."""
+    return [s for s in steps if s.name.startswith("Publish") and s.name.endswith("Metrics")]
+
+
 def _fail_on_violations(
-    check_name: str, failure: str, step: Any, summary: Any, output: str, violations_file: str, *, if_steps: list
+    check_name: str,
+    failure: str,
+    step: Any,
+    summary: Any,
+    output: str,
+    violations_file: str,
+    *,
+    if_steps: list,
+    after: Sequence = (),
 ) -> Any:
     """Go on with `if_steps` when the check step's summary counts no violation; otherwise fail as `failure`
-    (the reason the notification and retrain rules match), with the check's message and its violations file."""
+    (the reason the notification and retrain rules match), with the check's message and its violations file.
+    `after`: steps that must end first (an isolated check's publishing job: a Fail step ends the execution,
+    and the metrics of a failed check are the ones the alarms need)."""
     # the SDK is imported where definitions are built, never on a command's --help path
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionEquals
@@ -1411,4 +1430,5 @@ def _fail_on_violations(
         ],
         if_steps=if_steps,
         else_steps=[failed],
+        depends_on=list(after) or None,
     )

@@ -190,9 +190,14 @@ def _publishing_in_the_step(definition: dict) -> dict:
 
     publisher: dict = {}
     definition["Steps"] = strip(definition["Steps"])
+    names = {f"Publish{check}Metrics" for check in publisher}
     for step in all_steps(definition["Steps"]):
         if step["Name"] in publisher:
             step["Arguments"]["AppSpecification"]["ContainerArguments"].append("--publish-metrics")
+        if names & set(step.get("DependsOn") or ()):  # the condition waits for the publishing job
+            step["DependsOn"] = [d for d in step["DependsOn"] if d not in names]
+            if not step["DependsOn"]:
+                del step["DependsOn"]
     return definition
 
 
