@@ -1002,6 +1002,35 @@ def jenkins_role_policies(env: Environment) -> dict[str, dict]:
             f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*",
         ),
         statement("TopicSubscriptions", ["sns:GetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
+        # The environment's alarms, whose actions may only publish to its own topics (cloudwatch:AlarmActions,
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-alarm-actions.html)
+        statement(
+            "ProjectAlarms",
+            "cloudwatch:PutMetricAlarm",
+            f"arn:{arns.p}:cloudwatch:{region}:{account_id}:alarm:{infra_prefix}*",
+            condition={
+                "ForAllValues:StringLike": {
+                    "cloudwatch:AlarmActions": [f"arn:{arns.p}:sns:{region}:{account_id}:{infra_prefix}*"]
+                }
+            },
+        ),
+        statement(
+            "ManageProjectAlarms",
+            [
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:ListTagsForResource",
+                "cloudwatch:TagResource",
+                "cloudwatch:UntagResource",
+            ],
+            f"arn:{arns.p}:cloudwatch:{region}:{account_id}:alarm:{infra_prefix}*",
+        ),
+        # dashboards are global: their ARN has no region
+        statement(
+            "ProjectDashboards",
+            ["cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard", "cloudwatch:PutDashboard"],
+            f"arn:{arns.p}:cloudwatch::{account_id}:dashboard/{infra_prefix}*",
+        ),
         # the notification topic's own key (EventBridge cannot publish to a topic under the AWS key),
         # created only with the toolkit's tags
         statement(

@@ -4,9 +4,13 @@
 # pipelines and steps tell whom what), the encrypted topics they go to, and the dashboard and alarms
 # over the metrics the pipelines publish.
 
+data "aws_partition" "current" {}
+
 locals {
   prefix      = "${var.project}-${var.environment}"
   rule_topics = { for r in var.notification_rules : r.name => r.topic }
+  # Known before the alarms exist: the topic's key policy names them, and the alarms need the topic.
+  alarm_arns = [for a in var.alarms : "arn:${data.aws_partition.current.partition}:cloudwatch:${var.region}:${var.account_id}:alarm:${local.prefix}-${a.name}"]
 }
 
 module "notifications" {
@@ -17,6 +21,7 @@ module "notifications" {
   emails     = var.notification_emails
   # Only the project's own rules may publish: each topic's policy names the rules that target it.
   publisher_rule_arns = [for name, arn in module.notification_rules.rule_arns : arn if local.rule_topics[name] == "default"]
+  alarm_arns          = local.alarm_arns
   extra_topics = {
     for key, topic in var.notification_topics : key => {
       name                = "${local.prefix}-${key}"
@@ -32,6 +37,16 @@ module "notification_rules" {
   name_prefix = local.prefix
   rules       = var.notification_rules
   topic_arns  = merge({ default = module.notifications.topic_arn }, module.notifications.extra_topic_arns)
+}
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name_prefix    = local.prefix
+  namespace      = var.metric_namespace
+  dashboard_body = var.dashboard_body
+  alarms         = var.alarms
+  topic_arn      = module.notifications.topic_arn
 }
 
 module "inference_schedule" {

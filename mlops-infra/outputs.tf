@@ -24,3 +24,13 @@ output "rule_names" {
     { for name, arn in module.notification_rules.rule_arns : "notify_${replace(name, "-", "_")}" => element(split("/", arn), 1) },
   )
 }
+
+output "dashboard_name" {
+  description = "The environment's CloudWatch dashboard."
+  value       = module.monitoring.dashboard_name
+}
+
+output "alarm_arns" {
+  description = "The environment's alarms by name; they publish to the topic."
+  value       = module.monitoring.alarm_arns
+}

@@ -125,6 +125,33 @@ variable "notification_topics" {
   default = {}
 }
 
+variable "metric_namespace" {
+  description = "Where the runs publish their CloudWatch metrics: MLOps/<project>."
+  type        = string
+}
+
+variable "dashboard_body" {
+  description = "The environment's CloudWatch dashboard (widgets JSON), rendered from the metric contract."
+  type        = string
+}
+
+variable "alarms" {
+  description = "The environment's alarms: quality below the floor, violations above the limit, no successful inference."
+  type = list(object({
+    name                = string
+    description         = string
+    metric_name         = string
+    dimensions          = map(string)
+    statistic           = string
+    period              = number
+    evaluation_periods  = number
+    comparison_operator = string
+    threshold           = number
+    treat_missing_data  = string
+  }))
+  default = []
+}
+
 variable "tags" {
   description = "Tags on every resource."
   type        = map(string)

@@ -118,6 +118,9 @@ RESERVED_NOTIFICATION_NAMES = (
     "notifications",
 )
 MAX_MESSAGE = 1000
+# PutMetricAlarm: Period x EvaluationPeriods at most 7 days for periods of an hour or more
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html).
+MAX_ALARM_WINDOW_MINUTES = 7 * 24 * 60
 _NOTIFICATION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,27}$", re.ASCII)
 _TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$", re.ASCII)
 
@@ -290,6 +293,17 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """The alarms of mlops-infra/ besides the quality floor (training.auc_threshold): a check's violations
+    above `violations_limit` in one run; no successful inference for the schedule's period (or
+    `inference_period_minutes`) plus `missed_inference_slack_minutes`."""
+
+    violations_limit: int = 0
+    missed_inference_slack_minutes: int = 120
+    inference_period_minutes: int | None = None
+
+
+@dataclass(frozen=True)
 class Environment:
     """One validated environment file. Names (ARNs, role names) are derived here and nowhere else."""
 
@@ -316,6 +330,7 @@ class Environment:
     retries: Retries = Retries()
     arrivals: tuple = ()  # of Arrival
     notifications: Notifications = Notifications()
+    monitoring: Monitoring = Monitoring()
     # A git branch's namespace inside a dev-like environment (mlops_core.branches.branch_environment)
     branch: str | None = None
     namespace: str | None = None
@@ -392,6 +407,33 @@ class Environment:
         accounts = dict(self.accounts)
         accounts.setdefault("jenkins", self.jenkins.account_id)
         return accounts
+
+
+def schedule_period_minutes(schedule: str) -> int | None:
+    """The longest time between two runs of a schedule expression, in minutes, when it can be read off: any
+    rate(...), and a cron(...) that runs hourly, every N hours, daily or weekly; None otherwise."""
+    rate = _RATE.fullmatch(schedule)
+    if rate:
+        count, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        return count * {"minute": 1, "hour": 60, "day": 1440}[unit]
+    cron = _CRON.fullmatch(schedule)
+    if not cron or len(cron.group(1).split()) != 6:
+        return None
+    minute, hour, day_of_month, month, day_of_week, year = cron.group(1).split()
+    every_day = day_of_month in ("*", "?") and day_of_week in ("*", "?")
+    if not minute.isdigit() or month != "*" or year != "*":
+        return None
+    if every_day and hour == "*":
+        return 60
+    if every_day and re.fullmatch(r"(\*|0)/([1-9][0-9]?)", hour):
+        step = int(hour.split("/")[1])
+        return step * 60 if 24 % step == 0 else None
+    if every_day and hour.isdigit():
+        return 1440
+    weekday = re.fullmatch(r"[1-7]|SUN|MON|TUE|WED|THU|FRI|SAT", day_of_week)
+    if hour.isdigit() and day_of_month == "?" and weekday:
+        return 7 * 1440
+    return None
 
 
 def environments_dir(env_dir: str | os.PathLike | None = None) -> Path:
@@ -551,6 +593,7 @@ _TOP_LEVEL = {
     "network",
     "retry",
     "arrivals",
+    "monitoring",
 }
 
 
@@ -615,7 +658,7 @@ class _Validator:
             self.data,
             "",
             _TOP_LEVEL,
-            _TOP_LEVEL - {"training", "inference", "notifications", "network", "retry", "arrivals"},
+            _TOP_LEVEL - {"training", "inference", "notifications", "network", "retry", "arrivals", "monitoring"},
         )
         name = self.match(d["environment"], "environment", _ENV_NAME, "an environment name (lowercase, digits, -)")
         if path.stem != name and path.suffix in (".yaml", ".yml"):
@@ -753,6 +796,7 @@ class _Validator:
             retries=self._retries(d.get("retry") or {}),
             arrivals=self._arrivals(d.get("arrivals") or [], pipelines),
             notifications=notifications,
+            monitoring=self._monitoring(d.get("monitoring") or {}, schedule),
         )
 
     def _network(self, data: Any, region: str, account_id: str) -> Network:
@@ -870,6 +914,42 @@ class _Validator:
             parameter = self.match(a["parameter"], f"{path}.parameter", _PARAMETER, "a pipeline parameter name")
             out.append(Arrival(name, prefix, suffix, a["pipeline"], parameter))
         return tuple(out)
+
+    def _monitoring(self, data: Any, schedule: str) -> Monitoring:
+        m = self.section(
+            data,
+            "monitoring",
+            {"violations_limit", "missed_inference_slack_minutes", "inference_period_minutes"},
+            set(),
+        )
+        default = Monitoring()
+        limit = self.number(
+            m.get("violations_limit", default.violations_limit), "monitoring.violations_limit", 0, 1e9, True
+        )
+        slack = self.number(
+            m.get("missed_inference_slack_minutes", default.missed_inference_slack_minutes),
+            "monitoring.missed_inference_slack_minutes",
+            0,
+            MAX_ALARM_WINDOW_MINUTES,
+            True,
+        )
+        period = m.get("inference_period_minutes")
+        if period is not None:
+            period = self.number(period, "monitoring.inference_period_minutes", 1, MAX_ALARM_WINDOW_MINUTES, True)
+        elif schedule_period_minutes(schedule) is None:
+            self.fail(
+                "monitoring.inference_period_minutes",
+                f"required: the period of schedule {schedule!r} cannot be derived (a rate(...), a daily, hourly "
+                "or weekly cron can): give the longest time between two scheduled runs, in minutes",
+            )
+        window = (period or schedule_period_minutes(schedule) or 0) + slack
+        if window > MAX_ALARM_WINDOW_MINUTES:
+            self.fail(
+                "monitoring.missed_inference_slack_minutes",
+                f"the schedule's period plus the slack is {window} minutes: a CloudWatch alarm looks back at most "
+                f"{MAX_ALARM_WINDOW_MINUTES} (7 days)",
+            )
+        return Monitoring(limit, slack, period)
 
     def _notifications(self, data: Any) -> Notifications:
         n = self.section(data, "notifications", {"emails", "topics", "rules"}, set())

@@ -25,6 +25,8 @@ from mlops_core.errors import ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from pipelines.branches import claim_namespace
 from pipelines.definitions import ARRIVAL_FUNCTION
+from pipelines.metrics import namespace as metric_namespace
+from promote.monitoring import alarm_arn, alarms, dashboard_body
 from promote.notifications import notification_rules, notification_topics
 from promote.terraform import TerraformCli
 
@@ -53,6 +55,9 @@ def terraform_vars(env: Environment) -> dict:
         "notification_emails": list(env.notification_emails),
         "notification_rules": notification_rules(env),
         "notification_topics": notification_topics(env),
+        "metric_namespace": metric_namespace(env.project),
+        "dashboard_body": dashboard_body(env, [alarm_arn(env, a["name"]) for a in alarms(env)]),
+        "alarms": alarms(env),
         "arrival_bucket": env.buckets.artifacts,
         "arrival_function_arn": arrival_function_arn(env),
         "arrival_triggers": [

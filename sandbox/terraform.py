@@ -23,7 +23,19 @@ PROVIDER_VERSION = "3.39.0"
 PROVIDER_ADDRESS = "registry.terraform.io/hashicorp/aws"
 _PLATFORM = "linux_amd64"
 # Services mlops-infra/ (and the S3 backend) calls; each is pointed at the one sandbox endpoint.
-_SERVICES = ("cloudwatchevents", "dynamodb", "iam", "kms", "lambda", "s3", "sagemaker", "sns", "sqs", "sts")
+_SERVICES = (
+    "cloudwatch",
+    "cloudwatchevents",
+    "dynamodb",
+    "iam",
+    "kms",
+    "lambda",
+    "s3",
+    "sagemaker",
+    "sns",
+    "sqs",
+    "sts",
+)
 OVERRIDE_FILE = "sandbox_override.tf"
 
 

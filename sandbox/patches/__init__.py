@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sandbox import clock, events, executions, journal, s3_events
 from sandbox.patches import (
+    alarm_actions,
     cloudtrail,
     cloudwatch,
     enforcement,
@@ -40,6 +41,7 @@ PATCHES: tuple[Patch, ...] = (
     clock.PATCH,
     cloudtrail.PATCH,
     cloudwatch.PATCH,
+    alarm_actions.PATCH,
     # last: it wraps the SageMaker list handlers as the patches above leave them
     pagination.PATCH,
 )

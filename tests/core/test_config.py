@@ -78,7 +78,7 @@ MALFORMED = [
     (
         _set("projekt", "x"),
         "projekt: unknown field (expected one of: account, accounts, arrivals, backend, buckets, "
-        "environment, inference, jenkins, kind, kms, model_package_group, network, notifications, "
+        "environment, inference, jenkins, kind, kms, model_package_group, monitoring, network, notifications, "
         "pipelines, project, region, retry, roles, schedule, terraform, training)",
     ),
     (
@@ -173,6 +173,22 @@ MALFORMED = [
             "inference.drift_threshold: replaced by inference.drift_significance: the false-alarm rate of the whole "
             "drift check per batch (default 0.01), which accounts for the batch size where a fixed distance did not"
         ),
+    ),
+    # monitoring: the alarms' settings
+    (
+        _set("monitoring", {"violations_limit": -1}),
+        "monitoring.violations_limit: -1 is not a whole number between 0 and 1000000000.0",
+    ),
+    (
+        _set("schedule", "cron(0 6 1 * ? *)"),
+        "monitoring.inference_period_minutes: required: the period of schedule 'cron(0 6 1 * ? *)' cannot be "
+        "derived (a rate(...), a daily, hourly or weekly cron can): give the longest time between two scheduled "
+        "runs, in minutes",
+    ),
+    (
+        _set("monitoring", {"missed_inference_slack_minutes": 10000}),
+        "monitoring.missed_inference_slack_minutes: the schedule's period plus the slack is 11440 minutes: a "
+        "CloudWatch alarm looks back at most 10080 (7 days)",
     ),
     # notification rules: one line naming the rule and the field
     (

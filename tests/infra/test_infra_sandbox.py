@@ -138,10 +138,100 @@ def test_apply_creates_schedule_retraining_and_encrypted_notifications(
     assert not list(workdir.glob("*.tfstate"))
 
     inbox = _inbox_on(sessions, prod_env, topic_arn)
+    _dashboard_and_alarms_publish_to_the_encrypted_topic(sessions, prod_env, topic_arn, inbox)
     _inference_failure_starts_training_and_notifies(sessions, prod_env, inbox)
     _ended_runs_are_counted_in_cloudwatch(sessions, prod_env, rules, targets)
     _new_version_in_the_registry_notifies_approvers(sessions, prod_env, inbox)
     _a_changed_message_in_the_yaml_is_what_is_delivered(cli, sessions, prod_env, inbox, tmp_path)
+
+
+def _dashboard_and_alarms_publish_to_the_encrypted_topic(sessions, env, topic_arn, inbox):
+    """The environment's dashboard and alarms are in CloudWatch (DescribeAlarms, GetDashboard), on the metric
+    contract's names, and an alarm going off reaches the topic's subscribers: the topic policy and the key
+    policy let exactly these alarms publish."""
+    import time
+
+    prod = sessions.in_account(env.account_id)
+    cloudwatch, sns, sqs = (sessions.client(n, prod) for n in ("cloudwatch", "sns", "sqs"))
+    alarms = {
+        a["AlarmName"].removeprefix("mlops-demo-prod-"): a
+        for a in cloudwatch.describe_alarms(AlarmNamePrefix="mlops-demo-prod-")["MetricAlarms"]
+    }
+    assert set(alarms) == {
+        "quality-below-floor",
+        "contract-violations",
+        "drift-violations",
+        "quality-violations",
+        "no-successful-inference",
+    }
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == "MLOps/mlops-demo" and alarm["AlarmActions"] == [topic_arn]
+
+    def dimensions(alarm):
+        return {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+    floor = alarms["quality-below-floor"]
+    assert (floor["MetricName"], floor["ComparisonOperator"], floor["Threshold"]) == ("AUC", "LessThanThreshold", 0.9)
+    assert dimensions(floor) == {"Environment": "prod", "Pipeline": "quality"}
+    drift = alarms["drift-violations"]
+    assert (drift["MetricName"], drift["ComparisonOperator"], drift["Threshold"]) == (
+        "Violations",
+        "GreaterThanThreshold",
+        0.0,
+    )
+    assert dimensions(drift) == {"Environment": "prod", "Pipeline": "inference", "Check": "drift"}
+    # prod runs daily (cron(0 6 * * ? *)): no success for a day plus two hours of slack is an alarm
+    missed = alarms["no-successful-inference"]
+    assert dimensions(missed) == {"Environment": "prod", "Pipeline": "inference", "Status": "Succeeded"}
+    assert (missed["MetricName"], missed["Statistic"], missed["Period"], missed["EvaluationPeriods"]) == (
+        "PipelineRuns",
+        "Sum",
+        (24 + 2) * 3600,
+        1,
+    )
+    assert (missed["ComparisonOperator"], missed["Threshold"], missed["TreatMissingData"]) == (
+        "LessThanThreshold",
+        1.0,
+        "breaching",
+    )
+
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="mlops-demo-prod-monitoring")["DashboardBody"])
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert titles[:5] == [
+        "Drift per feature: distance",
+        "Drift score (>= 1 is drift)",
+        "Violations by check",
+        "Model quality on labelled data",
+        "Pipeline runs by status",
+    ]
+    [[drift_search]] = body["widgets"][0]["properties"]["metrics"]
+    assert drift_search["expression"].startswith(
+        'SEARCH(\'{MLOps/mlops-demo,Environment,Feature} MetricName="DriftDistance" Environment="prod"\''
+    )
+    assert set(body["widgets"][-1]["properties"]["alarms"]) == {a["AlarmArn"] for a in alarms.values()}
+
+    # the topic policy names the alarms (and this account) for cloudwatch.amazonaws.com
+    policy = json.loads(sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["Policy"])
+    [publish] = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert set(_as_list(publish["Condition"]["ArnEquals"]["aws:SourceArn"])) == {a["AlarmArn"] for a in alarms.values()}
+    assert _as_list(publish["Condition"]["StringEquals"]["aws:SourceAccount"]) == [env.account_id]
+
+    # an alarm going off reaches the subscribers through the encrypted topic
+    cloudwatch.set_alarm_state(
+        AlarmName=missed["AlarmName"], StateValue="ALARM", StateReason="no successful inference for 26 hours"
+    )
+    deadline, messages = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not messages:
+        time.sleep(0.2)
+        messages += _take(sqs, inbox)
+    [message] = messages
+    sent = json.loads(message)
+    assert (sent["AlarmName"], sent["NewStateValue"], sent["AlarmArn"]) == (
+        missed["AlarmName"],
+        "ALARM",
+        missed["AlarmArn"],
+    )
+    assert sent["NewStateReason"] == "no successful inference for 26 hours"
 
 
 def _a_changed_message_in_the_yaml_is_what_is_delivered(cli, sessions, env, inbox, tmp_path):
