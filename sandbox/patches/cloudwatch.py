@@ -664,6 +664,15 @@ def _cloudwatch(response, action, caller: Caller, region, _default_resource) -> 
         target.context["cloudwatch:namespace"] = param(response, "Namespace")
     elif action in _ALARM_ACTIONS and param(response, "AlarmName"):
         target.resources = [alarm(param(response, "AlarmName"))]
+        if action in ("PutMetricAlarm", "PutCompositeAlarm"):
+            # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-alarm-actions.html
+            actions = [
+                a
+                for key in ("AlarmActions", "OKActions", "InsufficientDataActions")
+                for a in (param(response, key) or [])
+            ]
+            if actions:
+                target.context["cloudwatch:AlarmActions"] = actions
     elif action in _ALARMS_ACTIONS:
         names = param(response, "AlarmNames") or []
         target.resources = [alarm(n) for n in names] or [alarm("*")]

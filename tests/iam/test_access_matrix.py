@@ -390,7 +390,63 @@ JENKINS_ROWS = [
             SSEKMSKeyId=w.prod_key,
         ),
     ),
+    # the environment's alarms and dashboard, and nothing else; alarm actions only on the project's topics
+    # (cloudwatch:AlarmActions: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-alarm-actions.html)
+    Row(
+        "cross-account-jenkins-role",
+        "cloudwatch:PutMetricAlarm",
+        "alarm mlops-demo-prod-* publishing to a project topic",
+        True,
+        lambda w: _put_alarm(w, "mlops-demo-prod-matrix", "mlops-demo-prod-notifications"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "cloudwatch:PutMetricAlarm",
+        "another team's alarm",
+        False,
+        lambda w: _put_alarm(w, "payments-latency", "mlops-demo-prod-notifications"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "cloudwatch:PutMetricAlarm",
+        "alarm mlops-demo-prod-* whose action is another team's topic",
+        False,
+        lambda w: _put_alarm(w, "mlops-demo-prod-matrix", "payments-pager"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "cloudwatch:PutDashboard",
+        "dashboard mlops-demo-prod-*",
+        True,
+        lambda w: _put_dashboard(w, "mlops-demo-prod-matrix"),
+    ),
+    Row(
+        "cross-account-jenkins-role",
+        "cloudwatch:PutDashboard",
+        "another team's dashboard",
+        False,
+        lambda w: _put_dashboard(w, "payments"),
+    ),
 ]
+
+
+def _put_alarm(w, name: str, topic: str) -> None:
+    _jenkins_client(w, "cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace=metrics.namespace("mlops-demo"),
+        MetricName=metrics.PIPELINE_RUNS,
+        Statistic="Sum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        AlarmActions=[f"arn:aws:sns:{w.region}:{PROD}:{topic}"],
+    )
+
+
+def _put_dashboard(w, name: str) -> None:
+    body = {"widgets": [{"type": "text", "x": 0, "y": 0, "width": 6, "height": 2, "properties": {"markdown": "x"}}]}
+    _jenkins_client(w, "cloudwatch").put_dashboard(DashboardName=name, DashboardBody=json.dumps(body))
 
 
 ROWS = [

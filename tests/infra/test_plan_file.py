@@ -55,7 +55,8 @@ def test_apply_uses_the_archived_plan_and_refuses_stale_or_foreign_ones(
     from dataclasses import replace
 
     later = replace(prod_env, schedule="rate(1 hour)")
-    with pytest.raises(infra.PlanRefused, match=r"made with other variables \(schedule_expression differ"):
+    # (the no-successful-inference alarm's window follows the schedule)
+    with pytest.raises(infra.PlanRefused, match=r"made with other variables \(alarms, schedule_expression differ"):
         infra.run_infra(later, "apply", sessions=bootstrapped_prod, echo=lambda _: None, plan_file=archived)
     assert _rule_names(bootstrapped_prod, prod_env) == []
 
@@ -65,8 +66,9 @@ def test_apply_uses_the_archived_plan_and_refuses_stale_or_foreign_ones(
     assert f"applying the saved plan {archived}" in applied.stdout
     assert f"Apply complete! Resources: {to_add} added" in applied.stdout
     assert "Plan:" not in applied.stdout
-    # the schedule, the two retraining rules, the arrival triggers and the notification rules
-    expected = 3 + len(prod_env.arrivals) + len(prod_env.notifications.rules)
+    # the schedule, the two retraining rules, the arrival triggers, a run-metrics rule per pipeline and the
+    # notification rules
+    expected = 3 + len(prod_env.arrivals) + len(prod_env.pipelines) + len(prod_env.notifications.rules)
     assert len(_rule_names(bootstrapped_prod, prod_env)) == expected
 
     # Applying it again: the state moved on since it was planned; Terraform refuses, so do we, in one line.
