@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -526,7 +527,7 @@ def _tell(story: Story, prod) -> None:
     story.step("Each version's data, from the registry", lambda: _versions(story, prod))
 
     chart = story.work / "monitor.png"
-    story.cli(
+    shown = story.cli(
         "The view across runs: every run with its metrics (CloudWatch), the approvals and the retrains they led to",
         "promote",
         "monitor",
@@ -537,7 +538,17 @@ def _tell(story: Story, prod) -> None:
         capture=True,
         person=APPROVER,
     )
+    story.step("The drift that started the retrain is on the chart", lambda: _drift_on_the_chart(shown.stdout))
     story.artefacts.append(("monitoring chart: drift and quality over time, approvals and retrains marked", str(chart)))
+
+
+def _drift_on_the_chart(table: str) -> None:
+    """The drifted run shows its worst feature against its bound, and the retrain it started follows it."""
+    drifted = [line for line in table.splitlines() if "Failed: DataDriftDetected" in line]
+    if not drifted or not re.search(r"\d/\d[\d.]* \([\d.]+x\)", drifted[0]):  # feature distance/bound (ratio)
+        raise StoryFailed("the drifted inference run shows no drift reading: were its metrics published?")
+    if not any("retrain (train) on drift" in line for line in table.splitlines()):
+        raise StoryFailed("promote monitor shows no retrain after the drift")
 
 
 def _labels_arrive(env, wrong_share: float, name: str) -> str:
