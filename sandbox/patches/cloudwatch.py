@@ -22,7 +22,10 @@ PutMetricData and the alarm/dashboard ARNs of the service authorization referenc
 (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
 
 Differences kept on purpose: metric data is kept at full resolution for as long as the sandbox lives
-(AWS aggregates by age: 1-minute points for 15 days, 5-minute for 63, hourly for 455); a new metric is
+(AWS aggregates by age: 1-minute points for 15 days, 5-minute for 63, hourly for 455), and a period under
+60 seconds is answered for any metric (AWS keeps such data only for StorageResolution=1 metrics, 3 hours);
+PutCompositeAlarm is not implemented (moto answers HTTP 500); a refused dashboard body is
+InvalidParameterInput without the DashboardValidationMessages details; a new metric is
 listed at once (AWS: up to 15 minutes); percentiles are computed exactly on the raw values (AWS
 approximates); metric math evaluates only a reference to another query's id; alarms are stored, not
 evaluated (their state changes only through SetAlarmState).

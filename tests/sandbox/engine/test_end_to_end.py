@@ -57,7 +57,8 @@ class Story:
         queries = [
             {
                 "Id": f"m{i}",
-                # 1-second periods over the run's window: one datapoint per metric and run
+                # 1-second periods over the run's window: one datapoint per metric and run (the sandbox answers
+                # sub-minute periods for any metric; AWS only for high-resolution ones, sandbox/patches/cloudwatch.py)
                 "MetricStat": {"Metric": m, "Period": 1, "Stat": "Maximum"},
             }
             for i, m in enumerate(found)
