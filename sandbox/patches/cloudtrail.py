@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox import clock
 from sandbox.patches.enforcement import Caller, current
 from sandbox.patching import Patch
 
@@ -143,7 +144,8 @@ def record(response: Any, api_name: str, source: str, read_only: bool, result: A
     if state is None or state.caller.kind == "anonymous":
         return None
     caller, region = state.caller, response.region
-    now = datetime.now(UTC)
+    # the sandbox clock, as executions and metrics: a run started after `sandbox tick` has its record at its own time
+    now = clock.instant()
     event = {
         "eventVersion": "1.08",
         "userIdentity": user_identity(caller),

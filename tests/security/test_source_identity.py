@@ -214,3 +214,36 @@ def test_cloudtrail_lookup_events_names_who_started_a_pipeline_execution(world):
                 {"AttributeKey": "Username", "AttributeValue": "x"},
             ]
         )
+
+
+def test_cloudtrail_stamps_records_with_the_sandbox_clock_as_executions(world):
+    """After `sandbox tick` an execution's StartPipelineExecution record carries the execution's own time, so
+    separation of duties (which looks the record up around the execution's CreationTime) still finds it."""
+    from sandbox import client as sandbox_client
+
+    client, role = world
+    login = role(
+        DEV,
+        "ticker",
+        trust_actions=["sts:AssumeRole", "sts:SetSourceIdentity"],
+        statements=[
+            {"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"},
+        ],
+    )
+    execution_role = role(DEV, "ticked-runner", trust_actions="sts:AssumeRole", statements=[])
+    answer = client(DEV, "sts").assume_role(RoleArn=login, RoleSessionName="dana-later", SourceIdentity="dana")
+    sm = client(_as(answer["Credentials"]), "sagemaker")
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": []}
+    sm.create_pipeline(PipelineName="later", PipelineDefinition=json.dumps(definition), RoleArn=execution_role)
+    sandbox_client.call("tick", {"by": "2d"})
+    arn = sm.start_pipeline_execution(PipelineName="later")["PipelineExecutionArn"]
+    created = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["CreationTime"]
+
+    found = client(DEV, "cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "StartPipelineExecution"}],
+        StartTime=created.timestamp() - 60,
+        EndTime=created.timestamp() + 60,
+    )["Events"]
+    assert [json.loads(e["CloudTrailEvent"])["responseElements"]["pipelineExecutionArn"] for e in found] == [arn]
+    assert abs(found[0]["EventTime"].timestamp() - created.timestamp()) < 5
