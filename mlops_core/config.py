@@ -60,7 +60,8 @@ MAX_RETRY_ATTEMPTS, MAX_RETRY_INTERVAL_SECONDS = 20, 43200
 
 # The steps of each pipeline as pipelines/definitions.py builds them (tests/pipelines/test_definitions.py
 # checks this table against the built definitions; the *Merge steps exist when inference.instance_count
-# shards a check): what a notification rule may name.
+# shards a check, the Publish*Metrics steps when a check runs network-isolated): what a notification rule
+# may name.
 PIPELINE_STEPS = {
     "train": (
         "Preprocess",
@@ -85,9 +86,11 @@ PIPELINE_STEPS = {
         "DataValidation",
         "CheckDataValidation",
         "DataValidationMerge",
+        "PublishDataValidationMetrics",
         "DataValidationFailed",
         "DataDriftCheck",
         "DataDriftCheckMerge",
+        "PublishDataDriftCheckMetrics",
         "CheckDataDrift",
         "DataDriftDetected",
         "CreateModel-CreateModel",

@@ -314,9 +314,10 @@ CASES = [
         {},
         (
             f"{P}: notifications.rules[retrain-started].step: 'DriftCheck' is not a step of inference (steps: "
-            "LatestApprovedModel, DataValidation, CheckDataValidation, DataValidationMerge, DataValidationFailed, "
-            "DataDriftCheck, DataDriftCheckMerge, CheckDataDrift, DataDriftDetected, CreateModel-CreateModel, "
-            "BatchTransform, RecordRun)"
+            "LatestApprovedModel, DataValidation, CheckDataValidation, DataValidationMerge, "
+            "PublishDataValidationMetrics, DataValidationFailed, DataDriftCheck, DataDriftCheckMerge, "
+            "PublishDataDriftCheckMetrics, CheckDataDrift, DataDriftDetected, CreateModel-CreateModel, BatchTransform, "
+            "RecordRun)"
         ),
     ),
     (

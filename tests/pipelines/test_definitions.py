@@ -467,8 +467,17 @@ def test_notification_rules_know_every_step_and_failure_the_pipelines_have(dev_s
     from mlops_core.config import FAILURE_REASONS, PIPELINE_STEPS
 
     built = {which: [s["Name"] for s in all_steps(definition(spec)["Steps"])] for which, spec in dev_specs.items()}
-    # with inference.instance_count above 1 each sharded check has its merge step too
-    merges = {"inference": ["DataValidationMerge", "DataDriftCheckMerge"], "quality": ["ModelQualityMerge"]}
+    # with inference.instance_count above 1 each sharded check has its merge step too, and a network-isolated
+    # check its metrics publisher (tests/pipelines/test_locked_down.py builds those)
+    merges = {
+        "inference": [
+            "DataValidationMerge",
+            "DataDriftCheckMerge",
+            "PublishDataValidationMetrics",
+            "PublishDataDriftCheckMetrics",
+        ],
+        "quality": ["ModelQualityMerge"],
+    }
     built = {k: sorted(v + merges.get(k, [])) for k, v in built.items()}
     assert built == {k: sorted(v) for k, v in PIPELINE_STEPS.items()}
     fail_steps = {
