@@ -16,8 +16,10 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: install  ## run the whole promotion story on the embedded sandbox
 	$(BIN)/sandbox demo
 
+# One worker per core; a test file stays on one worker (its module fixtures are built once), and each worker
+# has its own sandbox server and home.
 test: install tools  ## run the test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 install: $(STAMP)
 

@@ -167,9 +167,19 @@ def test_main_deploys_to_stage_then_after_the_gate_to_prod_through_the_jenkins_r
         sessions = Sessions(env)
         account = sessions.in_account(env.account_id)
         sagemaker = sessions.client("sagemaker", account)
-        pipelines = {p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]}
+        pipelines = {
+            p["PipelineName"]
+            for page in sagemaker.get_paginator("list_pipelines").paginate()
+            for p in page["PipelineSummaries"]
+        }
         assert set(env.pipelines.values()) <= pipelines
-        rules = {r["Name"] for r in sessions.client("events", account).list_rules(NamePrefix="mlops-demo-")["Rules"]}
+        rules = {
+            r["Name"]
+            for page in sessions.client("events", account)
+            .get_paginator("list_rules")
+            .paginate(NamePrefix="mlops-demo-")
+            for r in page["Rules"]
+        }
         assert f"mlops-demo-{env.name}-inference-schedule" in rules
 
 
@@ -198,8 +208,16 @@ def test_a_feature_branch_deploys_to_its_dev_namespace_and_the_cleanup_path_remo
     sagemaker, events_client = sessions.client("sagemaker", dev), sessions.client("events", dev)
 
     def deployed():
-        pipelines = {p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]}
-        rules = {r["Name"] for r in events_client.list_rules(NamePrefix="mlops-demo-dev-")["Rules"]}
+        pipelines = {
+            p["PipelineName"]
+            for page in sagemaker.get_paginator("list_pipelines").paginate()
+            for p in page["PipelineSummaries"]
+        }
+        rules = {
+            r["Name"]
+            for page in events_client.get_paginator("list_rules").paginate(NamePrefix="mlops-demo-dev-")
+            for r in page["Rules"]
+        }
         return pipelines, rules
 
     pipelines, rules = deployed()

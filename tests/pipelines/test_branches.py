@@ -95,11 +95,18 @@ def _account(sessions, env) -> dict:
         for o in page.get("Contents", [])
     )
     states = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=env.buckets.terraform_state).get("Contents", []))
+    # every page: the sandbox pages as AWS does (10 pipelines a page), and dev holds main's and two branches'
+    pipelines = [p for page in sagemaker.get_paginator("list_pipelines").paginate() for p in page["PipelineSummaries"]]
+    functions = [f for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"]]
+    rules = [
+        r for page in events.get_paginator("list_rules").paginate(NamePrefix=f"{env.project}-") for r in page["Rules"]
+    ]
+    topics = [t for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]]
     return {
-        "pipelines": sorted(p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]),
-        "functions": sorted(f["FunctionName"] for f in lam.list_functions()["Functions"]),
-        "rules": sorted(r["Name"] for r in events.list_rules(NamePrefix=f"{env.project}-")["Rules"]),
-        "topics": sorted(t["TopicArn"].rsplit(":", 1)[1] for t in sns.list_topics()["Topics"]),
+        "pipelines": sorted(p["PipelineName"] for p in pipelines),
+        "functions": sorted(f["FunctionName"] for f in functions),
+        "rules": sorted(r["Name"] for r in rules),
+        "topics": sorted(t["TopicArn"].rsplit(":", 1)[1] for t in topics),
         "branch objects": keys,
         "states": states,
     }
