@@ -20,7 +20,6 @@ what it published is marked ambiguous for this run (flagged '?' in the table, li
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -35,7 +34,7 @@ from mlops_core.errors import AccessDenied, ConfigError, ToolkitError
 from mlops_core.session import Sessions
 from mlops_core.text import table
 from pipelines import metrics as contract
-from promote.registry import Registry, decisions, person, version_of
+from promote.registry import Registry, decisions, person, start_records, version_of
 
 KINDS = (contract.INFERENCE, contract.QUALITY, contract.TRAIN, contract.HPO)
 # (field in a run's "quality", the metric): auc AUC, f1 F1, ...
@@ -50,7 +49,6 @@ _SINCE = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _PAGE = 100  # ListPipelineExecutions' and ListPipelineExecutionSteps' largest page
 _MAX_QUERIES = 500  # GetMetricData's limit per call
-_START_RECORD = "StartPipelineExecution"
 
 
 class MonitorError(ToolkitError):
@@ -230,38 +228,25 @@ def _run(kind: str, pipeline: str, summary: dict, steps: list[dict], now: dateti
 def _starters(env: Environment, trail: Any, since: datetime) -> dict:
     """{execution ARN: (who, kind)} from CloudTrail's StartPipelineExecution records in the window."""
     found: dict = {}
-    token = None
     events_role = env.role_arn("events")
     lambda_role = env.role_arn("lambda")
-    while True:
-        kwargs: dict = {
-            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": _START_RECORD}],
-            "StartTime": since,  # up to now (EndTime's default)
-            "MaxResults": 50,
-        }
-        if token:
-            kwargs["NextToken"] = token
-        page = trail.lookup_events(**kwargs)
-        for event in page.get("Events", []):
-            record = json.loads(event.get("CloudTrailEvent") or "{}")
-            arn = (record.get("responseElements") or {}).get("pipelineExecutionArn")
-            if not arn:
-                continue
-            identity = record.get("userIdentity") or {}
-            context = identity.get("sessionContext") or {}
-            issuer = (context.get("sessionIssuer") or {}).get("arn")
-            if context.get("sourceIdentity"):
-                found[arn] = (context["sourceIdentity"], "person")
-            elif issuer == events_role:
-                # only events.amazonaws.com may assume the events role: a schedule or a rule started it
-                found[arn] = ("EventBridge", "rule")
-            elif issuer == lambda_role:
-                found[arn] = ("arrival", "arrival")
-            else:
-                found[arn] = (person(identity.get("arn")) or "unknown", "other")
-        token = page.get("NextToken")
-        if not token:
-            return found
+    for record in start_records(trail, since):  # up to now
+        arn = (record.get("responseElements") or {}).get("pipelineExecutionArn")
+        if not arn:
+            continue
+        identity = record.get("userIdentity") or {}
+        context = identity.get("sessionContext") or {}
+        issuer = (context.get("sessionIssuer") or {}).get("arn")
+        if context.get("sourceIdentity"):
+            found[arn] = (context["sourceIdentity"], "person")
+        elif issuer == events_role:
+            # only events.amazonaws.com may assume the events role: a schedule or a rule started it
+            found[arn] = ("EventBridge", "rule")
+        elif issuer == lambda_role:
+            found[arn] = ("arrival", "arrival")
+        else:
+            found[arn] = (person(identity.get("arn")) or "unknown", "other")
+    return found
 
 
 def _features(cw: Any, env: Environment, namespace: str) -> list[str]:

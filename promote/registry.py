@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -175,25 +176,32 @@ def _all(call, key: str, **kwargs) -> list:
             return found
 
 
-def _start_record(trail, execution: str, created) -> dict | None:
+def start_records(trail: Any, start: datetime, end: datetime | None = None) -> Iterator[dict]:
+    """CloudTrail's StartPipelineExecution records from `start` (to `end`, or now), every page, parsed."""
     token = None
     while True:
-        kwargs = {
+        kwargs: dict = {
             "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "StartPipelineExecution"}],
-            "StartTime": created - _TRAIL_WINDOW,
-            "EndTime": created + _TRAIL_WINDOW,
+            "StartTime": start,
             "MaxResults": 50,
         }
+        if end is not None:
+            kwargs["EndTime"] = end
         if token:
             kwargs["NextToken"] = token
         page = trail.lookup_events(**kwargs)
         for event in page.get("Events", []):
-            record = json.loads(event.get("CloudTrailEvent") or "{}")
-            if (record.get("responseElements") or {}).get("pipelineExecutionArn") == execution:
-                return record
+            yield json.loads(event.get("CloudTrailEvent") or "{}")
         token = page.get("NextToken")
         if not token:
-            return None
+            return
+
+
+def _start_record(trail, execution: str, created) -> dict | None:
+    for record in start_records(trail, created - _TRAIL_WINDOW, created + _TRAIL_WINDOW):
+        if (record.get("responseElements") or {}).get("pipelineExecutionArn") == execution:
+            return record
+    return None
 
 
 def _same(a: str | None, b: str | None) -> bool:

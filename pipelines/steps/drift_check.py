@@ -31,8 +31,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import metric_data
+import shards
 from shards import (
-    default_resource_config,
     fingerprint,
     input_objects,
     read_partials,
@@ -71,21 +71,7 @@ def parse_args(argv=None):
         default="/opt/ml/processing/input/data",
         help="batch CSV (with header) or the directory of its objects",
     )
-    p.add_argument(
-        "--shard-output",
-        default="",
-        help="one instance of several: write this instance's statistics to DIR/<current_host>.json, decide nothing",
-    )
-    p.add_argument(
-        "--merge-partials",
-        default="",
-        help="decide on the statistics every instance wrote to DIR (instead of reading --input)",
-    )
-    p.add_argument(
-        "--resource-config",
-        default=default_resource_config(),
-        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
-    )
+    shards.add_arguments(p, "this instance's statistics", "the statistics (instead of reading --input)")
     p.add_argument("--baseline-statistics", default="/opt/ml/processing/baseline/statistics")
     p.add_argument("--baseline-constraints", default="/opt/ml/processing/baseline/constraints")
     p.add_argument("--output", default="/opt/ml/processing/output")
@@ -104,8 +90,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0 < args.significance < 1:
         p.error(f"--significance {args.significance} is not between 0 and 1 (exclusive)")
-    if args.shard_output and args.merge_partials:
-        p.error("--shard-output and --merge-partials are two different runs: give one")
+    shards.check_arguments(p, args)
     return args
 
 

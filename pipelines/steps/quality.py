@@ -41,8 +41,9 @@ from datetime import UTC, datetime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import metric_data
+import shards
 from evaluate import binary_classification_metrics
-from shards import default_resource_config, fingerprint, read_partials, resource_config, write_partial
+from shards import fingerprint, read_partials, resource_config, write_partial
 from significance import metric_standard_errors, per_test_level, shortfall_bound
 from tabular import DataError, run_or_fail, write_json
 
@@ -66,22 +67,12 @@ def parse_args(argv=None):
     p.add_argument("--significance", type=float, default=0.01, help="false-alarm rate of the whole check")
     p.add_argument("--output", default="/opt/ml/processing/output")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    p.add_argument(
-        "--shard-output",
-        default="",
-        help="one instance of several: write the join of this instance's share of the prediction parts to "
-        "DIR/<current_host>.json, decide nothing",
-    )
-    p.add_argument("--merge-partials", default="", help="decide on the joins every instance wrote to DIR")
-    p.add_argument(
-        "--resource-config",
-        default=default_resource_config(),
-        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
+    shards.add_arguments(
+        p, "the join of this instance's share of the prediction parts", "the joins (instead of every part)"
     )
     metric_data.add_arguments(p)
     args = p.parse_args(argv)
-    if args.shard_output and args.merge_partials:
-        p.error("--shard-output and --merge-partials are two different runs: give one")
+    shards.check_arguments(p, args)
     return args
 
 

@@ -32,6 +32,27 @@ def default_resource_config() -> str:
     return os.environ.get(RESOURCE_CONFIG_ENV) or RESOURCE_CONFIG
 
 
+def add_arguments(parser, partial: str, merged: str) -> None:
+    """The three options every sharded check takes: --shard-output, --merge-partials, --resource-config.
+    `partial` says what one instance writes, `merged` what the merge run decides on."""
+    parser.add_argument(
+        "--shard-output",
+        default="",
+        help=f"one instance of several: write {partial} to DIR/<current_host>.json, decide nothing",
+    )
+    parser.add_argument("--merge-partials", default="", help=f"decide on {merged} every instance wrote to DIR")
+    parser.add_argument(
+        "--resource-config",
+        default=default_resource_config(),
+        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
+    )
+
+
+def check_arguments(parser, args) -> None:
+    if args.shard_output and args.merge_partials:
+        parser.error("--shard-output and --merge-partials are two different runs: give one")
+
+
 def resource_config(source: str) -> tuple[str, list]:
     """(current_host, hosts) from resourceconfig.json (a path, or the JSON document itself); a single
     `algo-1` when the file is absent, as on one instance outside SageMaker."""

@@ -35,8 +35,9 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import metric_data
+import shards
 from contract import ContractCheck, columns_to_check, implied_contract, read_dtypes
-from shards import default_resource_config, fingerprint, input_objects, read_partials, resource_config, write_partial
+from shards import fingerprint, input_objects, read_partials, resource_config, write_partial
 from tabular import CHUNK_ROWS, load_json, run_or_fail, split_list, write_json
 
 SUMMARY = "validation.json"
@@ -52,19 +53,7 @@ def parse_args(argv=None):
         default="/opt/ml/processing/input/data",
         help="batch CSV (with header) or the directory of its objects",
     )
-    p.add_argument(
-        "--shard-output",
-        default="",
-        help="one instance of several: write this instance's check to DIR/<current_host>.json, decide nothing",
-    )
-    p.add_argument(
-        "--merge-partials", default="", help="decide on the checks every instance wrote to DIR (instead of --input)"
-    )
-    p.add_argument(
-        "--resource-config",
-        default=default_resource_config(),
-        help="SageMaker's resourceconfig.json (current_host, hosts); absent: one instance, algo-1",
-    )
+    shards.add_arguments(p, "this instance's check", "the checks (instead of --input)")
     p.add_argument("--contract", default="", help="the data contract (JSON file or its directory); none: implied")
     p.add_argument(
         "--baseline-statistics",
@@ -83,8 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     metric_data.add_arguments(p)
     args = p.parse_args(argv)
-    if args.shard_output and args.merge_partials:
-        p.error("--shard-output and --merge-partials are two different runs: give one")
+    shards.check_arguments(p, args)
     return args
 
 
