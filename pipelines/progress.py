@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TextIO
 
 from mlops_core.errors import AccessDenied, PipelineFailed, ToolkitError
@@ -37,10 +38,20 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _elapsed(start, end=None) -> float | None:
+def server_time(response: dict) -> datetime:
+    """When the service answered (its Date header): what a running step's duration is measured against, so a
+    skewed local clock (or the sandbox's, after `sandbox tick`) never shows a negative or inflated duration."""
+    date = (response.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).astimezone(UTC) if date else datetime.now(UTC)
+    except (TypeError, ValueError):
+        return datetime.now(UTC)
+
+
+def _elapsed(start, end=None, now: datetime | None = None) -> float | None:
     if start is None:
         return None
-    return ((end or datetime.now(UTC)) - start).total_seconds()
+    return ((end or now or datetime.now(UTC)) - start).total_seconds()
 
 
 def _detail(step: dict) -> str:
@@ -55,12 +66,13 @@ def _detail(step: dict) -> str:
     return ""
 
 
-def step_rows(steps: list[dict]) -> list[dict]:
+def step_rows(steps: list[dict], now: datetime | None = None) -> list[dict]:
+    """One row a step; a running step's duration runs to `now` (the service's time: server_time)."""
     return [
         {
             "step": s["StepName"],
             "status": s.get("StepStatus", ""),
-            "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"))),
+            "duration": duration(_elapsed(s.get("StartTime"), s.get("EndTime"), now)),
             "detail": _detail(s),
         }
         for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=UTC))
@@ -98,10 +110,12 @@ def follow_execution(
     while True:
         described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
         status = described["PipelineExecutionStatus"]
+        now = server_time(described)
         steps = execution_steps(sagemaker, execution_arn)
-        rows = step_rows(steps)
+        rows = step_rows(steps, now)
         if live:
-            text = render_table(rows) + f"\nexecution: {status}  {duration(_elapsed(described.get('CreationTime')))}"
+            took = duration(_elapsed(described.get("CreationTime"), now=now))
+            text = render_table(rows) + f"\nexecution: {status}  {took}"
             out.write(f"\x1b[{drawn}F\x1b[J" if drawn else "")
             out.write(text + "\n")
             drawn = text.count("\n") + 1

@@ -20,10 +20,11 @@ import signal
 import sys
 import threading
 import time
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import journal
+from sandbox import clock, journal
 from sandbox.home import HomeSecretsError, home_secrets, private_dir, write_private
 from sandbox.journal import OP_HEADER, JournalError
 from sandbox.patches import PATCHES, apply_all, patch_routes
@@ -223,14 +224,23 @@ class SandboxServer:
     def serve(self) -> None:
         """Listen, replay the journal (serving only the requests the server makes to itself
         meanwhile), then serve until SIGTERM or /_sandbox/shutdown."""
-        from werkzeug.serving import make_server
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Dated(WSGIRequestHandler):
+            """Responses are dated by the sandbox clock, as AWS dates its own (the HTTP Date header): a client
+            measuring a running step against the service's time gets the same answer after `sandbox tick`."""
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                if timestamp is not None:
+                    return super().date_time_string(timestamp)
+                return format_datetime(clock.now(), usegmt=True)
 
         apply_all()  # journal.PATCH among them: operations draw randomness and time from their records
         journal.ACTIVE = self.journal
         for patch in PATCHES:
             if patch.start is not None:
                 patch.start(self)
-        self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True)
+        self.httpd = make_server("127.0.0.1", self.port, self.wsgi(), threaded=True, request_handler=Dated)
         self.port = self.httpd.server_port
         threading.Thread(target=self.httpd.serve_forever, name="sandbox-http", daemon=True).start()
         terminate = threading.Event()

@@ -111,3 +111,19 @@ def test_tick_refuses_to_go_back_in_time_and_bad_durations(account):
     assert result.returncode == 2 and "only moves forward" in result.stderr
     result = run_cli("sandbox", "tick", "--by", "soon")
     assert result.returncode == 2 and "not a duration" in result.stderr
+
+
+def test_responses_are_dated_by_the_clock_and_progress_measures_running_steps_against_it(account):
+    """AWS dates each response with its own time (HTTP Date, RFC 9110 section 6.6.1); the sandbox dates them with
+    its clock, so `run-pipeline --wait` shows how long a step has run, not minus two days after a tick."""
+    from datetime import timedelta
+
+    from pipelines.progress import server_time, step_rows
+
+    run_cli("sandbox", "tick", "--by", "2d")
+    answered = account.client("sagemaker").list_pipelines()
+    dated = server_time(answered)
+    assert abs((dated - (datetime.now(UTC) + timedelta(days=2))).total_seconds()) < 60
+    started = dated - timedelta(seconds=3)
+    [row] = step_rows([{"StepName": "Train", "StepStatus": "Executing", "StartTime": started}], dated)
+    assert row["duration"] == "3s"
