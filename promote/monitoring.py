@@ -60,7 +60,8 @@ def alarms(env: Environment) -> list[dict]:
             {
                 "name": f"{check}-violations",
                 "description": (
-                    f"A {pipeline} run's {check} check found more than {env.monitoring.violations_limit} "
+                    f"{'An' if pipeline[0] in 'aeiou' else 'A'} {pipeline} run's {check} check found more than "
+                    f"{env.monitoring.violations_limit} "
                     "violations (monitoring.violations_limit)."
                 ),
                 "metric_name": m.VIOLATIONS,
