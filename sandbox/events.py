@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sandbox import clock, iam_policy
+from sandbox import clock, iam_policy, journal
 from sandbox.engine import preload, runtime
 from sandbox.iam_policy import Principal, evaluate
 from sandbox.patching import Patch, Route
@@ -179,6 +179,17 @@ def _deliver_lambda(rule, target, event, body: str) -> dict:
         creds = runtime.role_credentials(function.role, "lambda.amazonaws.com", function.function_name[:64], region)
     except runtime.RoleNotAssumable as exc:
         return _record(rule, target, event, "failed", str(exc))
+    if journal.in_operation() and not journal.replaying():
+        # Raised by a journaled change (an execution's status): the function's own calls would wait for the
+        # lock that change holds. EventBridge invokes Lambda asynchronously on AWS too: run it once it ends.
+        threading.Thread(
+            target=_invoke, args=(rule, target, event, body, function, creds, account, region), daemon=True
+        ).start()
+        return _record(rule, target, event, "queued", "invoked asynchronously, when the change that raised it ends")
+    return _invoke(rule, target, event, body, function, creds, account, region)
+
+
+def _invoke(rule, target, event, body: str, function, creds: dict, account: str, region: str) -> dict:
     work = Path(tempfile.mkdtemp(prefix="sandbox-lambda-"))
     (work / "code.zip").write_bytes(function.code_bytes)
     (work / "event.json").write_text(body)

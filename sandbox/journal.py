@@ -175,6 +175,11 @@ def durable(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return register
 
 
+def in_operation() -> bool:
+    """Whether this thread runs inside a journaled operation (and so holds the operation lock)."""
+    return _op() is not None
+
+
 def op_headers() -> dict:
     """Headers a request the server makes to itself during an operation carries, so it runs as part
     of that operation (inline, same random stream) instead of waiting for the lock it holds."""
