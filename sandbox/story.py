@@ -220,19 +220,25 @@ def _no_training_started(story: Story, env) -> None:
     story.say("no training run: new data alone does not make the approved model stale")
 
 
+def _new_execution(story: Story, env, which: str, before: set, uri: str, cause: str) -> str:
+    """The execution of `which` that `uri` landing started (S3 -> EventBridge -> Lambda is asynchronous)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        started = [arn for arn in _executions(env, which) if arn not in before]
+        if started:
+            story.say(f"{uri} started {started[0]}")
+            return started[0]
+        time.sleep(0.1)
+    kind = "model-quality" if which == "quality" else which
+    raise StoryFailed(f"{cause} started no {kind} run within 30s")
+
+
 def _drop_into_inbox(story: Story, env, name: str, body: bytes) -> str:
     """A batch lands in the inference inbox; the arrival rule starts inference on exactly that batch."""
     before = set(_executions(env, "inference"))
     inbox = next(a for a in env.arrivals if a.pipeline == "inference")
     uri = _put(env, _s3(env), inbox.prefix + name, body)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        started = [arn for arn in _executions(env, "inference") if arn not in before]
-        if started:
-            story.say(f"{uri} started {started[0]}")
-            return started[0]
-        time.sleep(0.1)
-    raise StoryFailed(f"dropping {uri} into the inbox started no inference run within 30s")
+    return _new_execution(story, env, "inference", before, uri, f"dropping {uri} into the inbox")
 
 
 def _malformed_batch() -> bytes:
@@ -583,14 +589,7 @@ def _quality_run_for(story: Story, env, wrong_share: float, name: str) -> str:
     before = set(_executions(env, "quality"))
     uri = _labels_arrive(env, wrong_share, name)
     story.artefacts.append(("ground-truth labels (id,label)", uri))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        started = [arn for arn in _executions(env, "quality") if arn not in before]
-        if started:
-            story.say(f"{uri} started {started[0]}")
-            return started[0]
-        time.sleep(0.1)
-    raise StoryFailed(f"labels {uri} started no model-quality run within 30s")
+    return _new_execution(story, env, "quality", before, uri, f"labels {uri}")
 
 
 def _model_quality(story: Story, prod, jenkins: dict) -> None:  # noqa: ARG001 (the runs start on arrival)
