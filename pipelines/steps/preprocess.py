@@ -18,7 +18,10 @@ result is the same whatever the block size (--chunk-bytes):
   moments, ranges and bucket counts of the baseline cover every training row, summed in fixed blocks
   of training rows so that floating-point sums do not depend on the read's block size either.
 - Numeric values are written to the splits as they appear in the input (trimmed); missing ones get the
-  median, categories their one-hot encoding.
+  median, categories their one-hot encoding. When every feature is numeric, in file order, and the
+  target is the first or last column, a block whose rows need nothing filled, trimmed or unquoted is
+  parsed straight to numbers and its rows are written as their own bytes, the label in the target's
+  place: the same bytes as formatting each field, without turning every number into text again.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ STATS_BLOCK_ROWS = 16_384  # training rows per floating-point partial sum of the
 SPLIT_BLOCK = 1_000  # rows of one class dealt to train/validation/test by one permutation
 PENDING_BYTES = 64 << 20  # rows held while only one class has been seen; more go to a temporary file
 MAX_CLASSES_LISTED = 10_000
+LINES = "lines"  # the one column of a block kept as its lines (see Preprocess._line_values)
+COPY_LINES = True  # write clean rows as their own bytes (False: format every field, the same bytes, slower)
 
 
 def parse_args(argv=None):
@@ -256,7 +261,8 @@ class Outputs:
 class SplitWriter:
     """train.csv / validation.csv / test.csv: label first, then the encoded features, with a header.
 
-    Fields are written as text already (the input's own text for numbers): nothing is formatted again."""
+    Fields are written as text already (the input's own text for numbers), or whole rows as the input's
+    own bytes (write_lines): nothing is formatted again."""
 
     def __init__(self, outputs: Outputs, args, encoded_columns: list):
         import pyarrow as pa
@@ -290,6 +296,15 @@ class SplitWriter:
             raise self.failure
         self.queue.put((split, pa.record_batch(columns, schema=self.schema), counts))
 
+    def write_lines(self, split, labels, lines, target_first: bool) -> None:
+        """Rows written as their own bytes, the target's character replaced by the label (see _relabelled)."""
+        counts = [int((split == which).sum()) for which in range(3)]
+        for which in range(3):
+            self.rows[which] += counts[which]
+        if self.failure is not None:
+            raise self.failure
+        self.queue.put((split, (lines, labels, target_first), counts))
+
     def _drain(self) -> None:
         import pyarrow as pa
 
@@ -302,9 +317,17 @@ class SplitWriter:
             split, batch, counts = item
             try:
                 for which, writer in enumerate(self.writers):
-                    if counts[which]:
-                        chosen = batch if counts[which] == len(split) else batch.filter(pa.array(split == which))
-                        writer.write_batch(chosen)
+                    if not counts[which]:
+                        continue
+                    every = counts[which] == len(split)
+                    if isinstance(batch, tuple):  # lines: the CSV writer writes each batch at once, so they interleave
+                        lines, labels, target_first = batch
+                        if not every:
+                            chosen = split == which
+                            lines, labels = lines.filter(pa.array(chosen)), labels[chosen]
+                        self.handles[which].write(_relabelled(lines, labels, target_first))
+                    else:
+                        writer.write_batch(batch if every else batch.filter(pa.array(split == which)))
             except BaseException as exc:  # raised again on the main thread
                 self.failure = exc
 
@@ -334,9 +357,10 @@ class Chunk:
     """One block of rows, parsed: the target's text, numeric features as float64 and as their trimmed
     text, categorical features as trimmed text."""
 
-    def __init__(self, first_row, rows, target, numbers, tokens, categories):
+    def __init__(self, first_row, rows, target, numbers, tokens, categories, lines=None):
         self.first_row, self.rows = first_row, rows
         self.target, self.numbers, self.tokens, self.categories = target, numbers, tokens, categories
+        self.lines = lines  # the rows' own bytes when they are written as they are (see Preprocess._line_values)
         self.labels = self.split = None
 
 
@@ -356,6 +380,15 @@ class Preprocess:
         else:
             self.features = split_list(args.features)
         self.numeric = [c for c in self.features if c not in self.categorical]
+        # Rows can go to the splits as their own bytes when the features are every other column, in order,
+        # all numeric, and the target is the first or the last column (it is replaced by the label).
+        self.target_first = None
+        if (
+            COPY_LINES
+            and self.target_index in (0, len(header) - 1)
+            and self.numeric == [c for c in header if c != args.target]
+        ):
+            self.target_first = self.target_index == 0
         self.rows = 0
         self.missing_target = 0
         self.missing_target_lines: list = []
@@ -396,7 +429,6 @@ class Preprocess:
 
     def batches(self, stream):
         """Record batches of the CSV after its header, every column as text (missing markers as nulls)."""
-        import pyarrow as pa
         import pyarrow.csv as pcsv
 
         names = [f"c{i}" for i in range(len(self.header))]
@@ -405,56 +437,139 @@ class Preprocess:
         reader = pcsv.open_csv(
             stream,
             read_options=pcsv.ReadOptions(column_names=names, block_size=self.args.chunk_bytes),
-            convert_options=pcsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                null_values=self.markers,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
+            convert_options=self._convert_options({}),
         )
         yield from reader
 
     def parsed_batches(self, stream):
         """(batch, values) for every block, the values (numbers cast, text trimmed) computed on a thread of
         their own one or two blocks ahead of the main thread (pyarrow releases the GIL meanwhile)."""
-        ahead: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
+        return _prefetched(self._blocks(stream), "csv-parser")
 
-        def produce():
-            try:
-                for batch in self.batches(stream):
-                    item = (batch, self._values(batch))
-                    while not stop.is_set():
-                        try:
-                            ahead.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                ahead.put(None)
-            except BaseException as exc:  # raised again on the main thread
-                ahead.put(exc)
-
-        thread = threading.Thread(target=produce, name="csv-parser", daemon=True)
-        thread.start()
+    def _blocks(self, stream):
+        """(batch, values) of every block: its lines as they are when the block's rows can be copied to the
+        splits (see _line_values), else its columns as text."""
+        if self.target_first is None:
+            for batch in self.batches(stream):
+                yield batch, self._values(batch)
+            return
+        # The bytes are read (and hashed) on a thread of their own while this one parses.
+        pieces = _prefetched(_pieces(stream, self.args.chunk_bytes), "csv-reader")
         try:
+            rest = b""
             while True:
-                item = ahead.get()
-                if item is None:
+                data = next(pieces, b"")
+                text = rest + data if rest else data
+                if not text:
                     return
-                if isinstance(item, BaseException):
-                    raise item
+                cut = text.rfind(b"\n") + 1 if data else len(text)
+                if cut == 0:
+                    rest = text
+                    break  # a row longer than a block: the text reader fails on it as it always has
+                block, rest = text[:cut], text[cut:]
+                item = self._block(block if block.endswith(b"\n") else block + b"\n")
+                if item is None:
+                    rest = block + rest
+                    break
                 yield item
+            # A block the reader cannot parse alone: the text reader from there on reports the problem (its
+            # messages count no rows, so they do not depend on where it starts).
+            for batch in self.batches(io.BufferedReader(_Chained(rest, pieces), 1 << 20)):
+                yield batch, self._values(batch)
         finally:
-            stop.set()
-            thread.join()
+            pieces.close()
+
+    def _block(self, block: bytes):
+        """(batch, values) of one block of whole lines, or None if it does not parse as a table alone."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        lines = _lines(block)
+        if lines is not None:
+            batch = pa.record_batch([lines], names=[LINES])
+            values = self._line_values(batch)
+            if values is not None:
+                return batch, values
+        try:
+            table = pcsv.read_csv(
+                pa.BufferReader(block),
+                read_options=self._read_options(len(block)),
+                convert_options=self._convert_options({}),
+            )
+        except pa.ArrowInvalid:
+            return None
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+        if batch is None:
+            return None
+        return batch, self._values(batch)
+
+    def _read_options(self, block_bytes: int):
+        import pyarrow.csv as pcsv
+
+        names = [f"c{i}" for i in range(len(self.header))]
+        return pcsv.ReadOptions(column_names=names, block_size=max(block_bytes + 1, 1 << 20), use_threads=False)
+
+    def _convert_options(self, types: dict):
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        names = [f"c{i}" for i in range(len(self.header))]
+        return pcsv.ConvertOptions(
+            column_types={n: types.get(n, pa.string()) for n in names},
+            null_values=self.markers,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+
+    def _line_values(self, batch):
+        """The values of a block whose rows go to the splits as their own bytes, or None if some row does
+        not: every number present (no median to fill), no quote, space or control character (no text to
+        trim or unquote), a one-character target (the label takes its place), one row per line."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        lines = batch.column(0)
+        ends = np.frombuffer(lines.buffers()[1], dtype=np.int64)[[lines.offset, lines.offset + len(lines)]]
+        data = lines.buffers()[2].slice(int(ends[0]), int(ends[1] - ends[0]))
+        try:
+            table = pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=self._read_options(data.size),
+                convert_options=self._convert_options(
+                    {f"c{i}": pa.float64() for i, name in enumerate(self.header) if i != self.target_index}
+                ),
+            )
+        except pa.ArrowInvalid:
+            return None
+        if table.num_rows != len(lines):
+            return None
+        target = table.column(self.target_index).combine_chunks()
+        if target.null_count:
+            return None
+        offsets = np.frombuffer(target.buffers()[1], dtype=np.int32)[target.offset : target.offset + len(target) + 1]
+        if not (np.diff(offsets) == 1).all():
+            return None
+        numbers = {}
+        for i, name in enumerate(self.header):
+            if i != self.target_index:
+                column = table.column(i)
+                if column.null_count:
+                    return None
+                numbers[name] = column.to_numpy()
+        return target, numbers, {}, {}, {}, {}, lines
 
     def _values(self, batch):
-        """(target, numbers, tokens, categories, contract columns, first non-number per column) of a block."""
+        """(target, numbers, tokens, categories, contract columns, first non-number per column, lines) of a
+        block."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if batch.schema.names == [LINES]:
+            values = self._line_values(batch)
+            if values is None:
+                raise RuntimeError("a block of copied lines no longer parses")  # the same bytes parsed before
+            return values
         index = {name: i for i, name in enumerate(self.header)}
         target = pc.utf8_trim_whitespace(batch.column(self.target_index))
         numbers, tokens, contract_columns, bad_values = {}, {}, {}, {}
@@ -473,12 +588,12 @@ class Preprocess:
             numbers[name] = values.to_numpy(zero_copy_only=False)
             tokens[name] = text
         categories = {name: pc.utf8_trim_whitespace(batch.column(index[name])) for name in self.categorical}
-        return target, numbers, tokens, categories, contract_columns, bad_values
+        return target, numbers, tokens, categories, contract_columns, bad_values, None
 
     def parse(self, batch, first_row: int, record: bool, values=None) -> Chunk:
         """The chunk's values; with `record`, what the final checks need (errors, classes, contract)."""
-        target, numbers, tokens, categories, contract_columns, bad_values = values or self._values(batch)
-        chunk = Chunk(first_row, batch.num_rows, target, numbers, tokens, categories)
+        target, numbers, tokens, categories, contract_columns, bad_values, lines = values or self._values(batch)
+        chunk = Chunk(first_row, batch.num_rows, target, numbers, tokens, categories, lines)
         if record:
             for name, (bad, value) in bad_values.items():
                 if name not in self.number_errors:
@@ -553,11 +668,13 @@ class Preprocess:
         import pyarrow as pa
 
         if self.spill is None and self.pending_bytes + batch.nbytes > PENDING_BYTES:
-            handle = tempfile.TemporaryFile()  # noqa: SIM115 (closed when replayed)
-            self.spill = (handle, pa.ipc.new_stream(handle, batch.schema), [])
+            self.spill = (tempfile.TemporaryFile(), [])  # noqa: SIM115 (closed when replayed)
         if self.spill is not None:
-            self.spill[1].write_batch(batch)
-            self.spill[2].append(first_row)
+            # One IPC stream per block: blocks kept as lines and blocks kept as columns differ in schema.
+            handle, held = self.spill
+            held.append((handle.tell(), first_row))
+            with pa.ipc.new_stream(handle, batch.schema) as writer:
+                writer.write_batch(batch)
         else:
             self.pending.append((batch, first_row))
             self.pending_bytes += batch.nbytes
@@ -568,10 +685,10 @@ class Preprocess:
         yield from self.pending
         self.pending = []
         if self.spill is not None:
-            handle, writer, first_rows = self.spill
-            writer.close()
-            handle.seek(0)
-            yield from zip(pa.ipc.open_stream(handle), first_rows)
+            handle, held = self.spill
+            for offset, first_row in held:
+                handle.seek(offset)
+                yield pa.ipc.open_stream(handle).read_next_batch(), first_row
             handle.close()
             self.spill = None
 
@@ -624,6 +741,9 @@ class Preprocess:
             columns = [chunk.numbers[name][train] for name in self.numeric]
             columns += [chunk.categories[name].to_numpy(zero_copy_only=False)[train] for name in self.categorical]
             self.baseline.add(columns)
+        if chunk.lines is not None:
+            self.writer.write_lines(chunk.split, chunk.labels, chunk.lines, self.target_first)
+            return
         labels = pc.if_else(pa.array(chunk.labels == 1), "1", "0")
         columns = [labels] + [pc.fill_null(chunk.tokens[name], self.fill[name]) for name in self.numeric]
         for name in self.categorical:
@@ -681,6 +801,120 @@ class Preprocess:
         if self.transform is None:
             self._fit()
         self.writer.close()
+
+
+def _lines(block: bytes):
+    """The block's lines (a binary array over its bytes, each with its newline), or None when a byte other
+    than the newlines is a quote, a space or a control character: such a block is parsed as text."""
+    import numpy as np
+    import pyarrow as pa
+
+    if b'"' in block:
+        return None
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data <= 32)
+    if not len(ends) or (data[ends] != 10).any():
+        return None
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    return pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+
+
+def _relabelled(lines, labels, target_first: bool):
+    """The lines' bytes with the one-character target replaced by the label (0 or 1) and moved first:
+    `target,features` keeps its place, `features,target` becomes `label,features`. Byte for byte what
+    writing the label and each number's text as read gives."""
+    import numpy as np
+
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    data = np.frombuffer(lines.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    starts = offsets[:-1] - offsets[0]
+    if target_first:
+        out = data.copy()
+    else:
+        # `f1,...,fn,t\n` shifted right by two is `..f1,...,fn,` with `t\n` at the next line's start:
+        # the label and a comma go there, a newline over each line's last comma.
+        out = np.empty_like(data)
+        out[2:] = data[:-2]
+        out[starts + 1] = ord(",")
+        out[offsets[1:] - offsets[0] - 1] = ord("\n")
+    out[starts] = labels + ord("0")
+    return out
+
+
+def _pieces(stream, size: int):
+    while data := stream.read(size):
+        yield data
+
+
+class _Chained(io.RawIOBase):
+    """Bytes already read, then the rest of the pieces (bytes) of a stream."""
+
+    def __init__(self, head: bytes, pieces):
+        self.head, self.pieces = memoryview(head), pieces
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if not self.head:
+            self.head = memoryview(next(self.pieces, b""))
+        n = min(len(buffer), len(self.head))
+        buffer[:n] = self.head[:n]
+        self.head = self.head[n:]
+        return n
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+def _prefetched(items, name: str, depth: int = 2):
+    """The items of `items`, produced on a thread of their own up to `depth` ahead of the caller (pyarrow,
+    hashing and file reads release the GIL meanwhile); an exception there is raised here."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # raised again on the consuming thread
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _to_numbers(text):

@@ -397,6 +397,12 @@ MALFORMED = [
         "target column 'diagnosis' has only 3 row(s) of one class: need at least 5 per class to split "
         "train/validation/test",
     ),
+    (
+        "row with an extra field after blocks of clean rows",
+        b"a,diagnosis\n" + b"".join(b"%d,%d\n" % (i, i % 2) for i in range(5_000)) + b"7,1,9\n2,0\n",
+        ["--chunk-bytes", "4096"],
+        "input data.csv is not a readable CSV: CSV parse error: Expected 2 columns, got 3: 7,1,9",
+    ),
     ("feature not in file", b"a,diagnosis\n1,0\n", ["--features", "a,c"], "feature column 'c' not found in data.csv"),
     ("duplicate column", b"a,a,diagnosis\n1,2,0\n", [], "duplicate column name 'a' in data.csv"),
     (
@@ -511,6 +517,63 @@ def test_preprocess_writes_the_same_bytes_whatever_the_read_block_size(steps, tm
     assert train[0] == ["label", "size", "weight", "colour=blue", "colour=green", "colour=red"]
     assert {r[1] for r in train[1:]} >= {median} and all(r[2].strip() == r[2] for r in train[1:])
     assert {r[1] for r in train[1:10]} <= {f"{float(v):.4f}" for v in [r[1] for r in train[1:10]]} | {median}
+
+
+@pytest.mark.parametrize("target_first", [False, True], ids=["target-last", "target-first"])
+def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tmp_path, monkeypatch, target_first):
+    """Rows that need nothing filled, trimmed or unquoted are written as their own bytes with the label in
+    the target's place: the outputs are those of writing every field, at any block size, with such rows
+    mixed among a missing marker, spaces, a quoted number, an empty line and CRLF line ends, and with the
+    first class's rows held on disk until the second class shows."""
+    rng = np.random.default_rng(11)
+    lines = []
+    for i in range(6_000):
+        outcome = "0" if i < 300 else str(int(rng.random() < 0.3))
+        a, b, c = (f"{v:.4f}" for v in rng.normal(size=3))
+        if 1_000 <= i < 1_100 and i % 7 == 0:
+            b = "?"
+        if 2_000 <= i < 2_050:
+            c = f" {c}"
+        if i == 2_500:
+            a = f'"{a}"'
+        if i == 4_000:
+            a, b, c = "1e3", "+2", "-0.0"
+        fields = [outcome, a, b, c] if target_first else [a, b, c, outcome]
+        lines.append(",".join(fields) + ("\r\n" if 3_500 <= i < 3_510 else "\n") + ("\n" if i == 3_000 else ""))
+    header = "outcome,a,b,c" if target_first else "a,b,c,outcome"
+    (tmp_path / "in.csv").write_text(header + "\n" + "".join(lines))
+    copied = []
+    relabelled = steps.preprocess._relabelled
+
+    def counted(rows, labels, first):
+        copied.append(len(rows))
+        return relabelled(rows, labels, first)
+
+    monkeypatch.setattr(steps.preprocess, "_relabelled", counted)
+    monkeypatch.setattr(steps.preprocess, "PENDING_BYTES", 0)  # the first class's blocks spill to disk
+
+    def outputs(name, chunk_bytes, copy):
+        monkeypatch.setattr(steps.preprocess, "COPY_LINES", copy)
+        argv = ["--input", str(tmp_path / "in.csv"), "--target", "outcome", "--fit-rows", "500", "--seed", "9"]
+        argv += ["--chunk-bytes", str(chunk_bytes)]
+        for d in ("train", "validation", "test", "baseline", "report"):
+            argv += [f"--{d}-dir", str(tmp_path / name / d)]
+        assert steps.preprocess.main(argv) == 0
+        return {str(p.relative_to(tmp_path / name)): p.read_bytes() for p in sorted((tmp_path / name).rglob("*.*"))}
+
+    formatted = outputs("formatted", 8 << 20, copy=False)
+    assert not copied
+    for chunk_bytes in (1024, 7001, 8 << 20):
+        copied.clear()
+        assert outputs(f"copied-{chunk_bytes}", chunk_bytes, copy=True) == formatted
+        # Small blocks: most rows are copied. One block of the whole file holds rows to format: none is.
+        assert sum(copied) > 3_000 if chunk_bytes < 8 << 20 else not copied
+    train = formatted["train/train.csv"].decode().splitlines()
+    assert (
+        train[0] == "label,a,b,c"
+        and len(train) - 1 == json.loads(formatted["report/preprocess.json"])["splits"]["train"]
+    )
+    assert all(len(row.split(",")) == 4 and row.strip() == row for row in train[1:])
 
 
 def test_inference_handler_reads_what_the_fast_reader_cannot_as_before(steps, trained, sample_data, monkeypatch):
