@@ -51,7 +51,7 @@ SNAPSHOT = "state.snap"
 LEGACY_SNAPSHOT = "state.pkl"
 SEGMENT = re.compile(r"^journal-(\d{8})\.log$")
 COMPACT_EVERY_OPS = int(os.environ.get("MLOPS_SANDBOX_COMPACT_EVERY", "500"))
-COMPACT_EVERY_BYTES = 32 << 20
+COMPACT_EVERY_BYTES = int(os.environ.get("MLOPS_SANDBOX_COMPACT_BYTES", str(32 << 20)))
 OP_HEADER = "X-Sandbox-Op"
 
 # /_sandbox routes that change nothing (everything else there is journaled)
@@ -306,6 +306,7 @@ class Journal:
         self.fd: int | None = None
         self.ops = 0
         self.bytes = 0
+        self.snapshot_bytes = 0  # the size of the last snapshot: what the next one will cost to write
         self.inner = None  # the WSGI app requests are replayed into (set by wsgi())
 
     # -- running ------------------------------------------------------------------------------------
@@ -388,8 +389,16 @@ class Journal:
         os.fdatasync(self.fd)
         self.ops += 1
         self.bytes += len(line)
-        if self.compact_requested or self.ops >= COMPACT_EVERY_OPS or self.bytes >= COMPACT_EVERY_BYTES:
+        if self.compact_requested or self.due():
             self.compact()
+
+    def due(self) -> bool:
+        """Whether the journal has grown enough to be worth a snapshot. A snapshot costs the whole state (a
+        batch of a few hundred MB in S3 makes it seconds), a long journal costs replay time on a restart: the
+        thresholds grow with the last snapshot's size, so writing snapshots stays a fixed share of the bytes
+        written (amortised) instead of re-writing a large state every COMPACT_EVERY_BYTES."""
+        scale = max(1, self.snapshot_bytes // COMPACT_EVERY_BYTES)
+        return self.ops >= COMPACT_EVERY_OPS * scale or self.bytes >= COMPACT_EVERY_BYTES * scale
 
     def close(self) -> None:
         with self.lock:
@@ -419,6 +428,7 @@ class Journal:
             self._open_segment(following)
             sealed = snapshot.seal(pickle.dumps({"journal_from": following, "state": payload}), self.key.hex())
             write_private(self.home / SNAPSHOT, sealed)
+            self.snapshot_bytes = len(sealed)
             for path in self.home.glob("journal-*.log"):
                 match = SEGMENT.match(path.name)
                 if match and int(match.group(1)) < following:

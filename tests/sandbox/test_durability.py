@@ -448,3 +448,38 @@ def test_metric_datapoints_survive_sigkill_with_their_sandbox_time(home):
         == ([0.4], before["Timestamps"])
     )
     assert [m["MetricName"] for m in cw.list_metrics(Namespace="MLOps/durability")["Metrics"]] == ["DriftScore"]
+
+
+def test_snapshots_stay_a_fixed_share_of_the_bytes_written(home, monkeypatch):
+    """A large state is not re-written every COMPACT_EVERY_BYTES: after a snapshot of a state holding a big
+    object, the next snapshot waits until the journal has grown by about that snapshot's size, so a batch
+    job writing outputs next to a large input does not pay for a full snapshot every few puts. Everything
+    written is still there after a SIGKILL (journal replay over the snapshot)."""
+    from sandbox import client
+
+    monkeypatch.setenv("MLOPS_SANDBOX_COMPACT_BYTES", str(1 << 20))  # 1 MiB: the same rule, small objects
+    status = client.up(ACCOUNTS)
+    s3 = _admin(status, "dev", "s3")
+    s3.create_bucket(Bucket="compaction")
+    big = os.urandom(6 << 20)
+    s3.put_object(Bucket="compaction", Key="input.bin", Body=big)  # journal > 1 MiB: a snapshot of ~6 MiB
+
+    def segments() -> list[str]:
+        return sorted(p.name for p in home.glob("journal-*.log"))
+
+    after_big = segments()
+    small = {f"out-{k}": os.urandom(512 << 10) for k in range(6)}  # 3 MiB in all: more than 1 MiB, less than 6
+    for key, body in small.items():
+        s3.put_object(Bucket="compaction", Key=key, Body=body)
+    assert segments() == after_big, "a snapshot was taken after 1 MiB although the last one held 6 MiB"
+    for k in range(6, 20):  # past the last snapshot's size: the journal is compacted again
+        s3.put_object(Bucket="compaction", Key=f"out-{k}", Body=os.urandom(512 << 10))
+    assert segments() != after_big
+
+    os.kill(status["pid"], signal.SIGKILL)
+    _wait_gone(status["pid"])
+    status = client.up(ACCOUNTS)
+    s3 = _admin(status, "dev", "s3")
+    assert s3.get_object(Bucket="compaction", Key="input.bin")["Body"].read() == big
+    for key, body in small.items():
+        assert s3.get_object(Bucket="compaction", Key=key)["Body"].read() == body
