@@ -212,6 +212,8 @@ def download_objects(s3: Any, uri: str, objects: list[tuple[str, str]], dest: Pa
     for name, rel in objects:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        if _copy_stored(s3, bucket, name, target):
+            continue
         # one streamed GET: the transfer manager's ranged, threaded GETs cost twice as much against the
         # sandbox, which serves them in this very process
         body = s3.get_object(Bucket=bucket, Key=name)["Body"]
@@ -219,6 +221,40 @@ def download_objects(s3: Any, uri: str, objects: list[tuple[str, str]], dest: Pa
             for chunk in body.iter_chunks(1 << 20):
                 handle.write(chunk)
     return len(objects)
+
+
+def _copy_stored(s3: Any, bucket: str, name: str, target: Path) -> bool:
+    """Copy an object's bytes straight from the store this process serves, after S3 has authorised the
+    instance's GetObject: a one-byte ranged GetObject as the job's role is the same action on the same
+    object (bucket policy, role policy, KMS decrypt of an encrypted object), so a role that may not read it
+    fails here as it would on AWS. The bytes copied are those of the version that GET answered for (same
+    ETag and version id), else False and the caller streams the whole object through the API. Streaming a
+    batch through this process's own HTTP server costs CPU the instances' work then waits for (a 240 MB
+    batch in 8 objects: about 0.8 s of this process's CPU streamed, 0.55 s copied). False too when the store
+    is not in this process (the engine's code run elsewhere) or for an empty object."""
+    from botocore.exceptions import ClientError
+    from moto.s3.models import s3_backends
+
+    located = s3_backends.bucket_accounts.get(bucket)
+    if located is None:
+        return False
+    try:
+        answered = s3.get_object(Bucket=bucket, Key=name, Range="bytes=0-0")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+            return False
+        raise
+    answered["Body"].read()
+    partition, account = located
+    try:
+        stored = s3_backends[account][partition].get_object(bucket, name, version_id=answered.get("VersionId"))
+    except Exception:  # deleted or replaced meanwhile: the API answers for what is there now
+        return False
+    if stored is None or stored.etag != answered.get("ETag"):
+        return False
+    with open(target, "wb") as handle:
+        handle.write(stored.value)
+    return True
 
 
 def upload_dir(s3: Any, source: Path, uri: str, kms_key: str | None = None) -> int:

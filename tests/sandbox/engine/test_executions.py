@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox.pipeline_account import BUCKET, ROLE_ARN, ROLE_NAME, processing_step
+from tests.sandbox.pipeline_account import BUCKET, EXECUTION_POLICY, ROLE_ARN, ROLE_NAME, processing_step
 
 DOUBLE = """
 import argparse, json, pathlib
@@ -373,3 +373,35 @@ def test_executions_survive_a_restart_and_one_cut_short_says_so(tmp_path, monkey
         assert cut["FailureReason"] == "the sandbox server stopped while this execution ran"
     finally:
         client.down(save=False)
+
+
+def test_an_input_the_role_may_not_read_fails_the_step_before_it_runs(account, double):
+    """Each instance downloads its inputs as the execution role: an object the role may not get (no
+    s3:GetObject on it), or one encrypted under a KMS key the role may not decrypt with, fails the step with
+    S3's AccessDenied and the script never runs, as a Processing job on AWS fails with ClientError when it
+    cannot download an input (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html: reading an SSE-KMS
+    object needs kms:Decrypt)."""
+    key = account.client("kms").create_key(Description="inputs")["KeyMetadata"]["Arn"]
+    account.client("s3").put_object(
+        Bucket=BUCKET, Key="data/n.txt", Body=b"21", ServerSideEncryption="aws:kms", SSEKMSKeyId=key
+    )
+    described, steps = account.run("no-decrypt", gated_pipeline(double))
+    assert described["PipelineExecutionStatus"] == "Failed"
+    reason = steps["Double"]["FailureReason"]
+    assert "AccessDenied" in reason and "GetObject" in reason, reason  # the role may get the object: the key refused
+
+    account.put("data/n.txt", "21")  # readable again: now take s3:GetObject on data/ away
+    policy = json.loads(json.dumps(EXECUTION_POLICY))
+    policy["Statement"][0]["Resource"] = [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/code/*"]
+    policy["Statement"].append(
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/runs/*"}
+    )
+    account.client("iam").put_role_policy(
+        RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(policy)
+    )
+    described, steps = account.run("no-get", gated_pipeline(double))
+    assert described["PipelineExecutionStatus"] == "Failed"
+    reason = steps["Double"]["FailureReason"]
+    assert "AccessDenied" in reason and "GetObject" in reason, reason
+    assert not account.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("KeyCount")
