@@ -23,6 +23,7 @@ from typing import Any
 from mlops_core.backend import TerraformOverrides, endpoint_overrides
 from mlops_core.config import Environment
 from mlops_core.errors import ConfigError, SandboxError
+from sandbox.engine import instances
 from sandbox.home import HomeSecretsError, home_secrets, open_private, private_dir
 from sandbox.protocol import LOGIN_ROLE, LOGIN_ROLE_PATH, TOKEN_HEADER, error_from
 from sandbox.terraform import terraform_overrides
@@ -136,6 +137,10 @@ def up(accounts: dict | None = None, port: int = 0) -> dict:
 
 
 def _spawn(directory: Path, port: int) -> dict:
+    try:  # a setting the engine reads on each job: refused here, in one line, not at the first job
+        instances.cpus_per_instance()
+    except ValueError as exc:
+        raise SandboxError(str(exc)) from None
     env = dict(os.environ)
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])

@@ -62,11 +62,13 @@ class Zygote:
                 time.sleep(0.05)
             return False
 
-    def start(self, argv: list[str], env: dict, cwd: str, log_path: str) -> Child:
-        """Fork a child running `argv` (python script args); returns a handle with pid and wait()."""
+    def start(self, argv: list[str], env: dict, cwd: str, log_path: str, cores: list[int] | None = None) -> Child:
+        """Fork a child running `argv` (python script args), on `cores` only if given; returns a handle with
+        pid and wait()."""
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.socket_path)
-        conn.sendall(json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log_path}).encode() + b"\n")
+        request = {"argv": argv, "env": env, "cwd": cwd, "log": log_path, "cores": cores}
+        conn.sendall(json.dumps(request).encode() + b"\n")
         reader = conn.makefile("r")
         reply = json.loads(reader.readline())
         return Child(conn, reader, reply["pid"])
@@ -122,6 +124,8 @@ def _child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if request.get("cores"):
+            os.sched_setaffinity(0, request["cores"])
         _limit_threads(request["env"].get("OMP_NUM_THREADS", ""))
         script, *args = request["argv"][1:]
         sys.argv = [script, *args]
@@ -153,6 +157,11 @@ def _limit_threads(value: str) -> None:
         importlib.import_module("threadpoolctl").threadpool_limits(limits=int(value))
     except Exception:  # only a speed matter
         pass
+    if "pyarrow" in sys.modules:  # pandas loads it; its pool may have been sized before the fork
+        try:
+            sys.modules["pyarrow"].set_cpu_count(int(value))
+        except Exception:  # only a speed matter
+            pass
 
 
 def _serve(conn) -> None:

@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -100,9 +101,11 @@ class StepContext:
         log_group: str,
         log_stream: str,
         isolated: bool = False,
+        cores: list[int] | None = None,
     ) -> str:
         """Run a step's program; its combined output goes to the step's log stream. Returns the output.
-        `isolated`: no network and no AWS credentials, as in a network-isolated container."""
+        `isolated`: no network and no AWS credentials, as in a network-isolated container. `cores`: the
+        only cores it may run on (instances.instance_cores), or None for all of them."""
         if isolated:
             argv = [sys.executable, str(ENGINE_DIR / "isolated.py"), *argv[1:]]
             env = {k: v for k, v in env.items() if k not in runtime.CREDENTIAL_VARIABLES}
@@ -110,7 +113,7 @@ class StepContext:
         log_path = self.step_dir() / f"output-{uuid.uuid4().hex[:8]}.log"
         proc: preload.Child | subprocess.Popen
         if zygote is not None:
-            proc = zygote.start(argv, env, str(cwd), str(log_path))
+            proc = zygote.start(argv, env, str(cwd), str(log_path), cores)
         else:
             with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
                 proc = subprocess.Popen(
@@ -122,6 +125,8 @@ class StepContext:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+            if cores is not None:  # before it starts any thread of its own: its threads inherit the set
+                os.sched_setaffinity(proc.pid, cores)
         deadline = time.monotonic() + timeout
         stopped = timed_out = False
         while proc.poll() is None:
@@ -307,16 +312,18 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         env.update(
             {k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()}
         )
-        env.update(instances.thread_limit(count, args.get("Environment") or {}))
-        ctx.run_process(
-            argv,
-            env=env,
-            cwd=root,
-            timeout=_step_timeout(args),
-            log_group="/aws/sagemaker/ProcessingJobs",
-            log_stream=f"{name}/{host}",
-            isolated=isolated,
-        )
+        with instances.instance_cores() as cores:
+            env.update(instances.thread_limit(count, args.get("Environment") or {}, cores))
+            ctx.run_process(
+                argv,
+                env=env,
+                cwd=root,
+                timeout=_step_timeout(args),
+                log_group="/aws/sagemaker/ProcessingJobs",
+                log_stream=f"{name}/{host}",
+                isolated=isolated,
+                cores=cores,
+            )
 
     instances.run_all(run_instance, hosts)
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
@@ -465,15 +472,18 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict, i
     argv = [sys.executable, str(code_dir / program)]
     for k, v in user_hps.items():
         argv += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
-    output = ctx.run_process(
-        argv,
-        env=env,
-        cwd=code_dir,
-        timeout=_step_timeout(args),
-        log_group="/aws/sagemaker/TrainingJobs",
-        log_stream=f"{name}/algo-1",
-        isolated=isolated,
-    )
+    with instances.instance_cores() as cores:  # its one instance, held to its own cores if the sandbox says so
+        env.update(instances.thread_limit(1, args.get("Environment") or {}, cores))
+        output = ctx.run_process(
+            argv,
+            env=env,
+            cwd=code_dir,
+            timeout=_step_timeout(args),
+            log_group="/aws/sagemaker/TrainingJobs",
+            log_stream=f"{name}/algo-1",
+            isolated=isolated,
+            cores=cores,
+        )
     metrics = []
     for definition in algo.get("MetricDefinitions") or []:
         found = re.findall(definition["Regex"], output)
@@ -705,7 +715,6 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
         root = roots[host]
         env = runtime.process_env(creds, ctx.region)
         env.update({k: str(v) for k, v in environment.items()})
-        env.update(instances.thread_limit(count, environment))
         env["PYTHONPATH"] = str(root / "code")
         argv = [
             sys.executable,
@@ -722,15 +731,18 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
             str(args.get("MaxPayloadInMB", 6)),
             out_cfg.get("AssembleWith") or "None",
         ]
-        ctx.run_process(
-            argv,
-            env=env,
-            cwd=root / "code",
-            timeout=3600,
-            log_group="/aws/sagemaker/TransformJobs",
-            log_stream=f"{name}/{host}",
-            isolated=isolated,
-        )
+        with instances.instance_cores() as cores:
+            env.update(instances.thread_limit(count, environment, cores))
+            ctx.run_process(
+                argv,
+                env=env,
+                cwd=root / "code",
+                timeout=3600,
+                log_group="/aws/sagemaker/TransformJobs",
+                log_stream=f"{name}/{host}",
+                isolated=isolated,
+                cores=cores,
+            )
 
     instances.run_all(run_instance, busy)
     try:

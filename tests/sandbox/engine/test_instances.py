@@ -13,6 +13,7 @@ the later host's copy); a response already ending with a newline gets no second 
 Line; SingleRecord skips blank lines."""
 
 import json
+import os
 from itertools import chain
 
 import pytest
@@ -190,3 +191,72 @@ def test_a_three_instance_transform_scores_every_object_as_one_instance_does(acc
     assert sorted(line.split()[1] for line in transformed) == sorted(sizes)  # each object by one instance
     [big] = [line for line in transformed if line.startswith("transformed b.csv ")]
     assert big.endswith("(2 request(s))")  # 1.3 MB of lines in two whole-line requests
+
+
+# Writes which cores its instance may run on and how its thread pools were sized, after overlapping with
+# its peer (a second of work), so that both instances hold their cores at the same time.
+CORES = """
+import json, os, pathlib, sys, time
+out, config = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+host = json.loads((config / 'resourceconfig.json').read_text())['current_host']
+time.sleep(2)
+import pyarrow
+report = {'cores': sorted(os.sched_getaffinity(0)), 'omp': os.environ.get('OMP_NUM_THREADS'),
+          'arrow': pyarrow.cpu_count()}
+(out / f'{host}.json').write_text(json.dumps(report))
+"""
+
+
+def test_instances_held_to_their_own_cores_run_on_different_cores(tmp_path, monkeypatch):
+    """MLOPS_SANDBOX_INSTANCE_CPUS=1: each instance runs pinned to one core, the least busy one, with its
+    OpenMP and Arrow pools sized to it; two instances running at once hold different cores (on a machine
+    with two or more), as two 1-vCPU instances each bring their own CPU on AWS. A value that is not a whole
+    number is refused when the sandbox starts, in one line."""
+    from mlops_core.errors import SandboxError
+    from sandbox import client
+    from tests.sandbox.pipeline_account import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
+
+    monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "one")
+    with pytest.raises(SandboxError, match="MLOPS_SANDBOX_INSTANCE_CPUS 'one' is not a whole number"):
+        client.up({"dev": "111111111111"})
+    monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "1")
+    try:
+        account = PipelineAccount(client.up({"dev": "111111111111"}))
+        account.client("s3").create_bucket(Bucket=BUCKET)
+        iam = account.client("iam")
+        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(EXECUTION_POLICY))
+        account.put("cores/input/part-0.csv", "0\n")
+        step = processing_step(
+            "Cores",
+            account.put_script("cores.py", CORES),
+            "cores.py",
+            inputs=[("batch", f"s3://{BUCKET}/cores/input")],
+            outputs=[("seen", f"s3://{BUCKET}/cores/out")],
+            arguments=["/opt/ml/processing/output/seen", "/opt/ml/config"],
+        )
+        step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+        described, steps = account.run("pinned-instances", {"Steps": [step]})
+        assert described["PipelineExecutionStatus"] == "Succeeded", steps
+        reports = [json.loads(account.read(f"s3://{BUCKET}/cores/out/algo-{k}.json")) for k in (1, 2)]
+    finally:
+        client.down(save=False)
+    for report in reports:
+        assert len(report["cores"]) == 1 and report["omp"] == "1" and report["arrow"] == 1
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert reports[0]["cores"] != reports[1]["cores"]
+
+
+def test_the_least_busy_cores_go_to_the_next_instance():
+    """Concurrent jobs share the machine's cores evenly: each new instance takes the cores fewest running
+    instances hold, and gives them back when it ends."""
+    cores = instances._Cores()
+    machine = sorted(os.sched_getaffinity(0))
+    first = cores.take(1)
+    second = cores.take(1)
+    assert first == machine[:1]
+    assert second == (machine[1:2] if len(machine) > 1 else machine[:1])
+    cores.give_back(first)
+    assert cores.take(1) == first  # now the least busy again
+    assert len(cores.take(len(machine) + 3)) == len(machine)  # never more cores than the machine has
