@@ -20,6 +20,7 @@ from sandbox.patches import (
     registry_seed,
     s3_encryption,
     sagemaker_tags,
+    serving,
     snapshot,
     source_identity,
 )
@@ -42,6 +43,7 @@ PATCHES: tuple[Patch, ...] = (
     cloudtrail.PATCH,
     cloudwatch.PATCH,
     alarm_actions.PATCH,
+    serving.PATCH,
     # last: it wraps the SageMaker list handlers as the patches above leave them
     pagination.PATCH,
 )

@@ -184,20 +184,19 @@ def _search_model_packages(response: Any, params: dict, offset: int, size: int) 
         name, operator = f.get("Name", ""), f.get("Operator") or "Equals"
         if "." in name or operator not in ("Equals", "NotEquals", "Contains"):
             return None
-        checks.append((camelcase_to_underscores(name), operator, f.get("Value")))
+        checks.append((camelcase_to_underscores(name), operator, str(f.get("Value"))))
 
-    def matches(package) -> bool:
-        for attr, operator, value in checks:
-            if not hasattr(package, attr):
-                raise _validation(f"Unknown property name: {attr}")
-            actual = getattr(package, attr)
-            if operator == "Equals" and str(actual) != str(value):
-                return False
-            if operator == "NotEquals" and str(actual) == str(value):
-                return False
-            if operator == "Contains" and str(value) not in str(actual or ""):
-                return False
-        return True
+    # every call filters and sorts all the account's packages, 1,000 and more: one pass per filter
+    found = list(response.sagemaker_backend.model_packages.values())
+    for attr, operator, value in checks:
+        if any(not hasattr(p, attr) for p in found):
+            raise _validation(f"Unknown property name: {attr}")
+        if operator == "Equals":
+            found = [p for p in found if str(getattr(p, attr)) == value]
+        elif operator == "NotEquals":
+            found = [p for p in found if str(getattr(p, attr)) != value]
+        else:
+            found = [p for p in found if value in str(getattr(p, attr) or "")]
 
     sort_by = params.get("SortBy") or "LastModifiedTime"
     attr = camelcase_to_underscores(sort_by)
@@ -207,14 +206,10 @@ def _search_model_packages(response: Any, params: dict, offset: int, size: int) 
         if value is None and sort_by == "LastModifiedTime":
             value = getattr(package, "creation_time", None)
         if sort_by.endswith("Time"):
-            return (0, _moment(value), "")
+            return (0, value.timestamp() if isinstance(value, datetime) else _moment(value), "")
         return (1, 0.0, str(value))
 
-    found = sorted(
-        (p for p in response.sagemaker_backend.model_packages.values() if matches(p)),
-        key=key,
-        reverse=(params.get("SortOrder") or "Descending") == "Descending",
-    )
+    found.sort(key=key, reverse=(params.get("SortOrder") or "Descending") == "Descending")
     body: dict[str, Any] = {
         "Results": [{"ModelPackage": p.gen_response_object()} for p in found[offset : offset + size]]
     }

@@ -123,6 +123,18 @@ def test_search_pages_and_sorts_model_packages(registry):
     assert [r["ModelPackage"]["ModelPackageVersion"] for r in oldest_first] == list(range(1, 26))
     # a Search record carries what DescribeModelPackage answers, so callers need no Describe per version
     assert oldest_first[0]["ModelPackage"]["InferenceSpecification"]["Containers"][0]["Image"] == "i"
+    # every filter must hold (API_SearchExpression.html); Equals, NotEquals and Contains as API_Filter.html
+    pending = {
+        "Filters": [
+            {"Name": "ModelPackageGroupName", "Operator": "Contains", "Value": "page-size"},
+            {"Name": "ModelApprovalStatus", "Operator": "NotEquals", "Value": "Approved"},
+        ]
+    }
+    records, _ = _all(registry.search, "Results", Resource="ModelPackage", SearchExpression=pending, MaxResults=100)
+    assert sorted(r["ModelPackage"]["ModelPackageVersion"] for r in records) == list(range(11, 26))
+    approved = {"Filters": [*where["Filters"], {"Name": "ModelApprovalStatus", "Value": "Approved"}]}
+    records, _ = _all(registry.search, "Results", Resource="ModelPackage", SearchExpression=approved, MaxResults=100)
+    assert sorted(r["ModelPackage"]["ModelPackageVersion"] for r in records) == list(range(1, 11))
     assert "less than or equal to 100" in _refused(registry.search, Resource="ModelPackage", MaxResults=500)
 
 
