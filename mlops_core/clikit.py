@@ -7,6 +7,7 @@ command's `--help` must not pay for boto3 or the SageMaker SDK.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -75,11 +76,35 @@ class _ErrorEdge:
             ctx.exit(1)
 
 
-class ToolkitGroup(_ErrorEdge, click.Group):
+class _CommandProcess:
+    """What a console command does once, as its process starts (click calls the command object;
+    tests that drive a command in-process call its `main`, and keep their own collector settings)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _settle_garbage_collection()
+        return super().__call__(*args, **kwargs)  # type: ignore[misc]
+
+
+# A command is a short process that, within its first second, allocates a few hundred thousand objects
+# that live until it exits: its modules, and botocore's service models (SageMaker's is megabytes of
+# JSON). CPython's cyclic collector, tuned for long-running programs, walks them all again and again
+# meanwhile: ~0.15 s of `promote status`, a tenth of its run.
+_GC_YOUNGEST_THRESHOLD = 7000  # CPython's default is 700 allocations
+
+
+def _settle_garbage_collection() -> None:
+    """Freeze what the imports created (modules, classes, functions never become garbage) so later
+    collections skip it, and collect the youngest generation every 7,000 allocations instead of 700.
+    Cycles are still collected, in a long `--wait` too."""
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
+
+
+class ToolkitGroup(_CommandProcess, _ErrorEdge, click.Group):
     """A command group with the toolkit's error edge."""
 
 
-class ToolkitCommand(_ErrorEdge, click.Command):
+class ToolkitCommand(_CommandProcess, _ErrorEdge, click.Command):
     """A single command with the toolkit's error edge."""
 
 
