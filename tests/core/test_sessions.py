@@ -50,6 +50,54 @@ def test_assumed_role_sessions_are_cached_and_act_in_the_target_account(sessions
     assert identity["Arn"].startswith("arn:aws:sts::333333333333:assumed-role/mlops-demo-approver/")
 
 
+def test_each_client_signs_as_its_own_role_though_all_share_the_service_models(sessions, prod_env):
+    """A command's sessions read botocore's service models through one loader (each model parsed once a
+    process), never each other's credentials: clients of two roles, created and called interleaved, act
+    as the role each was made for, and IAM allows or refuses each call accordingly."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    s = sessions(prod_env)
+    registry, trust_root = (
+        "333333333333",
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"}, "Action": "sts:AssumeRole"}
+            ],
+        },
+    )
+    for role in ("bucket-lister", "no-permissions"):
+        _create_role(s, registry, role, trust_root)
+    s.client("iam", s.in_account(registry)).put_role_policy(
+        RoleName="bucket-lister",
+        PolicyName="list",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+            }
+        ),
+    )
+    lister = s.assume(f"arn:aws:iam::{registry}:role/bucket-lister", purpose="list", source=s.in_account(registry))
+    lister_s3 = s.client("s3", lister)
+    nobody = s.assume(f"arn:aws:iam::{registry}:role/no-permissions", purpose="none", source=s.in_account(registry))
+    nobody_s3, nobody_sts = s.client("s3", nobody), s.client("sts", nobody)
+    lister_sts = s.client("sts", lister)
+
+    loaders = {id(x._session.get_component("data_loader")) for x in (s.base(), s.in_account(registry), lister, nobody)}
+    assert len(loaders) == 1
+    assert "/bucket-lister/" in lister_sts.get_caller_identity()["Arn"]
+    assert "/no-permissions/" in nobody_sts.get_caller_identity()["Arn"]
+    with pytest.raises(ClientError) as refused:
+        nobody_s3.list_buckets()
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert "Buckets" in lister_s3.list_buckets()
+    assert "/bucket-lister/" in lister_sts.get_caller_identity()["Arn"]
+    assert s.client("sts", s.base()).get_caller_identity()["Account"] == "222222222222"
+
+
 def test_jenkins_credentials_chain_through_the_cross_account_role(sessions, prod_env, monkeypatch):
     """A caller from the Jenkins account (as `withAWS` leaves in AWS_* variables) reaches prod via
     cross-account-jenkins-role, with the ExternalId and a session name carrying the build."""
