@@ -194,6 +194,9 @@ def _invoke(rule, target, event, body: str, function, creds: dict, account: str,
     (work / "code.zip").write_bytes(function.code_bytes)
     (work / "event.json").write_text(body)
     env = runtime.process_env(creds, region)
+    # its configured variables, as a Lambda step's function gets them; the reserved ones are Lambda's
+    # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)
+    env.update(getattr(function, "environment_vars", None) or {})
     env.update({"AWS_LAMBDA_FUNCTION_NAME": function.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"})
     runner = Path(__file__).resolve().parent / "engine" / "lambda_runner.py"
     argv = [sys.executable, str(runner), str(work / "code.zip"), function.handler, str(work / "event.json")]

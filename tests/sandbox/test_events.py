@@ -236,3 +236,88 @@ def test_a_new_model_version_pending_approval_notifies_the_approvers(account):
     assert received(account, queue, wait=1) == ['"Model models version 1 is waiting for your approval"']
     sm.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
     assert received(account, queue, wait=0.5) == []  # approved: the rule's pattern no longer matches
+
+
+RECORDS_STATUS = """
+import json, os
+import boto3
+
+def handler(event, context):
+    status = event['detail']['currentPipelineExecutionStatus']
+    boto3.client('s3').put_object(Bucket=os.environ['BUCKET'], Key=f'seen/{status}.json', Body=json.dumps(event))
+    return status
+"""
+
+
+def test_a_lambda_target_of_a_terminal_status_event_can_write_to_the_sandbox(account):
+    """EventBridge invokes a Lambda target asynchronously
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html, "EventBridge invokes Lambda
+    asynchronously"): a function reacting to an execution's terminal status (the run-metrics function's
+    PutMetricData, here an S3 PutObject) runs after the status change it reacts to is done and its own
+    writes go through. The sandbox once invoked it inside that change, where its write waited for the change
+    to end until the function timed out: nothing was written and the execution ended a timeout late."""
+    import io
+    import time
+    import zipfile
+
+    from tests.sandbox.pipeline_account import ACCOUNT, BUCKET, TRUST_LAMBDA
+
+    iam, lam, events = account.client("iam"), account.client("lambda"), account.client("events")
+    iam.create_role(RoleName="records-status-role", AssumeRolePolicyDocument=json.dumps(TRUST_LAMBDA))
+    iam.put_role_policy(
+        RoleName="records-status-role",
+        PolicyName="write",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/seen/*"}
+                ],
+            }
+        ),
+    )
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("records.py", RECORDS_STATUS)
+    function = lam.create_function(
+        FunctionName="records-status",
+        Role=f"arn:aws:iam::{ACCOUNT}:role/records-status-role",
+        Handler="records.handler",
+        Runtime="python3.12",
+        Code={"ZipFile": raw.getvalue()},
+        Timeout=15,
+        Environment={"Variables": {"BUCKET": BUCKET}},
+    )["FunctionArn"]
+    pipeline = create_quick_pipeline(account, "status-to-lambda")
+    rule = events.put_rule(
+        Name="terminal-status",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+                "detail": {"pipelineArn": [pipeline], "currentPipelineExecutionStatus": ["Succeeded", "Failed"]},
+            }
+        ),
+    )["RuleArn"]
+    lam.add_permission(
+        FunctionName="records-status",
+        StatementId="terminal-status",
+        Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com",
+        SourceArn=rule,
+    )
+    events.put_targets(Rule="terminal-status", Targets=[{"Id": "records", "Arn": function}])
+
+    arn = account.client("sagemaker").start_pipeline_execution(PipelineName="status-to-lambda")["PipelineExecutionArn"]
+    assert account.wait(arn)["PipelineExecutionStatus"] == "Succeeded"
+    deadline, written = time.monotonic() + 60, None
+    while written is None and time.monotonic() < deadline:
+        try:
+            written = json.loads(account.read(f"s3://{BUCKET}/seen/Succeeded.json"))
+        except account.client("s3").exceptions.NoSuchKey:
+            time.sleep(0.2)
+    assert written is not None, [
+        {k: d.get(k) for k in ("rule", "status", "error", "reason", "target")} for d in deliveries()
+    ]
+    assert written["detail"]["pipelineExecutionArn"] == arn
+    assert [d["status"] for d in deliveries() if d["rule"] == "terminal-status"] == ["queued", "delivered"]
