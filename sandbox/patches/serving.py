@@ -23,12 +23,12 @@ _REQUEST_ID_ELEMENT = "<RequestId>"
 
 
 def _listed_once(original):
-    modules: list[str] = []
+    listed: list[tuple[str, ...]] = []  # set once, whole (requests are served in threads)
 
     def list_of_moto_modules():
-        if not modules:
-            modules.extend(original())
-        return iter(modules)
+        if not listed:
+            listed.append(tuple(original()))
+        return iter(listed[0])
 
     list_of_moto_modules.__wrapped__ = original  # type: ignore[attr-defined]
     return list_of_moto_modules
