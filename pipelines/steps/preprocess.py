@@ -61,6 +61,7 @@ SPLIT_BLOCK = 1_000  # rows of one class dealt to train/validation/test by one p
 PENDING_BYTES = 64 << 20  # rows held while only one class has been seen; more go to a temporary file
 MAX_CLASSES_LISTED = 10_000
 LINES = "lines"  # the one column of a block kept as its lines (see Preprocess._line_values)
+MAX_SKIPPED_BLOCKS = 64  # blocks read as text, at most, before copying their rows is tried again
 COPY_LINES = True  # write clean rows as their own bytes (False: format every field, the same bytes, slower)
 
 
@@ -457,6 +458,9 @@ class Preprocess:
         pieces = _prefetched(_pieces(stream, self.args.chunk_bytes), "csv-reader")
         try:
             rest = b""
+            # After a block that cannot be copied, the next 1, 2, 4, ... blocks are not tried (a target of
+            # several characters, or a gap in every block, would have every block parsed twice).
+            skip, backoff = 0, 1
             while True:
                 data = next(pieces, b"")
                 text = rest + data if rest else data
@@ -467,7 +471,15 @@ class Preprocess:
                     rest = text
                     break  # a row longer than a block: the text reader fails on it as it always has
                 block, rest = text[:cut], text[cut:]
-                item = self._block(block if block.endswith(b"\n") else block + b"\n")
+                block = block if block.endswith(b"\n") else block + b"\n"
+                item = self._line_block(block) if not skip else None
+                if item is not None:
+                    backoff = 1
+                elif skip:
+                    skip -= 1
+                else:
+                    skip, backoff = backoff, min(2 * backoff, MAX_SKIPPED_BLOCKS)
+                item = item or self._text_block(block)
                 if item is None:
                     rest = block + rest
                     break
@@ -479,17 +491,22 @@ class Preprocess:
         finally:
             pieces.close()
 
-    def _block(self, block: bytes):
-        """(batch, values) of one block of whole lines, or None if it does not parse as a table alone."""
+    def _line_block(self, block: bytes):
+        """(batch, values) of one block of whole lines kept as lines, or None if its rows cannot be copied."""
+        import pyarrow as pa
+
+        lines = _lines(block)
+        if lines is None:
+            return None
+        batch = pa.record_batch([lines], names=[LINES])
+        values = self._line_values(batch)
+        return None if values is None else (batch, values)
+
+    def _text_block(self, block: bytes):
+        """(batch, values) of one block of whole lines as text, or None if it does not parse as a table alone."""
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        lines = _lines(block)
-        if lines is not None:
-            batch = pa.record_batch([lines], names=[LINES])
-            values = self._line_values(batch)
-            if values is not None:
-                return batch, values
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(block),
