@@ -472,10 +472,14 @@ def _execute(sm, name: str, definition: dict, role_arn: str) -> float:
     ):
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     if status != "Succeeded":
-        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
         raise SystemExit(f"{name}: {status}: {[s.get('FailureReason') for s in steps if s.get('FailureReason')]}")
+    STEP_SECONDS[name] = {s["StepName"]: (s["EndTime"] - s["StartTime"]).total_seconds() for s in steps}
     return elapsed
+
+
+STEP_SECONDS: dict = {}  # pipeline name -> {step: seconds from its start to its end}
 
 
 def sandbox_instances(
@@ -560,6 +564,10 @@ def sandbox_instances(
             one, many = min(runs[1]), min(runs[count])
             every = " / ".join(f"{a:.1f}:{b:.1f}" for a, b in zip(runs[1], runs[count], strict=True))
             print(f"  {job:<10}{one:>14.2f}{many:>16.2f}{one / many:>9.2f}x  {same} ({what})  ({every})")
+            for n in (1, count):  # where the best run's time went: each step, start to end
+                best_run = f"{job}-{n}-{runs[n].index(min(runs[n]))}"
+                steps = ", ".join(f"{step} {sec:.2f} s" for step, sec in STEP_SECONDS[best_run].items())
+                print(f"  {'':<10}{n} instance(s): {steps}")
 
         runs = best("drift", lambda n, run: _drift_definition(role_arn, n, run))
         last = repeats - 1

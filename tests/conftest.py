@@ -54,16 +54,9 @@ def sandbox(sandbox_server):
 def account(sandbox):
     """A pipeline account on the clean sandbox (tests/sandbox/pipeline_account.py): a bucket, and an
     execution role SageMaker may assume; for the engine, events, clock and progress tests."""
-    import json
+    from tests.sandbox.pipeline_account import pipeline_account
 
-    from tests.sandbox.pipeline_account import BUCKET, EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
-
-    acct = PipelineAccount(sandbox)
-    acct.client("s3").create_bucket(Bucket=BUCKET)
-    iam = acct.client("iam")
-    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
-    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(EXECUTION_POLICY))
-    return acct
+    return pipeline_account(sandbox)
 
 
 @pytest.fixture

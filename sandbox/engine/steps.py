@@ -91,6 +91,14 @@ class StepContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def run_instance(self, argv: list[str], *, env: dict, count: int, job_environment: dict, **kwargs: Any) -> str:
+        """run_process for one of a job's `count` instances: on cores of its own when the sandbox holds
+        instances to theirs (instances.instance_cores), its thread pools sized to its share of the machine
+        unless the job's own environment sets them."""
+        with instances.instance_cores() as cores:
+            env = {**env, **instances.thread_limit(count, job_environment, cores)}
+            return self.run_process(argv, env=env, cores=cores, **kwargs)
+
     def run_process(
         self,
         argv: list[str],
@@ -312,18 +320,17 @@ def run_processing(step: dict, args: dict, ctx: StepContext) -> StepResult:
         env.update(
             {k: expressions.text(map_container_paths(v, root)) for k, v in (args.get("Environment") or {}).items()}
         )
-        with instances.instance_cores() as cores:
-            env.update(instances.thread_limit(count, args.get("Environment") or {}, cores))
-            ctx.run_process(
-                argv,
-                env=env,
-                cwd=root,
-                timeout=_step_timeout(args),
-                log_group="/aws/sagemaker/ProcessingJobs",
-                log_stream=f"{name}/{host}",
-                isolated=isolated,
-                cores=cores,
-            )
+        ctx.run_instance(
+            argv,
+            env=env,
+            count=count,
+            job_environment=args.get("Environment") or {},
+            cwd=root,
+            timeout=_step_timeout(args),
+            log_group="/aws/sagemaker/ProcessingJobs",
+            log_stream=f"{name}/{host}",
+            isolated=isolated,
+        )
 
     instances.run_all(run_instance, hosts)
     kms = (args.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
@@ -472,18 +479,17 @@ def train_once(args: dict, ctx: StepContext, name: str, hyperparameters: dict, i
     argv = [sys.executable, str(code_dir / program)]
     for k, v in user_hps.items():
         argv += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
-    with instances.instance_cores() as cores:  # its one instance, held to its own cores if the sandbox says so
-        env.update(instances.thread_limit(1, args.get("Environment") or {}, cores))
-        output = ctx.run_process(
-            argv,
-            env=env,
-            cwd=code_dir,
-            timeout=_step_timeout(args),
-            log_group="/aws/sagemaker/TrainingJobs",
-            log_stream=f"{name}/algo-1",
-            isolated=isolated,
-            cores=cores,
-        )
+    output = ctx.run_instance(
+        argv,
+        env=env,
+        count=1,
+        job_environment=args.get("Environment") or {},
+        cwd=code_dir,
+        timeout=_step_timeout(args),
+        log_group="/aws/sagemaker/TrainingJobs",
+        log_stream=f"{name}/algo-1",
+        isolated=isolated,
+    )
     metrics = []
     for definition in algo.get("MetricDefinitions") or []:
         found = re.findall(definition["Regex"], output)
@@ -731,18 +737,17 @@ def run_transform(_step: dict, args: dict, ctx: StepContext) -> StepResult:
             str(args.get("MaxPayloadInMB", 6)),
             out_cfg.get("AssembleWith") or "None",
         ]
-        with instances.instance_cores() as cores:
-            env.update(instances.thread_limit(count, environment, cores))
-            ctx.run_process(
-                argv,
-                env=env,
-                cwd=root / "code",
-                timeout=3600,
-                log_group="/aws/sagemaker/TransformJobs",
-                log_stream=f"{name}/{host}",
-                isolated=isolated,
-                cores=cores,
-            )
+        ctx.run_instance(
+            argv,
+            env=env,
+            count=count,
+            job_environment=environment,
+            cwd=root / "code",
+            timeout=3600,
+            log_group="/aws/sagemaker/TransformJobs",
+            log_stream=f"{name}/{host}",
+            isolated=isolated,
+        )
 
     instances.run_all(run_instance, busy)
     try:

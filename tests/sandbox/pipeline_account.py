@@ -94,7 +94,15 @@ class PipelineAccount:
                 tar.addfile(info, io.BytesIO(data))
         return self.put(key, buf.getvalue())
 
-    def create_lambda(self, name: str, source: str, role_arn: str | None = None) -> str:
+    def create_lambda(
+        self,
+        name: str,
+        source: str,
+        role_arn: str | None = None,
+        statements: list | None = None,
+        environment: dict | None = None,
+    ) -> str:
+        """A function `name` (handler.handler) whose role may read the bucket, plus `statements`."""
         iam = self.client("iam")
         role_name = f"{name}-role"
         iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST_LAMBDA))
@@ -109,7 +117,8 @@ class PipelineAccount:
                             "Effect": "Allow",
                             "Action": ["s3:GetObject", "s3:ListBucket"],
                             "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
-                        }
+                        },
+                        *(statements or []),
                     ],
                 }
             ),
@@ -124,6 +133,7 @@ class PipelineAccount:
             Handler="handler.handler",
             Code={"ZipFile": buf.getvalue()},
             Timeout=60,
+            **({"Environment": {"Variables": environment}} if environment else {}),
         )["FunctionArn"]
 
     def start(self, name: str, definition: dict, params: dict | None = None, role_arn: str = ROLE_ARN) -> str:
@@ -154,6 +164,16 @@ class PipelineAccount:
         arn = self.start(name, definition, params, **kw)
         described = self.wait(arn)
         return described, self.steps(arn)
+
+
+def pipeline_account(status: dict) -> PipelineAccount:
+    """The bucket and the execution role SageMaker may assume, on a running sandbox (`status`)."""
+    account = PipelineAccount(status)
+    account.client("s3").create_bucket(Bucket=BUCKET)
+    iam = account.client("iam")
+    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
+    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(EXECUTION_POLICY))
+    return account
 
 
 def processing_step(

@@ -256,38 +256,15 @@ def test_a_lambda_target_of_a_terminal_status_event_can_write_to_the_sandbox(acc
     PutMetricData, here an S3 PutObject) runs after the status change it reacts to is done and its own
     writes go through. The sandbox once invoked it inside that change, where its write waited for the change
     to end until the function timed out: nothing was written and the execution ended a timeout late."""
-    import io
     import time
-    import zipfile
 
-    from tests.sandbox.pipeline_account import ACCOUNT, BUCKET, TRUST_LAMBDA
+    from tests.sandbox.pipeline_account import BUCKET
 
-    iam, lam, events = account.client("iam"), account.client("lambda"), account.client("events")
-    iam.create_role(RoleName="records-status-role", AssumeRolePolicyDocument=json.dumps(TRUST_LAMBDA))
-    iam.put_role_policy(
-        RoleName="records-status-role",
-        PolicyName="write",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/seen/*"}
-                ],
-            }
-        ),
+    lam, events = account.client("lambda"), account.client("events")
+    writes = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/seen/*"}
+    function = account.create_lambda(
+        "records-status", RECORDS_STATUS, statements=[writes], environment={"BUCKET": BUCKET}
     )
-    raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w") as archive:
-        archive.writestr("records.py", RECORDS_STATUS)
-    function = lam.create_function(
-        FunctionName="records-status",
-        Role=f"arn:aws:iam::{ACCOUNT}:role/records-status-role",
-        Handler="records.handler",
-        Runtime="python3.12",
-        Code={"ZipFile": raw.getvalue()},
-        Timeout=15,
-        Environment={"Variables": {"BUCKET": BUCKET}},
-    )["FunctionArn"]
     pipeline = create_quick_pipeline(account, "status-to-lambda")
     rule = events.put_rule(
         Name="terminal-status",

@@ -214,7 +214,7 @@ def test_instances_held_to_their_own_cores_run_on_different_cores(tmp_path, monk
     number is refused when the sandbox starts, in one line."""
     from mlops_core.errors import SandboxError
     from sandbox import client
-    from tests.sandbox.pipeline_account import EXECUTION_POLICY, ROLE_NAME, TRUST_SAGEMAKER, PipelineAccount
+    from tests.sandbox.pipeline_account import pipeline_account
 
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "one")
@@ -222,11 +222,7 @@ def test_instances_held_to_their_own_cores_run_on_different_cores(tmp_path, monk
         client.up({"dev": "111111111111"})
     monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "1")
     try:
-        account = PipelineAccount(client.up({"dev": "111111111111"}))
-        account.client("s3").create_bucket(Bucket=BUCKET)
-        iam = account.client("iam")
-        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))
-        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="engine-test", PolicyDocument=json.dumps(EXECUTION_POLICY))
+        account = pipeline_account(client.up({"dev": "111111111111"}))
         account.put("cores/input/part-0.csv", "0\n")
         step = processing_step(
             "Cores",
