@@ -19,9 +19,10 @@ result is the same whatever the block size (--chunk-bytes):
   of training rows so that floating-point sums do not depend on the read's block size either.
 - Numeric values are written to the splits as they appear in the input (trimmed); missing ones get the
   median, categories their one-hot encoding. When every feature is numeric, in file order, and the
-  target is the first or last column, a block whose rows need nothing filled, trimmed or unquoted is
-  parsed straight to numbers and its rows are written as their own bytes, the label in the target's
-  place: the same bytes as formatting each field, without turning every number into text again.
+  target is the first or last column, a block with nothing to trim or unquote is parsed straight to
+  numbers and its rows are written as their own bytes, the label in the target's place (the few rows
+  with a missing number are formatted): the same bytes as formatting each field, without turning
+  every number into text again.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ SPLIT_BLOCK = 1_000  # rows of one class dealt to train/validation/test by one p
 PENDING_BYTES = 64 << 20  # rows held while only one class has been seen; more go to a temporary file
 MAX_CLASSES_LISTED = 10_000
 LINES = "lines"  # the one column of a block kept as its lines (see Preprocess._line_values)
+MAX_GAP_SHARE = 8  # a block's rows are copied when at most 1 in this many has a missing number
 MAX_SKIPPED_BLOCKS = 64  # blocks read as text, at most, before copying their rows is tried again
 COPY_LINES = True  # write clean rows as their own bytes (False: format every field, the same bytes, slower)
 
@@ -297,14 +299,15 @@ class SplitWriter:
             raise self.failure
         self.queue.put((split, pa.record_batch(columns, schema=self.schema), counts))
 
-    def write_lines(self, split, labels, lines, target_first: bool) -> None:
-        """Rows written as their own bytes, the target's character replaced by the label (see _relabelled)."""
+    def write_lines(self, split, labels, lines, target_first: bool, gaps, filled: list) -> None:
+        """Rows written as their own bytes, the target's character replaced by the label (see _relabelled),
+        but the rows `gaps` (positions in the block), written as `filled`."""
         counts = [int((split == which).sum()) for which in range(3)]
         for which in range(3):
             self.rows[which] += counts[which]
         if self.failure is not None:
             raise self.failure
-        self.queue.put((split, (lines, labels, target_first), counts))
+        self.queue.put((split, (lines, labels, target_first, gaps, filled), counts))
 
     def _drain(self) -> None:
         import pyarrow as pa
@@ -322,11 +325,7 @@ class SplitWriter:
                         continue
                     every = counts[which] == len(split)
                     if isinstance(batch, tuple):  # lines: the CSV writer writes each batch at once, so they interleave
-                        lines, labels, target_first = batch
-                        if not every:
-                            chosen = split == which
-                            lines, labels = lines.filter(pa.array(chosen)), labels[chosen]
-                        self.handles[which].write(_relabelled(lines, labels, target_first))
+                        self.handles[which].write(_split_lines(split, which, every, *batch))
                     else:
                         writer.write_batch(batch if every else batch.filter(pa.array(split == which)))
             except BaseException as exc:  # raised again on the main thread
@@ -361,7 +360,9 @@ class Chunk:
     def __init__(self, first_row, rows, target, numbers, tokens, categories, lines=None):
         self.first_row, self.rows = first_row, rows
         self.target, self.numbers, self.tokens, self.categories = target, numbers, tokens, categories
-        self.lines = lines  # the rows' own bytes when they are written as they are (see Preprocess._line_values)
+        # (the rows' own bytes, rows with a missing number) when they are written as they are (see
+        # Preprocess._line_values)
+        self.lines = lines
         self.labels = self.split = None
 
 
@@ -371,6 +372,7 @@ class Preprocess:
         self.categorical = split_list(args.categorical)
         markers = [m for m in split_list(args.missing_values) if m not in DEFAULT_MISSING_MARKERS]
         self.markers = list(DEFAULT_MISSING_MARKERS) + markers
+        self.marker_bytes = {m.encode() for m in self.markers}
         self.contract = None
         if args.contract:
             self.contract = ContractCheck(columns_to_check(load_json(args.contract, "contract.json"), with_target=True))
@@ -539,9 +541,10 @@ class Preprocess:
         )
 
     def _line_values(self, batch):
-        """The values of a block whose rows go to the splits as their own bytes, or None if some row does
-        not: every number present (no median to fill), no quote, space or control character (no text to
-        trim or unquote), a one-character target (the label takes its place), one row per line."""
+        """The values of a block whose rows go to the splits as their own bytes, or None if they do not: no
+        quote, space or control character (no text to trim or unquote), a one-character target (the label
+        takes its place), one row per line, few rows with a missing number (those are formatted, the
+        median in the gaps). The lines come as (lines, rows with a gap)."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.csv as pcsv
@@ -568,14 +571,18 @@ class Preprocess:
         ends = np.frombuffer(target.buffers()[1], dtype=np.int32)[[target.offset, target.offset + len(target)]]
         if ends[1] - ends[0] != len(target):
             return None
-        numbers = {}
+        numbers, gaps = {}, None
         for i, name in enumerate(self.header):
             if i != self.target_index:
-                column = table.column(i)
+                column = table.column(i).combine_chunks()
                 if column.null_count:
-                    return None
-                numbers[name] = column.to_numpy()
-        return target, numbers, {}, {}, {}, {}, lines
+                    missing = column.is_null().to_numpy(zero_copy_only=False)
+                    gaps = missing if gaps is None else gaps | missing
+                numbers[name] = column.to_numpy(zero_copy_only=False)
+        gap_rows = np.flatnonzero(gaps) if gaps is not None else np.zeros(0, dtype=np.int64)
+        if len(gap_rows) * MAX_GAP_SHARE > len(lines):
+            return None  # rows with a missing number are formatted one by one: only a few per block
+        return target, numbers, {}, {}, {}, {}, (lines, gap_rows)
 
     def _values(self, batch):
         """(target, numbers, tokens, categories, contract columns, first non-number per column, lines) of a
@@ -745,6 +752,7 @@ class Preprocess:
         edges = {name: histogram_edges(frame[name].to_numpy()) for name in self.numeric}
         self.baseline = Baseline(self.numeric, self.categorical, edges)
         self.fill = {name: f"{float(np.float32(self.transform.medians[name])):.8g}" for name in self.numeric}
+        self.fill_bytes = {name: text.encode() for name, text in self.fill.items()}
         self.writer = SplitWriter(self.outputs, self.args, self.transform.encoded_columns)
         chunks, self.fit_chunks = self.fit_chunks, []
         for chunk in chunks:
@@ -760,7 +768,9 @@ class Preprocess:
             columns += [chunk.categories[name].to_numpy(zero_copy_only=False)[train] for name in self.categorical]
             self.baseline.add(columns)
         if chunk.lines is not None:
-            self.writer.write_lines(chunk.split, chunk.labels, chunk.lines, self.target_first)
+            lines, gaps = chunk.lines
+            filled = [self._filled(lines[int(row)].as_py(), int(chunk.labels[row])) for row in gaps]
+            self.writer.write_lines(chunk.split, chunk.labels, lines, self.target_first, gaps, filled)
             return
         labels = pc.if_else(pa.array(chunk.labels == 1), "1", "0")
         columns = [labels] + [pc.fill_null(chunk.tokens[name], self.fill[name]) for name in self.numeric]
@@ -769,6 +779,16 @@ class Preprocess:
             for category in self.transform.categories[name]:
                 columns.append(pc.if_else(pc.equal(values, category), "1", "0"))
         self.writer.write(chunk.split, columns)
+
+    def _filled(self, line: bytes, label: int) -> bytes:
+        """A copied line with a missing number written as the text path writes it: the label, then each
+        number's text or, for a missing-value marker, the training median."""
+        fields = line[:-1].split(b",")
+        fields = fields[1:] if self.target_first else fields[:-1]
+        out = [b"%d" % label]
+        for name, text in zip(self.numeric, fields):
+            out.append(self.fill_bytes[name] if text in self.marker_bytes else text)
+        return b",".join(out) + b"\n"
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -835,6 +855,30 @@ def _lines(block: bytes):
     offsets[0] = 0
     offsets[1:] = ends + 1
     return pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+
+
+def _split_lines(split, which: int, every: bool, lines, labels, target_first: bool, gaps, filled: list):
+    """The bytes of split `which` of a block of copied lines (see SplitWriter.write_lines)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not every:
+        chosen = split == which
+        lines, labels = lines.filter(pa.array(chosen)), labels[chosen]
+    out = _relabelled(lines, labels, target_first)
+    mine = split[gaps] == which if len(gaps) else np.zeros(0, dtype=bool)
+    if not mine.any():
+        return out
+    # The lines with a gap, by their place in this split: the bytes between them are copied, they are not.
+    rows = gaps[mine] if every else np.cumsum(chosen)[gaps[mine]] - 1
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    offsets = offsets - offsets[0]
+    parts, copied = [], 0
+    for row, text in zip(rows, [filled[i] for i in np.flatnonzero(mine)]):
+        parts += [out[copied : offsets[row]], text]
+        copied = offsets[row + 1]
+    parts.append(out[copied:])
+    return b"".join(parts)
 
 
 def _relabelled(lines, labels, target_first: bool):

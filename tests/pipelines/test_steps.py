@@ -522,9 +522,10 @@ def test_preprocess_writes_the_same_bytes_whatever_the_read_block_size(steps, tm
 @pytest.mark.parametrize("target_first", [False, True], ids=["target-last", "target-first"])
 def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tmp_path, monkeypatch, target_first):
     """Rows that need nothing filled, trimmed or unquoted are written as their own bytes with the label in
-    the target's place: the outputs are those of writing every field, at any block size, with such rows
-    mixed among a missing marker, spaces, a quoted number, an empty line and CRLF line ends, and with the
-    first class's rows held on disk until the second class shows."""
+    the target's place, and a few rows with a missing number among them get the median: the outputs are
+    those of writing every field, at any block size, with such rows mixed among dense missing markers,
+    spaces, a quoted number, an empty line and CRLF line ends, and with the first class's rows held on
+    disk until the second class shows."""
     rng = np.random.default_rng(11)
     lines = []
     for i in range(6_000):
@@ -538,6 +539,8 @@ def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tm
             a = f'"{a}"'
         if i == 4_000:
             a, b, c = "1e3", "+2", "-0.0"
+        if 4_500 <= i < 5_500 and i % 50 == 0:
+            b, c = ("", c) if i % 100 else (b, "NA")  # sparse gaps: the rows around them are still copied
         fields = [outcome, a, b, c] if target_first else [a, b, c, outcome]
         lines.append(",".join(fields) + ("\r\n" if 3_500 <= i < 3_510 else "\n") + ("\n" if i == 3_000 else ""))
     header = "outcome,a,b,c" if target_first else "a,b,c,outcome"
@@ -550,6 +553,14 @@ def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tm
         return relabelled(rows, labels, first)
 
     monkeypatch.setattr(steps.preprocess, "_relabelled", counted)
+    filled = []
+    fill = steps.preprocess.Preprocess._filled
+
+    def counted_fill(self, line, label):
+        filled.append(line)
+        return fill(self, line, label)
+
+    monkeypatch.setattr(steps.preprocess.Preprocess, "_filled", counted_fill)
     monkeypatch.setattr(steps.preprocess, "PENDING_BYTES", 0)  # the first class's blocks spill to disk
 
     def outputs(name, chunk_bytes, copy):
@@ -565,9 +576,11 @@ def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tm
     assert not copied
     for chunk_bytes in (1024, 7001, 8 << 20):
         copied.clear()
+        filled.clear()
         assert outputs(f"copied-{chunk_bytes}", chunk_bytes, copy=True) == formatted
-        # Small blocks: most rows are copied. One block of the whole file holds rows to format: none is.
-        assert sum(copied) > 3_000 if chunk_bytes < 8 << 20 else not copied
+        # Small blocks: most rows are copied, the sparse gaps filled among them. One block of the whole
+        # file holds rows to trim and unquote: none is copied.
+        assert sum(copied) > 3_000 and len(filled) >= 10 if chunk_bytes < 8 << 20 else not copied
     train = formatted["train/train.csv"].decode().splitlines()
     assert (
         train[0] == "label,a,b,c"
