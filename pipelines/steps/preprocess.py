@@ -64,6 +64,7 @@ MAX_CLASSES_LISTED = 10_000
 LINES = "lines"  # the one column of a block kept as its lines (see Preprocess._line_values)
 MAX_GAP_SHARE = 8  # a block's rows are copied when at most 1 in this many has a missing number
 MAX_SKIPPED_BLOCKS = 64  # blocks read as text, at most, before copying their rows is tried again
+MIN_PIECE_BYTES = 64 << 10  # a block parsed in parallel is cut in pieces of at least this
 COPY_LINES = True  # write clean rows as their own bytes (False: format every field, the same bytes, slower)
 
 
@@ -522,10 +523,15 @@ class Preprocess:
             return None
         return batch, self._values(batch)
 
-    def _read_options(self, block_bytes: int):
+    def _read_options(self, block_bytes: int, pieces: int = 1):
+        """Options to read one block: whole, or cut in `pieces` parsed in parallel by Arrow's pool (the
+        values are the same; a row longer than a piece fails the read, so pieces are MIN_PIECE_BYTES at
+        least)."""
         import pyarrow.csv as pcsv
 
         names = [f"c{i}" for i in range(len(self.header))]
+        if pieces > 1:
+            return pcsv.ReadOptions(column_names=names, block_size=max(block_bytes // pieces + 1, MIN_PIECE_BYTES))
         return pcsv.ReadOptions(column_names=names, block_size=max(block_bytes + 1, 1 << 20), use_threads=False)
 
     def _convert_options(self, types: dict):
@@ -555,7 +561,9 @@ class Preprocess:
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
-                read_options=self._read_options(data.size),
+                # In a piece per thread of Arrow's pool, at most 4: a row longer than a piece sends the
+                # block to the text reader, which reads it whole.
+                read_options=self._read_options(data.size, min(4, pa.cpu_count())),
                 convert_options=self._convert_options(
                     {f"c{i}": pa.float64() for i, name in enumerate(self.header) if i != self.target_index}
                 ),

@@ -562,6 +562,7 @@ def test_preprocess_copies_clean_rows_byte_for_byte_as_formatting_them(steps, tm
 
     monkeypatch.setattr(steps.preprocess.Preprocess, "_filled", counted_fill)
     monkeypatch.setattr(steps.preprocess, "PENDING_BYTES", 0)  # the first class's blocks spill to disk
+    monkeypatch.setattr(steps.preprocess, "MIN_PIECE_BYTES", 1024)  # blocks parsed in pieces, in parallel
 
     def outputs(name, chunk_bytes, copy):
         monkeypatch.setattr(steps.preprocess, "COPY_LINES", copy)
