@@ -405,3 +405,38 @@ def test_an_input_the_role_may_not_read_fails_the_step_before_it_runs(account, d
     reason = steps["Double"]["FailureReason"]
     assert "AccessDenied" in reason and "GetObject" in reason, reason
     assert not account.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("KeyCount")
+
+
+HASHES = """
+import hashlib, json, pathlib, sys
+source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(source.iterdir())}
+(out / 'digests.json').write_text(json.dumps(digests))
+"""
+
+
+def test_a_job_sees_its_inputs_byte_for_byte_small_and_large(account):
+    """What an instance downloads is the object, byte for byte: a small one moto keeps in memory, a large
+    one it keeps on disk (the engine copies the latter file to file once S3 has authorised the GetObject),
+    an empty one, and after the large one is overwritten, the new bytes."""
+    import hashlib
+    import os
+
+    bodies = {"small.bin": os.urandom(1000), "large.bin": os.urandom(6 * 1024 * 1024 + 3), "empty.bin": b""}
+    for name, body in bodies.items():
+        account.put(f"sizes/input/{name}", body)
+    step = processing_step(
+        "Hash",
+        account.put_script("hashes.py", HASHES),
+        "hashes.py",
+        inputs=[("data", f"s3://{BUCKET}/sizes/input")],
+        outputs=[("digests", f"s3://{BUCKET}/sizes/out")],
+        arguments=["/opt/ml/processing/input/data", "/opt/ml/processing/output/digests"],
+    )
+    for attempt in range(2):
+        described, steps = account.run(f"input-sizes-{attempt}", {"Steps": [step]})
+        assert described["PipelineExecutionStatus"] == "Succeeded", steps
+        seen = json.loads(account.read(f"s3://{BUCKET}/sizes/out/digests.json"))
+        assert seen == {name: hashlib.sha256(body).hexdigest() for name, body in bodies.items()}
+        bodies["large.bin"] = os.urandom(7 * 1024 * 1024)  # replaced: the next run must see these bytes
+        account.put("sizes/input/large.bin", bodies["large.bin"])
