@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,7 @@ def main() -> int:
             rows.append((log.step, wall, startup))
     finally:
         client.down(save=False)
+        shutil.rmtree(home, ignore_errors=True)  # its journal holds every byte written
 
     print(f"sandbox engine bench (one run, {os.cpu_count()} cores)")
     print(f"  sandbox up                         {up:6.2f} s")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -144,6 +145,7 @@ def main(argv=None) -> int:
         return _bench(prod, args.projects)
     finally:
         client.down(save=False)
+        shutil.rmtree(os.environ["MLOPS_SANDBOX_HOME"], ignore_errors=True)  # its journal holds every byte written
 
 
 def _bench(prod, projects: int) -> int:

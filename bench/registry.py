@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
         return _bench(load_environment("prod", env_dir=REPO / "environments"), args.versions, args.pipelines)
     finally:
         client.down(save=False)
+        shutil.rmtree(os.environ["MLOPS_SANDBOX_HOME"], ignore_errors=True)  # its journal holds every byte written
 
 
 def _bench(prod, versions: int, pipelines: int) -> int:

@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -584,6 +585,7 @@ def sandbox_instances(
     finally:
         client.down(save=False)
         os.environ.pop("MLOPS_SANDBOX_INSTANCE_CPUS", None)
+        shutil.rmtree(os.environ["MLOPS_SANDBOX_HOME"], ignore_errors=True)  # its journal holds the whole batch
 
 
 def main() -> int:
