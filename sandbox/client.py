@@ -140,7 +140,7 @@ def _spawn(directory: Path, port: int) -> dict:
     try:  # a setting the engine reads on each job: refused here, in one line, not at the first job
         instances.cpus_per_instance()
     except ValueError as exc:
-        raise SandboxError(str(exc)) from None
+        raise ConfigError(str(exc), source="environment", field=instances.CPUS_VARIABLE) from None
     env = dict(os.environ)
     # the package must import in the child however this one was started (installed, or from a checkout)
     root = str(Path(__file__).resolve().parents[1])

@@ -56,7 +56,7 @@ def cpus_per_instance() -> int | None:
     if value in ("", "0"):
         return None
     if not value.isdigit():
-        raise ValueError(f"{CPUS_VARIABLE} {value!r} is not a whole number of cores (0 or unset: share them all)")
+        raise ValueError(f"{value!r} is not a whole number of cores (0 or unset: share them all)")
     return int(value)
 
 

@@ -212,14 +212,15 @@ def test_instances_held_to_their_own_cores_run_on_different_cores(tmp_path, monk
     OpenMP and Arrow pools sized to it; two instances running at once hold different cores (on a machine
     with two or more), as two 1-vCPU instances each bring their own CPU on AWS. A value that is not a whole
     number is refused when the sandbox starts, in one line."""
-    from mlops_core.errors import SandboxError
+    from mlops_core.errors import ConfigError
     from sandbox import client
     from tests.sandbox.pipeline_account import pipeline_account
 
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "one")
-    with pytest.raises(SandboxError, match="MLOPS_SANDBOX_INSTANCE_CPUS 'one' is not a whole number"):
+    with pytest.raises(ConfigError, match="MLOPS_SANDBOX_INSTANCE_CPUS: 'one' is not a whole number") as bad:
         client.up({"dev": "111111111111"})
+    assert bad.value.exit_code == 2
     monkeypatch.setenv("MLOPS_SANDBOX_INSTANCE_CPUS", "1")
     try:
         account = pipeline_account(client.up({"dev": "111111111111"}))
