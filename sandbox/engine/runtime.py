@@ -253,8 +253,12 @@ def _copy_stored(s3: Any, bucket: str, name: str, target: Path) -> bool:
     if stored is None or stored.etag != answered.get("ETag"):
         return False
     with open(target, "wb") as handle:
-        if not _copy_spilled(stored, handle.fileno()):
-            handle.write(stored.value)
+        try:
+            if not _copy_spilled(stored, handle.fileno()):
+                handle.write(stored.value)
+        except (OSError, ValueError):  # overwritten meanwhile and its bytes let go: the API answers
+            handle.truncate(0)
+            return False
     return True
 
 
