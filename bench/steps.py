@@ -75,18 +75,15 @@ def child(script: str, argv: list[str], report: str) -> None:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         code = exc.code or 0
+    write_report(report, started, exit=code)
+
+
+def write_report(report: str, started: float, **extra) -> None:
+    """This process's wall time since `started`, its CPU seconds and peak RSS, as JSON in `report`."""
     elapsed = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    Path(report).write_text(
-        json.dumps(
-            {
-                "seconds": elapsed,
-                "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                "peak_mib": peak_rss_mib(),
-                "exit": code,
-            }
-        )
-    )
+    figures = {"seconds": elapsed, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mib": peak_rss_mib()}
+    Path(report).write_text(json.dumps({**figures, **extra}))
 
 
 def peak_rss_mib() -> float:
@@ -144,18 +141,7 @@ def raw_read_child(path: str, report: str) -> None:
     import pyarrow.csv as pcsv
 
     table = pcsv.read_csv(path)
-    elapsed = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    Path(report).write_text(
-        json.dumps(
-            {
-                "seconds": elapsed,
-                "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                "peak_mib": peak_rss_mib(),
-                "rows": table.num_rows,
-            }
-        )
-    )
+    write_report(report, started, rows=table.num_rows)
 
 
 def raw_read(path: Path) -> dict:

@@ -144,13 +144,13 @@ def _zipped(*paths: Path) -> bytes:
     return raw.getvalue()
 
 
-def arrival_function(env: Environment) -> LambdaFunction:
-    """The function the arrival rules of mlops-infra/ invoke: starts the pipeline with the object's URI."""
-    body = _zipped(ARRIVAL_SOURCE)
+def _project_function(env: Environment, name: str, handler: str, *paths: Path) -> LambdaFunction:
+    """A project-wide function `<project>-<name>` of the environment's Lambda role, `paths` zipped."""
+    body = _zipped(*paths)
     return LambdaFunction(
-        name=f"{env.project}-{ARRIVAL_FUNCTION}",
+        name=f"{env.project}-{name}",
         role_arn=env.role_arn("lambda"),
-        handler="start_on_arrival.handler",
+        handler=handler,
         runtime=LAMBDA_RUNTIME,
         zip_bytes=body,
         sha256=hashlib.sha256(body).hexdigest(),
@@ -158,18 +158,16 @@ def arrival_function(env: Environment) -> LambdaFunction:
     )
 
 
+def arrival_function(env: Environment) -> LambdaFunction:
+    """The function the arrival rules of mlops-infra/ invoke: starts the pipeline with the object's URI."""
+    return _project_function(env, ARRIVAL_FUNCTION, "start_on_arrival.handler", ARRIVAL_SOURCE)
+
+
 def run_metrics_function(env: Environment) -> LambdaFunction:
     """The function the run-metrics rules of mlops-infra/ invoke when an execution ends: PipelineRuns and
     PipelineDuration. It carries the metric contract (metric_data.py) in its zip."""
-    body = _zipped(RUN_METRICS_SOURCE, STEPS_DIR / "metric_data.py")
-    return LambdaFunction(
-        name=f"{env.project}-{RUN_METRICS_FUNCTION}",
-        role_arn=env.role_arn("lambda"),
-        handler="run_metrics.handler",
-        runtime=LAMBDA_RUNTIME,
-        zip_bytes=body,
-        sha256=hashlib.sha256(body).hexdigest(),
-        timeout=30,
+    return _project_function(
+        env, RUN_METRICS_FUNCTION, "run_metrics.handler", RUN_METRICS_SOURCE, STEPS_DIR / "metric_data.py"
     )
 
 

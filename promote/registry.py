@@ -262,21 +262,15 @@ class Registry:
 
     def summaries(self) -> list[dict]:
         """Every version of the group, newest first (ListModelPackages by group ARN, all pages)."""
-        sm, summaries, token = self.sagemaker, [], None
-        while True:
-            kwargs = {
-                "ModelPackageGroupName": self.env.model_package_group_arn,
-                "SortBy": "CreationTime",
-                "SortOrder": "Descending",
-                "MaxResults": 100,
-            }
-            if token:
-                kwargs["NextToken"] = token
-            page = _call(sm.list_model_packages, **kwargs)
-            summaries.extend(page.get("ModelPackageSummaryList", []))
-            token = page.get("NextToken")
-            if not token:
-                return sorted(summaries, key=version_of, reverse=True)
+        summaries = _all_pages(
+            self.sagemaker,
+            "list_model_packages",
+            "ModelPackageSummaryList",
+            ModelPackageGroupName=self.env.model_package_group_arn,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+        )
+        return sorted(summaries, key=version_of, reverse=True)
 
     def packages(self) -> list[dict]:
         """Every version of the group with everything DescribeModelPackage answers (metadata, metrics
@@ -285,25 +279,17 @@ class Registry:
         which is the group's for the approver role. Its index can lag a write by seconds, so it serves
         views (status, finding a pin); a decision reads the version with DescribeModelPackage."""
         group = self.env.model_package_group_arn.rsplit("/", 1)[1]
-        sm, token = self.sagemaker, None
-        packages: list[dict] = []
-        while True:
-            kwargs = {
-                "Resource": "ModelPackage",
-                "SearchExpression": {
-                    "Filters": [{"Name": "ModelPackageGroupName", "Operator": "Equals", "Value": group}]
-                },
-                "SortBy": "CreationTime",
-                "SortOrder": "Descending",
-                "MaxResults": 100,
-            }
-            if token:
-                kwargs["NextToken"] = token
-            page = _call(sm.search, **kwargs)
-            packages.extend(r["ModelPackage"] for r in page.get("Results", []) if r.get("ModelPackage"))
-            token = page.get("NextToken")
-            if not token:
-                return sorted(packages, key=version_of, reverse=True)
+        results = _all_pages(
+            self.sagemaker,
+            "search",
+            "Results",
+            Resource="ModelPackage",
+            SearchExpression={"Filters": [{"Name": "ModelPackageGroupName", "Operator": "Equals", "Value": group}]},
+            SortBy="CreationTime",
+            SortOrder="Descending",
+        )
+        packages = [r["ModelPackage"] for r in results if r.get("ModelPackage")]
+        return sorted(packages, key=version_of, reverse=True)
 
     def describe(self, version: int) -> dict:
         from botocore.exceptions import ClientError
@@ -411,6 +397,12 @@ def _call(func, **kwargs):
         return func(**kwargs)
     except ClientError as exc:
         raise (AccessDenied.from_client_error(exc) or exc) from None
+
+
+def _all_pages(client: Any, operation: str, key: str, **kwargs: Any) -> list:
+    """Every item under `key` of every page of `operation`, 100 a page (the most SageMaker answers)."""
+    pages = client.get_paginator(operation).paginate(**kwargs, PaginationConfig={"PageSize": 100})
+    return _call(lambda: [item for page in pages for item in page.get(key, [])])  # the calls run as it reads
 
 
 # -- metrics from the evaluation report -----------------------------------------------------------

@@ -524,17 +524,22 @@ def list_metrics(self) -> Any:
             },
         )
     ordered = [found[k] for k in sorted(found, key=lambda k: (k[0], k[1], sorted(k[2])))]
-    offset = 0
-    token = self._get_param("NextToken")
-    if token:
-        offset = _decode_token(token, "ListMetrics")
-        if not isinstance(offset, int) or offset < 0:
-            raise _invalid("The NextToken of this ListMetrics request is invalid.")
-    page = ordered[offset : offset + LIST_PAGE]
+    page, following = _offset_page(ordered, LIST_PAGE, self._get_param("NextToken"), "ListMetrics")
     out: dict[str, Any] = {"Metrics": page}
-    if offset + LIST_PAGE < len(ordered):
-        out["NextToken"] = _encode_token({"offset": offset + LIST_PAGE})
+    if following:
+        out["NextToken"] = following
     return ActionResult(out)
+
+
+def _offset_page(items: list, limit: int, token: str | None, operation: str) -> tuple[list, str | None]:
+    """One page of `items` from the offset `token` carries, and the token of the next page (None: last)."""
+    offset = 0
+    if token:
+        offset = _decode_token(token, operation)
+        if not isinstance(offset, int) or offset < 0:
+            raise _invalid(f"The NextToken of this {operation} request is invalid.")
+    following = _encode_token({"offset": offset + limit}) if offset + limit < len(items) else None
+    return items[offset : offset + limit], following
 
 
 # -- alarms -----------------------------------------------------------------------------------------------
@@ -583,19 +588,13 @@ def describe_alarms(self) -> Any:
         if action_prefix and not any(a.startswith(action_prefix) for a in alarm.alarm_actions):
             continue
         chosen.append(alarm)
-    offset = 0
-    token = self._get_param("NextToken")
-    if token:
-        offset = _decode_token(token, "DescribeAlarms")
-        if not isinstance(offset, int) or offset < 0:
-            raise _invalid("The NextToken of this DescribeAlarms request is invalid.")
-    page = chosen[offset : offset + limit]
+    page, following = _offset_page(chosen, limit, self._get_param("NextToken"), "DescribeAlarms")
     out: dict[str, Any] = {
         "MetricAlarms": [a for a in page if a.rule is None],
         "CompositeAlarms": [a for a in page if a.rule is not None],
     }
-    if offset + limit < len(chosen):
-        out["NextToken"] = _encode_token({"offset": offset + limit})
+    if following:
+        out["NextToken"] = following
     return ActionResult(out)
 
 
